@@ -1,0 +1,1 @@
+"""zenkube's ZenML flavors and adapters (MLflow registry, Evidently, Seldon, Kubeflow)."""

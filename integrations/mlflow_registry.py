@@ -1,0 +1,170 @@
+"""The one place that talks to MLflow's tracking and registry (MLflow 3 + ZenML adapter).
+
+Why this file exists: under MLflow 3, ZenML's registry registers `runs:/…/model`,
+which does not load; we register the LoggedModel `models:/m-…` URI instead. Models are
+logged with cloudpickle (not skops) so that Seldon's MLflow 2 server can read them too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
+
+from steps.errors import ConfigError
+
+CHAMPION_ALIAS = "champion"
+# MLflow refuses to unpickle models unless this is set; servers need it too.
+PICKLE_ENV = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
+
+
+class RegisteredModel(BaseModel):
+    """A model version in the MLflow registry.
+
+    Attributes:
+        name: registered model name.
+        version: registry version (a string, as MLflow returns it).
+        model_uri: the LoggedModel URI (`models:/m-…`) the version was registered from.
+        run_id: MLflow run that logged it.
+        artifact_location: where the model's files live (local path or bucket URI).
+    """
+
+    name: str
+    version: str
+    model_uri: str
+    run_id: str = ""
+    artifact_location: str = ""
+
+    @property
+    def registry_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def configure_from_stack() -> str:
+    """Point MLflow at the active stack's tracker; return the tracking URI.
+
+    Raises ConfigError when the stack has no MLflow experiment tracker.
+    """
+    from zenml.client import Client
+
+    os.environ.update(PICKLE_ENV)
+    stack = Client().active_stack
+    tracker = stack.experiment_tracker
+    if tracker is None or tracker.flavor != "mlflow":
+        raise ConfigError(
+            f"The active stack '{stack.name}' has no MLflow experiment tracker. Register the "
+            "zenkube stack with `python run.py stack up local` (or add an mlflow experiment "
+            "tracker and model registry to your stack)."
+        )
+    if stack.model_registry is None:
+        raise ConfigError(
+            f"The active stack '{stack.name}' has no model registry. Add one with "
+            "`zenml model-registry register mlflow_registry --flavor=mlflow` and "
+            "`zenml stack update -r mlflow_registry`, or run `python run.py stack up local`."
+        )
+    tracker.configure_mlflow()
+    mlflow.set_registry_uri(tracker.get_tracking_uri())
+    return tracker.get_tracking_uri()
+
+
+def log_and_register(
+    model: Any,
+    features: pd.DataFrame,
+    name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str] | None = None,
+) -> RegisteredModel:
+    """Log params, metrics and the model to the active MLflow run and register a version."""
+    os.environ.update(PICKLE_ENV)
+    example = features.head(5)
+    signature = infer_signature(example, model.predict(example))
+    active = mlflow.active_run() or mlflow.start_run()
+    mlflow.log_params(_flatten(params))
+    mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=example,
+        serialization_format="cloudpickle",
+        # Inferring requirements re-imports the model in a subprocess (~10 s); we know them.
+        pip_requirements=_model_requirements(),
+        tags=tags,
+    )
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    logged = MlflowClient().get_logged_model(info.model_id)
+    return RegisteredModel(
+        name=name,
+        version=str(version.version),
+        model_uri=info.model_uri,
+        run_id=active.info.run_id,
+        artifact_location=logged.artifact_location,
+    )
+
+
+def _model_requirements() -> list[str]:
+    import cloudpickle
+    import numpy
+    import sklearn
+
+    return [
+        f"scikit-learn=={sklearn.__version__}",
+        f"cloudpickle=={cloudpickle.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = str(value)[:500]
+    return flat
+
+
+def get_champion(name: str) -> RegisteredModel | None:
+    """The version behind the `champion` alias, or None when there is none yet."""
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+    return _describe(client, version)
+
+
+def get_version(name: str, version: str) -> RegisteredModel:
+    client = MlflowClient()
+    return _describe(client, client.get_model_version(name, version))
+
+
+def _describe(client: MlflowClient, version) -> RegisteredModel:
+    location = ""
+    if version.source.startswith("models:/m-"):
+        location = client.get_logged_model(version.source.split("/", 1)[1]).artifact_location
+    return RegisteredModel(
+        name=version.name,
+        version=str(version.version),
+        model_uri=version.source,
+        run_id=version.run_id or "",
+        artifact_location=location,
+    )
+
+
+def load_model(uri: str) -> Any:
+    """Load a scikit-learn model from any MLflow model URI."""
+    os.environ.update(PICKLE_ENV)
+    return mlflow.sklearn.load_model(uri)
+
+
+def set_champion(name: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, CHAMPION_ALIAS, version)

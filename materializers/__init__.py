@@ -1,0 +1,6 @@
+"""zenkube's artifact types and their materializers (registered on import)."""
+
+from materializers.dataset import Dataset, DatasetMaterializer
+from materializers.evaluation_report import EvaluationReport, EvaluationReportMaterializer
+
+__all__ = ["Dataset", "DatasetMaterializer", "EvaluationReport", "EvaluationReportMaterializer"]

@@ -1,0 +1,124 @@
+"""A tabular dataset that carries its schema, stored as Parquet through the artifact store."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pandas as pd
+from zenml.enums import ArtifactType, VisualizationType
+from zenml.materializers.base_materializer import BaseMaterializer
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+
+
+def infer_schema(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
+    """Column -> `numeric` or `categorical` for every feature column (target excluded)."""
+    schema = {}
+    for column in frame.columns:
+        if column == target:
+            continue
+        is_numeric = pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
+            frame[column]
+        )
+        schema[str(column)] = NUMERIC if is_numeric else CATEGORICAL
+    return schema
+
+
+@dataclass
+class Dataset:
+    """Rows plus what they mean: the target column, the task and the feature schema.
+
+    Attributes:
+        frame: the rows (features and, when labelled, the target).
+        target: name of the label column.
+        task: classification or regression.
+        name: where the data came from (dataset name or path).
+        schema: feature column -> numeric/categorical; inferred when not given.
+    """
+
+    frame: pd.DataFrame
+    target: str
+    task: str
+    name: str = ""
+    schema: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.schema:
+            self.schema = infer_schema(self.frame, self.target)
+
+    @property
+    def features(self) -> pd.DataFrame:
+        return self.frame[list(self.schema)]
+
+    @property
+    def labels(self) -> pd.Series | None:
+        return self.frame[self.target] if self.target in self.frame.columns else None
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the schema: equal fingerprints mean the same columns and kinds."""
+        blob = json.dumps({"schema": self.schema, "target": self.target, "task": self.task})
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class DatasetMaterializer(BaseMaterializer):
+    """Stores a `Dataset` as `data.parquet` + `schema.json`, with an HTML preview."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (Dataset,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.uri, name)
+
+    def save(self, data: Dataset) -> None:
+        meta = {"target": data.target, "task": data.task, "name": data.name, "schema": data.schema}
+        with self.artifact_store.open(self._path("schema.json"), "w") as f:
+            json.dump(meta, f)
+        with self.artifact_store.open(self._path("data.parquet"), "wb") as f:
+            data.frame.to_parquet(f, index=False)
+
+    def load(self, data_type: type[Any]) -> Dataset:
+        with self.artifact_store.open(self._path("schema.json"), "r") as f:
+            meta = json.load(f)
+        with self.artifact_store.open(self._path("data.parquet"), "rb") as f:
+            frame = pd.read_parquet(f)
+        return Dataset(frame=frame, **meta)
+
+    def extract_metadata(self, data: Dataset) -> dict[str, Any]:
+        return {
+            "rows": len(data.frame),
+            "columns": len(data.frame.columns),
+            "target": data.target,
+            "task": data.task,
+            "schema_fingerprint": data.fingerprint,
+            "source": data.name,
+        }
+
+    def save_visualizations(self, data: Dataset) -> dict[str, VisualizationType]:
+        path = self._path("preview.html")
+        with self.artifact_store.open(path, "w") as f:
+            f.write(dataset_preview_html(data))
+        return {path: VisualizationType.HTML}
+
+
+def dataset_preview_html(data: Dataset, rows: int = 20) -> str:
+    """A self-contained HTML page: schema table and the first rows."""
+    schema_rows = "".join(
+        f"<tr><td>{html.escape(c)}</td><td>{k}</td></tr>" for c, k in data.schema.items()
+    )
+    return (
+        "<html><body style='font-family:sans-serif'>"
+        f"<h3>{html.escape(data.name or 'dataset')}: {len(data.frame)} rows, "
+        f"{len(data.frame.columns)} columns, target <code>{html.escape(data.target)}</code> "
+        f"({data.task})</h3>"
+        f"<p>schema fingerprint <code>{data.fingerprint}</code></p>"
+        f"<table border=1 cellpadding=3><tr><th>column</th><th>kind</th></tr>{schema_rows}</table>"
+        f"<h4>First {rows} rows</h4>{data.frame.head(rows).to_html(border=1)}"
+        "</body></html>"
+    )

@@ -1,0 +1,1 @@
+"""zenkube's pipelines: compositions of steps, no logic."""

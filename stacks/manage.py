@@ -1,0 +1,223 @@
+"""Stack specs as data: load, validate and register them idempotently."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from steps.errors import ConfigError
+
+STACKS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = STACKS_DIR.parent
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+def zenkube_home() -> Path:
+    """The project's state folder: ZenML store, artifacts, MLflow db, served models."""
+    return Path(os.environ.get("ZENKUBE_HOME", REPO_ROOT / ".zenkube")).resolve()
+
+
+def spec_path(name_or_path: str) -> Path:
+    """`local` → stacks/local.yaml; anything else is a path."""
+    candidate = STACKS_DIR / f"{name_or_path}.yaml"
+    path = candidate if candidate.exists() else Path(name_or_path)
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in STACKS_DIR.glob("*.yaml")))
+        raise ConfigError(f"No stack spec '{name_or_path}'. Known specs: {known}, or a YAML path.")
+    return path
+
+
+def _expand(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(
+                    f"The stack spec uses ${{{name}}} but it is not set; export {name}=... first."
+                )
+            return env[name]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env) for v in value]
+    return value
+
+
+def load_spec(name_or_path: str) -> dict[str, Any]:
+    """Read a stack spec and expand ${VARS} (ZENKUBE_HOME is always defined)."""
+    raw = yaml.safe_load(spec_path(name_or_path).read_text())
+    env = {**os.environ, "ZENKUBE_HOME": str(zenkube_home())}
+    spec = _expand(raw, env)
+    problems = validate_spec(spec)
+    if problems:
+        raise ConfigError(
+            f"Stack spec '{name_or_path}' is not usable: " + "; ".join(problems) + "."
+        )
+    return spec
+
+
+def components_of(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """component type → its single component dict."""
+    result = {}
+    for ctype, entries in (spec.get("components") or {}).items():
+        entries = entries if isinstance(entries, list) else [entries]
+        if entries:
+            result[ctype] = entries[0]
+    return result
+
+
+def validate_spec(spec: dict[str, Any]) -> list[str]:
+    """Every reason the spec cannot make a working zenkube stack, with the key to set."""
+    problems = []
+    if not spec.get("stack_name"):
+        problems.append("set `stack_name`")
+    comps = components_of(spec)
+    for required in ("orchestrator", "artifact_store"):
+        if required not in comps:
+            problems.append(f"add a `components.{required}` entry")
+    for ctype, comp in comps.items():
+        for key in ("name", "flavor"):
+            if not comp.get(key):
+                problems.append(f"`components.{ctype}` needs a `{key}`")
+    tracker = comps.get("experiment_tracker")
+    if tracker is None or tracker.get("flavor") != "mlflow":
+        problems.append("add an mlflow `components.experiment_tracker` (zenkube logs to MLflow)")
+    if "model_registry" not in comps:
+        problems.append("add an mlflow `components.model_registry` (promotion uses its aliases)")
+    orchestrator = comps.get("orchestrator", {})
+    if orchestrator.get("flavor") == "kubeflow":
+        problems.extend(_kubeflow_problems(comps))
+    return problems
+
+
+def _kubeflow_problems(comps: dict[str, dict[str, Any]]) -> list[str]:
+    """A Kubeflow stack runs tasks in pods: everything they touch must be remote."""
+    problems = []
+    store = comps.get("artifact_store", {})
+    if store.get("flavor") == "local" or not str(
+        (store.get("configuration") or {}).get("path", "")
+    ).startswith(("s3://", "gs://", "az://", "abfs://")):
+        problems.append(
+            "a Kubeflow stack needs a bucket artifact store (s3/gcs/azure): set "
+            "`components.artifact_store.flavor` and `configuration.path: s3://bucket/...`"
+        )
+    if "container_registry" not in comps:
+        problems.append(
+            "a Kubeflow stack needs `components.container_registry` "
+            "(configuration.uri: your registry) for the step images"
+        )
+    if "image_builder" not in comps:
+        problems.append("a Kubeflow stack needs `components.image_builder` (e.g. flavor: local)")
+    tracker = comps.get("experiment_tracker", {})
+    uri = str((tracker.get("configuration") or {}).get("tracking_uri", ""))
+    if not uri.startswith(("http://", "https://")):
+        problems.append(
+            "a Kubeflow stack needs an MLflow tracking server: set "
+            "`components.experiment_tracker.configuration.tracking_uri: http://...`"
+        )
+    deployer = comps.get("model_deployer", {})
+    if deployer.get("flavor") != "seldon":
+        problems.append("a Kubeflow stack serves with Seldon Core: add a `seldon` model_deployer")
+    return problems
+
+
+@dataclass
+class StackChanges:
+    """What `stack_up` did: component names created, updated, unchanged."""
+
+    stack: str
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated)
+
+
+def ensure_flavors() -> None:
+    """Register zenkube's own flavors (no-op when already registered)."""
+    from zenml.client import Client
+
+    client = Client()
+    from zenml.enums import StackComponentType
+
+    existing = {f.name for f in client.get_flavors_by_type(StackComponentType.MODEL_DEPLOYER)}
+    if "seldon_local" not in existing:
+        from integrations.seldon_local.flavor import SeldonLocalModelDeployerFlavor
+
+        client.create_flavor(
+            source="integrations.seldon_local.flavor.SeldonLocalModelDeployerFlavor",
+            component_type=StackComponentType.MODEL_DEPLOYER,
+        )
+        del SeldonLocalModelDeployerFlavor
+
+
+def stack_up(name_or_path: str, activate: bool = True) -> StackChanges:
+    """Register (or update) the spec's components and stack; same spec → no change."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    spec = load_spec(name_or_path)
+    client = Client()
+    if any(c.get("flavor") == "seldon_local" for c in components_of(spec).values()):
+        ensure_flavors()
+    changes = StackChanges(stack=spec["stack_name"])
+    component_ids: dict[StackComponentType, list] = {}
+    for ctype, comp in components_of(spec).items():
+        stype = StackComponentType(ctype)
+        config = comp.get("configuration") or {}
+        try:
+            existing = client.get_stack_component(stype, comp["name"], allow_name_prefix_match=False)
+        except KeyError:
+            existing = None
+        if existing is None:
+            created = client.create_stack_component(comp["name"], comp["flavor"], stype, config)
+            component_ids[stype] = [created.id]
+            changes.created.append(comp["name"])
+        elif existing.flavor_name != comp["flavor"] or _differs(existing.configuration, config):
+            if existing.flavor_name != comp["flavor"]:
+                raise ConfigError(
+                    f"Component '{comp['name']}' exists with flavor '{existing.flavor_name}', the "
+                    f"spec says '{comp['flavor']}'. Rename it in the spec or delete the old one "
+                    f"(`zenml {ctype.replace('_', '-')} delete {comp['name']}`)."
+                )
+            client.update_stack_component(comp["name"], stype, configuration=config)
+            component_ids[stype] = [existing.id]
+            changes.updated.append(comp["name"])
+        else:
+            component_ids[stype] = [existing.id]
+            changes.unchanged.append(comp["name"])
+    try:
+        stack = client.get_stack(spec["stack_name"], allow_name_prefix_match=False)
+    except KeyError:
+        stack = None
+    if stack is None:
+        client.create_stack(spec["stack_name"], components=component_ids)
+        changes.created.append(spec["stack_name"])
+    else:
+        current = {t: [c.id for c in cs] for t, cs in stack.components.items()}
+        if current != component_ids:
+            client.update_stack(
+                spec["stack_name"],
+                component_updates={
+                    **{t: [] for t in current if t not in component_ids},
+                    **component_ids,
+                },
+            )
+            changes.updated.append(spec["stack_name"])
+    if activate and client.active_stack_model.name != spec["stack_name"]:
+        client.activate_stack(spec["stack_name"])
+    return changes
+
+
+def _differs(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    # The store fills in defaults; only the keys the spec sets are compared.
+    return any(existing.get(k) != v for k, v in wanted.items())

@@ -1,0 +1,1 @@
+"""zenkube's reusable ZenML steps, grouped by lifecycle stage."""

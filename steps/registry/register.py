@@ -1,0 +1,46 @@
+"""Log the model to MLflow, register a version and link it to the ZenML Model version."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from sklearn.base import BaseEstimator
+from zenml import get_step_context, log_metadata, step
+
+from integrations import mlflow_registry
+from integrations.mlflow_registry import RegisteredModel
+from materializers.dataset import Dataset
+from materializers.evaluation_report import EvaluationReport
+from steps.specs import TrainerSpec
+
+
+@step(experiment_tracker=True)
+def register_model(
+    model: BaseEstimator,
+    train: Dataset,
+    report: EvaluationReport,
+    trainer: TrainerSpec,
+    model_name: str,
+) -> Annotated[RegisteredModel, "registered_model"]:
+    """Register a new MLflow version (LoggedModel URI, signature, input example)."""
+    mlflow_registry.configure_from_stack()
+    context = get_step_context()
+    tags = {"zenml_run": context.pipeline_run.name, "schema_fingerprint": train.fingerprint}
+    registered = mlflow_registry.log_and_register(
+        model,
+        train.features,
+        name=model_name,
+        params={"trainer": trainer.model_dump(), "dataset": train.name, "rows": len(train.frame)},
+        metrics=report.metrics,
+        tags=tags,
+    )
+    log_metadata(
+        {
+            "mlflow_model_name": registered.name,
+            "mlflow_version": registered.version,
+            "mlflow_model_uri": registered.model_uri,
+            "mlflow_run_id": registered.run_id,
+        },
+        infer_model=True,
+    )
+    return registered

@@ -1,0 +1,101 @@
+"""Typed parameters shared by steps and pipelines (validated before any run starts)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Task = Literal["classification", "regression"]
+
+BUNDLED_DATASETS: dict[str, Task] = {
+    "breast_cancer": "classification",
+    "wine": "classification",
+    "iris": "classification",
+    "diabetes": "regression",
+}
+
+
+class _Strict(BaseModel):
+    # A misspelt key in a config file must fail loudly, not be ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    """Where the data comes from and what to predict.
+
+    Attributes:
+        source: a bundled scikit-learn dataset name (breast_cancer, wine, iris,
+            diabetes) or a CSV/Parquet file path or artifact-store URI.
+        target: the label column; bundled datasets use `target`.
+        task: classification, regression, or auto (inferred from the target).
+        features: optional list of feature columns to use; all others except the
+            target are dropped. Unknown names are a validation error.
+        min_rows: fewer rows than this is a validation error.
+    """
+
+    source: str = "breast_cancer"
+    target: str | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    features: list[str] | None = None
+    min_rows: int = Field(30, ge=2)
+
+
+class SplitSpec(_Strict):
+    """Seeded train/validation/test split (stratified for classification).
+
+    Attributes:
+        valid_size: share of rows for validation (used by the search only).
+        test_size: share of rows for the final, untouched test evaluation.
+        seed: random seed.
+    """
+
+    valid_size: float = Field(0.2, gt=0, lt=0.5)
+    test_size: float = Field(0.2, gt=0, lt=0.5)
+    seed: int = 42
+
+
+class TrainerSpec(_Strict):
+    """The estimator to fit, by class path, and an optional small search.
+
+    Attributes:
+        class_path: dotted path of a scikit-learn compatible estimator class.
+        params: keyword arguments for the estimator.
+        search: parameter name -> candidate values; every combination is fitted on
+            train and scored on validation (never test); the best one is kept.
+    """
+
+    class_path: str = "sklearn.ensemble.RandomForestClassifier"
+    params: dict[str, Any] = Field(default_factory=lambda: {"n_estimators": 100, "random_state": 0})
+    search: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("class_path")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if "." not in value:
+            raise ValueError("must be a dotted path such as sklearn.ensemble.RandomForestClassifier")
+        return value
+
+
+class GateSpec(_Strict):
+    """When a new model may replace the champion.
+
+    Attributes:
+        metric: the metric compared (accuracy, f1, roc_auc; rmse, mae, r2).
+        threshold: the candidate must reach this (at most this for error metrics).
+        min_improvement: how much better than the champion the candidate must be.
+    """
+
+    metric: str | None = None
+    threshold: float | None = None
+    min_improvement: float = 0.0
+
+
+class TrainingParams(_Strict):
+    """All parameters of the training pipeline (the `parameters:` block of its config)."""
+
+    model_name: str = Field("zenkube-model", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    data: DataSpec = Field(default_factory=DataSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)

@@ -1,0 +1,50 @@
+"""Metrics for both tasks, and which direction is better."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from materializers.evaluation_report import LOWER_IS_BETTER
+
+
+def primary_metric(task: str) -> str:
+    """The metric the promotion gate compares when the config names none."""
+    return "f1" if task == "classification" else "rmse"
+
+
+def score_is_better(metric: str, candidate: float, reference: float, margin: float = 0.0) -> bool:
+    """True when candidate beats reference by more than margin in the metric's direction."""
+    if metric in LOWER_IS_BETTER:
+        return candidate < reference - margin
+    return candidate > reference + margin
+
+
+def compute_metrics(task: str, model, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
+    """accuracy/F1/ROC-AUC for classification; RMSE/MAE/R² for regression."""
+    predicted = model.predict(features)
+    if task == "regression":
+        return {
+            "rmse": float(np.sqrt(skm.mean_squared_error(labels, predicted))),
+            "mae": float(skm.mean_absolute_error(labels, predicted)),
+            "r2": float(skm.r2_score(labels, predicted)),
+        }
+    result = {
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "f1": float(skm.f1_score(labels, predicted, average="macro")),
+    }
+    if hasattr(model, "predict_proba"):
+        try:
+            proba = model.predict_proba(features)
+            classes = list(model.classes_)
+            if len(classes) == 2:
+                result["roc_auc"] = float(skm.roc_auc_score(labels, proba[:, 1]))
+            else:
+                result["roc_auc"] = float(
+                    skm.roc_auc_score(labels, proba, multi_class="ovr", labels=classes)
+                )
+        except ValueError:
+            # ROC-AUC is undefined when the scored rows hold a single class.
+            pass
+    return result
