@@ -118,10 +118,18 @@ def _print_training(result) -> None:
 
 
 @cli.command("train")
-@click.option("--config", "config", type=click.Path(), default=None,
-              help="ZenML run config (default: configs/local/training.yaml).")
-@click.option("--dataset", default=None,
-              help="Bundled dataset (breast_cancer, wine, iris, diabetes) or a CSV/Parquet path/URI.")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(),
+    default=None,
+    help="ZenML run config (default: configs/local/training.yaml).",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    help="Bundled dataset (breast_cancer, wine, iris, diabetes) or a CSV/Parquet path/URI.",
+)
 @click.option("--target", default=None, help="Label column (required for your own files).")
 @click.pass_obj
 def train(obj: Context, config, dataset, target) -> None:

@@ -23,9 +23,9 @@ def infer_schema(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
     for column in frame.columns:
         if column == target:
             continue
-        is_numeric = pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
+        is_numeric = pd.api.types.is_numeric_dtype(
             frame[column]
-        )
+        ) and not pd.api.types.is_bool_dtype(frame[column])
         schema[str(column)] = NUMERIC if is_numeric else CATEGORICAL
     return schema
 

@@ -39,10 +39,14 @@ class EvaluationReport(BaseModel):
         )
         search = ""
         if self.search:
-            search = "<h4>Search (validation split)</h4><table border=1 cellpadding=3>" + "".join(
-                f"<tr><td>{html.escape(str(s['params']))}</td><td>{s['score']:.4f}</td></tr>"
-                for s in self.search
-            ) + "</table>"
+            search = (
+                "<h4>Search (validation split)</h4><table border=1 cellpadding=3>"
+                + "".join(
+                    f"<tr><td>{html.escape(str(s['params']))}</td><td>{s['score']:.4f}</td></tr>"
+                    for s in self.search
+                )
+                + "</table>"
+            )
         return (
             "<html><body style='font-family:sans-serif'>"
             f"<h3>{html.escape(self.estimator)} on {self.rows} test rows ({self.task})</h3>"

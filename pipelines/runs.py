@@ -80,9 +80,34 @@ def run_pipeline(pipeline_obj, params: BaseModel, zenml_options: dict, model_nam
         if model_name and "model" not in zenml_options:
             configured = configured.with_options(model=Model(name=model_name))
         kwargs = {name: getattr(params, name) for name in type(params).model_fields}
-        return configured(**kwargs)
+        try:
+            return configured(**kwargs)
+        except RuntimeError as exc:
+            raise step_error(pipeline_obj.name) or exc from exc
     finally:
         os.unlink(config_file)
+
+
+def step_error(pipeline_name: str) -> Exception | None:
+    """Rebuild the zenkube error a failed step raised (ZenML only says "step X failed")."""
+    from zenml.client import Client
+    from zenml.utils import source_utils
+
+    try:
+        run = Client().get_pipeline(pipeline_name).last_run
+    except (KeyError, RuntimeError):
+        return None
+    for step_run in run.steps.values():
+        info = step_run.exception_info
+        if step_run.status != "failed" or info is None or not info.source:
+            continue
+        try:
+            error_class = source_utils.load(info.source)
+        except Exception:
+            continue
+        if isinstance(error_class, type) and issubclass(error_class, ZenkubeError):
+            return error_class(info.message or f"step {step_run.name} failed")
+    return None
 
 
 @dataclass

@@ -34,6 +34,7 @@ def spec_path(name_or_path: str) -> Path:
 
 def _expand(value: Any, env: dict[str, str]) -> Any:
     if isinstance(value, str):
+
         def sub(match: re.Match) -> str:
             name = match.group(1)
             if name not in env:
@@ -175,7 +176,9 @@ def stack_up(name_or_path: str, activate: bool = True) -> StackChanges:
         stype = StackComponentType(ctype)
         config = comp.get("configuration") or {}
         try:
-            existing = client.get_stack_component(stype, comp["name"], allow_name_prefix_match=False)
+            existing = client.get_stack_component(
+                stype, comp["name"], allow_name_prefix_match=False
+            )
         except KeyError:
             existing = None
         if existing is None:

@@ -73,7 +73,9 @@ class TrainerSpec(_Strict):
     @classmethod
     def _dotted(cls, value: str) -> str:
         if "." not in value:
-            raise ValueError("must be a dotted path such as sklearn.ensemble.RandomForestClassifier")
+            raise ValueError(
+                "must be a dotted path such as sklearn.ensemble.RandomForestClassifier"
+            )
         return value
 
 

@@ -49,7 +49,9 @@ def find_data_problems(data: Dataset, spec: DataSpec | None = None) -> list[str]
                 f"target '{target}' has {int(labels.isna().sum())} empty values; drop or fill them"
             )
         if data.task == "classification" and labels.dropna().nunique() < 2:
-            problems.append(f"target '{target}' has a single class; classification needs two or more")
+            problems.append(
+                f"target '{target}' has a single class; classification needs two or more"
+            )
     if not data.schema:
         problems.append("there are no feature columns besides the target")
     for column, kind in data.schema.items():

@@ -50,7 +50,10 @@ def decide_promotion(
         word = "above" if lower else "below"
         reason = f"{metric}={score:.4f} is {word} the threshold {gate.threshold}"
         return PromotionDecision(
-            promoted=False, reason=reason, metric=metric, candidate_score=score,
+            promoted=False,
+            reason=reason,
+            metric=metric,
+            candidate_score=score,
             champion_score=champion_score,
         )
     if champion_score is not None and not score_is_better(
@@ -61,7 +64,10 @@ def decide_promotion(
             f"test rows (needs an improvement over {gate.min_improvement})"
         )
         return PromotionDecision(
-            promoted=False, reason=reason, metric=metric, candidate_score=score,
+            promoted=False,
+            reason=reason,
+            metric=metric,
+            candidate_score=score,
             champion_score=champion_score,
         )
     if champion_score is None:
@@ -69,6 +75,9 @@ def decide_promotion(
     else:
         reason = f"{metric}={score:.4f} beats the champion's {champion_score:.4f}"
     return PromotionDecision(
-        promoted=True, reason=reason, metric=metric, candidate_score=score,
+        promoted=True,
+        reason=reason,
+        metric=metric,
+        candidate_score=score,
         champion_score=champion_score,
     )

@@ -27,7 +27,9 @@ def champion_score_on(test: Dataset, metric: str, champion: RegisteredModel | No
         model = mlflow_registry.load_model(champion.model_uri)
         return compute_metrics(test.task, model, test.features, test.labels).get(metric)
     except Exception as exc:  # a champion that cannot score these rows cannot defend its title
-        logger.warning("Champion v%s could not be scored on this test set: %s", champion.version, exc)
+        logger.warning(
+            "Champion v%s could not be scored on this test set: %s", champion.version, exc
+        )
         return None
 
 

@@ -21,7 +21,9 @@ def score_is_better(metric: str, candidate: float, reference: float, margin: flo
     return candidate > reference + margin
 
 
-def compute_metrics(task: str, model, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
+def compute_metrics(
+    task: str, model, features: pd.DataFrame, labels: pd.Series
+) -> dict[str, float]:
     """accuracy/F1/ROC-AUC for classification; RMSE/MAE/R² for regression."""
     predicted = model.predict(features)
     if task == "regression":

@@ -37,7 +37,11 @@ def build_model(schema: dict[str, str], class_path: str, params: dict[str, Any])
     categorical = [c for c, k in schema.items() if k == CATEGORICAL]
     preprocess = ColumnTransformer(
         [
-            ("numeric", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), numeric),
+            (
+                "numeric",
+                Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]),
+                numeric,
+            ),
             (
                 "categorical",
                 Pipeline(
@@ -64,7 +68,10 @@ def fit_model(
     candidates = [{}]
     if spec.search:
         names = list(spec.search)
-        candidates = [dict(zip(names, combo)) for combo in itertools.product(*spec.search.values())]
+        candidates = [
+            dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*spec.search.values())
+        ]
     metric = primary_metric(train.task)
     best_model, best_score, results = None, None, []
     for overrides in candidates:

@@ -1,0 +1,84 @@
+"""Shared fixtures: isolated ZenML stores and small, fast training settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
+
+# Small and quick, but the same code path as the defaults.
+FAST_TRAINER = {
+    "trainer.params": {"n_estimators": 20, "random_state": 0},
+    "trainer.search": {},
+}
+
+
+class IsolatedZenML:
+    """A fresh ZenML config, repository, SQLite store, artifact store and MLflow db."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._saved = {}
+
+    def __enter__(self) -> IsolatedZenML:
+        env = {
+            "ZENKUBE_HOME": str(self.root / "home"),
+            "ZENML_CONFIG_PATH": str(self.root / "home" / "zenml"),
+            "ZENML_REPOSITORY_PATH": str(self.root / "repo"),
+        }
+        (self.root / "repo").mkdir(parents=True, exist_ok=True)
+        for key, value in env.items():
+            self._saved[key] = os.environ.get(key)
+            os.environ[key] = value
+        _reset_zenml()
+        from stacks.env import ensure_zenml_ready, prepare_environment
+
+        prepare_environment()
+        ensure_zenml_ready("local")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _reset_zenml()
+
+
+def _reset_zenml() -> None:
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+
+    Client._reset_instance()
+    GlobalConfiguration._reset_instance()
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri("")
+        while mlflow.active_run():
+            mlflow.end_run()
+    except Exception:
+        pass
+
+
+@pytest.fixture
+def zenml_store(tmp_path):
+    """A fresh isolated ZenML store for one test."""
+    with IsolatedZenML(tmp_path) as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory):
+    """A fresh isolated ZenML store shared by the tests of one scenario module."""
+    with IsolatedZenML(tmp_path_factory.mktemp("zenml")) as store:
+        yield store

@@ -1,0 +1,141 @@
+"""The training pipeline on a real ZenML store and MLflow registry (one scenario, in order)."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from integrations import mlflow_registry
+from pipelines import runs
+from steps.errors import DataValidationError
+from tests.conftest import FAST_TRAINER
+
+MODEL = "test-model"
+
+
+def train(**overrides):
+    return runs.train(None, {"model_name": MODEL, **FAST_TRAINER, **overrides})
+
+
+@pytest.fixture(scope="module")
+def first_run(module_store):
+    return train()
+
+
+def champion_version():
+    mlflow_registry.configure_from_stack()
+    champion = mlflow_registry.get_champion(MODEL)
+    return champion.version if champion else None
+
+
+def test_first_run_is_promoted_and_logged_to_mlflow(first_run):
+    assert first_run.decision.promoted
+    assert first_run.registered.model_uri.startswith("models:/m-")
+    mlflow_registry.configure_from_stack()
+    run = mlflow.get_run(first_run.registered.run_id)
+    assert run.data.params["trainer.class_path"] == "sklearn.ensemble.RandomForestClassifier"
+    assert run.data.metrics["test_f1"] == pytest.approx(first_run.metrics["f1"])
+
+
+def test_champion_loads_from_registry_and_predicts_like_the_trained_model(first_run):
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(first_run.run_name)
+    trained = run.steps["train_model"].outputs["model"][0].load()
+    test = run.steps["split_data"].outputs["test_set"][0].load()
+    mlflow_registry.configure_from_stack()
+    champion = mlflow_registry.load_model(f"models:/{MODEL}@champion")
+    np.testing.assert_array_equal(champion.predict(test.features), trained.predict(test.features))
+
+
+def test_zenml_model_version_is_in_production(first_run):
+    from zenml.client import Client
+
+    version = Client().get_model_version(MODEL, "production")
+    assert version.run_metadata["mlflow_version"] == first_run.registered.version
+
+
+def test_worse_model_is_not_promoted(first_run):
+    worse = train(
+        **{
+            "trainer.class_path": "sklearn.dummy.DummyClassifier",
+            "trainer.params": {"strategy": "most_frequent"},
+            "gate.threshold": 0.0,
+        }
+    )
+    assert not worse.decision.promoted
+    assert "does not beat the champion" in worse.decision.reason
+    assert worse.registered.version != first_run.registered.version
+    assert champion_version() == first_run.registered.version
+
+
+def bad_csv(tmp_path, kind: str) -> tuple[str, str]:
+    rng = np.random.default_rng(1)
+    rows = 80
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=rows),
+            "b": rng.normal(size=rows),
+            "y": np.arange(rows) % 2,
+        }
+    )
+    reason = {
+        "missing_target": "target column 'y' is missing",
+        "target_nan": "empty values",
+        "too_few_rows": "only 5 rows",
+        "single_class": "single class",
+        "empty_column": "'e' is entirely empty",
+        "constant_column": "'c' is constant",
+        "non_numeric": "'a' is numeric but has non-numeric values",
+    }[kind]
+    if kind == "missing_target":
+        frame = frame.drop(columns="y")
+    elif kind == "target_nan":
+        frame["y"] = frame["y"].astype(float)
+        frame.loc[4, "y"] = np.nan
+    elif kind == "too_few_rows":
+        frame = frame.head(5)
+    elif kind == "single_class":
+        frame["y"] = 1
+    elif kind == "empty_column":
+        frame["e"] = np.nan
+    elif kind == "constant_column":
+        frame["c"] = 3
+    elif kind == "non_numeric":
+        frame["a"] = frame["a"].astype(object)
+        frame.loc[7, "a"] = "n/a-ish"
+    path = tmp_path / f"{kind}.csv"
+    frame.to_csv(path, index=False)
+    return str(path), reason
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "missing_target",
+        "target_nan",
+        "too_few_rows",
+        "single_class",
+        "empty_column",
+        "constant_column",
+        "non_numeric",
+    ],
+)
+def test_bad_dataset_fails_at_validation_and_keeps_the_champion(first_run, tmp_path, kind):
+    path, reason = bad_csv(tmp_path, kind)
+    with pytest.raises(Exception) as info:
+        train(**{"data.source": path, "data.target": "y", "data.task": "classification"})
+    error = info.value
+    while not isinstance(error, DataValidationError) and error.__cause__ is not None:
+        error = error.__cause__
+    assert isinstance(error, DataValidationError), info.value
+    assert reason in str(error)
+    assert champion_version() == first_run.registered.version
+
+
+def test_unknown_feature_in_config_fails_at_validation(first_run):
+    with pytest.raises(Exception) as info:
+        train(**{"data.features": ["mean radius", "not a column"]})
+    assert "unknown feature columns in config: not a column" in str(info.value)

@@ -1,0 +1,75 @@
+"""Every materializer round-trips through a local and a non-local artifact store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import uuid4
+
+import numpy as np
+import pandas as pd
+import pytest
+from zenml.artifact_stores import LocalArtifactStore, LocalArtifactStoreConfig
+from zenml.enums import StackComponentType
+
+from materializers.dataset import Dataset, DatasetMaterializer
+from materializers.evaluation_report import EvaluationReport, EvaluationReportMaterializer
+from tests.memory_store import memory_artifact_store
+
+
+def local_artifact_store(path):
+    now = datetime.now()
+    return LocalArtifactStore(
+        name="local",
+        id=uuid4(),
+        config=LocalArtifactStoreConfig(path=str(path)),
+        flavor="local",
+        type=StackComponentType.ARTIFACT_STORE,
+        user=None,
+        created=now,
+        updated=now,
+    )
+
+
+@pytest.fixture(params=["local", "memory"])
+def artifact_store(request, tmp_path):
+    return local_artifact_store(tmp_path) if request.param == "local" else memory_artifact_store()
+
+
+def round_trip(materializer_class, data, store):
+    """Save, check visualizations and metadata, load back; return (loaded, metadata, html)."""
+    uri = f"{store.path}/{uuid4().hex}"
+    store.makedirs(uri)
+    materializer = materializer_class(uri=uri, artifact_store=store)
+    materializer.save(data)
+    visualizations = materializer.save_visualizations(data)
+    assert visualizations, "every zenkube artifact has a visualization"
+    html = "".join(store.open(path, "r").read() for path in visualizations)
+    metadata = materializer.extract_metadata(data)
+    loaded = materializer_class(uri=uri, artifact_store=store).load(type(data))
+    return loaded, metadata, html
+
+
+def test_dataset_round_trip(artifact_store):
+    frame = pd.DataFrame({"a": np.arange(5.0), "color": list("rgbrg"), "label": [0, 1, 0, 1, 1]})
+    data = Dataset(frame=frame, target="label", task="classification", name="demo")
+    loaded, metadata, html = round_trip(DatasetMaterializer, data, artifact_store)
+    pd.testing.assert_frame_equal(loaded.frame, frame)
+    assert loaded.schema == {"a": "numeric", "color": "categorical"}
+    assert (loaded.target, loaded.task) == ("label", "classification")
+    assert metadata["rows"] == 5 and metadata["columns"] == 3
+    assert metadata["schema_fingerprint"] == data.fingerprint == loaded.fingerprint
+    assert "color" in html and "categorical" in html
+
+
+def test_evaluation_report_round_trip(artifact_store):
+    report = EvaluationReport(
+        task="classification",
+        metrics={"accuracy": 0.9, "f1": 0.85},
+        rows=40,
+        search=[{"params": {"max_depth": 4}, "score": 0.8}],
+        estimator="x.Y",
+    )
+    loaded, metadata, html = round_trip(EvaluationReportMaterializer, report, artifact_store)
+    assert loaded == report
+    assert metadata["f1"] == 0.85 and metadata["rows"] == 40
+    assert "0.8500" in html and "max_depth" in html

@@ -1,0 +1,76 @@
+"""Split is seeded, disjoint and stratified; the gate promotes only a better model."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from materializers.dataset import Dataset
+from steps.data.load import infer_task, load_dataset
+from steps.data.split import split_dataset
+from steps.errors import ConfigError
+from steps.registry.gate import decide_promotion
+from steps.specs import DataSpec, GateSpec, SplitSpec
+
+
+def data(rows=200):
+    frame = pd.DataFrame({"x": np.arange(rows, dtype=float), "y": (np.arange(rows) % 4 == 0)})
+    return Dataset(frame=frame, target="y", task="classification", name="d")
+
+
+def test_split_is_disjoint_complete_and_seeded():
+    train, valid, test = split_dataset(data(), SplitSpec(seed=1))
+    xs = [set(part.frame["x"]) for part in (train, valid, test)]
+    assert sum(map(len, xs)) == 200 and set.union(*xs) == set(range(200))
+    assert not (xs[0] & xs[1] or xs[0] & xs[2] or xs[1] & xs[2])
+    again = split_dataset(data(), SplitSpec(seed=1))[2]
+    assert list(again.frame["x"]) == list(test.frame["x"])
+    other = split_dataset(data(), SplitSpec(seed=2))[2]
+    assert list(other.frame["x"]) != list(test.frame["x"])
+
+
+def test_split_is_stratified():
+    train, valid, test = split_dataset(data(), SplitSpec())
+    for part in (train, valid, test):
+        assert part.frame["y"].mean() == pytest.approx(0.25, abs=0.03)
+
+
+def test_gate_promotes_first_model_that_passes_threshold():
+    d = decide_promotion("classification", {"f1": 0.9}, None, GateSpec(threshold=0.8))
+    assert d.promoted and "no champion yet" in d.reason
+
+
+def test_gate_refuses_below_threshold():
+    d = decide_promotion("classification", {"f1": 0.7}, None, GateSpec(threshold=0.8))
+    assert not d.promoted and "below the threshold" in d.reason
+
+
+def test_gate_refuses_a_model_that_does_not_beat_the_champion():
+    d = decide_promotion("classification", {"f1": 0.9}, 0.9, GateSpec())
+    assert not d.promoted and "does not beat" in d.reason
+    assert decide_promotion("classification", {"f1": 0.91}, 0.9, GateSpec()).promoted
+
+
+def test_gate_knows_lower_is_better_for_errors():
+    gate = GateSpec(metric="rmse", threshold=50)
+    assert decide_promotion("regression", {"rmse": 40}, 45, gate).promoted
+    assert not decide_promotion("regression", {"rmse": 46}, 45, gate).promoted
+    assert not decide_promotion("regression", {"rmse": 60}, None, gate).promoted
+
+
+def test_task_inference():
+    assert infer_task(pd.Series(["a", "b"])) == "classification"
+    assert infer_task(pd.Series([0, 1, 1, 0])) == "classification"
+    assert infer_task(pd.Series(np.linspace(0, 1, 100))) == "regression"
+
+
+def test_unknown_dataset_and_missing_file_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="Unknown dataset 'nope'"):
+        load_dataset(DataSpec(source="nope"))
+    with pytest.raises(ConfigError, match="Data file not found"):
+        load_dataset(DataSpec(source=str(tmp_path / "missing.csv"), target="y"))
+
+
+def test_bundled_dataset_loads_with_task():
+    regression = load_dataset(DataSpec(source="diabetes"))
+    assert regression.task == "regression" and regression.target == "target"
+    assert len(regression.frame) == 442
