@@ -73,10 +73,12 @@ def _ready(stack: str = "local") -> None:
 @cli.command("loop")
 @click.pass_obj
 def loop(obj: Context) -> None:
-    """The whole loop on the local stack: train (and promote)."""
+    """The whole loop on the local stack: train (and promote), deploy, predict."""
     try:
         _ready()
-        _train(None, None, None)
+        result = _train(None, None, None)
+        info = _deploy(None, None, result.registered.name)
+        _smoke(info)
     except Exception as exc:  # one place turns errors into messages
         _fail(exc, obj.debug)
 
@@ -137,6 +139,155 @@ def train(obj: Context, config, dataset, target) -> None:
     try:
         _ready()
         _train(config, dataset, target)
+    except Exception as exc:
+        _fail(exc, obj.debug)
+
+
+def _deploy(config, protocol, model_name=None):
+    from pipelines import runs
+
+    click.echo(f"zenkube: deploying the champion ({protocol or 'configured'} protocol)...")
+    info = runs.deploy(config, {"protocol": protocol, "model_name": model_name})
+    click.echo(f"\nServing:      {info.model_name} v{info.model_version} ({info.protocol} protocol)")
+    click.echo(f"Endpoint:     {info.prediction_url}")
+    click.echo(f"Health:       {info.health_url}")
+    if info.details.get("LOG_FILE"):
+        click.echo(f"Server log:   {info.details['LOG_FILE']}")
+    return info
+
+
+def _smoke(info) -> None:
+    from integrations.seldon_local import client
+    from steps.data.load import load_dataset
+    from steps.specs import DataSpec
+
+    from pipelines.runs import CONFIGS, read_config
+    from steps.specs import TrainingParams
+
+    params, _ = read_config(CONFIGS / "local" / "training.yaml", TrainingParams)
+    data = load_dataset(params.data)
+    rows = data.features.head(3)
+    predictions = client.predict(info.prediction_url, info.protocol, rows)
+    click.echo(f"Smoke test:   3 rows → {predictions}")
+    click.echo("\nTry it yourself:")
+    click.echo("  " + client.curl_command(info.prediction_url, info.protocol, rows))
+    del DataSpec
+
+
+@cli.command("deploy")
+@click.option("--config", type=click.Path(), default=None,
+              help="Run config (default: configs/local/deployment.yaml).")
+@click.option("--protocol", type=click.Choice(["seldon", "v2"]), default=None,
+              help="seldon: Seldon Core v1 REST (/api/v1.0/predictions); v2: Open Inference Protocol.")
+@click.option("--model-name", default=None, help="Registered model to serve (its champion).")
+@click.pass_obj
+def deploy(obj: Context, config, protocol, model_name) -> None:
+    """Serve the champion with the stack's model deployer (health + smoke checked)."""
+    try:
+        _ready()
+        _deploy(config, protocol, model_name)
+    except Exception as exc:
+        _fail(exc, obj.debug)
+
+
+def _current_service(model_name, protocol=None):
+    from pipelines import runs
+    from steps.errors import ZenkubeError
+
+    _, services = runs.served_services(model_name)
+    if protocol:
+        services = [s for s in services if getattr(s.config, "protocol", "seldon") == protocol]
+    if not services:
+        raise ZenkubeError("Nothing is deployed yet. Run `python run.py deploy` first.")
+    return services[0]
+
+
+@cli.command("predict")
+@click.option("--input", "input_path", required=True, type=click.Path(),
+              help="CSV or JSON file of feature rows (JSON: a list of objects or {columns, data}).")
+@click.option("--protocol", type=click.Choice(["seldon", "v2"]), default=None,
+              help="Use the deployment that speaks this protocol.")
+@click.option("--model-name", default=None, help="Registered model name (default: any).")
+@click.pass_obj
+def predict(obj: Context, input_path, protocol, model_name) -> None:
+    """Send rows to the served model over REST and print predictions as JSON."""
+    import json
+
+    try:
+        from integrations.seldon_local import client
+
+        _ready()
+        frame = _read_rows(input_path)
+        service = _current_service(model_name, protocol)
+        predictions = client.predict(service.prediction_url, service.config.protocol, frame)
+        click.echo(json.dumps(predictions))
+    except Exception as exc:
+        _fail(exc, obj.debug)
+
+
+def _read_rows(path):
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from steps.errors import ConfigError
+
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"Input file not found: {path}")
+    if file.suffix.lower() == ".json":
+        data = json.loads(file.read_text())
+        if isinstance(data, dict) and "columns" in data:
+            return pd.DataFrame(data["data"], columns=data["columns"])
+        if isinstance(data, list):
+            return pd.DataFrame(data)
+        raise ConfigError(f"{path}: use a list of row objects or {{columns, data}}.")
+    return pd.read_csv(file)
+
+
+@cli.group("serve")
+def serve() -> None:
+    """Inspect or stop local model servers."""
+
+
+@serve.command("status")
+@click.pass_obj
+def serve_status(obj: Context) -> None:
+    """List deployments: model, protocol, state, endpoint, log file."""
+    try:
+        from pipelines import runs
+
+        _ready()
+        deployer, services = runs.served_services()
+        if not services:
+            click.echo("No deployments. Run `python run.py deploy`.")
+        for service in services:
+            state = "up" if service.is_running else "down"
+            info = deployer.get_model_server_info(service)
+            click.echo(
+                f"{service.config.model_name} v{service.config.model_version} "
+                f"[{info.get('PROTOCOL')}] {state}  {info.get('PREDICTION_URL')}\n"
+                f"    log: {info.get('LOG_FILE')}   id: {service.uuid}"
+            )
+            if state == "down":
+                click.echo("    restore it with: python run.py deploy")
+    except Exception as exc:
+        _fail(exc, obj.debug)
+
+
+@serve.command("stop")
+@click.pass_obj
+def serve_stop(obj: Context) -> None:
+    """Stop every local model server (their records stay; `deploy` restarts them)."""
+    try:
+        from pipelines import runs
+
+        _ready()
+        deployer, services = runs.served_services()
+        for service in services:
+            deployer.stop_model_server(service.uuid, timeout=30)
+            click.echo(f"stopped {service.config.model_name} v{service.config.model_version}")
     except Exception as exc:
         _fail(exc, obj.debug)
 

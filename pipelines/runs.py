@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from steps.errors import ConfigError, ZenkubeError
-from steps.specs import TrainingParams
+from steps.specs import DeploymentParams, TrainingParams
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / "configs"
@@ -107,7 +107,12 @@ def step_error(pipeline_name: str) -> Exception | None:
             continue
         if isinstance(error_class, type) and issubclass(error_class, ZenkubeError):
             return error_class(info.message or f"step {step_run.name} failed")
+        return StepFailed(f"Step '{step_run.name}' failed: {info.message}")
     return None
+
+
+class StepFailed(ZenkubeError):
+    """A step failed with an error that is not one of zenkube's own (message kept)."""
 
 
 @dataclass
@@ -146,3 +151,27 @@ def training_result(run) -> TrainingResult:
         decision=steps["promote_if_better"].outputs["promotion_decision"][0].load(),
         registered=steps["register_model"].outputs["registered_model"][0].load(),
     )
+
+
+def deploy(config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
+    """Run the deployment pipeline; return its `DeploymentInfo`."""
+    from zenml.client import Client
+
+    from pipelines.deployment import deployment_pipeline
+
+    params, options = read_config(config or CONFIGS / "local" / "deployment.yaml", DeploymentParams)
+    params = apply_overrides(params, overrides or {})
+    run = run_pipeline(deployment_pipeline, params, options, None)
+    run = Client().get_pipeline_run(run.id)
+    return run.steps["deploy_champion"].outputs["deployment"][0].load()
+
+
+def served_services(model_name: str | None = None) -> list:
+    """The active deployer's services (optionally for one model), newest first."""
+    from zenml.client import Client
+
+    deployer = Client().active_stack.model_deployer
+    if deployer is None:
+        raise ConfigError("The active stack has no model deployer; run `python run.py stack up local`.")
+    kwargs = {"model_name": model_name} if model_name else {}
+    return deployer, deployer.find_model_server(**kwargs)

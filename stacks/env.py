@@ -22,6 +22,7 @@ def prepare_environment() -> Path:
     os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     home.mkdir(parents=True, exist_ok=True)
     return home
 

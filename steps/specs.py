@@ -101,3 +101,11 @@ class TrainingParams(_Strict):
     split: SplitSpec = Field(default_factory=SplitSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+
+
+class DeploymentParams(_Strict):
+    """Parameters of the deployment pipeline."""
+
+    model_name: str = "zenkube-model"
+    protocol: Literal["seldon", "v2"] = "seldon"
+    timeout: int = Field(300, gt=0)

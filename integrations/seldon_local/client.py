@@ -1,0 +1,40 @@
+"""Talk to a served model over Seldon's REST protocols (works against a cluster too)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import numpy as np
+import pandas as pd
+import requests
+
+from integrations.seldon_local.process import get_protocol
+from steps.errors import ZenkubeError
+
+
+def _jsonable(frame: pd.DataFrame) -> list[list]:
+    rows = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
+    return [[v.item() if isinstance(v, np.generic) else v for v in row] for row in rows]
+
+
+def request_body(protocol: str, frame: pd.DataFrame) -> dict:
+    return get_protocol(protocol).request_body(list(map(str, frame.columns)), _jsonable(frame))
+
+
+def predict(url: str, protocol: str, frame: pd.DataFrame, timeout: float = 60) -> list:
+    """POST the rows; return predictions or raise with the server's reason."""
+    try:
+        response = requests.post(url, json=request_body(protocol, frame), timeout=timeout)
+    except requests.RequestException as exc:
+        raise ZenkubeError(
+            f"Cannot reach the model at {url} ({exc}). Is it running? `python run.py serve status`"
+        ) from exc
+    if response.status_code != 200:
+        raise ZenkubeError(f"The model server answered HTTP {response.status_code}: {response.text[:800]}")
+    return get_protocol(protocol).predictions(response.json())
+
+
+def curl_command(url: str, protocol: str, frame: pd.DataFrame) -> str:
+    body = json.dumps(request_body(protocol, frame.head(1)))
+    return f"curl -s -X POST {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}"

@@ -1,0 +1,66 @@
+"""The `seldon_local` model deployer flavor: Seldon's serving runtime as a local process."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zenml.config.base_settings import BaseSettings
+from zenml.model_deployers.base_model_deployer import (
+    BaseModelDeployerConfig,
+    BaseModelDeployerFlavor,
+)
+
+if TYPE_CHECKING:
+    from integrations.seldon_local.model_deployer import SeldonLocalModelDeployer
+
+FLAVOR_NAME = "seldon_local"
+
+
+class SeldonLocalModelDeployerSettings(BaseSettings):
+    """Per-deployment settings.
+
+    Attributes:
+        protocol: `seldon` (Seldon Core v1 REST, what ZenML's seldon deployer serves on
+            a cluster) or `v2` (Open Inference Protocol via MLServer).
+        port: fixed port on 127.0.0.1; None keeps the current port or picks a free one.
+        workers: server worker processes (each holds a copy of the model).
+        start_timeout: seconds a new server has to become healthy.
+    """
+
+    protocol: str = "seldon"
+    port: int | None = None
+    workers: int = 2
+    start_timeout: float = 120.0
+
+
+class SeldonLocalModelDeployerConfig(BaseModelDeployerConfig, SeldonLocalModelDeployerSettings):
+    """Registration-time config of the local Seldon deployer.
+
+    Attributes:
+        state_dir: where deployments keep their model copy, log and process record;
+            empty means `${ZENKUBE_HOME}/serving`.
+    """
+
+    state_dir: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return True
+
+
+class SeldonLocalModelDeployerFlavor(BaseModelDeployerFlavor):
+    """Flavor of zenkube's local Seldon model deployer."""
+
+    @property
+    def name(self) -> str:
+        return FLAVOR_NAME
+
+    @property
+    def config_class(self) -> type[SeldonLocalModelDeployerConfig]:
+        return SeldonLocalModelDeployerConfig
+
+    @property
+    def implementation_class(self) -> type[SeldonLocalModelDeployer]:
+        from integrations.seldon_local.model_deployer import SeldonLocalModelDeployer
+
+        return SeldonLocalModelDeployer

@@ -1,0 +1,221 @@
+"""Start, watch and stop a model-server process on loopback (plain functions, no ZenML)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from steps.errors import ZenkubeError
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+HOST = "127.0.0.1"
+
+
+class ServerStartError(ZenkubeError):
+    """A new model server did not become healthy or failed its smoke prediction."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to start and talk to one kind of model server.
+
+    Attributes:
+        name: `seldon` (Seldon Core v1 REST) or `v2` (Open Inference Protocol).
+        health_path: answers 200 once the model is loaded.
+        predict_path: where predictions are posted; {model} is the model name.
+    """
+
+    name: str
+    health_path: str
+    predict_path: str
+
+    def command(self, python: Path, model_dir: Path, model_name: str, port: int, workers: int):
+        if self.name == "seldon":
+            return [
+                str(python), str(RUNTIME_DIR / "launch_seldon.py"),
+                "--model-uri", str(model_dir), "--model-name", model_name,
+                "--port", str(port), "--workers", str(workers),
+            ]
+        return [
+            str(python), str(RUNTIME_DIR / "launch_mlserver.py"),
+            "--model-uri", str(model_dir), "--model-name", model_name,
+            "--port", str(port), "--workers", str(workers),
+        ]
+
+    def url(self, port: int, model_name: str, path: str) -> str:
+        return f"http://{HOST}:{port}{path.format(model=model_name)}"
+
+    def request_body(self, columns: list[str], rows: list[list]) -> dict:
+        if self.name == "seldon":
+            return {"data": {"names": columns, "ndarray": rows}}
+        inputs = []
+        for i, name in enumerate(columns):
+            values = [row[i] for row in rows]
+            is_text = any(isinstance(v, str) for v in values)
+            inputs.append({
+                "name": name, "shape": [len(rows), 1],
+                "datatype": "BYTES" if is_text else "FP64", "data": values,
+            })
+        return {"parameters": {"content_type": "pd"}, "inputs": inputs}
+
+    def predictions(self, body: dict) -> list:
+        if self.name == "seldon":
+            return body["data"]["ndarray"]
+        return body["outputs"][0]["data"]
+
+
+PROTOCOLS = {
+    "seldon": Protocol("seldon", "/health/ping", "/api/v1.0/predictions"),
+    "v2": Protocol("v2", "/v2/models/{model}/ready", "/v2/models/{model}/infer"),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise ZenkubeError(f"Unknown protocol '{name}': use 'seldon' (v1 REST) or 'v2'.")
+    return PROTOCOLS[name]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+
+
+def spawn(command: list[str], log_file: Path, env: dict[str, str]) -> int:
+    """Start a detached server in its own process group (it outlives the pipeline run)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **env}, cwd=str(RUNTIME_DIR), start_new_session=True,
+        )
+    return process.pid
+
+
+def is_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        if state == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            return False
+    except OSError:
+        pass
+    return True
+
+
+def stop_group(pid: int | None, timeout: float = 15.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL what is left (Seldon leaves workers)."""
+    if not pid:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.1)
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return is_alive(pgid) or any(
+        _pgid_of(p) == pgid for p in os.listdir("/proc") if p.isdigit()
+    )
+
+
+def _pgid_of(pid: str) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()
+        return int(fields[2]) if fields[0] != "Z" else None
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def log_tail(log_file: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_healthy(pid: int, url: str, log_file: Path, timeout: float) -> None:
+    """Poll the health URL until 200; fail early if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            raise ServerStartError(
+                f"The model server exited during start-up. Last log lines ({log_file}):\n"
+                + log_tail(log_file)
+            )
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    raise ServerStartError(
+        f"The model server did not become healthy within {timeout:.0f}s. Last log lines "
+        f"({log_file}):\n" + log_tail(log_file)
+    )
+
+
+def smoke_test(protocol: Protocol, port: int, model_name: str, model_dir: Path) -> list:
+    """Post the model's own input example; it must answer 200 with one prediction per row."""
+    example = json.loads((model_dir / "input_example.json").read_text())
+    columns, rows = example["columns"], example["data"]
+    response = requests.post(
+        protocol.url(port, model_name, protocol.predict_path),
+        json=protocol.request_body(columns, rows), timeout=30,
+    )
+    if response.status_code != 200:
+        raise ServerStartError(
+            f"Smoke prediction failed with HTTP {response.status_code}: {response.text[:500]}"
+        )
+    predictions = protocol.predictions(response.json())
+    if len(predictions) != len(rows):
+        raise ServerStartError(f"Smoke prediction returned {len(predictions)} rows for {len(rows)}")
+    return predictions

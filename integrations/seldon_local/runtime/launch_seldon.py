@@ -1,0 +1,118 @@
+"""Start the Seldon Core 1.18 microservice bound to loopback, REST only.
+
+Usage (inside the seldon runtime env):
+    python launch_seldon.py --model-uri DIR --port N [--workers W] [--threads T]
+
+Seldon hard-codes 0.0.0.0; we rebind every listener to ZENKUBE_HOST (127.0.0.1), turn
+gRPC off (REST is what our clients speak), and add request checks that Seldon lacks
+(oversized body, invalid JSON) so they answer 400 with a reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+
+HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
+MAX_BODY = int(os.environ.get("ZENKUBE_MAX_BODY_BYTES", str(64 * 1024 * 1024)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _loopback(options: dict) -> dict:
+    port = options["bind"].rsplit(":", 1)[1]
+    options["bind"] = f"{HOST}:{port}"
+    return options
+
+
+def _patch_seldon() -> None:
+    from flask import request
+    from seldon_core import microservice, wrapper
+    from seldon_core.flask_utils import SeldonMicroserviceException
+
+    class LoopbackUserModelApplication(microservice.UserModelApplication):
+        def __init__(self, app, *args, options=None, **kwargs):
+            super().__init__(app, *args, options=_loopback(options or {}), **kwargs)
+
+    class LoopbackStandaloneApplication(microservice.StandaloneApplication):
+        def __init__(self, app, options=None):
+            super().__init__(app, options=_loopback(options or {}))
+
+    microservice.UserModelApplication = LoopbackUserModelApplication
+    microservice.StandaloneApplication = LoopbackStandaloneApplication
+
+    original = wrapper.get_rest_microservice
+
+    def get_rest_microservice(user_model, seldon_metrics):
+        app = original(user_model, seldon_metrics)
+
+        @app.before_request
+        def check_body():
+            if request.method != "POST" or not request.path.endswith("/predictions"):
+                return None
+            size = request.content_length
+            if size is not None and size > MAX_BODY:
+                raise SeldonMicroserviceException(
+                    f"request body is {size} bytes; the limit is {MAX_BODY} "
+                    "(split the batch or raise ZENKUBE_MAX_BODY_BYTES)",
+                    status_code=400, reason="BAD_REQUEST",
+                )
+            if not request.get_data(cache=True):
+                raise SeldonMicroserviceException(
+                    'empty body: send JSON like {"data": {"ndarray": [[...]]}}',
+                    status_code=400, reason="BAD_REQUEST",
+                )
+            try:
+                request.get_json(force=True, cache=True)
+            except Exception as exc:
+                raise SeldonMicroserviceException(
+                    f"the body is not valid JSON: {getattr(exc, 'description', exc)}",
+                    status_code=400, reason="BAD_REQUEST",
+                )
+            return None
+
+        return app
+
+    wrapper.get_rest_microservice = get_rest_microservice
+    microservice.seldon_microservice.get_rest_microservice = get_rest_microservice
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-uri", required=True)
+    parser.add_argument("--model-name", default="classifier")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    _patch_seldon()
+    from seldon_core import microservice
+
+    parameters = [
+        {"name": "model_uri", "value": args.model_uri, "type": "STRING"},
+        {"name": "model_name", "value": args.model_name, "type": "STRING"},
+    ]
+    sys.argv = [
+        "seldon-core-microservice",
+        "seldon_model.ZenkubeSeldonModel",
+        "--service-type", "MODEL",
+        "--http-port", str(args.port),
+        "--metrics-port", str(_free_port()),
+        "--grpc-workers", "0",
+        "--workers", str(args.workers),
+        "--threads", str(args.threads),
+        "--parameters", json.dumps(parameters),
+    ]
+    microservice.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The model class the Seldon Core microservice wraps: an MLflow scikit-learn model.
+
+Runs inside the seldon-core 1.18 environment. Answers like Seldon's MLFLOW_SERVER,
+but validates requests first (400 with a reason instead of 500).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import mlflow.sklearn
+from seldon_core.flask_utils import SeldonMicroserviceException
+from validation import BadRequest, parse_seldon_request, read_schema, rows_to_frame
+
+logger = logging.getLogger(__name__)
+
+
+class ZenkubeSeldonModel:
+    """Seldon user model; `model_uri` is the local folder of an MLflow model."""
+
+    def __init__(self, model_uri: str, model_name: str = "classifier"):
+        self.model_uri = model_uri
+        self.model_name = model_name
+        self.ready = False
+
+    def load(self) -> None:
+        os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+        self.schema = read_schema(self.model_uri)
+        self.model = mlflow.sklearn.load_model(self.model_uri)
+        self.ready = True
+        logger.info("Loaded %s with %d input columns", self.model_uri, len(self.schema))
+
+    def predict_raw(self, message):
+        if not self.ready:
+            self.load()
+        try:
+            rows, names = parse_seldon_request(message)
+            frame = rows_to_frame(rows, names, self.schema)
+        except BadRequest as exc:
+            raise SeldonMicroserviceException(str(exc), status_code=400, reason="BAD_REQUEST")
+        predictions = self.model.predict(frame)
+        return {
+            "data": {"names": [], "ndarray": predictions.tolist()},
+            "meta": {"requestPath": {"classifier": f"zenkube/{self.model_name}"}},
+        }
+
+    def health_status(self):
+        if not self.ready:
+            raise SeldonMicroserviceException("model not loaded", status_code=503)
+        return {"status": "ok", "model": self.model_name}
+
+    def init_metadata(self):
+        return {
+            "name": self.model_name,
+            "versions": ["1"],
+            "platform": "seldon",
+            "inputs": [
+                {"name": c.name, "datatype": "FP64" if c.numeric else "BYTES", "shape": [-1]}
+                for c in read_schema(self.model_uri)
+            ],
+            "outputs": [{"name": "predictions", "datatype": "BYTES", "shape": [-1]}],
+        }

@@ -1,0 +1,191 @@
+"""The ZenML service behind a local Seldon deployment: one supervised server process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Generator
+
+import requests
+from pydantic import Field
+from zenml.enums import ServiceState
+from zenml.integrations.seldon.seldon_client import (
+    SeldonDeploymentPredictorParameter,
+    SeldonResourceRequirements,
+)
+from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentConfig
+from zenml.models.v2.misc.service import ServiceType
+from zenml.services.service import BaseDeploymentService
+from zenml.services.service_status import ServiceStatus
+
+from integrations.seldon_local import process
+from integrations.seldon_local.environments import runtime_python
+
+
+class SeldonLocalServiceConfig(SeldonDeploymentConfig):
+    """A `SeldonDeploymentConfig` plus what a local process needs.
+
+    Attributes:
+        protocol: `seldon` (Seldon Core v1 REST, as ZenML's seldon deployer calls) or `v2`.
+        port: requested port; None keeps the previous deployment's port or picks a free one.
+        workers: server worker processes.
+        state_dir: folder for this deployment's model copy, log and process record.
+        start_timeout: seconds allowed to become healthy.
+    """
+
+    implementation: str = "MLFLOW_SERVER"
+    parameters: list[SeldonDeploymentPredictorParameter] | None = None
+    resources: SeldonResourceRequirements | None = None
+    secret_name: str | None = None
+    protocol: str = "seldon"
+    port: int | None = None
+    workers: int = 2
+    state_dir: str = ""
+    start_timeout: float = 120.0
+
+
+class SeldonLocalServiceStatus(ServiceStatus):
+    """Where the server runs (also recorded in `server.json` in its folder).
+
+    Attributes:
+        port: the port it listens on (127.0.0.1).
+        pid: the process group leader.
+    """
+
+    port: int | None = None
+    pid: int | None = None
+
+
+class SeldonLocalService(BaseDeploymentService):
+    """A Seldon (or V2) model server on 127.0.0.1 that outlives the pipeline run."""
+
+    SERVICE_TYPE = ServiceType(
+        name="seldon-local",
+        type="model-serving",
+        flavor="seldon_local",
+        description="Seldon Core serving runtime as a local process",
+    )
+
+    config: SeldonLocalServiceConfig
+    status: SeldonLocalServiceStatus = Field(default_factory=SeldonLocalServiceStatus)
+
+    # -- where things are -------------------------------------------------------------
+    @property
+    def workdir(self) -> Path:
+        return Path(self.config.state_dir) / str(self.uuid)
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "server.log"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.workdir / "model"
+
+    @property
+    def protocol(self) -> process.Protocol:
+        return process.get_protocol(self.config.protocol)
+
+    @property
+    def served_name(self) -> str:
+        # On a cluster the graph node is `classifier`, so that is the name in V2 paths.
+        return "classifier"
+
+    def _record(self) -> dict:
+        try:
+            return json.loads((self.workdir / "server.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def port(self) -> int | None:
+        return self._record().get("port") or self.status.port
+
+    @property
+    def pid(self) -> int | None:
+        return self._record().get("pid") or self.status.pid
+
+    @property
+    def prediction_url(self) -> str | None:
+        port = self.port
+        return self.protocol.url(port, self.served_name, self.protocol.predict_path) if port else None
+
+    @property
+    def healthcheck_url(self) -> str | None:
+        port = self.port
+        return self.protocol.url(port, self.served_name, self.protocol.health_path) if port else None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def stage_model(self) -> None:
+        """Copy the model next to the server, as Seldon's storage initializer does."""
+        if (self.model_dir / "MLmodel").exists():
+            return
+        import mlflow.artifacts
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        tmp = self.workdir / "model.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=self.config.model_uri, dst_path=str(tmp))
+        Path(local).rename(self.model_dir)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def start_on(self, port: int, echo=print) -> None:
+        """Start the server on `port`; raise `ServerStartError` unless healthy and answering."""
+        python = runtime_python(self.config.protocol, echo=echo)
+        self.stage_model()
+        command = self.protocol.command(python, self.model_dir, self.served_name, port, self.config.workers)
+        env = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true", "ZENKUBE_HOST": process.HOST}
+        pid = process.spawn(command, self.log_file, env)
+        try:
+            process.wait_healthy(
+                pid, self.protocol.url(port, self.served_name, self.protocol.health_path),
+                self.log_file, self.config.start_timeout,
+            )
+            process.smoke_test(self.protocol, port, self.served_name, self.model_dir)
+        except Exception:
+            process.stop_group(pid)
+            raise
+        (self.workdir / "server.json").write_text(
+            json.dumps({"pid": pid, "port": port, "protocol": self.config.protocol})
+        )
+        self.status.port, self.status.pid = port, pid
+        self.status.update_state(ServiceState.ACTIVE)
+
+    def provision(self) -> None:
+        if self.is_running:
+            return
+        port = self.port or self.config.port
+        if not port or not process.port_is_free(port):
+            port = process.free_port()
+        self.start_on(port)
+
+    def deprovision(self, force: bool = False) -> None:
+        process.stop_group(self.pid)
+        record = self.workdir / "server.json"
+        if record.exists():
+            data = self._record()
+            data["pid"] = None
+            record.write_text(json.dumps(data))
+        self.status.pid = None
+
+    def check_status(self) -> tuple[ServiceState, str]:
+        if not process.is_alive(self.pid):
+            return ServiceState.INACTIVE, "the server process is not running"
+        try:
+            response = requests.get(self.healthcheck_url, timeout=2)
+        except requests.RequestException as exc:
+            return ServiceState.ERROR, f"health check failed: {exc}"
+        if response.status_code == 200:
+            return ServiceState.ACTIVE, ""
+        return ServiceState.ERROR, f"health check answered HTTP {response.status_code}"
+
+    def get_logs(self, follow: bool = False, tail: int | None = None) -> Generator[str, bool, None]:
+        if not self.log_file.exists():
+            return
+        lines = self.log_file.read_text(errors="replace").splitlines()
+        yield from (lines[-tail:] if tail else lines)
+
+    def remove_files(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
