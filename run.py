@@ -148,7 +148,9 @@ def _deploy(config, protocol, model_name=None):
 
     click.echo(f"zenkube: deploying the champion ({protocol or 'configured'} protocol)...")
     info = runs.deploy(config, {"protocol": protocol, "model_name": model_name})
-    click.echo(f"\nServing:      {info.model_name} v{info.model_version} ({info.protocol} protocol)")
+    click.echo(
+        f"\nServing:      {info.model_name} v{info.model_version} ({info.protocol} protocol)"
+    )
     click.echo(f"Endpoint:     {info.prediction_url}")
     click.echo(f"Health:       {info.health_url}")
     if info.details.get("LOG_FILE"):
@@ -158,11 +160,9 @@ def _deploy(config, protocol, model_name=None):
 
 def _smoke(info) -> None:
     from integrations.seldon_local import client
-    from steps.data.load import load_dataset
-    from steps.specs import DataSpec
-
     from pipelines.runs import CONFIGS, read_config
-    from steps.specs import TrainingParams
+    from steps.data.load import load_dataset
+    from steps.specs import DataSpec, TrainingParams
 
     params, _ = read_config(CONFIGS / "local" / "training.yaml", TrainingParams)
     data = load_dataset(params.data)
@@ -175,10 +175,18 @@ def _smoke(info) -> None:
 
 
 @cli.command("deploy")
-@click.option("--config", type=click.Path(), default=None,
-              help="Run config (default: configs/local/deployment.yaml).")
-@click.option("--protocol", type=click.Choice(["seldon", "v2"]), default=None,
-              help="seldon: Seldon Core v1 REST (/api/v1.0/predictions); v2: Open Inference Protocol.")
+@click.option(
+    "--config",
+    type=click.Path(),
+    default=None,
+    help="Run config (default: configs/local/deployment.yaml).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["seldon", "v2"]),
+    default=None,
+    help="seldon: Seldon Core v1 REST (/api/v1.0/predictions); v2: Open Inference Protocol.",
+)
 @click.option("--model-name", default=None, help="Registered model to serve (its champion).")
 @click.pass_obj
 def deploy(obj: Context, config, protocol, model_name) -> None:
@@ -203,10 +211,19 @@ def _current_service(model_name, protocol=None):
 
 
 @cli.command("predict")
-@click.option("--input", "input_path", required=True, type=click.Path(),
-              help="CSV or JSON file of feature rows (JSON: a list of objects or {columns, data}).")
-@click.option("--protocol", type=click.Choice(["seldon", "v2"]), default=None,
-              help="Use the deployment that speaks this protocol.")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(),
+    help="CSV or JSON file of feature rows (JSON: a list of objects or {columns, data}).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["seldon", "v2"]),
+    default=None,
+    help="Use the deployment that speaks this protocol.",
+)
 @click.option("--model-name", default=None, help="Registered model name (default: any).")
 @click.pass_obj
 def predict(obj: Context, input_path, protocol, model_name) -> None:

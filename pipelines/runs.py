@@ -172,6 +172,10 @@ def served_services(model_name: str | None = None) -> list:
 
     deployer = Client().active_stack.model_deployer
     if deployer is None:
-        raise ConfigError("The active stack has no model deployer; run `python run.py stack up local`.")
+        raise ConfigError(
+            "The active stack has no model deployer; run `python run.py stack up local`."
+        )
+    if hasattr(deployer, "services_for"):
+        return deployer, deployer.services_for(model_name)
     kwargs = {"model_name": model_name} if model_name else {}
     return deployer, deployer.find_model_server(**kwargs)

@@ -31,7 +31,9 @@ def predict(url: str, protocol: str, frame: pd.DataFrame, timeout: float = 60) -
             f"Cannot reach the model at {url} ({exc}). Is it running? `python run.py serve status`"
         ) from exc
     if response.status_code != 200:
-        raise ZenkubeError(f"The model server answered HTTP {response.status_code}: {response.text[:800]}")
+        raise ZenkubeError(
+            f"The model server answered HTTP {response.status_code}: {response.text[:800]}"
+        )
     return get_protocol(protocol).predictions(response.json())
 
 

@@ -26,7 +26,9 @@ MARKER = ".zenkube-complete"
 
 
 def cache_root() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zenkube" / "runtimes"
+    default = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zenkube" / "runtimes"
+    )
     return Path(os.environ.get("ZENKUBE_RUNTIME_CACHE", default))
 
 
@@ -44,7 +46,9 @@ def _uv() -> str:
 def runtime_python(protocol: str, echo=print) -> Path:
     """The python of the runtime env for `protocol`, building it first if needed."""
     if protocol not in PROTOCOL_LOCKS:
-        raise ZenkubeError(f"Unknown protocol '{protocol}'; use one of {', '.join(PROTOCOL_LOCKS)}.")
+        raise ZenkubeError(
+            f"Unknown protocol '{protocol}'; use one of {', '.join(PROTOCOL_LOCKS)}."
+        )
     lock = REQUIREMENTS / PROTOCOL_LOCKS[protocol]
     target = cache_root() / f"{protocol}-{env_key(lock)}"
     python = target / "bin" / "python"
@@ -66,12 +70,27 @@ def _build(protocol: str, lock: Path, target: Path, echo) -> None:
         shutil.rmtree(target)
     base_python = getattr(sys, "_base_executable", sys.executable)
     steps = [
-        ("creating the virtualenv", [_uv(), "venv", "--quiet", "--python", base_python, str(target)]),
+        (
+            "creating the virtualenv",
+            [_uv(), "venv", "--quiet", "--python", base_python, str(target)],
+        ),
         (
             f"installing {sum(1 for line in lock.read_text().splitlines() if '==' in line)} pinned packages",
-            [_uv(), "pip", "install", "--python", str(target / "bin" / "python"), "--no-deps", "-r", str(lock)],
+            [
+                _uv(),
+                "pip",
+                "install",
+                "--python",
+                str(target / "bin" / "python"),
+                "--no-deps",
+                "-r",
+                str(lock),
+            ],
         ),
-        ("checking dependencies", [_uv(), "pip", "check", "--python", str(target / "bin" / "python")]),
+        (
+            "checking dependencies",
+            [_uv(), "pip", "check", "--python", str(target / "bin" / "python")],
+        ),
     ]
     for i, (what, command) in enumerate(steps, 1):
         echo(f"zenkube:   [{i}/{len(steps)}] {what}...")

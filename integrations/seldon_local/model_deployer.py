@@ -60,31 +60,108 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             state_dir=self.state_dir(),
         )
 
-    def deploy_model(self, config: ServiceConfig, service_type=None, replace: bool = False,
-                     continuous_deployment_mode: bool = False, timeout: int = 300) -> BaseService:
-        """Deploy; the same config again is a no-op (and revives a dead server)."""
+    def deploy_model(
+        self,
+        config: ServiceConfig,
+        service_type=None,
+        replace: bool = False,
+        continuous_deployment_mode: bool = False,
+        timeout: int = 300,
+    ) -> BaseService:
+        """Deploy; the same model and settings again is a no-op (and revives a dead server).
+
+        ZenML 0.98's `BaseModelDeployer.deploy_model` ignores the config when it looks for
+        an identical service (the store does not filter on it), so any second version would
+        be a "no-op"; and its replace mode stops the old server before the new one is
+        proven. We keep its store records but decide ourselves.
+        """
         local = self.local_config(config)
-        service = cast(SeldonLocalService, super().deploy_model(
-            config=local, service_type=SeldonLocalService.SERVICE_TYPE, replace=replace,
-            continuous_deployment_mode=False, timeout=timeout,
-        ))
-        if not service.is_running:
-            logger.info("Restarting the stopped server of %s", local.model_name)
-            self.start_model_server(service.uuid, timeout=timeout)
-            service = cast(SeldonLocalService, self.find_model_server(service_uuid=service.uuid)[0])
+        for service in self.services_for(local.model_name):
+            if _same_deployment(service.config, local):
+                if not service.is_running:
+                    logger.info("Restarting the stopped server of %s", local.model_name)
+                    self.start_model_server(service.uuid, timeout=timeout)
+                    service = next(
+                        s for s in self.services_for(local.model_name) if s.uuid == service.uuid
+                    )
+                return service
+        client = Client()
+        response = client.create_service(
+            config=local, service_type=SeldonLocalService.SERVICE_TYPE, model_version_id=None
+        )
+        try:
+            service = self.perform_deploy_model(id=response.id, config=local, timeout=timeout)
+        except Exception as exc:
+            client.delete_service(response.id)
+            raise RuntimeError(
+                f"Failed to deploy model server for {local.model_name}: {exc}"
+            ) from exc
+        client.update_service(
+            id=service.uuid,
+            name=service.config.service_name,
+            service_source=service.model_dump().get("type"),
+            admin_state=service.admin_state,
+            status=service.status.model_dump(),
+            prediction_url=service.get_prediction_url(),
+            health_check_url=service.get_healthcheck_url(),
+        )
         return service
 
-    def perform_deploy_model(self, id: UUID, config: ServiceConfig, timeout: int = 300) -> BaseService:
+    def services_for(self, model_name: str | None = None) -> list[SeldonLocalService]:
+        """This deployer's services (for one registered model), newest first.
+
+        ZenML's `find_model_server` filters by ZenML Model version, not by the served
+        registry model, and deletes records that are still being deployed; so we read
+        the store ourselves.
+        """
+        services = []
+        stype = SeldonLocalService.SERVICE_TYPE
+        for response in (
+            Client()
+            .list_services(
+                sort_by="desc:created",
+                type=stype.type,
+                flavor=stype.flavor,
+                hydrate=True,
+                size=1000,
+            )
+            .items
+        ):
+            if not response.service_source:
+                continue
+            if model_name and response.config.get("model_name") != model_name:
+                continue
+            service = cast(SeldonLocalService, SeldonLocalService.from_model(response))
+            service.update_status()
+            services.append(service)
+        return services
+
+    def perform_deploy_model(
+        self, id: UUID, config: ServiceConfig, timeout: int = 300
+    ) -> BaseService:
         local = self.local_config(config)
         if not isinstance(config, SeldonDeploymentConfig):
             raise TypeError("the seldon_local deployer takes a SeldonDeploymentConfig")
-        old = [
-            cast(SeldonLocalService, s)
-            for s in self.find_model_server(model_name=local.model_name,
-                                            service_type=SeldonLocalService.SERVICE_TYPE)
-            if s.uuid != id
-        ]
+        old = [s for s in self.services_for(local.model_name) if s.uuid != id]
         new = SeldonLocalService(uuid=id, config=local)
+        try:
+            self._replace(new, old)
+        except Exception:
+            new.deprovision()
+            new.remove_files()
+            raise
+        client = Client()
+        for service in old:
+            service.remove_files()
+            try:
+                client.delete_service(service.uuid)
+            except KeyError:
+                pass
+        return new
+
+    def _replace(self, new: SeldonLocalService, old: list[SeldonLocalService]) -> None:
+        """Start `new`; stop `old` only once `new` has proved itself."""
+        local = new.config
         live = [s for s in old if s.is_running]
         stable_port = local.port or next((s.port for s in old if s.port), None)
         if live:
@@ -102,18 +179,16 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
         else:
             for service in old:
                 service.deprovision()
-            port = stable_port if stable_port and process.port_is_free(stable_port) else process.free_port()
+            port = (
+                stable_port
+                if stable_port and process.port_is_free(stable_port)
+                else process.free_port()
+            )
             new.start_on(port)
-        client = Client()
-        for service in old:
-            service.remove_files()
-            try:
-                client.delete_service(service.uuid)
-            except KeyError:
-                pass
-        return new
 
-    def perform_stop_model(self, service: BaseService, timeout: int = 60, force: bool = False) -> BaseService:
+    def perform_stop_model(
+        self, service: BaseService, timeout: int = 60, force: bool = False
+    ) -> BaseService:
         service.stop(timeout=timeout, force=force)
         return service
 
@@ -121,7 +196,9 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
         service.start(timeout=timeout)
         return service
 
-    def perform_delete_model(self, service: BaseService, timeout: int = 60, force: bool = False) -> None:
+    def perform_delete_model(
+        self, service: BaseService, timeout: int = 60, force: bool = False
+    ) -> None:
         service = cast(SeldonLocalService, service)
         service.stop(timeout=timeout, force=True)
         service.remove_files()
@@ -136,3 +213,8 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             "LOG_FILE": str(service.log_file),
             "MODEL_URI": service.config.model_uri,
         }
+
+
+def _same_deployment(a: SeldonLocalServiceConfig, b: SeldonLocalServiceConfig) -> bool:
+    keys = ("model_uri", "model_version", "protocol", "workers", "port")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)

@@ -40,14 +40,28 @@ class Protocol:
     def command(self, python: Path, model_dir: Path, model_name: str, port: int, workers: int):
         if self.name == "seldon":
             return [
-                str(python), str(RUNTIME_DIR / "launch_seldon.py"),
-                "--model-uri", str(model_dir), "--model-name", model_name,
-                "--port", str(port), "--workers", str(workers),
+                str(python),
+                str(RUNTIME_DIR / "launch_seldon.py"),
+                "--model-uri",
+                str(model_dir),
+                "--model-name",
+                model_name,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
             ]
         return [
-            str(python), str(RUNTIME_DIR / "launch_mlserver.py"),
-            "--model-uri", str(model_dir), "--model-name", model_name,
-            "--port", str(port), "--workers", str(workers),
+            str(python),
+            str(RUNTIME_DIR / "launch_mlserver.py"),
+            "--model-uri",
+            str(model_dir),
+            "--model-name",
+            model_name,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
         ]
 
     def url(self, port: int, model_name: str, path: str) -> str:
@@ -60,10 +74,14 @@ class Protocol:
         for i, name in enumerate(columns):
             values = [row[i] for row in rows]
             is_text = any(isinstance(v, str) for v in values)
-            inputs.append({
-                "name": name, "shape": [len(rows), 1],
-                "datatype": "BYTES" if is_text else "FP64", "data": values,
-            })
+            inputs.append(
+                {
+                    "name": name,
+                    "shape": [len(rows), 1],
+                    "datatype": "BYTES" if is_text else "FP64",
+                    "data": values,
+                }
+            )
         return {"parameters": {"content_type": "pd"}, "inputs": inputs}
 
     def predictions(self, body: dict) -> list:
@@ -92,6 +110,8 @@ def free_port() -> int:
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
+        # Servers bind with SO_REUSEADDR, so connections in TIME_WAIT do not block them.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
             return True
@@ -104,8 +124,13 @@ def spawn(command: list[str], log_file: Path, env: dict[str, str]) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **env}, cwd=str(RUNTIME_DIR), start_new_session=True,
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            cwd=str(RUNTIME_DIR),
+            start_new_session=True,
         )
     return process.pid
 
@@ -162,9 +187,7 @@ def _group_alive(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    return is_alive(pgid) or any(
-        _pgid_of(p) == pgid for p in os.listdir("/proc") if p.isdigit()
-    )
+    return is_alive(pgid) or any(_pgid_of(p) == pgid for p in os.listdir("/proc") if p.isdigit())
 
 
 def _pgid_of(pid: str) -> int | None:
@@ -209,7 +232,8 @@ def smoke_test(protocol: Protocol, port: int, model_name: str, model_dir: Path) 
     columns, rows = example["columns"], example["data"]
     response = requests.post(
         protocol.url(port, model_name, protocol.predict_path),
-        json=protocol.request_body(columns, rows), timeout=30,
+        json=protocol.request_body(columns, rows),
+        timeout=30,
     )
     if response.status_code != 200:
         raise ServerStartError(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Generator
 from pathlib import Path
-from typing import Generator
 
 import requests
 from pydantic import Field
@@ -109,12 +109,16 @@ class SeldonLocalService(BaseDeploymentService):
     @property
     def prediction_url(self) -> str | None:
         port = self.port
-        return self.protocol.url(port, self.served_name, self.protocol.predict_path) if port else None
+        return (
+            self.protocol.url(port, self.served_name, self.protocol.predict_path) if port else None
+        )
 
     @property
     def healthcheck_url(self) -> str | None:
         port = self.port
-        return self.protocol.url(port, self.served_name, self.protocol.health_path) if port else None
+        return (
+            self.protocol.url(port, self.served_name, self.protocol.health_path) if port else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------
     def stage_model(self) -> None:
@@ -127,7 +131,9 @@ class SeldonLocalService(BaseDeploymentService):
         tmp = self.workdir / "model.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=self.config.model_uri, dst_path=str(tmp))
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=self.config.model_uri, dst_path=str(tmp)
+        )
         Path(local).rename(self.model_dir)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -135,13 +141,17 @@ class SeldonLocalService(BaseDeploymentService):
         """Start the server on `port`; raise `ServerStartError` unless healthy and answering."""
         python = runtime_python(self.config.protocol, echo=echo)
         self.stage_model()
-        command = self.protocol.command(python, self.model_dir, self.served_name, port, self.config.workers)
+        command = self.protocol.command(
+            python, self.model_dir, self.served_name, port, self.config.workers
+        )
         env = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true", "ZENKUBE_HOST": process.HOST}
         pid = process.spawn(command, self.log_file, env)
         try:
             process.wait_healthy(
-                pid, self.protocol.url(port, self.served_name, self.protocol.health_path),
-                self.log_file, self.config.start_timeout,
+                pid,
+                self.protocol.url(port, self.served_name, self.protocol.health_path),
+                self.log_file,
+                self.config.start_timeout,
             )
             process.smoke_test(self.protocol, port, self.served_name, self.model_dir)
         except Exception:

@@ -62,19 +62,22 @@ def _patch_seldon() -> None:
                 raise SeldonMicroserviceException(
                     f"request body is {size} bytes; the limit is {MAX_BODY} "
                     "(split the batch or raise ZENKUBE_MAX_BODY_BYTES)",
-                    status_code=400, reason="BAD_REQUEST",
+                    status_code=400,
+                    reason="BAD_REQUEST",
                 )
             if not request.get_data(cache=True):
                 raise SeldonMicroserviceException(
                     'empty body: send JSON like {"data": {"ndarray": [[...]]}}',
-                    status_code=400, reason="BAD_REQUEST",
+                    status_code=400,
+                    reason="BAD_REQUEST",
                 )
             try:
                 request.get_json(force=True, cache=True)
             except Exception as exc:
                 raise SeldonMicroserviceException(
                     f"the body is not valid JSON: {getattr(exc, 'description', exc)}",
-                    status_code=400, reason="BAD_REQUEST",
+                    status_code=400,
+                    reason="BAD_REQUEST",
                 )
             return None
 
@@ -103,13 +106,20 @@ def main() -> None:
     sys.argv = [
         "seldon-core-microservice",
         "seldon_model.ZenkubeSeldonModel",
-        "--service-type", "MODEL",
-        "--http-port", str(args.port),
-        "--metrics-port", str(_free_port()),
-        "--grpc-workers", "0",
-        "--workers", str(args.workers),
-        "--threads", str(args.threads),
-        "--parameters", json.dumps(parameters),
+        "--service-type",
+        "MODEL",
+        "--http-port",
+        str(args.port),
+        "--metrics-port",
+        str(_free_port()),
+        "--grpc-workers",
+        "0",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+        "--parameters",
+        json.dumps(parameters),
     ]
     microservice.main()
 

@@ -18,6 +18,13 @@ NUMERIC_TYPES = {"double", "float", "long", "integer", "int"}
 MAX_ROWS = int(os.environ.get("ZENKUBE_MAX_ROWS", "200000"))
 
 
+def listing(names, limit: int = 8) -> str:
+    """A short, readable list of column names."""
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" … ({len(names)} in all)" if len(names) > limit else "")
+
+
 class BadRequest(ValueError):
     """The request cannot be scored; the message says why (answered as HTTP 400)."""
 
@@ -53,10 +60,10 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
         if unknown or missing:
             parts = []
             if unknown:
-                parts.append(f"unknown column(s): {', '.join(unknown)}")
+                parts.append(f"unknown column(s): {listing(unknown)}")
             if missing:
-                parts.append(f"missing column(s): {', '.join(missing)}")
-            raise BadRequest("; ".join(parts) + f". Expected columns: {', '.join(expected)}")
+                parts.append(f"missing column(s): {listing(missing)}")
+            raise BadRequest("; ".join(parts) + f". Expected columns: {listing(expected)}")
         if len(set(names)) != len(names):
             raise BadRequest("names has duplicate columns")
     else:
@@ -67,8 +74,7 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
             raise BadRequest(f"row {i} is not a list; data must be 2-D (a list of rows)")
         if len(row) != width:
             raise BadRequest(
-                f"row {i} has {len(row)} values but the model expects {width} "
-                f"({', '.join(expected)})"
+                f"row {i} has {len(row)} values but the model expects {width} ({listing(expected)})"
             )
     frame = pd.DataFrame(rows, columns=names)
     by_name = {c.name: c for c in schema}
@@ -123,9 +129,7 @@ def parse_seldon_request(message) -> tuple[list, list | None]:
         raise BadRequest('the body must be a JSON object like {"data": {"ndarray": [[...]]}}')
     data = message.get("data")
     if data is None:
-        raise BadRequest(
-            'missing "data": send {"data": {"names": [...], "ndarray": [[...], ...]}}'
-        )
+        raise BadRequest('missing "data": send {"data": {"names": [...], "ndarray": [[...], ...]}}')
     if not isinstance(data, dict):
         raise BadRequest('"data" must be an object with "ndarray" or "tensor"')
     names = data.get("names") or None

@@ -1,0 +1,102 @@
+"""Start MLServer 1.7 (Open Inference Protocol / V2) on loopback with zenkube's runtime.
+
+Usage (inside the MLServer runtime env):
+    python launch_mlserver.py --model-uri DIR --port N [--model-name classifier] [--workers W]
+
+Adds what stock MLServer lacks: a 400 with a reason for invalid JSON, a body that does
+not match the V2 schema (stock: 422) and an oversized body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+
+HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
+MAX_BODY = int(os.environ.get("ZENKUBE_MAX_BODY_BYTES", str(64 * 1024 * 1024)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _patch_app() -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from mlserver.rest import server as rest_server
+
+    original = rest_server.create_app
+
+    def create_app(*args, **kwargs):
+        app = original(*args, **kwargs)
+
+        async def bad_request(request, exc: RequestValidationError):
+            problems = []
+            for err in exc.errors():
+                if err.get("type") == "json_invalid":
+                    problems.append("the body is not valid JSON")
+                    continue
+                where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+                problems.append(f"{where or 'body'}: {err.get('msg')}")
+            return JSONResponse(
+                status_code=400,
+                content={"error": "invalid request: " + "; ".join(problems[:5])},
+            )
+
+        app.add_exception_handler(RequestValidationError, bad_request)
+
+        @app.middleware("http")
+        async def limit_body(request, call_next):
+            size = request.headers.get("content-length")
+            if size is not None and int(size) > MAX_BODY:
+                return JSONResponse(
+                    status_code=400,
+                    content={"error": f"request body is {size} bytes; the limit is {MAX_BODY}"},
+                )
+            return await call_next(request)
+
+        return app
+
+    rest_server.create_app = create_app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-uri", required=True)
+    parser.add_argument("--model-name", default="classifier")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
+    )
+    _patch_app()
+    from mlserver import MLServer
+    from mlserver.settings import ModelParameters, ModelSettings, Settings
+
+    settings = Settings(
+        host=HOST,
+        http_port=args.port,
+        grpc_port=_free_port(),
+        metrics_port=_free_port(),
+        # MLServer 1.7's parallel inference pool dies at start-up here ("no running event
+        # loop" in each spawned worker, MLServer#2286); inference runs in the server process.
+        parallel_workers=0,
+        load_models_at_startup=True,
+    )
+    model = ModelSettings(
+        name=args.model_name,
+        implementation="mlserver_runtime.ZenkubeMLflowRuntime",
+        parameters=ModelParameters(uri=args.model_uri),
+    )
+    asyncio.run(MLServer(settings).start([model]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The local Seldon deployer with protocol `v2`: MLServer 1.7 answering real HTTP."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from integrations.seldon_local import client
+from pipelines import runs
+from tests.serving.helpers import stop_all, train_champion
+
+MODEL = "v2-model"
+
+
+@pytest.fixture(scope="module")
+def served(module_store):
+    result, test, model = train_champion(MODEL)
+    info = runs.deploy(None, {"model_name": MODEL, "protocol": "v2"})
+    yield info, test, model
+    stop_all()
+
+
+def test_v2_predictions_equal_in_process_predictions(served):
+    info, test, model = served
+    assert info.prediction_url.endswith("/v2/models/classifier/infer")
+    predicted = client.predict(info.prediction_url, "v2", test.features)
+    np.testing.assert_array_equal(predicted, model.predict(test.features))
+
+
+def test_v2_ready_and_metadata(served):
+    info, test, _ = served
+    base = info.prediction_url.rsplit("/infer", 1)[0]
+    assert requests.get(base + "/ready", timeout=5).status_code == 200
+    meta = requests.get(base, timeout=5).json()
+    assert [i["name"] for i in meta["inputs"]] == list(test.features.columns)
+
+
+def v2_body(columns, rows):
+    return {
+        "inputs": [
+            {
+                "name": c,
+                "shape": [len(rows), 1],
+                "datatype": "BYTES" if any(isinstance(r[i], str) for r in rows) else "FP64",
+                "data": [r[i] for r in rows],
+            }
+            for i, c in enumerate(columns)
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    "kind,reason",
+    [
+        ("missing column", "missing column(s): mean texture"),
+        ("unknown column", "unknown column(s): bogus"),
+        ("strings for numbers", "expects numbers; row 0 has 'abc'"),
+        ("wrong shape", "has 3 values but the model expects 30"),
+        ("invalid JSON", "not valid JSON"),
+        ("no inputs", "inputs"),
+    ],
+)
+def test_v2_bad_request_is_400_with_reason(served, kind, reason):
+    info, test, model = served
+    columns = list(test.features.columns)
+    row = test.features.iloc[0].tolist()
+    url = info.prediction_url
+    headers = {"Content-Type": "application/json"}
+    if kind == "missing column":
+        response = requests.post(url, json=v2_body(columns[:1], [row[:1]]), timeout=10)
+    elif kind == "unknown column":
+        response = requests.post(url, json=v2_body(["bogus", *columns[1:]], [row]), timeout=10)
+    elif kind == "strings for numbers":
+        response = requests.post(url, json=v2_body(columns, [["abc", *row[1:]]]), timeout=10)
+    elif kind == "wrong shape":
+        body = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}
+        response = requests.post(url, json=body, timeout=10)
+    elif kind == "invalid JSON":
+        response = requests.post(url, data="{nope", headers=headers, timeout=10)
+    else:
+        response = requests.post(url, json={"foo": 1}, timeout=10)
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["error"]
+    rows = test.features.head(1)
+    assert client.predict(url, "v2", rows) == model.predict(rows).tolist()
+
+
+def test_v2_bounded_concurrent_load_has_no_errors(served):
+    info, test, model = served
+    body = client.request_body("v2", test.features.head(1))
+    expected = model.predict(test.features.head(1)).tolist()
+
+    def client_loop(_):
+        session, errors = requests.Session(), 0
+        for _ in range(100):
+            response = session.post(info.prediction_url, json=body, timeout=30)
+            if response.status_code != 200 or response.json()["outputs"][0]["data"] != expected:
+                errors += 1
+        return errors
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(client_loop, range(8))) == 0
