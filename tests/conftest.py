@@ -46,12 +46,26 @@ class IsolatedZenML:
         return self
 
     def __exit__(self, *exc) -> None:
+        stop_servers_under(self.root / "home" / "serving")
         for key, value in self._saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         _reset_zenml()
+
+
+def stop_servers_under(serving_dir: Path) -> None:
+    """Stop every model server a test started, even when the test failed half-way."""
+    import json
+
+    from integrations.seldon_local.process import stop_group
+
+    for record in serving_dir.glob("*/server.json"):
+        try:
+            stop_group(json.loads(record.read_text()).get("pid"), timeout=5)
+        except (OSError, ValueError):
+            pass
 
 
 def _reset_zenml() -> None:

@@ -78,7 +78,7 @@ def _patch_seldon() -> None:
                     f"the body is not valid JSON: {getattr(exc, 'description', exc)}",
                     status_code=400,
                     reason="BAD_REQUEST",
-                )
+                ) from None
             return None
 
         return app

@@ -41,8 +41,10 @@ def v2_rows(payload: InferenceRequest, expected: list[str]) -> tuple[list[list],
     columns = [_values(i) for i in inputs]
     lengths = {len(c) for c in columns}
     if len(lengths) != 1:
-        raise BadRequest(f"inputs have different lengths: {dict(zip(names, map(len, columns)))}")
-    return [list(row) for row in zip(*columns)], names
+        raise BadRequest(
+            f"inputs have different lengths: {dict(zip(names, map(len, columns), strict=False))}"
+        )
+    return [list(row) for row in zip(*columns, strict=False)], names
 
 
 class ZenkubeMLflowRuntime(MLflowRuntime):
@@ -58,7 +60,7 @@ class ZenkubeMLflowRuntime(MLflowRuntime):
             rows, names = v2_rows(payload, [c.name for c in self._columns])
             frame = rows_to_frame(rows, names, self._columns)
         except BadRequest as exc:
-            raise MLServerError(str(exc), status_code=400)
+            raise MLServerError(str(exc), status_code=400) from None
         predictions = np.asarray(self._model.predict(frame))
         if predictions.dtype == object:
             predictions = predictions.astype(str)

@@ -38,7 +38,9 @@ class ZenkubeSeldonModel:
             rows, names = parse_seldon_request(message)
             frame = rows_to_frame(rows, names, self.schema)
         except BadRequest as exc:
-            raise SeldonMicroserviceException(str(exc), status_code=400, reason="BAD_REQUEST")
+            raise SeldonMicroserviceException(
+                str(exc), status_code=400, reason="BAD_REQUEST"
+            ) from None
         predictions = self.model.predict(frame)
         return {
             "data": {"names": [], "ndarray": predictions.tolist()},

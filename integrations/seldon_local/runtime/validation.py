@@ -109,7 +109,7 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
 def _sample_objects(block: pd.DataFrame):
     # Strings that look like numbers ("1.5") convert silently; refuse them by type.
     for dtype, column in zip(block.dtypes, block.columns, strict=True):
-        if dtype == object:
+        if dtype is np.dtype(object):
             yield from block[column]
 
 
