@@ -79,6 +79,7 @@ def loop(obj: Context) -> None:
         result = _train(None, None, None)
         info = _deploy(None, None, result.registered.name)
         _smoke(info)
+        _monitor(None, None, False, result.registered.name)
     except Exception as exc:  # one place turns errors into messages
         _fail(exc, obj.debug)
 
@@ -172,6 +173,89 @@ def _smoke(info) -> None:
     click.echo("\nTry it yourself:")
     click.echo("  " + client.curl_command(info.prediction_url, info.protocol, rows))
     del DataSpec
+
+
+def _monitor(config, input_path, simulate_drift, model_name=None):
+    from pipelines import runs
+
+    name = model_name or "zenkube-model"
+    shifted = []
+    if input_path is None:
+        input_path, shifted = runs.batch_file(name, simulate_drift)
+        listed = ", ".join(shifted[:4]) + (
+            f" and {len(shifted) - 4} more" if len(shifted) > 4 else ""
+        )
+        what = f"held-out rows with {listed} shifted" if shifted else "held-out rows"
+        click.echo(f"zenkube: monitoring {what} ({input_path})...")
+    else:
+        click.echo(f"zenkube: monitoring {input_path}...")
+    result = runs.monitor(config, {"batch": input_path, "model_name": model_name}, echo=click.echo)
+    d, q = result.decision, result.quality
+    click.echo(f"\nMonitoring run: {result.run_name}")
+    click.echo(
+        f"Drift:        {len(d.drifted_columns)} of {len(result.drift.columns)} columns "
+        f"({d.drift_share:.0%}){': ' + ', '.join(d.drifted_columns) if d.drifted_columns else ''}"
+    )
+    if q.labelled:
+        click.echo(
+            f"Quality:      {q.metric}={q.current:.4f} (champion's test score {q.reference:.4f})"
+        )
+    else:
+        click.echo("Quality:      the batch has no labels; drift only")
+    if d.alert:
+        click.secho("Decision:     ALERT: " + "; ".join(d.reasons), fg="red")
+    else:
+        click.secho("Decision:     no threshold breached; nothing to do", fg="green")
+    if result.retraining is not None:
+        r = result.retraining
+        verdict = "promoted" if r.decision.promoted else "not promoted"
+        click.echo(f"Retraining:   {r.run_name}: {verdict} ({r.decision.reason})")
+    elif d.alert:
+        click.echo("Retraining:   none (needs a labelled batch)")
+    if result.deployment is not None:
+        click.echo(
+            f"Redeployed:   v{result.deployment.model_version} at {result.deployment.prediction_url}"
+        )
+    click.echo(f"Drift report: {result.report_path}")
+    if result.drift.html_note:
+        click.echo(f"              ({result.drift.html_note})")
+    return result
+
+
+@cli.command("monitor")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(),
+    default=None,
+    help="Current batch (CSV/Parquet path or URI); with labels, quality is checked too. "
+    "Default: the champion's held-out rows.",
+)
+@click.option(
+    "--simulate-drift",
+    is_flag=True,
+    help="Shift 40% of the numeric features of the held-out rows to show the whole loop: alert, "
+    "retraining, gate, redeploy.",
+)
+@click.option(
+    "--config",
+    type=click.Path(),
+    default=None,
+    help="Run config (default: configs/local/monitoring.yaml).",
+)
+@click.option("--model-name", default=None, help="Registered model to monitor.")
+@click.pass_obj
+def monitor(obj: Context, input_path, simulate_drift, config, model_name) -> None:
+    """Check a batch for drift (and quality, with labels); retrain and redeploy on a breach."""
+    try:
+        _ready()
+        if input_path and simulate_drift:
+            raise click.UsageError("use either --input or --simulate-drift")
+        _monitor(config, input_path, simulate_drift, model_name)
+    except click.UsageError:
+        raise
+    except Exception as exc:
+        _fail(exc, obj.debug)
 
 
 @cli.command("deploy")

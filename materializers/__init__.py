@@ -4,3 +4,6 @@ from materializers.dataset import Dataset, DatasetMaterializer
 from materializers.evaluation_report import EvaluationReport, EvaluationReportMaterializer
 
 __all__ = ["Dataset", "DatasetMaterializer", "EvaluationReport", "EvaluationReportMaterializer"]
+from materializers.drift_report import ColumnDrift, DriftReport, DriftReportMaterializer  # noqa: E402
+
+__all__ += ["ColumnDrift", "DriftReport", "DriftReportMaterializer"]

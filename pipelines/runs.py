@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from steps.errors import ConfigError, ZenkubeError
-from steps.specs import DeploymentParams, TrainingParams
+from steps.specs import DeploymentParams, MonitoringParams, TrainingParams
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / "configs"
@@ -179,3 +179,116 @@ def served_services(model_name: str | None = None) -> list:
         return deployer, deployer.services_for(model_name)
     kwargs = {"model_name": model_name} if model_name else {}
     return deployer, deployer.find_model_server(**kwargs)
+
+
+@dataclass
+class MonitoringResult:
+    """What a monitoring run found and what followed from it."""
+
+    run_name: str
+    decision: Any
+    drift: Any
+    quality: Any
+    report_path: str
+    retraining: TrainingResult | None = None
+    deployment: Any = None
+
+
+def monitor(
+    config: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    training_overrides: dict[str, Any] | None = None,
+    redeploy: bool = True,
+    echo=print,
+) -> MonitoringResult:
+    """Run monitoring; on an alert with labels retrain on reference + batch, redeploy if promoted.
+
+    This is the controller that closes the loop on the local stack. On Kubeflow the same
+    three pipelines run; see docs/kubeflow.md for how the trigger is scheduled there.
+    """
+    from zenml.client import Client
+
+    from pipelines.monitoring import monitoring_pipeline
+
+    params, options = read_config(config or CONFIGS / "local" / "monitoring.yaml", MonitoringParams)
+    params = apply_overrides(params, overrides or {})
+    run = run_pipeline(monitoring_pipeline, params, options, None)
+    run = Client().get_pipeline_run(run.id)
+    drift_artifact = run.steps["detect_drift"].outputs["drift_report"][0]
+    result = MonitoringResult(
+        run_name=run.name,
+        decision=run.steps["decide_action"].outputs["monitoring_decision"][0].load(),
+        drift=drift_artifact.load(),
+        quality=run.steps["check_quality"].outputs["quality_report"][0].load(),
+        report_path=f"{drift_artifact.uri}/report.html",
+    )
+    if not (result.decision.retrain and params.retrain):
+        return result
+    reference = run.steps["load_reference"].outputs["reference_set"][0].load()
+    batch = run.steps["load_batch"].outputs["current_batch"][0].load()
+    combined = retraining_data_path(reference, batch, run.name)
+    echo(f"zenkube: alert with labels: retraining on reference + batch ({combined})")
+    result.retraining = train(
+        None,
+        {
+            "model_name": params.model_name,
+            "data.source": combined,
+            "data.target": reference.target,
+            "data.task": reference.task,
+            **(training_overrides or {}),
+        },
+    )
+    if result.retraining.decision.promoted and redeploy:
+        echo("zenkube: the retrained model was promoted: redeploying")
+        result.deployment = deploy(None, {"model_name": params.model_name, **current_protocol()})
+    return result
+
+
+def retraining_data_path(reference, batch, run_name: str) -> str:
+    """Reference rows + the new labelled rows, written where the training pipeline can read."""
+    import pandas as pd
+    from zenml.client import Client
+    from zenml.io import fileio
+
+    frame = pd.concat([reference.frame, batch.frame[reference.frame.columns]], ignore_index=True)
+    folder = f"{Client().active_stack.artifact_store.path}/zenkube-retraining"
+    fileio.makedirs(folder)
+    path = f"{folder}/{run_name}.parquet"
+    with fileio.open(path, "wb") as f:
+        frame.to_parquet(f, index=False)
+    return path
+
+
+def current_protocol() -> dict[str, str]:
+    """Redeploy with the protocol currently served (default: seldon)."""
+    try:
+        _, services = served_services(None)
+    except ConfigError:
+        return {}
+    return (
+        {"protocol": services[0].config.protocol}
+        if services and hasattr(services[0].config, "protocol")
+        else {}
+    )
+
+
+def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:
+    """Held-out rows of the champion (its test split) as a CSV, optionally with 2 shifted columns."""
+    from zenml.client import Client
+
+    from stacks.manage import zenkube_home
+    from steps.monitoring.batch import champion_artifacts
+    from steps.monitoring.simulate import shift_columns
+
+    reference, _ = champion_artifacts(model_name)
+    held_out = Client().get_model_version(model_name, "production").get_artifact("test_set").load()
+    folder = zenkube_home() / "batches"
+    folder.mkdir(parents=True, exist_ok=True)
+    if simulate_drift:
+        frame, shifted = shift_columns(held_out, reference)
+        path = folder / "simulated-drift.csv"
+    else:
+        frame, shifted = held_out.frame, []
+        path = folder / "held-out.csv"
+    frame.to_csv(path, index=False)
+    return str(path), shifted

@@ -109,3 +109,31 @@ class DeploymentParams(_Strict):
     model_name: str = "zenkube-model"
     protocol: Literal["seldon", "v2"] = "seldon"
     timeout: int = Field(300, gt=0)
+
+
+class MonitoringThresholds(_Strict):
+    """When monitoring raises an alert (and retrains, if the batch has labels).
+
+    Attributes:
+        p_value: a column drifted when its test's p-value is below this.
+        drift_share: alert when at least this share of columns drifted.
+        critical_columns: alert when any of these drifted, whatever the share.
+        max_quality_drop: alert when the gate metric fell by more than this against
+            the champion's recorded test score.
+        html_max_rows: Evidently's HTML is built on at most this many rows per side.
+    """
+
+    p_value: float = Field(0.05, gt=0, lt=1)
+    drift_share: float = Field(0.3, gt=0, le=1)
+    critical_columns: list[str] = Field(default_factory=list)
+    max_quality_drop: float = Field(0.05, ge=0)
+    html_max_rows: int = Field(20_000, gt=100)
+
+
+class MonitoringParams(_Strict):
+    """Parameters of the monitoring pipeline."""
+
+    model_name: str = "zenkube-model"
+    batch: str = ""
+    thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)
+    retrain: bool = True

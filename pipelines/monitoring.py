@@ -1,0 +1,26 @@
+"""Monitoring: batch → predictions → drift (+ quality) → decision."""
+
+from zenml import pipeline
+
+from steps.monitoring import (
+    check_quality,
+    decide_action,
+    detect_drift,
+    load_batch,
+    load_reference,
+    predict_batch,
+)
+from steps.specs import MonitoringThresholds
+
+
+@pipeline(enable_cache=False)
+def monitoring_pipeline(
+    model_name: str, batch: str, thresholds: MonitoringThresholds, retrain: bool = True
+) -> None:
+    """Compare a batch with the champion's training data; decide whether to alert/retrain."""
+    reference, champion_report = load_reference(model_name)
+    current = load_batch(batch, reference)
+    predictions = predict_batch(current, model_name)
+    drift = detect_drift(reference, current, thresholds)
+    quality = check_quality(current, predictions, champion_report)
+    decide_action(drift, quality, thresholds)

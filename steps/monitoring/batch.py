@@ -1,0 +1,99 @@
+"""Load the current batch and the champion's reference data; predict with the champion."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from zenml import step
+from zenml.client import Client
+
+from integrations import mlflow_registry
+from materializers.dataset import NUMERIC, Dataset
+from materializers.evaluation_report import EvaluationReport
+from steps.data.load import read_table
+from steps.errors import ConfigError, DataValidationError
+
+PREDICTION = "prediction"
+
+
+def check_batch(frame: pd.DataFrame, reference: Dataset, name: str = "batch") -> Dataset:
+    """The batch as a Dataset with the reference schema, or one error naming every problem."""
+    problems = []
+    if frame.empty:
+        problems.append("the batch has no rows")
+    features = list(reference.schema)
+    missing = [c for c in features if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in features and c != reference.target]
+    if missing:
+        problems.append(f"missing columns: {', '.join(missing)}")
+    if extra:
+        problems.append(f"unexpected columns: {', '.join(map(str, extra))} (drop them or retrain)")
+    for column in features:
+        if column in frame.columns and reference.schema[column] == NUMERIC and not frame.empty:
+            values = frame[column]
+            if not pd.api.types.is_numeric_dtype(values):
+                bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+                example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
+                problems.append(f"column '{column}' should be numeric but is text{example}")
+    if problems:
+        raise DataValidationError(
+            f"The monitoring batch '{name}' does not match the champion's data: "
+            + "; ".join(problems)
+            + ". Nothing was scored, retrained or redeployed."
+        )
+    keep = features + ([reference.target] if reference.target in frame.columns else [])
+    return Dataset(
+        frame=frame[keep].reset_index(drop=True),
+        target=reference.target,
+        task=reference.task,
+        name=name,
+        schema=dict(reference.schema),
+    )
+
+
+def champion_artifacts(model_name: str) -> tuple[Dataset, EvaluationReport]:
+    """The production ZenML Model version's training data and test evaluation."""
+    try:
+        version = Client().get_model_version(model_name, "production")
+    except KeyError as exc:
+        raise ConfigError(
+            f"'{model_name}' has no production (champion) version to monitor. Train one first: "
+            "`python run.py train`."
+        ) from exc
+    return version.get_artifact("train_set").load(), version.get_artifact(
+        "evaluation_report"
+    ).load()
+
+
+@step(enable_cache=False)
+def load_reference(
+    model_name: str,
+) -> tuple[Annotated[Dataset, "reference_set"], Annotated[EvaluationReport, "champion_report"]]:
+    """Find the champion's own training data and test metrics through its ZenML Model version."""
+    reference, report = champion_artifacts(model_name)
+    return reference, report
+
+
+@step(enable_cache=False)
+def load_batch(source: str, reference: Dataset) -> Annotated[Dataset, "current_batch"]:
+    """Read the current batch; stop with a clear error if its columns do not match."""
+    if not source:
+        raise ConfigError("Which batch? Pass `--input FILE` (CSV or Parquet).")
+    return check_batch(read_table(source), reference, source)
+
+
+@step(enable_cache=False)
+def predict_batch(batch: Dataset, model_name: str) -> Annotated[Dataset, "predictions"]:
+    """Score the batch with the champion from the MLflow registry."""
+    mlflow_registry.configure_from_stack()
+    model = mlflow_registry.load_model(f"models:/{model_name}@{mlflow_registry.CHAMPION_ALIAS}")
+    frame = batch.features.copy()
+    frame[PREDICTION] = model.predict(batch.features)
+    return Dataset(
+        frame=frame,
+        target=PREDICTION,
+        task=batch.task,
+        name=f"{batch.name}:predictions",
+        schema=dict(batch.schema),
+    )

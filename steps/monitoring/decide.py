@@ -1,0 +1,157 @@
+"""Quality on labelled batches, and the decision: alert, retrain or carry on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import mlflow
+from pydantic import BaseModel, Field
+from zenml import step
+
+from integrations import mlflow_registry
+from materializers.dataset import Dataset
+from materializers.drift_report import DriftReport
+from materializers.evaluation_report import LOWER_IS_BETTER, EvaluationReport
+from steps.monitoring.batch import PREDICTION
+from steps.specs import MonitoringThresholds
+from steps.training.metrics import primary_metric
+
+logger = logging.getLogger(__name__)
+
+
+class QualityReport(BaseModel):
+    """The champion's quality on a labelled batch against its own test score.
+
+    Attributes:
+        labelled: whether the batch had labels (no labels: nothing else is set).
+        metrics: metrics on the batch.
+        metric: the compared metric.
+        current / reference: its value on the batch and on the champion's test split.
+        drop: how much worse the batch is (positive = worse), in the metric's units.
+    """
+
+    labelled: bool
+    metrics: dict[str, float] = Field(default_factory=dict)
+    metric: str = ""
+    current: float | None = None
+    reference: float | None = None
+    drop: float | None = None
+
+
+class MonitoringDecision(BaseModel):
+    """What monitoring concluded.
+
+    Attributes:
+        alert: a threshold was breached.
+        retrain: retraining should start (an alert on a labelled batch).
+        reasons: one readable sentence per breach.
+        drift_share / drifted_columns / quality_drop: the figures behind it.
+    """
+
+    alert: bool
+    retrain: bool
+    reasons: list[str]
+    drift_share: float
+    drifted_columns: list[str]
+    quality_drop: float | None = None
+
+
+def measure_quality(
+    batch: Dataset, predictions: Dataset, champion: EvaluationReport
+) -> QualityReport:
+    """Compare the champion's batch predictions with the batch labels."""
+    if batch.labels is None:
+        return QualityReport(labelled=False)
+    from sklearn import metrics as skm
+
+    labels, predicted = batch.labels, predictions.frame[PREDICTION]
+    if batch.task == "regression":
+        import numpy as np
+
+        metrics = {
+            "rmse": float(np.sqrt(skm.mean_squared_error(labels, predicted))),
+            "mae": float(skm.mean_absolute_error(labels, predicted)),
+            "r2": float(skm.r2_score(labels, predicted)),
+        }
+    else:
+        metrics = {
+            "accuracy": float(skm.accuracy_score(labels, predicted)),
+            "f1": float(skm.f1_score(labels, predicted, average="macro")),
+        }
+    metric = primary_metric(batch.task)
+    current, reference = metrics[metric], champion.metrics.get(metric)
+    drop = None
+    if reference is not None:
+        drop = current - reference if metric in LOWER_IS_BETTER else reference - current
+    return QualityReport(
+        labelled=True,
+        metrics=metrics,
+        metric=metric,
+        current=current,
+        reference=reference,
+        drop=drop,
+    )
+
+
+def decide(
+    drift: DriftReport, quality: QualityReport, thresholds: MonitoringThresholds
+) -> MonitoringDecision:
+    """Alert on too much drift, a critical column's drift or a quality drop."""
+    reasons = []
+    drifted = drift.drifted_columns
+    if drift.drift_share >= thresholds.drift_share:
+        reasons.append(
+            f"{len(drifted)} of {len(drift.columns)} columns drifted ({drift.drift_share:.0%} ≥ "
+            f"{thresholds.drift_share:.0%}): {', '.join(drifted)}"
+        )
+    critical = [c for c in thresholds.critical_columns if c in drifted]
+    if critical:
+        reasons.append(f"critical column(s) drifted: {', '.join(critical)}")
+    if quality.drop is not None and quality.drop > thresholds.max_quality_drop:
+        reasons.append(
+            f"{quality.metric} fell from {quality.reference:.4f} to {quality.current:.4f} "
+            f"(drop {quality.drop:.4f} > {thresholds.max_quality_drop})"
+        )
+    alert = bool(reasons)
+    return MonitoringDecision(
+        alert=alert,
+        retrain=alert and quality.labelled,
+        reasons=reasons,
+        drift_share=drift.drift_share,
+        drifted_columns=drifted,
+        quality_drop=quality.drop,
+    )
+
+
+@step(enable_cache=False)
+def check_quality(
+    batch: Dataset, predictions: Dataset, champion_report: EvaluationReport
+) -> Annotated[QualityReport, "quality_report"]:
+    """With labels: the champion's metrics on the batch against its own test score."""
+    return measure_quality(batch, predictions, champion_report)
+
+
+@step(enable_cache=False, experiment_tracker=True)
+def decide_action(
+    drift: DriftReport, quality: QualityReport, thresholds: MonitoringThresholds
+) -> Annotated[MonitoringDecision, "monitoring_decision"]:
+    """Turn the figures into a decision; alerts go to the log and to MLflow."""
+    decision = decide(drift, quality, thresholds)
+    mlflow_registry.configure_from_stack()
+    metrics = {"drift_share": drift.drift_share, "alert": float(decision.alert)}
+    if quality.drop is not None:
+        metrics["quality_drop"] = quality.drop
+    mlflow.log_metrics(metrics)
+    for column in drift.columns:
+        mlflow.log_metric(f"p_value.{column.column}"[:250].replace(" ", "_"), column.p_value)
+    if decision.alert:
+        for reason in decision.reasons:
+            logger.warning("MONITORING ALERT: %s", reason)
+        if not decision.retrain:
+            logger.warning("The batch has no labels: no retraining, only this alert.")
+    else:
+        logger.info(
+            "Monitoring: no threshold breached (drift share %.0f%%).", drift.drift_share * 100
+        )
+    return decision
