@@ -73,3 +73,25 @@ def test_evaluation_report_round_trip(artifact_store):
     assert loaded == report
     assert metadata["f1"] == 0.85 and metadata["rows"] == 40
     assert "0.8500" in html and "max_depth" in html
+
+
+def test_drift_report_round_trip_keeps_html(artifact_store):
+    from materializers.drift_report import ColumnDrift, DriftReport, DriftReportMaterializer
+
+    report = DriftReport(
+        columns=[
+            ColumnDrift(
+                column="a", kind="numeric", test="ks", statistic=0.4, p_value=0.001, drifted=True
+            )
+        ],
+        drift_share=1.0,
+        threshold=0.05,
+        reference_rows=10,
+        current_rows=5,
+        html="<html><body>evidently drift report</body></html>",
+        html_note="all rows",
+    )
+    loaded, metadata, html = round_trip(DriftReportMaterializer, report, artifact_store)
+    assert loaded == report and loaded.drifted_columns == ["a"]
+    assert "evidently drift report" in html
+    assert metadata["drifted_columns"] == "a" and metadata["drift_share"] == 1.0

@@ -1,0 +1,133 @@
+"""Monitoring end to end on a real store: no drift, drift → retraining, quality alert, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from zenml.client import Client
+
+from integrations import mlflow_registry
+from pipelines import runs
+from steps.errors import DataValidationError
+from tests.conftest import FAST_TRAINER
+
+MODEL = "monitored"
+FEATURES = [f"x{i}" for i in range(6)]
+
+
+def sample(rows: int, seed: int, shift: dict[str, float] | None = None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({c: rng.normal(size=rows) for c in FEATURES})
+    frame["label"] = (frame["x0"] + frame["x1"] + 0.3 * rng.normal(size=rows) > 0).astype(int)
+    for column, amount in (shift or {}).items():
+        frame[column] += amount
+    return frame
+
+
+def write(frame: pd.DataFrame, folder, name: str) -> str:
+    path = folder / name
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def champion(module_store, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    path = write(sample(1200, seed=0), folder, "train.csv")
+    result = runs.train(
+        None,
+        {
+            "model_name": MODEL,
+            **FAST_TRAINER,
+            "data.source": path,
+            "data.target": "label",
+        },
+    )
+    assert result.decision.promoted
+    return result, folder
+
+
+def monitor(path: str):
+    return runs.monitor(
+        None,
+        {"model_name": MODEL, "batch": path},
+        training_overrides=FAST_TRAINER,
+        redeploy=False,
+        echo=lambda *_: None,
+    )
+
+
+def champion_version() -> str:
+    mlflow_registry.configure_from_stack()
+    return mlflow_registry.get_champion(MODEL).version
+
+
+def training_runs() -> int:
+    return len(Client().list_pipeline_runs(pipeline="training_pipeline", size=100).items)
+
+
+def test_same_distribution_batch_has_no_drift_and_no_retraining(champion):
+    _, folder = champion
+    before = training_runs()
+    result = monitor(write(sample(400, seed=11), folder, "same.csv"))
+    assert result.drift.drifted_columns == []
+    assert not result.decision.alert and result.retraining is None
+    assert training_runs() == before
+
+
+def test_two_shifted_columns_are_flagged_and_retraining_runs(champion):
+    first, folder = champion
+    before = training_runs()
+    result = monitor(
+        write(sample(400, seed=12, shift={"x2": 1.5, "x4": -1.5}), folder, "drift.csv")
+    )
+    assert result.drift.drifted_columns == ["x2", "x4"]
+    assert result.decision.alert and result.decision.retrain
+    assert result.retraining is not None and training_runs() == before + 1
+    decision = result.retraining.decision
+    assert decision.reason and decision.champion_version == first.registered.version
+    expected = decision.candidate_version if decision.promoted else first.registered.version
+    assert champion_version() == expected
+    assert "<html" in result.drift.html.lower()
+    html = open(result.report_path).read()
+    assert "x2" in html and "x4" in html and html == result.drift.html
+
+
+def test_degraded_labels_raise_a_quality_alert(champion):
+    _, folder = champion
+    batch = sample(400, seed=13)
+    batch["label"] = 1 - batch["label"]  # the world changed its mind
+    result = runs.monitor(
+        None,
+        {"model_name": MODEL, "batch": write(batch, folder, "flipped.csv"), "retrain": False},
+        echo=lambda *_: None,
+    )
+    assert result.drift.drifted_columns == []
+    assert result.quality.labelled and result.quality.drop > 0.5
+    assert result.decision.alert and any("fell from" in r for r in result.decision.reasons)
+
+
+@pytest.mark.parametrize("kind", ["missing", "extra", "wrong type", "empty"])
+def test_bad_batch_is_refused_and_nothing_changes(champion, kind):
+    _, folder = champion
+    batch = sample(50, seed=14)
+    message = {
+        "missing": "missing columns: x3",
+        "extra": "unexpected columns: surprise",
+        "wrong type": "column 'x1' should be numeric but is text",
+        "empty": "the batch has no rows",
+    }[kind]
+    if kind == "missing":
+        batch = batch.drop(columns="x3")
+    elif kind == "extra":
+        batch["surprise"] = 1
+    elif kind == "wrong type":
+        batch["x1"] = "high"
+    else:
+        batch = batch.head(0)
+    version, before = champion_version(), training_runs()
+    with pytest.raises(DataValidationError) as info:
+        monitor(write(batch, folder, f"bad-{kind}.csv"))
+    assert message in str(info.value)
+    assert champion_version() == version and training_runs() == before

@@ -1,0 +1,143 @@
+"""Drift tests, the decision rules and batch checks, without a ZenML store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from materializers.dataset import Dataset
+from materializers.drift_report import DriftReport
+from steps.errors import DataValidationError
+from steps.monitoring.batch import check_batch
+from steps.monitoring.decide import QualityReport, decide
+from steps.monitoring.drift import categorical_drift, compute_drift
+from steps.monitoring.simulate import shift_columns
+from steps.specs import MonitoringThresholds
+
+
+def generated(rows: int, seed: int, shift: dict[str, float] | None = None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=rows) * (i + 1) for i in range(10)})
+    frame.loc[rng.choice(rows, 5, replace=False), "x3"] = np.nan  # missing values are skipped
+    for column, amount in (shift or {}).items():
+        frame[column] += amount
+    return frame
+
+
+def evidently_ks_p_values(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, float]:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    snapshot = Report([DataDriftPreset(method="ks")]).run(
+        current_data=current, reference_data=reference
+    )
+    values = {}
+    for metric in snapshot.dict()["metrics"]:
+        if metric["config"]["type"].endswith("ValueDrift"):
+            values[metric["config"]["column"]] = metric["value"]
+    return values
+
+
+@pytest.mark.parametrize("rows", [200, 3000, 20000])
+def test_fast_path_p_values_equal_evidently_ks(rows):
+    reference = generated(rows, seed=1)
+    current = generated(rows // 2 + 7, seed=2, shift={"x0": 0.1, "x5": 0.5})
+    data = Dataset(frame=reference.assign(y=0), target="y", task="classification")
+    ours = {
+        c.column: c.p_value for c in compute_drift(data, current, MonitoringThresholds()).columns
+    }
+    theirs = evidently_ks_p_values(reference, current)
+    assert set(ours) == set(theirs) == set(reference.columns)
+    for column in reference.columns:
+        assert ours[column] == pytest.approx(theirs[column], abs=1e-9, rel=1e-9), column
+
+
+def test_shifted_columns_are_exactly_the_ones_flagged():
+    reference = generated(2000, seed=3)
+    current = generated(1000, seed=4, shift={"x1": 2.0, "x7": 8.0})
+    data = Dataset(frame=reference.assign(y=0), target="y", task="classification")
+    report = compute_drift(data, current, MonitoringThresholds())
+    assert report.drifted_columns == ["x1", "x7"]
+    assert report.drift_share == pytest.approx(0.2)
+
+
+def test_categorical_drift_detects_a_new_mix():
+    same = pd.Series(list("aab") * 200)
+    assert categorical_drift(same, pd.Series(list("aba") * 100))[1] > 0.05
+    assert categorical_drift(same, pd.Series(list("bbc") * 100))[1] < 1e-6
+
+
+def drift_report(share: float, drifted: list[str]) -> DriftReport:
+    return DriftReport(
+        columns=[], drift_share=share, threshold=0.05, reference_rows=1, current_rows=1
+    ).model_copy(update={"columns": [_col(c, c in drifted) for c in ["a", "b", "c", "d"]]})
+
+
+def _col(name, drifted):
+    from materializers.drift_report import ColumnDrift
+
+    return ColumnDrift(
+        column=name,
+        kind="numeric",
+        test="ks",
+        statistic=0.0,
+        p_value=0.0 if drifted else 0.5,
+        drifted=drifted,
+    )
+
+
+def test_decision_rules():
+    thresholds = MonitoringThresholds(
+        drift_share=0.5, critical_columns=["d"], max_quality_drop=0.05
+    )
+    unlabelled = QualityReport(labelled=False)
+    calm = decide(drift_report(0.25, ["a"]), unlabelled, thresholds)
+    assert not calm.alert and not calm.retrain
+    shared = decide(drift_report(0.5, ["a", "b"]), unlabelled, thresholds)
+    assert shared.alert and not shared.retrain  # no labels: alert only
+    critical = decide(drift_report(0.25, ["d"]), unlabelled, thresholds)
+    assert critical.alert and "critical column(s) drifted: d" in critical.reasons[0]
+    worse = QualityReport(labelled=True, metric="f1", current=0.80, reference=0.90, drop=0.10)
+    quality = decide(drift_report(0.0, []), worse, thresholds)
+    assert (
+        quality.alert and quality.retrain and "f1 fell from 0.9000 to 0.8000" in quality.reasons[0]
+    )
+
+
+def reference_dataset() -> Dataset:
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "color": ["r", "g", "b"], "y": [0, 1, 0]})
+    return Dataset(frame=frame, target="y", task="classification")
+
+
+@pytest.mark.parametrize(
+    "frame,message",
+    [
+        (pd.DataFrame({"a": [1.0]}), "missing columns: color"),
+        (pd.DataFrame({"a": [1.0], "color": ["r"], "zzz": [1]}), "unexpected columns: zzz"),
+        (
+            pd.DataFrame({"a": ["one"], "color": ["r"]}),
+            "column 'a' should be numeric but is text (e.g. 'one')",
+        ),
+        (pd.DataFrame({"a": [], "color": []}), "the batch has no rows"),
+    ],
+)
+def test_bad_batches_are_refused_with_the_columns_named(frame, message):
+    with pytest.raises(DataValidationError, match="does not match") as info:
+        check_batch(frame, reference_dataset())
+    assert message in str(info.value)
+
+
+def test_a_good_batch_keeps_labels_and_schema():
+    batch = check_batch(pd.DataFrame({"color": ["r"], "a": [1.5], "y": [1]}), reference_dataset())
+    assert list(batch.frame.columns) == ["a", "color", "y"] and batch.labels is not None
+
+
+def test_simulated_drift_shifts_numeric_columns_only():
+    reference = Dataset(
+        frame=generated(500, 5).fillna(0).assign(y=0), target="y", task="classification"
+    )
+    frame, shifted = shift_columns(reference, reference, count=2)
+    assert shifted == ["x0", "x1"]
+    assert (frame["x0"] - reference.frame["x0"]).round(9).nunique() == 1
+    assert (frame["x2"] == reference.frame["x2"]).all()
