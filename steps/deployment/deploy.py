@@ -66,22 +66,21 @@ def champion_to_serve(model_name: str) -> mlflow_registry.RegisteredModel:
     return champion
 
 
-@step(enable_cache=False)
-def deploy_champion(
-    model_name: str, protocol: str = "seldon", timeout: int = 300
-) -> Annotated[DeploymentInfo, "deployment"]:
-    """Hand the champion to the stack's model deployer; a failed new server leaves the old."""
+def serve_champion(
+    champion: mlflow_registry.RegisteredModel,
+    protocol: str,
+    pipeline_name: str,
+    step_name: str,
+    timeout: int = 300,
+) -> DeploymentInfo:
+    """Hand the champion to the active stack's model deployer, whichever flavor it is."""
     deployer = Client().active_stack.model_deployer
     if deployer is None:
         raise ConfigError(
             "The active stack has no model deployer. Run `python run.py stack up local` "
             "(local Seldon runtime) or add a seldon model deployer to your stack."
         )
-    champion = champion_to_serve(model_name)
-    context = get_step_context()
-    config = build_deployment_config(
-        champion, protocol, context.pipeline.name, context.step_run.name
-    )
+    config = build_deployment_config(champion, protocol, pipeline_name, step_name)
     service = deployer.deploy_model(
         config, service_type=SeldonDeploymentService.SERVICE_TYPE, timeout=timeout
     )
@@ -93,5 +92,20 @@ def deploy_champion(
         prediction_url=info.get("PREDICTION_URL"),
         health_url=info.get("HEALTH_CHECK_URL"),
         service_id=str(service.uuid),
-        details={k: v for k, v in info.items() if v is not None},
+        details={k: str(v) for k, v in info.items() if v is not None},
+    )
+
+
+@step(enable_cache=False)
+def deploy_champion(
+    model_name: str, protocol: str = "seldon", timeout: int = 300
+) -> Annotated[DeploymentInfo, "deployment"]:
+    """Deploy the champion; a new server that fails its checks leaves the old one serving."""
+    context = get_step_context()
+    return serve_champion(
+        champion_to_serve(model_name),
+        protocol,
+        context.pipeline.name,
+        context.step_run.name,
+        timeout,
     )

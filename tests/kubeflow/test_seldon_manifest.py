@@ -1,0 +1,146 @@
+"""On a stack with ZenML's `seldon` deployer, our deployment step yields a valid SeldonDeployment.
+
+There is no Kubernetes API server here, so only the HTTP call to it is intercepted
+(`kubernetes.client.ApiClient.call_api`); everything above it is ZenML's own code.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.client import ApiClient
+from kubernetes.client.rest import ApiException
+from kubernetes.config import kube_config
+from zenml.client import Client
+from zenml.enums import StackComponentType as T
+
+from integrations.mlflow_registry import RegisteredModel
+from steps.deployment.deploy import serve_champion
+
+ACCESS_KEY = "AKIAZENKUBETESTKEY01"
+SECRET_KEY = "zenkube/test+secret/key/value/0123456789"
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: zenkube, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: zenkube, user: {token: "not-used"}}]
+contexts: [{name: zenkube-test, context: {cluster: zenkube, user: zenkube}}]
+current-context: zenkube-test
+"""
+
+
+@pytest.fixture
+def seldon_stack(zenml_store, tmp_path, monkeypatch):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    # kubernetes reads KUBECONFIG when it is imported; point its default at our file.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    client = Client()
+    client.create_secret(
+        "s3-creds", values={"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
+    )
+    store = client.create_stack_component(
+        "bucket",
+        "s3",
+        T.ARTIFACT_STORE,
+        {
+            "path": "s3://zenkube-artifacts/zenml",
+            "key": "{{s3-creds.aws_access_key_id}}",
+            "secret": "{{s3-creds.aws_secret_access_key}}",
+        },
+    )
+    deployer = client.create_stack_component(
+        "seldon",
+        "seldon",
+        T.MODEL_DEPLOYER,
+        {
+            "kubernetes_context": "zenkube-test",
+            "kubernetes_namespace": "zenkube",
+            "base_url": "http://seldon.example.com",
+            "secret": None,
+            "kubernetes_secret_name": None,
+        },
+    )
+    local = client.get_stack("zenkube-local")
+    components = {t: [c[0].id] for t, c in local.components.items()}
+    components[T.ARTIFACT_STORE] = [store.id]
+    components[T.MODEL_DEPLOYER] = [deployer.id]
+    client.create_stack("seldon-cluster", components=components)
+    client.activate_stack("seldon-cluster")
+    return store
+
+
+@pytest.fixture
+def kubernetes_api(monkeypatch):
+    """Stand in for the Kubernetes API server: record calls, keep created objects."""
+    calls, objects = [], {}
+
+    def call_api(
+        self,
+        resource_path,
+        method,
+        path_params=None,
+        query_params=None,
+        header_params=None,
+        body=None,
+        *args,
+        **kwargs,
+    ):
+        path = resource_path
+        for key, value in (path_params or {}).items():
+            path = path.replace("{" + key + "}", str(value))
+        body = self.sanitize_for_serialization(body)
+        calls.append({"method": method, "path": path, "body": body})
+        if method == "GET":
+            if path in objects:
+                return objects[path]
+            raise ApiException(status=404, reason="Not Found")
+        if method == "POST":
+            objects[f"{path}/{body['metadata']['name']}"] = body
+        elif method in {"PUT", "PATCH"}:
+            objects[path] = body
+        return body
+
+    monkeypatch.setattr(ApiClient, "call_api", call_api)
+    return calls
+
+
+def test_deployment_step_builds_a_seldon_deployment_with_a_secret_reference(
+    seldon_stack, kubernetes_api
+):
+    champion = RegisteredModel(
+        name="zenkube-model",
+        version="3",
+        model_uri="models:/m-abc",
+        artifact_location="s3://zenkube-artifacts/mlflow/1/models/m-abc/artifacts",
+    )
+    serve_champion(champion, "seldon", "deployment_pipeline", "deploy_champion", timeout=0)
+
+    posted = [c for c in kubernetes_api if c["method"] in {"POST", "PUT", "PATCH"}]
+    secrets = [c for c in posted if c["path"].endswith("/secrets") or "/secrets/" in c["path"]]
+    deployments = [c for c in posted if "seldondeployments" in c["path"]]
+    assert len(secrets) == 1 and len(deployments) == 1
+
+    manifest = deployments[0]["body"]
+    assert manifest["apiVersion"] == "machinelearning.seldon.io/v1"
+    assert manifest["kind"] == "SeldonDeployment"
+    assert manifest["metadata"]["name"].startswith("zenml-")
+    assert "/namespaces/zenkube/seldondeployments" in deployments[0]["path"]
+    assert "protocol" not in manifest["spec"]  # so the cluster speaks Seldon's v1 protocol
+    (predictor,) = manifest["spec"]["predictors"]
+    graph = predictor["graph"]
+    assert graph["name"] == "classifier" and graph["type"] == "MODEL"
+    assert graph["implementation"] == "MLFLOW_SERVER"
+    assert graph["modelUri"] == champion.artifact_location
+    expected_secret = f"zenml-seldon-core-{seldon_stack.id}"
+    assert graph["envSecretRefName"] == expected_secret
+    assert predictor["replicas"] == 1
+
+    secret = secrets[0]["body"]
+    assert secret["metadata"]["name"] == expected_secret
+    # The storage initializer reads rclone settings from this Secret, not from the manifest.
+    assert "RCLONE_CONFIG_S3_TYPE" in (secret.get("data") or secret.get("stringData"))
+    text = json.dumps(manifest)
+    assert ACCESS_KEY not in text and SECRET_KEY not in text
