@@ -258,6 +258,99 @@ def monitor(obj: Context, input_path, simulate_drift, config, model_name) -> Non
         _fail(exc, obj.debug)
 
 
+@cli.command("compile")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(),
+    default="compiled",
+    show_default=True,
+    help="Folder for training.yaml, deployment.yaml and monitoring.yaml.",
+)
+@click.option(
+    "--stack",
+    "stack",
+    default="kubeflow",
+    show_default=True,
+    help="Stack spec to compile on (stacks/<name>.yaml or a path).",
+)
+@click.pass_obj
+def compile_cmd(obj: Context, out_dir, stack) -> None:
+    """Write KFP v2 IR YAML for all three pipelines (no cluster, no Docker needed).
+
+    Upload the files in the Kubeflow Pipelines UI, or run them with the stack active.
+    """
+    try:
+        import time
+
+        from zenml.client import Client
+
+        from integrations.kubeflow.validate import check_pipeline_file
+        from pipelines import runs
+
+        _ready()
+        started = time.monotonic()
+        written = runs.compile_for_kubeflow(out_dir, stack, echo=click.echo)
+        for name, path in written.items():
+            summary = check_pipeline_file(path)
+            click.echo(f"  {name}: {summary.tasks} tasks, KFP checks passed ({path})")
+        click.echo(f"Compiled in {time.monotonic() - started:.1f}s.")
+        if Client().zen_store.is_local_store():
+            click.echo(
+                "Note: compiled against this machine's ZenML store. To run on a cluster, connect "
+                "to a ZenML server first (`zenml login https://...`) and compile again; see "
+                "docs/kubeflow.md."
+            )
+    except Exception as exc:
+        _fail(exc, obj.debug)
+
+
+@cli.group("stack")
+def stack_group() -> None:
+    """Register and inspect zenkube's stacks (specs in stacks/*.yaml)."""
+
+
+@stack_group.command("up")
+@click.argument("name", default="local")
+@click.pass_obj
+def stack_up_cmd(obj: Context, name) -> None:
+    """Register stack NAME (local, kubeflow or a YAML path) idempotently and activate it."""
+    try:
+        from stacks.env import prepare_zenml
+        from stacks.manage import stack_up
+
+        prepare_zenml()
+        changes = stack_up(name)
+        if changes.changed:
+            click.echo(
+                f"Stack '{changes.stack}': created {changes.created or '-'}, updated {changes.updated or '-'}."
+            )
+        else:
+            click.echo(f"Stack '{changes.stack}' is already registered as specified: no change.")
+        click.echo(f"Active stack: {changes.stack}")
+    except Exception as exc:
+        _fail(exc, obj.debug)
+
+
+@stack_group.command("show")
+@click.pass_obj
+def stack_show_cmd(obj: Context) -> None:
+    """Print the active stack and its components."""
+    try:
+        from zenml.client import Client
+
+        from stacks.env import prepare_zenml
+
+        prepare_zenml()
+        stack = Client().active_stack_model
+        click.echo(f"Active stack: {stack.name}")
+        for ctype, components in stack.components.items():
+            for component in components:
+                click.echo(f"  {ctype.value:20s} {component.name} ({component.flavor_name})")
+    except Exception as exc:
+        _fail(exc, obj.debug)
+
+
 @cli.command("deploy")
 @click.option(
     "--config",

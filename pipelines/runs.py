@@ -18,6 +18,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / "configs"
 
 
+def default_config(name: str) -> Path:
+    """configs/<stack kind>/<name>.yaml for the active stack (kubeflow or local)."""
+    from zenml.client import Client
+
+    orchestrator = Client().active_stack_model.components.get("orchestrator")
+    kind = "kubeflow" if orchestrator and orchestrator[0].flavor_name == "kubeflow" else "local"
+    return CONFIGS / kind / f"{name}.yaml"
+
+
 def read_config(path: str | os.PathLike, schema: type[BaseModel]) -> tuple[BaseModel, dict]:
     """Split a ZenML run config into checked `parameters` and the rest (for ZenML)."""
     path = Path(path)
@@ -29,6 +38,9 @@ def read_config(path: str | os.PathLike, schema: type[BaseModel]) -> tuple[BaseM
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a YAML mapping with a `parameters:` block.")
+    from stacks.manage import expand_vars
+
+    raw = expand_vars(raw)
     params_raw = raw.pop("parameters", {}) or {}
     try:
         params = schema.model_validate(params_raw)
@@ -130,7 +142,7 @@ def train(config: str | os.PathLike | None = None, overrides: dict[str, Any] | N
     """Run the training pipeline; raise the step's own error when a step fails."""
     from pipelines.training import training_pipeline
 
-    params, options = read_config(config or CONFIGS / "local" / "training.yaml", TrainingParams)
+    params, options = read_config(config or default_config("training"), TrainingParams)
     params = apply_overrides(params, overrides or {})
     run = run_pipeline(training_pipeline, params, options, params.model_name)
     return training_result(run)
@@ -159,7 +171,7 @@ def deploy(config: str | os.PathLike | None = None, overrides: dict[str, Any] | 
 
     from pipelines.deployment import deployment_pipeline
 
-    params, options = read_config(config or CONFIGS / "local" / "deployment.yaml", DeploymentParams)
+    params, options = read_config(config or default_config("deployment"), DeploymentParams)
     params = apply_overrides(params, overrides or {})
     run = run_pipeline(deployment_pipeline, params, options, None)
     run = Client().get_pipeline_run(run.id)
@@ -210,7 +222,7 @@ def monitor(
 
     from pipelines.monitoring import monitoring_pipeline
 
-    params, options = read_config(config or CONFIGS / "local" / "monitoring.yaml", MonitoringParams)
+    params, options = read_config(config or default_config("monitoring"), MonitoringParams)
     params = apply_overrides(params, overrides or {})
     run = run_pipeline(monitoring_pipeline, params, options, None)
     run = Client().get_pipeline_run(run.id)
@@ -292,3 +304,43 @@ def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:
         path = folder / "held-out.csv"
     frame.to_csv(path, index=False)
     return str(path), shifted
+
+
+PIPELINES = {
+    "training": ("pipelines.training", "training_pipeline", TrainingParams),
+    "deployment": ("pipelines.deployment", "deployment_pipeline", DeploymentParams),
+    "monitoring": ("pipelines.monitoring", "monitoring_pipeline", MonitoringParams),
+}
+
+
+def compile_for_kubeflow(
+    out_dir: str | os.PathLike, stack: str = "kubeflow", echo=print
+) -> dict[str, Path]:
+    """Write KFP v2 IR YAML for the three pipelines, compiled on the Kubeflow stack."""
+    import importlib
+
+    from zenml import Model
+
+    from integrations.kubeflow.compile import active_stack, compile_pipeline
+    from stacks.manage import load_spec, stack_up
+
+    spec = load_spec(stack)
+    changes = stack_up(stack, activate=False, placeholder_secrets=True)
+    for name in changes.placeholder_secrets:
+        echo(
+            f"zenkube: created the ZenML secret '{name}' with placeholder values so the stack "
+            f"can be compiled; set real values before running on a cluster "
+            f"(`zenml secret update {name} ...`)."
+        )
+    written = {}
+    with active_stack(spec["stack_name"]):
+        for name, (module, attr, schema) in PIPELINES.items():
+            pipeline_obj = getattr(importlib.import_module(module), attr)
+            params, options = read_config(CONFIGS / "kubeflow" / f"{name}.yaml", schema)
+            if name == "training":
+                options["model"] = Model(name=params.model_name)
+            kwargs = {field: getattr(params, field) for field in type(params).model_fields}
+            out = Path(out_dir) / f"{name}.yaml"
+            echo(f"zenkube: compiling the {name} pipeline → {out}")
+            written[name] = compile_pipeline(pipeline_obj, kwargs, options, out)
+    return written

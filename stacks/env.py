@@ -27,15 +27,28 @@ def prepare_environment() -> Path:
     return home
 
 
-def ensure_zenml_ready(stack: str = "local") -> None:
-    """Initialise the ZenML repository and register + activate the zenkube stack."""
+def prepare_zenml() -> None:
+    """Initialise the ZenML repository (once) and import code from the repo root."""
     from zenml.client import Client
     from zenml.utils import source_utils
-
-    from stacks.manage import stack_up
 
     source_utils.set_custom_source_root(str(REPO_ROOT))
     repo = Path(os.environ["ZENML_REPOSITORY_PATH"])
     if not (repo / ".zen").exists():
         Client.initialize(root=repo)
-    stack_up(stack)
+
+
+def ensure_zenml_ready(stack: str = "local") -> None:
+    """Initialise the ZenML repository; register the zenkube stack unless another is active.
+
+    A fresh store (ZenML's `default` stack active) gets `stack` registered and activated;
+    a user who switched to another stack (`python run.py stack up kubeflow`) keeps it.
+    """
+    from zenml.client import Client
+
+    from stacks.manage import load_spec, stack_up
+
+    prepare_zenml()
+    active = Client().active_stack_model.name
+    if active in ("default", load_spec(stack)["stack_name"]):
+        stack_up(stack)

@@ -14,7 +14,7 @@ from steps.errors import ConfigError
 
 STACKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = STACKS_DIR.parent
-_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
 
 def zenkube_home() -> Path:
@@ -32,11 +32,18 @@ def spec_path(name_or_path: str) -> Path:
     return path
 
 
+def expand_vars(value: Any) -> Any:
+    """Expand ${VAR} and ${VAR:-default} in every string of a YAML structure."""
+    return _expand(value, {**os.environ, "ZENKUBE_HOME": str(zenkube_home())})
+
+
 def _expand(value: Any, env: dict[str, str]) -> Any:
     if isinstance(value, str):
 
         def sub(match: re.Match) -> str:
-            name = match.group(1)
+            name, default = match.group(1), match.group(2)
+            if name not in env and default is not None:
+                return default
             if name not in env:
                 raise ConfigError(
                     f"The stack spec uses ${{{name}}} but it is not set; export {name}=... first."
@@ -129,6 +136,50 @@ def _kubeflow_problems(comps: dict[str, dict[str, Any]]) -> list[str]:
     return problems
 
 
+_SECRET_REF = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\.([A-Za-z0-9_-]+)\s*\}\}")
+
+
+def secret_references(spec: Any) -> dict[str, set[str]]:
+    """ZenML secret references (`{{name.key}}`) in a spec: name → keys."""
+    found: dict[str, set[str]] = {}
+    if isinstance(spec, str):
+        for name, key in _SECRET_REF.findall(spec):
+            found.setdefault(name, set()).add(key)
+    elif isinstance(spec, dict | list):
+        for value in spec.values() if isinstance(spec, dict) else spec:
+            for name, keys in secret_references(value).items():
+                found.setdefault(name, set()).update(keys)
+    return found
+
+
+def ensure_secrets(spec: dict[str, Any], create_placeholders: bool = False) -> list[str]:
+    """Check the spec's secret references exist; return the names of placeholders created.
+
+    Without `create_placeholders`, a missing secret is a ConfigError with the command
+    that creates it. Placeholders (value "unset") let `compile` work before credentials
+    exist; values never reach compiled YAML, pods resolve them at run time.
+    """
+    from zenml.client import Client
+
+    client = Client()
+    created = []
+    for name, keys in sorted(secret_references(spec).items()):
+        try:
+            client.get_secret(name)
+            continue
+        except KeyError:
+            pass
+        if not create_placeholders:
+            args = " ".join(f"--{k}=..." for k in sorted(keys))
+            raise ConfigError(
+                f"The stack spec references the ZenML secret '{name}', which does not exist. "
+                f"Create it first: `zenml secret create {name} {args}`."
+            )
+        client.create_secret(name, values=dict.fromkeys(sorted(keys), "unset"))
+        created.append(name)
+    return created
+
+
 @dataclass
 class StackChanges:
     """What `stack_up` did: component names created, updated, unchanged."""
@@ -137,6 +188,7 @@ class StackChanges:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    placeholder_secrets: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -161,16 +213,19 @@ def ensure_flavors() -> None:
         del SeldonLocalModelDeployerFlavor
 
 
-def stack_up(name_or_path: str, activate: bool = True) -> StackChanges:
+def stack_up(
+    name_or_path: str, activate: bool = True, placeholder_secrets: bool = False
+) -> StackChanges:
     """Register (or update) the spec's components and stack; same spec → no change."""
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
     spec = load_spec(name_or_path)
     client = Client()
+    placeholders = ensure_secrets(spec, create_placeholders=placeholder_secrets)
     if any(c.get("flavor") == "seldon_local" for c in components_of(spec).values()):
         ensure_flavors()
-    changes = StackChanges(stack=spec["stack_name"])
+    changes = StackChanges(stack=spec["stack_name"], placeholder_secrets=placeholders)
     component_ids: dict[StackComponentType, list] = {}
     for ctype, comp in components_of(spec).items():
         stype = StackComponentType(ctype)
