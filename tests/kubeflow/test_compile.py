@@ -1,0 +1,86 @@
+"""Compiled KFP YAML passes KFP's own checks and has the ZenML pipeline's graph."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from zenml.client import Client
+
+from integrations.kubeflow.secrets import credentials_in, strip_credentials
+from integrations.kubeflow.validate import (
+    check_pipeline_file,
+    load_documents,
+    parse_strict,
+    round_trip_identical,
+    task_graph,
+)
+from pipelines import runs
+
+PIPELINE_NAMES = {
+    "training": "training_pipeline",
+    "deployment": "deployment_pipeline",
+    "monitoring": "monitoring_pipeline",
+}
+
+
+@pytest.fixture(scope="module")
+def compiled(module_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compiled")
+    return runs.compile_for_kubeflow(out, echo=lambda *_: None)
+
+
+def zenml_graph(pipeline_name: str) -> set[tuple[str, str]]:
+    run = Client().get_pipeline(pipeline_name).last_run
+    steps = run.snapshot.step_configurations
+    return {(up, name) for name, step in steps.items() for up in step.spec.upstream_steps}
+
+
+@pytest.mark.parametrize("name", list(PIPELINE_NAMES))
+def test_compiled_yaml_passes_kfp_checks(compiled, name, tmp_path):
+    path = compiled[name]
+    summary = check_pipeline_file(path)
+    assert summary.tasks >= 1
+    assert load_documents(path)[0]["schemaVersion"] == "2.1.0"
+    assert round_trip_identical(path, tmp_path)
+
+
+@pytest.mark.parametrize("name", list(PIPELINE_NAMES))
+def test_kfp_task_graph_equals_zenml_graph(compiled, name):
+    spec = parse_strict(load_documents(compiled[name])[0])
+    display, edges = task_graph(spec)
+    named_edges = {(display[a], display[b]) for a, b in edges}
+    steps = Client().get_pipeline(PIPELINE_NAMES[name]).last_run.snapshot.step_configurations
+    assert set(display.values()) == set(steps)  # readable task names: ZenML step names
+    assert named_edges == zenml_graph(PIPELINE_NAMES[name])
+
+
+def test_memory_setting_compiles_as_a_quantity(compiled):
+    executors = load_documents(compiled["training"])[0]["deploymentSpec"]["executors"]
+    resources = next(iter(executors.values()))["container"]["resources"]
+    assert resources["resourceMemoryLimit"] == "1907Mi"  # 2GB in mebibytes
+
+
+def test_no_credential_in_any_compiled_yaml(compiled):
+    for path in compiled.values():
+        text = path.read_text()
+        assert credentials_in(load_documents(path)) == []
+        assert "unset" not in text  # placeholder secret values never reach the YAML
+
+
+def test_a_store_token_is_moved_to_a_secret_reference(compiled, tmp_path):
+    documents = load_documents(compiled["deployment"])
+    executor = next(iter(documents[0]["deploymentSpec"]["executors"].values()))
+    # What ZenML writes when connected to an authenticated server:
+    executor["container"]["env"].append({"name": "ZENML_STORE_API_TOKEN", "value": "eyJhbGciOi.secret"})
+    cleaned = strip_credentials(documents, "zenml-store-credentials")
+    text = yaml.safe_dump_all(cleaned)
+    assert "eyJhbGciOi.secret" not in text
+    (entry,) = cleaned[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+    assert entry["secretAsEnv"][0]["secretName"] == "zenml-store-credentials"
+    assert entry["secretAsEnv"][0]["keyToEnv"] == [
+        {"secretKey": "ZENML_STORE_API_TOKEN", "envVar": "ZENML_STORE_API_TOKEN"}
+    ]
+    out = tmp_path / "with-secret.yaml"
+    out.write_text(text)
+    check_pipeline_file(out)  # the platform spec parses strictly too
+    assert round_trip_identical(out, tmp_path)
