@@ -33,6 +33,11 @@ class SharedVolumeArtifactStoreConfig(LocalArtifactStoreConfig):
 class SharedVolumeArtifactStore(LocalArtifactStore):
     """The local artifact store's file API on a volume shared by all pods."""
 
+    @property
+    def local_path(self) -> str | None:
+        # Not a path private to this machine: every pod sees the same volume.
+        return None
+
 
 class SharedVolumeArtifactStoreFlavor(LocalArtifactStoreFlavor):
     """Flavor of the shared-volume artifact store."""

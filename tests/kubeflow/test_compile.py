@@ -71,7 +71,9 @@ def test_a_store_token_is_moved_to_a_secret_reference(compiled, tmp_path):
     documents = load_documents(compiled["deployment"])
     executor = next(iter(documents[0]["deploymentSpec"]["executors"].values()))
     # What ZenML writes when connected to an authenticated server:
-    executor["container"]["env"].append({"name": "ZENML_STORE_API_TOKEN", "value": "eyJhbGciOi.secret"})
+    executor["container"]["env"].append(
+        {"name": "ZENML_STORE_API_TOKEN", "value": "eyJhbGciOi.secret"}
+    )
     cleaned = strip_credentials(documents, "zenml-store-credentials")
     text = yaml.safe_dump_all(cleaned)
     assert "eyJhbGciOi.secret" not in text

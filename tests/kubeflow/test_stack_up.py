@@ -14,7 +14,9 @@ def test_stack_up_twice_is_a_no_op_and_a_change_is_an_update(zenml_store, tmp_pa
     again = stack_up("local")
     assert not again.changed and again.stack == "zenkube-local"
     spec = yaml.safe_load((STACKS_DIR / "local.yaml").read_text())
-    spec["components"]["model_deployer"][0]["configuration"]["state_dir"] = str(tmp_path / "serving")
+    spec["components"]["model_deployer"][0]["configuration"]["state_dir"] = str(
+        tmp_path / "serving"
+    )
     changed = tmp_path / "local-changed.yaml"
     changed.write_text(yaml.safe_dump(spec))
     update = stack_up(str(changed))
@@ -24,7 +26,9 @@ def test_stack_up_twice_is_a_no_op_and_a_change_is_an_update(zenml_store, tmp_pa
 
 
 def test_kubeflow_stack_needs_its_secret_first(zenml_store):
-    with pytest.raises(ConfigError, match="zenml secret create zenkube-mlflow --password=... --username=..."):
+    with pytest.raises(
+        ConfigError, match="zenml secret create zenkube-mlflow --password=... --username=..."
+    ):
         stack_up("kubeflow")
     Client().create_secret("zenkube-mlflow", values={"username": "u", "password": "p"})
     created = stack_up("kubeflow")

@@ -30,10 +30,16 @@ def without(spec: dict, component: str) -> dict:
     [
         (lambda s: without(s, "container_registry"), "needs `components.container_registry`"),
         (lambda s: without(s, "image_builder"), "needs `components.image_builder`"),
-        (lambda s: _set(s, "artifact_store", {"flavor": "local", "configuration": {"path": "/tmp/a"}}),
-         "needs a bucket artifact store"),
-        (lambda s: _set(s, "experiment_tracker", {"flavor": "mlflow", "configuration": {}}),
-         "needs an MLflow tracking server: set `components.experiment_tracker.configuration.tracking_uri"),
+        (
+            lambda s: _set(
+                s, "artifact_store", {"flavor": "local", "configuration": {"path": "/tmp/a"}}
+            ),
+            "needs a bucket artifact store",
+        ),
+        (
+            lambda s: _set(s, "experiment_tracker", {"flavor": "mlflow", "configuration": {}}),
+            "needs an MLflow tracking server: set `components.experiment_tracker.configuration.tracking_uri",
+        ),
         (lambda s: without(s, "model_deployer"), "add a `seldon` model_deployer"),
         (lambda s: without(s, "model_registry"), "add an mlflow `components.model_registry`"),
     ],
@@ -52,8 +58,12 @@ def _set(spec, component, values):
 def test_environment_overrides_and_defaults(monkeypatch):
     monkeypatch.setenv("ZENKUBE_BUCKET", "s3://my-bucket/zenml")
     spec = kubeflow_spec()
-    assert spec["components"]["artifact_store"][0]["configuration"]["path"] == "s3://my-bucket/zenml"
-    assert spec["components"]["orchestrator"][0]["configuration"]["kubeflow_hostname"].startswith("http://localhost")
+    assert (
+        spec["components"]["artifact_store"][0]["configuration"]["path"] == "s3://my-bucket/zenml"
+    )
+    assert spec["components"]["orchestrator"][0]["configuration"]["kubeflow_hostname"].startswith(
+        "http://localhost"
+    )
 
 
 def test_credentials_are_only_secret_references():

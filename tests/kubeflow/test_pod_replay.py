@@ -1,0 +1,183 @@
+"""Pod replay: run each compiled KFP task as a new pod would, and compare with a local run.
+
+Each task runs its exact command, args and env from the YAML, in topological order, in
+a fresh process with a fresh working directory and a fresh ZENML_CONFIG_PATH. The
+ZenML store (SQLite) and the artifact store (`shared_volume` flavor) sit at shared
+absolute paths standing in for the cluster's; MLflow is a real `mlflow server`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from zenml.client import Client
+from zenml.enums import StackComponentType as T
+
+from integrations.kubeflow.compile import active_stack, compile_pipeline
+from integrations.kubeflow.validate import (
+    load_documents,
+    parse_strict,
+    task_graph,
+    topological_order,
+)
+from pipelines import runs
+from pipelines.training import training_pipeline
+from steps.specs import TrainingParams
+from tests.conftest import FAST_TRAINER, REPO_ROOT
+from tests.mlflow_server import MlflowServer
+
+MODEL = "replayed"
+
+
+@pytest.fixture(scope="module")
+def replay_stack(module_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    client = Client()
+    client.create_flavor(
+        source="integrations.shared_volume.SharedVolumeArtifactStoreFlavor",
+        component_type=T.ARTIFACT_STORE,
+    )
+    client.create_secret(
+        "zenkube-mlflow", values={"username": "zenkube", "password": "not-checked"}
+    )
+    with MlflowServer(root / "mlflow") as server:
+
+        def comp(name, flavor, ctype, config):
+            return [client.create_stack_component(name, flavor, ctype, config).id]
+
+        client.create_stack(
+            "replay",
+            components={
+                T.ORCHESTRATOR: comp(
+                    "kfp",
+                    "kubeflow",
+                    T.ORCHESTRATOR,
+                    {"kubeflow_hostname": "http://127.0.0.1:9/pipeline"},
+                ),
+                T.ARTIFACT_STORE: comp(
+                    "shared", "shared_volume", T.ARTIFACT_STORE, {"path": str(root / "artifacts")}
+                ),
+                T.CONTAINER_REGISTRY: comp(
+                    "registry", "default", T.CONTAINER_REGISTRY, {"uri": "localhost:5000/zenkube"}
+                ),
+                T.IMAGE_BUILDER: comp("builder", "local", T.IMAGE_BUILDER, {}),
+                T.EXPERIMENT_TRACKER: comp(
+                    "mlflow-server",
+                    "mlflow",
+                    T.EXPERIMENT_TRACKER,
+                    {
+                        "tracking_uri": server.url,
+                        "tracking_username": "{{zenkube-mlflow.username}}",
+                        "tracking_password": "{{zenkube-mlflow.password}}",
+                    },
+                ),
+                T.MODEL_REGISTRY: [
+                    client.get_stack_component(T.MODEL_REGISTRY, "zenkube-mlflow-registry").id
+                ],
+            },
+        )
+        yield root, server
+
+
+def replay(path: Path, root: Path) -> list[str]:
+    """Run every task of the compiled pipeline as a pod would; return the task order."""
+    documents = load_documents(path)
+    spec = parse_strict(documents[0])
+    display, edges = task_graph(spec)
+    executors = documents[0]["deploymentSpec"]["executors"]
+    job_name = f"replay-{uuid.uuid4().hex[:8]}"
+    order = topological_order(set(display), edges)
+    for task in order:
+        component = documents[0]["root"]["dag"]["tasks"][task]["componentRef"]["name"]
+        executor = documents[0]["components"][component]["executorLabel"]
+        container = executors[executor]["container"]
+        pod = root / "pods" / task
+        pod.mkdir(parents=True)
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(pod),
+            # the image's code: in a pod it sits in the image's working directory
+            "PYTHONPATH": str(REPO_ROOT),
+            "ZENML_CONFIG_PATH": str(pod / "zenml-config"),
+        }
+        for item in container.get("env", []):
+            env[item["name"]] = item["value"].replace("{{$.pipeline_job_name}}", job_name)
+        result = subprocess.run(
+            container["command"] + container.get("args", []),
+            cwd=pod,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, (
+            f"task {task} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
+    return [display[t] for t in order]
+
+
+def test_replayed_training_matches_the_local_run_and_registers_in_mlflow_server(
+    replay_stack, tmp_path
+):
+    root, server = replay_stack
+    overrides = {"model_name": MODEL, **FAST_TRAINER}
+    local = runs.train(None, overrides)  # the same seeded training on the local stack
+
+    params = runs.apply_overrides(TrainingParams(), overrides)
+    kwargs = {name: getattr(params, name) for name in type(params).model_fields}
+    options = {
+        "enable_cache": False,
+        "settings": {
+            "docker": {
+                "parent_image": "localhost:5000/zenkube:test",
+                "skip_build": True,
+                "allow_download_from_artifact_store": False,
+                "allow_download_from_code_repository": False,
+            }
+        },
+    }
+    from zenml import Model
+
+    options["model"] = Model(name=MODEL)
+    with active_stack("replay"):
+        path = compile_pipeline(training_pipeline, kwargs, options, tmp_path / "training.yaml")
+    order = replay(path, root)
+    assert order[0] == "load_data" and order[-1] == "promote_if_better"
+
+    runs_on_replay = [
+        r
+        for r in Client()
+        .list_pipeline_runs(pipeline="training_pipeline", size=50, sort_by="desc:created")
+        .items
+        if r.stack and r.stack.name == "replay" and r.status == "completed"
+    ]
+    assert runs_on_replay, "the replayed run did not complete"
+    replayed = Client().get_pipeline_run(runs_on_replay[0].id)
+    report = replayed.steps["evaluate_model"].outputs["evaluation_report"][0].load()
+    assert report.metrics == pytest.approx(local.metrics, abs=1e-12)
+    assert (
+        str(root / "artifacts")
+        in replayed.steps["evaluate_model"].outputs["evaluation_report"][0].uri
+    )
+
+    # MLflow in server mode: the pods registered there and the champion loads from it.
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    mlflow.set_tracking_uri(server.url)
+    mlflow.set_registry_uri(server.url)
+    try:
+        champion = mlflow.sklearn.load_model(f"models:/{MODEL}@champion")
+        test = replayed.steps["split_data"].outputs["test_set"][0].load()
+        trained = replayed.steps["train_model"].outputs["model"][0].load()
+        np.testing.assert_array_equal(
+            champion.predict(test.features), trained.predict(test.features)
+        )
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        mlflow.set_tracking_uri("")
