@@ -1,0 +1,164 @@
+"""Serving: zenkube's local Seldon endpoint (protocols seldon and v2) vs in-process
+`model.predict` vs `mlflow models serve`, batches of 1/100/10,000 rows, 1 and 8 clients.
+
+Everything on 127.0.0.1 with bounded request counts. Prints p50/p99 latency (ms),
+rows/s and errors, and each figure's ratio to in-process predict measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import requests
+from common import save, table
+
+from integrations.seldon_local import client, process
+from integrations.seldon_local.environments import runtime_python
+
+BATCHES = {1: 300, 100: 60, 10_000: 6}  # batch size → requests per client
+
+
+def train_model(folder: Path):
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    data = load_breast_cancer(as_frame=True)
+    model = RandomForestClassifier(n_estimators=100, random_state=0).fit(data.data, data.target)
+    example = data.data.head(5)
+    mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle",
+                              signature=infer_signature(example, model.predict(example)),
+                              input_example=example)
+    return model, data.data
+
+
+def batch_of(features: pd.DataFrame, size: int) -> pd.DataFrame:
+    rows = np.random.default_rng(size).integers(0, len(features), size)
+    return features.iloc[rows].reset_index(drop=True)
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q)) * 1000 if values else float("nan")
+
+
+def load(send, batch_rows: int, clients: int, requests_per_client: int) -> dict:
+    def loop(_):
+        latencies, errors = [], 0
+        session = requests.Session()
+        for _ in range(requests_per_client):
+            started = time.perf_counter()
+            try:
+                ok = send(session)
+            except Exception:
+                ok = False
+            latencies.append(time.perf_counter() - started)
+            errors += 0 if ok else 1
+        return latencies, errors
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(loop, range(clients)))
+    wall = time.perf_counter() - started
+    latencies = [x for lat, _ in results for x in lat]
+    errors = sum(e for _, e in results)
+    return {"p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+            "rows_per_s": batch_rows * len(latencies) / wall, "errors": errors}
+
+
+def start_zenkube(protocol: str, model_dir: Path, workers: int):
+    proto = process.get_protocol(protocol)
+    port = process.free_port()
+    log = model_dir.parent / f"{protocol}.log"
+    pid = process.spawn(proto.command(runtime_python(protocol), model_dir, "classifier", port, workers),
+                        log, {"ZENKUBE_HOST": "127.0.0.1"})
+    process.wait_healthy(pid, proto.url(port, "classifier", proto.health_path), log, 180)
+    return pid, proto.url(port, "classifier", proto.predict_path)
+
+
+def start_mlflow_serve(model_dir: Path, workers: int):
+    port = process.free_port()
+    log = open(model_dir.parent / "mlflow-serve.log", "wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", str(model_dir),
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        # mlflow starts `uvicorn` by name
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+    )
+    process.wait_healthy(proc.pid, f"http://127.0.0.1:{port}/ping", model_dir.parent / "mlflow-serve.log", 180)
+    return proc.pid, f"http://127.0.0.1:{port}/invocations"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
+    args = parser.parse_args()
+    scale = 0.2 if args.quick else 1.0
+    folder = Path(tempfile.mkdtemp(prefix="zenkube-bench-serving-"))
+    model, features = train_model(folder / "model")
+    servers = {}
+    try:
+        for protocol in ("seldon", "v2"):
+            servers[protocol] = start_zenkube(protocol, folder / "model", args.workers)
+        servers["mlflow serve"] = start_mlflow_serve(folder / "model", args.workers)
+        results, rows = [], []
+        for batch_rows, per_client in BATCHES.items():
+            batch = batch_of(features, batch_rows)
+            expected = model.predict(batch).tolist()
+            for clients in (1, 8):
+                n = max(2, int(per_client * scale / (2 if clients == 8 else 1)))
+                inproc = load(lambda s, b=batch: model.predict(b) is not None, batch_rows, clients, n)
+                row = {"batch": batch_rows, "clients": clients, "in-process": inproc}
+                for name, (_, url) in servers.items():
+                    if name == "mlflow serve":
+                        body = {"dataframe_split": {"columns": list(batch.columns),
+                                                     "data": batch.to_numpy().tolist()}}
+                        def send(s, url=url, body=body):
+                            r = s.post(url, json=body, timeout=120)
+                            return r.status_code == 200 and len(r.json()["predictions"]) == batch_rows
+                    else:
+                        body = client.request_body(name, batch)
+                        proto = process.get_protocol(name)
+                        def send(s, url=url, body=body, proto=proto):
+                            r = s.post(url, json=body, timeout=120)
+                            return r.status_code == 200 and proto.predictions(r.json()) == expected
+                    row[name] = load(send, batch_rows, clients, n)
+                results.append(row)
+                for name in ("in-process", "seldon", "v2", "mlflow serve"):
+                    m = row[name]
+                    rows.append([batch_rows, clients, name, m["p50_ms"], m["p99_ms"], m["rows_per_s"],
+                                 m["rows_per_s"] / row["in-process"]["rows_per_s"], m["errors"]])
+        print(table("Serving (RandomForest, 100 trees, breast_cancer features)",
+                    ["batch", "clients", "server", "p50 ms", "p99 ms", "rows/s", "× in-process", "errors"],
+                    rows))
+        verdicts = []
+        for row in results:
+            for name in ("seldon", "v2"):
+                m, base, mlf = row[name], row["in-process"], row["mlflow serve"]
+                if m["rows_per_s"] < mlf["rows_per_s"]:
+                    verdicts.append(f"{name} slower than mlflow serve at batch {row['batch']}×{row['clients']}")
+                if row["batch"] >= 100 and m["rows_per_s"] < 0.9 * base["rows_per_s"]:
+                    verdicts.append(f"{name} < 0.9× in-process at batch {row['batch']}×{row['clients']} "
+                                    f"({m['rows_per_s'] / base['rows_per_s']:.2f}×)")
+        print("Targets: " + ("all met" if not verdicts else "NOT met: " + "; ".join(verdicts)))
+        print(f"JSON: {save('serving', {'workers': args.workers, 'results': results, 'misses': verdicts})}")
+    finally:
+        for pid, _ in servers.values():
+            process.stop_group(pid)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""`make bench`: run every benchmark and print its table (each writes benchmarks/results/*.json)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["bench_compile.py", "bench_drift.py", "bench_pipeline.py", "bench_serving.py"]
+
+
+def main() -> int:
+    failed = []
+    started = time.monotonic()
+    for script in SCRIPTS:
+        print(f"\n=== {script} ===", flush=True)
+        if subprocess.run([sys.executable, str(HERE / script)], cwd=HERE).returncode != 0:
+            failed.append(script)
+    print(f"\nAll benchmarks took {time.monotonic() - started:.0f}s." + (f" Failed: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
