@@ -20,8 +20,6 @@ class Context:
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
-    from steps.errors import ZenkubeError
-
     if debug:
         traceback.print_exception(exc)
     user_error = _user_error(exc)
@@ -31,7 +29,6 @@ def _fail(exc: BaseException, debug: bool) -> None:
         click.secho(f"Unexpected error: {type(exc).__name__}: {exc}", fg="red", err=True)
         if not debug:
             click.echo("Run again with --debug to see the traceback.", err=True)
-    del ZenkubeError
     sys.exit(2 if user_error is not None else 1)
 
 
@@ -163,7 +160,7 @@ def _smoke(info) -> None:
     from integrations.seldon_local import client
     from pipelines.runs import CONFIGS, read_config
     from steps.data.load import load_dataset
-    from steps.specs import DataSpec, TrainingParams
+    from steps.specs import TrainingParams
 
     params, _ = read_config(CONFIGS / "local" / "training.yaml", TrainingParams)
     data = load_dataset(params.data)
@@ -172,7 +169,6 @@ def _smoke(info) -> None:
     click.echo(f"Smoke test:   3 rows → {predictions}")
     click.echo("\nTry it yourself:")
     click.echo("  " + client.curl_command(info.prediction_url, info.protocol, rows))
-    del DataSpec
 
 
 def _monitor(config, input_path, simulate_drift, model_name=None):

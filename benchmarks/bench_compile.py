@@ -23,7 +23,13 @@ def main() -> None:
             raise SystemExit(result.stdout[-2000:] + result.stderr[-2000:])
         reported = [line for line in result.stdout.splitlines() if line.startswith("Compiled in")]
         timings.append([attempt, seconds, reported[0].split()[-1] if reported else "?"])
-    print(table("Compile three pipelines to KFP YAML", ["run", "wall s (whole CLI)", "compile step"], timings))
+    print(
+        table(
+            "Compile three pipelines to KFP YAML",
+            ["run", "wall s (whole CLI)", "compile step"],
+            timings,
+        )
+    )
     verdict = "met" if timings[1][1] <= 15 else "NOT met"
     print(f"Target: ≤ 15 s → {timings[1][1]:.1f} s for a warm run ({verdict})")
     print(f"JSON: {save('compile', {'runs': timings, 'home': str(home)})}")

@@ -33,7 +33,9 @@ def plain_script() -> dict:
     times = {}
     t = time.perf_counter()
     data = check_dataset(load_dataset(DataSpec()))
-    rest, test = train_test_split(data.frame, test_size=0.2, random_state=42, stratify=data.frame["target"])
+    rest, test = train_test_split(
+        data.frame, test_size=0.2, random_state=42, stratify=data.frame["target"]
+    )
     train, valid = train_test_split(rest, test_size=0.25, random_state=42, stratify=rest["target"])
     parts = [Dataset(frame=f, target="target", task="classification") for f in (train, valid, test)]
     model, _ = fit_model(parts[0], parts[1], TrainerSpec(search={"max_depth": [4, None]}))
@@ -70,8 +72,11 @@ def zenkube_loop() -> tuple[dict, dict]:
     runs.monitor(None, {"batch": path}, echo=lambda *_: None)
     times["monitor"] = time.perf_counter() - t
     run = Client().get_pipeline_run(result.run_name)
-    steps = {name: (s.end_time - s.start_time).total_seconds() for name, s in run.steps.items()
-             if s.end_time and s.start_time}
+    steps = {
+        name: (s.end_time - s.start_time).total_seconds()
+        for name, s in run.steps.items()
+        if s.end_time and s.start_time
+    }
     return times, steps
 
 
@@ -85,13 +90,23 @@ def main() -> None:
         rows.append([phase, warm[phase], base, warm[phase] - base])
     total = sum(warm.values())
     rows.append(["total", total, sum(plain.values()), total - sum(plain.values())])
-    print(table("Warm loop: zenkube vs the same ML work in a plain script (seconds)",
-                ["phase", "zenkube", "plain script", "overhead"], rows))
-    print(table("Training pipeline: seconds per step (ZenML step run times)",
-                ["step", "seconds"], [[k, v] for k, v in steps.items()]))
+    print(
+        table(
+            "Warm loop: zenkube vs the same ML work in a plain script (seconds)",
+            ["phase", "zenkube", "plain script", "overhead"],
+            rows,
+        )
+    )
+    print(
+        table(
+            "Training pipeline: seconds per step (ZenML step run times)",
+            ["step", "seconds"],
+            [[k, v] for k, v in steps.items()],
+        )
+    )
     print(f"Target: warm loop ≤ 60 s → {total:.1f} s ({'met' if total <= 60 else 'NOT met'})")
-    from tests.conftest import stop_servers_under
     from stacks.manage import zenkube_home
+    from tests.conftest import stop_servers_under
 
     stop_servers_under(zenkube_home() / "serving")
     print(f"JSON: {save('pipeline', {'zenkube_warm_s': warm, 'plain_s': plain, 'steps_s': steps})}")

@@ -41,9 +41,13 @@ def train_model(folder: Path):
     data = load_breast_cancer(as_frame=True)
     model = RandomForestClassifier(n_estimators=100, random_state=0).fit(data.data, data.target)
     example = data.data.head(5)
-    mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle",
-                              signature=infer_signature(example, model.predict(example)),
-                              input_example=example)
+    mlflow.sklearn.save_model(
+        model,
+        str(folder),
+        serialization_format="cloudpickle",
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+    )
     return model, data.data
 
 
@@ -76,16 +80,23 @@ def load(send, batch_rows: int, clients: int, requests_per_client: int) -> dict:
     wall = time.perf_counter() - started
     latencies = [x for lat, _ in results for x in lat]
     errors = sum(e for _, e in results)
-    return {"p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
-            "rows_per_s": batch_rows * len(latencies) / wall, "errors": errors}
+    return {
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "rows_per_s": batch_rows * len(latencies) / wall,
+        "errors": errors,
+    }
 
 
 def start_zenkube(protocol: str, model_dir: Path, workers: int):
     proto = process.get_protocol(protocol)
     port = process.free_port()
     log = model_dir.parent / f"{protocol}.log"
-    pid = process.spawn(proto.command(runtime_python(protocol), model_dir, "classifier", port, workers),
-                        log, {"ZENKUBE_HOST": "127.0.0.1"})
+    pid = process.spawn(
+        proto.command(runtime_python(protocol), model_dir, "classifier", port, workers),
+        log,
+        {"ZENKUBE_HOST": "127.0.0.1"},
+    )
     process.wait_healthy(pid, proto.url(port, "classifier", proto.health_path), log, 180)
     return pid, proto.url(port, "classifier", proto.predict_path)
 
@@ -94,13 +105,30 @@ def start_mlflow_serve(model_dir: Path, workers: int):
     port = process.free_port()
     log = open(model_dir.parent / "mlflow-serve.log", "wb")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", str(model_dir),
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(workers),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         # mlflow starts `uvicorn` by name
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
     )
-    process.wait_healthy(proc.pid, f"http://127.0.0.1:{port}/ping", model_dir.parent / "mlflow-serve.log", 180)
+    process.wait_healthy(
+        proc.pid, f"http://127.0.0.1:{port}/ping", model_dir.parent / "mlflow-serve.log", 180
+    )
     return proc.pid, f"http://127.0.0.1:{port}/invocations"
 
 
@@ -123,41 +151,81 @@ def main() -> None:
             expected = model.predict(batch).tolist()
             for clients in (1, 8):
                 n = max(2, int(per_client * scale / (2 if clients == 8 else 1)))
-                inproc = load(lambda s, b=batch: model.predict(b) is not None, batch_rows, clients, n)
+                inproc = load(
+                    lambda s, b=batch: model.predict(b) is not None, batch_rows, clients, n
+                )
                 row = {"batch": batch_rows, "clients": clients, "in-process": inproc}
                 for name, (_, url) in servers.items():
                     if name == "mlflow serve":
-                        body = json.dumps({"dataframe_split": {"columns": list(batch.columns),
-                                                                "data": batch.to_numpy().tolist()}})
-                        def send(s, url=url, body=body):
+                        body = json.dumps(
+                            {
+                                "dataframe_split": {
+                                    "columns": list(batch.columns),
+                                    "data": batch.to_numpy().tolist(),
+                                }
+                            }
+                        )
+
+                        def send(s, url=url, body=body, n_rows=batch_rows):
                             r = s.post(url, data=body, headers=JSON, timeout=120)
-                            return r.status_code == 200 and len(r.json()["predictions"]) == batch_rows
+                            return r.status_code == 200 and len(r.json()["predictions"]) == n_rows
                     else:
                         body = json.dumps(client.request_body(name, batch))
                         proto = process.get_protocol(name)
-                        def send(s, url=url, body=body, proto=proto):
+
+                        def send(s, url=url, body=body, proto=proto, expected=expected):
                             r = s.post(url, data=body, headers=JSON, timeout=120)
                             return r.status_code == 200 and proto.predictions(r.json()) == expected
+
                     row[name] = load(send, batch_rows, clients, n)
                 results.append(row)
                 for name in ("in-process", "seldon", "v2", "mlflow serve"):
                     m = row[name]
-                    rows.append([batch_rows, clients, name, m["p50_ms"], m["p99_ms"], m["rows_per_s"],
-                                 m["rows_per_s"] / row["in-process"]["rows_per_s"], m["errors"]])
-        print(table("Serving (RandomForest, 100 trees, breast_cancer features)",
-                    ["batch", "clients", "server", "p50 ms", "p99 ms", "rows/s", "× in-process", "errors"],
-                    rows))
+                    rows.append(
+                        [
+                            batch_rows,
+                            clients,
+                            name,
+                            m["p50_ms"],
+                            m["p99_ms"],
+                            m["rows_per_s"],
+                            m["rows_per_s"] / row["in-process"]["rows_per_s"],
+                            m["errors"],
+                        ]
+                    )
+        print(
+            table(
+                "Serving (RandomForest, 100 trees, breast_cancer features)",
+                [
+                    "batch",
+                    "clients",
+                    "server",
+                    "p50 ms",
+                    "p99 ms",
+                    "rows/s",
+                    "× in-process",
+                    "errors",
+                ],
+                rows,
+            )
+        )
         verdicts = []
         for row in results:
             for name in ("seldon", "v2"):
                 m, base, mlf = row[name], row["in-process"], row["mlflow serve"]
                 if m["rows_per_s"] < mlf["rows_per_s"]:
-                    verdicts.append(f"{name} slower than mlflow serve at batch {row['batch']}×{row['clients']}")
+                    verdicts.append(
+                        f"{name} slower than mlflow serve at batch {row['batch']}×{row['clients']}"
+                    )
                 if row["batch"] >= 100 and m["rows_per_s"] < 0.9 * base["rows_per_s"]:
-                    verdicts.append(f"{name} < 0.9× in-process at batch {row['batch']}×{row['clients']} "
-                                    f"({m['rows_per_s'] / base['rows_per_s']:.2f}×)")
+                    verdicts.append(
+                        f"{name} < 0.9× in-process at batch {row['batch']}×{row['clients']} "
+                        f"({m['rows_per_s'] / base['rows_per_s']:.2f}×)"
+                    )
         print("Targets: " + ("all met" if not verdicts else "NOT met: " + "; ".join(verdicts)))
-        print(f"JSON: {save('serving', {'workers': args.workers, 'results': results, 'misses': verdicts})}")
+        print(
+            f"JSON: {save('serving', {'workers': args.workers, 'results': results, 'misses': verdicts})}"
+        )
     finally:
         for pid, _ in servers.values():
             process.stop_group(pid)

@@ -18,7 +18,10 @@ def main() -> int:
         print(f"\n=== {script} ===", flush=True)
         if subprocess.run([sys.executable, str(HERE / script)], cwd=HERE).returncode != 0:
             failed.append(script)
-    print(f"\nAll benchmarks took {time.monotonic() - started:.0f}s." + (f" Failed: {failed}" if failed else ""))
+    print(
+        f"\nAll benchmarks took {time.monotonic() - started:.0f}s."
+        + (f" Failed: {failed}" if failed else "")
+    )
     return 1 if failed else 0
 
 

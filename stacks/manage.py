@@ -198,19 +198,15 @@ class StackChanges:
 def ensure_flavors() -> None:
     """Register zenkube's own flavors (no-op when already registered)."""
     from zenml.client import Client
-
-    client = Client()
     from zenml.enums import StackComponentType
 
+    client = Client()
     existing = {f.name for f in client.get_flavors_by_type(StackComponentType.MODEL_DEPLOYER)}
     if "seldon_local" not in existing:
-        from integrations.seldon_local.flavor import SeldonLocalModelDeployerFlavor
-
         client.create_flavor(
             source="integrations.seldon_local.flavor.SeldonLocalModelDeployerFlavor",
             component_type=StackComponentType.MODEL_DEPLOYER,
         )
-        del SeldonLocalModelDeployerFlavor
 
 
 def stack_up(

@@ -15,7 +15,7 @@ from materializers.drift_report import DriftReport
 from materializers.evaluation_report import LOWER_IS_BETTER, EvaluationReport
 from steps.monitoring.batch import PREDICTION
 from steps.specs import MonitoringThresholds
-from steps.training.metrics import primary_metric
+from steps.training.metrics import prediction_metrics, primary_metric
 
 logger = logging.getLogger(__name__)
 
@@ -63,22 +63,7 @@ def measure_quality(
     """Compare the champion's batch predictions with the batch labels."""
     if batch.labels is None:
         return QualityReport(labelled=False)
-    from sklearn import metrics as skm
-
-    labels, predicted = batch.labels, predictions.frame[PREDICTION]
-    if batch.task == "regression":
-        import numpy as np
-
-        metrics = {
-            "rmse": float(np.sqrt(skm.mean_squared_error(labels, predicted))),
-            "mae": float(skm.mean_absolute_error(labels, predicted)),
-            "r2": float(skm.r2_score(labels, predicted)),
-        }
-    else:
-        metrics = {
-            "accuracy": float(skm.accuracy_score(labels, predicted)),
-            "f1": float(skm.f1_score(labels, predicted, average="macro")),
-        }
+    metrics = prediction_metrics(batch.task, batch.labels, predictions.frame[PREDICTION])
     metric = primary_metric(batch.task)
     current, reference = metrics[metric], champion.metrics.get(metric)
     drop = None

@@ -21,21 +21,27 @@ def score_is_better(metric: str, candidate: float, reference: float, margin: flo
     return candidate > reference + margin
 
 
-def compute_metrics(
-    task: str, model, features: pd.DataFrame, labels: pd.Series
-) -> dict[str, float]:
-    """accuracy/F1/ROC-AUC for classification; RMSE/MAE/R² for regression."""
-    predicted = model.predict(features)
+def prediction_metrics(task: str, labels: pd.Series, predicted) -> dict[str, float]:
+    """Metrics that need only predictions: accuracy/F1, or RMSE/MAE/R²."""
     if task == "regression":
         return {
             "rmse": float(np.sqrt(skm.mean_squared_error(labels, predicted))),
             "mae": float(skm.mean_absolute_error(labels, predicted)),
             "r2": float(skm.r2_score(labels, predicted)),
         }
-    result = {
+    return {
         "accuracy": float(skm.accuracy_score(labels, predicted)),
         "f1": float(skm.f1_score(labels, predicted, average="macro")),
     }
+
+
+def compute_metrics(
+    task: str, model, features: pd.DataFrame, labels: pd.Series
+) -> dict[str, float]:
+    """accuracy/F1/ROC-AUC for classification; RMSE/MAE/R² for regression."""
+    result = prediction_metrics(task, labels, model.predict(features))
+    if task == "regression":
+        return result
     if hasattr(model, "predict_proba"):
         try:
             proba = model.predict_proba(features)

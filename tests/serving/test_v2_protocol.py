@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from integrations.seldon_local import client
+from integrations.seldon_local.process import get_protocol
 from pipelines import runs
 from tests.serving.helpers import stop_all, train_champion
 
@@ -39,17 +40,7 @@ def test_v2_ready_and_metadata(served):
 
 
 def v2_body(columns, rows):
-    return {
-        "inputs": [
-            {
-                "name": c,
-                "shape": [len(rows), 1],
-                "datatype": "BYTES" if any(isinstance(r[i], str) for r in rows) else "FP64",
-                "data": [r[i] for r in rows],
-            }
-            for i, c in enumerate(columns)
-        ]
-    }
+    return get_protocol("v2").request_body(columns, rows)
 
 
 @pytest.mark.parametrize(
