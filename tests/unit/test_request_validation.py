@@ -1,0 +1,72 @@
+"""Request validation of the model servers (runs in their envs; plain numpy/pandas here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integrations/seldon_local/runtime"))
+from validation import (  # noqa: E402
+    BadRequest,
+    Column,
+    _numeric_fast_path,
+    parse_seldon_request,
+    rows_to_frame,
+)
+
+NUMERIC = [Column("a", True), Column("b", True)]
+MIXED = [Column("a", True), Column("color", False)]
+
+
+def test_numeric_rows_become_floats_in_model_order():
+    frame = rows_to_frame([[2, 1.5], [3, 4]], ["b", "a"], NUMERIC)
+    assert list(frame.columns) == ["a", "b"]
+    assert frame.to_numpy().tolist() == [[1.5, 2.0], [4.0, 3.0]]
+
+
+def test_fast_path_equals_a_plain_conversion():
+    rows = np.random.default_rng(0).normal(size=(50, 2)).tolist()
+    fast = _numeric_fast_path(rows, ["a", "b"], 2)
+    assert fast is not None and fast.equals(pd.DataFrame(rows, columns=["a", "b"]).astype(float))
+    assert _numeric_fast_path([["1.5", 2.0]], ["a", "b"], 2) is None  # text goes the strict way
+    mixed = rows_to_frame([[1.0, "red"]], None, MIXED)
+    assert mixed.iloc[0].tolist() == [1.0, "red"]
+
+
+@pytest.mark.parametrize(
+    "rows,names,schema,reason",
+    [
+        ([["1.5", 2.0]], None, NUMERIC, "column 'a' expects numbers; row 0 has '1.5'"),
+        ([[float("nan"), 2.0]], None, NUMERIC, "send finite numbers"),
+        ([[1.0]], None, NUMERIC, "row 0 has 1 values but the model expects 2"),
+        ([[1.0, 2.0], [1.0]], None, NUMERIC, "row 1 has 1 values"),
+        ([], None, NUMERIC, "the batch is empty"),
+        ([[1.0, 2.0]], ["a", "zz"], NUMERIC, "unknown column(s): zz; missing column(s): b"),
+        ([[1.0, 3]], None, MIXED, "column 'color' expects text; row 0 has 3"),
+        ([1.0, 2.0], None, NUMERIC, "row 0 is not a list"),
+    ],
+)
+def test_bad_rows_are_refused_with_a_reason(rows, names, schema, reason):
+    with pytest.raises(BadRequest) as info:
+        rows_to_frame(rows, names, schema)
+    assert reason in str(info.value)
+
+
+def test_seldon_message_forms():
+    assert parse_seldon_request({"data": {"ndarray": [[1, 2]], "names": ["a", "b"]}}) == (
+        [[1, 2]],
+        ["a", "b"],
+    )
+    rows, _ = parse_seldon_request({"data": {"tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]}}})
+    assert rows == [[1.0, 2.0], [3.0, 4.0]]
+    for message, reason in [
+        ({}, 'missing "data"'),
+        ([1], "JSON object"),
+        ({"data": {}}, '"ndarray"'),
+    ]:
+        with pytest.raises(BadRequest, match=reason):
+            parse_seldon_request(message)
