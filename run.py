@@ -5,6 +5,7 @@ Run from the repository root. With no command, runs the whole loop on the local 
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -114,7 +115,9 @@ def _print_training(result) -> None:
     tracker = Client().active_stack.experiment_tracker
     click.echo("\nWhere to look:")
     click.echo(f"  MLflow UI:      mlflow ui --backend-store-uri {tracker.get_tracking_uri()}")
-    click.echo("  ZenML runs:     zenml pipeline runs list   (dashboard: zenml login --local)")
+    zen = f"ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} .venv/bin/zenml"
+    click.echo(f"  ZenML runs:     {zen} pipeline runs list")
+    click.echo(f"  ZenML dashboard: {zen} login --local   (stop it: ... logout --local)")
 
 
 @cli.command("train")
