@@ -38,31 +38,12 @@ class Protocol:
     predict_path: str
 
     def command(self, python: Path, model_dir: Path, model_name: str, port: int, workers: int):
-        if self.name == "seldon":
-            return [
-                str(python),
-                str(RUNTIME_DIR / "launch_seldon.py"),
-                "--model-uri",
-                str(model_dir),
-                "--model-name",
-                model_name,
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ]
+        launcher = "launch_seldon.py" if self.name == "seldon" else "launch_mlserver.py"
         return [
-            str(python),
-            str(RUNTIME_DIR / "launch_mlserver.py"),
-            "--model-uri",
-            str(model_dir),
-            "--model-name",
-            model_name,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ]
+            str(python), str(RUNTIME_DIR / launcher),
+            "--model-uri", str(model_dir), "--model-name", model_name,
+            "--port", str(port), "--workers", str(workers),
+        ]  # fmt: skip
 
     def url(self, port: int, model_name: str, path: str) -> str:
         return f"http://{HOST}:{port}{path.format(model=model_name)}"

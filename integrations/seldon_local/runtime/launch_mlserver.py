@@ -12,17 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 
-HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
-MAX_BODY = int(os.environ.get("ZENKUBE_MAX_BODY_BYTES", str(64 * 1024 * 1024)))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loopback import HOST, MAX_BODY, free_port  # noqa: E402
 
 
 def _patch_app() -> None:
@@ -72,7 +65,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
     )
@@ -83,8 +75,8 @@ def main() -> None:
     settings = Settings(
         host=HOST,
         http_port=args.port,
-        grpc_port=_free_port(),
-        metrics_port=_free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
         # MLServer 1.7's parallel inference pool dies at start-up here ("no running event
         # loop" in each spawned worker, MLServer#2286); inference runs in the server process.
         parallel_workers=0,

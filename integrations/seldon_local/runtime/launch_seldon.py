@@ -13,17 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 
-HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
-MAX_BODY = int(os.environ.get("ZENKUBE_MAX_BODY_BYTES", str(64 * 1024 * 1024)))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loopback import HOST, MAX_BODY, free_port  # noqa: E402
 
 
 def _loopback(options: dict) -> dict:
@@ -39,7 +32,12 @@ def _use_orjson(app) -> None:
 
     class OrjsonProvider(DefaultJSONProvider):
         def loads(self, s, **kwargs):
-            return orjson.loads(s)
+            try:
+                return orjson.loads(s)
+            except orjson.JSONDecodeError:
+                # NaN/Infinity are not JSON, but clients send them; parse them so the
+                # model server can say which value is wrong instead of "invalid JSON".
+                return json.loads(s)
 
         def dumps(self, obj, **kwargs):
             return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
@@ -111,7 +109,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     _patch_seldon()
     from seldon_core import microservice
 
@@ -127,7 +124,7 @@ def main() -> None:
         "--http-port",
         str(args.port),
         "--metrics-port",
-        str(_free_port()),
+        str(free_port()),
         "--grpc-workers",
         "0",
         "--workers",
