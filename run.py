@@ -47,7 +47,7 @@ def _user_error(exc: BaseException):
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show full tracebacks and ZenML's own logs.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks of errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """zenkube: the train → serve → monitor loop for scikit-learn models on ZenML.

@@ -138,12 +138,32 @@ class TrainingResult:
     registered: Any
 
 
+def preflight_data(spec) -> None:
+    """Catch a missing file or target before a pipeline run starts (clearer, and faster)."""
+    from zenml.io import fileio
+
+    from steps.specs import BUNDLED_DATASETS
+
+    if spec.source in BUNDLED_DATASETS:
+        return
+    if not fileio.exists(spec.source):
+        raise ConfigError(
+            f"Data file not found: {spec.source}. Pass an existing CSV/Parquet path or URI, or a "
+            f"bundled dataset name ({', '.join(BUNDLED_DATASETS)})."
+        )
+    if not spec.target:
+        raise ConfigError(
+            f"Which column of {spec.source} is the label? Pass --target COLUMN or set data.target."
+        )
+
+
 def train(config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
     """Run the training pipeline; raise the step's own error when a step fails."""
     from pipelines.training import training_pipeline
 
     params, options = read_config(config or default_config("training"), TrainingParams)
     params = apply_overrides(params, overrides or {})
+    preflight_data(params.data)
     run = run_pipeline(training_pipeline, params, options, params.model_name)
     return training_result(run)
 

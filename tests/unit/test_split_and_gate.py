@@ -74,3 +74,15 @@ def test_bundled_dataset_loads_with_task():
     regression = load_dataset(DataSpec(source="diabetes"))
     assert regression.task == "regression" and regression.target == "target"
     assert len(regression.frame) == 442
+
+
+def test_missing_file_is_caught_before_any_pipeline_runs(tmp_path):
+    from pipelines.runs import preflight_data
+
+    with pytest.raises(ConfigError, match="Data file not found"):
+        preflight_data(DataSpec(source=str(tmp_path / "nope.csv"), target="y"))
+    existing = tmp_path / "rows.csv"
+    existing.write_text("a,y\n1,0\n")
+    with pytest.raises(ConfigError, match="Which column"):
+        preflight_data(DataSpec(source=str(existing)))
+    preflight_data(DataSpec(source=str(existing), target="y"))
