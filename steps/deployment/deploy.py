@@ -80,6 +80,10 @@ def serve_champion(
             "The active stack has no model deployer. Run `python run.py stack up local` "
             "(local Seldon runtime) or add a seldon model deployer to your stack."
         )
+    if deployer.flavor == "seldon":
+        from integrations.kubeflow import fixes
+
+        fixes.apply()  # ZenML's seldon deployer mixes up S3 key order (see the module)
     config = build_deployment_config(champion, protocol, pipeline_name, step_name)
     service = deployer.deploy_model(
         config, service_type=SeldonDeploymentService.SERVICE_TYPE, timeout=timeout

@@ -6,6 +6,7 @@ There is no Kubernetes API server here, so only the HTTP call to it is intercept
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -140,7 +141,9 @@ def test_deployment_step_builds_a_seldon_deployment_with_a_secret_reference(
 
     secret = secrets[0]["body"]
     assert secret["metadata"]["name"] == expected_secret
-    # The storage initializer reads rclone settings from this Secret, not from the manifest.
-    assert "RCLONE_CONFIG_S3_TYPE" in (secret.get("data") or secret.get("stringData"))
+    # The storage initializer reads the keys from this Secret, not from the manifest.
+    values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert values["RCLONE_CONFIG_S3_ACCESS_KEY_ID"] == ACCESS_KEY
+    assert values["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"] == SECRET_KEY
     text = json.dumps(manifest)
     assert ACCESS_KEY not in text and SECRET_KEY not in text
