@@ -123,49 +123,57 @@ def replay(path: Path, root: Path) -> list[str]:
     return [display[t] for t in order]
 
 
-def test_replayed_training_matches_the_local_run_and_registers_in_mlflow_server(
-    replay_stack, tmp_path
-):
-    root, server = replay_stack
-    overrides = {"model_name": MODEL, **FAST_TRAINER}
-    local = runs.train(None, overrides)  # the same seeded training on the local stack
+KUBEFLOW_OPTIONS = {
+    "enable_cache": False,
+    "settings": {
+        "docker": {
+            "parent_image": "localhost:5000/zenkube:test",
+            "skip_build": True,
+            "allow_download_from_artifact_store": False,
+            "allow_download_from_code_repository": False,
+        }
+    },
+}
 
-    params = runs.apply_overrides(TrainingParams(), overrides)
-    kwargs = {name: getattr(params, name) for name in type(params).model_fields}
-    options = {
-        "enable_cache": False,
-        "settings": {
-            "docker": {
-                "parent_image": "localhost:5000/zenkube:test",
-                "skip_build": True,
-                "allow_download_from_artifact_store": False,
-                "allow_download_from_code_repository": False,
-            }
-        },
-    }
-    from zenml import Model
 
-    options["model"] = Model(name=MODEL)
-    with active_stack("replay"):
-        path = compile_pipeline(training_pipeline, kwargs, options, tmp_path / "training.yaml")
-    order = replay(path, root)
-    assert order[0] == "load_data" and order[-1] == "promote_if_better"
-
-    runs_on_replay = [
+def completed_runs_on_replay(pipeline: str):
+    return [
         r
         for r in Client()
-        .list_pipeline_runs(pipeline="training_pipeline", size=50, sort_by="desc:created")
+        .list_pipeline_runs(pipeline=pipeline, size=50, sort_by="desc:created")
         .items
         if r.stack and r.stack.name == "replay" and r.status == "completed"
     ]
-    assert runs_on_replay, "the replayed run did not complete"
-    replayed = Client().get_pipeline_run(runs_on_replay[0].id)
-    report = replayed.steps["evaluate_model"].outputs["evaluation_report"][0].load()
-    assert report.metrics == pytest.approx(local.metrics, abs=1e-12)
-    assert (
-        str(root / "artifacts")
-        in replayed.steps["evaluate_model"].outputs["evaluation_report"][0].uri
-    )
+
+
+@pytest.fixture(scope="module")
+def replayed_training(replay_stack, tmp_path_factory):
+    from zenml import Model
+
+    root, server = replay_stack
+    overrides = {"model_name": MODEL, **FAST_TRAINER}
+    local = runs.train(None, overrides)  # the same seeded training on the local stack
+    params = runs.apply_overrides(TrainingParams(), overrides)
+    kwargs = {name: getattr(params, name) for name in type(params).model_fields}
+    options = {**KUBEFLOW_OPTIONS, "model": Model(name=MODEL)}
+    out = tmp_path_factory.mktemp("yaml") / "training.yaml"
+    with active_stack("replay"):
+        path = compile_pipeline(training_pipeline, kwargs, options, out)
+    order = replay(path, root)
+    runs_on_replay = completed_runs_on_replay("training_pipeline")
+    assert runs_on_replay, "the replayed training run did not complete"
+    return local, Client().get_pipeline_run(runs_on_replay[0].id), order
+
+
+def test_replayed_training_matches_the_local_run_and_registers_in_mlflow_server(
+    replayed_training, replay_stack
+):
+    root, server = replay_stack
+    local, replayed, order = replayed_training
+    assert order[0] == "load_data" and order[-1] == "promote_if_better"
+    report_artifact = replayed.steps["evaluate_model"].outputs["evaluation_report"][0]
+    assert report_artifact.load().metrics == pytest.approx(local.metrics, abs=1e-12)
+    assert str(root / "artifacts") in report_artifact.uri
 
     # MLflow in server mode: the pods registered there and the champion loads from it.
     os.environ["MLFLOW_TRACKING_URI"] = server.url
@@ -181,3 +189,35 @@ def test_replayed_training_matches_the_local_run_and_registers_in_mlflow_server(
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         mlflow.set_tracking_uri("")
+
+
+def test_replayed_monitoring_reaches_the_same_decision_as_locally(
+    replayed_training, replay_stack, tmp_path
+):
+    from pipelines.monitoring import monitoring_pipeline
+    from steps.specs import MonitoringParams
+
+    root, _ = replay_stack
+    local_training, replayed, _ = replayed_training
+    held_out = replayed.steps["split_data"].outputs["test_set"][0].load()
+    batch = root / "batches" / "held-out.csv"
+    batch.parent.mkdir(exist_ok=True)
+    held_out.frame.to_csv(batch, index=False)
+
+    params = MonitoringParams(model_name=MODEL, batch=str(batch), retrain=False)
+    local = runs.monitor(
+        None, {"model_name": MODEL, "batch": str(batch), "retrain": False}, echo=lambda *_: None
+    )
+    kwargs = {name: getattr(params, name) for name in type(params).model_fields}
+    with active_stack("replay"):
+        path = compile_pipeline(
+            monitoring_pipeline, kwargs, KUBEFLOW_OPTIONS, tmp_path / "monitoring.yaml"
+        )
+    order = replay(path, root / "monitoring")
+    assert order[0] == "load_reference" and order[-1] == "decide_action"
+    (run,) = completed_runs_on_replay("monitoring_pipeline")[:1]
+    run = Client().get_pipeline_run(run.id)
+    decision = run.steps["decide_action"].outputs["monitoring_decision"][0].load()
+    drift = run.steps["detect_drift"].outputs["drift_report"][0].load()
+    assert decision == local.decision
+    assert [c.p_value for c in drift.columns] == [c.p_value for c in local.drift.columns]
