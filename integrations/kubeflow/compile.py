@@ -55,6 +55,25 @@ def compile_only() -> Iterator[list[str]]:
         Stack.prepare_pipeline_submission = original_prepare
 
 
+def describe(pipeline_name: str, spec: dict) -> str:
+    """What the KFP UI shows as the pipeline's description: where to find it in ZenML/MLflow."""
+    from zenml.client import Client
+
+    snapshot = ""
+    for executor in spec.get("deploymentSpec", {}).get("executors", {}).values():
+        args = executor.get("container", {}).get("args", [])
+        if "--snapshot_id" in args:
+            snapshot = args[args.index("--snapshot_id") + 1]
+            break
+    parts = [f"zenkube {pipeline_name}", f"ZenML snapshot {snapshot}" if snapshot else ""]
+    tracker = Client().active_stack.experiment_tracker
+    if tracker is not None and tracker.flavor == "mlflow":
+        uri = tracker.config.tracking_uri or ""
+        if uri.startswith("http"):
+            parts.append(f"MLflow: {uri.rstrip('/')}/#/experiments (experiment '{pipeline_name}')")
+    return "; ".join(p for p in parts if p)
+
+
 @contextlib.contextmanager
 def active_stack(name: str) -> Iterator[None]:
     """Activate a stack for the duration of the block, then restore the previous one."""
@@ -82,6 +101,9 @@ def compile_pipeline(
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(compiled[-1], out)
     documents = list(yaml.safe_load_all(out.read_text()))
+    documents[0].setdefault("pipelineInfo", {})["description"] = describe(
+        pipeline_obj.name, documents[0]
+    )
     cleaned = strip_credentials(documents, STORE_TOKEN_SECRET)
     out.write_text(yaml.safe_dump_all(cleaned, sort_keys=False))
     return out

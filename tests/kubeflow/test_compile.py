@@ -54,6 +54,16 @@ def test_kfp_task_graph_equals_zenml_graph(compiled, name):
     assert named_edges == zenml_graph(PIPELINE_NAMES[name])
 
 
+@pytest.mark.parametrize("name", list(PIPELINE_NAMES))
+def test_kfp_ui_description_points_to_zenml_and_mlflow(compiled, name):
+    info = load_documents(compiled[name])[0]["pipelineInfo"]
+    snapshot = Client().get_pipeline(PIPELINE_NAMES[name]).last_run.snapshot.id
+    assert f"ZenML snapshot {snapshot}" in info["description"]
+    assert (
+        "MLflow: http://mlflow.mlflow.svc.cluster.local:5000/#/experiments" in info["description"]
+    )
+
+
 def test_memory_setting_compiles_as_a_quantity(compiled):
     executors = load_documents(compiled["training"])[0]["deploymentSpec"]["executors"]
     resources = next(iter(executors.values()))["container"]["resources"]
