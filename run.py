@@ -85,19 +85,11 @@ def loop(obj: Context) -> None:
 def _train(config, dataset, target):
     from pipelines import runs
 
-    overrides = {"data.source": dataset, "data.target": target}
-    if dataset and target is None and not _is_bundled(dataset):
-        overrides["data.target"] = None
+    overrides = {"data.source": dataset, "data.target": target}  # None keeps the config's value
     click.echo("zenkube: running the training pipeline...")
     result = runs.train(config, overrides)
     _print_training(result)
     return result
-
-
-def _is_bundled(name: str) -> bool:
-    from steps.specs import BUNDLED_DATASETS
-
-    return name in BUNDLED_DATASETS
 
 
 def _print_training(result) -> None:
