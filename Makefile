@@ -34,4 +34,5 @@ compile: $(STAMP)
 	$(PY) run.py compile
 
 clean:
+	-@test -x $(PY) && $(PY) run.py serve stop
 	rm -rf .zenkube compiled
