@@ -21,3 +21,27 @@ def stop_all() -> None:
     deployer = Client().active_stack.model_deployer
     for service in deployer.services_for():
         deployer.delete_model_server(service.uuid, force=True)
+
+
+def serve_champion_for_tests(model_name: str, protocol: str):
+    """Train a champion and serve it; yield (deployment info, test split, model); then stop."""
+    _, test, model = train_champion(model_name)
+    info = runs.deploy(None, {"model_name": model_name, "protocol": protocol})
+    yield info, test, model
+    stop_all()
+
+
+def deploy_folder(model_name: str, folder, version: str, **extra_args):
+    """Deploy an MLflow model folder as `version` with the production config builder."""
+    from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentService
+
+    from integrations.mlflow_registry import RegisteredModel
+    from steps.deployment.deploy import build_deployment_config
+
+    model = RegisteredModel(
+        name=model_name, version=version, model_uri="", artifact_location=str(folder)
+    )
+    config = build_deployment_config(model, "seldon", "tests", "deploy_folder")
+    config.extra_args.update(extra_args)
+    deployer = Client().active_stack.model_deployer
+    return deployer.deploy_model(config, service_type=SeldonDeploymentService.SERVICE_TYPE)

@@ -11,24 +11,17 @@ import numpy as np
 import pytest
 import requests
 from zenml.client import Client
-from zenml.integrations.seldon.services.seldon_deployment import (
-    SeldonDeploymentConfig,
-    SeldonDeploymentService,
-)
 
 from integrations.seldon_local import client
 from pipelines import runs
-from tests.serving.helpers import stop_all, train_champion
+from tests.serving.helpers import deploy_folder, serve_champion_for_tests
 
 MODEL = "served-model"
 
 
 @pytest.fixture(scope="module")
 def served(module_store):
-    result, test, model = train_champion(MODEL)
-    info = runs.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
-    yield info, test, model
-    stop_all()
+    yield from serve_champion_for_tests(MODEL, "seldon")
 
 
 def post(url, body=None, data=None, headers=None):
@@ -149,18 +142,8 @@ def test_broken_new_model_leaves_the_old_one_serving(served, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(service.model_dir, broken)
     (broken / "model.pkl").write_bytes(b"this is not a pickle")
-    config = SeldonDeploymentConfig(
-        model_uri=str(broken),
-        model_name=MODEL,
-        model_version="broken",
-        implementation="MLFLOW_SERVER",
-        parameters=None,
-        resources=None,
-        secret_name=None,
-        extra_args={"protocol": "seldon", "start_timeout": 60},
-    )
     with pytest.raises(RuntimeError) as failure:
-        deployer.deploy_model(config, service_type=SeldonDeploymentService.SERVICE_TYPE)
+        deploy_folder(MODEL, broken, "broken", start_timeout=60)
     assert "Last log lines" in str(failure.value) or "Smoke prediction failed" in str(failure.value)
     rows = test.features.head(3)
     assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()
@@ -187,17 +170,7 @@ def test_new_version_replaces_the_old_one_on_the_same_port(served, tmp_path):
     current = deployer.services_for(MODEL)[0]
     copy = tmp_path / "v-next"
     shutil.copytree(current.model_dir, copy)
-    config = SeldonDeploymentConfig(
-        model_uri=str(copy),
-        model_name=MODEL,
-        model_version="next",
-        implementation="MLFLOW_SERVER",
-        parameters=None,
-        resources=None,
-        secret_name=None,
-        extra_args={"protocol": "seldon"},
-    )
-    new = deployer.deploy_model(config, service_type=SeldonDeploymentService.SERVICE_TYPE)
+    new = deploy_folder(MODEL, copy, "next")
     assert new.uuid != current.uuid
     assert new.prediction_url == current.prediction_url
     (only,) = deployer.services_for(MODEL)

@@ -10,18 +10,14 @@ import requests
 
 from integrations.seldon_local import client
 from integrations.seldon_local.process import get_protocol
-from pipelines import runs
-from tests.serving.helpers import stop_all, train_champion
+from tests.serving.helpers import serve_champion_for_tests
 
 MODEL = "v2-model"
 
 
 @pytest.fixture(scope="module")
 def served(module_store):
-    result, test, model = train_champion(MODEL)
-    info = runs.deploy(None, {"model_name": MODEL, "protocol": "v2"})
-    yield info, test, model
-    stop_all()
+    yield from serve_champion_for_tests(MODEL, "v2")
 
 
 def test_v2_predictions_equal_in_process_predictions(served):
