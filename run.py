@@ -16,10 +16,6 @@ from stacks.env import prepare_environment
 prepare_environment()
 
 
-class Context:
-    debug: bool = False
-
-
 def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(exc)
@@ -46,7 +42,23 @@ def _user_error(exc: BaseException):
     return None
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class ZenkubeGroup(click.Group):
+    """Turns every command's errors into one message (the only place that does)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            _fail(exc, bool(ctx.params.get("debug")))
+
+
+@click.group(
+    cls=ZenkubeGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("--debug", is_flag=True, help="Show full tracebacks of errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -55,8 +67,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     With no command: set up the local stack, train and promote a model, and say where
     to look. Every command accepts --help.
     """
-    ctx.obj = Context()
-    ctx.obj.debug = debug
     if ctx.invoked_subcommand is None:
         ctx.invoke(loop)
 
@@ -69,17 +79,13 @@ def _ready(stack: str = "local") -> None:
 
 
 @cli.command("loop")
-@click.pass_obj
-def loop(obj: Context) -> None:
+def loop() -> None:
     """The whole loop on the local stack: train (and promote), deploy, predict."""
-    try:
-        _ready()
-        result = _train(None, None, None)
-        info = _deploy(None, None, result.registered.name)
-        _smoke(info)
-        _monitor(None, None, False, result.registered.name)
-    except Exception as exc:  # one place turns errors into messages
-        _fail(exc, obj.debug)
+    _ready()
+    result = _train(None, None, None)
+    info = _deploy(None, None, result.registered.name)
+    _smoke(info)
+    _monitor(None, None, False, result.registered.name)
 
 
 def _train(config, dataset, target):
@@ -126,14 +132,10 @@ def _print_training(result) -> None:
     help="Bundled dataset (breast_cancer, wine, iris, diabetes) or a CSV/Parquet path/URI.",
 )
 @click.option("--target", default=None, help="Label column (required for your own files).")
-@click.pass_obj
-def train(obj: Context, config, dataset, target) -> None:
+def train(config, dataset, target) -> None:
     """Train, evaluate and register a model; promote it if it beats the champion."""
-    try:
-        _ready()
-        _train(config, dataset, target)
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    _ready()
+    _train(config, dataset, target)
 
 
 def _deploy(config, protocol, model_name=None):
@@ -235,18 +237,12 @@ def _monitor(config, input_path, simulate_drift, model_name=None):
     help="Run config (default: configs/local/monitoring.yaml).",
 )
 @click.option("--model-name", default=None, help="Registered model to monitor.")
-@click.pass_obj
-def monitor(obj: Context, input_path, simulate_drift, config, model_name) -> None:
+def monitor(input_path, simulate_drift, config, model_name) -> None:
     """Check a batch for drift (and quality, with labels); retrain and redeploy on a breach."""
-    try:
-        _ready()
-        if input_path and simulate_drift:
-            raise click.UsageError("use either --input or --simulate-drift")
-        _monitor(config, input_path, simulate_drift, model_name)
-    except click.UsageError:
-        raise
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    if input_path and simulate_drift:
+        raise click.UsageError("use either --input or --simulate-drift")
+    _ready()
+    _monitor(config, input_path, simulate_drift, model_name)
 
 
 @cli.command("compile")
@@ -265,35 +261,31 @@ def monitor(obj: Context, input_path, simulate_drift, config, model_name) -> Non
     show_default=True,
     help="Stack spec to compile on (stacks/<name>.yaml or a path).",
 )
-@click.pass_obj
-def compile_cmd(obj: Context, out_dir, stack) -> None:
+def compile_cmd(out_dir, stack) -> None:
     """Write KFP v2 IR YAML for all three pipelines (no cluster, no Docker needed).
 
     Upload the files in the Kubeflow Pipelines UI, or run them with the stack active.
     """
-    try:
-        import time
+    import time
 
-        from zenml.client import Client
+    from zenml.client import Client
 
-        from integrations.kubeflow.validate import check_pipeline_file
-        from pipelines import runs
+    from integrations.kubeflow.validate import check_pipeline_file
+    from pipelines import runs
 
-        _ready()
-        started = time.monotonic()
-        written = runs.compile_for_kubeflow(out_dir, stack, echo=click.echo)
-        for name, path in written.items():
-            summary = check_pipeline_file(path)
-            click.echo(f"  {name}: {summary.tasks} tasks, KFP checks passed ({path})")
-        click.echo(f"Compiled in {time.monotonic() - started:.1f}s.")
-        if Client().zen_store.is_local_store():
-            click.echo(
-                "Note: compiled against this machine's ZenML store. To run on a cluster, connect "
-                "to a ZenML server first (`zenml login https://...`) and compile again; see "
-                "docs/kubeflow.md."
-            )
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    _ready()
+    started = time.monotonic()
+    written = runs.compile_for_kubeflow(out_dir, stack, echo=click.echo)
+    for name, path in written.items():
+        summary = check_pipeline_file(path)
+        click.echo(f"  {name}: {summary.tasks} tasks, KFP checks passed ({path})")
+    click.echo(f"Compiled in {time.monotonic() - started:.1f}s.")
+    if Client().zen_store.is_local_store():
+        click.echo(
+            "Note: compiled against this machine's ZenML store. To run on a cluster, connect "
+            "to a ZenML server first (`zenml login https://...`) and compile again; see "
+            "docs/kubeflow.md."
+        )
 
 
 @cli.group("stack")
@@ -303,43 +295,35 @@ def stack_group() -> None:
 
 @stack_group.command("up")
 @click.argument("name", default="local")
-@click.pass_obj
-def stack_up_cmd(obj: Context, name) -> None:
+def stack_up_cmd(name) -> None:
     """Register stack NAME (local, kubeflow or a YAML path) idempotently and activate it."""
-    try:
-        from stacks.env import prepare_zenml
-        from stacks.manage import stack_up
+    from stacks.env import prepare_zenml
+    from stacks.manage import stack_up
 
-        prepare_zenml()
-        changes = stack_up(name)
-        if changes.changed:
-            click.echo(
-                f"Stack '{changes.stack}': created {changes.created or '-'}, updated {changes.updated or '-'}."
-            )
-        else:
-            click.echo(f"Stack '{changes.stack}' is already registered as specified: no change.")
-        click.echo(f"Active stack: {changes.stack}")
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    prepare_zenml()
+    changes = stack_up(name)
+    if changes.changed:
+        click.echo(
+            f"Stack '{changes.stack}': created {changes.created or '-'}, updated {changes.updated or '-'}."
+        )
+    else:
+        click.echo(f"Stack '{changes.stack}' is already registered as specified: no change.")
+    click.echo(f"Active stack: {changes.stack}")
 
 
 @stack_group.command("show")
-@click.pass_obj
-def stack_show_cmd(obj: Context) -> None:
+def stack_show_cmd() -> None:
     """Print the active stack and its components."""
-    try:
-        from zenml.client import Client
+    from zenml.client import Client
 
-        from stacks.env import prepare_zenml
+    from stacks.env import prepare_zenml
 
-        prepare_zenml()
-        stack = Client().active_stack_model
-        click.echo(f"Active stack: {stack.name}")
-        for ctype, components in stack.components.items():
-            for component in components:
-                click.echo(f"  {ctype.value:20s} {component.name} ({component.flavor_name})")
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    prepare_zenml()
+    stack = Client().active_stack_model
+    click.echo(f"Active stack: {stack.name}")
+    for ctype, components in stack.components.items():
+        for component in components:
+            click.echo(f"  {ctype.value:20s} {component.name} ({component.flavor_name})")
 
 
 @cli.command("deploy")
@@ -356,14 +340,10 @@ def stack_show_cmd(obj: Context) -> None:
     help="seldon: Seldon Core v1 REST (/api/v1.0/predictions); v2: Open Inference Protocol.",
 )
 @click.option("--model-name", default=None, help="Registered model to serve (its champion).")
-@click.pass_obj
-def deploy(obj: Context, config, protocol, model_name) -> None:
+def deploy(config, protocol, model_name) -> None:
     """Serve the champion with the stack's model deployer (health + smoke checked)."""
-    try:
-        _ready()
-        _deploy(config, protocol, model_name)
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    _ready()
+    _deploy(config, protocol, model_name)
 
 
 def _current_service(model_name, protocol=None):
@@ -393,21 +373,17 @@ def _current_service(model_name, protocol=None):
     help="Use the deployment that speaks this protocol.",
 )
 @click.option("--model-name", default=None, help="Registered model name (default: any).")
-@click.pass_obj
-def predict(obj: Context, input_path, protocol, model_name) -> None:
+def predict(input_path, protocol, model_name) -> None:
     """Send rows to the served model over REST and print predictions as JSON."""
     import json
 
-    try:
-        from integrations.seldon_local import client
+    from integrations.seldon_local import client
 
-        _ready()
-        frame = _read_rows(input_path)
-        service = _current_service(model_name, protocol)
-        predictions = client.predict(service.prediction_url, service.config.protocol, frame)
-        click.echo(json.dumps(predictions))
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    _ready()
+    frame = _read_rows(input_path)
+    service = _current_service(model_name, protocol)
+    predictions = client.predict(service.prediction_url, service.config.protocol, frame)
+    click.echo(json.dumps(predictions))
 
 
 def _read_rows(path):
@@ -437,44 +413,36 @@ def serve() -> None:
 
 
 @serve.command("status")
-@click.pass_obj
-def serve_status(obj: Context) -> None:
+def serve_status() -> None:
     """List deployments: model, protocol, state, endpoint, log file."""
-    try:
-        from pipelines import runs
+    from pipelines import runs
 
-        _ready()
-        deployer, services = runs.served_services()
-        if not services:
-            click.echo("No deployments. Run `python run.py deploy`.")
-        for service in services:
-            state = "up" if service.is_running else "down"
-            info = deployer.get_model_server_info(service)
-            click.echo(
-                f"{service.config.model_name} v{service.config.model_version} "
-                f"[{info.get('PROTOCOL')}] {state}  {info.get('PREDICTION_URL')}\n"
-                f"    log: {info.get('LOG_FILE')}   id: {service.uuid}"
-            )
-            if state == "down":
-                click.echo("    restore it with: python run.py deploy")
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    _ready()
+    deployer, services = runs.served_services()
+    if not services:
+        click.echo("No deployments. Run `python run.py deploy`.")
+    for service in services:
+        state = "up" if service.is_running else "down"
+        info = deployer.get_model_server_info(service)
+        click.echo(
+            f"{service.config.model_name} v{service.config.model_version} "
+            f"[{info.get('PROTOCOL')}] {state}  {info.get('PREDICTION_URL')}\n"
+            f"    log: {info.get('LOG_FILE')}   id: {service.uuid}"
+        )
+        if state == "down":
+            click.echo("    restore it with: python run.py deploy")
 
 
 @serve.command("stop")
-@click.pass_obj
-def serve_stop(obj: Context) -> None:
+def serve_stop() -> None:
     """Stop every local model server (their records stay; `deploy` restarts them)."""
-    try:
-        from pipelines import runs
+    from pipelines import runs
 
-        _ready()
-        deployer, services = runs.served_services()
-        for service in services:
-            deployer.stop_model_server(service.uuid, timeout=30)
-            click.echo(f"stopped {service.config.model_name} v{service.config.model_version}")
-    except Exception as exc:
-        _fail(exc, obj.debug)
+    _ready()
+    deployer, services = runs.served_services()
+    for service in services:
+        deployer.stop_model_server(service.uuid, timeout=30)
+        click.echo(f"stopped {service.config.model_name} v{service.config.model_version}")
 
 
 if __name__ == "__main__":

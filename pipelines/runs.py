@@ -81,11 +81,8 @@ def run_pipeline(pipeline_obj, params: BaseModel, zenml_options: dict, model_nam
     """Run with the non-parameter part of the config, under the ZenML Model `model_name`."""
     from zenml import Model
 
-    options = dict(zenml_options)
-    if model_name and "model" not in options:
-        options["model"] = {"name": model_name}
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(options, f)
+        yaml.safe_dump(zenml_options, f)
         config_file = f.name
     try:
         configured = pipeline_obj.with_options(config_path=config_file)
@@ -198,8 +195,8 @@ def deploy(config: str | os.PathLike | None = None, overrides: dict[str, Any] | 
     return run.steps["deploy_champion"].outputs["deployment"][0].load()
 
 
-def served_services(model_name: str | None = None) -> list:
-    """The active deployer's services (optionally for one model), newest first."""
+def served_services(model_name: str | None = None) -> tuple[Any, list]:
+    """(The active model deployer, its services for `model_name` or all), newest first."""
     from zenml.client import Client
 
     deployer = Client().active_stack.model_deployer

@@ -41,36 +41,31 @@ def compute_drift(
     reference: Dataset, current: pd.DataFrame, thresholds: MonitoringThresholds
 ) -> DriftReport:
     """Test every feature column; numeric columns go through one float64 block."""
+
+    def tested(name: str, kind: str, test: str, result: tuple[float, float]) -> ColumnDrift:
+        statistic, p_value = result
+        return ColumnDrift(
+            column=name,
+            kind=kind,
+            test=test,
+            statistic=statistic,
+            p_value=p_value,
+            drifted=p_value < thresholds.p_value,
+        )
+
     columns = []
     numeric = [c for c, k in reference.schema.items() if k == NUMERIC]
     if numeric:
         ref_block = reference.frame[numeric].to_numpy(dtype=np.float64)
         cur_block = current[numeric].to_numpy(dtype=np.float64)
         for i, name in enumerate(numeric):
-            statistic, p_value = numeric_drift(ref_block[:, i], cur_block[:, i])
             columns.append(
-                ColumnDrift(
-                    column=name,
-                    kind="numeric",
-                    test="ks",
-                    statistic=statistic,
-                    p_value=p_value,
-                    drifted=p_value < thresholds.p_value,
-                )
+                tested(name, "numeric", "ks", numeric_drift(ref_block[:, i], cur_block[:, i]))
             )
     for name, kind in reference.schema.items():
         if kind != NUMERIC:
-            statistic, p_value = categorical_drift(reference.frame[name], current[name])
-            columns.append(
-                ColumnDrift(
-                    column=name,
-                    kind="categorical",
-                    test="chi2",
-                    statistic=statistic,
-                    p_value=p_value,
-                    drifted=p_value < thresholds.p_value,
-                )
-            )
+            result = categorical_drift(reference.frame[name], current[name])
+            columns.append(tested(name, "categorical", "chi2", result))
     share = sum(c.drifted for c in columns) / max(len(columns), 1)
     return DriftReport(
         columns=columns,

@@ -9,13 +9,12 @@ not match the V2 schema (stock: 422) and an oversized body.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from loopback import HOST, MAX_BODY, free_port  # noqa: E402
+from loopback import HOST, MAX_BODY, free_port, launcher_arguments  # noqa: E402
 
 
 def _patch_app() -> None:
@@ -59,11 +58,7 @@ def _patch_app() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-uri", required=True)
-    parser.add_argument("--model-name", default="classifier")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=1)
+    parser = launcher_arguments(__doc__)
     args = parser.parse_args()
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]

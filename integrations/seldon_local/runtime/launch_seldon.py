@@ -10,13 +10,12 @@ gRPC off (REST is what our clients speak), and add request checks that Seldon la
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from loopback import HOST, MAX_BODY, free_port  # noqa: E402
+from loopback import HOST, MAX_BODY, free_port, launcher_arguments  # noqa: E402
 
 
 def _loopback(options: dict) -> dict:
@@ -102,11 +101,7 @@ def _patch_seldon() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-uri", required=True)
-    parser.add_argument("--model-name", default="classifier")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=1)
+    parser = launcher_arguments(__doc__)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     _patch_seldon()

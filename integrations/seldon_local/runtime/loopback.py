@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 
@@ -14,3 +15,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def launcher_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments every launcher takes (zenkube's process module passes them)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model-uri", required=True)
+    parser.add_argument("--model-name", default="classifier")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    return parser
