@@ -84,14 +84,15 @@ def loop() -> None:
     _ready()
     result = _train(None, None, None)
     info = _deploy(None, None, result.registered.name)
-    _smoke(info)
     _monitor(None, None, False, result.registered.name)
+    return info
 
 
-def _train(config, dataset, target):
+def _train(config, dataset, target, model_name=None):
     from pipelines import runs
 
-    overrides = {"data.source": dataset, "data.target": target}  # None keeps the config's value
+    # None keeps the config's value.
+    overrides = {"data.source": dataset, "data.target": target, "model_name": model_name}
     click.echo("zenkube: running the training pipeline...")
     result = runs.train(config, overrides)
     _print_training(result)
@@ -132,10 +133,20 @@ def _print_training(result) -> None:
     help="Bundled dataset (breast_cancer, wine, iris, diabetes) or a CSV/Parquet path/URI.",
 )
 @click.option("--target", default=None, help="Label column (required for your own files).")
-def train(config, dataset, target) -> None:
-    """Train, evaluate and register a model; promote it if it beats the champion."""
+@click.option(
+    "--model-name",
+    default=None,
+    help="Registered model name (default: the config's model_name). Each name has its own "
+    "champion and endpoint; use a new name for data with other columns.",
+)
+def train(config, dataset, target, model_name) -> None:
+    """Train, evaluate and register a model; promote it if it beats the champion.
+
+    The gate fails closed: a champion with another input schema, or one that cannot be
+    scored on the new test rows, is never replaced (see gate.allow_schema_change).
+    """
     _ready()
-    _train(config, dataset, target)
+    _train(config, dataset, target, model_name)
 
 
 def _deploy(config, protocol, model_name=None):
@@ -150,18 +161,17 @@ def _deploy(config, protocol, model_name=None):
     click.echo(f"Health:       {info.health_url}")
     if info.details.get("LOG_FILE"):
         click.echo(f"Server log:   {info.details['LOG_FILE']}")
+    if info.details.get("SCHEMA_CHANGE"):
+        click.secho(f"Schema:       {info.details['SCHEMA_CHANGE']}", fg="yellow")
+    _smoke(info)
     return info
 
 
 def _smoke(info) -> None:
     from integrations.seldon_local import client
-    from pipelines.runs import CONFIGS, read_config
-    from steps.data.load import load_dataset
-    from steps.specs import TrainingParams
+    from pipelines import runs
 
-    params, _ = read_config(CONFIGS / "local" / "training.yaml", TrainingParams)
-    data = load_dataset(params.data)
-    rows = data.features.head(3)
+    rows = runs.example_rows(info.model_name, 3)
     predictions = client.predict(info.prediction_url, info.protocol, rows)
     click.echo(f"Smoke test:   3 rows → {predictions}")
     click.echo("\nTry it yourself:")
@@ -341,7 +351,10 @@ def stack_show_cmd() -> None:
 )
 @click.option("--model-name", default=None, help="Registered model to serve (its champion).")
 def deploy(config, protocol, model_name) -> None:
-    """Serve the champion with the stack's model deployer (health + smoke checked)."""
+    """Serve the champion with the stack's model deployer (health + smoke checked).
+
+    Each model name has its own endpoint; deploying one never touches another's.
+    """
     _ready()
     _deploy(config, protocol, model_name)
 
@@ -413,12 +426,13 @@ def serve() -> None:
 
 
 @serve.command("status")
-def serve_status() -> None:
+@click.option("--model-name", default=None, help="Only this registered model's deployment.")
+def serve_status(model_name) -> None:
     """List deployments: model, protocol, state, endpoint, log file."""
     from pipelines import runs
 
     _ready()
-    deployer, services = runs.served_services()
+    deployer, services = runs.served_services(model_name)
     if not services:
         click.echo("No deployments. Run `python run.py deploy`.")
     for service in services:

@@ -17,9 +17,22 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
+from core.schema import CATEGORICAL, DATETIME, NUMERIC, InputSchema, SchemaColumn
 from steps.errors import ConfigError
 
 CHAMPION_ALIAS = "champion"
+SCHEMA_KEY = "zenkube_input_schema"
+# Model version tags that explain the champion's history.
+REASON_TAG = "zenkube.promotion_reason"
+SCHEMA_CHANGE_TAG = "zenkube.schema_change_allowed"
+# MLflow signature types -> zenkube column kinds (for versions without a recorded schema).
+_SIGNATURE_KINDS = {
+    "double": NUMERIC,
+    "float": NUMERIC,
+    "long": NUMERIC,
+    "integer": NUMERIC,
+    "datetime": DATETIME,
+}
 # MLflow refuses to unpickle models unless this is set; servers need it too.
 PICKLE_ENV = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
 
@@ -33,6 +46,8 @@ class RegisteredModel(BaseModel):
         model_uri: the LoggedModel URI (`models:/m-…`) the version was registered from.
         run_id: MLflow run that logged it.
         artifact_location: where the model's files live (local path or bucket URI).
+        input_schema: the columns it takes and what it predicts (None for a version
+            registered before zenkube recorded schemas).
     """
 
     name: str
@@ -40,6 +55,7 @@ class RegisteredModel(BaseModel):
     model_uri: str
     run_id: str = ""
     artifact_location: str = ""
+    input_schema: InputSchema | None = None
 
     @property
     def registry_uri(self) -> str:
@@ -80,9 +96,20 @@ def log_and_register(
     params: dict[str, Any],
     metrics: dict[str, float],
     tags: dict[str, str] | None = None,
+    input_schema: InputSchema | None = None,
+    code_by_value: tuple = (),
 ) -> RegisteredModel:
-    """Log params, metrics and the model to the active MLflow run and register a version."""
+    """Log params, metrics and the model to the active MLflow run and register a version.
+
+    The input schema goes into the model's MLmodel metadata, so it travels with the
+    model files to every server and registry that holds them. Modules in
+    `code_by_value` are pickled into the model (the servers do not have zenkube).
+    """
+    import cloudpickle
+
     os.environ.update(PICKLE_ENV)
+    for module in code_by_value:
+        cloudpickle.register_pickle_by_value(module)
     example = features.head(5)
     signature = infer_signature(example, model.predict(example))
     active = mlflow.active_run() or mlflow.start_run()
@@ -97,6 +124,7 @@ def log_and_register(
         # Inferring requirements re-imports the model in a subprocess (~10 s); we know them.
         pip_requirements=_model_requirements(),
         tags=tags,
+        metadata={SCHEMA_KEY: input_schema.model_dump()} if input_schema else None,
     )
     version = mlflow.register_model(info.model_uri, name, tags=tags)
     logged = MlflowClient().get_logged_model(info.model_id)
@@ -106,6 +134,7 @@ def log_and_register(
         model_uri=info.model_uri,
         run_id=active.info.run_id,
         artifact_location=logged.artifact_location,
+        input_schema=input_schema,
     )
 
 
@@ -166,5 +195,48 @@ def load_model(uri: str) -> Any:
     return mlflow.sklearn.load_model(uri)
 
 
+def read_input_schema(model_uri: str) -> InputSchema | None:
+    """The schema recorded with a model, else one rebuilt from its signature (None if neither)."""
+    from mlflow.models import get_model_info
+
+    info = get_model_info(model_uri)
+    recorded = (info.metadata or {}).get(SCHEMA_KEY)
+    if recorded:
+        return InputSchema.model_validate(recorded)
+    if info.signature is None or info.signature.inputs is None:
+        return None
+    columns = [
+        SchemaColumn(
+            name=str(c["name"]),
+            kind=_SIGNATURE_KINDS.get(str(c.get("type")), CATEGORICAL),
+            nullable=not c.get("required", True),
+        )
+        for c in info.signature.inputs.to_dict()
+    ]
+    return InputSchema(columns=columns)
+
+
 def set_champion(name: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, CHAMPION_ALIAS, version)
+
+
+def restore_champion(name: str, version: str | None) -> None:
+    """Put the alias back where it was (or remove it, when there was no champion)."""
+    client = MlflowClient()
+    if version is None:
+        try:
+            client.delete_registered_model_alias(name, CHAMPION_ALIAS)
+        except MlflowException:
+            pass
+    else:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+
+
+def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value[:4000])
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    return dict(MlflowClient().get_model_version(name, version).tags or {})

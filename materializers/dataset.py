@@ -13,21 +13,9 @@ import pandas as pd
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
+from core.schema import CATEGORICAL, DATETIME, NUMERIC, InputSchema, infer_kinds
 
-
-def infer_schema(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
-    """Column -> `numeric` or `categorical` for every feature column (target excluded)."""
-    schema = {}
-    for column in frame.columns:
-        if column == target:
-            continue
-        is_numeric = pd.api.types.is_numeric_dtype(
-            frame[column]
-        ) and not pd.api.types.is_bool_dtype(frame[column])
-        schema[str(column)] = NUMERIC if is_numeric else CATEGORICAL
-    return schema
+__all__ = ["CATEGORICAL", "DATETIME", "NUMERIC", "Dataset", "DatasetMaterializer"]
 
 
 @dataclass
@@ -39,7 +27,7 @@ class Dataset:
         target: name of the label column.
         task: classification or regression.
         name: where the data came from (dataset name or path).
-        schema: feature column -> numeric/categorical; inferred when not given.
+        schema: feature column -> numeric/categorical/datetime; inferred when not given.
     """
 
     frame: pd.DataFrame
@@ -50,7 +38,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if not self.schema:
-            self.schema = infer_schema(self.frame, self.target)
+            self.schema = infer_kinds(self.frame, self.target)
 
     @property
     def features(self) -> pd.DataFrame:
@@ -59,6 +47,11 @@ class Dataset:
     @property
     def labels(self) -> pd.Series | None:
         return self.frame[self.target] if self.target in self.frame.columns else None
+
+    @property
+    def input_schema(self) -> InputSchema:
+        """The contract a model trained on these rows takes (see `core/schema.py`)."""
+        return InputSchema.of(self.frame, self.schema, self.target, self.task)
 
     @property
     def fingerprint(self) -> str:

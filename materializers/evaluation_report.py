@@ -10,9 +10,6 @@ from pydantic import BaseModel, Field
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 
-# Metrics where smaller is better; everything else is "higher is better".
-LOWER_IS_BETTER = {"rmse", "mae"}
-
 
 class EvaluationReport(BaseModel):
     """Metrics of one model on one labelled dataset.

@@ -154,13 +154,24 @@ def preflight_data(spec) -> None:
         )
 
 
+def preflight_training(params: TrainingParams) -> str:
+    """Refuse a config that cannot work for the data's task before the run; return the task."""
+    from steps.data.load import resolve_task
+    from steps.training.train import check_config_for_task
+
+    preflight_data(params.data)
+    task = resolve_task(params.data)
+    check_config_for_task(params.trainer, params.gate, task)
+    return task
+
+
 def train(config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
     """Run the training pipeline; raise the step's own error when a step fails."""
     from pipelines.training import training_pipeline
 
     params, options = read_config(config or default_config("training"), TrainingParams)
     params = apply_overrides(params, overrides or {})
-    preflight_data(params.data)
+    preflight_training(params)
     run = run_pipeline(training_pipeline, params, options, params.model_name)
     return training_result(run)
 
@@ -299,6 +310,14 @@ def current_protocol() -> dict[str, str]:
         if services and hasattr(services[0].config, "protocol")
         else {}
     )
+
+
+def example_rows(model_name: str, rows: int = 3):
+    """A few held-out feature rows of the champion (for a smoke prediction and a curl)."""
+    from steps.monitoring.batch import champion_artifacts
+
+    reference, _ = champion_artifacts(model_name)
+    return reference.features.head(rows)
 
 
 def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:

@@ -55,8 +55,19 @@ class SplitSpec(_Strict):
     seed: int = 42
 
 
+def _per_task(value, task: str):
+    """A setting given once for both tasks, or as {classification: …, regression: …}."""
+    if isinstance(value, dict) and set(value) <= {"classification", "regression"} and value:
+        return value.get(task)
+    return value
+
+
 class TrainerSpec(_Strict):
     """The estimator to fit, by class path, and an optional small search.
+
+    Each of `class_path` and `params` is either one value for any task or a mapping
+    `{classification: …, regression: …}`; left out, the task decides
+    (RandomForestClassifier or RandomForestRegressor with 100 trees).
 
     Attributes:
         class_path: dotted path of a scikit-learn compatible estimator class.
@@ -65,32 +76,61 @@ class TrainerSpec(_Strict):
             train and scored on validation (never test); the best one is kept.
     """
 
-    class_path: str = "sklearn.ensemble.RandomForestClassifier"
-    params: dict[str, Any] = Field(default_factory=lambda: {"n_estimators": 100, "random_state": 0})
+    class_path: str | dict[Task, str] | None = None
+    params: dict[str, Any] | None = None
     search: dict[str, list[Any]] = Field(default_factory=dict)
 
     @field_validator("class_path")
     @classmethod
-    def _dotted(cls, value: str) -> str:
-        if "." not in value:
-            raise ValueError(
-                "must be a dotted path such as sklearn.ensemble.RandomForestClassifier"
-            )
+    def _dotted(cls, value):
+        paths = value.values() if isinstance(value, dict) else [value]
+        for path in paths:
+            if path is not None and "." not in path:
+                raise ValueError(
+                    "must be a dotted path such as sklearn.ensemble.RandomForestClassifier"
+                )
         return value
+
+    def for_task(self, task: str) -> tuple[str, dict[str, Any]]:
+        """(class path, params) for this task, with the task's defaults filled in."""
+        from core.metrics import DEFAULT_ESTIMATOR, DEFAULT_PARAMS
+
+        class_path = _per_task(self.class_path, task)
+        params = self.params
+        if isinstance(params, dict) and set(params) <= {"classification", "regression"} and params:
+            params = params.get(task)
+        if class_path is None:
+            return DEFAULT_ESTIMATOR[task], dict(DEFAULT_PARAMS if params is None else params)
+        return class_path, dict(params or {})
 
 
 class GateSpec(_Strict):
     """When a new model may replace the champion.
 
+    `metric` and `threshold` are one value or `{classification: …, regression: …}`.
+
     Attributes:
-        metric: the metric compared (accuracy, f1, roc_auc; rmse, mae, r2).
+        metric: the metric compared (accuracy, f1, roc_auc | rmse, mae, r2); default
+            f1 for classification, rmse for regression.
         threshold: the candidate must reach this (at most this for error metrics).
         min_improvement: how much better than the champion the candidate must be.
+        allow_schema_change: replace a champion whose input schema differs (other
+            columns, kinds, target or task). Off by default: such a champion cannot be
+            compared, so nothing is promoted.
     """
 
-    metric: str | None = None
-    threshold: float | None = None
+    metric: str | dict[Task, str] | None = None
+    threshold: float | dict[Task, float] | None = None
     min_improvement: float = 0.0
+    allow_schema_change: bool = False
+
+    def metric_for(self, task: str) -> str:
+        from core.metrics import primary_metric
+
+        return _per_task(self.metric, task) or primary_metric(task)
+
+    def threshold_for(self, task: str) -> float | None:
+        return _per_task(self.threshold, task)
 
 
 class TrainingParams(_Strict):

@@ -14,6 +14,11 @@ from steps.errors import ZenkubeError
 
 
 def _jsonable(frame: pd.DataFrame) -> list[list]:
+    """Rows as JSON values: missing -> null, dates -> ISO text, numpy scalars -> Python."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: v.isoformat() if pd.notna(v) else None)
     rows = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
     return [[v.item() if isinstance(v, np.generic) else v for v in row] for row in rows]
 

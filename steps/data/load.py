@@ -11,7 +11,7 @@ from zenml import step
 from zenml.io import fileio
 
 from materializers.dataset import Dataset
-from steps.errors import ConfigError
+from steps.errors import ConfigError, DataValidationError
 from steps.specs import BUNDLED_DATASETS, DataSpec
 
 BUNDLED_TARGET = "target"
@@ -25,12 +25,41 @@ def read_table(path: str) -> pd.DataFrame:
             f"dataset name ({', '.join(BUNDLED_DATASETS)})."
         )
     suffix = os.path.splitext(path)[1].lower()
-    with fileio.open(path, "rb") as f:
-        if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(f)
-        if suffix in {".csv", ".txt", ""}:
-            return pd.read_csv(f)
-    raise ConfigError(f"Cannot read {path}: use a .csv or .parquet file.")
+    if suffix not in {".parquet", ".pq", ".csv", ".txt", ""}:
+        raise ConfigError(f"Cannot read {path}: use a .csv or .parquet file.")
+    try:
+        with fileio.open(path, "rb") as f:
+            if suffix in {".parquet", ".pq"}:
+                frame = pd.read_parquet(f)
+            else:
+                header = pd.read_csv(f, header=None, nrows=1, dtype=str).iloc[0].tolist()
+                check_unique_header([str(h) for h in header], path)
+                f.seek(0)
+                frame = pd.read_csv(f)
+    except pd.errors.EmptyDataError as exc:
+        raise DataValidationError(f"{path} is empty: it needs a header row and data rows.") from exc
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataValidationError(
+            f"{path} is not a readable CSV file ({type(exc).__name__}: {str(exc)[:120]}). "
+            "Save it as UTF-8 CSV with a header row, or as Parquet."
+        ) from exc
+    check_unique_header([str(c) for c in frame.columns], path)
+    return frame
+
+
+def check_unique_header(columns: list[str], path: str) -> None:
+    """Refuse duplicated column names (pandas would silently rename them `x.1`)."""
+    seen, dupes = set(), []
+    for column in columns:
+        if column in seen and column not in dupes:
+            dupes.append(column)
+        seen.add(column)
+    if dupes:
+        raise DataValidationError(
+            f"{path} has duplicated column names: {', '.join(repr(d) for d in dupes[:5])}"
+            f"{f' and {len(dupes) - 5} more' if len(dupes) > 5 else ''}. Rename or drop the "
+            "duplicates so each column has one name; nothing was trained or registered."
+        )
 
 
 def infer_task(labels: pd.Series) -> str:
@@ -41,6 +70,18 @@ def infer_task(labels: pd.Series) -> str:
     if pd.api.types.is_integer_dtype(values) or (values == values.round()).all():
         return "classification" if values.nunique() <= 20 else "regression"
     return "regression"
+
+
+def resolve_task(spec: DataSpec) -> str:
+    """The task the run will have, reading only the target column of a file."""
+    if spec.source in BUNDLED_DATASETS:
+        return BUNDLED_DATASETS[spec.source] if spec.task == "auto" else spec.task
+    if spec.task != "auto":
+        return spec.task
+    frame = read_table(spec.source)
+    if spec.target not in frame.columns:
+        return "classification"  # validation names the missing target
+    return infer_task(frame[spec.target])
 
 
 def load_dataset(spec: DataSpec) -> Dataset:

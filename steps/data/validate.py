@@ -12,6 +12,9 @@ from materializers.dataset import NUMERIC, Dataset
 from steps.errors import DataValidationError
 from steps.specs import DataSpec
 
+# A stratified train/valid/test split needs a few rows of every class.
+MIN_CLASS_ROWS = 5
+
 
 def _non_numeric_examples(column: pd.Series) -> list[str]:
     """Values of a text column that do not parse as numbers, if most of them do."""
@@ -52,6 +55,17 @@ def find_data_problems(data: Dataset, spec: DataSpec | None = None) -> list[str]
             problems.append(
                 f"target '{target}' has a single class; classification needs two or more"
             )
+        elif data.task == "classification":
+            counts = labels.dropna().value_counts()
+            rare = counts[counts < MIN_CLASS_ROWS]
+            if len(rare):
+                shown = ", ".join(f"{k!r} ({v})" for k, v in rare.head(4).items())
+                more = f" and {len(rare) - 4} more" if len(rare) > 4 else ""
+                problems.append(
+                    f"{len(rare)} class(es) of '{target}' have fewer than {MIN_CLASS_ROWS} rows "
+                    f"({shown}{more}), too few for a stratified train/valid/test split: drop "
+                    "or merge them, or set data.task: regression if the target is a quantity"
+                )
     if not data.schema:
         problems.append("there are no feature columns besides the target")
     for column, kind in data.schema.items():

@@ -66,6 +66,45 @@ def champion_to_serve(model_name: str) -> mlflow_registry.RegisteredModel:
     return champion
 
 
+def schema_change_from_served(deployer, champion: mlflow_registry.RegisteredModel) -> str:
+    """How the champion's inputs differ from the version now served ("" when they do not).
+
+    Raises ConfigError when they differ and the champion was not promoted with
+    `gate.allow_schema_change` (e.g. the alias was moved by hand): clients would break.
+    """
+    from core.schema import diff_schemas
+
+    if hasattr(deployer, "services_for"):
+        services = deployer.services_for(champion.name)
+    else:
+        services = deployer.find_model_server(model_name=champion.name)
+    served = next((s for s in services if s.config.model_version != champion.version), None)
+    if served is None or any(s.config.model_version == champion.version for s in services):
+        return ""
+    try:
+        old = mlflow_registry.get_version(champion.name, str(served.config.model_version))
+        old_schema = mlflow_registry.read_input_schema(old.model_uri)
+        new_schema = mlflow_registry.read_input_schema(champion.model_uri)
+    except Exception:  # the served version is not in the registry: nothing to compare
+        return ""
+    if old_schema is None or new_schema is None:
+        return ""
+    change = diff_schemas(old_schema, new_schema)
+    if not change:
+        return ""
+    tags = mlflow_registry.version_tags(champion.name, champion.version)
+    described = f"v{old.version} → v{champion.version}: {change.describe()}"
+    if tags.get(mlflow_registry.SCHEMA_CHANGE_TAG) != "true":
+        raise ConfigError(
+            f"The champion v{champion.version} of '{champion.name}' takes other inputs than the "
+            f"served v{old.version} ({change.describe()}), and it was not promoted with "
+            "gate.allow_schema_change: deploying it would break every client, so the served "
+            "model stays. Move the champion back (`champion` alias in MLflow), or promote the "
+            "new model on purpose with gate.allow_schema_change: true."
+        )
+    return f"{described}; clients must send the new columns"
+
+
 def serve_champion(
     champion: mlflow_registry.RegisteredModel,
     protocol: str,
@@ -84,6 +123,7 @@ def serve_champion(
         from integrations.kubeflow import fixes
 
         fixes.apply()  # ZenML's seldon deployer mixes up S3 key order (see the module)
+    schema_change = schema_change_from_served(deployer, champion)
     config = build_deployment_config(champion, protocol, pipeline_name, step_name)
     service = deployer.deploy_model(
         config, service_type=SeldonDeploymentService.SERVICE_TYPE, timeout=timeout
@@ -96,7 +136,10 @@ def serve_champion(
         prediction_url=info.get("PREDICTION_URL"),
         health_url=info.get("HEALTH_CHECK_URL"),
         service_id=str(service.uuid),
-        details={k: str(v) for k, v in info.items() if v is not None},
+        details={
+            **{k: str(v) for k, v in info.items() if v is not None},
+            **({"SCHEMA_CHANGE": schema_change} if schema_change else {}),
+        },
     )
 
 

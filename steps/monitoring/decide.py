@@ -9,10 +9,11 @@ import mlflow
 from pydantic import BaseModel, Field
 from zenml import step
 
+from core.metrics import lower_is_better
 from integrations import mlflow_registry
 from materializers.dataset import Dataset
 from materializers.drift_report import DriftReport
-from materializers.evaluation_report import LOWER_IS_BETTER, EvaluationReport
+from materializers.evaluation_report import EvaluationReport
 from steps.monitoring.batch import PREDICTION
 from steps.specs import MonitoringThresholds
 from steps.training.metrics import prediction_metrics, primary_metric
@@ -68,7 +69,7 @@ def measure_quality(
     current, reference = metrics[metric], champion.metrics.get(metric)
     drop = None
     if reference is not None:
-        drop = current - reference if metric in LOWER_IS_BETTER else reference - current
+        drop = current - reference if lower_is_better(metric) else reference - current
     return QualityReport(
         labelled=True,
         metrics=metrics,

@@ -10,7 +10,7 @@ from scipy import stats
 from zenml import log_metadata, step
 
 from integrations.evidently_drift import drift_html
-from materializers.dataset import NUMERIC, Dataset
+from materializers.dataset import DATETIME, NUMERIC, Dataset
 from materializers.drift_report import ColumnDrift, DriftReport
 from steps.specs import MonitoringThresholds
 
@@ -35,6 +35,17 @@ def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, 
         return 0.0, 1.0
     statistic, p_value, _, _ = stats.chi2_contingency(table)
     return float(statistic), float(p_value)
+
+
+def as_days(values: pd.Series) -> np.ndarray:
+    """Dates as days since 1970 (NaN where missing or unparseable), for the KS test."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+    days = (parsed - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)
+    return days.to_numpy(dtype=float, na_value=np.nan)
 
 
 def compute_drift(
@@ -63,7 +74,10 @@ def compute_drift(
                 tested(name, "numeric", "ks", numeric_drift(ref_block[:, i], cur_block[:, i]))
             )
     for name, kind in reference.schema.items():
-        if kind != NUMERIC:
+        if kind == DATETIME:
+            result = numeric_drift(as_days(reference.frame[name]), as_days(current[name]))
+            columns.append(tested(name, "datetime", "ks", result))
+        elif kind != NUMERIC:
             result = categorical_drift(reference.frame[name], current[name])
             columns.append(tested(name, "categorical", "chi2", result))
     share = sum(c.drifted for c in columns) / max(len(columns), 1)

@@ -1,12 +1,41 @@
-"""The promotion gate: a plain decision, unit-tested without any store."""
+"""The promotion gate: a plain decision, unit-tested without any store.
+
+It fails closed: a champion that exists but cannot be compared with the candidate
+(another input schema, or an error while scoring it) is never treated as "no champion".
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 from pydantic import BaseModel
 
-from materializers.evaluation_report import LOWER_IS_BETTER
+from core.metrics import lower_is_better, score_is_better
 from steps.specs import GateSpec
-from steps.training.metrics import primary_metric, score_is_better
+
+NO_CHAMPION = "no_champion"
+COMPARED = "compared"
+INCOMPARABLE = "incomparable"
+
+
+class ChampionComparison(BaseModel):
+    """What the gate knows about the current champion.
+
+    Attributes:
+        status: no_champion; compared (scored on the candidate's test rows); or
+            incomparable (another input schema, or it could not be scored).
+        version: the champion's registry version (None without one).
+        score: its score on the same test rows (only when compared).
+        schema_change: how the schemas differ ("" when they do not).
+        error: why scoring failed ("" when it did not).
+    """
+
+    status: Literal["no_champion", "compared", "incomparable"]
+    version: str | None = None
+    score: float | None = None
+    schema_change: str = ""
+    error: str = ""
 
 
 class PromotionDecision(BaseModel):
@@ -14,10 +43,12 @@ class PromotionDecision(BaseModel):
 
     Attributes:
         promoted: True when the candidate is now the champion.
-        reason: one sentence a user can read.
+        reason: what the gate decided and why, readable by a user.
         metric: the metric compared.
         candidate_score: the candidate's score on the test split.
-        champion_score: the previous champion's score on the same rows (None if none).
+        champion_score: the previous champion's score on the same rows (None if not scored).
+        champion_status: no_champion, compared or incomparable (see ChampionComparison).
+        schema_change: how the input schema differs from the champion's ("" if not).
         candidate_version / champion_version: MLflow registry versions.
     """
 
@@ -26,58 +57,82 @@ class PromotionDecision(BaseModel):
     metric: str
     candidate_score: float
     champion_score: float | None = None
+    champion_status: str = NO_CHAMPION
+    schema_change: str = ""
     candidate_version: str = ""
     champion_version: str | None = None
     model_name: str = ""
 
 
 def decide_promotion(
-    task: str, candidate_metrics: dict[str, float], champion_score: float | None, gate: GateSpec
+    task: str,
+    candidate_metrics: dict[str, float],
+    champion: ChampionComparison,
+    gate: GateSpec,
+    model_name: str = "the model",
 ) -> PromotionDecision:
-    """Promote only if the candidate passes the threshold and beats the champion."""
-    metric = gate.metric or primary_metric(task)
-    if metric not in candidate_metrics:
+    """Promote only on a positive decision: threshold passed and champion beaten (or absent)."""
+    metric = gate.metric_for(task)
+
+    def decision(promoted: bool, reason: str, score: float) -> PromotionDecision:
         return PromotionDecision(
-            promoted=False,
+            promoted=promoted,
+            reason=reason,
             metric=metric,
-            candidate_score=float("nan"),
-            champion_score=champion_score,
-            reason=f"gate metric '{metric}' was not computed (have: {', '.join(candidate_metrics)})",
+            candidate_score=score,
+            champion_score=champion.score,
+            champion_status=champion.status,
+            schema_change=champion.schema_change,
+            champion_version=champion.version,
         )
-    score = candidate_metrics[metric]
-    lower = metric in LOWER_IS_BETTER
-    if gate.threshold is not None and (score > gate.threshold if lower else score < gate.threshold):
+
+    score = candidate_metrics.get(metric)
+    if score is None or math.isnan(score):
+        have = ", ".join(candidate_metrics)
+        return decision(False, f"gate metric '{metric}' was not computed (have: {have})", math.nan)
+    threshold = gate.threshold_for(task)
+    lower = lower_is_better(metric)
+    if threshold is not None and (score > threshold if lower else score < threshold):
         word = "above" if lower else "below"
-        reason = f"{metric}={score:.4f} is {word} the threshold {gate.threshold}"
-        return PromotionDecision(
-            promoted=False,
-            reason=reason,
-            metric=metric,
-            candidate_score=score,
-            champion_score=champion_score,
+        return decision(False, f"{metric}={score:.4f} is {word} the threshold {threshold}", score)
+    if champion.status == INCOMPARABLE:
+        if champion.schema_change and gate.allow_schema_change:
+            return decision(
+                True,
+                f"{metric}={score:.4f} passes the gate and REPLACES champion v{champion.version} "
+                f"although its input schema differs ({champion.schema_change}), because "
+                "gate.allow_schema_change is true; clients must send the new columns",
+                score,
+            )
+        return decision(False, incomparable_reason(champion, model_name), score)
+    if champion.status == COMPARED:
+        assert champion.score is not None
+        if not score_is_better(metric, score, champion.score, gate.min_improvement):
+            return decision(
+                False,
+                f"{metric}={score:.4f} does not beat the champion's {champion.score:.4f} on the "
+                f"same test rows (needs an improvement over {gate.min_improvement})",
+                score,
+            )
+        return decision(
+            True, f"{metric}={score:.4f} beats the champion's {champion.score:.4f}", score
         )
-    if champion_score is not None and not score_is_better(
-        metric, score, champion_score, gate.min_improvement
-    ):
-        reason = (
-            f"{metric}={score:.4f} does not beat the champion's {champion_score:.4f} on the same "
-            f"test rows (needs an improvement over {gate.min_improvement})"
+    return decision(
+        True, f"{metric}={score:.4f} passes the gate and there is no champion yet", score
+    )
+
+
+def incomparable_reason(champion: ChampionComparison, model_name: str) -> str:
+    """Why the candidate cannot be judged against the champion, and what to do."""
+    if champion.schema_change:
+        return (
+            f"champion v{champion.version} of '{model_name}' cannot be compared with this "
+            f"candidate: the input schema differs ({champion.schema_change}). Train it under "
+            "its own name with --model-name NEW, or set gate.allow_schema_change: true to "
+            "replace the champion on purpose"
         )
-        return PromotionDecision(
-            promoted=False,
-            reason=reason,
-            metric=metric,
-            candidate_score=score,
-            champion_score=champion_score,
-        )
-    if champion_score is None:
-        reason = f"{metric}={score:.4f} passes the gate and there is no champion yet"
-    else:
-        reason = f"{metric}={score:.4f} beats the champion's {champion_score:.4f}"
-    return PromotionDecision(
-        promoted=True,
-        reason=reason,
-        metric=metric,
-        candidate_score=score,
-        champion_score=champion_score,
+    return (
+        f"champion v{champion.version} of '{model_name}' could not be scored on the candidate's "
+        f"test rows ({champion.error}), so the candidate cannot be shown to be better. Fix what "
+        "the error says, or train under another name with --model-name NEW"
     )

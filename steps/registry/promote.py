@@ -1,4 +1,4 @@
-"""Promote the candidate only if it passes the gate and beats the champion on the same rows."""
+"""Promote the candidate only if it passes the gate and beats a comparable champion."""
 
 from __future__ import annotations
 
@@ -8,29 +8,88 @@ from typing import Annotated
 from zenml import get_step_context, step
 from zenml.enums import ModelStages
 
+from core.schema import diff_schemas
 from integrations import mlflow_registry
 from integrations.mlflow_registry import RegisteredModel
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
-from steps.registry.gate import PromotionDecision, decide_promotion
+from steps.registry.gate import (
+    COMPARED,
+    INCOMPARABLE,
+    NO_CHAMPION,
+    ChampionComparison,
+    PromotionDecision,
+    decide_promotion,
+)
 from steps.specs import GateSpec
-from steps.training.metrics import compute_metrics, primary_metric
+from steps.training.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
 
 
-def champion_score_on(test: Dataset, metric: str, champion: RegisteredModel | None) -> float | None:
-    """Score the current champion on the candidate's test rows (None without a champion)."""
+def compare_with_champion(
+    candidate: RegisteredModel, test: Dataset, metric: str, champion: RegisteredModel | None
+) -> ChampionComparison:
+    """Score the champion on the candidate's test rows, or say why it cannot be compared.
+
+    Only `Exception` is caught: Ctrl-C (KeyboardInterrupt) and SystemExit stop the run.
+    """
     if champion is None:
-        return None
+        return ChampionComparison(status=NO_CHAMPION)
+    version = champion.version
+    try:
+        schema = mlflow_registry.read_input_schema(champion.model_uri)
+    except Exception as exc:
+        return ChampionComparison(
+            status=INCOMPARABLE, version=version, error=f"its schema cannot be read: {exc}"
+        )
+    if schema is not None and candidate.input_schema is not None:
+        change = diff_schemas(schema, candidate.input_schema)
+        if change:
+            return ChampionComparison(
+                status=INCOMPARABLE, version=version, schema_change=change.describe()
+            )
     try:
         model = mlflow_registry.load_model(champion.model_uri)
-        return compute_metrics(test.task, model, test.features, test.labels).get(metric)
-    except Exception as exc:  # a champion that cannot score these rows cannot defend its title
-        logger.warning(
-            "Champion v%s could not be scored on this test set: %s", champion.version, exc
+        score = compute_metrics(test.task, model, test.features, test.labels).get(metric)
+    except Exception as exc:
+        return ChampionComparison(
+            status=INCOMPARABLE, version=version, error=f"{type(exc).__name__}: {str(exc)[:300]}"
         )
-        return None
+    if score is None:
+        return ChampionComparison(
+            status=INCOMPARABLE, version=version, error=f"its {metric} could not be computed"
+        )
+    return ChampionComparison(status=COMPARED, version=version, score=score)
+
+
+def make_champion(
+    registered: RegisteredModel, previous: str | None, decision: PromotionDecision
+) -> None:
+    """Move the MLflow alias and the ZenML stage together; undo both if either fails.
+
+    An interrupt (Ctrl-C) between the two puts the old champion back before it stops the run.
+    """
+    from zenml.client import Client
+
+    try:
+        previous_stage = Client().get_model_version(registered.name, ModelStages.PRODUCTION).id
+    except KeyError:
+        previous_stage = None
+    try:
+        mlflow_registry.set_champion(registered.name, registered.version)
+        get_step_context().model.set_stage(ModelStages.PRODUCTION, force=True)
+    except BaseException:
+        mlflow_registry.restore_champion(registered.name, previous)
+        if previous_stage is not None:
+            Client().update_model_version(
+                registered.name, previous_stage, stage=ModelStages.PRODUCTION, force=True
+            )
+        raise
+    tags = {mlflow_registry.REASON_TAG: decision.reason}
+    if decision.schema_change:
+        tags[mlflow_registry.SCHEMA_CHANGE_TAG] = "true"
+    mlflow_registry.tag_version(registered.name, registered.version, tags)
 
 
 @step(experiment_tracker=True)
@@ -40,16 +99,15 @@ def promote_if_better(
     """Set MLflow alias `champion` and ZenML stage `production` together, or say why not."""
     mlflow_registry.configure_from_stack()
     champion = mlflow_registry.get_champion(registered.name)
-    metric = gate.metric or primary_metric(report.task)
-    champion_score = champion_score_on(test, metric, champion)
-    decision = decide_promotion(report.task, report.metrics, champion_score, gate)
+    metric = gate.metric_for(report.task)
+    comparison = compare_with_champion(registered, test, metric, champion)
+    decision = decide_promotion(report.task, report.metrics, comparison, gate, registered.name)
     decision.candidate_version = registered.version
-    decision.champion_version = champion.version if champion else None
     decision.model_name = registered.name
     if decision.promoted:
-        mlflow_registry.set_champion(registered.name, registered.version)
-        get_step_context().model.set_stage(ModelStages.PRODUCTION, force=True)
-        logger.info("Promoted %s v%s: %s", registered.name, registered.version, decision.reason)
+        make_champion(registered, champion.version if champion else None, decision)
+        log = logger.warning if decision.schema_change else logger.info
+        log("Promoted %s v%s: %s", registered.name, registered.version, decision.reason)
     else:
         logger.info("Not promoted %s v%s: %s", registered.name, registered.version, decision.reason)
     return decision

@@ -12,6 +12,7 @@ from integrations.mlflow_registry import RegisteredModel
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.specs import TrainerSpec
+from steps.training import features as feature_code
 
 
 @step(experiment_tracker=True)
@@ -26,13 +27,17 @@ def register_model(
     mlflow_registry.configure_from_stack()
     context = get_step_context()
     tags = {"zenml_run": context.pipeline_run.name, "schema_fingerprint": train.fingerprint}
+    class_path, params = trainer.for_task(train.task)
+    resolved = {"class_path": class_path, "params": params, "search": trainer.search}
     registered = mlflow_registry.log_and_register(
         model,
         train.features,
         name=model_name,
-        params={"trainer": trainer.model_dump(), "dataset": train.name, "rows": len(train.frame)},
+        params={"trainer": resolved, "dataset": train.name, "rows": len(train.frame)},
         metrics=report.metrics,
         tags=tags,
+        input_schema=train.input_schema,
+        code_by_value=(feature_code,),
     )
     log_metadata(
         {

@@ -6,19 +6,9 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from materializers.evaluation_report import LOWER_IS_BETTER
+from core.metrics import primary_metric, score_is_better
 
-
-def primary_metric(task: str) -> str:
-    """The metric the promotion gate compares when the config names none."""
-    return "f1" if task == "classification" else "rmse"
-
-
-def score_is_better(metric: str, candidate: float, reference: float, margin: float = 0.0) -> bool:
-    """True when candidate beats reference by more than margin in the metric's direction."""
-    if metric in LOWER_IS_BETTER:
-        return candidate < reference - margin
-    return candidate > reference + margin
+__all__ = ["compute_metrics", "prediction_metrics", "primary_metric", "score_is_better"]
 
 
 def prediction_metrics(task: str, labels: pd.Series, predicted) -> dict[str, float]:

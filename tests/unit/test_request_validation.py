@@ -41,7 +41,9 @@ def test_fast_path_equals_a_plain_conversion():
     "rows,names,schema,reason",
     [
         ([["1.5", 2.0]], None, NUMERIC, "column 'a' expects numbers; row 0 has '1.5'"),
-        ([[float("nan"), 2.0]], None, NUMERIC, "send finite numbers"),
+        ([[float("inf"), 2.0]], None, NUMERIC, "send finite numbers"),
+        ([[10**400, 2.0]], None, NUMERIC, "too large for a number"),
+        ([[1.0, "x" * 500]], None, NUMERIC, "row 0 has 'xxxxxxx"),
         ([[1.0]], None, NUMERIC, "row 0 has 1 values but the model expects 2"),
         ([[1.0, 2.0], [1.0]], None, NUMERIC, "row 1 has 1 values"),
         ([], None, NUMERIC, "the batch is empty"),
@@ -54,6 +56,35 @@ def test_bad_rows_are_refused_with_a_reason(rows, names, schema, reason):
     with pytest.raises(BadRequest) as info:
         rows_to_frame(rows, names, schema)
     assert reason in str(info.value)
+
+
+def test_missing_values_are_accepted_as_nan_in_every_kind_of_column():
+    frame = rows_to_frame([[None, None], [float("nan"), "red"]], None, MIXED)
+    assert frame["a"].isna().all() and frame["color"].isna().tolist() == [True, False]
+    fast = rows_to_frame([[float("nan"), 1.0]], None, NUMERIC)
+    assert np.isnan(fast.iloc[0, 0]) and fast.iloc[0, 1] == 1.0
+
+
+def test_long_bad_values_are_quoted_as_a_short_prefix():
+    with pytest.raises(BadRequest) as info:
+        rows_to_frame([[1.0, 3.5]], None, MIXED)
+    assert "expects text; row 0 has 3.5" in str(info.value)
+    with pytest.raises(BadRequest) as info:
+        rows_to_frame([["y" * 10_000, 1.0]], None, NUMERIC)
+    assert len(str(info.value)) < 200
+
+
+def test_booleans_in_numeric_columns_are_one_and_zero_on_both_paths():
+    fast = rows_to_frame([[True, 2.0]], None, NUMERIC)
+    slow = rows_to_frame([[True, None]], None, NUMERIC)
+    assert fast.iloc[0, 0] == 1.0 and slow.iloc[0, 0] == 1.0
+
+
+def test_boolean_columns_take_true_false():
+    schema = [Column("a", True), Column("flag", False, boolean=True)]
+    assert rows_to_frame([[1.0, True]], None, schema).iloc[0].tolist() == [1.0, True]
+    with pytest.raises(BadRequest, match="expects true/false"):
+        rows_to_frame([[1.0, "yes"]], None, schema)
 
 
 def test_seldon_message_forms():

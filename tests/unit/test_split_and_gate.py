@@ -8,7 +8,7 @@ from materializers.dataset import Dataset
 from steps.data.load import infer_task, load_dataset
 from steps.data.split import split_dataset
 from steps.errors import ConfigError
-from steps.registry.gate import decide_promotion
+from steps.registry.gate import ChampionComparison, decide_promotion
 from steps.specs import DataSpec, GateSpec, SplitSpec
 
 
@@ -34,27 +34,71 @@ def test_split_is_stratified():
         assert part.frame["y"].mean() == pytest.approx(0.25, abs=0.03)
 
 
+NONE = ChampionComparison(status="no_champion")
+
+
+def compared(score, version="1"):
+    return ChampionComparison(status="compared", version=version, score=score)
+
+
 def test_gate_promotes_first_model_that_passes_threshold():
-    d = decide_promotion("classification", {"f1": 0.9}, None, GateSpec(threshold=0.8))
+    d = decide_promotion("classification", {"f1": 0.9}, NONE, GateSpec(threshold=0.8))
     assert d.promoted and "no champion yet" in d.reason
 
 
 def test_gate_refuses_below_threshold():
-    d = decide_promotion("classification", {"f1": 0.7}, None, GateSpec(threshold=0.8))
+    d = decide_promotion("classification", {"f1": 0.7}, NONE, GateSpec(threshold=0.8))
     assert not d.promoted and "below the threshold" in d.reason
 
 
 def test_gate_refuses_a_model_that_does_not_beat_the_champion():
-    d = decide_promotion("classification", {"f1": 0.9}, 0.9, GateSpec())
+    d = decide_promotion("classification", {"f1": 0.9}, compared(0.9), GateSpec())
     assert not d.promoted and "does not beat" in d.reason
-    assert decide_promotion("classification", {"f1": 0.91}, 0.9, GateSpec()).promoted
+    assert decide_promotion("classification", {"f1": 0.91}, compared(0.9), GateSpec()).promoted
 
 
 def test_gate_knows_lower_is_better_for_errors():
     gate = GateSpec(metric="rmse", threshold=50)
-    assert decide_promotion("regression", {"rmse": 40}, 45, gate).promoted
-    assert not decide_promotion("regression", {"rmse": 46}, 45, gate).promoted
-    assert not decide_promotion("regression", {"rmse": 60}, None, gate).promoted
+    assert decide_promotion("regression", {"rmse": 40}, compared(45), gate).promoted
+    assert not decide_promotion("regression", {"rmse": 46}, compared(45), gate).promoted
+    assert not decide_promotion("regression", {"rmse": 60}, NONE, gate).promoted
+
+
+def test_a_champion_of_another_schema_is_never_replaced_by_default():
+    champion = ChampionComparison(
+        status="incomparable", version="2", schema_change="1 column(s) added: x"
+    )
+    d = decide_promotion("classification", {"f1": 0.99}, champion, GateSpec(), "m")
+    assert not d.promoted and d.champion_status == "incomparable"
+    assert "input schema differs (1 column(s) added: x)" in d.reason
+    assert "--model-name NEW" in d.reason and "gate.allow_schema_change: true" in d.reason
+
+
+def test_allow_schema_change_replaces_the_champion_and_says_so():
+    champion = ChampionComparison(status="incomparable", version="2", schema_change="removed: y")
+    gate = GateSpec(allow_schema_change=True, threshold=0.8)
+    d = decide_promotion("classification", {"f1": 0.9}, champion, gate)
+    assert d.promoted and "REPLACES champion v2" in d.reason and d.schema_change
+    # the threshold still applies
+    assert not decide_promotion("classification", {"f1": 0.7}, champion, gate).promoted
+
+
+def test_a_champion_that_cannot_be_scored_blocks_promotion_even_with_schema_change_allowed():
+    champion = ChampionComparison(status="incomparable", version="3", error="ValueError: boom")
+    for gate in (GateSpec(), GateSpec(allow_schema_change=True)):
+        d = decide_promotion("classification", {"f1": 0.99}, champion, gate)
+        assert not d.promoted and "could not be scored" in d.reason and "boom" in d.reason
+
+
+def test_gate_metric_and_threshold_per_task():
+    gate = GateSpec(
+        metric={"classification": "accuracy", "regression": "mae"},
+        threshold={"classification": 0.9},
+    )
+    assert gate.metric_for("regression") == "mae" and gate.threshold_for("regression") is None
+    assert not decide_promotion("classification", {"accuracy": 0.85}, NONE, gate).promoted
+    assert decide_promotion("regression", {"mae": 1e6}, NONE, gate).promoted
+    assert GateSpec().metric_for("regression") == "rmse"
 
 
 def test_task_inference():

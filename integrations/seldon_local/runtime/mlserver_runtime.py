@@ -12,7 +12,7 @@ from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver.utils import get_model_uri
 from mlserver_mlflow import MLflowRuntime
-from validation import BadRequest, listing, read_schema, rows_to_frame
+from validation import BadRequest, listing, predict_or_400, read_schema, rows_to_frame
 
 
 def _values(request_input) -> list:
@@ -59,9 +59,9 @@ class ZenkubeMLflowRuntime(MLflowRuntime):
         try:
             rows, names = v2_rows(payload, [c.name for c in self._columns])
             frame = rows_to_frame(rows, names, self._columns)
+            predictions = np.asarray(predict_or_400(self._model, frame))
         except BadRequest as exc:
             raise MLServerError(str(exc), status_code=400) from None
-        predictions = np.asarray(self._model.predict(frame))
         if predictions.dtype == object:
             predictions = predictions.astype(str)
         return InferenceResponse(

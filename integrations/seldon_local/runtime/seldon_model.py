@@ -11,7 +11,7 @@ import os
 
 import mlflow.sklearn
 from seldon_core.flask_utils import SeldonMicroserviceException
-from validation import BadRequest, parse_seldon_request, read_schema, rows_to_frame
+from validation import BadRequest, parse_seldon_request, predict_or_400, read_schema, rows_to_frame
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,11 @@ class ZenkubeSeldonModel:
         try:
             rows, names = parse_seldon_request(message)
             frame = rows_to_frame(rows, names, self.schema)
+            predictions = predict_or_400(self.model, frame)
         except BadRequest as exc:
             raise SeldonMicroserviceException(
                 str(exc), status_code=400, reason="BAD_REQUEST"
             ) from None
-        predictions = self.model.predict(frame)
         return {
             "data": {"names": [], "ndarray": predictions.tolist()},
             "meta": {"requestPath": {"classifier": f"zenkube/{self.model_name}"}},

@@ -1,6 +1,14 @@
 """Request validation shared by both protocols: raw JSON rows → a typed DataFrame, or a reason.
 
 Runs inside the model-server environments (numpy/pandas/PyYAML only).
+
+The policy: a row the model itself accepts is accepted. `null` (or NaN) is a missing
+value in any column, which the model imputes; numbers go to numeric columns (ints are
+fine where floats were trained), text to text and date columns, true/false to boolean
+columns, and true/false count as 1/0 in numeric columns (as numpy and pandas read them
+in-process). Refused (400): a wrong type (text in a numeric column, a number in a text
+column, numeric strings such as "1.5"), Infinity, wrong shapes or names — and any row the model's own
+predict refuses, with its reason.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ class BadRequest(ValueError):
 class Column:
     name: str
     numeric: bool
+    boolean: bool = False
 
 
 def read_schema(model_dir: str) -> list[Column]:
@@ -40,7 +49,22 @@ def read_schema(model_dir: str) -> list[Column]:
     with open(os.path.join(model_dir, "MLmodel")) as f:
         meta = yaml.safe_load(f)
     inputs = json.loads(meta["signature"]["inputs"])
-    return [Column(c["name"], c["type"] in NUMERIC_TYPES) for c in inputs]
+    return [Column(c["name"], c["type"] in NUMERIC_TYPES, c["type"] == "boolean") for c in inputs]
+
+
+def short(value, limit: int = 40) -> str:
+    """A bad value for an error message: its type and at most a short prefix."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+
+
+def predict_or_400(model, frame: pd.DataFrame):
+    """The model's predictions; a row it refuses is the client's error (400), not a 500."""
+    try:
+        return model.predict(frame)
+    except (ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadRequest(f"the model cannot score these rows: {first[:200]}") from None
 
 
 def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
@@ -81,33 +105,47 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
             raise BadRequest(
                 f"row {i} has {len(row)} values but the model expects {width} ({listing(expected)})"
             )
-    frame = pd.DataFrame(rows, columns=names)
+    try:
+        frame = pd.DataFrame(rows, columns=names)
+    except OverflowError:
+        frame = pd.DataFrame([list(r) for r in rows], columns=names, dtype=object)
     numeric_names = [n for n in names if by_name[n].numeric]
     if numeric_names:
         block = frame[numeric_names]
         try:
             values = block.to_numpy(dtype=float)
-            ok = not any(isinstance(v, str | bool) for v in _sample_objects(block))
-        except (TypeError, ValueError):
+            ok = not any(isinstance(v, str) for v in _sample_objects(block))
+        except (TypeError, ValueError, OverflowError):
             ok = False
         if not ok:
             raise BadRequest(_first_non_number(frame, numeric_names))
-        if not np.isfinite(values).all():
-            row, col = np.argwhere(~np.isfinite(values))[0]
+        if np.isinf(values).any():
+            row, col = np.argwhere(np.isinf(values))[0]
             raise BadRequest(
                 f"column '{numeric_names[col]}' row {row} is {values[row, col]!r}: "
-                "send finite numbers (no NaN, Infinity or null)"
+                "send finite numbers (null for a missing value)"
             )
         frame[numeric_names] = values
     for name in names:
-        if not by_name[name].numeric:
-            bad = frame[name].map(lambda v: not isinstance(v, str))
-            if bad.any():
-                row = int(np.argmax(bad.to_numpy()))
-                value = frame[name].iloc[row]
-                value = value.item() if isinstance(value, np.generic) else value
-                raise BadRequest(f"column '{name}' expects text; row {row} has {value!r}")
+        if by_name[name].numeric:
+            continue
+        wanted, label = (bool, "true/false") if by_name[name].boolean else (str, "text")
+        column = frame[name]
+        missing = column.map(_is_missing)
+        bad = ~missing & column.map(lambda v, t=wanted: not isinstance(v, t))
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            value = column.iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise BadRequest(f"column '{name}' expects {label}; row {row} has {short(value)}")
+        if missing.any():
+            # As pandas reads a missing cell: NaN, which the model's imputer fills.
+            frame[name] = column.astype(object).where(~missing, np.nan)
     return frame[expected]
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _numeric_fast_path(rows, names: list[str], width: int) -> pd.DataFrame | None:
@@ -124,7 +162,7 @@ def _numeric_fast_path(rows, names: list[str], width: int) -> pd.DataFrame | Non
     if values.ndim != 2 or values.shape[1] != width or values.dtype.kind not in "if":
         return None
     values = values.astype(np.float64, copy=False)
-    if not np.isfinite(values).all():
+    if np.isinf(values).any():
         return None
     return pd.DataFrame(values, columns=names)
 
@@ -139,10 +177,12 @@ def _sample_objects(block: pd.DataFrame):
 def _first_non_number(frame: pd.DataFrame, numeric_names: list[str]) -> str:
     for name in numeric_names:
         for row, value in enumerate(frame[name]):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return f"column '{name}' expects numbers; row {row} has {value!r}"
-            if isinstance(value, float) and not math.isfinite(value):
-                return f"column '{name}' row {row} is {value!r}: send finite numbers"
+            if value is None:
+                continue
+            if not isinstance(value, int | float):
+                return f"column '{name}' expects numbers; row {row} has {short(value)}"
+            if isinstance(value, int) and abs(value) > 1.7e308:
+                return f"column '{name}' row {row} is too large for a number: {short(value)}"
     return "non-numeric values in numeric columns"
 
 

@@ -1,0 +1,1 @@
+"""The bottom layer: shared types that every other package may import; imports nothing of ours."""

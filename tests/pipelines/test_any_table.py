@@ -1,0 +1,189 @@
+"""Messy tables of our own, several models, and a gate that fails closed (real store + MLflow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from zenml.client import Client
+
+from integrations import mlflow_registry
+from pipelines import runs
+from steps.errors import ConfigError, DataValidationError
+from tests.conftest import FAST_TRAINER
+from tests.messy import messy_frame, write_csv
+
+
+def train(name: str, path: str, target: str, **overrides):
+    return runs.train(
+        None,
+        {
+            "model_name": name,
+            **FAST_TRAINER,
+            "data.source": path,
+            "data.target": target,
+            **overrides,
+        },
+    )
+
+
+def champion(name: str) -> str | None:
+    mlflow_registry.configure_from_stack()
+    found = mlflow_registry.get_champion(name)
+    return found.version if found else None
+
+
+def zenml_production(name: str) -> str:
+    version = Client().get_model_version(name, "production")
+    return str(version.run_metadata["mlflow_version"])
+
+
+def root_error(error: BaseException) -> BaseException:
+    while error.__cause__ is not None and not isinstance(error, ConfigError | DataValidationError):
+        error = error.__cause__
+    return error
+
+
+@pytest.fixture(scope="module")
+def tables(module_store, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tables")
+    frame = messy_frame()
+    other = pd.DataFrame(
+        {
+            "width": np.random.default_rng(3).normal(size=240),
+            "color": np.random.default_rng(4).choice(["a", "b"], 240),
+            "price": np.random.default_rng(5).normal(size=240) * 50 + 100,
+        }
+    )
+    return {
+        "prices": write_csv(frame, folder / "prices.csv", drop=("visits", "tier")),
+        "visits": write_csv(frame, folder / "visits.csv", drop=("price", "tier")),
+        "tiers": write_csv(frame, folder / "tiers.csv", drop=("price", "visits")),
+        "other": write_csv(other, folder / "other.csv"),
+        "folder": folder,
+    }
+
+
+@pytest.fixture(scope="module")
+def prices(tables):
+    return train("prices", tables["prices"], "price")
+
+
+def test_continuous_target_trains_a_regressor_with_defaults(prices):
+    assert prices.decision.promoted and prices.decision.metric == "rmse"
+    assert set(prices.metrics) == {"rmse", "mae", "r2"} and prices.metrics["r2"] > 0.5
+    schema = prices.registered.input_schema
+    assert schema.task == "regression" and schema.kinds["signup"] == "datetime"
+    assert {c.name for c in schema.columns if c.nullable} == {"age", "city"}
+
+
+def test_integer_target_with_many_values_is_regression(tables):
+    result = train("visits", tables["visits"], "visits")
+    assert result.registered.input_schema.task == "regression" and result.decision.promoted
+
+
+def test_multiclass_text_labels_train_a_classifier_next_to_the_regressor(prices, tables):
+    result = train("tiers", tables["tiers"], "tier", **{"gate.threshold": 0.3})
+    assert result.decision.promoted and result.decision.metric == "f1"
+    mlflow_registry.configure_from_stack()
+    model = mlflow_registry.load_model("models:/tiers@champion")
+    assert set(model.predict(messy_frame().head(30))) <= {"bronze", "silver", "gold"}
+    assert champion("prices") == prices.registered.version  # each name keeps its champion
+
+
+def test_another_schema_under_the_same_name_never_becomes_champion(prices, tables):
+    result = train("prices", tables["other"], "price")
+    decision = result.decision
+    assert not decision.promoted and decision.champion_status == "incomparable"
+    assert "2 column(s) added: width, color" in decision.reason
+    assert "removed: age, city, signup, score and 1 more" in decision.reason
+    assert "--model-name NEW" in decision.reason
+    assert champion("prices") == prices.registered.version
+    assert zenml_production("prices") == prices.registered.version
+
+
+def test_a_bundled_dataset_under_a_used_name_is_refused_too(prices):
+    result = runs.train(None, {"model_name": "prices", **FAST_TRAINER, "data.source": "diabetes"})
+    assert not result.decision.promoted and "target changed" in result.decision.reason
+    assert champion("prices") == prices.registered.version
+
+
+def test_schema_change_on_purpose_replaces_the_champion_loudly(tables):
+    first = train("swap", tables["prices"], "price")
+    second = train("swap", tables["other"], "price", **{"gate.allow_schema_change": True})
+    assert second.decision.promoted and "REPLACES champion v" in second.decision.reason
+    assert champion("swap") == second.registered.version != first.registered.version
+    tags = mlflow_registry.version_tags("swap", second.registered.version)
+    assert tags[mlflow_registry.SCHEMA_CHANGE_TAG] == "true"
+
+
+def test_duplicated_header_fails_validation_and_keeps_the_champion(prices, tables):
+    path = tables["folder"] / "dup.csv"
+    text = open(tables["prices"]).read().splitlines()
+    path.write_text("\n".join([text[0].replace("score", "age")] + text[1:]))
+    with pytest.raises(Exception) as info:
+        train("prices", str(path), "price")
+    assert isinstance(root_error(info.value), DataValidationError)
+    assert "duplicated column names: 'age'" in str(root_error(info.value))
+    assert champion("prices") == prices.registered.version
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            {"trainer.class_path": "sklearn.ensemble.RandomForestClassifier"},
+            "is a classification model but the target calls for regression",
+        ),
+        ({"gate.metric": "f1"}, "gate.metric 'f1' does not exist for regression"),
+    ],
+)
+def test_a_config_that_cannot_work_is_refused_before_the_run(prices, tables, overrides, message):
+    before = len(Client().list_pipeline_runs(size=100).items)
+    with pytest.raises(ConfigError, match=message):
+        train("prices", tables["prices"], "price", **overrides)
+    assert len(Client().list_pipeline_runs(size=100).items) == before
+
+
+def test_ctrl_c_while_scoring_the_champion_stops_the_run_and_keeps_the_champion(
+    prices, tables, monkeypatch
+):
+    def interrupted(uri):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mlflow_registry, "load_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train("prices", tables["prices"], "price", **{"split.seed": 7})
+    assert champion("prices") == prices.registered.version
+    assert zenml_production("prices") == prices.registered.version
+
+
+def test_ctrl_c_between_alias_and_stage_puts_the_old_champion_back(prices, tables, monkeypatch):
+    from zenml import Model
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Model, "set_stage", interrupted)
+    # A better model (more trees, same rows) that the gate would promote.
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            "prices",
+            tables["prices"],
+            "price",
+            **{
+                "trainer.params": {"n_estimators": 60, "random_state": 1},
+                "gate.min_improvement": -1e9,
+            },
+        )
+    assert champion("prices") == prices.registered.version
+    assert zenml_production("prices") == prices.registered.version
+
+
+def test_rows_without_target_are_refused_with_a_count(tables, prices):
+    frame = pd.read_csv(tables["prices"])
+    frame.loc[:3, "price"] = np.nan
+    path = write_csv(frame, tables["folder"] / "gaps.csv")
+    with pytest.raises(Exception) as info:
+        train("prices", path, "price")
+    assert "has 4 empty values" in str(root_error(info.value))
