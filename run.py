@@ -16,6 +16,12 @@ from stacks.env import prepare_environment
 prepare_environment()
 
 
+def _log_file():
+    from pathlib import Path
+
+    return Path(os.environ["ZENKUBE_HOME"]) / "logs" / "zenkube.log"
+
+
 def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(exc)
@@ -25,7 +31,10 @@ def _fail(exc: BaseException, debug: bool) -> None:
     else:
         click.secho(f"Unexpected error: {type(exc).__name__}: {exc}", fg="red", err=True)
         if not debug:
-            click.echo("Run again with --debug to see the traceback.", err=True)
+            click.echo(
+                f"Run again with --debug to see the traceback (full log: {_log_file()}).",
+                err=True,
+            )
     sys.exit(2 if user_error is not None else 1)
 
 
@@ -46,8 +55,14 @@ class ZenkubeGroup(click.Group):
     """Turns every command's errors into one message (the only place that does)."""
 
     def invoke(self, ctx: click.Context):
+        import contextlib
+
+        from app.console import quiet
+
+        verbose = bool(ctx.params.get("verbose"))
         try:
-            return super().invoke(ctx)
+            with contextlib.nullcontext() if verbose else quiet(_log_file(), click.echo):
+                return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
@@ -60,12 +75,19 @@ class ZenkubeGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option("--debug", is_flag=True, help="Show full tracebacks of errors.")
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show ZenML's and MLflow's own logs on the console (by default they go to "
+    ".zenkube/logs/zenkube.log and zenkube prints one line per step).",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """zenkube: the train → serve → monitor loop for scikit-learn models on ZenML.
 
-    With no command: set up the local stack, train and promote a model, and say where
-    to look. Every command accepts --help.
+    With no command: set up the local stack, train and promote a model, serve it, and
+    monitor held-out rows. Every command accepts --help. Library logs go to
+    .zenkube/logs/zenkube.log unless --verbose.
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(loop)
@@ -113,10 +135,14 @@ def _print_training(result) -> None:
         click.secho(f"Promoted:     no: {d.reason}. The champion stays {champion}.", fg="yellow")
     tracker = Client().active_stack.experiment_tracker
     click.echo("\nWhere to look:")
-    click.echo(f"  MLflow UI:      mlflow ui --backend-store-uri {tracker.get_tracking_uri()}")
-    zen = f"ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} .venv/bin/zenml"
+    bin_dir = os.path.dirname(sys.executable)  # works without activating the venv
+    click.echo(
+        f"  MLflow UI:      {bin_dir}/mlflow ui --backend-store-uri {tracker.get_tracking_uri()}"
+    )
+    zen = f"ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} {bin_dir}/zenml"
     click.echo(f"  ZenML runs:     {zen} pipeline runs list")
     click.echo(f"  ZenML dashboard: {zen} login --local   (stop it: ... logout --local)")
+    click.echo(f"  Full log:       {_log_file()}")
 
 
 @cli.command("train")

@@ -24,6 +24,8 @@ def prepare_environment() -> Path:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     home.mkdir(parents=True, exist_ok=True)
+    # The store holds secrets (base64 only): keep it to its owner.
+    home.chmod(0o700)
     return home
 
 
@@ -33,6 +35,12 @@ def prepare_zenml() -> None:
     from zenml.utils import source_utils
 
     source_utils.set_custom_source_root(str(REPO_ROOT))
+    from zenml.config.global_config import GlobalConfiguration
+
+    config = GlobalConfiguration()
+    if config.analytics_opt_in:
+        # Written to the project's ZenML config, so plain `zenml` commands stay private too.
+        config.analytics_opt_in = False
     repo = Path(os.environ["ZENML_REPOSITORY_PATH"])
     if not (repo / ".zen").exists():
         Client.initialize(root=repo)

@@ -1,0 +1,1 @@
+"""The application layer between the CLI and the pipelines (console policy for now)."""

@@ -1,0 +1,65 @@
+"""zenkube's own voice on the console: one line per step; ZenML's and MLflow's logs go to a file.
+
+`quiet(log_file, echo)` routes every log record (ZenML, MLflow, warnings) and whatever
+the libraries print to stderr into the log file, and echoes one line per finished
+pipeline step with its time. With `--verbose` the CLI does not use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FINISHED = re.compile(r"Step `?([\w.-]+)`? has finished in `?([^`\s]+?)`?\.?$")
+FAILED = re.compile(r"Failed to run step `?([\w.-]+)`?")
+
+
+class StepProgress(logging.Handler):
+    """Turns ZenML's step records into one short console line each."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        super().__init__(logging.INFO)
+        self.echo = echo
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = ANSI.sub("", record.getMessage())
+        except Exception:  # a record that cannot be formatted is not ours to report
+            return
+        if done := FINISHED.search(message):
+            self.echo(f"  ✓ {done.group(1)} ({done.group(2)})")
+        elif failed := FAILED.search(message):
+            self.echo(f"  ✗ {failed.group(1)} failed")
+
+
+@contextlib.contextmanager
+def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
+    """Send library logs and stderr chatter to `log_file` while the block runs."""
+    from zenml.logger import ZenMLConsoleHandler
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+    moved: list[tuple[logging.StreamHandler, object]] = []
+    loggers = [logging.getLogger(), logging.getLogger("mlflow")]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, ZenMLConsoleHandler) or (
+                isinstance(handler, logging.StreamHandler)
+                and getattr(handler, "stream", None) in (sys.stderr, sys.stdout)
+            ):
+                moved.append((handler, handler.setStream(stream)))
+    progress = StepProgress(echo)
+    logging.getLogger().addHandler(progress)
+    try:
+        with contextlib.redirect_stderr(stream):
+            yield log_file
+    finally:
+        logging.getLogger().removeHandler(progress)
+        for handler, old in moved:
+            handler.setStream(old)
+        stream.close()
