@@ -54,12 +54,16 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
             ):
                 moved.append((handler, handler.setStream(stream)))
     progress = StepProgress(echo)
-    logging.getLogger().addHandler(progress)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(min(level or logging.INFO, logging.INFO))  # step records are INFO
+    root.addHandler(progress)
     try:
         with contextlib.redirect_stderr(stream):
             yield log_file
     finally:
-        logging.getLogger().removeHandler(progress)
+        root.removeHandler(progress)
+        root.setLevel(level)
         for handler, old in moved:
             handler.setStream(old)
         stream.close()

@@ -35,15 +35,29 @@ def prepare_zenml() -> None:
     from zenml.utils import source_utils
 
     source_utils.set_custom_source_root(str(REPO_ROOT))
-    from zenml.config.global_config import GlobalConfiguration
-
-    config = GlobalConfiguration()
-    if config.analytics_opt_in:
-        # Written to the project's ZenML config, so plain `zenml` commands stay private too.
-        config.analytics_opt_in = False
+    _analytics_off_in_config()
     repo = Path(os.environ["ZENML_REPOSITORY_PATH"])
     if not (repo / ".zen").exists():
         Client.initialize(root=repo)
+
+
+def _analytics_off_in_config() -> None:
+    """Persist analytics_opt_in: false in the project's ZenML config.
+
+    The environment variable covers zenkube's own processes; the file covers the plain
+    `zenml` commands the README suggests. (ZenML reads the variable in place of the
+    field, so the field is set unconditionally; ZenML writes the file on set.)
+    """
+    from zenml.config.global_config import GlobalConfiguration
+
+    config = GlobalConfiguration()
+    if "analytics_opt_in: false" not in _config_text(config):
+        config.analytics_opt_in = False
+
+
+def _config_text(config) -> str:
+    path = Path(config.config_directory) / "config.yaml"
+    return path.read_text() if path.exists() else ""
 
 
 def ensure_zenml_ready(stack: str = "local") -> None:

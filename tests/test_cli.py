@@ -32,6 +32,7 @@ def cli(tmp_path_factory):
             timeout=300,
         )
 
+    run.home = home / "home"
     return run
 
 
@@ -67,3 +68,43 @@ def test_predict_before_any_deployment_says_what_to_do(cli, tmp_path):
     result = cli("predict", "--input", str(rows))
     assert result.returncode == 2
     assert "Nothing is deployed yet. Run `python run.py deploy` first." in result.stderr
+
+
+def test_a_failing_step_prints_one_paragraph_and_keeps_the_traceback_in_the_log(cli, tmp_path):
+    rows = tmp_path / "few.csv"
+    rows.write_text("a,b\n1,0\n2,1\n3,0\n")
+    result = cli("train", "--dataset", str(rows), "--target", "b")
+    assert result.returncode == 2
+    assert "✗ validate_data failed" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("Error: The dataset")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_training_output_is_zenkubes_own_and_the_library_logs_go_to_a_file(cli):
+    result = cli("train", "--model-name", "quiet-model")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "✓ train_model (" in out and "✓ promote_if_better (" in out
+    assert "Promoted:     yes" in out
+    for noise in ("fastai", "Setting the", "Successfully registered", "INFO", "WARNING"):
+        assert noise not in out + result.stderr, noise
+    assert len(out.splitlines()) <= 25
+    log_file = out.split("Full log:")[1].split()[0]
+    logged = open(log_file).read()
+    assert "Successfully registered model 'quiet-model'" in logged
+    assert "has finished in" in logged
+    mlflow_bin = out.split("MLflow UI:")[1].split()[0]
+    assert os.access(mlflow_bin, os.X_OK)  # the printed command works without activating
+
+
+def test_project_state_is_private_and_analytics_are_off(cli):
+    import stat
+
+    import yaml
+
+    assert cli("stack", "show").returncode == 0
+    home = cli.home
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    config = yaml.safe_load((home / "zenml" / "config.yaml").read_text())
+    assert config["analytics_opt_in"] is False

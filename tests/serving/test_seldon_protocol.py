@@ -72,7 +72,7 @@ BAD_REQUESTS = {
         "unknown column(s): nope",
     ),
     "strings for numbers": (None, "expects numbers; row 0 has 'abc'"),
-    "NaN": (None, "send finite numbers"),
+    "Infinity": (None, "send finite numbers"),
     "empty batch": ({"data": {"ndarray": []}}, "the batch is empty"),
     "missing data": ({"foo": 1}, 'missing "data"'),
 }
@@ -86,10 +86,10 @@ def test_bad_request_is_400_with_reason_and_server_survives(served, kind):
     row = test.features.iloc[0].tolist()
     if kind == "strings for numbers":
         body = {"data": {"names": columns, "ndarray": [["abc", *row[1:]]]}}
-    if kind == "NaN":
+    if kind == "Infinity":
         response = post(
             info.prediction_url,
-            data=json.dumps({"data": {"names": columns, "ndarray": [[float("nan"), *row[1:]]]}}),
+            data=json.dumps({"data": {"names": columns, "ndarray": [[float("inf"), *row[1:]]]}}),
             headers={"Content-Type": "application/json"},
         )
     else:
@@ -98,6 +98,23 @@ def test_bad_request_is_400_with_reason_and_server_survives(served, kind):
     assert reason in response.json()["status"]["info"]
     good = client.predict(info.prediction_url, "seldon", test.features.head(1))
     assert good == model.predict(test.features.head(1)).tolist()
+
+
+def test_nan_and_null_are_missing_values_the_model_imputes(served):
+    info, test, model = served
+    columns = list(test.features.columns)
+    row = test.features.iloc[0].tolist()
+    frame = test.features.head(1).copy()
+    frame.iloc[0, 0] = float("nan")
+    expected = model.predict(frame).tolist()
+    for first in ("NaN", "null"):
+        body = json.dumps({"data": {"names": columns, "ndarray": [row]}})
+        body = body.replace(f"[[{json.dumps(row[0])}", f"[[{first}", 1)
+        response = post(
+            info.prediction_url, data=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["ndarray"] == expected
 
 
 def test_invalid_json_empty_and_oversized_bodies_are_400(served):

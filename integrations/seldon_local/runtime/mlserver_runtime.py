@@ -6,6 +6,7 @@ or strings in numeric columns; this runtime answers 400 with a reason instead.
 
 from __future__ import annotations
 
+import mlflow.sklearn
 import numpy as np
 from mlserver.codecs import NumpyCodec
 from mlserver.errors import MLServerError
@@ -52,14 +53,19 @@ class ZenkubeMLflowRuntime(MLflowRuntime):
 
     async def load(self) -> bool:
         loaded = await super().load()
-        self._columns = read_schema(await get_model_uri(self._settings))
+        model_uri = await get_model_uri(self._settings)
+        self._columns = read_schema(model_uri)
+        # Predict with the scikit-learn model itself, as the Seldon runtime does: MLflow's
+        # pyfunc wrapper enforces the signature and refuses missing values in columns
+        # that had none in the input example, which the model imputes in-process.
+        self._sklearn = mlflow.sklearn.load_model(model_uri)
         return loaded
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         try:
             rows, names = v2_rows(payload, [c.name for c in self._columns])
             frame = rows_to_frame(rows, names, self._columns)
-            predictions = np.asarray(predict_or_400(self._model, frame))
+            predictions = np.asarray(predict_or_400(self._sklearn, frame))
         except BadRequest as exc:
             raise MLServerError(str(exc), status_code=400) from None
         if predictions.dtype == object:
