@@ -187,3 +187,21 @@ def test_rows_without_target_are_refused_with_a_count(tables, prices):
     with pytest.raises(Exception) as info:
         train("prices", path, "price")
     assert "has 4 empty values" in str(root_error(info.value))
+
+
+def test_deploy_refuses_a_champion_of_another_schema_moved_by_hand(tables):
+    from tests.serving.helpers import stop_all
+
+    first = train("guarded", tables["prices"], "price")
+    try:
+        served = runs.deploy(None, {"model_name": "guarded"})
+        other = train("guarded", tables["other"], "price")
+        assert not other.decision.promoted
+        mlflow_registry.set_champion("guarded", other.registered.version)  # by hand, not the gate
+        with pytest.raises(ConfigError, match="takes other inputs than the served"):
+            runs.deploy(None, {"model_name": "guarded"})
+        (service,) = Client().active_stack.model_deployer.services_for("guarded")
+        assert service.config.model_version == first.registered.version and service.is_running
+        assert service.prediction_url == served.prediction_url
+    finally:
+        stop_all()
