@@ -197,6 +197,7 @@ def test_deploy_refuses_a_champion_of_another_schema_moved_by_hand(tables):
         served = runs.deploy(None, {"model_name": "guarded"})
         other = train("guarded", tables["other"], "price")
         assert not other.decision.promoted
+        mlflow_registry.configure_from_stack()
         mlflow_registry.set_champion("guarded", other.registered.version)  # by hand, not the gate
         with pytest.raises(ConfigError, match="takes other inputs than the served"):
             runs.deploy(None, {"model_name": "guarded"})
