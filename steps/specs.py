@@ -96,9 +96,7 @@ class TrainerSpec(_Strict):
         from core.metrics import DEFAULT_ESTIMATOR, DEFAULT_PARAMS
 
         class_path = _per_task(self.class_path, task)
-        params = self.params
-        if isinstance(params, dict) and set(params) <= {"classification", "regression"} and params:
-            params = params.get(task)
+        params = _per_task(self.params, task)
         if class_path is None:
             return DEFAULT_ESTIMATOR[task], dict(DEFAULT_PARAMS if params is None else params)
         return class_path, dict(params or {})
