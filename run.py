@@ -1,72 +1,23 @@
 """zenkube command line: train, serve and monitor scikit-learn models with ZenML.
 
 Run from the repository root. With no command, runs the whole loop on the local stack.
+This file parses options and prints results; the work is done in `app/`.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import traceback
-
 import click
 
+from app.console import ZenkubeGroup
 from stacks.env import prepare_environment
 
 prepare_environment()
 
-
-def _log_file():
-    from pathlib import Path
-
-    return Path(os.environ["ZENKUBE_HOME"]) / "logs" / "zenkube.log"
-
-
-def _fail(exc: BaseException, debug: bool) -> None:
-    if debug:
-        traceback.print_exception(exc)
-    user_error = _user_error(exc)
-    if user_error is not None:
-        click.secho(f"Error: {user_error}", fg="red", err=True)
-    else:
-        click.secho(f"Unexpected error: {type(exc).__name__}: {exc}", fg="red", err=True)
-        if not debug:
-            click.echo(
-                f"Run again with --debug to see the traceback (full log: {_log_file()}).",
-                err=True,
-            )
-    sys.exit(2 if user_error is not None else 1)
-
-
-def _user_error(exc: BaseException):
-    """The ZenkubeError behind exc (ZenML may wrap a step's exception), or None."""
-    from steps.errors import ZenkubeError
-
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ZenkubeError):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-class ZenkubeGroup(click.Group):
-    """Turns every command's errors into one message (the only place that does)."""
-
-    def invoke(self, ctx: click.Context):
-        import contextlib
-
-        from app.console import quiet
-
-        verbose = bool(ctx.params.get("verbose"))
-        try:
-            with contextlib.nullcontext() if verbose else quiet(_log_file(), click.echo):
-                return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as exc:
-            _fail(exc, bool(ctx.params.get("debug")))
+MODEL_NAME_HELP = (
+    "Registered model name (default: the config's model_name). Each name has its own champion "
+    "and endpoint; use a new name for data with other columns."
+)
+PROTOCOLS = click.Choice(["seldon", "v2"])
 
 
 @click.group(
@@ -90,165 +41,94 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     .zenkube/logs/zenkube.log unless --verbose.
     """
     if ctx.invoked_subcommand is None:
-        ctx.invoke(loop)
+        ctx.invoke(loop_cmd)
 
 
-def _ready(stack: str = "local") -> None:
-    from stacks.env import ensure_zenml_ready
+def _ready(stack: str = "local", runs_on_stack: bool = True) -> None:
+    from stacks.env import ensure_zenml_ready, require_server_for_remote_stack
 
     click.echo(f"zenkube: preparing the ZenML store and the '{stack}' stack...")
     ensure_zenml_ready(stack)
+    if runs_on_stack:
+        require_server_for_remote_stack()
 
 
 @cli.command("loop")
-def loop() -> None:
-    """The whole loop on the local stack: train (and promote), deploy, predict."""
+def loop_cmd() -> None:
+    """The whole loop on the local stack: train (and promote), deploy, monitor."""
     _ready()
-    result = _train(None, None, None)
-    info = _deploy(None, None, result.registered.name)
-    _monitor(None, None, False, result.registered.name)
-    return info
+    result = _train(None, {})
+    _deploy(None, {"model_name": result.registered.name})
+    _monitor(None, result.registered.name, None, False)
 
 
-def _train(config, dataset, target, model_name=None):
-    from pipelines import runs
+def _train(config, overrides):
+    from app import render, runner
 
-    # None keeps the config's value.
-    overrides = {"data.source": dataset, "data.target": target, "model_name": model_name}
     click.echo("zenkube: running the training pipeline...")
-    result = runs.train(config, overrides)
-    _print_training(result)
+    result = runner.train(config, overrides)
+    render.training(result, click.secho)
     return result
-
-
-def _print_training(result) -> None:
-    from zenml.client import Client
-
-    d, r = result.decision, result.registered
-    click.echo(f"\nTraining run: {result.run_name}")
-    click.echo("Test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
-    click.echo(f"Registered:   {r.name} version {r.version} ({r.model_uri})")
-    if d.promoted:
-        click.secho(f"Promoted:     yes: {d.reason}. It is now '{r.name}@champion'.", fg="green")
-    else:
-        champion = f"v{d.champion_version}" if d.champion_version else "none"
-        click.secho(f"Promoted:     no: {d.reason}. The champion stays {champion}.", fg="yellow")
-    tracker = Client().active_stack.experiment_tracker
-    click.echo("\nWhere to look:")
-    bin_dir = os.path.dirname(sys.executable)  # works without activating the venv
-    click.echo(
-        f"  MLflow UI:      {bin_dir}/mlflow ui --backend-store-uri {tracker.get_tracking_uri()}"
-    )
-    zen = f"ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} {bin_dir}/zenml"
-    click.echo(f"  ZenML runs:     {zen} pipeline runs list")
-    click.echo(f"  ZenML dashboard: {zen} login --local   (stop it: ... logout --local)")
-    click.echo(f"  Full log:       {_log_file()}")
 
 
 @cli.command("train")
 @click.option(
-    "--config",
-    "config",
-    type=click.Path(),
-    default=None,
-    help="ZenML run config (default: configs/local/training.yaml).",
+    "--config", type=click.Path(), help="ZenML run config (default: configs/training.yaml)."
 )
 @click.option(
     "--dataset",
-    default=None,
     help="Bundled dataset (breast_cancer, wine, iris, diabetes) or a CSV/Parquet path/URI.",
 )
-@click.option("--target", default=None, help="Label column (required for your own files).")
-@click.option(
-    "--model-name",
-    default=None,
-    help="Registered model name (default: the config's model_name). Each name has its own "
-    "champion and endpoint; use a new name for data with other columns.",
-)
-def train(config, dataset, target, model_name) -> None:
+@click.option("--target", help="Label column (required for your own files).")
+@click.option("--model-name", help=MODEL_NAME_HELP)
+def train_cmd(config, dataset, target, model_name) -> None:
     """Train, evaluate and register a model; promote it if it beats the champion.
 
     The gate fails closed: a champion with another input schema, or one that cannot be
     scored on the new test rows, is never replaced (see gate.allow_schema_change).
     """
     _ready()
-    _train(config, dataset, target, model_name)
+    # None keeps the config's value.
+    _train(config, {"data.source": dataset, "data.target": target, "model_name": model_name})
 
 
-def _deploy(config, protocol, model_name=None):
-    from pipelines import runs
+def _deploy(config, overrides):
+    from app import render, runner
 
-    click.echo(f"zenkube: deploying the champion ({protocol or 'configured'} protocol)...")
-    info = runs.deploy(config, {"protocol": protocol, "model_name": model_name})
-    click.echo(
-        f"\nServing:      {info.model_name} v{info.model_version} ({info.protocol} protocol)"
-    )
-    click.echo(f"Endpoint:     {info.prediction_url}")
-    click.echo(f"Health:       {info.health_url}")
-    if info.details.get("LOG_FILE"):
-        click.echo(f"Server log:   {info.details['LOG_FILE']}")
-    if info.details.get("SCHEMA_CHANGE"):
-        click.secho(f"Schema:       {info.details['SCHEMA_CHANGE']}", fg="yellow")
-    _smoke(info)
-    return info
+    protocol = overrides.get("protocol") or "configured"
+    click.echo(f"zenkube: deploying the champion ({protocol} protocol)...")
+    render.deployment(runner.deploy(config, overrides), click.secho)
 
 
-def _smoke(info) -> None:
-    from integrations.seldon_local import client
-    from pipelines import runs
+@cli.command("deploy")
+@click.option("--config", type=click.Path(), help="Run config (default: configs/deployment.yaml).")
+@click.option(
+    "--protocol",
+    type=PROTOCOLS,
+    help="seldon: Seldon Core v1 REST (/api/v1.0/predictions); v2: Open Inference Protocol.",
+)
+@click.option("--model-name", help="Registered model to serve (its champion).")
+def deploy_cmd(config, protocol, model_name) -> None:
+    """Serve the champion with the stack's model deployer (health + smoke checked).
 
-    rows = runs.example_rows(info.model_name, 3)
-    predictions = client.predict(info.prediction_url, info.protocol, rows)
-    click.echo(f"Smoke test:   3 rows → {predictions}")
-    click.echo("\nTry it yourself:")
-    click.echo("  " + client.curl_command(info.prediction_url, info.protocol, rows))
+    Each model name has its own endpoint; deploying one never touches another's.
+    """
+    _ready()
+    _deploy(config, {"protocol": protocol, "model_name": model_name})
 
 
-def _monitor(config, input_path, simulate_drift, model_name=None):
-    from pipelines import runs
+def _monitor(config, model_name, input_path, simulate_drift):
+    from app import loop, render
+    from app.config import model_name as model_name_for
 
-    name = model_name or "zenkube-model"
-    shifted = []
     if input_path is None:
-        input_path, shifted = runs.batch_file(name, simulate_drift)
-        listed = ", ".join(shifted[:4]) + (
-            f" and {len(shifted) - 4} more" if len(shifted) > 4 else ""
-        )
-        what = f"held-out rows with {listed} shifted" if shifted else "held-out rows"
-        click.echo(f"zenkube: monitoring {what} ({input_path})...")
+        name = model_name_for(model_name, path=config)
+        input_path, shifted = loop.batch_file(name, simulate_drift)
+        click.echo(render.batch(input_path, shifted))
     else:
         click.echo(f"zenkube: monitoring {input_path}...")
-    result = runs.monitor(config, {"batch": input_path, "model_name": model_name}, echo=click.echo)
-    d, q = result.decision, result.quality
-    click.echo(f"\nMonitoring run: {result.run_name}")
-    click.echo(
-        f"Drift:        {len(d.drifted_columns)} of {len(result.drift.columns)} columns "
-        f"({d.drift_share:.0%}){': ' + ', '.join(d.drifted_columns) if d.drifted_columns else ''}"
-    )
-    if q.labelled:
-        click.echo(
-            f"Quality:      {q.metric}={q.current:.4f} (champion's test score {q.reference:.4f})"
-        )
-    else:
-        click.echo("Quality:      the batch has no labels; drift only")
-    if d.alert:
-        click.secho("Decision:     ALERT: " + "; ".join(d.reasons), fg="red")
-    else:
-        click.secho("Decision:     no threshold breached; nothing to do", fg="green")
-    if result.retraining is not None:
-        r = result.retraining
-        verdict = "promoted" if r.decision.promoted else "not promoted"
-        click.echo(f"Retraining:   {r.run_name}: {verdict} ({r.decision.reason})")
-    elif d.alert:
-        click.echo("Retraining:   none (needs a labelled batch)")
-    if result.deployment is not None:
-        click.echo(
-            f"Redeployed:   v{result.deployment.model_version} at {result.deployment.prediction_url}"
-        )
-    click.echo(f"Drift report: {result.report_path}")
-    if result.drift.html_note:
-        click.echo(f"              ({result.drift.html_note})")
-    return result
+    result = loop.monitor(config, {"batch": input_path, "model_name": model_name}, echo=click.echo)
+    render.monitoring(result, click.secho)
 
 
 @cli.command("monitor")
@@ -256,29 +136,23 @@ def _monitor(config, input_path, simulate_drift, model_name=None):
     "--input",
     "input_path",
     type=click.Path(),
-    default=None,
     help="Current batch (CSV/Parquet path or URI); with labels, quality is checked too. "
     "Default: the champion's held-out rows.",
 )
 @click.option(
     "--simulate-drift",
     is_flag=True,
-    help="Shift 40% of the numeric features of the held-out rows to show the whole loop: alert, "
-    "retraining, gate, redeploy.",
+    help="Shift 40% of the numeric features of the held-out rows to show the whole loop: "
+    "alert, retraining, gate, redeploy.",
 )
-@click.option(
-    "--config",
-    type=click.Path(),
-    default=None,
-    help="Run config (default: configs/local/monitoring.yaml).",
-)
-@click.option("--model-name", default=None, help="Registered model to monitor.")
-def monitor(input_path, simulate_drift, config, model_name) -> None:
+@click.option("--config", type=click.Path(), help="Run config (default: configs/monitoring.yaml).")
+@click.option("--model-name", help="Registered model to monitor.")
+def monitor_cmd(input_path, simulate_drift, config, model_name) -> None:
     """Check a batch for drift (and quality, with labels); retrain and redeploy on a breach."""
     if input_path and simulate_drift:
         raise click.UsageError("use either --input or --simulate-drift")
     _ready()
-    _monitor(config, input_path, simulate_drift, model_name)
+    _monitor(config, model_name, input_path, simulate_drift)
 
 
 @cli.command("compile")
@@ -292,13 +166,17 @@ def monitor(input_path, simulate_drift, config, model_name) -> None:
 )
 @click.option(
     "--stack",
-    "stack",
     default="kubeflow",
     show_default=True,
     help="Stack spec to compile on (stacks/<name>.yaml or a path).",
 )
-def compile_cmd(out_dir, stack) -> None:
-    """Write KFP v2 IR YAML for all three pipelines (no cluster, no Docker needed).
+@click.option(
+    "--zenml-url",
+    help="ZenML server the pods report to (default: the connected server; offline, a "
+    "placeholder to set).",
+)
+def compile_cmd(out_dir, stack, zenml_url) -> None:
+    """Write KFP v2 IR YAML for all pipelines (no cluster, no Docker needed).
 
     Upload the files in the Kubeflow Pipelines UI, or run them with the stack active.
     """
@@ -306,22 +184,82 @@ def compile_cmd(out_dir, stack) -> None:
 
     from zenml.client import Client
 
+    from app.compile import compile_for_kubeflow
     from integrations.kubeflow.validate import check_pipeline_file
-    from pipelines import runs
 
-    _ready()
+    _ready(runs_on_stack=False)  # compiling needs no server
     started = time.monotonic()
-    written = runs.compile_for_kubeflow(out_dir, stack, echo=click.echo)
-    for name, path in written.items():
+    for name, path in compile_for_kubeflow(out_dir, stack, click.echo, zenml_url).items():
         summary = check_pipeline_file(path)
         click.echo(f"  {name}: {summary.tasks} tasks, KFP checks passed ({path})")
     click.echo(f"Compiled in {time.monotonic() - started:.1f}s.")
     if Client().zen_store.is_local_store():
         click.echo(
-            "Note: compiled against this machine's ZenML store. To run on a cluster, connect "
-            "to a ZenML server first (`zenml login https://...`) and compile again; see "
-            "docs/kubeflow.md."
+            "Note: the stack and snapshot ids in the YAML are this machine's store's. To run on "
+            "a cluster, connect to your ZenML server (`zenml login https://...`), `stack up "
+            "kubeflow` there and compile again; see docs/kubeflow.md."
         )
+
+
+@cli.command("predict")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(),
+    help="CSV or JSON file of feature rows (JSON: a list of objects or {columns, data}).",
+)
+@click.option("--protocol", type=PROTOCOLS, help="Use the deployment that speaks this protocol.")
+@click.option("--model-name", help="Registered model name (default: any).")
+def predict_cmd(input_path, protocol, model_name) -> None:
+    """Send rows to the served model over REST and print predictions as JSON."""
+    import json
+
+    from app.serving import current_service, read_rows
+    from integrations.seldon_local import client
+
+    _ready()
+    frame = read_rows(input_path)
+    service = current_service(model_name, protocol)
+    click.echo(json.dumps(client.predict(service.prediction_url, service.config.protocol, frame)))
+
+
+@cli.group("champion")
+def champion_group() -> None:
+    """Show or move a model's champion (MLflow alias and ZenML stage, always together)."""
+
+
+@champion_group.command("show")
+@click.option("--model-name", help="Registered model (default: the config's model_name).")
+def champion_show_cmd(model_name) -> None:
+    """The champion and every version with the reason it was promoted."""
+    from app.config import model_name as resolve
+    from integrations import champion
+
+    _ready()
+    name = resolve(model_name)
+    current = champion.current(name)
+    click.echo(f"Champion of '{name}': {'v' + current.version if current else 'none yet'}")
+    for row in champion.history(name):
+        mark = "*" if current and row["version"] == current.version else " "
+        click.echo(f" {mark} v{row['version']:<4} {row['run']:<40} {row['reason']}")
+
+
+@champion_group.command("set")
+@click.option("--model-name", help="Registered model (default: the config's model_name).")
+@click.option("--version", required=True, help="MLflow version to make the champion.")
+def champion_set_cmd(model_name, version) -> None:
+    """Make VERSION the champion by hand (outside the gate); `deploy` then serves it."""
+    import getpass
+
+    from app.config import model_name as resolve
+    from integrations import champion
+
+    _ready()
+    chosen = champion.set_by_hand(resolve(model_name), version, getpass.getuser())
+    click.echo(
+        f"Champion of '{chosen.name}' is now v{chosen.version}. Serve it: python run.py deploy"
+    )
 
 
 @cli.group("stack")
@@ -339,9 +277,8 @@ def stack_up_cmd(name) -> None:
     prepare_zenml()
     changes = stack_up(name)
     if changes.changed:
-        click.echo(
-            f"Stack '{changes.stack}': created {changes.created or '-'}, updated {changes.updated or '-'}."
-        )
+        created, updated = changes.created or "-", changes.updated or "-"
+        click.echo(f"Stack '{changes.stack}': created {created}, updated {updated}.")
     else:
         click.echo(f"Stack '{changes.stack}' is already registered as specified: no change.")
     click.echo(f"Active stack: {changes.stack}")
@@ -362,103 +299,19 @@ def stack_show_cmd() -> None:
             click.echo(f"  {ctype.value:20s} {component.name} ({component.flavor_name})")
 
 
-@cli.command("deploy")
-@click.option(
-    "--config",
-    type=click.Path(),
-    default=None,
-    help="Run config (default: configs/local/deployment.yaml).",
-)
-@click.option(
-    "--protocol",
-    type=click.Choice(["seldon", "v2"]),
-    default=None,
-    help="seldon: Seldon Core v1 REST (/api/v1.0/predictions); v2: Open Inference Protocol.",
-)
-@click.option("--model-name", default=None, help="Registered model to serve (its champion).")
-def deploy(config, protocol, model_name) -> None:
-    """Serve the champion with the stack's model deployer (health + smoke checked).
-
-    Each model name has its own endpoint; deploying one never touches another's.
-    """
-    _ready()
-    _deploy(config, protocol, model_name)
-
-
-def _current_service(model_name, protocol=None):
-    from pipelines import runs
-    from steps.errors import ZenkubeError
-
-    _, services = runs.served_services(model_name)
-    if protocol:
-        services = [s for s in services if getattr(s.config, "protocol", "seldon") == protocol]
-    if not services:
-        raise ZenkubeError("Nothing is deployed yet. Run `python run.py deploy` first.")
-    return services[0]
-
-
-@cli.command("predict")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(),
-    help="CSV or JSON file of feature rows (JSON: a list of objects or {columns, data}).",
-)
-@click.option(
-    "--protocol",
-    type=click.Choice(["seldon", "v2"]),
-    default=None,
-    help="Use the deployment that speaks this protocol.",
-)
-@click.option("--model-name", default=None, help="Registered model name (default: any).")
-def predict(input_path, protocol, model_name) -> None:
-    """Send rows to the served model over REST and print predictions as JSON."""
-    import json
-
-    from integrations.seldon_local import client
-
-    _ready()
-    frame = _read_rows(input_path)
-    service = _current_service(model_name, protocol)
-    predictions = client.predict(service.prediction_url, service.config.protocol, frame)
-    click.echo(json.dumps(predictions))
-
-
-def _read_rows(path):
-    import json
-    from pathlib import Path
-
-    import pandas as pd
-
-    from steps.errors import ConfigError
-
-    file = Path(path)
-    if not file.exists():
-        raise ConfigError(f"Input file not found: {path}")
-    if file.suffix.lower() == ".json":
-        data = json.loads(file.read_text())
-        if isinstance(data, dict) and "columns" in data:
-            return pd.DataFrame(data["data"], columns=data["columns"])
-        if isinstance(data, list):
-            return pd.DataFrame(data)
-        raise ConfigError(f"{path}: use a list of row objects or {{columns, data}}.")
-    return pd.read_csv(file)
-
-
 @cli.group("serve")
-def serve() -> None:
+def serve_group() -> None:
     """Inspect or stop local model servers."""
 
 
-@serve.command("status")
-@click.option("--model-name", default=None, help="Only this registered model's deployment.")
-def serve_status(model_name) -> None:
+@serve_group.command("status")
+@click.option("--model-name", help="Only this registered model's deployment.")
+def serve_status_cmd(model_name) -> None:
     """List deployments: model, protocol, state, endpoint, log file."""
-    from pipelines import runs
+    from app.serving import served_services
 
     _ready()
-    deployer, services = runs.served_services(model_name)
+    deployer, services = served_services(model_name)
     if not services:
         click.echo("No deployments. Run `python run.py deploy`.")
     for service in services:
@@ -473,13 +326,13 @@ def serve_status(model_name) -> None:
             click.echo("    restore it with: python run.py deploy")
 
 
-@serve.command("stop")
-def serve_stop() -> None:
+@serve_group.command("stop")
+def serve_stop_cmd() -> None:
     """Stop every local model server (their records stay; `deploy` restarts them)."""
-    from pipelines import runs
+    from app.serving import served_services
 
     _ready()
-    deployer, services = runs.served_services()
+    deployer, services = served_services()
     for service in services:
         deployer.stop_model_server(service.uuid, timeout=30)
         click.echo(f"stopped {service.config.model_name} v{service.config.model_version}")

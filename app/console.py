@@ -1,4 +1,4 @@
-"""zenkube's own voice on the console: one line per step; ZenML's and MLflow's logs go to a file.
+"""zenkube's own voice on the console: one line per step, one paragraph per error.
 
 `quiet(log_file, echo)` routes every log record (ZenML, MLflow, warnings) and whatever
 the libraries print to stderr into the log file, and echoes one line per finished
@@ -11,8 +11,11 @@ import contextlib
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import click
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FINISHED = re.compile(r"Step `?([\w.-]+)`? has finished in `?([^`\s]+?)`?\.?$")
@@ -67,3 +70,37 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
         for handler, old in moved:
             handler.setStream(old)
         stream.close()
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    from core.errors import user_error
+    from core.paths import log_file
+
+    if debug:
+        traceback.print_exception(exc)
+    known = user_error(exc)
+    if known is not None:
+        click.secho(f"Error: {known}", fg="red", err=True)
+    else:
+        click.secho(f"Unexpected error: {type(exc).__name__}: {exc}", fg="red", err=True)
+        if not debug:
+            click.echo(
+                f"Run again with --debug to see the traceback (full log: {log_file()}).", err=True
+            )
+    sys.exit(2 if known is not None else 1)
+
+
+class ZenkubeGroup(click.Group):
+    """Turns every command's errors into one message (the only place that does)."""
+
+    def invoke(self, ctx: click.Context):
+        from core.paths import log_file
+
+        verbose = bool(ctx.params.get("verbose"))
+        try:
+            with contextlib.nullcontext() if verbose else quiet(log_file(), click.echo):
+                return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            _fail(exc, bool(ctx.params.get("debug")))

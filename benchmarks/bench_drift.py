@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from common import save, table
 
+from core.specs import MonitoringThresholds
 from materializers.dataset import Dataset
 from steps.monitoring.drift import compute_drift
-from steps.specs import MonitoringThresholds
 
 
 def frames(rows: int, seed: int = 0):

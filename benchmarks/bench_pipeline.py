@@ -22,11 +22,11 @@ def plain_script() -> dict:
     import numpy as np
     from sklearn.model_selection import train_test_split
 
+    from core.specs import DataSpec, MonitoringThresholds, TrainerSpec
     from materializers.dataset import Dataset
     from steps.data.load import load_dataset
     from steps.data.validate import check_dataset
     from steps.monitoring.drift import compute_drift
-    from steps.specs import DataSpec, MonitoringThresholds, TrainerSpec
     from steps.training.metrics import compute_metrics
     from steps.training.train import fit_model
 
@@ -55,21 +55,21 @@ def plain_script() -> dict:
 def zenkube_loop() -> tuple[dict, dict]:
     from zenml.client import Client
 
-    from pipelines import runs
+    from app import loop, runner
 
     times = {}
     t = time.perf_counter()
     ensure_zenml_ready("local")
     times["set-up"] = time.perf_counter() - t
     t = time.perf_counter()
-    result = runs.train()
+    result = runner.train()
     times["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    runs.deploy()
+    runner.deploy()
     times["deploy"] = time.perf_counter() - t
     t = time.perf_counter()
-    path, _ = runs.batch_file("zenkube-model", simulate_drift=False)
-    runs.monitor(None, {"batch": path}, echo=lambda *_: None)
+    path, _ = loop.batch_file("zenkube-model", simulate_drift=False)
+    loop.monitor(None, {"batch": path}, echo=lambda *_: None)
     times["monitor"] = time.perf_counter() - t
     run = Client().get_pipeline_run(result.run_name)
     steps = {
@@ -105,7 +105,7 @@ def main() -> None:
         )
     )
     print(f"Target: warm loop ≤ 60 s → {total:.1f} s ({'met' if total <= 60 else 'NOT met'})")
-    from stacks.manage import zenkube_home
+    from core.paths import zenkube_home
     from tests.conftest import stop_servers_under
 
     stop_servers_under(zenkube_home() / "serving")

@@ -17,8 +17,8 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
+from core.errors import ConfigError
 from core.schema import CATEGORICAL, DATETIME, NUMERIC, InputSchema, SchemaColumn
-from steps.errors import ConfigError
 
 CHAMPION_ALIAS = "champion"
 SCHEMA_KEY = "zenkube_input_schema"
@@ -107,7 +107,6 @@ def log_and_register(
     """
     import cloudpickle
 
-    os.environ.update(PICKLE_ENV)
     for module in code_by_value:
         cloudpickle.register_pickle_by_value(module)
     example = features.head(5)

@@ -2,6 +2,7 @@
 
 from zenml import pipeline
 
+from core.specs import MonitoringThresholds
 from steps.monitoring import (
     check_quality,
     decide_action,
@@ -10,7 +11,6 @@ from steps.monitoring import (
     load_reference,
     predict_batch,
 )
-from steps.specs import MonitoringThresholds
 
 
 @pipeline(enable_cache=False)

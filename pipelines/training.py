@@ -2,9 +2,9 @@
 
 from zenml import pipeline
 
+from core.specs import DataSpec, GateSpec, SplitSpec, TrainerSpec
 from steps.data import load_data, split_data, validate_data
 from steps.registry import promote_if_better, register_model
-from steps.specs import DataSpec, GateSpec, SplitSpec, TrainerSpec
 from steps.training import evaluate_model, train_model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from core.paths import REPO_ROOT, zenkube_home
 
 
 def prepare_environment() -> Path:
@@ -14,13 +14,13 @@ def prepare_environment() -> Path:
     Honoured when already set: ZENKUBE_HOME, ZENML_CONFIG_PATH, ZENML_REPOSITORY_PATH.
     Returns the ZENKUBE_HOME folder.
     """
-    home = Path(os.environ.setdefault("ZENKUBE_HOME", str(REPO_ROOT / ".zenkube"))).resolve()
+    home = zenkube_home()
+    os.environ["ZENKUBE_HOME"] = str(home)
     os.environ.setdefault("ZENML_CONFIG_PATH", str(home / "zenml"))
     os.environ.setdefault("ZENML_REPOSITORY_PATH", str(REPO_ROOT))
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_ENABLE_REPO_INIT_WARNINGS", "false")
     os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
-    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     home.mkdir(parents=True, exist_ok=True)
@@ -74,3 +74,27 @@ def ensure_zenml_ready(stack: str = "local") -> None:
     active = Client().active_stack_model.name
     if active in ("default", load_spec(stack)["stack_name"]):
         stack_up(stack)
+
+
+def require_server_for_remote_stack() -> None:
+    """Stop with one clear message when the active stack runs steps remotely on a local store.
+
+    Pods can only report to a ZenML server; without one ZenML would first touch the bucket
+    (an S3 credentials traceback) and then refuse anyway.
+    """
+    from zenml.client import Client
+
+    from core.errors import ConfigError
+
+    client = Client()
+    stack = client.active_stack
+    if not (stack.requires_remote_server and client.zen_store.is_local_store()):
+        return
+    zenml = f"ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} .venv/bin/zenml"
+    raise ConfigError(
+        f"The active stack '{stack.name}' runs its steps in {stack.orchestrator.flavor} pods, "
+        "and pods report to a ZenML server, but this machine uses a local ZenML store. "
+        f"Connect to your ZenML server first (`{zenml} login https://YOUR-ZENML-SERVER`, "
+        "see docs/kubeflow.md), or go back to the local stack with "
+        "`python run.py stack up local`. (`python run.py compile` works without a server.)"
+    )

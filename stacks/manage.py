@@ -10,16 +10,13 @@ from typing import Any
 
 import yaml
 
-from steps.errors import ConfigError
+from core.errors import ConfigError
+from core.paths import zenkube_home
+from integrations.kubeflow.flavors import FLAVORS, KUBEFLOW_FLAVOR, SELDON_FLAVOR
 
 STACKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = STACKS_DIR.parent
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
-
-
-def zenkube_home() -> Path:
-    """The project's state folder: ZenML store, artifacts, MLflow db, served models."""
-    return Path(os.environ.get("ZENKUBE_HOME", REPO_ROOT / ".zenkube")).resolve()
 
 
 def spec_path(name_or_path: str) -> Path:
@@ -101,6 +98,11 @@ def validate_spec(spec: dict[str, Any]) -> list[str]:
         problems.append("add an mlflow `components.model_registry` (promotion uses its aliases)")
     orchestrator = comps.get("orchestrator", {})
     if orchestrator.get("flavor") == "kubeflow":
+        problems.append(
+            f"use `flavor: {KUBEFLOW_FLAVOR}` for the orchestrator: ZenML's own `kubeflow` "
+            "flavor crashes on memory settings (zenkube's subclass fixes it; same config keys)"
+        )
+    if orchestrator.get("flavor") in ("kubeflow", KUBEFLOW_FLAVOR):
         problems.extend(_kubeflow_problems(comps))
     return problems
 
@@ -109,12 +111,14 @@ def _kubeflow_problems(comps: dict[str, dict[str, Any]]) -> list[str]:
     """A Kubeflow stack runs tasks in pods: everything they touch must be remote."""
     problems = []
     store = comps.get("artifact_store", {})
-    if store.get("flavor") == "local" or not str(
-        (store.get("configuration") or {}).get("path", "")
-    ).startswith(("s3://", "gs://", "az://", "abfs://")):
+    bucket = str((store.get("configuration") or {}).get("path", "")).startswith(
+        ("s3://", "gs://", "az://", "abfs://")
+    )
+    if store.get("flavor") != "shared_volume" and (store.get("flavor") == "local" or not bucket):
         problems.append(
             "a Kubeflow stack needs a bucket artifact store (s3/gcs/azure): set "
-            "`components.artifact_store.flavor` and `configuration.path: s3://bucket/...`"
+            "`components.artifact_store.flavor` and `configuration.path: s3://bucket/...` "
+            "(or `flavor: shared_volume` for a volume every pod mounts at the same path)"
         )
     if "container_registry" not in comps:
         problems.append(
@@ -131,8 +135,12 @@ def _kubeflow_problems(comps: dict[str, dict[str, Any]]) -> list[str]:
             "`components.experiment_tracker.configuration.tracking_uri: http://...`"
         )
     deployer = comps.get("model_deployer", {})
-    if deployer.get("flavor") != "seldon":
-        problems.append("a Kubeflow stack serves with Seldon Core: add a `seldon` model_deployer")
+    if deployer.get("flavor") != SELDON_FLAVOR:
+        problems.append(
+            f"a Kubeflow stack serves with Seldon Core: add a `{SELDON_FLAVOR}` model_deployer "
+            "(ZenML's `seldon` flavor with S3 credentials read in the right order; same "
+            "config keys)"
+        )
     return problems
 
 
@@ -195,18 +203,26 @@ class StackChanges:
         return bool(self.created or self.updated)
 
 
+ZENKUBE_FLAVORS = {
+    "shared_volume": ("artifact_store", "integrations.shared_volume.SharedVolumeArtifactStoreFlavor"),
+    "seldon_local": (
+        "model_deployer",
+        "integrations.seldon_local.flavor.SeldonLocalModelDeployerFlavor",
+    ),
+    **FLAVORS,
+}
+
+
 def ensure_flavors() -> None:
     """Register zenkube's own flavors (no-op when already registered)."""
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
     client = Client()
-    existing = {f.name for f in client.get_flavors_by_type(StackComponentType.MODEL_DEPLOYER)}
-    if "seldon_local" not in existing:
-        client.create_flavor(
-            source="integrations.seldon_local.flavor.SeldonLocalModelDeployerFlavor",
-            component_type=StackComponentType.MODEL_DEPLOYER,
-        )
+    for name, (ctype, source) in ZENKUBE_FLAVORS.items():
+        stype = StackComponentType(ctype)
+        if name not in {f.name for f in client.get_flavors_by_type(stype)}:
+            client.create_flavor(source=source, component_type=stype)
 
 
 def stack_up(
@@ -219,7 +235,7 @@ def stack_up(
     spec = load_spec(name_or_path)
     client = Client()
     placeholders = ensure_secrets(spec, create_placeholders=placeholder_secrets)
-    if any(c.get("flavor") == "seldon_local" for c in components_of(spec).values()):
+    if any(c.get("flavor") in ZENKUBE_FLAVORS for c in components_of(spec).values()):
         ensure_flavors()
     changes = StackChanges(stack=spec["stack_name"], placeholder_secrets=placeholders)
     component_ids: dict[StackComponentType, list] = {}

@@ -96,3 +96,41 @@ def module_store(tmp_path_factory):
     """A fresh isolated ZenML store shared by the tests of one scenario module."""
     with IsolatedZenML(tmp_path_factory.mktemp("zenml")) as store:
         yield store
+
+
+# One marker per tier, from the folder a test lives in: `pytest -m unit` runs the fast
+# tier alone; `-m "not kubeflow"` skips the pod replays.
+TIERS = {"unit": "unit", "pipelines": "pipeline", "serving": "serving", "kubeflow": "kubeflow"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts
+        tier = TIERS.get(parts[0], "pipeline")  # tests/test_cli.py runs real pipelines
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+def cli_in(home: Path):
+    """`run.py` as a user runs it, in a subprocess with its own ZenML store under `home`."""
+    import subprocess
+
+    (home / "repo").mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "ZENKUBE_HOME": str(home / "home"),
+        "ZENML_CONFIG_PATH": str(home / "home" / "zenml"),
+        "ZENML_REPOSITORY_PATH": str(home / "repo"),
+    }
+
+    def run(*args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "run.py", *args],
+            cwd=REPO_ROOT,
+            env={**env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    run.home = home / "home"
+    return run

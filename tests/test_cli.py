@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import cli_in
 
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory):
-    home = tmp_path_factory.mktemp("cli")
-    (home / "repo").mkdir()
-    env = {
-        **os.environ,
-        "ZENKUBE_HOME": str(home / "home"),
-        "ZENML_CONFIG_PATH": str(home / "home" / "zenml"),
-        "ZENML_REPOSITORY_PATH": str(home / "repo"),
-    }
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "run.py", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    run.home = home / "home"
-    return run
+    return cli_in(tmp_path_factory.mktemp("cli"))
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,13 @@ from typing import Any
 
 import yaml
 
-from integrations.kubeflow import fixes
 from integrations.kubeflow.secrets import strip_credentials
 
 STORE_TOKEN_SECRET = "zenml-store-credentials"
+# What the YAML says when it was compiled offline and no --zenml-url was given.
+STORE_URL_PLACEHOLDER = "https://SET-ZENML-SERVER-URL.invalid"
+# The pods' API key for the ZenML server, from the Kubernetes Secret STORE_TOKEN_SECRET.
+STORE_KEY_ENV = "ZENML_STORE_API_KEY"
 
 
 @contextlib.contextmanager
@@ -46,7 +49,6 @@ def compile_only() -> Iterator[list[str]]:
     KubeflowOrchestrator._upload_and_run_pipeline = keep_yaml
     Stack.requires_remote_server = property(lambda self: False)
     Stack.prepare_pipeline_submission = prepare_without_secret_values
-    fixes.apply()
     try:
         yield compiled
     finally:
@@ -88,10 +90,45 @@ def active_stack(name: str) -> Iterator[None]:
         client.activate_stack(previous)
 
 
+def portable_store(documents: list[dict], store_url: str) -> list[dict]:
+    """Point every task at the ZenML server `store_url` instead of this machine's SQL store.
+
+    Compiled against a local store, ZenML writes its SQLite file path, driver and backup
+    folder into each task's env: useless in a pod. They go; the task gets a REST store
+    URL and its API key from the Kubernetes Secret STORE_TOKEN_SECRET.
+    """
+    spec = documents[0]
+    for executor in spec.get("deploymentSpec", {}).get("executors", {}).values():
+        container = executor.get("container", {})
+        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        if env.get("ZENML_STORE_TYPE") != "sql":
+            continue
+        kept = [
+            e
+            for e in container["env"]
+            if not e["name"].startswith(("ZENML_STORE_", "ZENML_SECRETS_STORE_"))
+        ]
+        kept += [
+            {"name": "ZENML_STORE_TYPE", "value": "rest"},
+            {"name": "ZENML_STORE_URL", "value": store_url},
+            {"name": STORE_KEY_ENV, "value": "from-secret"},  # moved to a secret below
+        ]
+        container["env"] = kept
+    return documents
+
+
 def compile_pipeline(
-    pipeline_obj, kwargs: dict[str, Any], options: dict[str, Any], out: Path
+    pipeline_obj,
+    kwargs: dict[str, Any],
+    options: dict[str, Any],
+    out: Path,
+    store_url: str | None = None,
 ) -> Path:
-    """Compile one pipeline; write its sanitized YAML to `out`; return the path."""
+    """Compile one pipeline; write its sanitized YAML to `out`; return the path.
+
+    `store_url` replaces a local SQL store in the tasks' env (see `portable_store`); None
+    keeps what ZenML wrote (a connected server's URL, or, in the replay tests, a file).
+    """
     # Nothing runs here, so there are no pipeline logs to ship to the (remote) bucket.
     options = {"enable_pipeline_logs": False, **options}
     with compile_only() as compiled:
@@ -104,6 +141,8 @@ def compile_pipeline(
     documents[0].setdefault("pipelineInfo", {})["description"] = describe(
         pipeline_obj.name, documents[0]
     )
+    if store_url is not None:
+        documents = portable_store(documents, store_url)
     cleaned = strip_credentials(documents, STORE_TOKEN_SECRET)
     out.write_text(yaml.safe_dump_all(cleaned, sort_keys=False))
     return out

@@ -48,13 +48,13 @@ def strip_credentials(document: Any, secret_name: str) -> Any:
         .setdefault("executors", {})
     )
     for executor_name, names in moved.items():
-        entry = platform_executors.setdefault(executor_name, {})
-        entry.setdefault("secretAsEnv", []).append(
-            {
-                "secretName": secret_name,
-                "keyToEnv": [{"secretKey": n, "envVar": n} for n in names],
-            }
-        )
+        refs = platform_executors.setdefault(executor_name, {}).setdefault("secretAsEnv", [])
+        ref = next((r for r in refs if r.get("secretName") == secret_name), None)
+        if ref is None:
+            ref = {"secretName": secret_name, "keyToEnv": []}
+            refs.append(ref)
+        known = {k["envVar"] for k in ref["keyToEnv"]}
+        ref["keyToEnv"] += [{"secretKey": n, "envVar": n} for n in names if n not in known]
     return docs if isinstance(document, list) or len(docs) > 1 else docs[0]
 
 

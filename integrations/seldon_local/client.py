@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import requests
 
+from core.errors import ZenkubeError
 from integrations.seldon_local.process import get_protocol
-from steps.errors import ZenkubeError
 
 
 def _jsonable(frame: pd.DataFrame) -> list[list]:

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from steps.errors import ZenkubeError
+from core.errors import ZenkubeError
 
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements"
 PROTOCOL_LOCKS = {"seldon": "seldon.lock", "v2": "v2.lock"}

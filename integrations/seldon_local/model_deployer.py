@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import ClassVar, cast
 from uuid import UUID
 
@@ -13,6 +11,7 @@ from zenml.logger import get_logger
 from zenml.model_deployers import BaseModelDeployer
 from zenml.services.service import BaseService, ServiceConfig
 
+from core.paths import zenkube_home
 from integrations.seldon_local import process
 from integrations.seldon_local.flavor import (
     SeldonLocalModelDeployerConfig,
@@ -41,8 +40,7 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
     def state_dir(self) -> str:
         if self.config.state_dir:
             return self.config.state_dir
-        home = os.environ.get("ZENKUBE_HOME", str(Path.cwd() / ".zenkube"))
-        return str(Path(home) / "serving")
+        return str(zenkube_home() / "serving")
 
     def local_config(self, config: ServiceConfig) -> SeldonLocalServiceConfig:
         """The same deployment, described for a local process (protocol from extra_args)."""

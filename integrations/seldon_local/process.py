@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from steps.errors import ZenkubeError
+from core.errors import ZenkubeError
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 HOST = "127.0.0.1"

@@ -19,6 +19,7 @@ from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService
 from zenml.services.service_status import ServiceStatus
 
+from integrations.mlflow_registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
 
@@ -144,7 +145,7 @@ class SeldonLocalService(BaseDeploymentService):
         command = self.protocol.command(
             python, self.model_dir, self.served_name, port, self.config.workers
         )
-        env = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true", "ZENKUBE_HOST": process.HOST}
+        env = {**PICKLE_ENV, "ZENKUBE_HOST": process.HOST}
         pid = process.spawn(command, self.log_file, env)
         try:
             process.wait_healthy(

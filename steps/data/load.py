@@ -10,9 +10,9 @@ from sklearn import datasets as sk_datasets
 from zenml import step
 from zenml.io import fileio
 
+from core.errors import ConfigError, DataValidationError
+from core.specs import BUNDLED_DATASETS, DataSpec
 from materializers.dataset import Dataset
-from steps.errors import ConfigError, DataValidationError
-from steps.specs import BUNDLED_DATASETS, DataSpec
 
 BUNDLED_TARGET = "target"
 

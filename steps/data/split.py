@@ -7,8 +7,8 @@ from typing import Annotated
 from sklearn.model_selection import train_test_split
 from zenml import step
 
+from core.specs import SplitSpec
 from materializers.dataset import Dataset
-from steps.specs import SplitSpec
 
 
 def split_dataset(data: Dataset, spec: SplitSpec) -> tuple[Dataset, Dataset, Dataset]:

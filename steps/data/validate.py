@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from zenml import step
 
+from core.errors import DataValidationError
+from core.specs import DataSpec
 from materializers.dataset import NUMERIC, Dataset
-from steps.errors import DataValidationError
-from steps.specs import DataSpec
 
 # A stratified train/valid/test split needs a few rows of every class.
 MIN_CLASS_ROWS = 5

@@ -12,8 +12,9 @@ from zenml.integrations.seldon.services.seldon_deployment import (
     SeldonDeploymentService,
 )
 
+from core.errors import ConfigError
+from integrations import champion as champions
 from integrations import mlflow_registry
-from steps.errors import ConfigError
 
 
 class DeploymentInfo(BaseModel):
@@ -56,14 +57,7 @@ def build_deployment_config(
 
 
 def champion_to_serve(model_name: str) -> mlflow_registry.RegisteredModel:
-    mlflow_registry.configure_from_stack()
-    champion = mlflow_registry.get_champion(model_name)
-    if champion is None:
-        raise ConfigError(
-            f"There is no champion of '{model_name}' to deploy. Train one first: "
-            "`python run.py train`."
-        )
-    return champion
+    return champions.require(model_name, "deploy")
 
 
 def schema_change_from_served(deployer, champion: mlflow_registry.RegisteredModel) -> str:
@@ -99,8 +93,8 @@ def schema_change_from_served(deployer, champion: mlflow_registry.RegisteredMode
             f"The champion v{champion.version} of '{champion.name}' takes other inputs than the "
             f"served v{old.version} ({change.describe()}), and it was not promoted with "
             "gate.allow_schema_change: deploying it would break every client, so the served "
-            "model stays. Move the champion back (`champion` alias in MLflow), or promote the "
-            "new model on purpose with gate.allow_schema_change: true."
+            "model stays. Move the champion back (`python run.py champion set --version N`), or "
+            "promote the new model on purpose with gate.allow_schema_change: true."
         )
     return f"{described}; clients must send the new columns"
 
@@ -119,10 +113,6 @@ def serve_champion(
             "The active stack has no model deployer. Run `python run.py stack up local` "
             "(local Seldon runtime) or add a seldon model deployer to your stack."
         )
-    if deployer.flavor == "seldon":
-        from integrations.kubeflow import fixes
-
-        fixes.apply()  # ZenML's seldon deployer mixes up S3 key order (see the module)
     schema_change = schema_change_from_served(deployer, champion)
     config = build_deployment_config(champion, protocol, pipeline_name, step_name)
     service = deployer.deploy_model(

@@ -6,13 +6,12 @@ from typing import Annotated
 
 import pandas as pd
 from zenml import step
-from zenml.client import Client
 
-from integrations import mlflow_registry
+from core.errors import ConfigError, DataValidationError
+from integrations import champion, mlflow_registry
 from materializers.dataset import NUMERIC, Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.data.load import read_table
-from steps.errors import ConfigError, DataValidationError
 
 PREDICTION = "prediction"
 
@@ -54,13 +53,8 @@ def check_batch(frame: pd.DataFrame, reference: Dataset, name: str = "batch") ->
 
 def champion_artifacts(model_name: str) -> tuple[Dataset, EvaluationReport]:
     """The production ZenML Model version's training data and test evaluation."""
-    try:
-        version = Client().get_model_version(model_name, "production")
-    except KeyError as exc:
-        raise ConfigError(
-            f"'{model_name}' has no production (champion) version to monitor. Train one first: "
-            "`python run.py train`."
-        ) from exc
+    champion.require(model_name, "monitor")
+    version = champion.zenml_version(model_name)
     return version.get_artifact("train_set").load(), version.get_artifact(
         "evaluation_report"
     ).load()
@@ -86,8 +80,7 @@ def load_batch(source: str, reference: Dataset) -> Annotated[Dataset, "current_b
 @step(enable_cache=False)
 def predict_batch(batch: Dataset, model_name: str) -> Annotated[Dataset, "predictions"]:
     """Score the batch with the champion from the MLflow registry."""
-    mlflow_registry.configure_from_stack()
-    model = mlflow_registry.load_model(f"models:/{model_name}@{mlflow_registry.CHAMPION_ALIAS}")
+    model = mlflow_registry.load_model(champion.require(model_name, "score").model_uri)
     frame = batch.features.copy()
     frame[PREDICTION] = model.predict(batch.features)
     return Dataset(

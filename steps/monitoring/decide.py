@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 from zenml import step
 
 from core.metrics import lower_is_better
+from core.specs import MonitoringThresholds
 from integrations import mlflow_registry
 from materializers.dataset import Dataset
 from materializers.drift_report import DriftReport
 from materializers.evaluation_report import EvaluationReport
 from steps.monitoring.batch import PREDICTION
-from steps.specs import MonitoringThresholds
 from steps.training.metrics import prediction_metrics, primary_metric
 
 logger = logging.getLogger(__name__)

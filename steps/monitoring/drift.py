@@ -9,10 +9,10 @@ import pandas as pd
 from scipy import stats
 from zenml import log_metadata, step
 
+from core.specs import MonitoringThresholds
 from integrations.evidently_drift import drift_html
 from materializers.dataset import DATETIME, NUMERIC, Dataset
 from materializers.drift_report import ColumnDrift, DriftReport
-from steps.specs import MonitoringThresholds
 
 
 def numeric_drift(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:

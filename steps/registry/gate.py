@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from core.metrics import lower_is_better, score_is_better
-from steps.specs import GateSpec
+from core.specs import GateSpec
 
 NO_CHAMPION = "no_champion"
 COMPARED = "compared"

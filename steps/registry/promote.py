@@ -6,10 +6,10 @@ import logging
 from typing import Annotated
 
 from zenml import get_step_context, step
-from zenml.enums import ModelStages
 
 from core.schema import diff_schemas
-from integrations import mlflow_registry
+from core.specs import GateSpec
+from integrations import champion, mlflow_registry
 from integrations.mlflow_registry import RegisteredModel
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
@@ -21,7 +21,6 @@ from steps.registry.gate import (
     PromotionDecision,
     decide_promotion,
 )
-from steps.specs import GateSpec
 from steps.training.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -63,33 +62,12 @@ def compare_with_champion(
     return ChampionComparison(status=COMPARED, version=version, score=score)
 
 
-def make_champion(
-    registered: RegisteredModel, previous: str | None, decision: PromotionDecision
-) -> None:
-    """Move the MLflow alias and the ZenML stage together; undo both if either fails.
-
-    An interrupt (Ctrl-C) between the two puts the old champion back before it stops the run.
-    """
-    from zenml.client import Client
-
-    try:
-        previous_stage = Client().get_model_version(registered.name, ModelStages.PRODUCTION).id
-    except KeyError:
-        previous_stage = None
-    try:
-        mlflow_registry.set_champion(registered.name, registered.version)
-        get_step_context().model.set_stage(ModelStages.PRODUCTION, force=True)
-    except BaseException:
-        mlflow_registry.restore_champion(registered.name, previous)
-        if previous_stage is not None:
-            Client().update_model_version(
-                registered.name, previous_stage, stage=ModelStages.PRODUCTION, force=True
-            )
-        raise
+def make_champion(registered: RegisteredModel, decision: PromotionDecision) -> None:
+    """Move the MLflow alias and the ZenML stage together (see integrations/champion.py)."""
     tags = {mlflow_registry.REASON_TAG: decision.reason}
     if decision.schema_change:
         tags[mlflow_registry.SCHEMA_CHANGE_TAG] = "true"
-    mlflow_registry.tag_version(registered.name, registered.version, tags)
+    champion.promote(registered.name, registered.version, get_step_context().model, tags)
 
 
 @step(experiment_tracker=True)
@@ -97,15 +75,14 @@ def promote_if_better(
     registered: RegisteredModel, report: EvaluationReport, test: Dataset, gate: GateSpec
 ) -> Annotated[PromotionDecision, "promotion_decision"]:
     """Set MLflow alias `champion` and ZenML stage `production` together, or say why not."""
-    mlflow_registry.configure_from_stack()
-    champion = mlflow_registry.get_champion(registered.name)
+    current = champion.current(registered.name)
     metric = gate.metric_for(report.task)
-    comparison = compare_with_champion(registered, test, metric, champion)
+    comparison = compare_with_champion(registered, test, metric, current)
     decision = decide_promotion(report.task, report.metrics, comparison, gate, registered.name)
     decision.candidate_version = registered.version
     decision.model_name = registered.name
     if decision.promoted:
-        make_champion(registered, champion.version if champion else None, decision)
+        make_champion(registered, decision)
         log = logger.warning if decision.schema_change else logger.info
         log("Promoted %s v%s: %s", registered.name, registered.version, decision.reason)
     else:

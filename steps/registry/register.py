@@ -7,11 +7,11 @@ from typing import Annotated
 from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 
+from core.specs import TrainerSpec
 from integrations import mlflow_registry
 from integrations.mlflow_registry import RegisteredModel
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
-from steps.specs import TrainerSpec
 from steps.training import features as feature_code
 
 

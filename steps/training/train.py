@@ -13,11 +13,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from zenml import log_metadata, step
 
+from core.errors import ConfigError
 from core.metrics import TASK_METRICS
 from core.schema import CATEGORICAL, DATETIME, NUMERIC
+from core.specs import GateSpec, TrainerSpec
 from materializers.dataset import Dataset
-from steps.errors import ConfigError
-from steps.specs import GateSpec, TrainerSpec
 from steps.training.features import DatetimeFeatures
 from steps.training.metrics import compute_metrics, primary_metric, score_is_better
 

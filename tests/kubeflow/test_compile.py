@@ -6,6 +6,7 @@ import pytest
 import yaml
 from zenml.client import Client
 
+from app.compile import compile_for_kubeflow
 from integrations.kubeflow.secrets import credentials_in, strip_credentials
 from integrations.kubeflow.validate import (
     check_pipeline_file,
@@ -14,7 +15,6 @@ from integrations.kubeflow.validate import (
     round_trip_identical,
     task_graph,
 )
-from pipelines import runs
 
 PIPELINE_NAMES = {
     "training": "training_pipeline",
@@ -26,7 +26,7 @@ PIPELINE_NAMES = {
 @pytest.fixture(scope="module")
 def compiled(module_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("compiled")
-    return runs.compile_for_kubeflow(out, echo=lambda *_: None)
+    return compile_for_kubeflow(out, echo=lambda *_: None)
 
 
 def zenml_graph(pipeline_name: str) -> set[tuple[str, str]]:
@@ -88,11 +88,48 @@ def test_a_store_token_is_moved_to_a_secret_reference(compiled, tmp_path):
     text = yaml.safe_dump_all(cleaned)
     assert "eyJhbGciOi.secret" not in text
     (entry,) = cleaned[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
-    assert entry["secretAsEnv"][0]["secretName"] == "zenml-store-credentials"
-    assert entry["secretAsEnv"][0]["keyToEnv"] == [
-        {"secretKey": "ZENML_STORE_API_TOKEN", "envVar": "ZENML_STORE_API_TOKEN"}
+    (ref,) = entry["secretAsEnv"]  # one reference per secret, keys merged
+    assert ref["secretName"] == "zenml-store-credentials"
+    assert ref["keyToEnv"] == [
+        {"secretKey": "ZENML_STORE_API_KEY", "envVar": "ZENML_STORE_API_KEY"},
+        {"secretKey": "ZENML_STORE_API_TOKEN", "envVar": "ZENML_STORE_API_TOKEN"},
     ]
     out = tmp_path / "with-secret.yaml"
     out.write_text(text)
     check_pipeline_file(out)  # the platform spec parses strictly too
     assert round_trip_identical(out, tmp_path)
+
+
+@pytest.mark.parametrize("name", list(PIPELINE_NAMES))
+def test_compiled_yaml_holds_no_path_of_this_machine(compiled, name):
+    import os
+
+    from integrations.kubeflow.compile import STORE_TOKEN_SECRET, STORE_URL_PLACEHOLDER
+
+    text = compiled[name].read_text()
+    for local in (os.environ["ZENKUBE_HOME"], os.environ["ZENML_CONFIG_PATH"], "sqlite:"):
+        assert local not in text
+    documents = load_documents(compiled[name])
+    for executor in documents[0]["deploymentSpec"]["executors"].values():
+        env = {e["name"]: e["value"] for e in executor["container"]["env"]}
+        assert env["ZENML_STORE_TYPE"] == "rest"
+        assert env["ZENML_STORE_URL"] == STORE_URL_PLACEHOLDER
+        assert "ZENML_STORE_API_KEY" not in env  # a secret reference, not a value
+    secrets = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for entry in secrets.values():
+        (ref,) = entry["secretAsEnv"]
+        assert ref["secretName"] == STORE_TOKEN_SECRET
+        assert ref["keyToEnv"] == [
+            {"secretKey": "ZENML_STORE_API_KEY", "envVar": "ZENML_STORE_API_KEY"}
+        ]
+
+
+def test_zenml_url_option_is_what_the_tasks_reach(module_store, tmp_path):
+    written = compile_for_kubeflow(
+        tmp_path, echo=lambda *_: None, zenml_url="https://zenml.example.com"
+    )
+    spec = load_documents(written["deployment"])[0]
+    for executor in spec["deploymentSpec"]["executors"].values():
+        env = {e["name"]: e["value"] for e in executor["container"]["env"]}
+        assert env["ZENML_STORE_URL"] == "https://zenml.example.com"
+    assert check_pipeline_file(written["deployment"]).tasks == 1

@@ -9,9 +9,6 @@ absolute paths standing in for the cluster's; MLflow is a real `mlflow server`.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import mlflow
@@ -20,30 +17,28 @@ import pytest
 from zenml.client import Client
 from zenml.enums import StackComponentType as T
 
+from app import loop, runner
+from app.config import apply_overrides, pipeline_kwargs
+from core.specs import TrainingParams
 from integrations.kubeflow.compile import active_stack, compile_pipeline
+from integrations.kubeflow.flavors import KUBEFLOW_FLAVOR
 from integrations.kubeflow.validate import (
     load_documents,
-    parse_strict,
-    task_graph,
-    topological_order,
 )
-from pipelines import runs
 from pipelines.training import training_pipeline
-from steps.specs import TrainingParams
-from tests.conftest import FAST_TRAINER, REPO_ROOT
+from tests.conftest import FAST_TRAINER
+from tests.kfp_replay import replay as replay_documents
 from tests.mlflow_server import MlflowServer
 
 MODEL = "replayed"
+LOCAL_MODEL = "replayed-local"
 
 
 @pytest.fixture(scope="module")
 def replay_stack(module_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
     client = Client()
-    client.create_flavor(
-        source="integrations.shared_volume.SharedVolumeArtifactStoreFlavor",
-        component_type=T.ARTIFACT_STORE,
-    )
+    # `stack up` registered zenkube's flavors, shared_volume among them.
     client.create_secret(
         "zenkube-mlflow", values={"username": "zenkube", "password": "not-checked"}
     )
@@ -57,7 +52,7 @@ def replay_stack(module_store, tmp_path_factory):
             components={
                 T.ORCHESTRATOR: comp(
                     "kfp",
-                    "kubeflow",
+                    KUBEFLOW_FLAVOR,
                     T.ORCHESTRATOR,
                     {"kubeflow_hostname": "http://127.0.0.1:9/pipeline"},
                 ),
@@ -88,39 +83,7 @@ def replay_stack(module_store, tmp_path_factory):
 
 def replay(path: Path, root: Path) -> list[str]:
     """Run every task of the compiled pipeline as a pod would; return the task order."""
-    documents = load_documents(path)
-    spec = parse_strict(documents[0])
-    display, edges = task_graph(spec)
-    executors = documents[0]["deploymentSpec"]["executors"]
-    job_name = f"replay-{uuid.uuid4().hex[:8]}"
-    order = topological_order(set(display), edges)
-    for task in order:
-        component = documents[0]["root"]["dag"]["tasks"][task]["componentRef"]["name"]
-        executor = documents[0]["components"][component]["executorLabel"]
-        container = executors[executor]["container"]
-        pod = root / "pods" / task
-        pod.mkdir(parents=True)
-        env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-            "HOME": str(pod),
-            # the image's code: in a pod it sits in the image's working directory
-            "PYTHONPATH": str(REPO_ROOT),
-            "ZENML_CONFIG_PATH": str(pod / "zenml-config"),
-        }
-        for item in container.get("env", []):
-            env[item["name"]] = item["value"].replace("{{$.pipeline_job_name}}", job_name)
-        result = subprocess.run(
-            container["command"] + container.get("args", []),
-            cwd=pod,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, (
-            f"task {task} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-        )
-    return [display[t] for t in order]
+    return replay_documents(load_documents(path), root)
 
 
 KUBEFLOW_OPTIONS = {
@@ -152,9 +115,11 @@ def replayed_training(replay_stack, tmp_path_factory):
 
     root, server = replay_stack
     overrides = {"model_name": MODEL, **FAST_TRAINER}
-    local = runs.train(None, overrides)  # the same seeded training on the local stack
-    params = runs.apply_overrides(TrainingParams(), overrides)
-    kwargs = {name: getattr(params, name) for name in type(params).model_fields}
+    # The same seeded training on the local stack, under its own name: the local MLflow is
+    # another registry, and a ZenML Model's champion lives in one registry.
+    local = runner.train(None, {**overrides, "model_name": LOCAL_MODEL})
+    params = apply_overrides(TrainingParams(), overrides)
+    kwargs = pipeline_kwargs(params)
     options = {**KUBEFLOW_OPTIONS, "model": Model(name=MODEL)}
     out = tmp_path_factory.mktemp("yaml") / "training.yaml"
     with active_stack("replay"):
@@ -194,8 +159,8 @@ def test_replayed_training_matches_the_local_run_and_registers_in_mlflow_server(
 def test_replayed_monitoring_reaches_the_same_decision_as_locally(
     replayed_training, replay_stack, tmp_path
 ):
+    from core.specs import MonitoringParams
     from pipelines.monitoring import monitoring_pipeline
-    from steps.specs import MonitoringParams
 
     root, _ = replay_stack
     local_training, replayed, _ = replayed_training
@@ -205,10 +170,12 @@ def test_replayed_monitoring_reaches_the_same_decision_as_locally(
     held_out.frame.to_csv(batch, index=False)
 
     params = MonitoringParams(model_name=MODEL, batch=str(batch), retrain=False)
-    local = runs.monitor(
-        None, {"model_name": MODEL, "batch": str(batch), "retrain": False}, echo=lambda *_: None
+    local = loop.monitor(
+        None,
+        {"model_name": LOCAL_MODEL, "batch": str(batch), "retrain": False},
+        echo=lambda *_: None,
     )
-    kwargs = {name: getattr(params, name) for name in type(params).model_fields}
+    kwargs = pipeline_kwargs(params)
     with active_stack("replay"):
         path = compile_pipeline(
             monitoring_pipeline, kwargs, KUBEFLOW_OPTIONS, tmp_path / "monitoring.yaml"

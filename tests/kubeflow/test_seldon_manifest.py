@@ -16,6 +16,7 @@ from kubernetes.config import kube_config
 from zenml.client import Client
 from zenml.enums import StackComponentType as T
 
+from integrations.kubeflow.flavors import SELDON_FLAVOR
 from integrations.mlflow_registry import RegisteredModel
 from steps.deployment.deploy import serve_champion
 
@@ -54,7 +55,7 @@ def seldon_stack(zenml_store, tmp_path, monkeypatch):
     )
     deployer = client.create_stack_component(
         "seldon",
-        "seldon",
+        SELDON_FLAVOR,
         T.MODEL_DEPLOYER,
         {
             "kubernetes_context": "zenkube-test",

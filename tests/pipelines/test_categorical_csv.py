@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from app import runner as runs
 from integrations import mlflow_registry
-from pipelines import runs
 from tests.conftest import FAST_TRAINER
 
 

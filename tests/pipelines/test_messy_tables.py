@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 from zenml.client import Client
 
+from app import loop
+from app import runner as runs
+from core.errors import ConfigError, DataValidationError
+from integrations import champion as champions
 from integrations import mlflow_registry
-from pipelines import runs
-from steps.errors import ConfigError, DataValidationError
 from tests.conftest import FAST_TRAINER
 from tests.messy import messy_frame, write_csv
 
@@ -197,8 +199,8 @@ def test_deploy_refuses_a_champion_of_another_schema_moved_by_hand(tables):
         served = runs.deploy(None, {"model_name": "guarded"})
         other = train("guarded", tables["other"], "price")
         assert not other.decision.promoted
-        mlflow_registry.configure_from_stack()
-        mlflow_registry.set_champion("guarded", other.registered.version)  # by hand, not the gate
+        # By hand, outside the gate (alias and stage together, as `run.py champion set` does).
+        champions.set_by_hand("guarded", other.registered.version, "a test")
         with pytest.raises(ConfigError, match="takes other inputs than the served"):
             runs.deploy(None, {"model_name": "guarded"})
         (service,) = Client().active_stack.model_deployer.services_for("guarded")
@@ -206,3 +208,29 @@ def test_deploy_refuses_a_champion_of_another_schema_moved_by_hand(tables):
         assert service.prediction_url == served.prediction_url
     finally:
         stop_all()
+
+
+def test_a_champion_moved_in_one_record_only_stops_deploy_monitor_and_training(tables):
+    first = train("split-brain", tables["prices"], "price")
+    second = train(
+        "split-brain", tables["prices"], "price", **{"gate.min_improvement": 1e9}
+    )  # registered, not promoted
+    assert not second.decision.promoted
+    mlflow_registry.configure_from_stack()
+    mlflow_registry.set_champion("split-brain", second.registered.version)  # the alias only
+    expected = f"v{second.registered.version} in MLflow .* but v{first.registered.version} in ZenML"
+    with pytest.raises(ConfigError, match=expected):
+        runs.deploy(None, {"model_name": "split-brain"})
+    with pytest.raises(ConfigError, match="one of them was moved by hand"):
+        loop.batch_file("split-brain", simulate_drift=False)  # monitoring's reference
+    with pytest.raises(Exception) as info:
+        train("split-brain", tables["prices"], "price")
+    assert "one of them was moved by hand" in str(root_error(info.value))
+    assert zenml_production("split-brain") == first.registered.version  # nothing moved
+
+    chosen = champions.set_by_hand("split-brain", first.registered.version, "a test")
+    assert champion("split-brain") == zenml_production("split-brain") == chosen.version
+    tags = mlflow_registry.version_tags("split-brain", chosen.version)
+    assert tags[mlflow_registry.REASON_TAG] == "set by hand by a test (outside the gate)"
+    with pytest.raises(ConfigError, match="has no MLflow version 99"):
+        champions.set_by_hand("split-brain", "99", "a test")

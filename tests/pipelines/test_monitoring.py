@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from zenml.client import Client
 
+from app import loop, runner
+from core.errors import DataValidationError
 from integrations import mlflow_registry
-from pipelines import runs
-from steps.errors import DataValidationError
 from tests.conftest import FAST_TRAINER
 
 MODEL = "monitored"
@@ -35,7 +35,7 @@ def write(frame: pd.DataFrame, folder, name: str) -> str:
 def champion(module_store, tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
     path = write(sample(1200, seed=0), folder, "train.csv")
-    result = runs.train(
+    result = runner.train(
         None,
         {
             "model_name": MODEL,
@@ -49,7 +49,7 @@ def champion(module_store, tmp_path_factory):
 
 
 def monitor(path: str):
-    return runs.monitor(
+    return loop.monitor(
         None,
         {"model_name": MODEL, "batch": path},
         training_overrides=FAST_TRAINER,
@@ -98,7 +98,7 @@ def test_degraded_labels_raise_a_quality_alert(champion):
     _, folder = champion
     batch = sample(400, seed=13)
     batch["label"] = 1 - batch["label"]  # the world changed its mind
-    result = runs.monitor(
+    result = loop.monitor(
         None,
         {"model_name": MODEL, "batch": write(batch, folder, "flipped.csv"), "retrain": False},
         echo=lambda *_: None,

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app import runner as runs
+from core.errors import DataValidationError
 from integrations import mlflow_registry
-from pipelines import runs
-from steps.errors import DataValidationError
 from tests.conftest import FAST_TRAINER
 
 MODEL = "test-model"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zenml.client import Client
 
-from pipelines import runs
+from app import runner as runs
 from tests.conftest import FAST_TRAINER
 
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 from zenml.client import Client
 
+from app import runner as runs
 from integrations.seldon_local import client
-from pipelines import runs
 from tests.serving.helpers import deploy_folder, serve_champion_for_tests
 
 MODEL = "served-model"

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zenml.client import Client
 
+from app import runner as runs
 from integrations import mlflow_registry
 from integrations.seldon_local import client
-from pipelines import runs
 from tests.conftest import FAST_TRAINER
 from tests.messy import messy_frame, write_csv
 from tests.serving.helpers import deploy_folder, stop_all

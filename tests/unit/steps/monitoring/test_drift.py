@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import DataValidationError
+from core.specs import MonitoringThresholds
 from materializers.dataset import Dataset
 from materializers.drift_report import DriftReport
-from steps.errors import DataValidationError
 from steps.monitoring.batch import check_batch
 from steps.monitoring.decide import QualityReport, decide
 from steps.monitoring.drift import categorical_drift, compute_drift
 from steps.monitoring.simulate import shift_columns
-from steps.specs import MonitoringThresholds
 
 
 def generated(rows: int, seed: int, shift: dict[str, float] | None = None) -> pd.DataFrame:

@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import ConfigError
+from core.specs import DataSpec, GateSpec, SplitSpec
 from materializers.dataset import Dataset
 from steps.data.load import infer_task, load_dataset
 from steps.data.split import split_dataset
-from steps.errors import ConfigError
 from steps.registry.gate import ChampionComparison, decide_promotion
-from steps.specs import DataSpec, GateSpec, SplitSpec
 
 
 def data(rows=200):
@@ -121,7 +121,7 @@ def test_bundled_dataset_loads_with_task():
 
 
 def test_missing_file_is_caught_before_any_pipeline_runs(tmp_path):
-    from pipelines.runs import preflight_data
+    from app.runner import preflight_data
 
     with pytest.raises(ConfigError, match="Data file not found"):
         preflight_data(DataSpec(source=str(tmp_path / "nope.csv"), target="y"))

@@ -40,8 +40,16 @@ def without(spec: dict, component: str) -> dict:
             lambda s: _set(s, "experiment_tracker", {"flavor": "mlflow", "configuration": {}}),
             "needs an MLflow tracking server: set `components.experiment_tracker.configuration.tracking_uri",
         ),
-        (lambda s: without(s, "model_deployer"), "add a `seldon` model_deployer"),
+        (lambda s: without(s, "model_deployer"), "add a `zenkube_seldon` model_deployer"),
         (lambda s: without(s, "model_registry"), "add an mlflow `components.model_registry`"),
+        (
+            lambda s: _set(s, "orchestrator", {"flavor": "kubeflow"}),
+            "use `flavor: zenkube_kubeflow` for the orchestrator",
+        ),
+        (
+            lambda s: _set(s, "model_deployer", {"flavor": "seldon"}),
+            "add a `zenkube_seldon` model_deployer",
+        ),
     ],
 )
 def test_invalid_kubeflow_spec_names_the_key(change, message):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Task = Literal["classification", "regression"]
+
+# The registered MLflow model, the ZenML Model and the served endpoint share this name.
+DEFAULT_MODEL_NAME = "zenkube-model"
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 BUNDLED_DATASETS: dict[str, Task] = {
     "breast_cancer": "classification",
@@ -134,7 +138,7 @@ class GateSpec(_Strict):
 class TrainingParams(_Strict):
     """All parameters of the training pipeline (the `parameters:` block of its config)."""
 
-    model_name: str = Field("zenkube-model", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    model_name: ModelName = DEFAULT_MODEL_NAME
     data: DataSpec = Field(default_factory=DataSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
@@ -144,7 +148,7 @@ class TrainingParams(_Strict):
 class DeploymentParams(_Strict):
     """Parameters of the deployment pipeline."""
 
-    model_name: str = "zenkube-model"
+    model_name: ModelName = DEFAULT_MODEL_NAME
     protocol: Literal["seldon", "v2"] = "seldon"
     timeout: int = Field(300, gt=0)
 
@@ -171,7 +175,7 @@ class MonitoringThresholds(_Strict):
 class MonitoringParams(_Strict):
     """Parameters of the monitoring pipeline."""
 
-    model_name: str = "zenkube-model"
+    model_name: ModelName = DEFAULT_MODEL_NAME
     batch: str = ""
     thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)
     retrain: bool = True

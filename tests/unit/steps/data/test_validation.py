@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import DataValidationError
+from core.specs import DataSpec
 from materializers.dataset import Dataset
 from steps.data.validate import check_dataset, find_data_problems
-from steps.errors import DataValidationError
-from steps.specs import DataSpec
 
 
 def good_frame(rows=60):

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import ConfigError, DataValidationError
 from core.schema import DATETIME, InputSchema, SchemaColumn, diff_schemas, infer_kinds
+from core.specs import GateSpec, TrainerSpec
 from materializers.dataset import Dataset
 from steps.data.load import infer_task, read_table
 from steps.data.validate import find_data_problems
-from steps.errors import ConfigError, DataValidationError
-from steps.specs import GateSpec, TrainerSpec
 from steps.training.train import build_model, check_config_for_task, config_problems
 from tests.messy import messy_frame, write_csv
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integrations/seldon_local/runtime"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "integrations/seldon_local/runtime"))
 from validation import (  # noqa: E402
     BadRequest,
     Column,

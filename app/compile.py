@@ -1,0 +1,69 @@
+"""Compile every pipeline to KFP v2 IR YAML on the Kubeflow stack (no cluster, no Docker)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from app.config import PIPELINES, load_run_config
+
+# Where a compiled monitoring pipeline reads its batch unless the run sets `batch`.
+DEFAULT_BATCH = "batches/current.parquet"
+
+
+def compile_for_kubeflow(
+    out_dir: str | os.PathLike,
+    stack: str = "kubeflow",
+    echo: Callable[[str], None] = print,
+    zenml_url: str | None = None,
+) -> dict[str, Path]:
+    """Write KFP v2 IR YAML for the pipelines, compiled on the Kubeflow stack `stack`.
+
+    The tasks reach the ZenML server `zenml_url`; by default the connected server's, and
+    offline (local store) a placeholder the output tells the user to set.
+    """
+    from zenml.client import Client
+
+    from integrations.kubeflow.compile import (
+        STORE_TOKEN_SECRET,
+        STORE_URL_PLACEHOLDER,
+        active_stack,
+        compile_pipeline,
+    )
+    from stacks.manage import load_spec, stack_up
+
+    spec = load_spec(stack)
+    changes = stack_up(stack, activate=False, placeholder_secrets=True)
+    for name in changes.placeholder_secrets:
+        echo(
+            f"zenkube: created the ZenML secret '{name}' with placeholder values so the stack "
+            f"can be compiled; set real values before running on a cluster "
+            f"(`zenml secret update {name} ...`)."
+        )
+    local_store = Client().zen_store.is_local_store()
+    store_url = zenml_url or (STORE_URL_PLACEHOLDER if local_store else None)
+    written = {}
+    with active_stack(spec["stack_name"]):
+        bucket = Client().active_stack.artifact_store.path.rstrip("/")
+        for name in PIPELINES:
+            config = load_run_config(name, stack_kind="kubeflow")
+            if name == "monitoring" and not config.params.batch:
+                config.params.batch = f"{bucket}/{DEFAULT_BATCH}"
+            out = Path(out_dir) / f"{name}.yaml"
+            echo(f"zenkube: compiling the {name} pipeline → {out}")
+            written[name] = compile_pipeline(
+                config.entry.load(), config.kwargs(), config.zenml_options(), out, store_url
+            )
+    if store_url == STORE_URL_PLACEHOLDER:
+        echo(
+            f"zenkube: the tasks' ZenML server URL is the placeholder {STORE_URL_PLACEHOLDER}: "
+            "compile again with --zenml-url https://YOUR-ZENML-SERVER (or after `zenml login`)."
+        )
+    if store_url is not None:
+        echo(
+            f"zenkube: the pods read their ZenML API key from the Kubernetes Secret "
+            f"'{STORE_TOKEN_SECRET}' (key ZENML_STORE_API_KEY): `zenml service-account create "
+            "kfp` makes one; docs/kubeflow.md shows the kubectl command."
+        )
+    return written

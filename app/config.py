@@ -1,0 +1,180 @@
+"""Run configs: the pipeline registry, parameters once, stack settings on top.
+
+`configs/<pipeline>.yaml` holds a pipeline's parameters (checked by zenkube) and the ZenML
+options every stack shares; `configs/<stack kind>/<pipeline>.yaml`, when it exists, holds
+only that stack's settings (docker image, resources) and is merged on top.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from core.errors import ConfigError
+from core.paths import REPO_ROOT
+from core.specs import DeploymentParams, MonitoringParams, TrainingParams
+
+CONFIGS = REPO_ROOT / "configs"
+STACK_KINDS = ("local", "kubeflow")
+
+
+@dataclass(frozen=True)
+class PipelineEntry:
+    """One pipeline zenkube runs: where it lives and what its parameters are."""
+
+    name: str
+    module: str
+    attr: str
+    params: type[BaseModel]
+    # Runs under the ZenML Model `model_name` (the training pipeline creates its versions).
+    creates_model_version: bool = False
+
+    def load(self):
+        return getattr(importlib.import_module(self.module), self.attr)
+
+
+PIPELINES: dict[str, PipelineEntry] = {
+    entry.name: entry
+    for entry in (
+        PipelineEntry("training", "pipelines.training", "training_pipeline", TrainingParams, True),
+        PipelineEntry(
+            "deployment", "pipelines.deployment", "deployment_pipeline", DeploymentParams
+        ),
+        PipelineEntry(
+            "monitoring", "pipelines.monitoring", "monitoring_pipeline", MonitoringParams
+        ),
+    )
+}
+
+
+@dataclass
+class RunConfig:
+    """A pipeline's checked parameters and the ZenML options (settings, caching, model)."""
+
+    entry: PipelineEntry
+    params: BaseModel
+    options: dict[str, Any]
+
+    def kwargs(self) -> dict[str, Any]:
+        return pipeline_kwargs(self.params)
+
+    def zenml_options(self) -> dict[str, Any]:
+        """Options for `pipeline.with_options`, with the ZenML Model when the pipeline makes one."""
+        from zenml import Model
+
+        options = dict(self.options)
+        if self.entry.creates_model_version and "model" not in options:
+            options["model"] = Model(name=self.params.model_name)
+        return options
+
+
+def pipeline_kwargs(params: BaseModel) -> dict[str, Any]:
+    """A pipeline's call arguments: one per top-level parameter (specs stay typed)."""
+    return {name: getattr(params, name) for name in type(params).model_fields}
+
+
+def active_stack_kind() -> str:
+    """`kubeflow` when the active stack's orchestrator is Kubeflow, else `local`."""
+    from zenml.client import Client
+
+    orchestrator = Client().active_stack_model.components.get("orchestrator")
+    return "kubeflow" if orchestrator and "kubeflow" in orchestrator[0].flavor_name else "local"
+
+
+def load_run_config(
+    name: str,
+    path: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    stack_kind: str | None = None,
+) -> RunConfig:
+    """The config of pipeline `name`: `path` (default configs/<name>.yaml) + stack settings."""
+    entry = PIPELINES[name]
+    base = _read_yaml(Path(path) if path else CONFIGS / f"{name}.yaml")
+    kind = stack_kind or active_stack_kind()
+    stack_file = CONFIGS / kind / f"{name}.yaml"
+    raw = _merge(_settings_only(stack_file), base) if stack_file.exists() else base
+    from stacks.manage import expand_vars
+
+    raw = expand_vars(raw)
+    params_raw = raw.pop("parameters", {}) or {}
+    try:
+        params = entry.params.model_validate(params_raw)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{path or CONFIGS / f'{name}.yaml'}: invalid parameters: {_explain(exc)}"
+        ) from exc
+    return RunConfig(entry, apply_overrides(params, overrides or {}), raw)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"Config file not found: {path}. Use one under {CONFIGS}.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a YAML mapping with a `parameters:` block.")
+    return raw
+
+
+def _settings_only(path: Path) -> dict[str, Any]:
+    raw = _read_yaml(path)
+    if "parameters" in raw:
+        raise ConfigError(
+            f"{path} sets `parameters:`, but per-stack files hold only settings (docker, "
+            f"resources). Move the parameters to {CONFIGS / path.name}, or pass your own "
+            "config with --config."
+        )
+    return raw
+
+
+def _merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` wins; nested mappings are merged key by key."""
+    merged = dict(under)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key `parameters.{where}` (check the spelling)")
+        else:
+            parts.append(f"`parameters.{where}`: {err['msg']}")
+    return "; ".join(parts)
+
+
+def apply_overrides(params: BaseModel, overrides: dict[str, Any]) -> BaseModel:
+    """Dotted-key overrides from CLI flags (e.g. {"data.source": "x.csv"}); None is skipped."""
+    data = params.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    try:
+        return type(params).model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid option: {_explain(exc)}") from exc
+
+
+def model_name(given: str | None, pipeline: str = "monitoring", path=None) -> str:
+    """`given`, else the model name the pipeline's config uses (else the default)."""
+    # Parameters are the same on every stack: no need to ask ZenML which one is active.
+    return given or load_run_config(pipeline, path, stack_kind="local").params.model_name

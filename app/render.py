@@ -1,0 +1,91 @@
+"""What the CLI prints after each command: results in zenkube's own words.
+
+Every function takes `echo(text, fg=None)` (click.secho fits) so tests can capture it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+Echo = Callable[..., None]
+
+
+def training(result, echo: Echo) -> None:
+    from zenml.client import Client
+
+    from core.paths import log_file
+
+    d, r = result.decision, result.registered
+    echo(f"\nTraining run: {result.run_name}")
+    echo("Test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    echo(f"Registered:   {r.name} version {r.version} ({r.model_uri})")
+    if d.promoted:
+        echo(f"Promoted:     yes: {d.reason}. It is now '{r.name}@champion'.", fg="green")
+    else:
+        champion = f"v{d.champion_version}" if d.champion_version else "none"
+        echo(f"Promoted:     no: {d.reason}. The champion stays {champion}.", fg="yellow")
+    tracker = Client().active_stack.experiment_tracker
+    bin_dir = os.path.dirname(sys.executable)  # printed commands work without activating
+    zen = f"ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} {bin_dir}/zenml"
+    echo("\nWhere to look:")
+    echo(f"  MLflow UI:      {bin_dir}/mlflow ui --backend-store-uri {tracker.get_tracking_uri()}")
+    echo(f"  ZenML runs:     {zen} pipeline runs list")
+    echo(f"  ZenML dashboard: {zen} login --local   (stop it: ... logout --local)")
+    echo(f"  Full log:       {log_file()}")
+
+
+def deployment(info, echo: Echo) -> None:
+    """Where the model is served, a smoke prediction over REST, and a curl to try."""
+    from app.serving import example_rows
+    from integrations.seldon_local import client
+
+    echo(f"\nServing:      {info.model_name} v{info.model_version} ({info.protocol} protocol)")
+    echo(f"Endpoint:     {info.prediction_url}")
+    echo(f"Health:       {info.health_url}")
+    if info.details.get("LOG_FILE"):
+        echo(f"Server log:   {info.details['LOG_FILE']}")
+    if info.details.get("SCHEMA_CHANGE"):
+        echo(f"Schema:       {info.details['SCHEMA_CHANGE']}", fg="yellow")
+    rows = example_rows(info.model_name, 3)
+    predictions = client.predict(info.prediction_url, info.protocol, rows)
+    echo(f"Smoke test:   3 rows → {predictions}")
+    echo("\nTry it yourself:")
+    echo("  " + client.curl_command(info.prediction_url, info.protocol, rows))
+
+
+def batch(path: str, shifted: list[str]) -> str:
+    listed = ", ".join(shifted[:4]) + (f" and {len(shifted) - 4} more" if len(shifted) > 4 else "")
+    what = f"held-out rows with {listed} shifted" if shifted else "held-out rows"
+    return f"zenkube: monitoring {what} ({path})..."
+
+
+def monitoring(result, echo: Echo) -> None:
+    d, q = result.decision, result.quality
+    drifted = f": {', '.join(d.drifted_columns)}" if d.drifted_columns else ""
+    echo(f"\nMonitoring run: {result.run_name}")
+    echo(
+        f"Drift:        {len(d.drifted_columns)} of {len(result.drift.columns)} columns "
+        f"({d.drift_share:.0%}){drifted}"
+    )
+    if q.labelled:
+        echo(f"Quality:      {q.metric}={q.current:.4f} (champion's test score {q.reference:.4f})")
+    else:
+        echo("Quality:      the batch has no labels; drift only")
+    if d.alert:
+        echo("Decision:     ALERT: " + "; ".join(d.reasons), fg="red")
+    else:
+        echo("Decision:     no threshold breached; nothing to do", fg="green")
+    if result.retraining is not None:
+        r = result.retraining
+        verdict = "promoted" if r.decision.promoted else "not promoted"
+        echo(f"Retraining:   {r.run_name}: {verdict} ({r.decision.reason})")
+    elif d.alert:
+        echo("Retraining:   none (needs a labelled batch)")
+    if result.deployment is not None:
+        deployed = result.deployment
+        echo(f"Redeployed:   v{deployed.model_version} at {deployed.prediction_url}")
+    echo(f"Drift report: {result.report_path}")
+    if result.drift.html_note:
+        echo(f"              ({result.drift.html_note})")

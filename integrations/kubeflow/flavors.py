@@ -1,0 +1,86 @@
+"""zenkube's cluster flavors: ZenML's Kubeflow orchestrator and Seldon model deployer, fixed.
+
+Registered by `python run.py stack up` and named in `stacks/kubeflow.yaml`, so every path
+that loads the stack (train, deploy, monitor, compile, and the pods themselves, which load
+the same flavor from the image) gets the same fixes; nothing is patched at a call site.
+
+- Kubeflow: ZenML 0.98 passes `ResourceSettings(memory=...)` to KFP as a float, which
+  crashes compilation; we give KFP a Kubernetes quantity ("512Mi").
+- Seldon: ZenML unpacks `S3ArtifactStore.get_credentials()` as (region, key, secret,
+  token) but it returns (key, secret, token, region): with key authentication the Secret
+  for Seldon's storage initializer gets no usable keys; we read them in the right order.
+- kfp 2.17 rejects ZenML's `.after(<component>)`: `pyproject.toml` pins kfp<2.17 instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor import (
+    KubeflowOrchestratorFlavor,
+)
+from zenml.integrations.seldon.flavors.seldon_model_deployer_flavor import (
+    SeldonModelDeployerFlavor,
+)
+
+KUBEFLOW_FLAVOR = "zenkube_kubeflow"
+SELDON_FLAVOR = "zenkube_seldon"
+
+
+def memory_quantity(resource_settings) -> str | None:
+    """ResourceSettings memory as a Kubernetes quantity ("512Mi"), or None."""
+    from zenml.config.resource_settings import ByteUnit
+
+    if not resource_settings or not resource_settings.memory:
+        return None
+    return f"{int(round(resource_settings.get_memory(ByteUnit.MIB)))}Mi"
+
+
+class ZenkubeKubeflowOrchestratorFlavor(KubeflowOrchestratorFlavor):
+    """ZenML's Kubeflow orchestrator with memory settings KFP accepts."""
+
+    @property
+    def name(self) -> str:
+        return KUBEFLOW_FLAVOR
+
+    @property
+    def docs_url(self) -> str | None:
+        return None
+
+    @property
+    def sdk_docs_url(self) -> str | None:
+        return None
+
+    @property
+    def implementation_class(self):
+        from integrations.kubeflow.orchestrator import ZenkubeKubeflowOrchestrator
+
+        return ZenkubeKubeflowOrchestrator
+
+
+class ZenkubeSeldonModelDeployerFlavor(SeldonModelDeployerFlavor):
+    """ZenML's Seldon model deployer with the S3 credentials read in the right order."""
+
+    @property
+    def name(self) -> str:
+        return SELDON_FLAVOR
+
+    @property
+    def docs_url(self) -> str | None:
+        return None
+
+    @property
+    def sdk_docs_url(self) -> str | None:
+        return None
+
+    @property
+    def implementation_class(self):
+        from integrations.kubeflow.seldon import ZenkubeSeldonModelDeployer
+
+        return ZenkubeSeldonModelDeployer
+
+
+FLAVORS: dict[str, tuple[str, Any]] = {
+    KUBEFLOW_FLAVOR: ("orchestrator", f"{__name__}.ZenkubeKubeflowOrchestratorFlavor"),
+    SELDON_FLAVOR: ("model_deployer", f"{__name__}.ZenkubeSeldonModelDeployerFlavor"),
+}

@@ -1,0 +1,121 @@
+"""The path a user takes after `stack up kubeflow`: `run.py train` and `monitor` for real.
+
+A real ZenML server (its own process and identity, so ZenML counts it as remote), a real
+`mlflow server`, ZenML's own Kubeflow orchestrator (zenkube's flavor) and the real `kfp`
+client. Only the KFP API server's HTTP endpoint is stood in (tests/kfp_replay.py): it
+records the submitted pipeline and runs its tasks as pods that reach the ZenML server
+over REST and share an artifact volume, while the client waits as it would on a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import cli_in
+from tests.kfp_replay import KfpApiRecorder
+from tests.mlflow_server import MlflowServer
+from tests.zenml_server import ZenmlServer
+
+MODEL = "submitted"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    with (
+        ZenmlServer(root / "zenml-server") as server,
+        MlflowServer(root / "mlflow") as mlflow_server,
+        KfpApiRecorder(root / "kfp") as kfp,
+    ):
+        cli = cli_in(root / "laptop")
+        env = server.client_env()
+        zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
+        subprocess.run(
+            [zenml, "secret", "create", "zenkube-mlflow", "--username=u", "--password=p"],
+            env={**os.environ, **env, "ZENML_CONFIG_PATH": str(cli.home / "zenml")},
+            check=True,
+            capture_output=True,
+        )
+        spec = cluster_spec(kfp.url, root / "volume", mlflow_server.url)
+        spec_file = root / "cluster.yaml"
+        spec_file.write_text(yaml.safe_dump(spec))
+        up = cli("stack", "up", str(spec_file), extra_env=env)
+        assert up.returncode == 0, up.stdout + up.stderr
+        config = root / "training.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "enable_cache": False,
+                    "parameters": {
+                        "model_name": MODEL,
+                        "trainer": {"params": {"n_estimators": 20, "random_state": 0}},
+                    },
+                }
+            )
+        )
+        yield {"cli": cli, "env": env, "kfp": kfp, "root": root, "config": config}
+
+
+def cluster_spec(kfp_url: str, volume, mlflow_url: str) -> dict:
+    """stacks/kubeflow.yaml with this machine's stand-ins for the cluster's endpoints."""
+    from stacks.manage import STACKS_DIR
+
+    spec = yaml.safe_load((STACKS_DIR / "kubeflow.yaml").read_text())
+    spec["stack_name"] = "test-cluster"
+    comps = spec["components"]
+    comps["orchestrator"][0]["configuration"] = {"kubeflow_hostname": kfp_url}
+    comps["artifact_store"][0].update(flavor="shared_volume", configuration={"path": str(volume)})
+    comps["experiment_tracker"][0]["configuration"]["tracking_uri"] = mlflow_url
+    comps["container_registry"][0]["configuration"] = {"uri": "localhost:5000/zenkube"}
+    comps["model_deployer"][0]["configuration"] = {
+        "kubernetes_namespace": "zenkube",
+        "base_url": "http://seldon.invalid",
+        "secret": None,
+        "kubernetes_secret_name": None,
+    }
+    return spec
+
+
+@pytest.fixture(scope="module")
+def trained(cluster):
+    result = cluster["cli"]("train", "--config", str(cluster["config"]), extra_env=cluster["env"])
+    return result
+
+
+def submitted_runs(kfp: KfpApiRecorder) -> list[dict]:
+    return list(kfp.runs.values())
+
+
+def test_train_on_the_kubeflow_stack_submits_through_kfp_and_pods_report_over_rest(
+    trained, cluster
+):
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    assert "Traceback" not in trained.stdout + trained.stderr
+    assert "Promoted:     yes" in trained.stdout
+    (run,) = submitted_runs(cluster["kfp"])
+    assert run["state"] == "SUCCEEDED", run.get("error")
+    assert run["order"][0] == "load_data" and run["order"][-1] == "promote_if_better"
+    documents = cluster["kfp"].documents(run["run_id"])
+    executors = documents[0]["deploymentSpec"]["executors"]
+    for executor in executors.values():
+        env = {e["name"]: e.get("value") for e in executor["container"]["env"]}
+        assert env["ZENML_STORE_URL"] == cluster["env"]["ZENML_STORE_URL"]
+        assert env["ZENML_STORE_TYPE"] == "rest"
+        # The memory setting of configs/kubeflow/training.yaml survived the submit path.
+        assert executor["container"]["resources"]["resourceMemoryLimit"] == "1907Mi"
+    assert "sqlite" not in yaml.safe_dump(documents)
+
+
+def test_monitor_on_the_kubeflow_stack_runs_in_pods_too(trained, cluster):
+    assert trained.returncode == 0
+    result = cluster["cli"]("monitor", "--model-name", MODEL, extra_env=cluster["env"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Decision:     no threshold breached" in result.stdout
+    runs = submitted_runs(cluster["kfp"])
+    assert len(runs) == 2 and runs[-1]["state"] == "SUCCEEDED", runs[-1].get("error")
+    assert runs[-1]["order"][-1] == "decide_action"
