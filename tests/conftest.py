@@ -114,7 +114,7 @@ def cli_in(home: Path):
     """`run.py` as a user runs it, in a subprocess with its own ZenML store under `home`."""
     import subprocess
 
-    (home / "repo").mkdir(exist_ok=True)
+    (home / "repo").mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "ZENKUBE_HOME": str(home / "home"),
