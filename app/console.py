@@ -11,6 +11,8 @@ import contextlib
 import logging
 import re
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,23 +22,65 @@ import click
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FINISHED = re.compile(r"Step `?([\w.-]+)`? has finished in `?([^`\s]+?)`?\.?$")
 FAILED = re.compile(r"Failed to run step `?([\w.-]+)`?")
+STARTED = re.compile(r"Step `?([\w.-]+)`? has started")
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class Spinner:
+    """`  ⠙ step (4s)` redrawn in place while a step runs; only on a terminal."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.enabled = self.stream.isatty()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, label: str) -> None:
+        self.stop()
+        if not self.enabled:
+            return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, args=(label,), daemon=True)
+        self._thread.start()
+
+    def _spin(self, label: str) -> None:
+        started = time.monotonic()
+        frame = 0
+        while not self._stop.wait(0.1):
+            elapsed = time.monotonic() - started
+            self.stream.write(f"\r  {SPINNER[frame % len(SPINNER)]} {label} ({elapsed:.0f}s)")
+            self.stream.flush()
+            frame += 1
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self.stream.write("\r\x1b[2K")  # clear the line for the step's final line
+            self.stream.flush()
 
 
 class StepProgress(logging.Handler):
-    """Turns ZenML's step records into one short console line each."""
+    """Turns ZenML's step records into one short console line each (a spinner meanwhile)."""
 
-    def __init__(self, echo: Callable[[str], None]):
+    def __init__(self, echo: Callable[[str], None], spinner: Spinner | None = None):
         super().__init__(logging.INFO)
         self.echo = echo
+        self.spinner = spinner or Spinner()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = ANSI.sub("", record.getMessage())
         except Exception:  # a record that cannot be formatted is not ours to report
             return
-        if done := FINISHED.search(message):
+        if started := STARTED.search(message):
+            self.spinner.start(started.group(1))
+        elif done := FINISHED.search(message):
+            self.spinner.stop()
             self.echo(f"  ✓ {done.group(1)} ({done.group(2)})")
         elif failed := FAILED.search(message):
+            self.spinner.stop()
             self.echo(f"  ✗ {failed.group(1)} failed")
 
 
@@ -65,6 +109,7 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
         with contextlib.redirect_stderr(stream):
             yield log_file
     finally:
+        progress.spinner.stop()
         root.removeHandler(progress)
         root.setLevel(level)
         for handler, old in moved:

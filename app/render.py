@@ -31,8 +31,7 @@ def training(result, echo: Echo) -> None:
     zen = f"ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} {bin_dir}/zenml"
     echo("\nWhere to look:")
     echo(f"  MLflow UI:      {bin_dir}/mlflow ui --backend-store-uri {tracker.get_tracking_uri()}")
-    echo(f"  ZenML runs:     {zen} pipeline runs list")
-    echo(f"  ZenML dashboard: {zen} login --local   (stop it: ... logout --local)")
+    echo(f"  ZenML:          {zen} login --local   (dashboard; `... pipeline runs list` to list)")
     echo(f"  Full log:       {log_file()}")
 
 
@@ -51,8 +50,7 @@ def deployment(info, echo: Echo) -> None:
     rows = example_rows(info.model_name, 3)
     predictions = client.predict(info.prediction_url, info.protocol, rows)
     echo(f"Smoke test:   3 rows → {predictions}")
-    echo("\nTry it yourself:")
-    echo("  " + client.curl_command(info.prediction_url, info.protocol, rows))
+    echo("Try it:       " + client.curl_command(info.prediction_url, info.protocol, rows))
 
 
 def batch(path: str, shifted: list[str]) -> str:

@@ -204,7 +204,10 @@ class StackChanges:
 
 
 ZENKUBE_FLAVORS = {
-    "shared_volume": ("artifact_store", "integrations.shared_volume.SharedVolumeArtifactStoreFlavor"),
+    "shared_volume": (
+        "artifact_store",
+        "integrations.shared_volume.SharedVolumeArtifactStoreFlavor",
+    ),
     "seldon_local": (
         "model_deployer",
         "integrations.seldon_local.flavor.SeldonLocalModelDeployerFlavor",

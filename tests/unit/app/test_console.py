@@ -1,0 +1,38 @@
+"""One line per step, a spinner only on a terminal."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+from app.console import Spinner, StepProgress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("zenml", logging.INFO, __file__, 1, message, None, None)
+
+
+def test_a_running_step_spins_on_a_terminal_and_leaves_one_line():
+    terminal, lines = Terminal(), []
+    progress = StepProgress(lines.append, Spinner(terminal))
+    progress.emit(record("Step \x1b[38;5;105mdeploy_champion\x1b[37m has started."))
+    time.sleep(0.35)
+    progress.emit(record("Step deploy_champion has finished in 8.449s."))
+    drawn = terminal.getvalue()
+    assert "⠋ deploy_champion (0s)" in drawn and drawn.endswith("\r\x1b[2K")
+    assert lines == ["  ✓ deploy_champion (8.449s)"]
+
+
+def test_no_spinner_when_the_output_is_not_a_terminal():
+    pipe, lines = io.StringIO(), []
+    progress = StepProgress(lines.append, Spinner(pipe))
+    progress.emit(record("Step train_model has started."))
+    time.sleep(0.25)
+    progress.emit(record("Failed to run step `train_model`."))
+    assert pipe.getvalue() == "" and lines == ["  ✗ train_model failed"]
