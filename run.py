@@ -155,6 +155,33 @@ def monitor_cmd(input_path, simulate_drift, config, model_name) -> None:
     _monitor(config, model_name, input_path, simulate_drift)
 
 
+@cli.command("schedule")
+@click.option("--cron", required=True, help='Cron expression, e.g. "0 * * * *" (hourly).')
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    help="The batch each run checks: a URI the pods can read, rewritten by your data job.",
+)
+@click.option(
+    "--config", type=click.Path(), help="Monitoring config (default: configs/monitoring.yaml)."
+)
+@click.option("--model-name", help="Registered model to watch.")
+def schedule_cmd(cron, input_path, config, model_name) -> None:
+    """Run the whole loop (monitor → retrain → gate → deploy) on a schedule.
+
+    On Kubeflow: a KFP recurring run of the continuous-training pipeline. Locally: prints
+    the crontab line that runs the same loop.
+    """
+    from app import loop
+
+    _ready()
+    scheduled, message = loop.schedule(
+        cron, config, {"batch": input_path, "model_name": model_name}
+    )
+    click.secho(message, fg="green" if scheduled else "yellow")
+
+
 @cli.command("compile")
 @click.option(
     "--out",
@@ -162,7 +189,7 @@ def monitor_cmd(input_path, simulate_drift, config, model_name) -> None:
     type=click.Path(),
     default="compiled",
     show_default=True,
-    help="Folder for training.yaml, deployment.yaml and monitoring.yaml.",
+    help="Folder for training.yaml, deployment.yaml, monitoring.yaml and continuous_training.yaml.",
 )
 @click.option(
     "--stack",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.config import PIPELINES, load_run_config
 
-# Where a compiled monitoring pipeline reads its batch unless the run sets `batch`.
+# Where compiled monitoring pipelines read their batch unless the run sets `batch`.
 DEFAULT_BATCH = "batches/current.parquet"
 
 
@@ -48,7 +48,7 @@ def compile_for_kubeflow(
         bucket = Client().active_stack.artifact_store.path.rstrip("/")
         for name in PIPELINES:
             config = load_run_config(name, stack_kind="kubeflow")
-            if name == "monitoring" and not config.params.batch:
+            if hasattr(config.params, "batch") and not config.params.batch:
                 config.params.batch = f"{bucket}/{DEFAULT_BATCH}"
             out = Path(out_dir) / f"{name}.yaml"
             echo(f"zenkube: compiling the {name} pipeline → {out}")

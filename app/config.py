@@ -18,7 +18,12 @@ from pydantic import BaseModel, ValidationError
 
 from core.errors import ConfigError
 from core.paths import REPO_ROOT
-from core.specs import DeploymentParams, MonitoringParams, TrainingParams
+from core.specs import (
+    ContinuousTrainingParams,
+    DeploymentParams,
+    MonitoringParams,
+    TrainingParams,
+)
 
 CONFIGS = REPO_ROOT / "configs"
 STACK_KINDS = ("local", "kubeflow")
@@ -34,6 +39,8 @@ class PipelineEntry:
     params: type[BaseModel]
     # Runs under the ZenML Model `model_name` (the training pipeline creates its versions).
     creates_model_version: bool = False
+    # Parameters composed from these pipelines' configs (the first takes `--config`).
+    composed_of: tuple[str, ...] = ()
 
     def load(self):
         return getattr(importlib.import_module(self.module), self.attr)
@@ -48,6 +55,14 @@ PIPELINES: dict[str, PipelineEntry] = {
         ),
         PipelineEntry(
             "monitoring", "pipelines.monitoring", "monitoring_pipeline", MonitoringParams
+        ),
+        PipelineEntry(
+            "continuous_training",
+            "pipelines.continuous_training",
+            "continuous_training_pipeline",
+            ContinuousTrainingParams,
+            creates_model_version=True,
+            composed_of=("monitoring", "training", "deployment"),
         ),
     )
 }
@@ -95,8 +110,10 @@ def load_run_config(
 ) -> RunConfig:
     """The config of pipeline `name`: `path` (default configs/<name>.yaml) + stack settings."""
     entry = PIPELINES[name]
-    base = _read_yaml(Path(path) if path else CONFIGS / f"{name}.yaml")
     kind = stack_kind or active_stack_kind()
+    if entry.composed_of:
+        return _composed(entry, path, overrides, kind)
+    base = _read_yaml(Path(path) if path else CONFIGS / f"{name}.yaml")
     stack_file = CONFIGS / kind / f"{name}.yaml"
     raw = _merge(_settings_only(stack_file), base) if stack_file.exists() else base
     from stacks.manage import expand_vars
@@ -110,6 +127,24 @@ def load_run_config(
             f"{path or CONFIGS / f'{name}.yaml'}: invalid parameters: {_explain(exc)}"
         ) from exc
     return RunConfig(entry, apply_overrides(params, overrides or {}), raw)
+
+
+def _composed(entry: PipelineEntry, path, overrides, kind: str) -> RunConfig:
+    """Parameters from the parts' configs (first part: `path`); this pipeline's stack settings."""
+    data: dict[str, Any] = {}
+    for i, part in enumerate(entry.composed_of):
+        params = load_run_config(part, path if i == 0 else None, stack_kind="local").params
+        for key, value in params.model_dump().items():
+            if key in entry.params.model_fields:
+                data.setdefault(key, value)
+    stack_file = CONFIGS / kind / f"{entry.name}.yaml"
+    options = {"enable_cache": False}
+    if stack_file.exists():
+        from stacks.manage import expand_vars
+
+        options = _merge(options, expand_vars(_settings_only(stack_file)))
+    params = entry.params.model_validate(data)
+    return RunConfig(entry, apply_overrides(params, overrides or {}), options)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FINISHED = re.compile(r"Step `?([\w.-]+)`? has finished in `?([^`\s]+?)`?\.?$")
 FAILED = re.compile(r"Failed to run step `?([\w.-]+)`?")
 STARTED = re.compile(r"Step `?([\w.-]+)`? has started")
+SKIPPED = re.compile(r"zenkube skipped ([\w.-]+): (.*)$")
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -68,6 +69,7 @@ class StepProgress(logging.Handler):
         super().__init__(logging.INFO)
         self.echo = echo
         self.spinner = spinner or Spinner()
+        self.skipped: dict[str, str] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -76,9 +78,15 @@ class StepProgress(logging.Handler):
             return
         if started := STARTED.search(message):
             self.spinner.start(started.group(1))
+        elif skipped := SKIPPED.search(message):
+            self.skipped[skipped.group(1)] = skipped.group(2)
         elif done := FINISHED.search(message):
             self.spinner.stop()
-            self.echo(f"  ✓ {done.group(1)} ({done.group(2)})")
+            if done.group(1) in self.skipped:
+                reason = self.skipped.pop(done.group(1)).removeprefix("skipped: ")
+                self.echo(f"  – {done.group(1)} skipped ({reason})")
+            else:
+                self.echo(f"  ✓ {done.group(1)} ({done.group(2)})")
         elif failed := FAILED.search(message):
             self.spinner.stop()
             self.echo(f"  ✗ {failed.group(1)} failed")

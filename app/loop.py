@@ -1,12 +1,14 @@
-"""The loop that closes on the local stack: monitor, retrain on an alert, redeploy if promoted.
+"""The loop: monitor a batch, retrain on a labelled alert, gate, redeploy if promoted.
 
-On Kubeflow the same three pipelines run; docs/kubeflow.md says how the trigger is
-scheduled there.
+All of it is one pipeline (`pipelines/continuous_training.py`), so it runs the same way
+on the local stack and as one KFP run on Kubeflow; this module runs it and reads back
+what it decided.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +39,21 @@ def monitor(
     redeploy: bool = True,
     echo: Callable[[str], None] = print,
 ) -> MonitoringResult:
-    """Run monitoring; on an alert with labels retrain on reference + batch, redeploy if promoted."""
-    run_config = load_run_config("monitoring", config, overrides)
-    params = run_config.params
+    """Run the continuous-training pipeline on a batch; return what it found and did.
+
+    The redeploy keeps the protocol the model is served with now; `redeploy=False`
+    retrains and gates but leaves serving alone.
+    """
+    overrides = dict(overrides or {})
+    name = load_run_config("monitoring", config, overrides, stack_kind="local").params.model_name
+    protocol = serving.served_protocol(name)
+    if protocol and "protocol" not in overrides:
+        overrides["protocol"] = protocol
+    run_config = load_run_config(
+        "continuous_training",
+        config,
+        {**overrides, **(training_overrides or {}), "deploy": redeploy},
+    )
     run = runner.finished_run(runner.run_pipeline(run_config))
     drift_artifact = run.steps["detect_drift"].outputs["drift_report"][0]
     result = MonitoringResult(
@@ -49,44 +63,60 @@ def monitor(
         quality=runner.output(run, "check_quality", "quality_report"),
         report_path=f"{drift_artifact.uri}/report.html",
     )
-    if not (result.decision.retrain and params.retrain):
+    data = runner.output(run, "retraining_data", "retraining_set")
+    if data.skipped:
         return result
-    reference = runner.output(run, "load_reference", "reference_set")
-    batch = runner.output(run, "load_batch", "current_batch")
-    combined = retraining_data_path(reference, batch, run.name)
-    echo(f"zenkube: alert with labels: retraining on reference + batch ({combined})")
-    result.retraining = runner.train(
-        None,
-        {
-            "model_name": params.model_name,
-            "data.source": combined,
-            "data.target": reference.target,
-            "data.task": reference.task,
-            **(training_overrides or {}),
-        },
+    echo(f"zenkube: alert with labels: retrained on reference + batch ({len(data.frame)} rows)")
+    result.retraining = TrainingResult(
+        run_name=run.name,
+        status=str(run.status),
+        metrics=runner.output(run, "evaluate_model", "evaluation_report").metrics,
+        decision=runner.output(run, "promote_if_better", "promotion_decision"),
+        registered=runner.output(run, "register_model", "registered_model"),
     )
-    if result.retraining.decision.promoted and redeploy:
-        echo("zenkube: the retrained model was promoted: redeploying")
-        protocol = serving.served_protocol(params.model_name)
-        result.deployment = runner.deploy(
-            None, {"model_name": params.model_name, "protocol": protocol}
-        )
+    deployment = runner.output(run, "deploy_if_promoted", "deployment")
+    if not deployment.skipped:
+        result.deployment = deployment
     return result
 
 
-def retraining_data_path(reference, batch, run_name: str) -> str:
-    """Reference rows + the new labelled rows, written where the training pipeline can read."""
-    import pandas as pd
-    from zenml.client import Client
-    from zenml.io import fileio
+def schedule(
+    cron: str, config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[bool, str]:
+    """Schedule the continuous-training pipeline with the stack's orchestrator.
 
-    frame = pd.concat([reference.frame, batch.frame[reference.frame.columns]], ignore_index=True)
-    folder = f"{Client().active_stack.artifact_store.path}/zenkube-retraining"
-    fileio.makedirs(folder)
-    path = f"{folder}/{run_name}.parquet"
-    with fileio.open(path, "wb") as f:
-        frame.to_parquet(f, index=False)
-    return path
+    On Kubeflow this is a KFP recurring run (through ZenML's `Schedule`). The local
+    orchestrator has no scheduler: nothing is scheduled and the message is a crontab line
+    that runs the same loop. Returns (scheduled, what to tell the user).
+    """
+    from zenml.client import Client
+    from zenml.config.schedule import Schedule
+
+    from core.errors import ConfigError
+    from core.paths import REPO_ROOT
+
+    run_config = load_run_config("continuous_training", config, overrides)
+    params = run_config.params
+    if not params.batch:
+        raise ConfigError(
+            "Which batch should each scheduled run check? Pass --input URI (a path the "
+            "pods can read, e.g. s3://bucket/batches/current.parquet, which your data job "
+            "rewrites before each run)."
+        )
+    orchestrator = Client().active_stack.orchestrator
+    if orchestrator.flavor in ("local", "local_docker"):
+        return False, (
+            f"The '{orchestrator.flavor}' orchestrator of the active stack cannot schedule "
+            "runs; nothing was scheduled. Run the same loop from cron (`crontab -e`):\n"
+            f"{cron} cd {REPO_ROOT} && {sys.executable} run.py monitor --model-name "
+            f"{params.model_name} --input {params.batch} >> {zenkube_home()}/logs/cron.log 2>&1"
+        )
+    runner.run_pipeline(run_config, schedule=Schedule(cron_expression=cron))
+    return True, (
+        f"Scheduled the continuous-training pipeline of '{params.model_name}' on "
+        f"{params.batch} with cron '{cron}' ({orchestrator.flavor}: a recurring run, "
+        "listed in the Kubeflow Pipelines UI under the pipeline's experiment)."
+    )
 
 
 def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:

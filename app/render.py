@@ -45,6 +45,8 @@ def deployment(info, echo: Echo) -> None:
     echo(f"Health:       {info.health_url}")
     if info.details.get("LOG_FILE"):
         echo(f"Server log:   {info.details['LOG_FILE']}")
+    if info.details.get("PORT_NOTE"):
+        echo(f"Port:         {info.details['PORT_NOTE']}", fg="yellow")
     if info.details.get("SCHEMA_CHANGE"):
         echo(f"Schema:       {info.details['SCHEMA_CHANGE']}", fg="yellow")
     rows = example_rows(info.model_name, 3)

@@ -18,8 +18,8 @@ class StepFailed(ZenkubeError):
     """A step failed with an error that is not one of zenkube's own (message kept)."""
 
 
-def run_pipeline(config: RunConfig):
-    """Run the configured pipeline; raise the step's own error when a step fails."""
+def run_pipeline(config: RunConfig, schedule=None):
+    """Run the configured pipeline (or schedule it); raise the step's own error on failure."""
     options = config.zenml_options()
     model = options.pop("model", None)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
@@ -30,6 +30,8 @@ def run_pipeline(config: RunConfig):
         configured = pipeline_obj.with_options(config_path=config_file)
         if model is not None:
             configured = configured.with_options(model=model)
+        if schedule is not None:
+            configured = configured.with_options(schedule=schedule)
         try:
             return configured(**config.kwargs())
         except RuntimeError as exc:

@@ -179,3 +179,22 @@ class MonitoringParams(_Strict):
     batch: str = ""
     thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)
     retrain: bool = True
+
+
+class ContinuousTrainingParams(_Strict):
+    """Parameters of the continuous-training pipeline: monitoring's, training's and deployment's.
+
+    They are not written again: zenkube composes them from configs/monitoring.yaml,
+    configs/training.yaml and configs/deployment.yaml.
+    """
+
+    model_name: ModelName = DEFAULT_MODEL_NAME
+    batch: str = ""
+    thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)
+    retrain: bool = True
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    protocol: Literal["seldon", "v2"] = "seldon"
+    timeout: int = Field(300, gt=0)
+    deploy: bool = True  # False: retrain and gate, but leave serving alone

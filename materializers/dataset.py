@@ -28,6 +28,8 @@ class Dataset:
         task: classification or regression.
         name: where the data came from (dataset name or path).
         schema: feature column -> numeric/categorical/datetime; inferred when not given.
+        skipped: why there are no rows to work on (continuous training with nothing to
+            retrain); "" for real data.
     """
 
     frame: pd.DataFrame
@@ -35,6 +37,7 @@ class Dataset:
     task: str
     name: str = ""
     schema: dict[str, str] = field(default_factory=dict)
+    skipped: str = ""
 
     def __post_init__(self) -> None:
         if not self.schema:
@@ -70,7 +73,13 @@ class DatasetMaterializer(BaseMaterializer):
         return os.path.join(self.uri, name)
 
     def save(self, data: Dataset) -> None:
-        meta = {"target": data.target, "task": data.task, "name": data.name, "schema": data.schema}
+        meta = {
+            "target": data.target,
+            "task": data.task,
+            "name": data.name,
+            "schema": data.schema,
+            "skipped": data.skipped,
+        }
         with self.artifact_store.open(self._path("schema.json"), "w") as f:
             json.dump(meta, f)
         with self.artifact_store.open(self._path("data.parquet"), "wb") as f:

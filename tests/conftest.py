@@ -61,7 +61,7 @@ def stop_servers_under(serving_dir: Path) -> None:
 
     from integrations.seldon_local.process import stop_group
 
-    for record in serving_dir.glob("*/server.json"):
+    for record in [*serving_dir.glob("*/server.json"), *serving_dir.glob("fronts/*/router.json")]:
         try:
             stop_group(json.loads(record.read_text()).get("pid"), timeout=5)
         except (OSError, ValueError):

@@ -16,7 +16,18 @@ def cli(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["train"], ["deploy"], ["predict"], ["monitor"], ["serve"], ["stack"], ["compile"]],
+    [
+        [],
+        ["train"],
+        ["deploy"],
+        ["predict"],
+        ["monitor"],
+        ["serve"],
+        ["stack"],
+        ["compile"],
+        ["schedule"],
+        ["champion"],
+    ],
 )
 def test_every_command_explains_itself(cli, command):
     result = cli(*command, "--help")
@@ -86,3 +97,20 @@ def test_project_state_is_private_and_analytics_are_off(cli):
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     config = yaml.safe_load((home / "zenml" / "config.yaml").read_text())
     assert config["analytics_opt_in"] is False
+
+
+def test_schedule_on_the_local_stack_gives_the_crontab_line_for_the_same_loop(cli):
+    result = cli(
+        "schedule",
+        "--cron",
+        "*/30 * * * *",
+        "--input",
+        "/data/new.csv",
+        "--model-name",
+        "quiet-model",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cannot schedule runs; nothing was scheduled" in result.stdout
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("*/30 * * * * cd ") and "run.py monitor --model-name quiet-model" in line
+    assert "--input /data/new.csv" in line

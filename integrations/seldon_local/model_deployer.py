@@ -158,31 +158,31 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
         return new
 
     def _replace(self, new: SeldonLocalService, old: list[SeldonLocalService]) -> None:
-        """Start `new`; stop `old` only once `new` has proved itself."""
+        """Start `new` on its own port and prove it; then switch the front; then drain `old`.
+
+        The front keeps the client-facing port open throughout, so a swap refuses no
+        request; a new server that fails its checks never receives traffic.
+        """
         local = new.config
-        live = [s for s in old if s.is_running]
-        stable_port = local.port or next((s.port for s in old if s.port), None)
-        if live:
-            # Prove the new model on a spare port while the old one keeps serving.
-            new.start_on(process.free_port())
-            new.deprovision()
-            for service in live:
-                service.deprovision()
-            try:
-                new.start_on(stable_port or process.free_port())
-            except Exception:
-                logger.error("The new server failed on the stable port; restoring the old one.")
-                live[0].start_on(live[0].port)
-                raise
-        else:
+        backend = process.free_port()
+        new.start_on(backend)  # health + smoke prediction; raises and the old one serves on
+        front = new.front
+        if front.status() is not None and (local.port in (None, front.port)):
+            front.switch(backend, drain=[s.backend_port for s in old if s.backend_port])
             for service in old:
-                service.deprovision()
-            port = (
-                stable_port
-                if stable_port and process.port_is_free(stable_port)
-                else process.free_port()
-            )
-            new.start_on(port)
+                service.stop_server()
+            new.set_public_port(front.port)
+            return
+        for service in old:
+            service.deprovision()
+        wanted = local.port or next((s.port for s in old if s.port), None)
+        public = wanted if wanted and process.port_is_free(wanted) else process.free_port()
+        note = ""
+        if wanted and public != wanted:
+            note = f"port {wanted} was taken: the endpoint moved to {public}"
+            logger.warning("The endpoint of %s: %s.", local.model_name, note)
+        front.start(public, backend)
+        new.set_public_port(public, note)
 
     def perform_stop_model(
         self, service: BaseService, timeout: int = 60, force: bool = False
@@ -210,6 +210,8 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             "PROTOCOL": service.config.protocol,
             "LOG_FILE": str(service.log_file),
             "MODEL_URI": service.config.model_uri,
+            "FRONT_LOG": str(service.front.log_file),
+            "PORT_NOTE": service.port_note or None,
         }
 
 

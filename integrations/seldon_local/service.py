@@ -22,6 +22,7 @@ from zenml.services.service_status import ServiceStatus
 from integrations.mlflow_registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
+from integrations.seldon_local.front import ModelFront
 
 
 class SeldonLocalServiceConfig(SeldonDeploymentConfig):
@@ -50,8 +51,8 @@ class SeldonLocalServiceStatus(ServiceStatus):
     """Where the server runs (also recorded in `server.json` in its folder).
 
     Attributes:
-        port: the port it listens on (127.0.0.1).
-        pid: the process group leader.
+        port: the port clients call: the model's front (integrations/seldon_local/front.py).
+        pid: the model server's process group leader (it listens on its own backend port).
     """
 
     port: int | None = None
@@ -101,11 +102,34 @@ class SeldonLocalService(BaseDeploymentService):
 
     @property
     def port(self) -> int | None:
-        return self._record().get("port") or self.status.port
+        """The stable port clients call (the model's front)."""
+        record = self._record()
+        return record.get("public_port") or record.get("port") or self.status.port
+
+    @property
+    def port_note(self) -> str:
+        """Set when the endpoint had to move to another port (the old one was taken)."""
+        return self._record().get("port_note") or ""
+
+    @property
+    def backend_port(self) -> int | None:
+        """The port the model server itself listens on, behind the front."""
+        return self._record().get("port")
 
     @property
     def pid(self) -> int | None:
         return self._record().get("pid") or self.status.pid
+
+    @property
+    def front(self) -> ModelFront:
+        return ModelFront(self.config.state_dir, self.config.model_name)
+
+    def set_public_port(self, port: int, note: str = "") -> None:
+        data = self._record()
+        data["public_port"] = port
+        data["port_note"] = note
+        (self.workdir / "server.json").write_text(json.dumps(data))
+        self.status.port = port
 
     @property
     def prediction_url(self) -> str | None:
@@ -165,14 +189,33 @@ class SeldonLocalService(BaseDeploymentService):
         self.status.update_state(ServiceState.ACTIVE)
 
     def provision(self) -> None:
+        """(Re)start this server behind the model's front, on the port clients know."""
         if self.is_running:
             return
-        port = self.port or self.config.port
-        if not port or not process.port_is_free(port):
-            port = process.free_port()
-        self.start_on(port)
+        wanted = self.port or self.config.port
+        backend = process.free_port()
+        self.start_on(backend)
+        front = self.front
+        note = ""
+        if front.status() is not None:
+            front.switch(backend, drain=[])
+            public = front.port
+        else:
+            public = wanted if wanted and process.port_is_free(wanted) else process.free_port()
+            if wanted and public != wanted:
+                note = f"port {wanted} was taken: the endpoint moved to {public}"
+            front.start(public, backend)
+        self.set_public_port(public, note)
 
     def deprovision(self, force: bool = False) -> None:
+        """Stop this server; the front too when it was forwarding to this server."""
+        front = self.front
+        status = front.status()
+        if status is None or status.get("backend") == self.backend_port:
+            front.stop()
+        self.stop_server()
+
+    def stop_server(self) -> None:
         process.stop_group(self.pid)
         record = self.workdir / "server.json"
         if record.exists():
@@ -184,8 +227,14 @@ class SeldonLocalService(BaseDeploymentService):
     def check_status(self) -> tuple[ServiceState, str]:
         if not process.is_alive(self.pid):
             return ServiceState.INACTIVE, "the server process is not running"
+        front = self.front.status()
+        if front is None or front.get("backend") != self.backend_port:
+            return ServiceState.INACTIVE, "the model's front is not forwarding to this server"
+        backend_health = self.protocol.url(
+            self.backend_port, self.served_name, self.protocol.health_path
+        )
         try:
-            response = requests.get(self.healthcheck_url, timeout=2)
+            response = requests.get(backend_health, timeout=2)
         except requests.RequestException as exc:
             return ServiceState.ERROR, f"health check failed: {exc}"
         if response.status_code == 200:

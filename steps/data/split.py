@@ -9,6 +9,7 @@ from zenml import step
 
 from core.specs import SplitSpec
 from materializers.dataset import Dataset
+from steps.skip import note_skipped
 
 
 def split_dataset(data: Dataset, spec: SplitSpec) -> tuple[Dataset, Dataset, Dataset]:
@@ -45,5 +46,8 @@ def split_data(
     Annotated[Dataset, "train_set"], Annotated[Dataset, "valid_set"], Annotated[Dataset, "test_set"]
 ]:
     """Split into train (fit), validation (search only) and test (final evaluation only)."""
+    if data.skipped:
+        note_skipped("split_data", data.skipped)
+        return data, data, data
     train, valid, test = split_dataset(data, spec)
     return train, valid, test  # a literal tuple: ZenML reads it as three artifacts

@@ -15,6 +15,8 @@ from zenml.integrations.seldon.services.seldon_deployment import (
 from core.errors import ConfigError
 from integrations import champion as champions
 from integrations import mlflow_registry
+from steps.registry.gate import PromotionDecision
+from steps.skip import note_skipped
 
 
 class DeploymentInfo(BaseModel):
@@ -26,6 +28,7 @@ class DeploymentInfo(BaseModel):
         prediction_url / health_url: endpoints (None until the deployer reports them).
         service_id: the ZenML service id (`zenml model-deployer models list`).
         details: deployer-specific facts such as the log file.
+        skipped: why nothing was deployed (continuous training without a promotion).
     """
 
     model_name: str
@@ -35,6 +38,7 @@ class DeploymentInfo(BaseModel):
     health_url: str | None = None
     service_id: str = ""
     details: dict[str, str | None] = {}
+    skipped: str = ""
 
 
 def build_deployment_config(
@@ -130,6 +134,41 @@ def serve_champion(
             **{k: str(v) for k, v in info.items() if v is not None},
             **({"SCHEMA_CHANGE": schema_change} if schema_change else {}),
         },
+    )
+
+
+@step(enable_cache=False)
+def deploy_if_promoted(
+    decision: PromotionDecision,
+    model_name: str,
+    protocol: str = "seldon",
+    timeout: int = 300,
+    deploy: bool = True,
+) -> Annotated[DeploymentInfo, "deployment"]:
+    """Deploy the champion when the gate just promoted a model; otherwise say why not."""
+    if decision.promoted and not deploy:
+        reason = "skipped: promoted, but deploy is off (run `python run.py deploy`)"
+        note_skipped("deploy_if_promoted", reason)
+        return DeploymentInfo(
+            model_name=model_name, model_version="", protocol=protocol, skipped=reason
+        )
+    if not decision.promoted:
+        reason = (
+            decision.reason
+            if decision.reason.startswith("skipped")
+            else (f"skipped: the retrained model was not promoted ({decision.reason})")
+        )
+        note_skipped("deploy_if_promoted", reason)
+        return DeploymentInfo(
+            model_name=model_name, model_version="", protocol=protocol, skipped=reason
+        )
+    context = get_step_context()
+    return serve_champion(
+        champion_to_serve(model_name),
+        protocol,
+        context.pipeline.name,
+        context.step_run.name,
+        timeout,
     )
 
 

@@ -21,6 +21,7 @@ from steps.registry.gate import (
     PromotionDecision,
     decide_promotion,
 )
+from steps.skip import note_skipped
 from steps.training.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,15 @@ def promote_if_better(
     registered: RegisteredModel, report: EvaluationReport, test: Dataset, gate: GateSpec
 ) -> Annotated[PromotionDecision, "promotion_decision"]:
     """Set MLflow alias `champion` and ZenML stage `production` together, or say why not."""
+    if test.skipped:
+        note_skipped("promote_if_better", test.skipped)
+        return PromotionDecision(
+            promoted=False,
+            reason=test.skipped,
+            metric="",
+            candidate_score=0.0,
+            model_name=registered.name,
+        )
     current = champion.current(registered.name)
     metric = gate.metric_for(report.task)
     comparison = compare_with_champion(registered, test, metric, current)

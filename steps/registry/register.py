@@ -12,6 +12,7 @@ from integrations import mlflow_registry
 from integrations.mlflow_registry import RegisteredModel
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
+from steps.skip import note_skipped
 from steps.training import features as feature_code
 
 
@@ -24,6 +25,9 @@ def register_model(
     model_name: str,
 ) -> Annotated[RegisteredModel, "registered_model"]:
     """Register a new MLflow version (LoggedModel URI, signature, input example)."""
+    if train.skipped:
+        note_skipped("register_model", train.skipped)
+        return RegisteredModel(name=model_name, version="", model_uri="")
     mlflow_registry.configure_from_stack()
     context = get_step_context()
     tags = {"zenml_run": context.pipeline_run.name, "schema_fingerprint": train.fingerprint}

@@ -20,6 +20,7 @@ PIPELINE_NAMES = {
     "training": "training_pipeline",
     "deployment": "deployment_pipeline",
     "monitoring": "monitoring_pipeline",
+    "continuous_training": "continuous_training_pipeline",
 }
 
 

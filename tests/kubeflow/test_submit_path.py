@@ -9,6 +9,7 @@ over REST and share an artifact volume, while the client waits as it would on a 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,6 +117,52 @@ def test_monitor_on_the_kubeflow_stack_runs_in_pods_too(trained, cluster):
     result = cluster["cli"]("monitor", "--model-name", MODEL, extra_env=cluster["env"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Decision:     no threshold breached" in result.stdout
+    assert "– deploy_if_promoted skipped" not in result.stdout  # steps print in the pods
     runs = submitted_runs(cluster["kfp"])
     assert len(runs) == 2 and runs[-1]["state"] == "SUCCEEDED", runs[-1].get("error")
-    assert runs[-1]["order"][-1] == "decide_action"
+    # The whole loop is one KFP run: monitoring, then the retraining steps (skipped here).
+    assert runs[-1]["order"][0] == "load_reference"
+    assert runs[-1]["order"][-1] == "deploy_if_promoted"
+
+
+def test_schedule_on_the_kubeflow_stack_creates_a_recurring_run(trained, cluster):
+    assert trained.returncode == 0
+    batch = "/data/batches/current.parquet"
+    result = cluster["cli"](
+        "schedule",
+        "--cron",
+        "0 * * * *",
+        "--input",
+        batch,
+        "--model-name",
+        MODEL,
+        extra_env=cluster["env"],
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Scheduled the continuous-training pipeline of 'submitted'" in result.stdout
+    (recurring,) = cluster["kfp"].recurring
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 * * * *"
+    spec = recurring["pipeline_spec"]
+    spec = spec.get("pipeline_spec", spec)
+    assert spec["pipelineInfo"]["name"].startswith("continuous-training-pipeline")
+    # The parameters live in the ZenML snapshot the tasks load (on the server).
+    args = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]["args"]
+    snapshot = args[args.index("--snapshot_id") + 1]
+    script = (
+        "import json; from zenml.client import Client; "
+        f"s = Client().get_snapshot('{snapshot}'); "
+        "print(json.dumps(s.pipeline_spec.parameters, default=str))"
+    )
+    read = subprocess.run(
+        [sys.executable, "-c", script],
+        env={
+            **os.environ,
+            **cluster["env"],
+            "ZENML_CONFIG_PATH": str(cluster["cli"].home / "zenml"),
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    parameters = json.loads(read.stdout.strip().splitlines()[-1])
+    assert parameters["batch"] == batch and parameters["model_name"] == MODEL

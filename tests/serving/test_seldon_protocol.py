@@ -117,7 +117,7 @@ def test_nan_and_null_are_missing_values_the_model_imputes(served):
         assert response.json()["data"]["ndarray"] == expected
 
 
-def test_invalid_json_empty_and_oversized_bodies_are_400(served):
+def test_invalid_json_empty_and_oversized_bodies_are_refused_with_a_reason(served):
     info, _, _ = served
     headers = {"Content-Type": "application/json"}
     invalid = post(info.prediction_url, data="{not json", headers=headers)
@@ -125,7 +125,7 @@ def test_invalid_json_empty_and_oversized_bodies_are_400(served):
     empty = post(info.prediction_url, data="", headers=headers)
     assert empty.status_code == 400 and "empty body" in empty.json()["status"]["info"]
     huge = post(info.prediction_url, data=b" " * (65 * 1024 * 1024), headers=headers)
-    assert huge.status_code == 400 and "the limit is" in huge.json()["status"]["info"]
+    assert huge.status_code == 413 and "the limit is" in huge.json()["status"]["info"]
 
 
 def test_bounded_concurrent_load_has_no_errors(served):

@@ -36,3 +36,13 @@ def test_no_spinner_when_the_output_is_not_a_terminal():
     time.sleep(0.25)
     progress.emit(record("Failed to run step `train_model`."))
     assert pipe.getvalue() == "" and lines == ["  ✗ train_model failed"]
+
+
+def test_a_skipped_step_says_why_instead_of_a_tick():
+    lines = []
+    progress = StepProgress(lines.append, Spinner(io.StringIO()))
+    progress.emit(record("Step split_data has started."))
+    progress.emit(record("zenkube skipped split_data: skipped: no retraining needed"))
+    progress.emit(record("Step split_data has finished in 0.1s."))
+    progress.emit(record("Step train_model has finished in 0.2s."))
+    assert lines == ["  – split_data skipped (no retraining needed)", "  ✓ train_model (0.2s)"]

@@ -1,0 +1,88 @@
+"""A redeploy under load loses no request, on both protocols (real servers, real HTTP).
+
+Eight clients post continuously to the stable URL while a new version is deployed; the
+model's front switches to the new server only after it proved itself, and stops the old
+one only after its requests finished.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+from zenml.client import Client
+
+from app import runner
+from integrations.seldon_local import client
+from integrations.seldon_local.process import get_protocol, is_alive
+from tests.serving.helpers import deploy_folder, stop_all, train_champion
+
+CLIENTS = 8
+
+
+class Load:
+    """Clients that post the same rows in a loop, each on its own keep-alive session."""
+
+    def __init__(self, url: str, body: dict, rows: int):
+        self.url, self.body, self.rows = url, body, rows
+        self.ok = 0
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(CLIENTS)]
+
+    def run(self) -> None:
+        session = requests.Session()
+        while not self.stop.is_set():
+            try:
+                answer = session.post(self.url, json=self.body, timeout=30)
+                good = answer.status_code == 200
+                reason = f"HTTP {answer.status_code}: {answer.text[:200]}"
+            except requests.RequestException as exc:
+                good, reason = False, repr(exc)
+            with self.lock:
+                if good:
+                    self.ok += 1
+                else:
+                    self.failures.append(reason)
+            time.sleep(0.01)
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+@pytest.mark.parametrize("protocol", ["seldon", "v2"])
+def test_a_redeploy_under_load_from_eight_clients_loses_no_request(module_store, protocol):
+    name = f"swap-{protocol}"
+    _, test, _ = train_champion(name)
+    try:
+        first = runner.deploy(None, {"model_name": name, "protocol": protocol})
+        deployer = Client().active_stack.model_deployer
+        (old,) = deployer.services_for(name)
+        old_pid, folder = old.pid, old.model_dir
+        body = client.request_body(protocol, test.features.head(5))
+        with Load(first.prediction_url, body, 5) as load:
+            time.sleep(1.0)
+            before = load.ok
+            swapped = deploy_folder(name, folder, "2", protocol=protocol)
+            during = load.ok - before
+            time.sleep(1.0)
+        assert load.failures == [], load.failures[:5]
+        assert before > 0 and during > 0 and load.ok > before + during
+        assert swapped.prediction_url == first.prediction_url  # the same stable URL
+        (current,) = deployer.services_for(name)
+        assert current.config.model_version == "2" and current.is_running
+        assert not is_alive(old_pid)  # the old server was drained, then stopped
+        answer = requests.post(first.prediction_url, json=body, timeout=10)
+        assert len(get_protocol(protocol).predictions(answer.json())) == 5
+    finally:
+        stop_all()
