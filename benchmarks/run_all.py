@@ -8,7 +8,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_compile.py", "bench_drift.py", "bench_pipeline.py", "bench_serving.py"]
+SCRIPTS = [
+    "bench_compile.py",
+    "bench_drift.py",
+    "bench_pipeline.py",
+    "bench_serving.py",
+    "bench_swap.py",
+]
 
 
 def main() -> int:
