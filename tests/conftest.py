@@ -99,7 +99,7 @@ def module_store(tmp_path_factory):
 
 
 # One marker per tier, from the folder a test lives in: `pytest -m unit` runs the fast
-# tier alone; `-m "not kubeflow"` skips the pod replays.
+# tier alone; `-m "not kubeflow"` skips the Kubeflow submit path and compile checks.
 TIERS = {"unit": "unit", "pipelines": "pipeline", "serving": "serving", "kubeflow": "kubeflow"}
 
 

@@ -112,9 +112,33 @@ def test_train_on_the_kubeflow_stack_submits_through_kfp_and_pods_report_over_re
     assert "sqlite" not in yaml.safe_dump(documents)
 
 
-def test_monitor_on_the_kubeflow_stack_runs_in_pods_too(trained, cluster):
+@pytest.fixture(scope="module")
+def monitored(trained, cluster):
     assert trained.returncode == 0
-    result = cluster["cli"]("monitor", "--model-name", MODEL, extra_env=cluster["env"])
+    return cluster["cli"]("monitor", "--model-name", MODEL, extra_env=cluster["env"])
+
+
+@pytest.fixture(scope="module")
+def laptop(tmp_path_factory, cluster):
+    """The same two commands on the local stack (a store of its own), for comparison."""
+    cli = cli_in(tmp_path_factory.mktemp("laptop"))
+    return cli("train", "--config", str(cluster["config"])), cli("monitor", "--model-name", MODEL)
+
+
+def line(output: str, prefix: str) -> str:
+    return next(x for x in output.splitlines() if x.startswith(prefix))
+
+
+def test_pods_reach_the_numbers_and_decisions_of_the_local_stack(trained, monitored, laptop):
+    local_train, local_monitor = laptop
+    assert local_train.returncode == 0 and local_monitor.returncode == 0
+    assert line(trained.stdout, "Test metrics:") == line(local_train.stdout, "Test metrics:")
+    for prefix in ("Drift:", "Quality:", "Decision:"):
+        assert line(monitored.stdout, prefix) == line(local_monitor.stdout, prefix)
+
+
+def test_monitor_on_the_kubeflow_stack_runs_in_pods_too(monitored, cluster):
+    result = monitored
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Decision:     no threshold breached" in result.stdout
     assert "– deploy_if_promoted skipped" not in result.stdout  # steps print in the pods
