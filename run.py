@@ -251,15 +251,10 @@ def predict_cmd(input_path, protocol, model_name) -> None:
     click.echo(json.dumps(client.predict(service.prediction_url, service.config.protocol, frame)))
 
 
-@cli.group("champion")
-def champion_group() -> None:
-    """Show or move a model's champion (MLflow alias and ZenML stage, always together)."""
-
-
-@champion_group.command("show")
+@cli.command("history")
 @click.option("--model-name", help="Registered model (default: the config's model_name).")
-def champion_show_cmd(model_name) -> None:
-    """The champion and every version with the reason it was promoted."""
+def history_cmd(model_name) -> None:
+    """Champion changes, newest first: when, which version, who or what, and why."""
     from app.config import model_name as resolve
     from integrations import champion
 
@@ -267,9 +262,31 @@ def champion_show_cmd(model_name) -> None:
     name = resolve(model_name)
     current = champion.current(name)
     click.echo(f"Champion of '{name}': {'v' + current.version if current else 'none yet'}")
-    for row in champion.history(name):
-        mark = "*" if current and row["version"] == current.version else " "
-        click.echo(f" {mark} v{row['version']:<4} {row['run']:<40} {row['reason']}")
+    for event in champion.history(name):
+        click.echo(f"  {event['at']}  v{event['version']:<4} {event['by']:<45} {event['reason']}")
+
+
+@cli.command("rollback")
+@click.option("--model-name", help="Registered model (default: the config's model_name).")
+@click.option("--to", "to", help="Version to bring back (default: the previous champion).")
+def rollback_cmd(model_name, to) -> None:
+    """Bring back the previous champion (or --to VERSION) and serve it with no downtime."""
+    import getpass
+
+    from app.config import model_name as resolve
+    from app.serving import served_protocol
+    from integrations import champion
+
+    _ready()
+    name = resolve(model_name)
+    chosen, replaced = champion.rollback(name, to, getpass.getuser())
+    click.secho(f"Champion of '{name}': v{replaced} → v{chosen.version}", fg="green")
+    _deploy(None, {"model_name": name, "protocol": served_protocol(name)})
+
+
+@cli.group("champion")
+def champion_group() -> None:
+    """Move a model's champion by hand (MLflow alias and ZenML stage, always together)."""
 
 
 @champion_group.command("set")

@@ -15,6 +15,9 @@ from integrations import mlflow_registry
 from integrations.mlflow_registry import RegisteredModel
 
 STAGE = "production"
+# Champion changes, newest last, as JSON in a registered-model tag (MLflow keeps it).
+HISTORY_TAG = "zenkube.champion_history"
+HISTORY_KEEP = 20
 # The MLflow version a ZenML Model version registered (logged by the register step).
 MLFLOW_VERSION_KEY = "mlflow_version"
 
@@ -72,10 +75,17 @@ def disagreement(model_name: str, alias: str | None, staged: str | None) -> str:
     )
 
 
-def promote(model_name: str, version: str, zenml_model_version: Any, tags: dict[str, str]) -> None:
+def promote(
+    model_name: str,
+    version: str,
+    zenml_model_version: Any,
+    tags: dict[str, str],
+    by: str = "the gate",
+) -> None:
     """Point the alias and the stage at `version` together; undo both if either fails.
 
     An interrupt (Ctrl-C) between the two puts the old champion back before it stops.
+    The change is added to the champion history with who/what made it (`by`).
     """
     from zenml.client import Client
 
@@ -91,6 +101,60 @@ def promote(model_name: str, version: str, zenml_model_version: Any, tags: dict[
             Client().update_model_version(model_name, previous_stage.id, stage=STAGE, force=True)
         raise
     mlflow_registry.tag_version(model_name, version, tags)
+    _record_change(model_name, version, by, tags.get(mlflow_registry.REASON_TAG, ""))
+
+
+def _record_change(model_name: str, version: str, by: str, reason: str) -> None:
+    import datetime
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    events = history(model_name)
+    events.insert(
+        0,
+        {
+            "at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "version": str(version),
+            "by": by[:60],
+            "reason": reason[:100],
+        },
+    )
+    MlflowClient().set_registered_model_tag(
+        model_name, HISTORY_TAG, json.dumps(events[:HISTORY_KEEP][::-1])
+    )
+
+
+def history(model_name: str) -> list[dict[str, str]]:
+    """Champion changes of `model_name`, newest first: at, version, by, reason."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow_registry.configure_from_stack()
+    try:
+        tags = MlflowClient().get_registered_model(model_name).tags or {}
+    except MlflowException:
+        return []
+    return list(reversed(json.loads(tags.get(HISTORY_TAG, "[]"))))
+
+
+def rollback(model_name: str, to: str | None, who: str) -> tuple[RegisteredModel, str]:
+    """Make the previous champion (or version `to`) the champion again; (it, the one it replaced)."""
+    current = require(model_name, "roll back")
+    if to is None:
+        earlier = [e["version"] for e in history(model_name) if e["version"] != current.version]
+        if not earlier:
+            raise ConfigError(
+                f"'{model_name}' has had no champion before v{current.version}; name one with "
+                "--to VERSION (`python run.py history` lists the changes)."
+            )
+        to = earlier[0]
+    if str(to) == current.version:
+        raise ConfigError(f"v{to} of '{model_name}' is already the champion.")
+    chosen = _set(model_name, str(to), f"rollback by {who}", f"rolled back from v{current.version}")
+    return chosen, current.version
 
 
 def zenml_version_for(model_name: str, version: str) -> Any:
@@ -105,12 +169,16 @@ def zenml_version_for(model_name: str, version: str) -> Any:
     raise ConfigError(
         f"No ZenML Model version of '{model_name}' registered MLflow version {version} (it was "
         "not trained by zenkube), so monitoring would have no reference data for it; pick "
-        f"another version (`python run.py champion show --model-name {model_name}`)."
+        f"another version (`python run.py history --model-name {model_name}`)."
     )
 
 
 def set_by_hand(model_name: str, version: str, who: str) -> RegisteredModel:
     """Make MLflow `version` the champion (alias and stage), outside the gate; say who did."""
+    return _set(model_name, version, f"{who} by hand", f"set by hand by {who} (outside the gate)")
+
+
+def _set(model_name: str, version: str, by: str, reason: str) -> RegisteredModel:
     from mlflow.exceptions import MlflowException
 
     mlflow_registry.configure_from_stack()
@@ -118,26 +186,9 @@ def set_by_hand(model_name: str, version: str, who: str) -> RegisteredModel:
         chosen = mlflow_registry.get_version(model_name, str(version))
     except MlflowException as exc:
         raise ConfigError(
-            f"'{model_name}' has no MLflow version {version}; `python run.py champion show "
-            f"--model-name {model_name}` lists its versions."
+            f"'{model_name}' has no MLflow version {version}; `python run.py history "
+            f"--model-name {model_name}` lists its champions."
         ) from exc
-    tags = {mlflow_registry.REASON_TAG: f"set by hand by {who} (outside the gate)"}
-    promote(model_name, chosen.version, zenml_version_for(model_name, chosen.version), tags)
+    tags = {mlflow_registry.REASON_TAG: reason}
+    promote(model_name, chosen.version, zenml_version_for(model_name, chosen.version), tags, by)
     return chosen
-
-
-def history(model_name: str) -> list[dict[str, str]]:
-    """Every MLflow version of `model_name`, newest first, with why it was (not) promoted."""
-    from mlflow.tracking import MlflowClient
-
-    mlflow_registry.configure_from_stack()
-    versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
-    return [
-        {
-            "version": str(v.version),
-            "created": v.creation_timestamp,
-            "reason": (v.tags or {}).get(mlflow_registry.REASON_TAG, ""),
-            "run": (v.tags or {}).get("zenml_run", ""),
-        }
-        for v in sorted(versions, key=lambda v: -int(v.version))
-    ]

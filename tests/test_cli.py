@@ -27,6 +27,8 @@ def cli(tmp_path_factory):
         ["compile"],
         ["schedule"],
         ["champion"],
+        ["history"],
+        ["rollback"],
     ],
 )
 def test_every_command_explains_itself(cli, command):

@@ -68,7 +68,9 @@ def make_champion(registered: RegisteredModel, decision: PromotionDecision) -> N
     tags = {mlflow_registry.REASON_TAG: decision.reason}
     if decision.schema_change:
         tags[mlflow_registry.SCHEMA_CHANGE_TAG] = "true"
-    champion.promote(registered.name, registered.version, get_step_context().model, tags)
+    context = get_step_context()
+    by = f"the gate ({context.pipeline_run.name})"
+    champion.promote(registered.name, registered.version, context.model, tags, by)
 
 
 @step(experiment_tracker=True)
