@@ -33,6 +33,20 @@ def p(values, q) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
+def front_overhead(front_url: str, backend_url: str, body: dict, requests_n: int = 200) -> dict:
+    """One client, sequential: the same body straight to the model server and via its front."""
+    timings = {}
+    for label, url in (("direct", backend_url), ("front", front_url)) * 2:  # interleaved
+        session = requests.Session()
+        samples = []
+        for _ in range(requests_n // 2):
+            started = time.perf_counter()
+            session.post(url, json=body, timeout=30).raise_for_status()
+            samples.append(time.perf_counter() - started)
+        timings.setdefault(label, []).extend(samples)
+    return {label: (p(v, 50), p(v, 99)) for label, v in timings.items()}
+
+
 def swap(protocol: str) -> dict:
     from zenml.client import Client
 
@@ -48,6 +62,9 @@ def swap(protocol: str) -> dict:
     run = Client().get_pipeline_run(result.run_name)
     test = run.steps["split_data"].outputs["test_set"][0].load()
     body = client.request_body(protocol, test.features.head(5))
+    big = client.request_body(protocol, test.features.sample(100, replace=True, random_state=0))
+    backend_url = info.prediction_url.replace(f":{service.port}/", f":{service.backend_port}/")
+    overhead = front_overhead(info.prediction_url, backend_url, big)
     stop, samples, errors = threading.Event(), [], []
     threads = [
         threading.Thread(target=load, args=(info.prediction_url, body, stop, samples, errors))
@@ -74,6 +91,8 @@ def swap(protocol: str) -> dict:
         "p99_before_ms": p(before, 99),
         "p50_during_ms": p(during, 50),
         "p99_during_ms": p(during, 99),
+        "batch100_direct_p50_p99_ms": overhead["direct"],
+        "batch100_front_p50_p99_ms": overhead["front"],
     }
 
 
@@ -113,6 +132,23 @@ def main() -> None:
                 "p99 during/before",
             ],
             rows,
+        )
+    )
+    print(
+        table(
+            "The front's cost: 100-row requests, one client, straight to the server vs via the front (ms)",
+            ["protocol", "direct p50", "front p50", "direct p99", "front p99", "p50 front/direct"],
+            [
+                [
+                    r["protocol"],
+                    r["batch100_direct_p50_p99_ms"][0],
+                    r["batch100_front_p50_p99_ms"][0],
+                    r["batch100_direct_p50_p99_ms"][1],
+                    r["batch100_front_p50_p99_ms"][1],
+                    r["batch100_front_p50_p99_ms"][0] / r["batch100_direct_p50_p99_ms"][0],
+                ]
+                for r in results
+            ],
         )
     )
     failed = sum(r["failed"] for r in results)
