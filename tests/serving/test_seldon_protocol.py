@@ -195,3 +195,19 @@ def test_new_version_replaces_the_old_one_on_the_same_port(served, tmp_path):
     assert not current.workdir.exists()
     rows = test.features.head(2)
     assert client.predict(new.prediction_url, "seldon", rows) == model.predict(rows).tolist()
+
+
+def test_a_wrong_method_or_path_is_405_or_404_with_a_reason_and_the_server_serves_on(served):
+    info, test, model = served
+    base = info.prediction_url.rsplit("/api/", 1)[0]
+    for method in ("GET", "PUT", "DELETE"):
+        answer = requests.request(method, info.prediction_url, timeout=10)
+        assert answer.status_code == 405, (method, answer.text)
+        assert "use POST" in answer.json()["status"]["info"]
+    for path in ("/api/v1.0/nope", "/nope"):
+        answer = requests.post(base + path, json={}, timeout=10)
+        assert (
+            answer.status_code == 404 and "/api/v1.0/predictions" in answer.json()["status"]["info"]
+        )
+    rows = test.features.head(2)
+    assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()

@@ -45,9 +45,10 @@ def _use_orjson(app) -> None:
 
 
 def _patch_seldon() -> None:
-    from flask import request
+    from flask import jsonify, request
     from seldon_core import microservice, wrapper
     from seldon_core.flask_utils import SeldonMicroserviceException
+    from werkzeug.exceptions import HTTPException
 
     class LoopbackUserModelApplication(microservice.UserModelApplication):
         def __init__(self, app, *args, options=None, **kwargs):
@@ -65,6 +66,28 @@ def _patch_seldon() -> None:
     def get_rest_microservice(user_model, seldon_metrics):
         app = original(user_model, seldon_metrics)
         _use_orjson(app)
+
+        @app.errorhandler(HTTPException)
+        def http_error(exc):
+            # Seldon turns every HTTP error into a 500; a wrong path or method is the
+            # client's mistake: say so with its own status and a short reason.
+            code, path = exc.code, request.path[:80]
+            routes = {r.rule: r.methods for r in app.url_map.iter_rules() if r.endpoint != "static"}
+            allowed = routes.get(request.path)
+            if code in (404, 405):  # Seldon's static-file route claims GET on every path
+                code = 404 if allowed is None else 405
+            if code == 405:
+                use = ", ".join(sorted(set(allowed) - {"HEAD", "OPTIONS"}))
+                message = f"{request.method} is not allowed on {path!r}; use {use}"
+            elif code == 404:
+                message = f"no such path {path!r}; predictions are POSTed to /api/v1.0/predictions"
+            else:
+                message = exc.description or exc.name
+            name = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(code, "BAD_REQUEST")
+            error = SeldonMicroserviceException(message, status_code=code, reason=name)
+            response = jsonify(error.to_dict())
+            response.status_code = code
+            return response
 
         @app.before_request
         def check_body():
