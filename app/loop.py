@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import runner, serving
-from app.config import load_run_config
+from app.config import load_run_config, model_name
 from app.runner import TrainingResult
 from core.paths import zenkube_home
 
@@ -45,7 +45,7 @@ def monitor(
     retrains and gates but leaves serving alone.
     """
     overrides = dict(overrides or {})
-    name = load_run_config("monitoring", config, overrides, stack_kind="local").params.model_name
+    name = model_name(overrides.get("model_name"), path=config)
     protocol = serving.served_protocol(name)
     if protocol and "protocol" not in overrides:
         overrides["protocol"] = protocol
