@@ -8,27 +8,15 @@ client's user id, so ZenML's checks count it as a remote server, as they would a
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-import requests
-
-from integrations.seldon_local.process import stop_group
+from tests.server_process import ServerProcess
 
 PASSWORD = "zenkube-test-password"
 
 
-class ZenmlServer:
-    def __init__(self, root: Path):
-        self.root = root
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
+class ZenmlServer(ServerProcess):
+    name = "ZenML server"
 
     def client_env(self) -> dict[str, str]:
         """Environment that connects a ZenML client to this server (as `zenml login` would)."""
@@ -39,9 +27,22 @@ class ZenmlServer:
             "ZENML_STORE_PASSWORD": PASSWORD,
         }
 
-    def __enter__(self) -> ZenmlServer:
-        self.root.mkdir(parents=True, exist_ok=True)
-        env = {
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "zenml.zen_server.zen_server_api:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+
+    def environment(self) -> dict[str, str]:
+        return {
             **{k: v for k, v in os.environ.items() if not k.startswith("ZENML_STORE")},
             "ZENML_SERVER": "true",
             "ZENML_CONFIG_PATH": str(self.root / "config"),
@@ -52,41 +53,3 @@ class ZenmlServer:
             "ZENML_ANALYTICS_OPT_IN": "false",
             "ZENML_SERVER_ALLOW_LOCAL_FILE_ACCESS": "true",
         }
-        self.log = open(self.root / "server.log", "wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "zenml.zen_server.zen_server_api:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=self.root,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((self.root / "server.log").read_text()[-3000:])
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(
-            "ZenML server did not start: " + (self.root / "server.log").read_text()[-3000:]
-        )
-
-    def __exit__(self, *exc) -> None:
-        if self.process is not None:
-            stop_group(self.process.pid, timeout=20)
-        self.log.close()

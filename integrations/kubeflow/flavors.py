@@ -36,12 +36,8 @@ def memory_quantity(resource_settings) -> str | None:
     return f"{int(round(resource_settings.get_memory(ByteUnit.MIB)))}Mi"
 
 
-class ZenkubeKubeflowOrchestratorFlavor(KubeflowOrchestratorFlavor):
-    """ZenML's Kubeflow orchestrator with memory settings KFP accepts."""
-
-    @property
-    def name(self) -> str:
-        return KUBEFLOW_FLAVOR
+class _NoDocs:
+    """Our flavors have no page on docs.zenml.io (ZenML would derive a wrong one)."""
 
     @property
     def docs_url(self) -> str | None:
@@ -50,6 +46,14 @@ class ZenkubeKubeflowOrchestratorFlavor(KubeflowOrchestratorFlavor):
     @property
     def sdk_docs_url(self) -> str | None:
         return None
+
+
+class ZenkubeKubeflowOrchestratorFlavor(_NoDocs, KubeflowOrchestratorFlavor):
+    """ZenML's Kubeflow orchestrator with memory settings KFP accepts."""
+
+    @property
+    def name(self) -> str:
+        return KUBEFLOW_FLAVOR
 
     @property
     def implementation_class(self):
@@ -58,20 +62,12 @@ class ZenkubeKubeflowOrchestratorFlavor(KubeflowOrchestratorFlavor):
         return ZenkubeKubeflowOrchestrator
 
 
-class ZenkubeSeldonModelDeployerFlavor(SeldonModelDeployerFlavor):
+class ZenkubeSeldonModelDeployerFlavor(_NoDocs, SeldonModelDeployerFlavor):
     """ZenML's Seldon model deployer with the S3 credentials read in the right order."""
 
     @property
     def name(self) -> str:
         return SELDON_FLAVOR
-
-    @property
-    def docs_url(self) -> str | None:
-        return None
-
-    @property
-    def sdk_docs_url(self) -> str | None:
-        return None
 
     @property
     def implementation_class(self):

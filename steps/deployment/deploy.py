@@ -162,14 +162,7 @@ def deploy_if_promoted(
         return DeploymentInfo(
             model_name=model_name, model_version="", protocol=protocol, skipped=reason
         )
-    context = get_step_context()
-    return serve_champion(
-        champion_to_serve(model_name),
-        protocol,
-        context.pipeline.name,
-        context.step_run.name,
-        timeout,
-    )
+    return _serve_from_step(model_name, protocol, timeout)
 
 
 @step(enable_cache=False)
@@ -177,6 +170,10 @@ def deploy_champion(
     model_name: str, protocol: str = "seldon", timeout: int = 300
 ) -> Annotated[DeploymentInfo, "deployment"]:
     """Deploy the champion; a new server that fails its checks leaves the old one serving."""
+    return _serve_from_step(model_name, protocol, timeout)
+
+
+def _serve_from_step(model_name: str, protocol: str, timeout: int) -> DeploymentInfo:
     context = get_step_context()
     return serve_champion(
         champion_to_serve(model_name),
