@@ -119,12 +119,17 @@ class GateSpec(_Strict):
         allow_schema_change: replace a champion whose input schema differs (other
             columns, kinds, target or task). Off by default: such a champion cannot be
             compared, so nothing is promoted.
+        beat_baseline: the candidate must score better than a model that ignores its
+            inputs (the mean of the test labels for regression, the most frequent class
+            for classification) on the same test rows. On by default, so a model that
+            learned nothing (R² ≤ 0) never becomes the first champion.
     """
 
     metric: str | dict[Task, str] | None = None
     threshold: float | dict[Task, float] | None = None
     min_improvement: float = 0.0
     allow_schema_change: bool = False
+    beat_baseline: bool = True
 
     def metric_for(self, task: str) -> str:
         from core.metrics import primary_metric

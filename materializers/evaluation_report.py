@@ -21,6 +21,8 @@ class EvaluationReport(BaseModel):
         dataset_fingerprint: schema fingerprint of the scored data.
         search: validation scores of the hyperparameter search, if any.
         estimator: class path of the estimator.
+        baseline: the same metrics for a model that ignores its inputs (mean of the
+            labels, or the most frequent class) on the same rows.
     """
 
     task: str
@@ -29,10 +31,16 @@ class EvaluationReport(BaseModel):
     dataset_fingerprint: str = ""
     search: list[dict[str, Any]] = Field(default_factory=list)
     estimator: str = ""
+    baseline: dict[str, float] = Field(default_factory=dict)
 
     def to_html(self) -> str:
+        def baseline(name: str) -> str:
+            value = self.baseline.get(name)
+            return "" if value is None else f"{value:.4f}"
+
         metric_rows = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in self.metrics.items()
+            f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td><td>{baseline(k)}</td></tr>"
+            for k, v in self.metrics.items()
         )
         search = ""
         if self.search:
@@ -47,7 +55,8 @@ class EvaluationReport(BaseModel):
         return (
             "<html><body style='font-family:sans-serif'>"
             f"<h3>{html.escape(self.estimator)} on {self.rows} test rows ({self.task})</h3>"
-            f"<table border=1 cellpadding=3><tr><th>metric</th><th>value</th></tr>{metric_rows}"
+            f"<table border=1 cellpadding=3><tr><th>metric</th><th>value</th>"
+            f"<th>baseline (ignores the inputs)</th></tr>{metric_rows}"
             f"</table>{search}</body></html>"
         )
 

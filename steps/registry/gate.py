@@ -70,8 +70,11 @@ def decide_promotion(
     champion: ChampionComparison,
     gate: GateSpec,
     model_name: str = "the model",
+    baseline: dict[str, float] | None = None,
 ) -> PromotionDecision:
-    """Promote only on a positive decision: threshold passed and champion beaten (or absent)."""
+    """Promote only on a positive decision: threshold passed, the baseline beaten (a model
+    that ignores its inputs, scored on the same rows) and the champion beaten (or absent).
+    """
     metric = gate.metric_for(task)
 
     def decision(promoted: bool, reason: str, score: float) -> PromotionDecision:
@@ -95,16 +98,28 @@ def decide_promotion(
     if threshold is not None and (score > threshold if lower else score < threshold):
         word = "above" if lower else "below"
         return decision(False, f"{metric}={score:.4f} is {word} the threshold {threshold}", score)
-    if champion.status == INCOMPARABLE:
-        if champion.schema_change and gate.allow_schema_change:
-            return decision(
-                True,
-                f"{metric}={score:.4f} passes the gate and REPLACES champion v{champion.version} "
-                f"although its input schema differs ({champion.schema_change}), because "
-                "gate.allow_schema_change is true; clients must send the new columns",
-                score,
-            )
+    replace_on_purpose = bool(champion.schema_change) and gate.allow_schema_change
+    if champion.status == INCOMPARABLE and not replace_on_purpose:
         return decision(False, incomparable_reason(champion, model_name), score)
+    floor = (baseline or {}).get(metric)
+    if gate.beat_baseline and floor is not None and not score_is_better(metric, score, floor, 0.0):
+        what = "the mean of the labels" if task == "regression" else "the most frequent class"
+        return decision(
+            False,
+            f"{metric}={score:.4f} does not beat {floor:.4f}, the score of always predicting "
+            f"{what} on the same test rows: the model learned nothing useful from its "
+            "features. Check the target and the features, or set gate.beat_baseline: false "
+            "to allow it",
+            score,
+        )
+    if champion.status == INCOMPARABLE:  # only when replaced on purpose, see above
+        return decision(
+            True,
+            f"{metric}={score:.4f} passes the gate and REPLACES champion v{champion.version} "
+            f"although its input schema differs ({champion.schema_change}), because "
+            "gate.allow_schema_change is true; clients must send the new columns",
+            score,
+        )
     if champion.status == COMPARED:
         assert champion.score is not None
         if not score_is_better(metric, score, champion.score, gate.min_improvement):

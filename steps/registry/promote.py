@@ -90,7 +90,9 @@ def promote_if_better(
     current = champion.current(registered.name)
     metric = gate.metric_for(report.task)
     comparison = compare_with_champion(registered, test, metric, current)
-    decision = decide_promotion(report.task, report.metrics, comparison, gate, registered.name)
+    decision = decide_promotion(
+        report.task, report.metrics, comparison, gate, registered.name, report.baseline
+    )
     decision.candidate_version = registered.version
     decision.model_name = registered.name
     if decision.promoted:

@@ -10,7 +10,7 @@ from zenml import log_metadata, step
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.skip import note_skipped
-from steps.training.metrics import compute_metrics
+from steps.training.metrics import baseline_metrics, compute_metrics
 
 
 def evaluate(model: BaseEstimator, test: Dataset, search: list | None = None) -> EvaluationReport:
@@ -23,6 +23,7 @@ def evaluate(model: BaseEstimator, test: Dataset, search: list | None = None) ->
         dataset_fingerprint=test.fingerprint,
         search=search or [],
         estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",
+        baseline=baseline_metrics(test.task, test.features, test.labels),
     )
 
 

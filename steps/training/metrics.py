@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from core.metrics import primary_metric, score_is_better
 
-__all__ = ["compute_metrics", "prediction_metrics", "primary_metric", "score_is_better"]
+__all__ = [
+    "baseline_metrics",
+    "compute_metrics",
+    "prediction_metrics",
+    "primary_metric",
+    "score_is_better",
+]
 
 
 def prediction_metrics(task: str, labels: pd.Series, predicted) -> dict[str, float]:
@@ -46,3 +53,16 @@ def compute_metrics(
             # ROC-AUC is undefined when the scored rows hold a single class.
             pass
     return result
+
+
+def baseline_metrics(task: str, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
+    """The metrics of a model that ignores its inputs, on these rows.
+
+    Regression predicts the mean of the labels (R² = 0), classification the most
+    frequent class with the class frequencies as probabilities (ROC-AUC = 0.5). A
+    candidate that cannot beat this learned nothing from its features.
+    """
+    strategy = "mean" if task == "regression" else "prior"
+    baseline = (DummyRegressor if task == "regression" else DummyClassifier)(strategy=strategy)
+    baseline.fit(features, labels)
+    return compute_metrics(task, baseline, features, labels)

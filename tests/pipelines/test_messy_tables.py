@@ -50,18 +50,23 @@ def root_error(error: BaseException) -> BaseException:
 def tables(module_store, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tables")
     frame = messy_frame()
+    width = np.random.default_rng(3).normal(size=240)
+    noise = np.random.default_rng(5).normal(size=240)
     other = pd.DataFrame(
         {
-            "width": np.random.default_rng(3).normal(size=240),
+            "width": width,
             "color": np.random.default_rng(4).choice(["a", "b"], 240),
-            "price": np.random.default_rng(5).normal(size=240) * 50 + 100,
+            "price": width * 40 + 100 + noise * 5,
         }
     )
+    # A target the features cannot explain: the regressor can only do worse than the mean.
+    unrelated = other.assign(price=noise * 50 + 100)
     return {
         "prices": write_csv(frame, folder / "prices.csv", drop=("visits", "tier")),
         "visits": write_csv(frame, folder / "visits.csv", drop=("price", "tier")),
         "tiers": write_csv(frame, folder / "tiers.csv", drop=("price", "visits")),
         "other": write_csv(other, folder / "other.csv"),
+        "unrelated": write_csv(unrelated, folder / "unrelated.csv"),
         "folder": folder,
     }
 
@@ -102,6 +107,13 @@ def test_another_schema_under_the_same_name_never_becomes_champion(prices, table
     assert "--model-name NEW" in decision.reason
     assert champion("prices") == prices.registered.version
     assert zenml_production("prices") == prices.registered.version
+
+
+def test_a_model_that_learned_nothing_never_becomes_the_first_champion(tables):
+    result = train("unrelated", tables["unrelated"], "price")
+    assert result.metrics["r2"] <= 0 and not result.decision.promoted
+    assert "always predicting the mean of the labels" in result.decision.reason
+    assert champion("unrelated") is None
 
 
 def test_a_bundled_dataset_under_a_used_name_is_refused_too(prices):

@@ -60,14 +60,27 @@ def test_zenml_model_version_is_in_production(first_run):
 def test_worse_model_is_not_promoted(first_run):
     worse = train(
         **{
-            "trainer.class_path": "sklearn.dummy.DummyClassifier",
-            "trainer.params": {"strategy": "most_frequent"},
+            "trainer.class_path": "sklearn.tree.DecisionTreeClassifier",
+            "trainer.params": {"max_depth": 1, "random_state": 0},
             "gate.threshold": 0.0,
         }
     )
     assert not worse.decision.promoted
     assert "does not beat the champion" in worse.decision.reason
     assert worse.registered.version != first_run.registered.version
+    assert champion_version() == first_run.registered.version
+
+
+def test_a_model_that_ignores_its_inputs_is_refused_even_without_threshold(first_run):
+    dummy = train(
+        **{
+            "trainer.class_path": "sklearn.dummy.DummyClassifier",
+            "trainer.params": {"strategy": "most_frequent"},
+            "gate.threshold": 0.0,
+        }
+    )
+    assert not dummy.decision.promoted
+    assert "always predicting the most frequent class" in dummy.decision.reason
     assert champion_version() == first_run.registered.version
 
 

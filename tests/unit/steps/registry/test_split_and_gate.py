@@ -130,3 +130,31 @@ def test_missing_file_is_caught_before_any_pipeline_runs(tmp_path):
     with pytest.raises(ConfigError, match="Which column"):
         preflight_data(DataSpec(source=str(existing)))
     preflight_data(DataSpec(source=str(existing), target="y"))
+
+
+def test_gate_refuses_a_candidate_that_does_not_beat_the_baseline():
+    baseline = {"rmse": 50.0, "r2": 0.0}
+    d = decide_promotion("regression", {"rmse": 52.0}, NONE, GateSpec(), "m", baseline)
+    assert not d.promoted and "always predicting the mean of the labels" in d.reason
+    # the same candidate with a champion it beats is still refused
+    d = decide_promotion("regression", {"rmse": 52.0}, compared(60.0), GateSpec(), "m", baseline)
+    assert not d.promoted
+    assert decide_promotion("regression", {"rmse": 49.0}, NONE, GateSpec(), "m", baseline).promoted
+    off = GateSpec(beat_baseline=False)
+    assert decide_promotion("regression", {"rmse": 52.0}, NONE, off, "m", baseline).promoted
+
+
+def test_baseline_metrics_are_those_of_a_model_that_ignores_its_inputs():
+    from steps.training.metrics import baseline_metrics
+
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"x": rng.normal(size=300)})
+    labels = pd.Series(rng.normal(size=300) * 3 + 10)
+    regression = baseline_metrics("regression", features, labels)
+    assert regression["r2"] == pytest.approx(0.0) and regression["rmse"] == pytest.approx(
+        labels.std(ddof=0)
+    )
+    classes = pd.Series(np.where(rng.random(300) < 0.7, "a", "b"))
+    classification = baseline_metrics("classification", features, classes)
+    assert classification["accuracy"] == pytest.approx((classes == "a").mean())
+    assert classification["roc_auc"] == pytest.approx(0.5)
