@@ -202,7 +202,8 @@ def schedule_cmd(cron, input_path, config, model_name) -> None:
     help="ZenML server the pods report to (default: the connected server; offline, a "
     "placeholder to set).",
 )
-def compile_cmd(out_dir, stack, zenml_url) -> None:
+@click.option("--model-name", help="Registered model the pipelines train, serve and watch.")
+def compile_cmd(out_dir, stack, zenml_url, model_name) -> None:
     """Write KFP v2 IR YAML for all pipelines (no cluster, no Docker needed).
 
     Upload the files in the Kubeflow Pipelines UI, or run them with the stack active.
@@ -216,7 +217,8 @@ def compile_cmd(out_dir, stack, zenml_url) -> None:
 
     _ready(runs_on_stack=False)  # compiling needs no server
     started = time.monotonic()
-    for name, path in compile_for_kubeflow(out_dir, stack, click.echo, zenml_url).items():
+    written = compile_for_kubeflow(out_dir, stack, click.echo, zenml_url, model_name)
+    for name, path in written.items():
         summary = check_pipeline_file(path)
         click.echo(f"  {name}: {summary.tasks} tasks, KFP checks passed ({path})")
     click.echo(f"Compiled in {time.monotonic() - started:.1f}s.")

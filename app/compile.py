@@ -17,6 +17,7 @@ def compile_for_kubeflow(
     stack: str = "kubeflow",
     echo: Callable[[str], None] = print,
     zenml_url: str | None = None,
+    model_name: str | None = None,
 ) -> dict[str, Path]:
     """Write KFP v2 IR YAML for the pipelines, compiled on the Kubeflow stack `stack`.
 
@@ -47,7 +48,8 @@ def compile_for_kubeflow(
     with active_stack(spec["stack_name"]):
         bucket = Client().active_stack.artifact_store.path.rstrip("/")
         for name in PIPELINES:
-            config = load_run_config(name, stack_kind="kubeflow")
+            overrides = {"model_name": model_name} if model_name else None
+            config = load_run_config(name, overrides=overrides, stack_kind="kubeflow")
             if hasattr(config.params, "batch") and not config.params.batch:
                 config.params.batch = f"{bucket}/{DEFAULT_BATCH}"
             out = Path(out_dir) / f"{name}.yaml"

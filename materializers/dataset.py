@@ -68,6 +68,8 @@ class DatasetMaterializer(BaseMaterializer):
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (Dataset,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+    # What a Kubeflow task with this output shows in the KFP UI (integrations/kubeflow/ui_outputs)
+    KFP_UI: ClassVar[tuple[str, ...]] = ("metrics", "report")
 
     def _path(self, name: str) -> str:
         return os.path.join(self.uri, name)

@@ -63,6 +63,8 @@ class DriftReportMaterializer(BaseMaterializer):
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (DriftReport,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
+    # What a Kubeflow task with this output shows in the KFP UI (integrations/kubeflow/ui_outputs)
+    KFP_UI: ClassVar[tuple[str, ...]] = ("metrics", "report")
 
     def load(self, data_type: type[Any]) -> DriftReport:
         with self.artifact_store.open(os.path.join(self.uri, "summary.json"), "r") as f:

@@ -23,6 +23,8 @@ class EvaluationReport(BaseModel):
         estimator: class path of the estimator.
         baseline: the same metrics for a model that ignores its inputs (mean of the
             labels, or the most frequent class) on the same rows.
+        confusion: classifiers only: `labels` and `matrix` (rows: true, columns: predicted).
+        roc: binary classifiers only: `fpr`, `tpr`, `thresholds` of the ROC curve.
     """
 
     task: str
@@ -32,6 +34,8 @@ class EvaluationReport(BaseModel):
     search: list[dict[str, Any]] = Field(default_factory=list)
     estimator: str = ""
     baseline: dict[str, float] = Field(default_factory=dict)
+    confusion: dict[str, list] | None = None
+    roc: dict[str, list[float]] | None = None
 
     def to_html(self) -> str:
         def baseline(name: str) -> str:
@@ -52,12 +56,24 @@ class EvaluationReport(BaseModel):
                 )
                 + "</table>"
             )
+        confusion = ""
+        if self.confusion:
+            labels = [html.escape(str(label)) for label in self.confusion["labels"]]
+            head = "".join(f"<th>{label}</th>" for label in labels)
+            body = "".join(
+                f"<tr><th>{label}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+                for label, row in zip(labels, self.confusion["matrix"], strict=True)
+            )
+            confusion = (
+                "<h4>Confusion matrix (rows: true, columns: predicted)</h4>"
+                f"<table border=1 cellpadding=3><tr><th></th>{head}</tr>{body}</table>"
+            )
         return (
             "<html><body style='font-family:sans-serif'>"
             f"<h3>{html.escape(self.estimator)} on {self.rows} test rows ({self.task})</h3>"
             f"<table border=1 cellpadding=3><tr><th>metric</th><th>value</th>"
             f"<th>baseline (ignores the inputs)</th></tr>{metric_rows}"
-            f"</table>{search}</body></html>"
+            f"</table>{confusion}{search}</body></html>"
         )
 
 
@@ -66,6 +82,8 @@ class EvaluationReportMaterializer(BaseMaterializer):
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (EvaluationReport,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
+    # What a Kubeflow task with this output shows in the KFP UI (integrations/kubeflow/ui_outputs)
+    KFP_UI: ClassVar[tuple[str, ...]] = ("metrics", "classification", "report")
 
     def load(self, data_type: type[Any]) -> EvaluationReport:
         with self.artifact_store.open(os.path.join(self.uri, "report.json"), "r") as f:

@@ -2,9 +2,12 @@
 
 `replay` runs each task's exact command, args and env from the YAML, in topological
 order, in a fresh process with a fresh working directory and ZENML_CONFIG_PATH (the
-image's code on PYTHONPATH). `KfpApiRecorder` answers the few KFP API calls the `kfp`
-client makes to submit a run (experiments, runs, recurring runs), records them, and runs
-each submitted pipeline with `replay` while the client polls, as a cluster would.
+image's code on PYTHONPATH). Like KFP's launcher it fills in the output placeholders
+(each declared artifact's local path and URI, the executor output file) and, after the
+task, "uploads" every declared output artifact: a missing file fails the task.
+`KfpApiRecorder` answers the few KFP API calls the `kfp` client makes to submit a run
+(experiments, runs, recurring runs), records them, and runs each submitted pipeline with
+`replay` while the client polls, as a cluster would.
 """
 
 from __future__ import annotations
@@ -26,16 +29,56 @@ class TaskFailed(AssertionError):
     pass
 
 
-def replay(documents: list[dict], root: Path, extra_env: dict | None = None) -> list[str]:
-    """Run every task of the compiled pipeline as a pod would; return the task order."""
+class Uploaded(dict):
+    """What the launcher would upload for one task: artifact name -> (schema title, file)."""
+
+    executor_output: dict
+
+
+def launcher_placeholders(component: dict, pod: Path, job: str, task: str) -> dict[str, str]:
+    """The values KFP's launcher substitutes for a task's output placeholders."""
+    values = {"{{$.outputs.output_file}}": str(pod / "kfp_outputs" / "output_metadata.json")}
+    for name in component.get("outputDefinitions", {}).get("artifacts", {}):
+        values[f"{{{{$.outputs.artifacts['{name}'].path}}}}"] = str(
+            pod / "minio" / "mlpipeline" / "v2" / "artifacts" / job / task / name
+        )
+        values[f"{{{{$.outputs.artifacts['{name}'].uri}}}}"] = (
+            f"minio://mlpipeline/v2/artifacts/{job}/{task}/{name}"
+        )
+    return values
+
+
+def uploaded(component: dict, values: dict[str, str], task: str) -> Uploaded:
+    result = Uploaded()
+    for name, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+        path = Path(values[f"{{{{$.outputs.artifacts['{name}'].path}}}}"])
+        if not path.is_file():
+            raise TaskFailed(f"task {task}: output artifact '{name}' was not written ({path})")
+        result[name] = (definition["artifactType"]["schemaTitle"], path)
+    output_file = Path(values["{{$.outputs.output_file}}"])
+    result.executor_output = json.loads(output_file.read_text()) if output_file.is_file() else {}
+    return result
+
+
+def replay(
+    documents: list[dict],
+    root: Path,
+    extra_env: dict | None = None,
+    uploads: dict[str, Uploaded] | None = None,
+) -> list[str]:
+    """Run every task of the compiled pipeline as a pod would; return the task order.
+
+    `uploads`, when given, receives what each task's launcher would upload (by task name).
+    """
     spec = parse_strict(documents[0])
     display, edges = task_graph(spec)
     executors = documents[0]["deploymentSpec"]["executors"]
     job_name = f"replay-{uuid.uuid4().hex[:8]}"
     order = topological_order(set(display), edges)
     for task in order:
-        component = documents[0]["root"]["dag"]["tasks"][task]["componentRef"]["name"]
-        executor = documents[0]["components"][component]["executorLabel"]
+        component_name = documents[0]["root"]["dag"]["tasks"][task]["componentRef"]["name"]
+        component = documents[0]["components"][component_name]
+        executor = component["executorLabel"]
         container = executors[executor]["container"]
         pod = root / "pods" / job_name / task
         pod.mkdir(parents=True)
@@ -49,8 +92,13 @@ def replay(documents: list[dict], root: Path, extra_env: dict | None = None) -> 
         }
         for item in container.get("env", []):
             env[item["name"]] = item["value"].replace("{{$.pipeline_job_name}}", job_name)
+        values = launcher_placeholders(component, pod, job_name, task)
+        args = [values.get(arg, arg) for arg in container.get("args", [])]
+        unresolved = [arg for arg in args if "{{$" in arg]
+        if unresolved:
+            raise TaskFailed(f"task {task}: placeholders the launcher does not fill: {unresolved}")
         result = subprocess.run(
-            container["command"] + container.get("args", []),
+            container["command"] + args,
             cwd=pod,
             env=env,
             capture_output=True,
@@ -61,14 +109,23 @@ def replay(documents: list[dict], root: Path, extra_env: dict | None = None) -> 
             raise TaskFailed(
                 f"task {task} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
             )
+        if uploads is not None:
+            uploads[display[task]] = uploaded(component, values, task)
     return [display[t] for t in order]
 
 
 class KfpApiRecorder:
     """The KFP API server's HTTP endpoint, stood in on 127.0.0.1 (see the module doc)."""
 
-    def __init__(self, root: Path, secrets: dict[str, dict[str, str]] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        secrets: dict[str, dict[str, str]] | None = None,
+        pod_env: dict[str, str] | None = None,
+    ):
         self.root = root
+        # What every pod of the cluster has (e.g. how to reach the Kubernetes API).
+        self.pod_env = pod_env or {}
         self.requests: list[tuple[str, str, dict]] = []
         self.runs: dict[str, dict] = {}
         self.recurring: list[dict] = []
@@ -147,7 +204,9 @@ class KfpApiRecorder:
         run = self.runs[run_id]
         try:
             documents = self.documents(run_id)
-            run["order"] = replay(documents, self.root, self._secret_env(documents))
+            run["uploads"] = {}
+            env = {**self.pod_env, **self._secret_env(documents)}
+            run["order"] = replay(documents, self.root, env, run["uploads"])
             run["state"] = "SUCCEEDED"
         except Exception as exc:  # reported through the run's state, as KFP does
             run["error"] = str(exc)

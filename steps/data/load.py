@@ -43,6 +43,13 @@ def read_table(path: str) -> pd.DataFrame:
             f"{path} is not a readable CSV file ({type(exc).__name__}: {str(exc)[:120]}). "
             "Save it as UTF-8 CSV with a header row, or as Parquet."
         ) from exc
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        if suffix not in {".parquet", ".pq"}:
+            raise
+        raise DataValidationError(
+            f"{path} is not a readable Parquet file ({str(exc)[:120]}). Write it with "
+            "pandas' DataFrame.to_parquet, or save it as UTF-8 CSV with a header row."
+        ) from exc
     check_unique_header([str(c) for c in frame.columns], path)
     return frame
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 from zenml import step
 
@@ -35,6 +36,14 @@ def check_batch(frame: pd.DataFrame, reference: Dataset, name: str = "batch") ->
                 bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
                 example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
                 problems.append(f"column '{column}' should be numeric but is text{example}")
+            else:
+                infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
+                if infinite.any():
+                    problems.append(
+                        f"column '{column}' has {int(infinite.sum())} infinite value(s) (first at "
+                        f"row {int(infinite.argmax())}); replace them with a number or leave "
+                        "the cell empty"
+                    )
     if problems:
         raise DataValidationError(
             f"The monitoring batch '{name}' does not match the champion's data: "

@@ -10,12 +10,15 @@ from zenml import log_metadata, step
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.skip import note_skipped
-from steps.training.metrics import baseline_metrics, compute_metrics
+from steps.training.metrics import baseline_metrics, classification_curves, compute_metrics
 
 
 def evaluate(model: BaseEstimator, test: Dataset, search: list | None = None) -> EvaluationReport:
     """Score the model on the test rows."""
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    curves = {}
+    if test.task == "classification":
+        curves = classification_curves(model, test.features, test.labels)
     return EvaluationReport(
         task=test.task,
         metrics=compute_metrics(test.task, model, test.features, test.labels),
@@ -24,6 +27,7 @@ def evaluate(model: BaseEstimator, test: Dataset, search: list | None = None) ->
         search=search or [],
         estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",
         baseline=baseline_metrics(test.task, test.features, test.labels),
+        **curves,
     )
 
 

@@ -11,6 +11,7 @@ from core.metrics import primary_metric, score_is_better
 
 __all__ = [
     "baseline_metrics",
+    "classification_curves",
     "compute_metrics",
     "prediction_metrics",
     "primary_metric",
@@ -66,3 +67,23 @@ def baseline_metrics(task: str, features: pd.DataFrame, labels: pd.Series) -> di
     baseline = (DummyRegressor if task == "regression" else DummyClassifier)(strategy=strategy)
     baseline.fit(features, labels)
     return compute_metrics(task, baseline, features, labels)
+
+
+def classification_curves(model, features: pd.DataFrame, labels: pd.Series) -> dict[str, dict]:
+    """Confusion matrix (all classifiers) and ROC curve (binary ones), for the reports."""
+    predicted = model.predict(features)
+    classes = list(getattr(model, "classes_", sorted(set(labels) | set(predicted))))
+    matrix = skm.confusion_matrix(labels, predicted, labels=classes)
+    curves: dict[str, dict] = {
+        "confusion": {"labels": [str(c) for c in classes], "matrix": matrix.tolist()}
+    }
+    if len(classes) == 2 and hasattr(model, "predict_proba") and labels.nunique() == 2:
+        fpr, tpr, thresholds = skm.roc_curve(
+            labels, model.predict_proba(features)[:, 1], pos_label=classes[1]
+        )
+        curves["roc"] = {
+            "fpr": fpr.tolist(),
+            "tpr": tpr.tolist(),
+            "thresholds": np.minimum(thresholds, 1.0).tolist(),  # the first one is +inf
+        }
+    return curves

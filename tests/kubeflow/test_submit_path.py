@@ -5,6 +5,9 @@ A real ZenML server (its own process and identity, so ZenML counts it as remote)
 client. Only the KFP API server's HTTP endpoint is stood in (tests/kfp_replay.py): it
 records the submitted pipeline and runs its tasks as pods that reach the ZenML server
 over REST and share an artifact volume, while the client waits as it would on a cluster.
+The deployment pod reaches a Kubernetes API stand-in (tests/kubernetes_api.py) that
+records the SeldonDeployment and its Secret and serves the model with the real Seldon
+runtime behind an ingress path, so `run.py deploy` smoke-tests it over REST.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import sys
 import pytest
 import yaml
 
+from integrations.kubeflow.validate import load_documents
 from tests.conftest import cli_in
-from tests.kfp_replay import KfpApiRecorder
+from tests.kfp_replay import KfpApiRecorder, replay
+from tests.kubernetes_api import KubernetesApi
 from tests.mlflow_server import MlflowServer
 from tests.zenml_server import ZenmlServer
 
@@ -31,18 +36,24 @@ def cluster(tmp_path_factory):
     with (
         ZenmlServer(root / "zenml-server") as server,
         MlflowServer(root / "mlflow") as mlflow_server,
-        KfpApiRecorder(root / "kfp") as kfp,
+        KubernetesApi(root / "kubernetes", mlflow_server.url) as kubernetes,
+        KfpApiRecorder(root / "kfp", pod_env={"KUBECONFIG": str(kubernetes.kubeconfig())}) as kfp,
     ):
         cli = cli_in(root / "laptop")
         env = server.client_env()
         zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
-        subprocess.run(
-            [zenml, "secret", "create", "zenkube-mlflow", "--username=u", "--password=p"],
-            env={**os.environ, **env, "ZENML_CONFIG_PATH": str(cli.home / "zenml")},
-            check=True,
-            capture_output=True,
-        )
-        spec = cluster_spec(kfp.url, root / "volume", mlflow_server.url)
+        for secret in (
+            ["zenkube-mlflow", "--username=u", "--password=p"],
+            # What Seldon's storage initializer reads the bucket with (rclone variables).
+            [SELDON_SECRET, "--rclone_config_s3_access_key_id=AKIAZENKUBEPOD0000001"],
+        ):
+            subprocess.run(
+                [zenml, "secret", "create", *secret],
+                env={**os.environ, **env, "ZENML_CONFIG_PATH": str(cli.home / "zenml")},
+                check=True,
+                capture_output=True,
+            )
+        spec = cluster_spec(kfp.url, root / "volume", mlflow_server.url, kubernetes.url)
         spec_file = root / "cluster.yaml"
         spec_file.write_text(yaml.safe_dump(spec))
         up = cli("stack", "up", str(spec_file), extra_env=env)
@@ -59,10 +70,20 @@ def cluster(tmp_path_factory):
                 }
             )
         )
-        yield {"cli": cli, "env": env, "kfp": kfp, "root": root, "config": config}
+        yield {
+            "cli": cli,
+            "env": env,
+            "kfp": kfp,
+            "kubernetes": kubernetes,
+            "root": root,
+            "config": config,
+        }
 
 
-def cluster_spec(kfp_url: str, volume, mlflow_url: str) -> dict:
+SELDON_SECRET = "seldon-rclone"
+
+
+def cluster_spec(kfp_url: str, volume, mlflow_url: str, kubernetes_url: str) -> dict:
     """stacks/kubeflow.yaml with this machine's stand-ins for the cluster's endpoints."""
     from stacks.manage import STACKS_DIR
 
@@ -75,8 +96,8 @@ def cluster_spec(kfp_url: str, volume, mlflow_url: str) -> dict:
     comps["container_registry"][0]["configuration"] = {"uri": "localhost:5000/zenkube"}
     comps["model_deployer"][0]["configuration"] = {
         "kubernetes_namespace": "zenkube",
-        "base_url": "http://seldon.invalid",
-        "secret": None,
+        "base_url": kubernetes_url,  # the ingress in front of Seldon
+        "secret": SELDON_SECRET,
         "kubernetes_secret_name": None,
     }
     return spec
@@ -112,6 +133,77 @@ def test_train_on_the_kubeflow_stack_submits_through_kfp_and_pods_report_over_re
     assert "sqlite" not in yaml.safe_dump(documents)
 
 
+def test_the_kfp_ui_shows_metrics_reports_and_links_for_each_task(trained, cluster):
+    assert trained.returncode == 0
+    (run,) = submitted_runs(cluster["kfp"])
+    uploads = run["uploads"]
+    evaluation = uploads["evaluate_model"]
+    assert {k: v[0] for k, v in evaluation.items()} == {
+        "card": "system.Markdown",
+        "metrics": "system.Metrics",
+        "classification": "system.ClassificationMetrics",
+        "report": "system.HTML",
+    }
+    # Metrics reach KFP as artifact metadata, through the executor output file.
+    outputs = evaluation.executor_output["artifacts"]
+    metrics = outputs["metrics"]["artifacts"][0]["metadata"]
+    f1 = float(line(trained.stdout, "Test metrics:").split("f1=")[1].split()[0].rstrip(","))
+    assert round(metrics["f1"], 4) == f1 and metrics["rows"] > 50
+    matrix = outputs["classification"]["artifacts"][0]["metadata"]["confusionMatrix"]
+    assert [a["displayName"] for a in matrix["annotationSpecs"]] == ["0", "1"]
+    assert sum(sum(r["row"]) for r in matrix["rows"]) == metrics["rows"]
+    roc = outputs["classification"]["artifacts"][0]["metadata"]["confidenceMetrics"]
+    assert roc[0]["falsePositiveRate"] == 0 and roc[-1]["recall"] == 1
+    report = evaluation["report"][1].read_text()
+    assert "Confusion matrix" in report and "test rows" in report
+    card = evaluation["card"][1].read_text()
+    assert (
+        "**ZenML run:**" in card
+        and f"experiment 'training_pipeline' at {mlflow_link(cluster)}" in card
+    )
+    # Every task has its card; the gate's card says what it decided and why.
+    assert set(uploads) == set(run["order"])
+    gate = uploads["promote_if_better"]["card"][1].read_text()
+    assert "**promoted:** True" in gate and "**reason:** f1=" in gate
+    model = uploads["register_model"]["card"][1].read_text()
+    assert f"**MLflow run:** {mlflow_link(cluster)}/#/experiments/" in model
+    assert f"**MLflow model:** {mlflow_link(cluster)}/#/models/{MODEL}/versions/1" in model
+
+
+def mlflow_link(cluster) -> str:
+    spec = yaml.safe_load((cluster["root"] / "cluster.yaml").read_text())
+    return spec["components"]["experiment_tracker"][0]["configuration"]["tracking_uri"]
+
+
+@pytest.fixture(scope="module")
+def deployed(trained, cluster):
+    assert trained.returncode == 0
+    return cluster["cli"]("deploy", "--model-name", MODEL, extra_env=cluster["env"])
+
+
+def test_deploy_on_the_kubeflow_stack_creates_a_seldon_deployment_that_answers(deployed, cluster):
+    result = deployed
+    errors = [r.get("error", "")[-4000:] for r in submitted_runs(cluster["kfp"])]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + str(errors)
+    runs = [r for r in submitted_runs(cluster["kfp"]) if r.get("order") == ["deploy_champion"]]
+    assert len(runs) == 1 and runs[0]["state"] == "SUCCEEDED", runs[0].get("error")
+    kubernetes = cluster["kubernetes"]
+    (deployment,) = kubernetes.deployments()
+    (secret,) = kubernetes.secrets()
+    graph = deployment["spec"]["predictors"][0]["graph"]
+    assert graph["implementation"] == "MLFLOW_SERVER"
+    assert graph["envSecretRefName"] == secret["metadata"]["name"]
+    assert "RCLONE_CONFIG_S3_ACCESS_KEY_ID" in secret["data"]
+    assert "AKIAZENKUBEPOD0000001" not in json.dumps(deployment)
+    assert deployment["status"]["state"] == "Available"
+    name = deployment["metadata"]["name"]
+    # The endpoint ZenML reports is the ingress path, and the real Seldon runtime answered.
+    endpoint = f"{kubernetes.url}/seldon/zenkube/{name}/api/v0.1/predictions"
+    assert f"Endpoint:     {endpoint}" in result.stdout
+    smoke = line(result.stdout, "Smoke test:")
+    assert smoke.startswith("Smoke test:   3 rows → [") and "Traceback" not in result.stdout
+
+
 @pytest.fixture(scope="module")
 def monitored(trained, cluster):
     assert trained.returncode == 0
@@ -142,11 +234,17 @@ def test_monitor_on_the_kubeflow_stack_runs_in_pods_too(monitored, cluster):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Decision:     no threshold breached" in result.stdout
     assert "– deploy_if_promoted skipped" not in result.stdout  # steps print in the pods
-    runs = submitted_runs(cluster["kfp"])
-    assert len(runs) == 2 and runs[-1]["state"] == "SUCCEEDED", runs[-1].get("error")
+    runs = [r for r in submitted_runs(cluster["kfp"]) if "load_reference" in r.get("order", [])]
+    assert len(runs) == 1 and runs[0]["state"] == "SUCCEEDED", runs[0].get("error")
     # The whole loop is one KFP run: monitoring, then the retraining steps (skipped here).
-    assert runs[-1]["order"][0] == "load_reference"
-    assert runs[-1]["order"][-1] == "deploy_if_promoted"
+    assert runs[0]["order"][0] == "load_reference"
+    assert runs[0]["order"][-1] == "deploy_if_promoted"
+    # Its drift step shows the drift report and the drift figures in the KFP UI.
+    drift = runs[0]["uploads"]["detect_drift"]
+    assert (
+        "drift_share" in drift.executor_output["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    )
+    assert "<html" in drift["report"][1].read_text().lower()
 
 
 def test_schedule_on_the_kubeflow_stack_creates_a_recurring_run(trained, cluster):
@@ -190,3 +288,52 @@ def test_schedule_on_the_kubeflow_stack_creates_a_recurring_run(trained, cluster
     )
     parameters = json.loads(read.stdout.strip().splitlines()[-1])
     assert parameters["batch"] == batch and parameters["model_name"] == MODEL
+
+
+def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_key(trained, cluster):
+    """The alert-only monitoring pipeline, compiled for this model and run as KFP would."""
+    assert trained.returncode == 0
+    import re
+
+    from sklearn.datasets import load_breast_cancer
+
+    root, env = cluster["root"], cluster["env"]
+    zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
+    created = subprocess.run(
+        [zenml, "service-account", "create", "kfp-pods"],
+        env={**os.environ, **env, "ZENML_CONFIG_PATH": str(cluster["cli"].home / "zenml")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    api_key = re.search(r"ZENKEY_\S+", created.stdout + created.stderr).group(0)
+    out = root / "compiled"
+    result = cluster["cli"](
+        "compile",
+        "--stack",
+        str(root / "cluster.yaml"),
+        "--model-name",
+        MODEL,
+        "--out",
+        str(out),
+        extra_env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    batch = (
+        load_breast_cancer(as_frame=True).frame.drop(columns="target").sample(120, random_state=1)
+    )
+    (root / "volume" / "batches").mkdir(parents=True, exist_ok=True)
+    batch.to_parquet(root / "volume" / "batches" / "current.parquet")
+    uploads: dict = {}
+    order = replay(
+        load_documents(out / "monitoring.yaml"),
+        root / "uploaded",
+        {"ZENML_STORE_API_KEY": api_key, "KUBECONFIG": str(root / "kubernetes" / "kubeconfig")},
+        uploads,
+    )
+    assert order[0] == "load_reference" and "decide_action" in order
+    assert "deploy_if_promoted" not in order  # alert only
+    drift = uploads["detect_drift"].executor_output["artifacts"]["metrics"]["artifacts"][0]
+    assert drift["metadata"]["current_rows"] == 120
+    decision = uploads["decide_action"]["card"][1].read_text()
+    assert "**alert:** False" in decision

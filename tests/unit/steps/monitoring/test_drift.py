@@ -120,6 +120,10 @@ def reference_dataset() -> Dataset:
             "column 'a' should be numeric but is text (e.g. 'one')",
         ),
         (pd.DataFrame({"a": [], "color": []}), "the batch has no rows"),
+        (
+            pd.DataFrame({"a": [1.0, np.inf, -np.inf], "color": ["r", "g", "b"]}),
+            "column 'a' has 2 infinite value(s) (first at row 1)",
+        ),
     ],
 )
 def test_bad_batches_are_refused_with_the_columns_named(frame, message):
@@ -141,3 +145,23 @@ def test_simulated_drift_shifts_numeric_columns_only():
     assert shifted == ["x0", "x1"]
     assert (frame["x0"] - reference.frame["x0"]).round(9).nunique() == 1
     assert (frame["x2"] == reference.frame["x2"]).all()
+
+
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("empty.csv", b"", "is empty: it needs a header row and data rows"),
+        ("binary.csv", bytes(range(256)) * 8, "is not a readable CSV file"),
+        ("binary.parquet", bytes(range(256)) * 8, "is not a readable Parquet file"),
+    ],
+)
+def test_unreadable_batch_files_get_a_message_that_says_what_to_do(
+    tmp_path, name, content, message
+):
+    from steps.data.load import read_table
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataValidationError, match=message) as info:
+        read_table(str(path))
+    assert "Traceback" not in str(info.value) and str(path) in str(info.value)

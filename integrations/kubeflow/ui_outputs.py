@@ -1,0 +1,364 @@
+"""What the KFP UI shows for each task: outputs declared at compile time, written in the pod.
+
+ZenML's Kubeflow orchestrator runs each step as a bare container, so a KFP run shows task
+names and nothing else. The `zenkube_kubeflow` orchestrator declares KFP output artifacts
+on every task and wraps ZenML's step command:
+
+    python -m integrations.kubeflow.ui_outputs --output-file {{$.outputs.output_file}}
+        --out card {{…card.path}} {{…card.uri}} … -- <ZenML's step command>
+
+The wrapper runs the step unchanged (its exit code is the task's). When it succeeded, the
+wrapper reads the step's run back from the ZenML server and writes, where KFP's launcher
+uploads them:
+
+- `card` (system.Markdown), every task: the ZenML run and step, the MLflow run, and each
+  output's small fields (a promotion's reason, a registered model's version).
+- `metrics` (system.Metrics): the numeric metadata of the step's outputs (test metrics,
+  drift share, row counts).
+- `classification` (system.ClassificationMetrics): confusion matrix and ROC curve of an
+  evaluation of a classifier.
+- `report` (system.HTML): the first HTML visualization of the step's outputs (the
+  evaluation report, the drift report, a dataset's profile).
+
+Which outputs a task declares follows from its output materializers (`KFP_UI`), so KFP
+shows no empty artifact boxes. Metrics go to KFP's metadata through the executor output
+file, as KFP's own Python components do; the formats are kfp's own classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+CARD, METRICS, CLASSIFICATION, REPORT = "card", "metrics", "classification", "report"
+ORDER = (CARD, METRICS, CLASSIFICATION, REPORT)
+KFP_RUN_ID_ENV = "KFP_RUN_ID"  # ZenML's Kubeflow orchestrator sets it on every task
+MAX_ROC_POINTS = 200
+MAX_FIELD_CHARS = 300
+
+
+# --- compile time -----------------------------------------------------------------------
+
+
+def kinds_for_step(step_config) -> list[str]:
+    """The KFP outputs a step declares: a card always, more where its materializers say so."""
+    from zenml.utils import source_utils
+
+    kinds = {CARD}
+    for output in step_config.config.outputs.values():
+        for source in output.materializer_source or ():
+            try:
+                materializer = source_utils.load(source)
+            except Exception:  # a materializer that cannot be imported here declares nothing
+                continue
+            kinds.update(getattr(materializer, "KFP_UI", ()))
+    return [k for k in ORDER if k in kinds]
+
+
+def artifact_classes() -> dict[str, type]:
+    from kfp import dsl
+
+    return {
+        CARD: dsl.Markdown,
+        METRICS: dsl.Metrics,
+        CLASSIFICATION: dsl.ClassificationMetrics,
+        REPORT: dsl.HTML,
+    }
+
+
+def container_component(
+    image: str, command: list[str], arguments: list[str], name: str, kinds: list[str]
+):
+    """A KFP container component that runs ZenML's step command and writes `kinds`."""
+    import inspect
+
+    from kfp import dsl
+
+    classes = artifact_classes()
+
+    def spec(*artifacts):
+        args = ["--output-file", dsl.PIPELINE_TASK_EXECUTOR_OUTPUT_PATH_PLACEHOLDER]
+        for kind, artifact in zip(kinds, artifacts, strict=True):
+            args += ["--out", kind, artifact.path, artifact.uri]
+        return dsl.ContainerSpec(
+            image=image,
+            command=["python", "-m", "integrations.kubeflow.ui_outputs"],
+            args=[*args, "--", *command, *arguments],
+        )
+
+    spec.__name__ = spec.__qualname__ = name
+    spec.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(kind, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation)
+            for kind in kinds
+            for annotation in [dsl.Output[classes[kind]]]
+        ]
+    )
+    spec.__annotations__ = {kind: dsl.Output[classes[kind]] for kind in kinds}
+    spec.__doc__ = f"ZenML step {name}"
+    return dsl.container_component(spec)
+
+
+# --- in the pod: what to write ----------------------------------------------------------
+
+
+def classification_metadata(confusion: dict | None, roc: dict | None) -> dict[str, Any]:
+    """system.ClassificationMetrics metadata, in kfp's own format."""
+    from kfp import dsl
+
+    artifact = dsl.ClassificationMetrics(name=CLASSIFICATION, uri="", metadata={})
+    if confusion:
+        labels = [str(label) for label in confusion["labels"]]
+        artifact.log_confusion_matrix(
+            labels, [[int(v) for v in row] for row in confusion["matrix"]]
+        )
+    if roc:
+        fpr, tpr, thresholds = roc["fpr"], roc["tpr"], roc["thresholds"]
+        step = max(1, math.ceil(len(fpr) / MAX_ROC_POINTS))
+        keep = sorted(set(range(0, len(fpr), step)) | {len(fpr) - 1})
+        # sklearn's first threshold is +inf ("predict nothing"), which JSON cannot hold.
+        artifact.log_roc_curve(
+            [float(fpr[i]) for i in keep],
+            [float(tpr[i]) for i in keep],
+            [min(float(thresholds[i]), 1.0) for i in keep],
+        )
+    return dict(artifact.metadata)
+
+
+def numeric_metadata(outputs: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Numbers from the outputs' metadata; a name two outputs share gets the output's prefix."""
+    metrics: dict[str, float] = {}
+    for output, metadata in outputs.items():
+        for key, value in metadata.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not math.isfinite(value):
+                continue
+            metrics[f"{output}.{key}" if key in metrics else key] = float(value)
+    return metrics
+
+
+def scalar_fields(value: Any) -> dict[str, str]:
+    """The small fields of an output object (text, numbers, flags), shortened."""
+    from pydantic import BaseModel
+
+    if not isinstance(value, BaseModel):
+        return {}
+    fields = {}
+    for key, item in value.model_dump(exclude={"html"}).items():
+        if isinstance(item, str | int | float | bool) and item != "":
+            text = str(item)
+            if len(text) > MAX_FIELD_CHARS:
+                text = text[:MAX_FIELD_CHARS] + "…"
+            fields[key] = text
+        elif isinstance(item, list) and item and all(isinstance(x, str) for x in item):
+            fields[key] = ", ".join(item)[:MAX_FIELD_CHARS]
+    return fields
+
+
+def card_markdown(facts: dict[str, Any]) -> str:
+    """The task's card: where this step lives in ZenML and MLflow, and what it decided."""
+    lines = [f"### {facts['step']}", ""]
+    lines.append(f"- **ZenML run:** `{facts['run_name']}` (id `{facts['run_id']}`)")
+    lines.append(f"- **ZenML step run:** `{facts['step_run_id']}`, status {facts['status']}")
+    if facts.get("dashboard"):
+        lines.append(f"- **ZenML dashboard:** {facts['dashboard']}")
+    if facts.get("mlflow_run"):
+        lines.append(f"- **MLflow run:** {facts['mlflow_run']}")
+    elif facts.get("mlflow"):
+        lines.append(f"- **MLflow:** {facts['mlflow']}")
+    for output, fields in facts.get("outputs", {}).items():
+        lines += ["", f"#### `{output}`", ""]
+        if not fields:
+            lines.append("(see the ZenML dashboard)")
+        for key, value in fields.items():
+            lines.append(f"- **{key}:** {value}")
+        model = facts.get("models", {}).get(output)
+        if model:
+            lines.append(f"- **MLflow model:** {model}")
+    if facts.get("note"):
+        lines += ["", facts["note"]]
+    return "\n".join(lines) + "\n"
+
+
+def no_report_html(step: str, why: str) -> str:
+    return (
+        "<html><body style='font-family:sans-serif'>"
+        f"<p>{html.escape(step)}: {html.escape(why)}</p></body></html>"
+    )
+
+
+def step_facts(step_name: str, snapshot_id: str, kfp_run: str) -> dict[str, Any]:
+    """Read the finished step back from the ZenML store (the server, in a pod)."""
+    from zenml.artifacts.utils import load_artifact_visualization
+    from zenml.client import Client
+    from zenml.enums import VisualizationType
+
+    client = Client()
+    runs = client.list_pipeline_runs(
+        snapshot_id=snapshot_id, orchestrator_run_id=kfp_run, hydrate=True
+    ).items
+    if not runs:
+        raise LookupError(f"no ZenML run of snapshot {snapshot_id} for KFP run {kfp_run}")
+    run = runs[0]
+    step = run.steps[step_name]
+    facts: dict[str, Any] = {
+        "step": step_name,
+        "run_name": run.name,
+        "run_id": str(run.id),
+        "step_run_id": str(step.id),
+        "status": str(step.status.value if hasattr(step.status, "value") else step.status),
+        "outputs": {},
+        "models": {},
+        "metadata": {},
+        "html": None,
+        "confusion": None,
+        "roc": None,
+    }
+    store_url = getattr(client.zen_store, "url", "") or ""
+    if store_url.startswith("http"):
+        facts["dashboard"] = f"{store_url.rstrip('/')}/runs/{run.id}"
+    tracking_uri = mlflow_uri(run)
+    metadata = step.run_metadata
+    if tracking_uri and metadata.get("mlflow_run_id"):
+        facts["mlflow_run"] = (
+            f"{tracking_uri}/#/experiments/{metadata.get('mlflow_experiment_id')}"
+            f"/runs/{metadata['mlflow_run_id']}"
+        )
+    elif tracking_uri:  # steps without the tracker: the pipeline's MLflow experiment
+        facts["mlflow"] = f"experiment '{run.pipeline.name}' at {tracking_uri}"
+    for output, versions in step.outputs.items():
+        for artifact in versions:
+            facts["metadata"][output] = dict(artifact.run_metadata)
+            # Small result objects are loaded; data (a batch, a model) is summed up by its
+            # metadata, never read again.
+            value = artifact.load() if _is_small_result(artifact) else None
+            facts["outputs"][output] = scalar_fields(value) or {
+                key: str(item)
+                for key, item in artifact.run_metadata.items()
+                if isinstance(item, str | int | float | bool)
+            }
+            if facts["html"] is None and artifact.visualizations:
+                for index, visualization in enumerate(artifact.visualizations):
+                    if visualization.type == VisualizationType.HTML:
+                        facts["html"] = load_artifact_visualization(artifact, index).value
+                        break
+            facts["confusion"] = facts["confusion"] or getattr(value, "confusion", None)
+            facts["roc"] = facts["roc"] or getattr(value, "roc", None)
+            name, version = getattr(value, "name", None), getattr(value, "version", None)
+            if tracking_uri and isinstance(name, str) and isinstance(version, str) and version:
+                facts["models"][output] = f"{tracking_uri}/#/models/{name}/versions/{version}"
+    return facts
+
+
+def mlflow_uri(run) -> str:
+    """The MLflow server of the run's stack, if it has an MLflow tracker with an HTTP URI."""
+    from zenml.enums import StackComponentType
+
+    stack = run.stack
+    trackers = stack.components.get(StackComponentType.EXPERIMENT_TRACKER, []) if stack else []
+    for tracker in trackers:
+        uri = str(tracker.configuration.get("tracking_uri") or "")
+        if uri.startswith("http"):
+            return uri.rstrip("/")
+    return ""
+
+
+def _is_small_result(artifact) -> bool:
+    from pydantic import BaseModel
+    from zenml.utils import source_utils
+
+    try:
+        data_type = source_utils.load(artifact.data_type)
+    except Exception:
+        return False
+    return isinstance(data_type, type) and issubclass(data_type, BaseModel)
+
+
+def write_outputs(
+    outputs: dict[str, tuple[str, str]], facts: dict[str, Any], output_file: str | None
+) -> None:
+    """Write each declared output where KFP uploads it, and their metadata for KFP."""
+    metadata: dict[str, dict[str, Any]] = {}
+    for kind, (path, _uri) in outputs.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if kind == CARD:
+            Path(path).write_text(card_markdown(facts))
+            continue
+        if kind == REPORT:
+            content = facts.get("html") or no_report_html(
+                facts["step"], facts.get("note") or "this step wrote no HTML report"
+            )
+            Path(path).write_text(content)
+            continue
+        if kind == METRICS:
+            metadata[kind] = numeric_metadata(facts.get("metadata", {}))
+        elif kind == CLASSIFICATION:
+            metadata[kind] = classification_metadata(facts.get("confusion"), facts.get("roc"))
+        Path(path).write_text(json.dumps(metadata[kind], indent=1))
+    if output_file:
+        executor_output = {
+            "artifacts": {
+                kind: {"artifacts": [{"name": kind, "uri": outputs[kind][1], "metadata": data}]}
+                for kind, data in metadata.items()
+            }
+        }
+        Path(output_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(output_file).write_text(json.dumps(executor_output))
+
+
+def run_step(command: list[str]) -> int:
+    """Run ZenML's step command; a TERM or INT for the pod goes to the step too."""
+    child = subprocess.Popen(command)
+
+    def forward(signum, _frame):
+        child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    return child.wait()
+
+
+def _argument(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1] if flag in command else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        print("usage: ui_outputs [--output-file F] [--out KIND PATH URI]... -- COMMAND...")
+        return 2
+    split = argv.index("--")
+    parser = argparse.ArgumentParser(prog="ui_outputs")
+    parser.add_argument("--output-file")
+    parser.add_argument("--out", nargs=3, action="append", default=[])
+    ours = parser.parse_args(argv[:split])
+    command = argv[split + 1 :]
+    code = run_step(command)
+    if code != 0:
+        return code
+    step_name = _argument(command, "--step_name")
+    outputs = {kind: (path, uri) for kind, path, uri in ours.out}
+    try:
+        facts = step_facts(
+            step_name, _argument(command, "--snapshot_id"), os.environ.get(KFP_RUN_ID_ENV, "")
+        )
+    except Exception as exc:  # the step succeeded: the task does too, and the card says why
+        note = f"The step succeeded; its outputs could not be read back for the KFP UI: {exc}"
+        print(f"zenkube: {note}", file=sys.stderr)
+        facts = {"step": step_name, "run_name": "?", "run_id": "?", "step_run_id": "?"}
+        facts.update(status="completed", note=note)
+    write_outputs(outputs, facts, ours.output_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""The Kubernetes API a deployment pod reaches, stood in on 127.0.0.1, with Seldon behind it.
+
+There is no Kubernetes here. This stand-in answers the HTTP calls ZenML's Seldon client
+makes through the `kubernetes` package (Secrets, SeldonDeployments: read, create, replace,
+merge-patch, list by label, delete) and records them. What the cluster's controllers would
+do next is done for real: for a new SeldonDeployment the model is fetched from its
+`modelUri` (as Seldon's storage initializer would, through MLflow's artifact proxy here),
+the real Seldon Core runtime serves it, the status turns `Available`, and the ingress path
+`/seldon/<namespace>/<name>/...` forwards to it. Pods find the API through a kubeconfig.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.error import HTTPError
+from urllib.parse import parse_qs, urlparse
+
+SELDON = "/apis/machinelearning.seldon.io/v1/namespaces/"
+CORE = "/api/v1/namespaces/"
+
+
+def merge(target: dict, patch: dict) -> dict:
+    """JSON merge patch (RFC 7386), as the API server applies it."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = value
+    return target
+
+
+def ready(status: bool, reason: str | None = None) -> dict:
+    """A status condition as Seldon's operator writes it."""
+    return {"type": "Ready", "status": status, **({"reason": reason} if reason else {})}
+
+
+class KubernetesApi:
+    def __init__(self, root: Path, mlflow_url: str):
+        self.root = root
+        self.mlflow_url = mlflow_url
+        self.calls: list[dict] = []
+        self.objects: dict[str, dict] = {}  # path -> object
+        self.servers: dict[str, tuple[int, int]] = {}  # deployment path -> (pid, port)
+        self.lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status: int, body: dict | bytes, content_type="application/json"):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _handle(self, method: str):
+                url = urlparse(self.path)
+                body = self._body()
+                if url.path.startswith("/seldon/"):
+                    return self._ingress(method, url, body)
+                payload = json.loads(body) if body else None
+                api.calls.append(
+                    {"method": method, "path": url.path, "query": url.query, "body": payload}
+                )
+                status, reply = api.handle(method, url.path, parse_qs(url.query), payload)
+                return self._reply(status, reply)
+
+            def _ingress(self, method, url, body):
+                parts = url.path.split("/", 4)  # "", seldon, ns, name, rest
+                target = f"{SELDON}{parts[2]}/seldondeployments/{parts[3]}"
+                server = api.servers.get(target)
+                if server is None:
+                    return self._reply(503, {"error": "no such deployment behind the ingress"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{server[1]}/{parts[4]}",
+                    data=body if method != "GET" else None,
+                    method=method,
+                    headers={"Content-Type": self.headers.get("Content-Type", "")},
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        return self._reply(
+                            response.status, response.read(), response.headers["Content-Type"]
+                        )
+                except HTTPError as error:
+                    return self._reply(error.code, error.read(), error.headers["Content-Type"])
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_POST(self):
+                self._handle("POST")
+
+            def do_PUT(self):
+                self._handle("PUT")
+
+            def do_PATCH(self):
+                self._handle("PATCH")
+
+            def do_DELETE(self):
+                self._handle("DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    # --- the API server -----------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict, body) -> tuple[int, dict]:
+        with self.lock:
+            if method == "GET" and path in self.objects:
+                return 200, self.objects[path]
+            if method == "GET" and path.endswith(("/secrets", "/seldondeployments")):
+                return 200, {"kind": "List", "items": self._listed(path, query)}
+            if method == "GET":
+                return 404, {"kind": "Status", "reason": "NotFound", "code": 404}
+            if method == "POST":
+                created = f"{path}/{body['metadata']['name']}"
+                if created in self.objects:
+                    return 409, {"kind": "Status", "reason": "AlreadyExists", "code": 409}
+                self.objects[created] = body
+                if "seldondeployments" in path:
+                    self._schedule(created)
+                return 201, body
+            if path not in self.objects:
+                return 404, {"kind": "Status", "reason": "NotFound", "code": 404}
+            if method == "PUT":
+                self.objects[path] = body
+            elif method == "PATCH":
+                merge(self.objects[path], body)
+            elif method == "DELETE":
+                self.objects.pop(path)
+                self._stop(path)
+                return 200, {"kind": "Status", "status": "Success"}
+            return 200, self.objects[path]
+
+    def _listed(self, path: str, query: dict) -> list[dict]:
+        wanted = dict(
+            pair.split("=", 1)
+            for pair in (query.get("labelSelector") or [""])[0].split(",")
+            if pair
+        )
+        items = []
+        for key, item in self.objects.items():
+            labels = item.get("metadata", {}).get("labels") or {}
+            if key.rsplit("/", 1)[0] == path and all(labels.get(k) == v for k, v in wanted.items()):
+                items.append(item)
+        return items
+
+    def kubeconfig(self) -> Path:
+        path = self.root / "kubeconfig"
+        path.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters: [{{name: standin, cluster: {{server: '{self.url}'}}}}]\n"
+            "users: [{name: standin, user: {token: pod-service-account}}]\n"
+            "contexts: [{name: standin, context: {cluster: standin, user: standin}}]\n"
+            "current-context: standin\n"
+        )
+        return path
+
+    # --- what the controllers do ----------------------------------------------------------
+
+    def _schedule(self, path: str) -> None:
+        self.objects[path]["status"] = {"state": "Creating", "conditions": [ready(False)]}
+        threading.Thread(target=self._serve, args=(path,), daemon=True).start()
+
+    def _serve(self, path: str) -> None:
+        """Storage initializer + Seldon's MLflow server, for one SeldonDeployment."""
+        import mlflow
+
+        from integrations.mlflow_registry import PICKLE_ENV
+        from integrations.seldon_local import process
+        from integrations.seldon_local.environments import runtime_python
+
+        manifest = self.objects[path]
+        name = manifest["metadata"]["name"]
+        graph = manifest["spec"]["predictors"][0]["graph"]
+        folder = self.root / "pods" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            model_dir = mlflow.artifacts.download_artifacts(
+                artifact_uri=graph["modelUri"],
+                dst_path=str(folder / "mnt-models"),
+                tracking_uri=self.mlflow_url,
+            )
+            protocol = process.get_protocol("seldon")
+            port = process.free_port()
+            command = protocol.command(
+                runtime_python("seldon", echo=lambda *_: None),
+                Path(model_dir),
+                graph["name"],
+                port,
+                1,
+            )
+            log = folder / "model.log"
+            pid = process.spawn(command, log, {**PICKLE_ENV, "ZENKUBE_HOST": process.HOST})
+            self.servers[path] = (pid, port)
+            process.wait_healthy(pid, protocol.url(port, name, protocol.health_path), log, 180)
+            state = {
+                "state": "Available",
+                "address": {"url": f"{self.url}/seldon/{name}"},
+                "conditions": [ready(True)],
+            }
+        except Exception as exc:
+            state = {
+                "state": "Failed",
+                "description": str(exc)[:500],
+                "conditions": [ready(False, "ModelFailed")],
+            }
+        with self.lock:
+            if path in self.objects:
+                self.objects[path]["status"] = state
+
+    def _stop(self, path: str) -> None:
+        from integrations.seldon_local import process
+
+        pid, _port = self.servers.pop(path, (None, None))
+        process.stop_group(pid)
+
+    def deployments(self) -> list[dict]:
+        return [v for k, v in self.objects.items() if "/seldondeployments/" in k]
+
+    def secrets(self) -> list[dict]:
+        return [v for k, v in self.objects.items() if "/secrets/" in k]
+
+    def __enter__(self) -> KubernetesApi:
+        self.root.mkdir(parents=True, exist_ok=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for path in list(self.servers):
+            self._stop(path)
+        self.server.shutdown()

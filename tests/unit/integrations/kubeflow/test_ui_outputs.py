@@ -1,0 +1,120 @@
+"""The KFP UI outputs a task writes: formats, the wrapper's exit codes, and what it declares."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from integrations.kubeflow import ui_outputs
+from steps.training.metrics import classification_curves
+
+
+def test_classification_metadata_is_kfps_own_format_and_holds_json():
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"x": rng.normal(size=400)})
+    labels = pd.Series(np.where(features["x"] + rng.normal(size=400) > 0, "yes", "no"))
+    curves = classification_curves(LogisticRegression().fit(features, labels), features, labels)
+    metadata = ui_outputs.classification_metadata(curves["confusion"], curves["roc"])
+    json.dumps(metadata, allow_nan=False)  # +inf thresholds would not be valid JSON
+    matrix = metadata["confusionMatrix"]
+    assert [a["displayName"] for a in matrix["annotationSpecs"]] == ["no", "yes"]
+    assert sum(sum(r["row"]) for r in matrix["rows"]) == 400
+    points = metadata["confidenceMetrics"]
+    assert 2 <= len(points) <= ui_outputs.MAX_ROC_POINTS + 1
+    assert points[-1]["recall"] == 1.0 and points[0]["falsePositiveRate"] == 0.0
+
+
+def test_numeric_metadata_keeps_numbers_and_prefixes_a_shared_name():
+    metrics = ui_outputs.numeric_metadata(
+        {
+            "train": {"rows": 10, "name": "x", "ok": True, "gap": float("nan")},
+            "test": {"rows": 4, "f1": 0.9},
+        }
+    )
+    assert metrics == {"rows": 10.0, "test.rows": 4.0, "f1": 0.9}
+
+
+def test_card_names_the_run_links_and_each_outputs_fields():
+    card = ui_outputs.card_markdown(
+        {
+            "step": "promote_if_better",
+            "run_name": "training-1",
+            "run_id": "r1",
+            "step_run_id": "s1",
+            "status": "completed",
+            "dashboard": "https://zenml.example.com/runs/r1",
+            "mlflow_run": "http://mlflow/#/experiments/1/runs/abc",
+            "outputs": {"promotion_decision": {"promoted": "True", "reason": "f1 beats"}},
+            "models": {"promotion_decision": "http://mlflow/#/models/m/versions/2"},
+        }
+    )
+    for expected in (
+        "### promote_if_better",
+        "`training-1` (id `r1`)",
+        "https://zenml.example.com/runs/r1",
+        "http://mlflow/#/experiments/1/runs/abc",
+        "- **reason:** f1 beats",
+        "http://mlflow/#/models/m/versions/2",
+    ):
+        assert expected in card
+
+
+def outs(tmp_path, kinds):
+    args, paths = ["--output-file", str(tmp_path / "kfp" / "output.json")], {}
+    for kind in kinds:
+        paths[kind] = tmp_path / "artifacts" / kind
+        args += ["--out", kind, str(paths[kind]), f"minio://b/{kind}"]
+    return args, paths
+
+
+def test_a_failing_step_fails_the_task_with_its_own_exit_code_and_writes_nothing(tmp_path):
+    args, paths = outs(tmp_path, ["card", "metrics"])
+    code = ui_outputs.main([*args, "--", sys.executable, "-c", "raise SystemExit(3)"])
+    assert code == 3
+    assert not any(p.exists() for p in paths.values())
+
+
+def test_outputs_are_written_even_when_zenml_cannot_be_read(tmp_path, monkeypatch):
+    def unreachable(*_):
+        raise ConnectionError("server down")
+
+    monkeypatch.setattr(ui_outputs, "step_facts", unreachable)
+    args, paths = outs(tmp_path, ["card", "metrics", "classification", "report"])
+    command = [sys.executable, "-c", "pass", "--step_name", "train_model"]
+    assert ui_outputs.main([*args, "--", *command]) == 0
+    assert "server down" in paths["card"].read_text()
+    assert "server down" in paths["report"].read_text()
+    written = json.loads((tmp_path / "kfp" / "output.json").read_text())["artifacts"]
+    assert written["metrics"]["artifacts"][0] == {
+        "name": "metrics",
+        "uri": "minio://b/metrics",
+        "metadata": {},
+    }
+
+
+def test_usage_without_a_step_command():
+    assert ui_outputs.main(["--output-file", "x"]) == 2
+
+
+@pytest.mark.parametrize(
+    "materializer,expected",
+    [
+        ("materializers.evaluation_report.EvaluationReportMaterializer",
+         ["card", "metrics", "classification", "report"]),
+        ("materializers.drift_report.DriftReportMaterializer", ["card", "metrics", "report"]),
+        ("zenml.materializers.pydantic_materializer.PydanticMaterializer", ["card"]),
+    ],
+)  # fmt: skip
+def test_a_task_declares_what_its_outputs_materializers_can_show(materializer, expected):
+    from types import SimpleNamespace
+
+    from zenml.config.source import Source
+
+    output = SimpleNamespace(materializer_source=[Source.from_import_path(materializer)])
+    step = SimpleNamespace(config=SimpleNamespace(outputs={"out": output}))
+    assert ui_outputs.kinds_for_step(step) == expected
