@@ -223,9 +223,12 @@ def step_facts(step_name: str, snapshot_id: str, kfp_run: str) -> dict[str, Any]
         "confusion": None,
         "roc": None,
     }
-    store_url = getattr(client.zen_store, "url", "") or ""
-    if store_url.startswith("http"):
-        facts["dashboard"] = f"{store_url.rstrip('/')}/runs/{run.id}"
+    try:
+        from zenml.utils.dashboard_utils import get_run_url
+
+        facts["dashboard"] = get_run_url(run)
+    except Exception:  # a link is a convenience: the run id is on the card anyway
+        facts["dashboard"] = None
     tracking_uri = mlflow_uri(run)
     metadata = step.run_metadata
     if tracking_uri and metadata.get("mlflow_run_id"):
