@@ -8,17 +8,10 @@ monitoring decides there is nothing to retrain, the retraining steps run and say
 from zenml import pipeline
 
 from core.specs import GateSpec, MonitoringThresholds, SplitSpec, TrainerSpec
+from pipelines.monitoring import monitor_batch
 from steps.data import split_data
 from steps.deployment import deploy_if_promoted
-from steps.monitoring import (
-    check_quality,
-    decide_action,
-    detect_drift,
-    load_batch,
-    load_reference,
-    predict_batch,
-    retraining_data,
-)
+from steps.monitoring import retraining_data
 from steps.registry import promote_if_better, register_model
 from steps.training import evaluate_model, train_model
 
@@ -37,12 +30,7 @@ def continuous_training_pipeline(
     deploy: bool = True,
 ) -> None:
     """Watch the champion on a batch; on a labelled alert retrain, gate and redeploy."""
-    reference, champion_report = load_reference(model_name)
-    current = load_batch(batch, reference)
-    predictions = predict_batch(current, model_name)
-    drift = detect_drift(reference, current, thresholds)
-    quality = check_quality(current, predictions, champion_report)
-    decision = decide_action(drift, quality, thresholds)
+    reference, current, decision = monitor_batch(model_name, batch, thresholds)
     data = retraining_data(decision, reference, current, retrain)
     train, valid, test = split_data(data, split)
     model, search = train_model(train, valid, trainer)

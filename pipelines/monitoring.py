@@ -13,14 +13,20 @@ from steps.monitoring import (
 )
 
 
-@pipeline(enable_cache=False)
-def monitoring_pipeline(
-    model_name: str, batch: str, thresholds: MonitoringThresholds, retrain: bool = True
-) -> None:
-    """Compare a batch with the champion's training data; decide whether to alert/retrain."""
+def monitor_batch(model_name: str, batch: str, thresholds: MonitoringThresholds):
+    """The monitoring steps, for any pipeline that watches a batch; returns
+    (reference, current batch, decision) for the steps that follow."""
     reference, champion_report = load_reference(model_name)
     current = load_batch(batch, reference)
     predictions = predict_batch(current, model_name)
     drift = detect_drift(reference, current, thresholds)
     quality = check_quality(current, predictions, champion_report)
-    decide_action(drift, quality, thresholds)
+    return reference, current, decide_action(drift, quality, thresholds)
+
+
+@pipeline(enable_cache=False)
+def monitoring_pipeline(
+    model_name: str, batch: str, thresholds: MonitoringThresholds, retrain: bool = True
+) -> None:
+    """Compare a batch with the champion's training data; decide whether to alert/retrain."""
+    monitor_batch(model_name, batch, thresholds)
