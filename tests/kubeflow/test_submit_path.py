@@ -20,8 +20,9 @@ import sys
 import pytest
 import yaml
 
+from integrations.kubeflow.validate import load_documents
 from tests.conftest import cli_in
-from tests.kfp_replay import KfpApiRecorder
+from tests.kfp_replay import KfpApiRecorder, replay
 from tests.kubernetes_api import KubernetesApi
 from tests.mlflow_server import MlflowServer
 from tests.zenml_server import ZenmlServer
@@ -287,3 +288,51 @@ def test_schedule_on_the_kubeflow_stack_creates_a_recurring_run(trained, cluster
     )
     parameters = json.loads(read.stdout.strip().splitlines()[-1])
     assert parameters["batch"] == batch and parameters["model_name"] == MODEL
+
+
+def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_key(trained, cluster):
+    """The alert-only monitoring pipeline, compiled for this model and run as KFP would."""
+    assert trained.returncode == 0
+    from sklearn.datasets import load_breast_cancer
+
+    root, env = cluster["root"], cluster["env"]
+    zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
+    key_file = root / "kfp-pods.key"
+    subprocess.run(
+        [zenml, "service-account", "create", "kfp-pods", "--output-file", str(key_file)],
+        env={**os.environ, **env, "ZENML_CONFIG_PATH": str(cluster["cli"].home / "zenml")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    api_key = key_file.read_text().strip()
+    out = root / "compiled"
+    result = cluster["cli"](
+        "compile",
+        "--stack",
+        str(root / "cluster.yaml"),
+        "--model-name",
+        MODEL,
+        "--out",
+        str(out),
+        extra_env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    batch = (
+        load_breast_cancer(as_frame=True).frame.drop(columns="target").sample(120, random_state=1)
+    )
+    (root / "volume" / "batches").mkdir(parents=True, exist_ok=True)
+    batch.to_parquet(root / "volume" / "batches" / "current.parquet")
+    uploads: dict = {}
+    order = replay(
+        load_documents(out / "monitoring.yaml"),
+        root / "uploaded",
+        {"ZENML_STORE_API_KEY": api_key, "KUBECONFIG": str(root / "kubernetes" / "kubeconfig")},
+        uploads,
+    )
+    assert order[0] == "load_reference" and "decide_action" in order
+    assert "deploy_if_promoted" not in order  # alert only
+    drift = uploads["detect_drift"].executor_output["artifacts"]["metrics"]["artifacts"][0]
+    assert drift["metadata"]["current_rows"] == 120
+    decision = uploads["decide_action"]["card"][1].read_text()
+    assert "**alert:** False" in decision
