@@ -155,5 +155,14 @@ class ZenkubeGroup(click.Group):
                 return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except KeyboardInterrupt:
+            click.echo(
+                "\nzenkube: interrupted (Ctrl-C); the run stopped. A promotion cut off halfway "
+                "is put back and a deploy that did not finish leaves the old server serving. "
+                "`python run.py history` and `python run.py serve status` show what is champion "
+                "and served now.",
+                err=True,
+            )
+            sys.exit(130)
         except Exception as exc:
             _fail(exc, bool(ctx.params.get("debug")))

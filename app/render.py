@@ -24,8 +24,12 @@ def training(result, echo: Echo) -> None:
     if d.promoted:
         echo(f"Promoted:     yes: {d.reason}. It is now '{r.name}@champion'.", fg="green")
     else:
-        champion = f"v{d.champion_version}" if d.champion_version else "none"
-        echo(f"Promoted:     no: {d.reason}. The champion stays {champion}.", fg="yellow")
+        after = (
+            f"The champion stays v{d.champion_version}."
+            if d.champion_version
+            else f"'{r.name}' has no champion yet."
+        )
+        echo(f"Promoted:     no: {d.reason}. {after}", fg="yellow")
     tracker = Client().active_stack.experiment_tracker
     bin_dir = os.path.dirname(sys.executable)  # printed commands work without activating
     zen = f"ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} {bin_dir}/zenml"

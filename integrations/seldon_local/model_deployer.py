@@ -144,9 +144,13 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
         new = SeldonLocalService(uuid=id, config=local)
         try:
             self._replace(new, old)
-        except Exception:
-            new.deprovision()
-            new.remove_files()
+        except BaseException:
+            # An error or Ctrl-C before the front switched: the new server goes and the old
+            # one serves on. After the switch the new server is the one serving: it stays.
+            status = new.front.status()
+            if status is None or status.get("backend") != new.backend_port:
+                new.deprovision()
+                new.remove_files()
             raise
         client = Client()
         for service in old:

@@ -179,7 +179,7 @@ class SeldonLocalService(BaseDeploymentService):
                 self.config.start_timeout,
             )
             process.smoke_test(self.protocol, port, self.served_name, self.model_dir)
-        except Exception:
+        except BaseException:  # Ctrl-C while it starts too: no server is left behind
             process.stop_group(pid)
             raise
         (self.workdir / "server.json").write_text(

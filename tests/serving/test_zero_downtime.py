@@ -86,3 +86,37 @@ def test_a_redeploy_under_load_from_eight_clients_loses_no_request(module_store,
         assert len(get_protocol(protocol).predictions(answer.json())) == 5
     finally:
         stop_all()
+
+
+def test_ctrl_c_while_the_new_server_starts_leaves_the_old_one_serving_and_nothing_behind(
+    module_store, monkeypatch
+):
+    from integrations.seldon_local import process
+
+    name = "swap-interrupted"
+    _, test, _ = train_champion(name)
+    try:
+        first = runner.deploy(None, {"model_name": name, "protocol": "seldon"})
+        deployer = Client().active_stack.model_deployer
+        (old,) = deployer.services_for(name)
+        started = []
+        real_spawn, real_wait = process.spawn, process.wait_healthy
+        monkeypatch.setattr(
+            process, "spawn", lambda *a: started.append(real_spawn(*a)) or started[-1]
+        )
+
+        def interrupted(pid, *args):
+            real_wait(pid, *args)
+            raise KeyboardInterrupt  # Ctrl-C once the new server is up, before the switch
+
+        monkeypatch.setattr(process, "wait_healthy", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            deploy_folder(name, old.model_dir, "2")
+        (new_pid,) = started
+        assert not is_alive(new_pid)  # the interrupted server was stopped
+        assert old.is_running
+        body = client.request_body("seldon", test.features.head(3))
+        answer = requests.post(first.prediction_url, json=body, timeout=10)
+        assert answer.status_code == 200 and len(answer.json()["data"]["ndarray"]) == 3
+    finally:
+        stop_all()

@@ -46,3 +46,23 @@ def test_a_skipped_step_says_why_instead_of_a_tick():
     progress.emit(record("Step split_data has finished in 0.1s."))
     progress.emit(record("Step train_model has finished in 0.2s."))
     assert lines == ["  – split_data skipped (no retraining needed)", "  ✓ train_model (0.2s)"]
+
+
+def test_ctrl_c_says_what_it_left_and_exits_130():
+    import click
+    from click.testing import CliRunner
+
+    from app.console import ZenkubeGroup
+
+    @click.group(cls=ZenkubeGroup)
+    @click.option("--verbose", is_flag=True)
+    def cli(verbose):
+        pass
+
+    @cli.command()
+    def train():
+        raise KeyboardInterrupt
+
+    result = CliRunner().invoke(cli, ["--verbose", "train"])
+    assert result.exit_code == 130
+    assert "interrupted (Ctrl-C)" in result.output and "Aborted!" not in result.output
