@@ -319,7 +319,14 @@ def write_outputs(
 
 
 def run_step(command: list[str]) -> int:
-    """Run ZenML's step command; a TERM or INT for the pod goes to the step too."""
+    """Run ZenML's step command and return its exit code.
+
+    `python -m MODULE ARGS` (what ZenML writes) runs in this process, so the step and the
+    read-back share one interpreter and one ZenML import; anything else is a child process
+    that gets the pod's TERM or INT.
+    """
+    if len(command) >= 3 and command[1] == "-m" and Path(command[0]).name.startswith("python"):
+        return run_module(command[2], command[3:])
     child = subprocess.Popen(command)
 
     def forward(signum, _frame):
@@ -328,6 +335,31 @@ def run_step(command: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, forward)
     return child.wait()
+
+
+def run_module(module: str, args: list[str]) -> int:
+    """`python -m module args`, in this process: its exit code as the interpreter would give."""
+    import runpy
+    import traceback
+
+    saved = sys.argv
+    sys.argv = [module, *args]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        code = exit_.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        print(code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.argv = saved
+    return 0
 
 
 def _argument(command: list[str], flag: str) -> str:

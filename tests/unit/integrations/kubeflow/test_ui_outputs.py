@@ -79,6 +79,17 @@ def test_a_failing_step_fails_the_task_with_its_own_exit_code_and_writes_nothing
     assert not any(p.exists() for p in paths.values())
 
 
+@pytest.mark.parametrize(
+    "source,code", [("raise SystemExit(4)", 4), ("raise ValueError('x')", 1), ("x = 1", 0)]
+)
+def test_a_python_module_step_runs_in_process_with_the_interpreters_exit_code(
+    tmp_path, monkeypatch, source, code
+):
+    (tmp_path / "fake_step.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert ui_outputs.run_step(["python", "-m", "fake_step", "--step_name", "s"]) == code
+
+
 def test_outputs_are_written_even_when_zenml_cannot_be_read(tmp_path, monkeypatch):
     def unreachable(*_):
         raise ConnectionError("server down")
