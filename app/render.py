@@ -91,5 +91,7 @@ def monitoring(result, echo: Echo) -> None:
         deployed = result.deployment
         echo(f"Redeployed:   v{deployed.model_version} at {deployed.prediction_url}")
     echo(f"Drift report: {result.report_path}")
+    evidently = os.path.join(os.path.dirname(result.report_path), "evidently.html")
+    echo(f"Evidently:    {evidently}")
     if result.drift.html_note:
         echo(f"              ({result.drift.html_note})")

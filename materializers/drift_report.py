@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from typing import Any, ClassVar
 
@@ -20,6 +21,8 @@ class ColumnDrift(BaseModel):
         statistic: the test statistic.
         p_value: the test's p-value.
         drifted: p_value below the threshold.
+        histogram: drifted columns only: `labels` (bin starts or categories) and the
+            `reference` and `current` shares per label, for the report's charts.
     """
 
     column: str
@@ -28,6 +31,7 @@ class ColumnDrift(BaseModel):
     statistic: float
     p_value: float
     drifted: bool
+    histogram: dict[str, list] | None = None
 
 
 class DriftReport(BaseModel):
@@ -38,7 +42,10 @@ class DriftReport(BaseModel):
         drift_share: share of columns that drifted.
         threshold: p-value below which a column counts as drifted.
         reference_rows / current_rows: sizes compared.
-        html: Evidently's HTML report (built on a bounded sample when data is large).
+        share_threshold: the dataset drifts when at least this share of columns drifted.
+        critical_columns: the dataset drifts when any of these drifted.
+        html: Evidently's interactive HTML report, configured with the same tests and
+            thresholds (built on a bounded sample when data is large).
         html_note: what the HTML was built on.
     """
 
@@ -47,6 +54,8 @@ class DriftReport(BaseModel):
     threshold: float
     reference_rows: int
     current_rows: int
+    share_threshold: float = 0.3
+    critical_columns: list[str] = Field(default_factory=list)
     html: str = Field("", repr=False)
     html_note: str = ""
 
@@ -57,9 +66,91 @@ class DriftReport(BaseModel):
     def summary(self) -> dict[str, Any]:
         return self.model_dump(exclude={"html"})
 
+    def verdict(self) -> tuple[bool, str]:
+        """Whether the dataset drifted by zenkube's thresholds, and why, in one sentence."""
+        drifted = self.drifted_columns
+        counted = f"{len(drifted)} of {len(self.columns)} columns drifted ({self.drift_share:.0%}"
+        critical = [c for c in self.critical_columns if c in drifted]
+        if self.drift_share >= self.share_threshold and self.columns:
+            return True, f"{counted} ≥ {self.share_threshold:.0%} drift share)"
+        if critical:
+            return True, f"critical column(s) drifted: {', '.join(critical)} ({counted}))"
+        return False, f"{counted} < {self.share_threshold:.0%} drift share)"
+
+    def to_html(self) -> str:
+        """A report with no script: renders in ZenML's sandboxed iframe and in the KFP UI."""
+        drifted, why = self.verdict()
+        headline = "Dataset drift detected" if drifted else "No dataset drift"
+        color = "#b42318" if drifted else "#067647"
+        ordered = sorted(self.columns, key=lambda c: (not c.drifted, c.p_value, c.column))
+        shaded = " style='background:#fef3f2'"
+        rows = "".join(
+            f"<tr{shaded if c.drifted else ''}>"
+            f"<td>{html.escape(c.column)}</td><td>{c.kind}</td><td>{c.test}</td>"
+            f"<td>{c.p_value:.3g}</td><td>{'drifted' if c.drifted else 'ok'}</td></tr>"
+            for c in ordered
+        )
+        charts = "".join(_histogram_svg(c) for c in ordered if c.drifted and c.histogram)
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title></head>"
+            "<body style='font-family:sans-serif;max-width:60em'>"
+            f"<h2 style='color:{color}'>{headline}</h2>"
+            f"<p>{html.escape(why)}. A column drifts when its test's p-value is below "
+            f"{self.threshold}; {self.reference_rows} reference rows (the champion's training "
+            f"data) against {self.current_rows} current rows, all rows tested. This is the "
+            "drift part of the monitoring decision; with labels, the decision also checks the "
+            "model's quality.</p>"
+            f"{f'<h3>Drifted columns</h3>{charts}' if charts else ''}"
+            "<h3>Every column (drifted first)</h3><table border=1 cellpadding=3 "
+            "style='border-collapse:collapse'><tr><th>column</th><th>kind</th><th>test</th>"
+            f"<th>p-value</th><th>verdict</th></tr>{rows}</table>"
+            f"<p style='color:#555'>{html.escape(self.html_note)} Evidently's interactive report "
+            "(same tests and thresholds) is the artifact's second visualization "
+            "(evidently.html).</p></body></html>"
+        )
+
+
+def _histogram_svg(column: ColumnDrift, width: int = 420, height: int = 110) -> str:
+    """Reference (grey) and current (orange) shares per bin or category, as inline SVG."""
+    hist = column.histogram or {}
+    labels, ref, cur = hist.get("labels", []), hist.get("reference", []), hist.get("current", [])
+    if not labels:
+        return ""
+    top = max(max(ref, default=0), max(cur, default=0)) or 1.0
+    slot = width / len(labels)
+    bar = max(slot / 2 - 1, 1)
+    bars = []
+    for i, (r, c) in enumerate(zip(ref, cur, strict=True)):
+        for offset, share, fill in ((0, r, "#98a2b3"), (bar, c, "#f79009")):
+            h = (height - 20) * share / top
+            bars.append(
+                f"<rect x='{i * slot + offset:.1f}' y='{height - 20 - h:.1f}' "
+                f"width='{bar:.1f}' height='{h:.1f}' fill='{fill}'/>"
+            )
+    if column.kind == "categorical":  # every category named under its bars
+        axis = "".join(
+            f"<text x='{(i + 0.5) * slot:.1f}' y='{height - 5}' font-size='10' "
+            f"text-anchor='middle'>{html.escape(str(label)[:12])}</text>"
+            for i, label in enumerate(labels)
+        )
+    else:  # the range's two ends
+        axis = (
+            f"<text x='0' y='{height - 5}' font-size='10'>{html.escape(str(labels[0]))}</text>"
+            f"<text x='{width}' y='{height - 5}' font-size='10' text-anchor='end'>"
+            f"{html.escape(str(labels[-1]))}</text>"
+        )
+    return (
+        f"<h4>{html.escape(column.column)} <small>({column.test} p={column.p_value:.3g}; "
+        "grey: reference, orange: current)</small></h4>"
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"role='img' aria-label='{html.escape(column.column)} histogram'>{''.join(bars)}{axis}"
+        "</svg>"
+    )
+
 
 class DriftReportMaterializer(BaseMaterializer):
-    """Stores `summary.json` and `report.html`; the HTML is the dashboard visualization."""
+    """Stores `summary.json`, `report.html` (zenkube's script-free report, the first
+    visualization: it renders in ZenML's sandboxed iframe) and `evidently.html`."""
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (DriftReport,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
@@ -69,7 +160,7 @@ class DriftReportMaterializer(BaseMaterializer):
     def load(self, data_type: type[Any]) -> DriftReport:
         with self.artifact_store.open(os.path.join(self.uri, "summary.json"), "r") as f:
             report = DriftReport.model_validate_json(f.read())
-        html_path = os.path.join(self.uri, "report.html")
+        html_path = os.path.join(self.uri, "evidently.html")
         if self.artifact_store.exists(html_path):
             with self.artifact_store.open(html_path, "r") as f:
                 report.html = f.read()
@@ -79,7 +170,9 @@ class DriftReportMaterializer(BaseMaterializer):
         with self.artifact_store.open(os.path.join(self.uri, "summary.json"), "w") as f:
             f.write(data.model_copy(update={"html": ""}).model_dump_json())
         with self.artifact_store.open(os.path.join(self.uri, "report.html"), "w") as f:
-            f.write(data.html or "<html><body>No HTML report.</body></html>")
+            f.write(data.to_html())
+        with self.artifact_store.open(os.path.join(self.uri, "evidently.html"), "w") as f:
+            f.write(data.html or "<html><body>No Evidently report.</body></html>")
 
     def extract_metadata(self, data: DriftReport) -> dict[str, Any]:
         return {
@@ -89,4 +182,7 @@ class DriftReportMaterializer(BaseMaterializer):
         }
 
     def save_visualizations(self, data: DriftReport) -> dict[str, VisualizationType]:
-        return {os.path.join(self.uri, "report.html"): VisualizationType.HTML}
+        return {
+            os.path.join(self.uri, "report.html"): VisualizationType.HTML,
+            os.path.join(self.uri, "evidently.html"): VisualizationType.HTML,
+        }

@@ -10,7 +10,7 @@ from scipy import stats
 from zenml import log_metadata, step
 
 from core.specs import MonitoringThresholds
-from integrations.evidently_drift import drift_html
+from integrations.evidently_drift import drift_report
 from materializers.dataset import DATETIME, NUMERIC, Dataset
 from materializers.drift_report import ColumnDrift, DriftReport
 
@@ -48,20 +48,58 @@ def as_days(values: pd.Series) -> np.ndarray:
     return days.to_numpy(dtype=float, na_value=np.nan)
 
 
+HISTOGRAM_BINS = 20
+HISTOGRAM_CATEGORIES = 12
+
+
+def histogram(kind: str, reference, current) -> dict[str, list]:
+    """Reference and current shares per bin (numbers, dates as days) or per category."""
+    if kind == "categorical":
+        ref = pd.Series(reference).astype(str).value_counts(normalize=True)
+        cur = pd.Series(current).astype(str).value_counts(normalize=True)
+        labels = list(ref.add(cur, fill_value=0).sort_values(ascending=False).index)
+        labels = labels[:HISTOGRAM_CATEGORIES]
+        return {
+            "labels": labels,
+            "reference": [float(ref.get(k, 0.0)) for k in labels],
+            "current": [float(cur.get(k, 0.0)) for k in labels],
+        }
+    ref = np.asarray(reference, dtype=float)
+    cur = np.asarray(current, dtype=float)
+    ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    if not len(ref) or not len(cur):
+        return {}
+    low, high = np.percentile(np.concatenate([ref, cur]), [0.5, 99.5])
+    high = high if high > low else low + 1.0
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+    shares = [np.histogram(np.clip(v, low, high), edges)[0] / len(v) for v in (ref, cur)]
+    if kind == "datetime":
+        labels = [str(pd.Timestamp(0) + pd.Timedelta(days=float(e))).split(" ")[0] for e in edges]
+    else:
+        labels = [f"{e:.3g}" for e in edges]
+    return {
+        "labels": labels[:-1],
+        "reference": shares[0].tolist(),
+        "current": shares[1].tolist(),
+    }
+
+
 def compute_drift(
     reference: Dataset, current: pd.DataFrame, thresholds: MonitoringThresholds
 ) -> DriftReport:
     """Test every feature column; numeric columns go through one float64 block."""
 
-    def tested(name: str, kind: str, test: str, result: tuple[float, float]) -> ColumnDrift:
+    def tested(name, kind, test, result, reference_values, current_values) -> ColumnDrift:
         statistic, p_value = result
+        drifted = p_value < thresholds.p_value
         return ColumnDrift(
             column=name,
             kind=kind,
             test=test,
             statistic=statistic,
             p_value=p_value,
-            drifted=p_value < thresholds.p_value,
+            drifted=drifted,
+            histogram=histogram(kind, reference_values, current_values) if drifted else None,
         )
 
     columns = []
@@ -70,16 +108,17 @@ def compute_drift(
         ref_block = reference.frame[numeric].to_numpy(dtype=np.float64)
         cur_block = current[numeric].to_numpy(dtype=np.float64)
         for i, name in enumerate(numeric):
-            columns.append(
-                tested(name, "numeric", "ks", numeric_drift(ref_block[:, i], cur_block[:, i]))
-            )
+            ref, cur = ref_block[:, i], cur_block[:, i]
+            columns.append(tested(name, "numeric", "ks", numeric_drift(ref, cur), ref, cur))
     for name, kind in reference.schema.items():
         if kind == DATETIME:
-            result = numeric_drift(as_days(reference.frame[name]), as_days(current[name]))
-            columns.append(tested(name, "datetime", "ks", result))
+            ref, cur = as_days(reference.frame[name]), as_days(current[name])
+            columns.append(tested(name, "datetime", "ks", numeric_drift(ref, cur), ref, cur))
         elif kind != NUMERIC:
-            result = categorical_drift(reference.frame[name], current[name])
-            columns.append(tested(name, "categorical", "chi2", result))
+            ref, cur = reference.frame[name], current[name]
+            columns.append(
+                tested(name, "categorical", "chi2", categorical_drift(ref, cur), ref, cur)
+            )
     share = sum(c.drifted for c in columns) / max(len(columns), 1)
     return DriftReport(
         columns=columns,
@@ -87,6 +126,39 @@ def compute_drift(
         threshold=thresholds.p_value,
         reference_rows=len(reference.frame),
         current_rows=len(current),
+        share_threshold=thresholds.drift_share,
+        critical_columns=list(thresholds.critical_columns),
+    )
+
+
+MISSING = "(missing)"
+
+
+def evidently_frames(reference: Dataset, current: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """The frames Evidently tests, as our tests see them: dates as days, and a missing
+    category value as a category of its own (Evidently would drop those rows)."""
+    ref, cur = reference.frame[list(reference.schema)].copy(), current.copy()
+    for name, kind in reference.schema.items():
+        if kind == DATETIME:
+            ref[name], cur[name] = as_days(ref[name]), as_days(cur[name])
+        elif kind != NUMERIC:
+            ref[name] = ref[name].astype(object).where(ref[name].notna(), MISSING).astype(str)
+            cur[name] = cur[name].astype(object).where(cur[name].notna(), MISSING).astype(str)
+    return ref, cur
+
+
+def evidently_report(reference: Dataset, current: pd.DataFrame, thresholds: MonitoringThresholds):
+    """Evidently's report with our tests and thresholds (see integrations/evidently_drift)."""
+    ref, cur = evidently_frames(reference, current)
+    categorical = [c for c, k in reference.schema.items() if k not in (NUMERIC, DATETIME)]
+    return drift_report(
+        ref,
+        cur,
+        categorical,
+        thresholds.p_value,
+        thresholds.drift_share,
+        categorical_drift,
+        thresholds.html_max_rows,
     )
 
 
@@ -97,8 +169,7 @@ def detect_drift(
     """Per-column drift tests on all rows, plus Evidently's HTML for people to look at."""
     features = list(reference.schema)
     report = compute_drift(reference, batch.frame[features], thresholds)
-    report.html, report.html_note = drift_html(
-        reference.frame[features], batch.frame[features], thresholds.html_max_rows
-    )
+    evidently = evidently_report(reference, batch.frame[features], thresholds)
+    report.html, report.html_note = evidently.html, evidently.note
     log_metadata({"drift_share": report.drift_share, "drifted": report.drifted_columns})
     return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,7 +96,12 @@ def test_two_shifted_columns_are_flagged_and_retraining_runs(champion):
     assert champion_version() == expected
     assert "<html" in result.drift.html.lower()
     html = open(result.report_path).read()
-    assert "x2" in html and "x4" in html and html == result.drift.html
+    assert "x2" in html and "x4" in html and "<script" not in html.lower()
+    drifted, why = result.drift.verdict()  # the report's headline agrees with the decision
+    assert drifted and "Dataset drift detected" in html and escape(why) in html
+    assert any("columns drifted" in reason for reason in result.decision.reasons)
+    evidently = open(result.report_path.replace("report.html", "evidently.html")).read()
+    assert evidently == result.drift.html
 
 
 def test_degraded_labels_raise_a_quality_alert(champion):

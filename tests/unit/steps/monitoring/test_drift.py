@@ -165,3 +165,55 @@ def test_unreadable_batch_files_get_a_message_that_says_what_to_do(
     with pytest.raises(DataValidationError, match=message) as info:
         read_table(str(path))
     assert "Traceback" not in str(info.value) and str(path) in str(info.value)
+
+
+def mixed(rows: int, seed: int, shifted: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=rows) + (1.0 if shifted else 0.0),
+            "b": rng.normal(size=rows),
+            "city": rng.choice(["Oslo", "Rome", "Lima"] + (["Pune"] if shifted else []), rows),
+            "tier": rng.choice(["x", "y"], rows),
+            "signup": (
+                pd.Timestamp("2022-01-01")
+                + pd.to_timedelta(rng.integers(0, 400 if shifted else 300, rows), unit="D")
+            ).strftime("%Y-%m-%d"),
+        }
+    )
+    frame.loc[rng.choice(rows, rows // 10, replace=False), "b"] = np.nan
+    frame.loc[rng.choice(rows, rows // 10, replace=False), "city"] = None
+    return frame
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_evidentlys_report_reaches_our_verdicts_column_by_column(shifted):
+    from steps.monitoring.drift import evidently_report
+
+    reference = Dataset(frame=mixed(600, 1, False).assign(y=0), target="y", task="classification")
+    assert reference.schema["signup"] == "datetime"
+    current = mixed(300, 2, shifted)
+    thresholds = MonitoringThresholds(drift_share=0.5)
+    ours = compute_drift(reference, current, thresholds)
+    theirs = evidently_report(reference, current, thresholds)
+    assert set(theirs.p_values) == {c.column for c in ours.columns}
+    for column in ours.columns:
+        assert theirs.p_values[column.column] == pytest.approx(column.p_value, rel=1e-9, abs=1e-300)
+        assert (theirs.p_values[column.column] < thresholds.p_value) == column.drifted
+    assert theirs.drift_share == pytest.approx(ours.drift_share)
+    assert ours.verdict()[0] == shifted
+    assert set(ours.drifted_columns) == ({"a", "city", "signup"} if shifted else set())
+
+
+def test_the_drift_report_has_no_script_and_puts_drifted_columns_first():
+    reference = Dataset(frame=mixed(600, 1, False).assign(y=0), target="y", task="classification")
+    report = compute_drift(reference, mixed(300, 2, True), MonitoringThresholds())
+    page = report.to_html()
+    assert "<script" not in page.lower() and "Dataset drift detected" in page
+    assert "3 of 5 columns drifted (60% ≥ 30% drift share)" in page
+    table = page[page.index("Every column") :]
+    positions = {c.column: table.index(f"<td>{c.column}</td>") for c in report.columns}
+    assert max(positions[c] for c in report.drifted_columns) < min(
+        positions[c] for c in ("b", "tier")
+    )
+    assert page.count("<svg") == 3 and "<rect" in page
