@@ -203,7 +203,14 @@ def schedule_cmd(cron, input_path, config, model_name) -> None:
     "placeholder to set).",
 )
 @click.option("--model-name", help="Registered model the pipelines train, serve and watch.")
-def compile_cmd(out_dir, stack, zenml_url, model_name) -> None:
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    type=click.Choice(["training", "deployment", "monitoring", "continuous_training"]),
+    help="Compile only this pipeline (repeat for more; default: all four).",
+)
+def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
     """Write KFP v2 IR YAML for all pipelines (no cluster, no Docker needed).
 
     Upload the files in the Kubeflow Pipelines UI, or run them with the stack active.
@@ -217,7 +224,9 @@ def compile_cmd(out_dir, stack, zenml_url, model_name) -> None:
 
     _ready(runs_on_stack=False)  # compiling needs no server
     started = time.monotonic()
-    written = compile_for_kubeflow(out_dir, stack, click.echo, zenml_url, model_name)
+    written = compile_for_kubeflow(
+        out_dir, stack, click.echo, zenml_url, model_name, list(pipelines) or None
+    )
     for name, path in written.items():
         summary = check_pipeline_file(path)
         click.echo(f"  {name}: {summary.tasks} tasks, KFP checks passed ({path})")

@@ -18,11 +18,13 @@ def compile_for_kubeflow(
     echo: Callable[[str], None] = print,
     zenml_url: str | None = None,
     model_name: str | None = None,
+    pipelines: list[str] | None = None,
 ) -> dict[str, Path]:
     """Write KFP v2 IR YAML for the pipelines, compiled on the Kubeflow stack `stack`.
 
     The tasks reach the ZenML server `zenml_url`; by default the connected server's, and
-    offline (local store) a placeholder the output tells the user to set.
+    offline (local store) a placeholder the output tells the user to set. `pipelines`
+    limits which pipelines are compiled (default: all).
     """
     from zenml.client import Client
 
@@ -47,7 +49,7 @@ def compile_for_kubeflow(
     written = {}
     with active_stack(spec["stack_name"]):
         bucket = Client().active_stack.artifact_store.path.rstrip("/")
-        for name in PIPELINES:
+        for name in pipelines or PIPELINES:
             overrides = {"model_name": model_name} if model_name else None
             config = load_run_config(name, overrides=overrides, stack_kind="kubeflow")
             if hasattr(config.params, "batch") and not config.params.batch:

@@ -313,6 +313,8 @@ def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_ke
         str(root / "cluster.yaml"),
         "--model-name",
         MODEL,
+        "--pipeline",
+        "monitoring",
         "--out",
         str(out),
         extra_env=env,
