@@ -377,17 +377,22 @@ def serve_status_cmd(model_name) -> None:
             f"[{info.get('PROTOCOL')}] {state}  {info.get('PREDICTION_URL')}\n"
             f"    log: {info.get('LOG_FILE')}   id: {service.uuid}"
         )
+        if info.get("METRICS_URL") and state == "up":
+            click.echo(f"    metrics: {info['METRICS_URL']}")
         if state == "down":
-            click.echo("    restore it with: python run.py deploy")
+            why = service.status.last_error or "not running"
+            click.echo(f"    why: {why}\n    restore it with: python run.py deploy")
 
 
 @serve_group.command("stop")
-def serve_stop_cmd() -> None:
-    """Stop every local model server (their records stay; `deploy` restarts them)."""
+@click.option("--model-name", help="Only this registered model's server (default: all).")
+def serve_stop_cmd(model_name) -> None:
+    """Stop local model servers, their worker processes and fronts (the records stay;
+    `deploy` restarts them)."""
     from app.serving import served_services
 
     _ready()
-    deployer, services = served_services()
+    deployer, services = served_services(model_name)
     for service in services:
         deployer.stop_model_server(service.uuid, timeout=30)
         click.echo(f"stopped {service.config.model_name} v{service.config.model_version}")

@@ -59,19 +59,24 @@ class ModelFront:
             return None
         return answer.json() if answer.status_code == 200 else None
 
-    def start(self, port: int, backend: int, timeout: float = 20.0) -> None:
+    @property
+    def metrics_url(self) -> str | None:
+        """Prometheus metrics of this model (requests, latency, rows), served by the front."""
+        return f"http://{process.HOST}:{self.port}/metrics" if self.port else None
+
+    def start(
+        self, port: int, backend: int, served: dict[str, str] | None = None, timeout: float = 20.0
+    ) -> None:
+        """Start the front on `port`, forwarding to `backend`; `served` labels its metrics
+        (model, version, protocol)."""
         self.stop()
         self.dir.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable,
-            str(ROUTER),
-            "--port",
-            str(port),
-            "--backend",
-            str(backend),
-            "--record",
-            str(self.record_file),
-        ]
+            sys.executable, str(ROUTER),
+            "--port", str(port), "--backend", str(backend), "--record", str(self.record_file),
+        ]  # fmt: skip
+        for key, value in (served or {}).items():
+            command += [f"--{key}", str(value)]
         pid = process.spawn(command, self.log_file, {})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -87,9 +92,17 @@ class ModelFront:
             f"({self.log_file}):\n{process.log_tail(self.log_file)}"
         )
 
-    def switch(self, backend: int, drain: list[int], timeout: float = 60.0) -> None:
+    def switch(
+        self,
+        backend: int,
+        drain: list[int],
+        served: dict[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         """Send new requests to `backend`; return once the `drain` ports have none in flight."""
-        answer = requests.put(f"{self.control_url}/backend", json={"port": backend}, timeout=5)
+        answer = requests.put(
+            f"{self.control_url}/backend", json={"port": backend, **(served or {})}, timeout=5
+        )
         if answer.status_code != 200 or answer.json().get("backend") != backend:
             raise FrontError(f"The model's front refused the switch: {answer.text[:200]}")
         deadline = time.monotonic() + timeout

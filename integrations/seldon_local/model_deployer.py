@@ -144,13 +144,19 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
         new = SeldonLocalService(uuid=id, config=local)
         try:
             self._replace(new, old)
-        except BaseException:
+        except BaseException as exc:
             # An error or Ctrl-C before the front switched: the new server goes and the old
             # one serves on. After the switch the new server is the one serving: it stays.
             status = new.front.status()
             if status is None or status.get("backend") != new.backend_port:
                 new.deprovision()
+                kept = new.keep_log()
                 new.remove_files()
+                if kept and isinstance(exc, Exception) and str(new.log_file) in str(exc):
+                    # The error names the log it quotes: keep that log where it points.
+                    raise process.ServerStartError(
+                        str(exc).replace(str(new.log_file), str(kept))
+                    ) from None
             raise
         client = Client()
         for service in old:
@@ -172,7 +178,11 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
         new.start_on(backend)  # health + smoke prediction; raises and the old one serves on
         front = new.front
         if front.status() is not None and (local.port in (None, front.port)):
-            front.switch(backend, drain=[s.backend_port for s in old if s.backend_port])
+            front.switch(
+                backend,
+                drain=[s.backend_port for s in old if s.backend_port],
+                served=new.served_labels,
+            )
             for service in old:
                 service.stop_server()
             new.set_public_port(front.port)
@@ -185,7 +195,7 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
         if wanted and public != wanted:
             note = f"port {wanted} was taken: the endpoint moved to {public}"
             logger.warning("The endpoint of %s: %s.", local.model_name, note)
-        front.start(public, backend)
+        front.start(public, backend, served=new.served_labels)
         new.set_public_port(public, note)
 
     def perform_stop_model(
@@ -215,6 +225,7 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             "LOG_FILE": str(service.log_file),
             "MODEL_URI": service.config.model_uri,
             "FRONT_LOG": str(service.front.log_file),
+            "METRICS_URL": service.front.metrics_url,
             "PORT_NOTE": service.port_note or None,
         }
 

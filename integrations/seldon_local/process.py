@@ -170,6 +170,13 @@ def stop_group(pid: int | None, timeout: float = 15.0) -> None:
         pass
 
 
+def group_members(pgid: int | None) -> list[int]:
+    """Live processes in the process group `pgid` (workers outlive a killed leader)."""
+    if not pgid:
+        return []
+    return sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid_of(p) == pgid)
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

@@ -11,8 +11,11 @@ Runs as its own process, standalone (the standard library and aiohttp only):
     python router.py --port 8000 --backend 41234 --record router.json
 
 Control, on the same loopback port under /_zenkube/ (not forwarded):
-    PUT /_zenkube/backend {"port": N}   switch new requests to N
+    PUT /_zenkube/backend {"port": N, "version": V, "protocol": P}   send new requests to N
     GET /_zenkube/router                {"backend": N, "inflight": {port: count}, ...}
+
+Metrics for Prometheus at GET /metrics (not forwarded): prediction requests by HTTP
+status, their latency, and rows scored, labelled with model, version and protocol.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ import argparse
 import collections
 import json
 import os
+import time
 from pathlib import Path
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
 
 HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
 MAX_BODY = 64 * 1024 * 1024  # the model servers' own cap; larger bodies get 413 here
@@ -50,17 +56,68 @@ def error(status: int, reason: str) -> web.Response:
     )
 
 
+PREDICT_SUFFIXES = ("/predictions", "/infer", "/predict")
+LABELS = ("model", "version", "protocol")
+
+
+class Metrics:
+    """What Prometheus scrapes from one served model (its own registry, no process noise)."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "zenkube_requests",
+            "Prediction requests answered, by HTTP status.",
+            [*LABELS, "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "zenkube_request_duration_seconds",
+            "Time to answer a prediction request, seen by the front.",
+            LABELS,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "zenkube_rows", "Rows scored (answered 200).", LABELS, registry=self.registry
+        )
+
+    def observe(self, labels: tuple[str, str, str], status: int, seconds: float, body: bytes):
+        self.requests.labels(*labels, str(status)).inc()
+        self.latency.labels(*labels).observe(seconds)
+        if status == 200:
+            self.rows.labels(*labels).inc(rows_in(labels[2], body))
+
+
+def rows_in(protocol: str, body: bytes) -> int:
+    """How many rows a 200 answer scored (Seldon: ndarray length; V2: the output's shape)."""
+    try:
+        answer = json.loads(body)
+        if protocol == "v2":
+            return int(answer["outputs"][0]["shape"][0])
+        return len(answer["data"]["ndarray"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return 0
+
+
 class Front:
-    def __init__(self, port: int, backend: int, record: Path):
+    def __init__(
+        self, port: int, backend: int, record: Path, model: str = "", version: str = "",
+        protocol: str = "",
+    ):  # fmt: skip
         self.port = port
         self.backend = backend
         self.record = record
+        self.model, self.version, self.protocol = model, version, protocol
         self.inflight: collections.Counter[int] = collections.Counter()
         self.session: ClientSession | None = None
+        self.metrics = Metrics()
 
     def write_record(self) -> None:
         tmp = self.record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "port": self.port, "backend": self.backend}))
+        record = {"pid": os.getpid(), "port": self.port, "backend": self.backend}
+        record.update(model=self.model, version=self.version, protocol=self.protocol)
+        tmp.write_text(json.dumps(record))
         tmp.replace(self.record)
 
     async def start(self, app: web.Application) -> None:
@@ -77,6 +134,20 @@ class Front:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_zenkube/"):
             return await self.control(request)
+        if request.path == "/metrics" and request.method == "GET":
+            return web.Response(
+                body=generate_latest(self.metrics.registry),
+                headers={"Content-Type": CONTENT_TYPE_LATEST},
+            )
+        if request.method == "POST" and request.path.endswith(PREDICT_SUFFIXES):
+            labels, started = (self.model, self.version, self.protocol), time.perf_counter()
+            answer = await self.forward(request)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(labels, answer.status, elapsed, answer.body or b"")
+            return answer
+        return await self.forward(request)
+
+    async def forward(self, request: web.Request) -> web.Response:
         port = self.backend
         self.inflight[port] += 1
         try:
@@ -115,10 +186,13 @@ class Front:
             )
         if request.path == "/_zenkube/backend" and request.method == "PUT":
             try:
-                port = int((await request.json())["port"])
+                wanted = await request.json()
+                port = int(wanted["port"])
             except (ValueError, KeyError, TypeError):
                 return web.json_response({"error": 'send {"port": N}'}, status=400)
             self.backend = port
+            self.version = str(wanted.get("version") or self.version)
+            self.protocol = str(wanted.get("protocol") or self.protocol)
             self.write_record()
             return web.json_response({"backend": port})
         return web.json_response({"error": "unknown control path"}, status=404)
@@ -129,8 +203,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--backend", type=int, required=True)
     parser.add_argument("--record", type=Path, required=True)
+    parser.add_argument("--model", default="", help="metrics label: the registered model")
+    parser.add_argument("--version", default="", help="metrics label: the version served")
+    parser.add_argument("--protocol", default="", help="metrics label: seldon or v2")
     args = parser.parse_args()
-    front = Front(args.port, args.backend, args.record)
+    front = Front(args.port, args.backend, args.record, args.model, args.version, args.protocol)
     app = web.Application(client_max_size=MAX_BODY)
     app.on_startup.append(front.start)
     app.on_cleanup.append(front.stop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -124,6 +125,15 @@ class SeldonLocalService(BaseDeploymentService):
     def front(self) -> ModelFront:
         return ModelFront(self.config.state_dir, self.config.model_name)
 
+    @property
+    def served_labels(self) -> dict[str, str]:
+        """Labels of this server's Prometheus metrics (set on the model's front)."""
+        return {
+            "model": self.config.model_name,
+            "version": str(self.config.model_version),
+            "protocol": self.config.protocol,
+        }
+
     def set_public_port(self, port: int, note: str = "") -> None:
         data = self._record()
         data["public_port"] = port
@@ -192,19 +202,21 @@ class SeldonLocalService(BaseDeploymentService):
         """(Re)start this server behind the model's front, on the port clients know."""
         if self.is_running:
             return
+        # A server whose main process was killed can leave workers in its group: end them.
+        process.stop_group(self.pid)
         wanted = self.port or self.config.port
         backend = process.free_port()
         self.start_on(backend)
         front = self.front
         note = ""
         if front.status() is not None:
-            front.switch(backend, drain=[])
+            front.switch(backend, drain=[], served=self.served_labels)
             public = front.port
         else:
             public = wanted if wanted and process.port_is_free(wanted) else process.free_port()
             if wanted and public != wanted:
                 note = f"port {wanted} was taken: the endpoint moved to {public}"
-            front.start(public, backend)
+            front.start(public, backend, served=self.served_labels)
         self.set_public_port(public, note)
 
     def deprovision(self, force: bool = False) -> None:
@@ -226,6 +238,13 @@ class SeldonLocalService(BaseDeploymentService):
 
     def check_status(self) -> tuple[ServiceState, str]:
         if not process.is_alive(self.pid):
+            left = process.group_members(self.pid)
+            if left:
+                return ServiceState.ERROR, (
+                    f"the server's main process is gone but {len(left)} of its worker "
+                    f"process(es) still run (pids {', '.join(map(str, left[:5]))}); "
+                    "`python run.py deploy` replaces them, `python run.py serve stop` ends them"
+                )
             return ServiceState.INACTIVE, "the server process is not running"
         front = self.front.status()
         if front is None or front.get("backend") != self.backend_port:
@@ -246,6 +265,20 @@ class SeldonLocalService(BaseDeploymentService):
             return
         lines = self.log_file.read_text(errors="replace").splitlines()
         yield from (lines[-tail:] if tail else lines)
+
+    def keep_log(self, keep: int = 10) -> Path | None:
+        """Move this server's log out of its folder (before the folder goes) and return
+        where it went: `failed-deploys/` under the state folder keeps the last `keep`."""
+        if not self.log_file.exists():
+            return None
+        folder = Path(self.config.state_dir) / "failed-deploys"
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.config.model_name)
+        kept = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{str(self.uuid)[:8]}.log"
+        shutil.move(str(self.log_file), kept)
+        for old in sorted(folder.glob("*.log"))[:-keep]:
+            old.unlink(missing_ok=True)
+        return kept
 
     def remove_files(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)

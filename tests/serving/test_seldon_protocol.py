@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,7 +162,11 @@ def test_broken_new_model_leaves_the_old_one_serving(served, tmp_path):
     (broken / "model.pkl").write_bytes(b"this is not a pickle")
     with pytest.raises(RuntimeError) as failure:
         deploy_folder(MODEL, broken, "broken", start_timeout=60)
-    assert "Last log lines" in str(failure.value) or "Smoke prediction failed" in str(failure.value)
+    message = str(failure.value)
+    assert "Last log lines" in message or "Smoke prediction failed" in message
+    if "Last log lines" in message:  # the log it points to is kept, not deleted with the try
+        kept = Path(message.split("Last log lines (")[1].split("):")[0])
+        assert kept.exists() and kept.read_text(errors="replace").strip()
     rows = test.features.head(3)
     assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()
     (current,) = deployer.services_for(MODEL)
@@ -179,6 +184,39 @@ def test_killed_server_is_reported_down_and_redeploy_restores_it(served):
     assert restored.prediction_url == info.prediction_url
     rows = test.features.head(2)
     assert client.predict(restored.prediction_url, "seldon", rows) == model.predict(rows).tolist()
+
+
+def test_a_killed_leader_leaves_workers_that_status_names_and_deploy_and_stop_end(served):
+    """kill -9 of the server's main process leaves its gunicorn workers answering."""
+    import time
+
+    from integrations.seldon_local.process import group_members, is_alive
+
+    info, test, model = served
+    deployer = Client().active_stack.model_deployer
+    leader = deployer.services_for(MODEL)[0].pid
+    os.kill(leader, 9)
+    while is_alive(leader):
+        time.sleep(0.1)
+    assert group_members(leader), "the workers should outlive their leader"
+    (service,) = deployer.services_for(MODEL)
+    assert not service.is_running
+    assert "worker process(es) still run" in service.status.last_error
+    restored = runs.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
+    assert group_members(leader) == []  # the orphaned workers were ended, not left serving
+    assert restored.prediction_url == info.prediction_url
+    rows = test.features.head(2)
+    assert client.predict(restored.prediction_url, "seldon", rows) == model.predict(rows).tolist()
+    # `serve stop` (and `make clean`, which calls it) ends a leaderless group too.
+    (service,) = deployer.services_for(MODEL)
+    second = service.pid
+    os.kill(second, 9)
+    while is_alive(second):
+        time.sleep(0.1)
+    deployer.stop_model_server(service.uuid, timeout=30)
+    assert group_members(second) == []
+    runs.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
+    assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()
 
 
 def test_new_version_replaces_the_old_one_on_the_same_port(served, tmp_path):
@@ -211,3 +249,157 @@ def test_a_wrong_method_or_path_is_405_or_404_with_a_reason_and_the_server_serve
         )
     rows = test.features.head(2)
     assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()
+
+
+TENSOR_PROBES = {
+    "values given as strings": (
+        {"data": {"tensor": {"shape": [1, 30], "values": ["1"] * 30}}},
+        "data.tensor.values holds only numbers",
+    ),
+    "negative shape": (
+        {"data": {"tensor": {"shape": [-1, 30], "values": [1.0] * 30}}},
+        "has a negative dimension",
+    ),
+    "fractional shape": (
+        {"data": {"tensor": {"shape": [1.5, 30], "values": [1.0] * 30}}},
+        "must be [rows, columns] (two integers)",
+    ),
+    "shape and values disagree": (
+        {"data": {"tensor": {"shape": [2, 30], "values": [1.0] * 30}}},
+        "needs 60 values; 30 were sent",
+    ),
+    # 83 bytes that used to allocate 16 million rows (7 s, 1.1 GB) before answering.
+    "a shape product far beyond its values": (
+        {"data": {"tensor": {"shape": [16000000, 0], "values": []}}},
+        "16000000 rows in one request; the limit is",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(TENSOR_PROBES))
+def test_tensor_and_range_probes_are_400_with_a_reason_and_a_valid_request_follows(served, kind):
+    info, test, model = served
+    body, reason = TENSOR_PROBES[kind]
+    response = post(info.prediction_url, body)
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["status"]["info"]
+    rows = test.features.head(1)
+    assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()
+
+
+def test_a_form_encoded_json_field_is_served_and_a_bad_one_is_a_400(served):
+    """Seldon's own client can send the message as a form field `json=…`."""
+    info, test, model = served
+    rows = test.features.head(2)
+    message = json.dumps(client.request_body("seldon", rows))
+    good = requests.post(info.prediction_url, data={"json": message}, timeout=30)
+    assert good.status_code == 200, good.text
+    assert good.json()["data"]["ndarray"] == model.predict(rows).tolist()
+    base = info.prediction_url.rsplit("/api/", 1)[0]
+    for url, form, reason in (
+        (info.prediction_url, {"json": "{nope"}, "the json form field is not valid JSON"),
+        (base + "/predict", {"json": "{nope"}, "the json form field is not valid JSON"),
+        (info.prediction_url, {"other": "1"}, "needs a field json="),
+    ):
+        bad = requests.post(url, data=form, timeout=30)
+        assert bad.status_code == 400, (url, bad.text)
+        assert reason in bad.json()["status"]["info"]
+
+
+def test_a_chunked_body_over_the_cap_is_413_and_the_server_serves_on(served):
+    info, test, model = served
+
+    def chunks():  # no Content-Length: the cap must hold while the body streams in
+        for _ in range(66):
+            yield b" " * 2**20
+
+    response = requests.post(
+        info.prediction_url,
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 413 and "the limit is" in response.json()["status"]["info"]
+    rows = test.features.head(1)
+    assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()
+
+
+def test_idle_and_slow_clients_do_not_starve_a_valid_request(served):
+    """Connections that send nothing, or a body byte by byte, hold no worker."""
+    import socket
+
+    info, test, model = served
+    port = int(info.prediction_url.split(":")[2].split("/")[0])
+    held = []
+    for i in range(6):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if i % 2:  # a slow client: headers sent, the body promised but never finished
+            conn.sendall(
+                b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+            )
+        held.append(conn)
+    try:
+        rows = test.features.head(3)
+        body = client.request_body("seldon", rows)
+        for _ in range(3):  # the old sync workers stalled here until their 5000 s timeout
+            answer = requests.post(info.prediction_url, json=body, timeout=5)
+            assert answer.status_code == 200
+            assert answer.json()["data"]["ndarray"] == model.predict(rows).tolist()
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_logs_never_hold_request_values(served):
+    info, test, model = served
+    deployer = Client().active_stack.model_deployer
+    service = deployer.services_for(MODEL)[0]
+    columns = list(test.features.columns)
+    row = test.features.iloc[0].tolist()
+    marker = "PRIVATE-7f3a9c"
+    for body in (
+        {"data": {"names": columns, "ndarray": [[marker * 1000, *row[1:]]]}},
+        {"data": {"names": columns, "ndarray": [[marker]]}},
+        {"data": {"tensor": {"shape": [1, 30], "values": [marker] * 30}}},
+    ):
+        answer = post(info.prediction_url, body)
+        assert answer.status_code == 400
+        assert len(answer.json()["status"]["info"]) < 300  # a short prefix, not the value
+    logs = service.log_file.read_text(errors="replace") + service.front.log_file.read_text(
+        errors="replace"
+    )
+    assert "refused a request" in logs  # the refusals were logged, without their reasons
+    assert marker not in logs
+
+
+def test_prometheus_metrics_of_the_served_model_are_on_the_url_deploy_prints(served):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    info, test, _ = served
+    url = info.details["METRICS_URL"]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
+
+    def counts():
+        text = requests.get(url, timeout=10).text
+        found = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.labels.get("model") == MODEL and s.labels.get("protocol") == "seldon":
+                    found[(s.name, s.labels.get("code"))] = s.value
+        return found
+
+    before = counts()
+    client.predict(info.prediction_url, "seldon", test.features.head(7))
+    post(info.prediction_url, {"data": {"ndarray": []}})  # a 400
+    after = counts()
+
+    def grew(key):
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew(("zenkube_requests_total", "200")) == 1
+    assert grew(("zenkube_requests_total", "400")) == 1
+    assert grew(("zenkube_rows_total", None)) == 7
+    assert grew(("zenkube_request_duration_seconds_count", None)) == 2
+    text = requests.get(url, timeout=10).text
+    assert 'version="' in text and "zenkube_request_duration_seconds_bucket" in text

@@ -90,3 +90,72 @@ def test_v2_bounded_concurrent_load_has_no_errors(served):
 
     with ThreadPoolExecutor(8) as pool:
         assert sum(pool.map(client_loop, range(8))) == 0
+
+
+def _column_inputs(columns, row, first):
+    """One V2 input per column; `first` replaces the first column's input fields."""
+    inputs = [
+        {"name": name, "datatype": "FP64", "shape": [1, 1], "data": [value]}
+        for name, value in zip(columns, row, strict=True)
+    ]
+    inputs[0] = {**inputs[0], **first}
+    return {"inputs": inputs}
+
+
+V2_PROBES = {
+    "BOOL holding numbers": (
+        {"datatype": "BOOL", "data": [0.5]},
+        "is BOOL, which holds true/false",
+    ),
+    "FP64 holding a boolean": ({"data": [True]}, "is FP64, which holds numbers"),
+    "FP64 holding a numeric string": ({"data": ["1.5"]}, "is FP64, which holds numbers"),
+    "INT64 out of range": (
+        {"datatype": "INT64", "data": [2**70]},
+        "is INT64, which holds integers from",
+    ),
+    "shape that does not match its data": ({"shape": [5, 1]}, "does not match its 1 values"),
+    "negative shape": ({"shape": [-1]}, "has a negative dimension"),
+    "a column shaped like a matrix": (
+        {"shape": [1, 2], "data": [1.0, 2.0]},
+        "a column is [rows] or [rows, 1]",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(V2_PROBES))
+def test_v2_datatype_and_shape_probes_are_400_and_a_valid_request_follows(served, kind):
+    info, test, model = served
+    first, reason = V2_PROBES[kind]
+    body = _column_inputs(list(test.features.columns), test.features.iloc[0].tolist(), first)
+    response = requests.post(info.prediction_url, json=body, timeout=10)
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["error"]
+    rows = test.features.head(1)
+    assert client.predict(info.prediction_url, "v2", rows) == model.predict(rows).tolist()
+
+
+def test_v2_two_dimensional_tensors_flat_or_nested_and_bool_columns(served):
+    info, test, model = served
+    rows = test.features.head(2)
+    flat = rows.to_numpy().ravel().tolist()
+    expected = model.predict(rows).tolist()
+    for data in (flat, rows.to_numpy().tolist()):  # V2 allows nested row-major data
+        body = {"inputs": [{"name": "x", "shape": [2, 30], "datatype": "FP64", "data": data}]}
+        answer = requests.post(info.prediction_url, json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == expected
+    # The type policy on both protocols: a boolean counts as 1/0 in a numeric column.
+    one = test.features.head(1).copy()
+    one.iloc[0, 0] = 1.0
+    body = _column_inputs(
+        list(one.columns), one.iloc[0].tolist(), {"datatype": "BOOL", "data": [True]}
+    )
+    answer = requests.post(info.prediction_url, json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["data"] == model.predict(one).tolist()
+    huge = {"inputs": [{"name": "x", "shape": [16000000, 0], "datatype": "FP64", "data": []}]}
+    answer = requests.post(info.prediction_url, json=huge, timeout=10)
+    assert answer.status_code == 400 and "rows in one request" in answer.json()["error"]
+    unknown = {**body, "outputs": [{"name": "probabilities"}]}
+    answer = requests.post(info.prediction_url, json=unknown, timeout=10)
+    assert answer.status_code == 400 and "unknown output" in answer.json()["error"]

@@ -31,7 +31,10 @@ def _patch_app() -> None:
             problems = []
             for err in exc.errors():
                 if err.get("type") == "json_invalid":
-                    problems.append("the body is not valid JSON")
+                    detail = str((err.get("ctx") or {}).get("error", ""))[:120]
+                    problems.append(
+                        "the body is not valid JSON" + (f" ({detail})" if detail else "")
+                    )
                     continue
                 where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
                 problems.append(f"{where or 'body'}: {err.get('msg')}")

@@ -11,6 +11,7 @@ gRPC off (REST is what our clients speak), and add request checks that Seldon la
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
@@ -44,7 +45,22 @@ def _use_orjson(app) -> None:
     app.json = OrjsonProvider(app)
 
 
+class _NoRequestValues(logging.Filter):
+    """Seldon logs every refused request's error dict; the reason quotes the client's
+    values, and request data must not reach the log. Keep the status, drop the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.funcName == "handle_invalid_usage":
+            record.msg, record.args = (
+                "refused a request (HTTP 4xx; the reason went to the client)",
+                (),
+            )
+        return True
+
+
 def _patch_seldon() -> None:
+    logging.getLogger("seldon_core.wrapper").addFilter(_NoRequestValues())
+
     from flask import jsonify, request
     from seldon_core import microservice, wrapper
     from seldon_core.flask_utils import SeldonMicroserviceException
@@ -91,7 +107,28 @@ def _patch_seldon() -> None:
 
         @app.before_request
         def check_body():
-            if request.method != "POST" or not request.path.endswith("/predictions"):
+            if not (request.path.endswith("/predictions") or request.path == "/predict"):
+                return None
+            if request.routing_exception is not None:
+                return None  # a 404 or 405, answered by http_error
+            if request.method != "POST" and request.path != "/predict":
+                return None  # Seldon's catch-all static route took it: http_error says 405
+            if request.args.get("json") or request.method == "GET":
+                text = request.args.get("json")
+                if not text:
+                    raise SeldonMicroserviceException(
+                        "GET /predict needs ?json=<the Seldon message>; or POST the message",
+                        status_code=400,
+                        reason="BAD_REQUEST",
+                    )
+                try:
+                    json.loads(text)
+                except ValueError as exc:
+                    raise SeldonMicroserviceException(
+                        f"the json query parameter is not valid JSON: {exc}",
+                        status_code=400,
+                        reason="BAD_REQUEST",
+                    ) from None
                 return None
             size = request.content_length
             if size is not None and size > MAX_BODY:
@@ -101,6 +138,25 @@ def _patch_seldon() -> None:
                     status_code=400,
                     reason="BAD_REQUEST",
                 )
+            if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                # Seldon's own client may send the message as a form field `json=…`.
+                text = request.form.get("json") or request.args.get("json")
+                if not text:
+                    raise SeldonMicroserviceException(
+                        "a form-encoded body needs a field json=<the Seldon message>; or send "
+                        "the message itself with Content-Type: application/json",
+                        status_code=400,
+                        reason="BAD_REQUEST",
+                    )
+                try:
+                    json.loads(text)
+                except ValueError as exc:
+                    raise SeldonMicroserviceException(
+                        f"the json form field is not valid JSON: {exc}",
+                        status_code=400,
+                        reason="BAD_REQUEST",
+                    ) from None
+                return None
             if not request.get_data(cache=True):
                 raise SeldonMicroserviceException(
                     'empty body: send JSON like {"data": {"ndarray": [[...]]}}',

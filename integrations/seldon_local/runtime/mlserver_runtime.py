@@ -13,13 +13,45 @@ from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver.utils import get_model_uri
 from mlserver_mlflow import MLflowRuntime
-from validation import BadRequest, listing, predict_or_400, read_schema, rows_to_frame
+from validation import (
+    BadRequest,
+    check_v2_input,
+    listing,
+    predict_or_400,
+    read_schema,
+    rows_to_frame,
+    tensor_shape,
+)
 
 
 def _values(request_input) -> list:
+    """The input's data as a flat list (V2 allows nested row-major arrays)."""
     data = request_input.data
     values = list(data.root if hasattr(data, "root") else data)
+    if any(isinstance(v, list) for v in values):
+        values = _flatten(values)
     return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+
+def _flatten(values: list) -> list:
+    flat, stack = [], [iter(values)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
+            flat.append(value)
+        else:
+            stack.pop()
+    return flat
+
+
+def _checked(request_input) -> list:
+    """The input's values, once its shape and datatype are shown to match them."""
+    values = _values(request_input)
+    datatype = getattr(request_input.datatype, "value", request_input.datatype)
+    check_v2_input(request_input.name, str(datatype), list(request_input.shape), values)
+    return values
 
 
 def v2_rows(payload: InferenceRequest, expected: list[str]) -> tuple[list[list], list[str] | None]:
@@ -27,19 +59,28 @@ def v2_rows(payload: InferenceRequest, expected: list[str]) -> tuple[list[list],
     inputs = payload.inputs
     if not inputs:
         raise BadRequest('"inputs" is empty: send one input per column')
+    for wanted in payload.outputs or []:
+        if wanted.name != "predictions":
+            raise BadRequest(f"unknown output '{wanted.name[:40]}': this model has 'predictions'")
     if len(inputs) == 1 and inputs[0].name not in expected:
         shape = list(inputs[0].shape)
-        values = _values(inputs[0])
         if len(shape) != 2:
             raise BadRequest(
-                f"input '{inputs[0].name}' is not a column name ({listing(expected)}) "
+                f"input '{inputs[0].name[:40]}' is not a column name ({listing(expected)}) "
                 "and not a 2-D [rows, columns] tensor"
             )
-        if shape[0] * shape[1] != len(values):
-            raise BadRequest(f"shape {shape} does not match {len(values)} values")
-        return [values[i * shape[1] : (i + 1) * shape[1]] for i in range(shape[0])], None
+        values = _checked(inputs[0])
+        rows, width = tensor_shape(shape, len(values), f"input '{inputs[0].name[:40]}'")
+        return [values[i * width : (i + 1) * width] for i in range(rows)], None
     names = [i.name for i in inputs]
-    columns = [_values(i) for i in inputs]
+    columns = [_checked(i) for i in inputs]
+    for request_input in inputs:
+        shape = list(request_input.shape)
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise BadRequest(
+                f"input '{request_input.name[:40]}' has shape {shape}: a column is [rows] "
+                "or [rows, 1]"
+            )
     lengths = {len(c) for c in columns}
     if len(lengths) != 1:
         raise BadRequest(

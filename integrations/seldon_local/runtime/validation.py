@@ -9,6 +9,12 @@ columns, and true/false count as 1/0 in numeric columns (as numpy and pandas rea
 in-process). Refused (400): a wrong type (text in a numeric column, a number in a text
 column, numeric strings such as "1.5"), Infinity, wrong shapes or names — and any row the model's own
 predict refuses, with its reason.
+
+Shapes are checked before anything is allocated: a tensor's dimensions must be
+non-negative integers whose product equals the number of values sent, and its row count
+is capped (ZENKUBE_MAX_ROWS), so a request costs work in proportion to its bytes. On V2
+each input's data must also match its declared datatype (BOOL holds true/false, INT*/UINT*
+integers in range, FP* numbers, BYTES text; null is missing in any of them).
 """
 
 from __future__ import annotations
@@ -64,7 +70,20 @@ def predict_or_400(model, frame: pd.DataFrame):
         return model.predict(frame)
     except (ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadRequest(f"the model cannot score these rows: {first[:200]}") from None
+        where = _too_large_for_float32(frame) if "too large" in first else ""
+        raise BadRequest(f"the model cannot score these rows: {where}{first[:200]}") from None
+
+
+def _too_large_for_float32(frame: pd.DataFrame) -> str:
+    """Name the first cell a float32 model (trees, forests) cannot hold, if any."""
+    limit = float(np.finfo(np.float32).max)
+    for name in frame.columns:
+        column = pd.to_numeric(frame[name], errors="coerce")
+        big = np.abs(column.to_numpy(dtype=float, na_value=np.nan)) > limit
+        if big.any():
+            row = int(np.argmax(big))
+            return f"column '{name}' row {row} is beyond the float32 range (±3.4e38); "
+    return ""
 
 
 def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
@@ -200,10 +219,87 @@ def parse_seldon_request(message) -> tuple[list, list | None]:
         return data["ndarray"], names
     if "tensor" in data:
         tensor = data["tensor"]
-        try:
-            shape = [int(s) for s in tensor["shape"]]
-            values = np.asarray(tensor["values"], dtype=float)
-            return values.reshape(shape).tolist(), names
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadRequest(f"data.tensor needs matching shape and values: {exc}") from exc
+        if not isinstance(tensor, dict) or "shape" not in tensor or "values" not in tensor:
+            raise BadRequest('data.tensor needs "shape" ([rows, columns]) and "values"')
+        values = tensor["values"]
+        if not isinstance(values, list):
+            raise BadRequest("data.tensor.values must be a flat list of numbers")
+        rows, width = tensor_shape(tensor["shape"], len(values), "data.tensor")
+        for i, value in enumerate(values):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise BadRequest(
+                    f"data.tensor.values holds only numbers (null for missing); value {i} is "
+                    f"{short(value)}: send text columns with ndarray"
+                )
+        array = np.array([np.nan if v is None else v for v in values], dtype=float)
+        return array.reshape(rows, width), names
     raise BadRequest('"data" needs "ndarray" (rows) or "tensor" (shape + values)')
+
+
+def tensor_shape(shape, count: int, where: str) -> tuple[int, int]:
+    """(rows, columns) of a 2-D tensor shape, checked against `count` values before any
+    allocation: integers ≥ 0 only, at most MAX_ROWS rows, product equal to the values sent."""
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+    ):
+        raise BadRequest(
+            f"{where}.shape must be [rows, columns] (two integers); got {short(shape)}"
+        )
+    rows, width = shape
+    if rows < 0 or width < 0:
+        raise BadRequest(f"{where}.shape {shape} has a negative dimension")
+    if rows > MAX_ROWS:
+        raise BadRequest(f"{rows} rows in one request; the limit is {MAX_ROWS}")
+    if rows * width != count:
+        raise BadRequest(f"{where}.shape {shape} needs {rows * width} values; {count} were sent")
+    if rows == 0:
+        raise BadRequest("the batch is empty: send at least one row")
+    return rows, width
+
+
+V2_INT_RANGES = {
+    **{f"INT{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)},
+    **{f"UINT{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)},
+}
+
+
+def check_v2_input(name: str, datatype: str, shape, values: list) -> None:
+    """One V2 input: its shape must describe its data, and its data match its datatype."""
+    where = f"input '{name[:40]}'"
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) for d in shape
+    ):
+        raise BadRequest(f"{where}: shape must be a list of integers; got {short(shape)}")
+    if any(d < 0 for d in shape):
+        raise BadRequest(f"{where}: shape {shape} has a negative dimension")
+    if shape and shape[0] > MAX_ROWS:
+        raise BadRequest(f"{shape[0]} rows in one request; the limit is {MAX_ROWS}")
+    size = 1
+    for d in shape:
+        size *= d
+        if size > len(values):
+            break
+    if size != len(values):
+        raise BadRequest(f"{where}: shape {shape} does not match its {len(values)} values")
+    if datatype == "BOOL":
+        ok, wanted = (lambda v: isinstance(v, bool)), "true/false"
+    elif datatype in V2_INT_RANGES:
+        low, high = V2_INT_RANGES[datatype]
+        ok = lambda v: (  # noqa: E731
+            isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+        )
+        wanted = f"integers from {low} to {high}"
+    elif datatype.startswith("FP"):
+        ok = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
+        wanted = "numbers"
+    else:  # BYTES
+        ok, wanted = (lambda v: isinstance(v, str)), "text"
+    for i, value in enumerate(values):
+        if value is not None and not ok(value):
+            raise BadRequest(
+                f"{where} is {datatype}, which holds {wanted}; value {i} is {short(value)}"
+            )

@@ -14,8 +14,11 @@ from validation import (  # noqa: E402
     BadRequest,
     Column,
     _numeric_fast_path,
+    check_v2_input,
     parse_seldon_request,
+    predict_or_400,
     rows_to_frame,
+    tensor_shape,
 )
 
 NUMERIC = [Column("a", True), Column("b", True)]
@@ -93,7 +96,7 @@ def test_seldon_message_forms():
         ["a", "b"],
     )
     rows, _ = parse_seldon_request({"data": {"tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]}}})
-    assert rows == [[1.0, 2.0], [3.0, 4.0]]
+    assert np.asarray(rows).tolist() == [[1.0, 2.0], [3.0, 4.0]]
     for message, reason in [
         ({}, 'missing "data"'),
         ([1], "JSON object"),
@@ -101,3 +104,65 @@ def test_seldon_message_forms():
     ]:
         with pytest.raises(BadRequest, match=reason):
             parse_seldon_request(message)
+
+
+@pytest.mark.parametrize(
+    "shape,count,reason",
+    [
+        ([-1, 2], 2, "negative dimension"),
+        ([1.5, 2], 3, "two integers"),
+        ([True, 2], 2, "two integers"),
+        ([1, 1, 2], 2, "two integers"),
+        ([2, 2], 3, "needs 4 values; 3 were sent"),
+        ([16_000_000, 0], 0, "rows in one request"),  # refused before anything is allocated
+        ([0, 5], 0, "the batch is empty"),
+    ],
+)
+def test_tensor_shapes_are_checked_before_allocation(shape, count, reason):
+    with pytest.raises(BadRequest, match=reason):
+        tensor_shape(shape, count, "data.tensor")
+
+
+def test_tensor_shape_returns_rows_and_columns():
+    assert tensor_shape([3, 2], 6, "t") == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "datatype,shape,values,reason",
+    [
+        ("BOOL", [1], [0.5], "BOOL, which holds true/false"),
+        ("FP64", [1], [True], "FP64, which holds numbers"),
+        ("FP32", [1], ["1.5"], "FP32, which holds numbers"),
+        ("INT8", [1], [300], "INT8, which holds integers from -128 to 127"),
+        ("UINT8", [1], [-1], "UINT8, which holds integers from 0 to 255"),
+        ("INT64", [1], [1.5], "INT64, which holds integers"),
+        ("BYTES", [1], [3], "BYTES, which holds text"),
+        ("FP64", [5, 1], [1.0], "shape \\[5, 1\\] does not match its 1 values"),
+        ("FP64", [-1], [1.0], "negative dimension"),
+        ("FP64", [1.0], [1.0], "list of integers"),
+    ],
+)
+def test_v2_inputs_must_match_their_shape_and_datatype(datatype, shape, values, reason):
+    with pytest.raises(BadRequest, match=reason):
+        check_v2_input("a", datatype, shape, values)
+
+
+def test_v2_inputs_that_match_pass_and_null_is_missing_in_any_datatype():
+    for datatype, values in [
+        ("BOOL", [True, None]),
+        ("FP64", [1, 2.5]),
+        ("INT64", [2**63 - 1, None]),
+        ("BYTES", ["x", None]),
+    ]:
+        check_v2_input("a", datatype, [2, 1], values)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_a_value_a_forest_cannot_hold_is_named_by_column_and_row():
+    from sklearn.tree import DecisionTreeClassifier
+
+    frame = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 0.0]})
+    tree = DecisionTreeClassifier().fit(frame, [0, 1])
+    big = pd.DataFrame({"a": [0.5, 0.5], "b": [1.0, 1e39]})  # fine in float64, not float32
+    with pytest.raises(BadRequest, match="column 'b' row 1 is beyond the float32 range"):
+        predict_or_400(tree, big)
