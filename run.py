@@ -117,11 +117,16 @@ def deploy_cmd(config, protocol, model_name) -> None:
     _deploy(config, {"protocol": protocol, "model_name": model_name})
 
 
-def _monitor(config, model_name, input_path, simulate_drift):
+def _monitor(config, model_name, input_path, simulate_drift, traffic=None):
     from app import loop, render
     from app.config import model_name as model_name_for
 
-    if input_path is None:
+    if traffic is not None:
+        since, min_rows = traffic
+        name = model_name_for(model_name, path=config)
+        input_path, what = loop.traffic_batch_file(name, since, min_rows)
+        click.echo(f"zenkube: monitoring served traffic of '{name}': {what}")
+    elif input_path is None:
         name = model_name_for(model_name, path=config)
         input_path, shifted = loop.batch_file(name, simulate_drift)
         click.echo(render.batch(input_path, shifted))
@@ -145,14 +150,41 @@ def _monitor(config, model_name, input_path, simulate_drift):
     help="Shift 40% of the numeric features of the held-out rows to show the whole loop: "
     "alert, retraining, gate, redeploy.",
 )
+@click.option(
+    "--from-traffic",
+    is_flag=True,
+    help="Check what the endpoint served: requests the model's front recorded, with labels "
+    "where feedback arrived (POST /api/v1.0/feedback, or /v2/models/<name>/feedback).",
+)
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    help="With --from-traffic: how far back to look (30m, 24h, 7d).",
+)
+@click.option(
+    "--min-rows",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="With --from-traffic: rows needed; with this many labelled rows the batch is "
+    "labelled (quality and retraining), otherwise drift only.",
+)
 @click.option("--config", type=click.Path(), help="Run config (default: configs/monitoring.yaml).")
 @click.option("--model-name", help="Registered model to monitor.")
-def monitor_cmd(input_path, simulate_drift, config, model_name) -> None:
-    """Check a batch for drift (and quality, with labels); retrain and redeploy on a breach."""
-    if input_path and simulate_drift:
-        raise click.UsageError("use either --input or --simulate-drift")
+def monitor_cmd(
+    input_path, simulate_drift, from_traffic, since, min_rows, config, model_name
+) -> None:
+    """Check a batch for drift (and quality, with labels); retrain and redeploy on a breach.
+
+    The batch is a file (--input), the champion's held-out rows (the default; shifted with
+    --simulate-drift), or the traffic the endpoint served (--from-traffic).
+    """
+    if sum(map(bool, (input_path, simulate_drift, from_traffic))) > 1:
+        raise click.UsageError("use one of --input, --simulate-drift and --from-traffic")
     _ready()
-    _monitor(config, model_name, input_path, simulate_drift)
+    traffic = (since, min_rows) if from_traffic else None
+    _monitor(config, model_name, input_path, simulate_drift, traffic)
 
 
 @cli.command("schedule")

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from app import runner, serving
@@ -137,3 +138,40 @@ def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:
         path = folder / "held-out.csv"
     frame.to_csv(path, index=False)
     return str(path), shifted
+
+
+def traffic_batch_file(model_name: str, since: str, min_rows: int) -> tuple[str, str]:
+    """The traffic the model served in the last `since`, as a batch file for `monitor`.
+
+    Returns (path, what it holds). Labelled rows (feedback joined by request id) make a
+    labelled batch once there are `min_rows` of them; otherwise every served row, unlabelled.
+    """
+    from core.errors import DataValidationError
+    from integrations.seldon_local.model_deployer import traffic_dir
+    from integrations.traffic import TrafficError, parse_duration, traffic_batch
+    from steps.monitoring.batch import champion_artifacts
+
+    reference, _ = champion_artifacts(model_name)
+    columns = [c for c in reference.frame.columns if c != reference.target]
+    folder = traffic_dir(model_name)
+    try:
+        batch = traffic_batch(
+            Path(folder), columns, reference.target, parse_duration(since), min_rows
+        )
+    except TrafficError as exc:
+        raise DataValidationError(f"Cannot build a batch from served traffic: {exc}") from None
+    out = zenkube_home() / "batches"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "traffic.parquet"
+    batch.frame.to_parquet(path, index=False)
+    if batch.labelled_batch:
+        what = (
+            f"{len(batch.frame)} labelled rows of {batch.rows} served in the last {since} "
+            f"(labels from feedback): drift, quality and, on an alert, retraining"
+        )
+    else:
+        what = (
+            f"{batch.rows} rows served in the last {since}, {batch.labelled} labelled "
+            f"(fewer than --min-rows {min_rows}): drift only"
+        )
+    return str(path), what

@@ -25,12 +25,17 @@ class SeldonLocalModelDeployerSettings(BaseSettings):
         port: fixed port on 127.0.0.1; None keeps the current port or picks a free one.
         workers: server worker processes (each holds a copy of the model).
         start_timeout: seconds a new server has to become healthy.
+        log_traffic: record served rows, predictions and feedback labels as Parquet in
+            the artifact store (`traffic/<model>/`) for `monitor --from-traffic`.
+        traffic_max_mb: cap of each model's traffic folder; the oldest files go first.
     """
 
     protocol: str = "seldon"
     port: int | None = None
     workers: int = 2
     start_timeout: float = 120.0
+    log_traffic: bool = True
+    traffic_max_mb: int = 512
 
 
 class SeldonLocalModelDeployerConfig(BaseModelDeployerConfig, SeldonLocalModelDeployerSettings):

@@ -65,17 +65,23 @@ class ModelFront:
         return f"http://{process.HOST}:{self.port}/metrics" if self.port else None
 
     def start(
-        self, port: int, backend: int, served: dict[str, str] | None = None, timeout: float = 20.0
+        self,
+        port: int,
+        backend: int,
+        served: dict[str, str] | None = None,
+        traffic: dict[str, str] | None = None,
+        timeout: float = 20.0,
     ) -> None:
-        """Start the front on `port`, forwarding to `backend`; `served` labels its metrics
-        (model, version, protocol)."""
+        """Start the front on `port`, forwarding to `backend`. `served` says what is served
+        (model, version, protocol, columns: its metrics' labels); `traffic` where served
+        traffic is recorded (traffic-dir, traffic-max-mb; none: not recorded)."""
         self.stop()
         self.dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, str(ROUTER),
             "--port", str(port), "--backend", str(backend), "--record", str(self.record_file),
         ]  # fmt: skip
-        for key, value in (served or {}).items():
+        for key, value in {**(served or {}), **(traffic or {})}.items():
             command += [f"--{key}", str(value)]
         pid = process.spawn(command, self.log_file, {})
         deadline = time.monotonic() + timeout

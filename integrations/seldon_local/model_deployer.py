@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, cast
 from uuid import UUID
 
@@ -56,6 +57,8 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             workers=int(extra.get("workers", settings.workers)),
             start_timeout=float(extra.get("start_timeout", settings.start_timeout)),
             state_dir=self.state_dir(),
+            traffic_dir=traffic_dir(data["model_name"]) if settings.log_traffic else "",
+            traffic_max_mb=settings.traffic_max_mb,
         )
 
     def deploy_model(
@@ -195,7 +198,7 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
         if wanted and public != wanted:
             note = f"port {wanted} was taken: the endpoint moved to {public}"
             logger.warning("The endpoint of %s: %s.", local.model_name, note)
-        front.start(public, backend, served=new.served_labels)
+        front.start(public, backend, served=new.served_labels, traffic=new.traffic_args)
         new.set_public_port(public, note)
 
     def perform_stop_model(
@@ -228,6 +231,15 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             "METRICS_URL": service.front.metrics_url,
             "PORT_NOTE": service.port_note or None,
         }
+
+
+def traffic_dir(model_name: str) -> str:
+    """Where served traffic of `model_name` is recorded: `traffic/<model>/` in the active
+    stack's artifact store (a local folder on the local stack)."""
+    from integrations.traffic import model_folder
+
+    store = Client().active_stack.artifact_store
+    return str(model_folder(Path(store.path) / "traffic", model_name))  # a local path here
 
 
 def _same_deployment(a: SeldonLocalServiceConfig, b: SeldonLocalServiceConfig) -> bool:

@@ -16,20 +16,32 @@ Control, on the same loopback port under /_zenkube/ (not forwarded):
 
 Metrics for Prometheus at GET /metrics (not forwarded): prediction requests by HTTP
 status, their latency, and rows scored, labelled with model, version and protocol.
+
+With --traffic-dir, every answered prediction (its rows, prediction and request id) is
+kept off the request path and written every few seconds as a Parquet batch there
+(integrations/traffic.py), never to the log; labels sent to the feedback endpoint
+(Seldon: POST /api/v1.0/feedback; V2: POST /v2/models/<name>/feedback) are written beside
+them. The buffer is bounded: past it, requests are served but not recorded (counted in
+zenkube_traffic_dropped_requests_total).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
+from integrations.traffic import TrafficError, TrafficLog, answered_rows, feedback_labels  # noqa: E402
 
 HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
 MAX_BODY = 64 * 1024 * 1024  # the model servers' own cap; larger bodies get 413 here
@@ -57,6 +69,66 @@ def error(status: int, reason: str) -> web.Response:
 
 
 PREDICT_SUFFIXES = ("/predictions", "/infer", "/predict")
+FEEDBACK_SUFFIX = "/feedback"
+MAX_PENDING_BYTES = int(os.environ.get("ZENKUBE_TRAFFIC_BUFFER_BYTES", 64 * 2**20))
+FLUSH_SECONDS = float(os.environ.get("ZENKUBE_TRAFFIC_FLUSH_SECONDS", "5"))
+
+
+class Recorder:
+    """Served requests and feedback, buffered in memory and written as Parquet batches by
+    a background task (never on the request path, never to the log)."""
+
+    def __init__(self, folder: Path, max_bytes: int, dropped: Counter):
+        self.log = TrafficLog(folder, max_bytes)
+        self.pending: list[tuple] = []
+        self.pending_bytes = 0
+        self.labels: list = []
+        self.dropped = dropped
+        self.failed = 0
+
+    def add(self, labels: tuple[str, str, str], columns: list[str], request: bytes, answer: bytes):
+        size = len(request) + len(answer)
+        if self.pending_bytes + size > MAX_PENDING_BYTES:
+            self.dropped.labels(*labels).inc()
+            return
+        self.pending.append((time.time(), labels, columns, request, answer))
+        self.pending_bytes += size
+
+    def add_feedback(self, protocol: str, body: bytes):
+        frame = feedback_labels(protocol, body)  # TrafficError → 400 for the client
+        frame["_time"] = time.time()
+        self.labels.append(frame)
+        return frame
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
+
+    async def flush(self) -> None:
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
+        labels, self.labels = self.labels, []
+        if pending or labels:
+            await asyncio.get_running_loop().run_in_executor(None, self.write, pending, labels)
+
+    def write(self, pending: list[tuple], labels: list) -> None:
+        import pandas as pd
+
+        frames = []
+        for at, (_, version, protocol), columns, request, answer in pending:
+            try:
+                _, frame = answered_rows(protocol, request, answer, columns)
+            except (ValueError, KeyError, IndexError, TypeError):
+                self.failed += 1  # an answer we cannot read back: served, not recorded
+                continue
+            frame["_time"], frame["_version"], frame["_protocol"] = at, version, protocol
+            frames.append(frame)
+        if frames:
+            self.log.write("requests", pd.concat(frames, ignore_index=True))
+        if labels:
+            self.log.write("feedback", pd.concat(labels, ignore_index=True))
+
+
 LABELS = ("model", "version", "protocol")
 
 
@@ -81,6 +153,12 @@ class Metrics:
         self.rows = Counter(
             "zenkube_rows", "Rows scored (answered 200).", LABELS, registry=self.registry
         )
+        self.dropped = Counter(
+            "zenkube_traffic_dropped_requests",
+            "Answered requests not recorded for monitoring: the traffic buffer was full.",
+            LABELS,
+            registry=self.registry,
+        )
 
     def observe(self, labels: tuple[str, str, str], status: int, seconds: float, body: bytes):
         self.requests.labels(*labels, str(status)).inc()
@@ -103,15 +181,23 @@ def rows_in(protocol: str, body: bytes) -> int:
 class Front:
     def __init__(
         self, port: int, backend: int, record: Path, model: str = "", version: str = "",
-        protocol: str = "",
+        protocol: str = "", columns: list[str] | None = None, traffic_dir: str = "",
+        traffic_max_bytes: int = 512 * 2**20,
     ):  # fmt: skip
         self.port = port
         self.backend = backend
         self.record = record
         self.model, self.version, self.protocol = model, version, protocol
+        self.columns = list(columns or [])
         self.inflight: collections.Counter[int] = collections.Counter()
         self.session: ClientSession | None = None
         self.metrics = Metrics()
+        self.recorder = (
+            Recorder(Path(traffic_dir), traffic_max_bytes, self.metrics.dropped)
+            if traffic_dir
+            else None
+        )
+        self.flusher: asyncio.Task | None = None
 
     def write_record(self) -> None:
         tmp = self.record.with_suffix(".tmp")
@@ -126,8 +212,14 @@ class Front:
             timeout=ClientTimeout(total=None, sock_connect=5, sock_read=600),
             auto_decompress=False,
         )
+        if self.recorder is not None:
+            self.flusher = asyncio.get_running_loop().create_task(self.recorder.run())
 
     async def stop(self, app: web.Application) -> None:
+        if self.flusher is not None:
+            self.flusher.cancel()
+        if self.recorder is not None:  # what is still buffered is written, not lost
+            await self.recorder.flush()
         if self.session is not None:
             await self.session.close()
 
@@ -144,8 +236,29 @@ class Front:
             answer = await self.forward(request)
             elapsed = time.perf_counter() - started
             self.metrics.observe(labels, answer.status, elapsed, answer.body or b"")
+            if self.recorder is not None and answer.status == 200:
+                self.recorder.add(labels, self.columns, await request.read(), answer.body)
             return answer
+        if (
+            request.method == "POST"
+            and request.path.endswith(FEEDBACK_SUFFIX)
+            and self.recorder is not None
+        ):
+            return await self.feedback(request)
         return await self.forward(request)
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        """Labels for earlier predictions, joined to them by request id when monitoring."""
+        try:
+            frame = self.recorder.add_feedback(self.protocol, await request.read())
+        except TrafficError as exc:
+            return error(400, str(exc))
+        request_id = str(frame["_request_id"].iloc[0])
+        if self.protocol == "v2":
+            return web.json_response({"id": request_id, "labels": len(frame)})
+        return web.json_response(
+            {"data": {"names": [], "ndarray": []}, "meta": {"puid": request_id}}
+        )
 
     async def forward(self, request: web.Request) -> web.Response:
         port = self.backend
@@ -193,6 +306,8 @@ class Front:
             self.backend = port
             self.version = str(wanted.get("version") or self.version)
             self.protocol = str(wanted.get("protocol") or self.protocol)
+            if wanted.get("columns"):
+                self.columns = json.loads(wanted["columns"])
             self.write_record()
             return web.json_response({"backend": port})
         return web.json_response({"error": "unknown control path"}, status=404)
@@ -206,8 +321,14 @@ def main() -> None:
     parser.add_argument("--model", default="", help="metrics label: the registered model")
     parser.add_argument("--version", default="", help="metrics label: the version served")
     parser.add_argument("--protocol", default="", help="metrics label: seldon or v2")
+    parser.add_argument("--columns", default="[]", help="the model's input columns (JSON)")
+    parser.add_argument("--traffic-dir", default="", help="record served traffic here")
+    parser.add_argument("--traffic-max-mb", type=int, default=512, help="cap of that folder")
     args = parser.parse_args()
-    front = Front(args.port, args.backend, args.record, args.model, args.version, args.protocol)
+    front = Front(
+        args.port, args.backend, args.record, args.model, args.version, args.protocol,
+        json.loads(args.columns), args.traffic_dir, args.traffic_max_mb * 2**20,
+    )  # fmt: skip
     app = web.Application(client_max_size=MAX_BODY)
     app.on_startup.append(front.start)
     app.on_cleanup.append(front.stop)

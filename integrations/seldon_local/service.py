@@ -26,6 +26,17 @@ from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront
 
 
+def input_columns(model_dir: Path) -> list[str]:
+    """The model's input column names, from its MLflow signature."""
+    import yaml
+
+    try:
+        meta = yaml.safe_load((Path(model_dir) / "MLmodel").read_text())
+        return [c["name"] for c in json.loads(meta["signature"]["inputs"])]
+    except (OSError, KeyError, TypeError, ValueError):
+        return []
+
+
 class SeldonLocalServiceConfig(SeldonDeploymentConfig):
     """A `SeldonDeploymentConfig` plus what a local process needs.
 
@@ -35,6 +46,9 @@ class SeldonLocalServiceConfig(SeldonDeploymentConfig):
         workers: server worker processes.
         state_dir: folder for this deployment's model copy, log and process record.
         start_timeout: seconds allowed to become healthy.
+        traffic_dir: where the model's front records served requests and feedback as
+            Parquet (integrations/traffic.py); empty: not recorded.
+        traffic_max_mb: cap of that folder; the oldest files go first.
     """
 
     implementation: str = "MLFLOW_SERVER"
@@ -46,6 +60,8 @@ class SeldonLocalServiceConfig(SeldonDeploymentConfig):
     workers: int = 2
     state_dir: str = ""
     start_timeout: float = 120.0
+    traffic_dir: str = ""
+    traffic_max_mb: int = 512
 
 
 class SeldonLocalServiceStatus(ServiceStatus):
@@ -127,11 +143,23 @@ class SeldonLocalService(BaseDeploymentService):
 
     @property
     def served_labels(self) -> dict[str, str]:
-        """Labels of this server's Prometheus metrics (set on the model's front)."""
+        """What the model's front is told about this server: its metrics' labels and the
+        model's input columns (to read back requests sent without names)."""
         return {
             "model": self.config.model_name,
             "version": str(self.config.model_version),
             "protocol": self.config.protocol,
+            "columns": json.dumps(input_columns(self.model_dir)),
+        }
+
+    @property
+    def traffic_args(self) -> dict[str, str]:
+        """Where the front records served traffic; empty when recording is off."""
+        if not self.config.traffic_dir:
+            return {}
+        return {
+            "traffic-dir": self.config.traffic_dir,
+            "traffic-max-mb": str(self.config.traffic_max_mb),
         }
 
     def set_public_port(self, port: int, note: str = "") -> None:
@@ -216,7 +244,7 @@ class SeldonLocalService(BaseDeploymentService):
             public = wanted if wanted and process.port_is_free(wanted) else process.free_port()
             if wanted and public != wanted:
                 note = f"port {wanted} was taken: the endpoint moved to {public}"
-            front.start(public, backend, served=self.served_labels)
+            front.start(public, backend, served=self.served_labels, traffic=self.traffic_args)
         self.set_public_port(public, note)
 
     def deprovision(self, force: bool = False) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 
 import mlflow.sklearn
 from seldon_core.flask_utils import SeldonMicroserviceException
@@ -42,9 +43,13 @@ class ZenkubeSeldonModel:
             raise SeldonMicroserviceException(
                 str(exc), status_code=400, reason="BAD_REQUEST"
             ) from None
+        # Seldon's executor gives every prediction a `puid` (the client's, when it sent
+        # one); feedback names it to label the prediction.
+        meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
+        puid = str(meta.get("puid") or uuid.uuid4().hex)
         return {
             "data": {"names": [], "ndarray": predictions.tolist()},
-            "meta": {"requestPath": {"classifier": f"zenkube/{self.model_name}"}},
+            "meta": {"puid": puid, "requestPath": {"classifier": f"zenkube/{self.model_name}"}},
         }
 
     def health_status(self):

@@ -1,0 +1,251 @@
+"""Served traffic as data: the rows a model answered, their predictions, and labels that
+arrive later as feedback — written as Parquet batches, read back as a monitoring batch.
+
+Plain pandas/pyarrow (no ZenML): the model's front (`seldon_local/router.py`) writes with
+it, and `python run.py monitor --from-traffic` reads with it.
+
+Layout of one model's folder (`<artifact store>/traffic/<model>/`):
+    requests-<utc time>-<id>.parquet   one row per scored row: the input columns, plus
+        _request_id, _row (its index in the request), _time (UTC seconds), _prediction,
+        _version, _protocol
+    feedback-<utc time>-<id>.parquet   _request_id, _row, _label, _time
+
+Request ids are the protocols' own: Seldon's `meta.puid` in the response (the client's
+when it sent one), and V2's response `id` (the client's `id` when it sent one).
+Feedback joins labels to rows by (request id, row).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+META = ("_request_id", "_row", "_time", "_prediction", "_version", "_protocol")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class TrafficError(ValueError):
+    """A feedback message or a traffic request that cannot be used; the text says why."""
+
+
+def model_folder(root: str | Path, model_name: str) -> Path:
+    """Where one model's traffic goes under the traffic root."""
+    return Path(root) / re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90m', '24h', '7d' (s, m, h, d, w)."""
+    match = DURATION.match(str(text))
+    if not match:
+        raise TrafficError(
+            f"'{text}' is not a duration: use a number and a unit, e.g. 30m, 24h or 7d"
+        )
+    return float(match.group(1)) * SECONDS[match.group(2)]
+
+
+# -- what one answered request holds ------------------------------------------------------
+def seldon_rows(request: dict, response: dict, columns: list[str]) -> tuple[str, pd.DataFrame]:
+    """(request id, rows with predictions) of an answered Seldon request."""
+    data = request["data"]
+    names = data.get("names") or columns
+    if "ndarray" in data:
+        rows = data["ndarray"]
+    else:
+        tensor = data["tensor"]
+        rows_n, width = tensor["shape"]
+        values = tensor["values"]
+        rows = [values[i * width : (i + 1) * width] for i in range(rows_n)]
+    frame = pd.DataFrame(rows, columns=names)
+    request_id = str((response.get("meta") or {}).get("puid") or "")
+    frame["_prediction"] = list(response["data"]["ndarray"])
+    return request_id, frame
+
+
+def v2_rows(request: dict, response: dict, columns: list[str]) -> tuple[str, pd.DataFrame]:
+    """(request id, rows with predictions) of an answered V2 request."""
+    inputs = request["inputs"]
+    if len(inputs) == 1 and inputs[0]["name"] not in columns:
+        rows_n, width = inputs[0]["shape"]
+        values = _flat(inputs[0]["data"])
+        frame = pd.DataFrame(
+            [values[i * width : (i + 1) * width] for i in range(rows_n)], columns=columns
+        )
+    else:
+        frame = pd.DataFrame({i["name"]: _flat(i["data"]) for i in inputs})
+    output = response["outputs"][0]
+    frame["_prediction"] = _flat(output["data"])
+    return str(response.get("id") or ""), frame
+
+
+def _flat(values: list) -> list:
+    out: list = []
+    for value in values:
+        out.extend(_flat(value) if isinstance(value, list) else [value])
+    return out
+
+
+def answered_rows(
+    protocol: str, request_body: bytes, response_body: bytes, columns: list[str]
+) -> tuple[str, pd.DataFrame]:
+    """The rows of one answered request, with `_request_id` and `_row`."""
+    parse = v2_rows if protocol == "v2" else seldon_rows
+    request_id, frame = parse(json.loads(request_body), json.loads(response_body), columns)
+    frame["_request_id"] = request_id
+    frame["_row"] = range(len(frame))
+    return request_id, frame
+
+
+def feedback_labels(protocol: str, body: bytes) -> pd.DataFrame:
+    """Labels from a feedback message: Seldon's `{"response": {"meta": {"puid"}}, "truth":
+    {"data": {"ndarray": [...]}}}` (what SeldonClient.feedback sends), or zenkube's V2
+    `{"id": "<the infer response id>", "truth": [...]}`."""
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise TrafficError(f"the feedback body is not valid JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise TrafficError("the feedback body must be a JSON object")
+    if protocol == "v2":
+        request_id, truth = message.get("id"), message.get("truth")
+        example = '{"id": "<the id of the infer response>", "truth": [label, ...]}'
+    else:
+        ids = [
+            ((message.get(part) or {}).get("meta") or {}).get("puid")
+            for part in ("response", "request")
+        ]
+        request_id = next((i for i in ids if i), None)
+        truth = ((message.get("truth") or {}).get("data") or {}).get("ndarray")
+        example = (
+            '{"response": {"meta": {"puid": "<puid of the prediction>"}}, '
+            '"truth": {"data": {"ndarray": [label, ...]}}}'
+        )
+    if not request_id or not isinstance(truth, list) or not truth:
+        raise TrafficError(f"feedback needs the request id and the true labels: send {example}")
+    labels = [t[0] if isinstance(t, list) and len(t) == 1 else t for t in truth]
+    if any(isinstance(t, list | dict) for t in labels):
+        raise TrafficError("truth holds one label per row of the request (a flat list)")
+    return pd.DataFrame(
+        {"_request_id": str(request_id), "_row": range(len(labels)), "_label": labels}
+    )
+
+
+# -- writing and reading ------------------------------------------------------------------
+@dataclass
+class TrafficLog:
+    """One model's traffic folder, capped at `max_bytes` (the oldest files go first)."""
+
+    folder: Path
+    max_bytes: int = 512 * 2**20
+
+    def write(self, kind: str, frame: pd.DataFrame) -> Path | None:
+        if frame.empty:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        path = self.folder / f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = path.with_suffix(".partial")
+        _text_objects(frame).to_parquet(tmp, index=False)
+        tmp.replace(path)  # readers never see half a file
+        self.rotate()
+        return path
+
+    def rotate(self) -> None:
+        files = sorted(self.folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        while files and total > self.max_bytes:
+            oldest = files.pop(0)
+            total -= oldest.stat().st_size
+            oldest.unlink(missing_ok=True)
+
+
+def _text_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet needs one type per column: mixed object columns (labels, predictions,
+    categories with gaps) are stored as text, missing values as null."""
+    frame = frame.copy()
+    for name in frame.columns:
+        if frame[name].dtype == object:
+            kinds = {type(v) for v in frame[name] if v is not None and v == v}
+            if len(kinds) > 1 or (kinds and not kinds <= {str}):
+                if kinds <= {int, float, bool}:
+                    frame[name] = pd.to_numeric(frame[name], errors="coerce")
+                else:
+                    frame[name] = frame[name].map(lambda v: None if v is None else str(v))
+    return frame
+
+
+def read_kind(folder: Path, kind: str, since: float | None) -> pd.DataFrame:
+    files = sorted(folder.glob(f"{kind}-*.parquet"))
+    frames = [pd.read_parquet(f) for f in files]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True)
+    if since is not None and "_time" in frame:
+        frame = frame[frame["_time"] >= since]
+    return frame
+
+
+@dataclass
+class TrafficBatch:
+    """A monitoring batch built from served traffic."""
+
+    frame: pd.DataFrame
+    rows: int
+    labelled: int
+    labelled_batch: bool
+
+
+def traffic_batch(
+    folder: Path, columns: list[str], target: str, since_seconds: float, min_rows: int
+) -> TrafficBatch:
+    """The rows served in the last `since_seconds`, as the monitoring pipeline reads a batch.
+
+    With at least `min_rows` labelled rows the batch is those rows with the labels in the
+    `target` column (drift, quality and, on an alert, retraining); otherwise it is every
+    served row without labels (drift only). Fewer than `min_rows` served rows is an error.
+    """
+    cutoff = time.time() - since_seconds
+    requests = read_kind(folder, "requests", cutoff)
+    window = _window(since_seconds)
+    if len(requests) < min_rows:
+        raise TrafficError(
+            f"only {len(requests)} served row(s) were logged in the last {window} "
+            f"(in {folder}); at least {min_rows} are needed. Wait for more traffic, widen "
+            "--since, or lower --min-rows."
+        )
+    missing = [c for c in columns if c not in requests.columns]
+    if missing:
+        raise TrafficError(
+            f"the logged traffic lacks the model's column(s) {', '.join(missing[:5])}: it "
+            "was served by a model with another input schema. Use --since to look only "
+            "at traffic since the current model was deployed."
+        )
+    requests = requests.drop_duplicates(["_request_id", "_row"], keep="last")
+    feedback = read_kind(folder, "feedback", None)
+    if not feedback.empty:
+        feedback = feedback.drop_duplicates(["_request_id", "_row"], keep="last")
+        joined = requests.merge(
+            feedback[["_request_id", "_row", "_label"]], on=["_request_id", "_row"], how="left"
+        )
+    else:
+        joined = requests.assign(_label=None)
+    labelled = joined[joined["_label"].notna()]
+    if len(labelled) >= min_rows:
+        frame = labelled[columns].copy()
+        frame[target] = labelled["_label"].to_numpy()
+        return TrafficBatch(frame.reset_index(drop=True), len(joined), len(labelled), True)
+    return TrafficBatch(joined[columns].reset_index(drop=True), len(joined), len(labelled), False)
+
+
+def _window(seconds: float) -> str:
+    for unit in ("w", "d", "h", "m"):
+        if seconds >= SECONDS[unit] and seconds % SECONDS[unit] == 0:
+            return f"{int(seconds // SECONDS[unit])}{unit}"
+    return f"{seconds:g}s"

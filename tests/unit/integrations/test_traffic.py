@@ -1,0 +1,123 @@
+"""Served traffic as data: reading answered requests back, feedback, the folder cap, the batch."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import pytest
+
+from integrations.traffic import (
+    TrafficError,
+    TrafficLog,
+    answered_rows,
+    feedback_labels,
+    parse_duration,
+    traffic_batch,
+)
+
+COLUMNS = ["size", "city"]
+
+
+def seldon(rows, names=True, puid="p1"):
+    data = {"ndarray": rows, **({"names": COLUMNS} if names else {})}
+    answer = {"data": {"names": [], "ndarray": [r[0] * 2 for r in rows]}, "meta": {"puid": puid}}
+    return json.dumps({"data": data}).encode(), json.dumps(answer).encode()
+
+
+def test_seldon_rows_come_back_with_prediction_request_id_and_row():
+    request, answer = seldon([[1.0, "a"], [2.0, None]])
+    request_id, frame = answered_rows("seldon", request, answer, COLUMNS)
+    assert request_id == "p1"
+    assert frame[COLUMNS].values.tolist() == [[1.0, "a"], [2.0, None]]
+    assert frame["_prediction"].tolist() == [2.0, 4.0] and frame["_row"].tolist() == [0, 1]
+    _, unnamed = answered_rows("seldon", *seldon([[3.0, "b"]], names=False), COLUMNS)
+    assert list(unnamed[COLUMNS].iloc[0]) == [3.0, "b"]  # no names: the model's order
+
+
+def test_v2_rows_per_column_or_as_one_tensor():
+    answer = json.dumps({"id": "r9", "outputs": [{"shape": [2, 1], "data": [1, 0]}]}).encode()
+    per_column = {
+        "inputs": [
+            {"name": "city", "shape": [2, 1], "datatype": "BYTES", "data": ["a", "b"]},
+            {"name": "size", "shape": [2, 1], "datatype": "FP64", "data": [1.0, 2.0]},
+        ]
+    }
+    request_id, frame = answered_rows("v2", json.dumps(per_column).encode(), answer, COLUMNS)
+    assert request_id == "r9" and frame[COLUMNS].values.tolist() == [[1.0, "a"], [2.0, "b"]]
+    tensor = {
+        "inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], [3, 4]]}]
+    }
+    _, frame = answered_rows("v2", json.dumps(tensor).encode(), answer, ["a", "b"])
+    assert frame[["a", "b"]].values.tolist() == [[1, 2], [3, 4]]
+    assert frame["_prediction"].tolist() == [1, 0]
+
+
+def test_feedback_in_seldons_and_zenkubes_v2_form():
+    body = {"response": {"meta": {"puid": "p1"}}, "truth": {"data": {"ndarray": [[1], [0]]}}}
+    labels = feedback_labels("seldon", json.dumps(body).encode())
+    assert labels.to_dict("list") == {"_request_id": ["p1", "p1"], "_row": [0, 1], "_label": [1, 0]}
+    v2 = feedback_labels("v2", json.dumps({"id": "r9", "truth": ["yes"]}).encode())
+    assert v2["_label"].tolist() == ["yes"] and v2["_request_id"].tolist() == ["r9"]
+    for protocol, bad, reason in [
+        ("seldon", b"{nope", "not valid JSON"),
+        ("seldon", json.dumps({"truth": {"data": {"ndarray": [1]}}}).encode(), "request id"),
+        ("v2", json.dumps({"id": "r9"}).encode(), "true labels"),
+        ("v2", json.dumps({"id": "r9", "truth": [[1, 2]]}).encode(), "one label per row"),
+    ]:
+        with pytest.raises(TrafficError, match=reason):
+            feedback_labels(protocol, bad)
+
+
+def test_the_folder_keeps_under_its_cap_by_dropping_the_oldest(tmp_path):
+    log = TrafficLog(tmp_path, max_bytes=12_000)
+    frame = pd.DataFrame({"x": range(500), "_time": time.time()})
+    for _ in range(6):
+        log.write("requests", frame)
+        time.sleep(0.01)
+    files = list(tmp_path.glob("*.parquet"))
+    assert 0 < len(files) < 6
+    assert sum(f.stat().st_size for f in files) <= 12_000
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def write_requests(folder, rows, puid, at=None):
+    request, answer = seldon(rows, puid=puid)
+    _, frame = answered_rows("seldon", request, answer, COLUMNS)
+    frame["_time"] = at or time.time()
+    TrafficLog(folder).write("requests", frame)
+
+
+def test_labelled_rows_make_a_labelled_batch_once_there_are_enough(tmp_path):
+    write_requests(tmp_path, [[float(i), "a"] for i in range(4)], "p1")
+    write_requests(tmp_path, [[9.0, "b"]], "p2")
+    write_requests(tmp_path, [[7.0, "c"]], "old", at=time.time() - 7200)
+    unlabelled = traffic_batch(tmp_path, COLUMNS, "label", 3600, min_rows=3)
+    assert not unlabelled.labelled_batch and len(unlabelled.frame) == 5  # the old one is out
+    assert "label" not in unlabelled.frame
+    feedback = feedback_labels(
+        "seldon",
+        json.dumps(
+            {"response": {"meta": {"puid": "p1"}}, "truth": {"data": {"ndarray": [0, 1, 0, 1]}}}
+        ).encode(),
+    )
+    feedback["_time"] = time.time()
+    TrafficLog(tmp_path).write("feedback", feedback)
+    labelled = traffic_batch(tmp_path, COLUMNS, "label", 3600, min_rows=3)
+    assert labelled.labelled_batch and labelled.labelled == 4 and labelled.rows == 5
+    assert labelled.frame.to_dict("list") == {
+        "size": [0.0, 1.0, 2.0, 3.0],
+        "city": ["a"] * 4,
+        "label": [0, 1, 0, 1],
+    }
+    with pytest.raises(TrafficError, match="only 5 served row"):
+        traffic_batch(tmp_path, COLUMNS, "label", 3600, min_rows=50)
+    with pytest.raises(TrafficError, match="lacks the model's column"):
+        traffic_batch(tmp_path, ["size", "rooms"], "label", 3600, min_rows=1)
+
+
+def test_durations():
+    assert parse_duration("90m") == 5400 and parse_duration("7d") == 604800
+    with pytest.raises(TrafficError, match="not a duration"):
+        parse_duration("yesterday")
