@@ -56,6 +56,39 @@ def _register(test: Callable[[pd.Series, pd.Series], tuple[float, float]]) -> No
         default_impl=evidently_impl,
     )
     _registered.add(CATEGORICAL_TEST)
+    _drifted_first()
+
+
+def _drifted_first() -> None:
+    """Evidently's drift table lists columns by p-value, highest first: the undrifted ones
+    fill its first pages. Register its renderer with the rows reordered as zenkube's
+    report has them: drifted columns first, each group by p-value, lowest first."""
+    from evidently.legacy.metrics import DataDriftTable
+    from evidently.legacy.metrics.data_drift.data_drift_table import DataDriftTableRenderer
+    from evidently.legacy.renderers.base_renderer import DEFAULT_RENDERERS
+
+    class DriftedFirstRenderer(DataDriftTableRenderer):
+        def render_html(self, obj):
+            widgets = super().render_html(obj)
+            for widget in widgets:
+                rows = (widget.params or {}).get("data")
+                if isinstance(rows, list) and rows and _fields(rows[0]).get("data_drift"):
+                    rows.sort(key=_drifted_then_p_value)
+            return widgets
+
+    DEFAULT_RENDERERS.typed_renderers[DataDriftTable] = DriftedFirstRenderer()
+
+
+def _fields(row) -> dict:
+    """A table row's fields: rich tables hold flat dicts (`column_name`, `data_drift`, …)."""
+    if isinstance(row, dict):
+        return row.get("fields", row) if isinstance(row.get("fields"), dict) else row
+    return getattr(row, "fields", None) or {}
+
+
+def _drifted_then_p_value(row) -> tuple[bool, float]:
+    fields = _fields(row)
+    return fields.get("data_drift") != "Detected", float(fields.get("drift_score", 1.0))
 
 
 def drift_report(

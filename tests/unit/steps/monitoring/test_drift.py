@@ -203,6 +203,16 @@ def test_evidentlys_report_reaches_our_verdicts_column_by_column(shifted):
     assert theirs.drift_share == pytest.approx(ours.drift_share)
     assert ours.verdict()[0] == shifted
     assert set(ours.drifted_columns) == ({"a", "city", "signup"} if shifted else set())
+    # Its table lists drifted columns first, as ours does (Evidently's own order: p-value,
+    # highest first, so undrifted columns filled its first page).
+    import re
+
+    listed = re.findall(r'"column_name":\s*"([^"]+)"', theirs.html)
+    verdicts = re.findall(r'"data_drift":\s*"([^"]+)"', theirs.html)
+    assert sorted(listed) == sorted(c.column for c in ours.columns)
+    drifted = len(ours.drifted_columns)
+    assert set(listed[:drifted]) == set(ours.drifted_columns)
+    assert verdicts == ["Detected"] * drifted + ["Not Detected"] * (len(listed) - drifted)
 
 
 def test_the_drift_report_has_no_script_and_puts_drifted_columns_first():
