@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_compile.py",
     "bench_drift.py",
+    "bench_monitor_memory.py",
     "bench_pipeline.py",
     "bench_serving.py",
     "bench_swap.py",

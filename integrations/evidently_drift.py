@@ -100,20 +100,24 @@ def drift_report(
     categorical_test: Callable[[pd.Series, pd.Series], tuple[float, float]],
     max_rows: int,
     seed: int = 0,
+    sampled_from: tuple[int, int] | None = None,
 ) -> EvidentlyDrift:
     """Evidently's data-drift report with zenkube's tests and thresholds.
 
     `reference` and `current` hold numbers (dates already as days) and the `categorical`
-    columns; the HTML is built on at most `max_rows` rows of each side.
+    columns; the HTML is built on at most `max_rows` rows of each side. `sampled_from`:
+    the sides' row counts when the caller has already sampled them.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     _register(categorical_test)
-    note = f"Evidently report on all rows ({len(reference)} reference, {len(current)} current)."
+    total_ref, total_cur = sampled_from or (len(reference), len(current))
+    note = f"Evidently report on all rows ({total_ref} reference, {total_cur} current)."
     if len(reference) > max_rows or len(current) > max_rows:
         reference = reference.sample(min(max_rows, len(reference)), random_state=seed)
         current = current.sample(min(max_rows, len(current)), random_state=seed)
+    if (len(reference), len(current)) != (total_ref, total_cur):
         note = (
             f"Evidently report on a random sample of {len(reference)} reference and "
             f"{len(current)} current rows; zenkube's drift numbers use all rows."

@@ -45,7 +45,12 @@ class Dataset:
 
     @property
     def features(self) -> pd.DataFrame:
-        return self.frame[list(self.schema)]
+        """The feature columns; the frame itself (no copy) when it holds exactly those.
+        Treat it as read-only."""
+        columns = list(self.schema)
+        if list(self.frame.columns) == columns:
+            return self.frame
+        return self.frame[columns]
 
     @property
     def labels(self) -> pd.Series | None:
@@ -85,13 +90,17 @@ class DatasetMaterializer(BaseMaterializer):
         with self.artifact_store.open(self._path("schema.json"), "w") as f:
             json.dump(meta, f)
         with self.artifact_store.open(self._path("data.parquet"), "wb") as f:
-            data.frame.to_parquet(f, index=False)
+            write_parquet(data.frame, f)
 
     def load(self, data_type: type[Any]) -> Dataset:
         with self.artifact_store.open(self._path("schema.json"), "r") as f:
             meta = json.load(f)
-        with self.artifact_store.open(self._path("data.parquet"), "rb") as f:
-            frame = pd.read_parquet(f)
+        path = self._path("data.parquet")
+        if os.path.exists(path):  # a local artifact store: read the file in place
+            frame = read_parquet(path)
+        else:
+            with self.artifact_store.open(path, "rb") as f:
+                frame = read_parquet(f)
         return Dataset(frame=frame, **meta)
 
     def extract_metadata(self, data: Dataset) -> dict[str, Any]:
@@ -109,6 +118,46 @@ class DatasetMaterializer(BaseMaterializer):
         with self.artifact_store.open(path, "w") as f:
             f.write(dataset_preview_html(data))
         return {path: VisualizationType.HTML}
+
+
+CHUNK_ROWS = 100_000
+
+
+def write_parquet(frame: pd.DataFrame, sink) -> None:
+    """Parquet in row groups of CHUNK_ROWS, converted one at a time: a big frame is not
+    held twice (pandas and Arrow) while it is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if len(frame) <= CHUNK_ROWS:
+        frame.to_parquet(sink, index=False)
+        return
+    first = pa.Table.from_pandas(frame.iloc[:CHUNK_ROWS], preserve_index=False)
+    # Dictionaries pay off for repeated values (categories), not for measurements; per
+    # row group, a float column's failed dictionary attempt would cost ~20% in size.
+    dictionary = [f.name for f in first.schema if not pa.types.is_floating(f.type)]
+    with pq.ParquetWriter(sink, first.schema, use_dictionary=dictionary) as writer:
+        writer.write_table(first)
+        for start in range(CHUNK_ROWS, len(frame), CHUNK_ROWS):
+            chunk = frame.iloc[start : start + CHUNK_ROWS]
+            writer.write_table(
+                pa.Table.from_pandas(chunk, schema=first.schema, preserve_index=False)
+            )
+
+
+def read_parquet(source) -> pd.DataFrame:
+    """A Parquet file (a path or an open file) as pandas, one column at a time: the peak
+    is the frame plus one column, not the file, Arrow's table and the frame at once."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(source)
+    names = parquet.schema_arrow.names
+    if len(names) <= 1:
+        return parquet.read().to_pandas()
+    columns = {}
+    for name in names:
+        columns[name] = parquet.read(columns=[name]).to_pandas(self_destruct=True)[name]
+    return pd.DataFrame(columns, copy=False)
 
 
 def dataset_preview_html(data: Dataset, rows: int = 20) -> str:

@@ -12,7 +12,7 @@ from zenml.io import fileio
 
 from core.errors import ConfigError, DataValidationError
 from core.specs import BUNDLED_DATASETS, DataSpec
-from materializers.dataset import Dataset
+from materializers.dataset import Dataset, read_parquet
 
 BUNDLED_TARGET = "target"
 
@@ -30,7 +30,7 @@ def read_table(path: str) -> pd.DataFrame:
     try:
         with fileio.open(path, "rb") as f:
             if suffix in {".parquet", ".pq"}:
-                frame = pd.read_parquet(f)
+                frame = read_parquet(path if os.path.exists(path) else f)
             else:
                 header = pd.read_csv(f, header=None, nrows=1, dtype=str).iloc[0].tolist()
                 check_unique_header([str(h) for h in header], path)

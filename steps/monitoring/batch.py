@@ -51,8 +51,12 @@ def check_batch(frame: pd.DataFrame, reference: Dataset, name: str = "batch") ->
             + ". Nothing was scored, retrained or redeployed."
         )
     keep = features + ([reference.target] if reference.target in frame.columns else [])
+    if list(frame.columns) != keep:  # a copy only when columns must go or move
+        frame = frame[keep]
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        frame = frame.reset_index(drop=True)
     return Dataset(
-        frame=frame[keep].reset_index(drop=True),
+        frame=frame,
         target=reference.target,
         task=reference.task,
         name=name,
@@ -86,16 +90,25 @@ def load_batch(source: str, reference: Dataset) -> Annotated[Dataset, "current_b
     return check_batch(read_table(source), reference, source)
 
 
+def predict_in_chunks(model, features: pd.DataFrame, rows: int = 100_000) -> np.ndarray:
+    """`model.predict` on slices of `rows` rows: the same answers (a prediction depends
+    on its own row only), without the pipeline's transformers copying the whole batch."""
+    if len(features) <= rows:
+        return np.asarray(model.predict(features))
+    return np.concatenate(
+        [
+            np.asarray(model.predict(features.iloc[i : i + rows]))
+            for i in range(0, len(features), rows)
+        ]
+    )
+
+
 @step(enable_cache=False)
 def predict_batch(batch: Dataset, model_name: str) -> Annotated[Dataset, "predictions"]:
     """Score the batch with the champion from the MLflow registry."""
     model = mlflow_registry.load_model(champion.require(model_name, "score").model_uri)
-    frame = batch.features.copy()
-    frame[PREDICTION] = model.predict(batch.features)
+    # Only the predictions: the batch itself is already stored once (current_batch).
+    frame = pd.DataFrame({PREDICTION: predict_in_chunks(model, batch.features)})
     return Dataset(
-        frame=frame,
-        target=PREDICTION,
-        task=batch.task,
-        name=f"{batch.name}:predictions",
-        schema=dict(batch.schema),
+        frame=frame, target=PREDICTION, task=batch.task, name=f"{batch.name}:predictions"
     )

@@ -104,12 +104,10 @@ def compute_drift(
 
     columns = []
     numeric = [c for c, k in reference.schema.items() if k == NUMERIC]
-    if numeric:
-        ref_block = reference.frame[numeric].to_numpy(dtype=np.float64)
-        cur_block = current[numeric].to_numpy(dtype=np.float64)
-        for i, name in enumerate(numeric):
-            ref, cur = ref_block[:, i], cur_block[:, i]
-            columns.append(tested(name, "numeric", "ks", numeric_drift(ref, cur), ref, cur))
+    for name in numeric:  # one column at a time: a big batch is not copied whole
+        ref = reference.frame[name].to_numpy(dtype=np.float64)
+        cur = current[name].to_numpy(dtype=np.float64)
+        columns.append(tested(name, "numeric", "ks", numeric_drift(ref, cur), ref, cur))
     for name, kind in reference.schema.items():
         if kind == DATETIME:
             ref, cur = as_days(reference.frame[name]), as_days(current[name])
@@ -148,8 +146,20 @@ def evidently_frames(reference: Dataset, current: pd.DataFrame) -> tuple[pd.Data
 
 
 def evidently_report(reference: Dataset, current: pd.DataFrame, thresholds: MonitoringThresholds):
-    """Evidently's report with our tests and thresholds (see integrations/evidently_drift)."""
-    ref, cur = evidently_frames(reference, current)
+    """Evidently's report with our tests and thresholds (see integrations/evidently_drift),
+    on at most `html_max_rows` rows of each side, sampled before anything is copied."""
+    limit, rows = thresholds.html_max_rows, (len(reference.frame), len(current))
+    sampled = reference
+    if len(reference.frame) > limit:
+        sampled = Dataset(
+            frame=reference.frame.sample(limit, random_state=0),
+            target=reference.target,
+            task=reference.task,
+            schema=dict(reference.schema),
+        )
+    if len(current) > limit:
+        current = current.sample(limit, random_state=0)
+    ref, cur = evidently_frames(sampled, current)
     categorical = [c for c, k in reference.schema.items() if k not in (NUMERIC, DATETIME)]
     return drift_report(
         ref,
@@ -158,7 +168,8 @@ def evidently_report(reference: Dataset, current: pd.DataFrame, thresholds: Moni
         thresholds.p_value,
         thresholds.drift_share,
         categorical_drift,
-        thresholds.html_max_rows,
+        limit,
+        sampled_from=rows,
     )
 
 
@@ -167,9 +178,9 @@ def detect_drift(
     reference: Dataset, batch: Dataset, thresholds: MonitoringThresholds
 ) -> Annotated[DriftReport, "drift_report"]:
     """Per-column drift tests on all rows, plus Evidently's HTML for people to look at."""
-    features = list(reference.schema)
-    report = compute_drift(reference, batch.frame[features], thresholds)
-    evidently = evidently_report(reference, batch.frame[features], thresholds)
+    features = batch.features  # no copy when the batch holds just the features
+    report = compute_drift(reference, features, thresholds)
+    evidently = evidently_report(reference, features, thresholds)
     report.html, report.html_note = evidently.html, evidently.note
     log_metadata({"drift_share": report.drift_share, "drifted": report.drifted_columns})
     return report

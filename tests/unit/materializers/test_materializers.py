@@ -61,6 +61,34 @@ def test_dataset_round_trip(artifact_store):
     assert "color" in html and "categorical" in html
 
 
+def test_a_big_dataset_is_written_in_row_groups_and_read_back_equal(artifact_store, monkeypatch):
+    import materializers.dataset as dataset
+
+    monkeypatch.setattr(dataset, "CHUNK_ROWS", 7)  # 50 rows: eight row groups
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=50),
+            "gaps": np.where(rng.random(50) < 0.2, np.nan, rng.normal(size=50)),
+            "city": rng.choice(["Oslo", "Lima", None], 50),
+            "n": np.arange(50),
+            "label": rng.integers(0, 2, 50),
+        }
+    )
+    data = Dataset(frame=frame, target="label", task="classification")
+    loaded, metadata, _ = round_trip(DatasetMaterializer, data, artifact_store)
+    pd.testing.assert_frame_equal(loaded.frame, frame)
+    assert metadata["rows"] == 50
+
+
+def test_features_is_the_frame_itself_when_it_holds_only_features():
+    frame = pd.DataFrame({"a": [1.0], "b": [2.0]})
+    unlabelled = Dataset(frame=frame, target="y", task="classification")
+    assert unlabelled.features is frame  # a 1M-row batch is not copied to be read
+    labelled = Dataset(frame=frame.assign(y=1), target="y", task="classification")
+    assert list(labelled.features.columns) == ["a", "b"]
+
+
 def test_evaluation_report_round_trip(artifact_store):
     report = EvaluationReport(
         task="classification",

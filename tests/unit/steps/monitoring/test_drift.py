@@ -227,3 +227,17 @@ def test_the_drift_report_has_no_script_and_puts_drifted_columns_first():
         positions[c] for c in ("b", "tier")
     )
     assert page.count("<svg") == 3 and "<rect" in page
+
+
+def test_chunked_predictions_equal_one_call():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from steps.monitoring.batch import predict_in_chunks
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(1000, 3)), columns=["a", "b", "c"])
+    model = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0))
+    model.fit(frame, frame["a"] > 0)
+    np.testing.assert_array_equal(predict_in_chunks(model, frame, rows=128), model.predict(frame))
