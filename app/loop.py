@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from app import runner, serving
@@ -147,17 +146,14 @@ def traffic_batch_file(model_name: str, since: str, min_rows: int) -> tuple[str,
     labelled batch once there are `min_rows` of them; otherwise every served row, unlabelled.
     """
     from core.errors import DataValidationError
-    from integrations.seldon_local.model_deployer import traffic_dir
-    from integrations.traffic import TrafficError, parse_duration, traffic_batch
+    from integrations.traffic import TrafficError, parse_duration, stack_folder, traffic_batch
     from steps.monitoring.batch import champion_artifacts
 
     reference, _ = champion_artifacts(model_name)
     columns = [c for c in reference.frame.columns if c != reference.target]
-    folder = traffic_dir(model_name)
+    folder = stack_folder(model_name)
     try:
-        batch = traffic_batch(
-            Path(folder), columns, reference.target, parse_duration(since), min_rows
-        )
+        batch = traffic_batch(folder, columns, reference.target, parse_duration(since), min_rows)
     except TrafficError as exc:
         raise DataValidationError(f"Cannot build a batch from served traffic: {exc}") from None
     out = zenkube_home() / "batches"

@@ -17,16 +17,20 @@ Feedback joins labels to rows by (request id, row).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 META = ("_request_id", "_row", "_time", "_prediction", "_version", "_protocol")
+POSITION = "_col"  # column name prefix for rows sent without names
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -35,9 +39,30 @@ class TrafficError(ValueError):
     """A feedback message or a traffic request that cannot be used; the text says why."""
 
 
-def model_folder(root: str | Path, model_name: str) -> Path:
-    """Where one model's traffic goes under the traffic root."""
-    return Path(root) / re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
+def safe_name(model_name: str) -> str:
+    """A registered model's name as one path segment (folder, URL)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
+
+
+def model_folder(root: str | Path, model_name: str) -> str:
+    """Where one model's traffic goes under the traffic root (a path or a URI: s3://…)."""
+    return f"{str(root).rstrip('/')}/{safe_name(model_name)}"
+
+
+def stack_folder(model_name: str) -> str:
+    """Where served traffic of `model_name` is kept: `traffic/<model>/` in the active
+    stack's artifact store (a local folder, or the bucket on a cluster stack)."""
+    from zenml.client import Client
+
+    store = Client().active_stack.artifact_store
+    return model_folder(f"{store.path.rstrip('/')}/traffic", model_name)
+
+
+def _fs(folder: str | Path):
+    """(filesystem, path) for a local folder or any fsspec URI (s3:// on a cluster)."""
+    import fsspec
+
+    return fsspec.core.url_to_fs(str(folder))
 
 
 def parse_duration(text: str) -> float:
@@ -54,7 +79,7 @@ def parse_duration(text: str) -> float:
 def seldon_rows(request: dict, response: dict, columns: list[str]) -> tuple[str, pd.DataFrame]:
     """(request id, rows with predictions) of an answered Seldon request."""
     data = request["data"]
-    names = data.get("names") or columns
+    names = data.get("names") or columns or None
     if "ndarray" in data:
         rows = data["ndarray"]
     else:
@@ -63,6 +88,8 @@ def seldon_rows(request: dict, response: dict, columns: list[str]) -> tuple[str,
         values = tensor["values"]
         rows = [values[i * width : (i + 1) * width] for i in range(rows_n)]
     frame = pd.DataFrame(rows, columns=names)
+    if names is None:  # a client that sent no names, seen by a sink that knows no schema
+        frame.columns = [f"{POSITION}{i}" for i in range(frame.shape[1])]
     request_id = str((response.get("meta") or {}).get("puid") or "")
     frame["_prediction"] = list(response["data"]["ndarray"])
     return request_id, frame
@@ -139,30 +166,38 @@ def feedback_labels(protocol: str, body: bytes) -> pd.DataFrame:
 # -- writing and reading ------------------------------------------------------------------
 @dataclass
 class TrafficLog:
-    """One model's traffic folder, capped at `max_bytes` (the oldest files go first)."""
+    """One model's traffic folder (a local path or a URI such as s3://bucket/traffic/m),
+    capped at `max_bytes`: the oldest files go first."""
 
-    folder: Path
+    folder: str | Path
     max_bytes: int = 512 * 2**20
 
-    def write(self, kind: str, frame: pd.DataFrame) -> Path | None:
+    def write(self, kind: str, frame: pd.DataFrame) -> str | None:
         if frame.empty:
             return None
-        self.folder.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        path = self.folder / f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = path.with_suffix(".partial")
-        _text_objects(frame).to_parquet(tmp, index=False)
-        tmp.replace(path)  # readers never see half a file
+        fs, root = _fs(self.folder)
+        fs.makedirs(root, exist_ok=True)
+        # Names sort by time: the rotation and the readers go by name, on any store.
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
+        path = f"{root}/{kind}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = path[: -len(".parquet")] + ".partial"
+        with fs.open(tmp, "wb") as f:
+            _text_objects(frame).to_parquet(f, index=False)
+        fs.mv(tmp, path)  # readers never see half a file
         self.rotate()
         return path
 
     def rotate(self) -> None:
-        files = sorted(self.folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
+        fs, root = _fs(self.folder)
+        files = sorted(  # by the time in the name, whatever the kind
+            fs.glob(f"{root}/*.parquet"), key=lambda p: p.rsplit("/", 1)[-1].split("-", 1)[1]
+        )
+        sizes = {f: fs.size(f) for f in files}
+        total = sum(sizes.values())
         while files and total > self.max_bytes:
             oldest = files.pop(0)
-            total -= oldest.stat().st_size
-            oldest.unlink(missing_ok=True)
+            total -= sizes[oldest]
+            fs.rm(oldest)
 
 
 def _text_objects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -180,9 +215,13 @@ def _text_objects(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def read_kind(folder: Path, kind: str, since: float | None) -> pd.DataFrame:
-    files = sorted(folder.glob(f"{kind}-*.parquet"))
-    frames = [pd.read_parquet(f) for f in files]
+def read_kind(folder: str | Path, kind: str, since: float | None) -> pd.DataFrame:
+    fs, root = _fs(folder)
+    files = sorted(fs.glob(f"{root}/{kind}-*.parquet"))
+    frames = []
+    for name in files:
+        with fs.open(name, "rb") as f:
+            frames.append(pd.read_parquet(f))
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame()
@@ -203,7 +242,7 @@ class TrafficBatch:
 
 
 def traffic_batch(
-    folder: Path, columns: list[str], target: str, since_seconds: float, min_rows: int
+    folder: str | Path, columns: list[str], target: str, since_seconds: float, min_rows: int
 ) -> TrafficBatch:
     """The rows served in the last `since_seconds`, as the monitoring pipeline reads a batch.
 
@@ -220,6 +259,11 @@ def traffic_batch(
             f"(in {folder}); at least {min_rows} are needed. Wait for more traffic, widen "
             "--since, or lower --min-rows."
         )
+    positional = [f"{POSITION}{i}" for i in range(len(columns))]
+    if all(p in requests.columns for p in positional):  # some rows were sent without names
+        for name, position in zip(columns, positional, strict=True):
+            unnamed = requests[position]
+            requests[name] = requests[name].combine_first(unnamed) if name in requests else unnamed
     missing = [c for c in columns if c not in requests.columns]
     if missing:
         raise TrafficError(
@@ -249,3 +293,75 @@ def _window(seconds: float) -> str:
         if seconds >= SECONDS[unit] and seconds % SECONDS[unit] == 0:
             return f"{int(seconds // SECONDS[unit])}{unit}"
     return f"{seconds:g}s"
+
+
+MAX_PENDING_BYTES = int(os.environ.get("ZENKUBE_TRAFFIC_BUFFER_BYTES", 64 * 2**20))
+FLUSH_SECONDS = float(os.environ.get("ZENKUBE_TRAFFIC_FLUSH_SECONDS", "5"))
+
+
+class TrafficBuffer:
+    """Answered requests and feedback held in memory and written as Parquet batches by a
+    background task: never on the request path, never to a log. Bounded: past
+    MAX_PENDING_BYTES a request is not recorded and `on_drop` is told."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        max_bytes: int = 512 * 2**20,
+        on_drop: Callable[[tuple], None] | None = None,
+    ):
+        self.log = TrafficLog(folder, max_bytes)
+        self.pending: list[tuple] = []
+        self.pending_bytes = 0
+        self.labels: list[pd.DataFrame] = []
+        self.on_drop = on_drop
+        self.unreadable = 0
+
+    def add(
+        self,
+        request: bytes,
+        answer: bytes,
+        protocol: str,
+        version: str = "",
+        columns: list[str] | None = None,
+        drop_labels: tuple = (),
+    ) -> None:
+        size = len(request) + len(answer)
+        if self.pending_bytes + size > MAX_PENDING_BYTES:
+            if self.on_drop:
+                self.on_drop(drop_labels)
+            return
+        self.pending.append((time.time(), protocol, version, columns or [], request, answer))
+        self.pending_bytes += size
+
+    def add_feedback(self, protocol: str, body: bytes) -> pd.DataFrame:
+        frame = feedback_labels(protocol, body)  # TrafficError: the client's 400
+        frame["_time"] = time.time()
+        self.labels.append(frame)
+        return frame
+
+    async def run(self, every: float = FLUSH_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await self.flush()
+
+    async def flush(self) -> None:
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
+        labels, self.labels = self.labels, []
+        if pending or labels:
+            await asyncio.get_running_loop().run_in_executor(None, self.write, pending, labels)
+
+    def write(self, pending: list[tuple], labels: list[pd.DataFrame]) -> None:
+        frames = []
+        for at, protocol, version, columns, request, answer in pending:
+            try:
+                _, frame = answered_rows(protocol, request, answer, columns)
+            except (ValueError, KeyError, IndexError, TypeError):
+                self.unreadable += 1  # served, but not readable back: not recorded
+                continue
+            frame["_time"], frame["_version"], frame["_protocol"] = at, version, protocol
+            frames.append(frame)
+        if frames:
+            self.log.write("requests", pd.concat(frames, ignore_index=True))
+        if labels:
+            self.log.write("feedback", pd.concat(labels, ignore_index=True))

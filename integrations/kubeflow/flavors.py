@@ -20,6 +20,7 @@ from zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor import (
     KubeflowOrchestratorFlavor,
 )
 from zenml.integrations.seldon.flavors.seldon_model_deployer_flavor import (
+    SeldonModelDeployerConfig,
     SeldonModelDeployerFlavor,
 )
 
@@ -62,12 +63,29 @@ class ZenkubeKubeflowOrchestratorFlavor(_NoDocs, KubeflowOrchestratorFlavor):
         return ZenkubeKubeflowOrchestrator
 
 
+class ZenkubeSeldonModelDeployerConfig(SeldonModelDeployerConfig):
+    """ZenML's Seldon deployer config, plus where Seldon's request logger sends traffic.
+
+    Attributes:
+        request_logger_url: the traffic sink (`python -m integrations.traffic_sink`, see
+            docs/kubeflow.md), e.g. `http://zenkube-traffic-sink.zenkube`; every
+            SeldonDeployment's graph then logs requests and responses to
+            `<url>/<model name>`. Empty: no request logger.
+    """
+
+    request_logger_url: str = ""
+
+
 class ZenkubeSeldonModelDeployerFlavor(_NoDocs, SeldonModelDeployerFlavor):
     """ZenML's Seldon model deployer with the S3 credentials read in the right order."""
 
     @property
     def name(self) -> str:
         return SELDON_FLAVOR
+
+    @property
+    def config_class(self) -> type[ZenkubeSeldonModelDeployerConfig]:
+        return ZenkubeSeldonModelDeployerConfig
 
     @property
     def implementation_class(self):

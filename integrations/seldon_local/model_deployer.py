@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, cast
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from integrations.seldon_local.flavor import (
     SeldonLocalModelDeployerFlavor,
 )
 from integrations.seldon_local.service import SeldonLocalService, SeldonLocalServiceConfig
+from integrations.traffic import stack_folder
 
 logger = get_logger(__name__)
 
@@ -57,7 +57,7 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             workers=int(extra.get("workers", settings.workers)),
             start_timeout=float(extra.get("start_timeout", settings.start_timeout)),
             state_dir=self.state_dir(),
-            traffic_dir=traffic_dir(data["model_name"]) if settings.log_traffic else "",
+            traffic_dir=stack_folder(data["model_name"]) if settings.log_traffic else "",
             traffic_max_mb=settings.traffic_max_mb,
         )
 
@@ -231,15 +231,6 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             "METRICS_URL": service.front.metrics_url,
             "PORT_NOTE": service.port_note or None,
         }
-
-
-def traffic_dir(model_name: str) -> str:
-    """Where served traffic of `model_name` is recorded: `traffic/<model>/` in the active
-    stack's artifact store (a local folder on the local stack)."""
-    from integrations.traffic import model_folder
-
-    store = Client().active_stack.artifact_store
-    return str(model_folder(Path(store.path) / "traffic", model_name))  # a local path here
 
 
 def _same_deployment(a: SeldonLocalServiceConfig, b: SeldonLocalServiceConfig) -> bool:

@@ -34,6 +34,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
@@ -41,7 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
-from integrations.traffic import TrafficError, TrafficLog, answered_rows, feedback_labels  # noqa: E402
+from integrations.traffic import TrafficBuffer, TrafficError  # noqa: E402
 
 HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
 MAX_BODY = 64 * 1024 * 1024  # the model servers' own cap; larger bodies get 413 here
@@ -70,63 +71,6 @@ def error(status: int, reason: str) -> web.Response:
 
 PREDICT_SUFFIXES = ("/predictions", "/infer", "/predict")
 FEEDBACK_SUFFIX = "/feedback"
-MAX_PENDING_BYTES = int(os.environ.get("ZENKUBE_TRAFFIC_BUFFER_BYTES", 64 * 2**20))
-FLUSH_SECONDS = float(os.environ.get("ZENKUBE_TRAFFIC_FLUSH_SECONDS", "5"))
-
-
-class Recorder:
-    """Served requests and feedback, buffered in memory and written as Parquet batches by
-    a background task (never on the request path, never to the log)."""
-
-    def __init__(self, folder: Path, max_bytes: int, dropped: Counter):
-        self.log = TrafficLog(folder, max_bytes)
-        self.pending: list[tuple] = []
-        self.pending_bytes = 0
-        self.labels: list = []
-        self.dropped = dropped
-        self.failed = 0
-
-    def add(self, labels: tuple[str, str, str], columns: list[str], request: bytes, answer: bytes):
-        size = len(request) + len(answer)
-        if self.pending_bytes + size > MAX_PENDING_BYTES:
-            self.dropped.labels(*labels).inc()
-            return
-        self.pending.append((time.time(), labels, columns, request, answer))
-        self.pending_bytes += size
-
-    def add_feedback(self, protocol: str, body: bytes):
-        frame = feedback_labels(protocol, body)  # TrafficError → 400 for the client
-        frame["_time"] = time.time()
-        self.labels.append(frame)
-        return frame
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            await self.flush()
-
-    async def flush(self) -> None:
-        pending, self.pending, self.pending_bytes = self.pending, [], 0
-        labels, self.labels = self.labels, []
-        if pending or labels:
-            await asyncio.get_running_loop().run_in_executor(None, self.write, pending, labels)
-
-    def write(self, pending: list[tuple], labels: list) -> None:
-        import pandas as pd
-
-        frames = []
-        for at, (_, version, protocol), columns, request, answer in pending:
-            try:
-                _, frame = answered_rows(protocol, request, answer, columns)
-            except (ValueError, KeyError, IndexError, TypeError):
-                self.failed += 1  # an answer we cannot read back: served, not recorded
-                continue
-            frame["_time"], frame["_version"], frame["_protocol"] = at, version, protocol
-            frames.append(frame)
-        if frames:
-            self.log.write("requests", pd.concat(frames, ignore_index=True))
-        if labels:
-            self.log.write("feedback", pd.concat(labels, ignore_index=True))
 
 
 LABELS = ("model", "version", "protocol")
@@ -193,7 +137,11 @@ class Front:
         self.session: ClientSession | None = None
         self.metrics = Metrics()
         self.recorder = (
-            Recorder(Path(traffic_dir), traffic_max_bytes, self.metrics.dropped)
+            TrafficBuffer(
+                traffic_dir,
+                traffic_max_bytes,
+                on_drop=lambda labels: self.metrics.dropped.labels(*labels).inc(),
+            )
             if traffic_dir
             else None
         )
@@ -237,7 +185,10 @@ class Front:
             elapsed = time.perf_counter() - started
             self.metrics.observe(labels, answer.status, elapsed, answer.body or b"")
             if self.recorder is not None and answer.status == 200:
-                self.recorder.add(labels, self.columns, await request.read(), answer.body)
+                self.recorder.add(
+                    await request.read(), answer.body, self.protocol, self.version, self.columns,
+                    drop_labels=labels,
+                )  # fmt: skip
             return answer
         if (
             request.method == "POST"
@@ -271,12 +222,21 @@ class Front:
                     413, f"the request body is too large: the limit is {MAX_BODY // 2**20} MiB"
                 )
             headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+            puid = None
+            if self.protocol == "seldon" and request.path.endswith(PREDICT_SUFFIXES):
+                # As Seldon's executor does: every prediction gets a request id (the
+                # client's Seldon-Puid when it sent one), passed to the model server and
+                # returned in the header; the model puts it in meta.puid too.
+                puid = request.headers.get("Seldon-Puid") or uuid.uuid4().hex
+                headers["Seldon-Puid"] = puid
             url = f"http://{HOST}:{port}{request.rel_url}"
             async with self.session.request(
                 request.method, url, data=body, headers=headers, allow_redirects=False
             ) as answer:
                 data = await answer.read()
                 out = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+                if puid:
+                    out["Seldon-Puid"] = puid
                 return web.Response(status=answer.status, body=data, headers=out)
         except (TimeoutError, ClientError) as exc:
             return error(

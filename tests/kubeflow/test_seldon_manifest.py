@@ -148,3 +148,38 @@ def test_deployment_step_builds_a_seldon_deployment_with_a_secret_reference(
     assert values["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"] == SECRET_KEY
     text = json.dumps(manifest)
     assert ACCESS_KEY not in text and SECRET_KEY not in text
+
+
+def test_with_a_request_logger_url_every_graph_logs_its_traffic_to_the_sink(
+    seldon_stack, kubernetes_api
+):
+    client = Client()
+    logged = client.create_stack_component(
+        "seldon-logged",
+        SELDON_FLAVOR,
+        T.MODEL_DEPLOYER,
+        {
+            "kubernetes_context": "zenkube-test",
+            "kubernetes_namespace": "zenkube",
+            "base_url": "http://seldon.example.com",
+            "secret": None,
+            "kubernetes_secret_name": None,
+            "request_logger_url": "http://zenkube-traffic-sink.zenkube/",
+        },
+    )
+    client.update_stack("seldon-cluster", component_updates={T.MODEL_DEPLOYER: [logged.id]})
+    champion = RegisteredModel(
+        name="house prices",
+        version="4",
+        model_uri="models:/m-def",
+        artifact_location="s3://zenkube-artifacts/mlflow/1/models/m-def/artifacts",
+    )
+    serve_champion(champion, "seldon", "deployment_pipeline", "deploy_champion", timeout=0)
+    (deployment,) = [c for c in kubernetes_api if "seldondeployments" in c["path"] and c["body"]]
+    (predictor,) = deployment["body"]["spec"]["predictors"]
+    # Seldon's executor posts each request and response as CloudEvents to the sink, which
+    # writes them where `monitor --from-traffic` reads (integrations/traffic_sink.py).
+    assert predictor["graph"]["logger"] == {
+        "mode": "all",
+        "url": "http://zenkube-traffic-sink.zenkube/house_prices",
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +14,7 @@ import requests
 from app import loop, runner
 from integrations import mlflow_registry
 from integrations.seldon_local import client
-from integrations.seldon_local.model_deployer import traffic_dir
-from integrations.traffic import read_kind
+from integrations.traffic import read_kind, stack_folder
 from tests.conftest import FAST_TRAINER
 from tests.serving.helpers import stop_all
 
@@ -56,10 +54,10 @@ def served(module_store, tmp_path_factory):
 
 def recorded(kind: str, rows: int = 1, request_id: str = "", timeout: float = 30.0):
     """What the front wrote (it flushes every 0.5 s here), once it holds what we wait for."""
-    folder = traffic_dir(MODEL)
+    folder = stack_folder(MODEL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        frame = read_kind(Path(folder), kind, None)
+        frame = read_kind(folder, kind, None)
         if len(frame) >= rows and (not request_id or request_id in set(frame["_request_id"])):
             return frame
         time.sleep(0.2)
@@ -76,6 +74,7 @@ def test_shifted_traffic_with_feedback_alerts_retrains_and_the_new_model_serves(
         answer = requests.post(info.prediction_url, json=body, timeout=30)
         assert answer.status_code == 200
         puid = answer.json()["meta"]["puid"]  # the request id, as Seldon's executor gives it
+        assert answer.headers["Seldon-Puid"] == puid  # in the header too, as on a cluster
         truth = {"data": {"ndarray": chunk["label"].tolist()}}
         sent = requests.post(
             feedback_url, json={"response": answer.json(), "truth": truth}, timeout=30

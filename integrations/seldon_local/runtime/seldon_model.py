@@ -43,10 +43,10 @@ class ZenkubeSeldonModel:
             raise SeldonMicroserviceException(
                 str(exc), status_code=400, reason="BAD_REQUEST"
             ) from None
-        # Seldon's executor gives every prediction a `puid` (the client's, when it sent
-        # one); feedback names it to label the prediction.
+        # Seldon's executor gives every prediction a `puid` (header Seldon-Puid; the
+        # client's, when it sent one), logs it as the CloudEvent id, and feedback names it.
         meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
-        puid = str(meta.get("puid") or uuid.uuid4().hex)
+        puid = str(_puid_header() or meta.get("puid") or uuid.uuid4().hex)
         return {
             "data": {"names": [], "ndarray": predictions.tolist()},
             "meta": {"puid": puid, "requestPath": {"classifier": f"zenkube/{self.model_name}"}},
@@ -68,3 +68,12 @@ class ZenkubeSeldonModel:
             ],
             "outputs": [{"name": "predictions", "datatype": "BYTES", "shape": [-1]}],
         }
+
+
+def _puid_header() -> str | None:
+    """The executor's (or zenkube's front's) request id, when serving a request."""
+    try:
+        from flask import has_request_context, request
+    except ImportError:
+        return None
+    return request.headers.get("Seldon-Puid") if has_request_context() else None
