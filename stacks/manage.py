@@ -12,6 +12,7 @@ import yaml
 
 from core.errors import ConfigError
 from core.paths import zenkube_home
+from integrations.kserve.flavor import FLAVOR_NAME as KSERVE_FLAVOR
 from integrations.kubeflow.flavors import FLAVORS, KUBEFLOW_FLAVOR, SELDON_FLAVOR
 
 STACKS_DIR = Path(__file__).resolve().parent
@@ -135,11 +136,11 @@ def _kubeflow_problems(comps: dict[str, dict[str, Any]]) -> list[str]:
             "`components.experiment_tracker.configuration.tracking_uri: http://...`"
         )
     deployer = comps.get("model_deployer", {})
-    if deployer.get("flavor") != SELDON_FLAVOR:
+    if deployer.get("flavor") not in (SELDON_FLAVOR, KSERVE_FLAVOR):
         problems.append(
-            f"a Kubeflow stack serves with Seldon Core: add a `{SELDON_FLAVOR}` model_deployer "
-            "(ZenML's `seldon` flavor with S3 credentials read in the right order; same "
-            "config keys)"
+            f"a Kubeflow stack serves with Seldon Core or KServe: add a `{SELDON_FLAVOR}` "
+            "model_deployer (ZenML's `seldon` flavor with S3 credentials read in the right "
+            f"order; same config keys) or a `{KSERVE_FLAVOR}` one (stacks/kubeflow-kserve.yaml)"
         )
     return problems
 
@@ -211,6 +212,10 @@ ZENKUBE_FLAVORS = {
     "seldon_local": (
         "model_deployer",
         "integrations.seldon_local.flavor.SeldonLocalModelDeployerFlavor",
+    ),
+    "zenkube_kserve": (
+        "model_deployer",
+        "integrations.kserve.flavor.KServeModelDeployerFlavor",
     ),
     **FLAVORS,
 }

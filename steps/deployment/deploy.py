@@ -126,7 +126,7 @@ def serve_champion(
     return DeploymentInfo(
         model_name=champion.name,
         model_version=champion.version,
-        protocol=protocol,
+        protocol=info.get("PROTOCOL") or protocol,  # KServe serves V2 whatever was asked
         prediction_url=info.get("PREDICTION_URL"),
         health_url=info.get("HEALTH_CHECK_URL"),
         service_id=str(service.uuid),

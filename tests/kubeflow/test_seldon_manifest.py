@@ -10,35 +10,21 @@ import base64
 import json
 
 import pytest
-from kubernetes.client import ApiClient
-from kubernetes.client.rest import ApiException
-from kubernetes.config import kube_config
 from zenml.client import Client
 from zenml.enums import StackComponentType as T
 
 from integrations.kubeflow.flavors import SELDON_FLAVOR
 from integrations.mlflow_registry import RegisteredModel
 from steps.deployment.deploy import serve_champion
+from tests.kubeflow.conftest import use_test_kubeconfig
 
 ACCESS_KEY = "AKIAZENKUBETESTKEY01"
 SECRET_KEY = "zenkube/test+secret/key/value/0123456789"
-KUBECONFIG = """
-apiVersion: v1
-kind: Config
-clusters: [{name: zenkube, cluster: {server: "https://127.0.0.1:6443"}}]
-users: [{name: zenkube, user: {token: "not-used"}}]
-contexts: [{name: zenkube-test, context: {cluster: zenkube, user: zenkube}}]
-current-context: zenkube-test
-"""
 
 
 @pytest.fixture
 def seldon_stack(zenml_store, tmp_path, monkeypatch):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    # kubernetes reads KUBECONFIG when it is imported; point its default at our file.
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    use_test_kubeconfig(tmp_path, monkeypatch)
     client = Client()
     client.create_secret(
         "s3-creds", values={"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
@@ -72,41 +58,6 @@ def seldon_stack(zenml_store, tmp_path, monkeypatch):
     client.create_stack("seldon-cluster", components=components)
     client.activate_stack("seldon-cluster")
     return store
-
-
-@pytest.fixture
-def kubernetes_api(monkeypatch):
-    """Stand in for the Kubernetes API server: record calls, keep created objects."""
-    calls, objects = [], {}
-
-    def call_api(
-        self,
-        resource_path,
-        method,
-        path_params=None,
-        query_params=None,
-        header_params=None,
-        body=None,
-        *args,
-        **kwargs,
-    ):
-        path = resource_path
-        for key, value in (path_params or {}).items():
-            path = path.replace("{" + key + "}", str(value))
-        body = self.sanitize_for_serialization(body)
-        calls.append({"method": method, "path": path, "body": body})
-        if method == "GET":
-            if path in objects:
-                return objects[path]
-            raise ApiException(status=404, reason="Not Found")
-        if method == "POST":
-            objects[f"{path}/{body['metadata']['name']}"] = body
-        elif method in {"PUT", "PATCH"}:
-            objects[path] = body
-        return body
-
-    monkeypatch.setattr(ApiClient, "call_api", call_api)
-    return calls
 
 
 def test_deployment_step_builds_a_seldon_deployment_with_a_secret_reference(

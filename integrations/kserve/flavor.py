@@ -1,0 +1,74 @@
+"""The `zenkube_kserve` model deployer flavor: a KServe InferenceService per model (V2)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zenml.model_deployers.base_model_deployer import (
+    BaseModelDeployerConfig,
+    BaseModelDeployerFlavor,
+)
+
+if TYPE_CHECKING:
+    from integrations.kserve.model_deployer import KServeModelDeployer
+
+FLAVOR_NAME = "zenkube_kserve"
+
+
+class KServeModelDeployerConfig(BaseModelDeployerConfig):
+    """Where and how models are served by KServe.
+
+    Attributes:
+        kubernetes_context: kubeconfig context; empty means the in-cluster config (pods)
+            or the current context.
+        kubernetes_namespace: namespace of the InferenceServices.
+        base_url: the ingress clients call (KServe routes by the Host header, which the
+            prediction URL's `Host` is; e.g. the istio ingress gateway).
+        service_account: the service account whose Secret holds the bucket credentials
+            (KServe's storage initializer reads it); created by you, see docs/kubeflow.md.
+        runtime: the ServingRuntime to use (`zenkube-mlserver`, shipped in
+            stacks/kserve/); it runs the same runtime class as the local `v2` server.
+        cpu / memory: resource requests (and limits) of the predictor.
+        request_logger_url: KServe's request logger target (the traffic sink); empty: none.
+        ready_timeout: seconds a new revision has to become Ready.
+    """
+
+    kubernetes_context: str | None = None
+    kubernetes_namespace: str = "zenkube"
+    base_url: str = "http://localhost:8082"
+    service_account: str = "zenkube-storage"
+    runtime: str = "zenkube-mlserver"
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    request_logger_url: str = ""
+    ready_timeout: float = 600.0
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+
+class KServeModelDeployerFlavor(BaseModelDeployerFlavor):
+    """Flavor of zenkube's KServe model deployer."""
+
+    @property
+    def name(self) -> str:
+        return FLAVOR_NAME
+
+    @property
+    def docs_url(self) -> str | None:
+        return None
+
+    @property
+    def sdk_docs_url(self) -> str | None:
+        return None
+
+    @property
+    def config_class(self) -> type[KServeModelDeployerConfig]:
+        return KServeModelDeployerConfig
+
+    @property
+    def implementation_class(self) -> type[KServeModelDeployer]:
+        from integrations.kserve.model_deployer import KServeModelDeployer
+
+        return KServeModelDeployer

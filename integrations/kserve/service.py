@@ -1,0 +1,162 @@
+"""The ZenML service behind a KServe deployment: one InferenceService, read and written
+through the Kubernetes API."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from urllib.parse import urlparse
+
+from pydantic import Field
+from zenml.enums import ServiceState
+from zenml.models.v2.misc.service import ServiceType
+from zenml.services.service import BaseDeploymentService, ServiceConfig
+from zenml.services.service_status import ServiceStatus
+
+from integrations.kserve import manifest
+
+
+class KServeServiceConfig(ServiceConfig):
+    """One registered model version, served by KServe.
+
+    Attributes:
+        model_name / model_version: the MLflow registry version.
+        model_uri: the model's files in the bucket (the InferenceService's storageUri).
+        namespace, kubernetes_context, base_url, service_account, runtime, cpu, memory,
+        logger_url: from the deployer's config (see flavor.py).
+    """
+
+    model_name: str
+    model_version: str = ""
+    model_uri: str
+    namespace: str = "zenkube"
+    kubernetes_context: str | None = None
+    base_url: str = ""
+    service_account: str = "zenkube-storage"
+    runtime: str = manifest.RUNTIME
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    logger_url: str = ""
+
+
+class KServeServiceStatus(ServiceStatus):
+    url: str | None = None  # the InferenceService's status.url (its Host)
+
+
+def kubernetes(context: str | None):
+    """(CustomObjectsApi, CoreV1Api): in-cluster in a pod, else the kubeconfig context."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        config.load_incluster_config()
+    except ConfigException:
+        config.load_kube_config(context=context or None)
+    return client.CustomObjectsApi(), client.CoreV1Api()
+
+
+class KServeService(BaseDeploymentService):
+    """A model served by a KServe InferenceService on the V2 protocol."""
+
+    SERVICE_TYPE = ServiceType(
+        name="kserve",
+        type="model-serving",
+        flavor="zenkube_kserve",
+        description="KServe InferenceService (V2 protocol, MLflow model)",
+    )
+
+    config: KServeServiceConfig
+    status: KServeServiceStatus = Field(default_factory=KServeServiceStatus)
+
+    @property
+    def name(self) -> str:
+        return manifest.service_name(self.config.model_name)
+
+    def body(self) -> dict:
+        c = self.config
+        quantities = {"cpu": c.cpu, "memory": c.memory}
+        resources = {"requests": dict(quantities), "limits": dict(quantities)}
+        logger_url = f"{c.logger_url.rstrip('/')}/{self.name}" if c.logger_url else ""
+        return manifest.inference_service(
+            c.model_name, c.model_version, c.model_uri, c.namespace, c.service_account,
+            resources, c.runtime, logger_url=logger_url,
+        )  # fmt: skip
+
+    def _api(self):
+        return kubernetes(self.config.kubernetes_context)
+
+    def _get(self) -> dict | None:
+        from kubernetes.client.rest import ApiException
+
+        api, _ = self._api()
+        try:
+            return api.get_namespaced_custom_object(
+                manifest.GROUP, manifest.VERSION, self.config.namespace, manifest.PLURAL, self.name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def provision(self) -> None:
+        """Create the InferenceService, or replace its spec: KServe rolls out a new
+        revision and keeps the old one serving until the new one is Ready."""
+        api, _ = self._api()
+        body = self.body()
+        args = (manifest.GROUP, manifest.VERSION, self.config.namespace, manifest.PLURAL)
+        if self._get() is None:
+            api.create_namespaced_custom_object(*args, body=body)
+        else:
+            api.patch_namespaced_custom_object(*args, self.name, body=body)
+
+    def deprovision(self, force: bool = False) -> None:
+        from kubernetes.client.rest import ApiException
+
+        api, _ = self._api()
+        try:
+            api.delete_namespaced_custom_object(
+                manifest.GROUP, manifest.VERSION, self.config.namespace, manifest.PLURAL, self.name
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def check_status(self) -> tuple[ServiceState, str]:
+        body = self._get()
+        if body is None:
+            return (
+                ServiceState.INACTIVE,
+                f"no InferenceService {self.name} in {self.config.namespace}",
+            )
+        spec_uri = body.get("spec", {}).get("predictor", {}).get("model", {}).get("storageUri")
+        if spec_uri != self.config.model_uri:
+            return ServiceState.INACTIVE, "the InferenceService now serves another model version"
+        self.status.url = (body.get("status") or {}).get("url")
+        is_ready, why = manifest.ready(body)
+        return (ServiceState.ACTIVE, "") if is_ready else (ServiceState.PENDING_STARTUP, why)
+
+    @property
+    def host(self) -> str | None:
+        """The Host header KServe's ingress routes this model by."""
+        return urlparse(self.status.url).hostname if self.status.url else None
+
+    @property
+    def prediction_url(self) -> str | None:
+        base = self.config.base_url.rstrip("/")
+        return f"{base}{manifest.prediction_path(self.name)}" if base else None
+
+    @property
+    def healthcheck_url(self) -> str | None:
+        base = self.config.base_url.rstrip("/")
+        return f"{base}/v2/models/{self.name}/ready" if base else None
+
+    def get_logs(self, follow: bool = False, tail: int | None = None) -> Generator[str, bool, None]:
+        _, core = self._api()
+        pods = core.list_namespaced_pod(
+            self.config.namespace, label_selector=f"serving.kserve.io/inferenceservice={self.name}"
+        )
+        for pod in pods.items:
+            text = core.read_namespaced_pod_log(
+                pod.metadata.name, self.config.namespace, container="kserve-container",
+                tail_lines=tail,
+            )  # fmt: skip
+            yield from text.splitlines()

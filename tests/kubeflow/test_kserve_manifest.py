@@ -1,0 +1,197 @@
+"""On a stack with zenkube's `zenkube_kserve` deployer, the same deployment step yields an
+InferenceService that KServe's own CRD schema accepts, field by field.
+
+Only the Kubernetes API server is stood in (`kubernetes.client.ApiClient.call_api`); the
+schema is KServe's (tests/kubeflow/data/, derived by make_kserve_schema.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from zenml.client import Client
+from zenml.enums import StackComponentType as T
+
+from integrations.kserve.flavor import FLAVOR_NAME
+from integrations.kserve.manifest import RUNTIME_CLASS, prediction_path, service_name
+from integrations.mlflow_registry import RegisteredModel
+from stacks.manage import ensure_flavors
+from steps.deployment.deploy import serve_champion
+from tests.kubeflow.conftest import use_test_kubeconfig
+
+SCHEMA = json.loads(
+    (Path(__file__).parent / "data/kserve_inferenceservice_schema.json").read_text()
+)
+ACCESS_KEY = "AKIAZENKUBEKSERVE001"
+SECRET_KEY = "zenkube/kserve+secret/0123456789abcdef"
+ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/zenkube/inferenceservices"
+
+
+def unknown_fields(value, schema, path="") -> list[str]:
+    """Fields the CRD schema does not know (the API server would prune them silently)."""
+    found = []
+    if isinstance(value, dict) and schema.get("type") == "object":
+        properties, extra = schema.get("properties"), schema.get("additionalProperties")
+        for key, item in value.items():
+            if properties and key in properties:
+                found += unknown_fields(item, properties[key], f"{path}.{key}")
+            elif isinstance(extra, dict):
+                found += unknown_fields(item, extra, f"{path}.{key}")
+            elif properties is not None:
+                found.append(f"{path}.{key}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found += unknown_fields(item, schema["items"], f"{path}[{i}]")
+    return found
+
+
+@pytest.fixture
+def kserve_stack(zenml_store, tmp_path, monkeypatch):
+    use_test_kubeconfig(tmp_path, monkeypatch)
+    ensure_flavors()
+    client = Client()
+    client.create_secret(
+        "s3-creds", values={"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
+    )
+    store = client.create_stack_component(
+        "bucket",
+        "s3",
+        T.ARTIFACT_STORE,
+        {
+            "path": "s3://zenkube-artifacts/zenml",
+            "key": "{{s3-creds.aws_access_key_id}}",
+            "secret": "{{s3-creds.aws_secret_access_key}}",
+        },
+    )
+    deployer = client.create_stack_component(
+        "kserve",
+        FLAVOR_NAME,
+        T.MODEL_DEPLOYER,
+        {
+            "kubernetes_context": "zenkube-test",
+            "kubernetes_namespace": "zenkube",
+            "base_url": "http://kserve.example.com",
+            "service_account": "zenkube-storage",
+        },
+    )
+    local = client.get_stack("zenkube-local")
+    components = {t: [c[0].id] for t, c in local.components.items()}
+    components[T.ARTIFACT_STORE] = [store.id]
+    components[T.MODEL_DEPLOYER] = [deployer.id]
+    client.create_stack("kserve-cluster", components=components)
+    client.activate_stack("kserve-cluster")
+
+
+def champion(version: str) -> RegisteredModel:
+    return RegisteredModel(
+        name="House Prices",
+        version=version,
+        model_uri=f"models:/m-{version}",
+        artifact_location=f"s3://zenkube-artifacts/mlflow/1/models/m-{version}/artifacts",
+    )
+
+
+def test_the_deployment_step_builds_an_inference_service_kserves_schema_accepts(
+    kserve_stack, kubernetes_api
+):
+    info = serve_champion(champion("3"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    posted = [c for c in kubernetes_api if c["method"] == "POST"]
+    (created,) = [c for c in posted if c["path"] == ISVC_PATH]
+    body = created["body"]
+    jsonschema.Draft7Validator(SCHEMA).validate(body)  # types, enums, required, patterns
+    assert unknown_fields(body, SCHEMA) == []
+    assert body["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert body["kind"] == "InferenceService"
+    name = body["metadata"]["name"]
+    assert name == service_name("House Prices") == "zenkube-house-prices"
+    predictor = body["spec"]["predictor"]
+    model = predictor["model"]
+    assert model["modelFormat"] == {"name": "mlflow"}
+    assert model["protocolVersion"] == "v2"
+    assert model["storageUri"] == champion("3").artifact_location
+    assert model["runtime"] == "zenkube-mlserver"
+    assert model["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    assert predictor["serviceAccountName"] == "zenkube-storage"
+    text = json.dumps(body)
+    assert ACCESS_KEY not in text and SECRET_KEY not in text  # credentials stay in the SA
+    assert info.protocol == "v2"
+    assert info.prediction_url == "http://kserve.example.com" + prediction_path(name)
+    assert info.prediction_url.endswith("/v2/models/zenkube-house-prices/infer")
+
+
+def test_a_new_version_replaces_the_spec_and_one_record_remains(kserve_stack, kubernetes_api):
+    serve_champion(champion("3"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    serve_champion(champion("4"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    patched = [c for c in kubernetes_api if c["method"] == "PATCH"]
+    assert patched and patched[-1]["path"] == f"{ISVC_PATH}/zenkube-house-prices"
+    body = kubernetes_api.objects[f"{ISVC_PATH}/zenkube-house-prices"]
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("4").artifact_location
+    jsonschema.Draft7Validator(SCHEMA).validate(body)
+    deployer = Client().active_stack.model_deployer
+    (record,) = deployer.services_for("House Prices")
+    assert record.config.model_version == "4"
+
+
+def test_a_revision_that_never_gets_ready_puts_the_served_version_back(
+    kserve_stack, kubernetes_api, monkeypatch
+):
+    from integrations.kserve import model_deployer
+
+    serve_champion(champion("3"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    path = f"{ISVC_PATH}/zenkube-house-prices"
+    kubernetes_api.objects[path]["status"] = {
+        "conditions": [
+            {"type": "Ready", "status": "False", "message": "storage initializer failed"}
+        ]
+    }
+    monkeypatch.setattr(model_deployer.time, "sleep", lambda _: None)
+    with pytest.raises(model_deployer.KServeDeployError, match="storage initializer failed"):
+        serve_champion(champion("4"), "v2", "deployment_pipeline", "deploy_champion", 1)
+    body = kubernetes_api.objects[path]
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("3").artifact_location
+    (record,) = Client().active_stack.model_deployer.services_for("House Prices")
+    assert record.config.model_version == "3"
+
+
+def test_the_shipped_serving_runtime_runs_the_local_v2_runtime_class():
+    """The cluster's runtime and the laptop's `v2` server load the same request checks."""
+    import yaml
+
+    runtime = yaml.safe_load(Path("stacks/kserve/zenkube-mlserver-runtime.yaml").read_text())
+    assert runtime["kind"] == "ClusterServingRuntime"
+    assert runtime["metadata"]["name"] == "zenkube-mlserver"
+    spec = runtime["spec"]
+    assert {"name": "mlflow", "version": "2", "autoSelect": False} in spec[
+        "supportedModelFormats"
+    ] or any(f["name"] == "mlflow" for f in spec["supportedModelFormats"])
+    assert spec["protocolVersions"] == ["v2"]
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == RUNTIME_CLASS
+    assert env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "true"
+    local = Path("integrations/seldon_local/runtime/launch_mlserver.py").read_text()
+    assert RUNTIME_CLASS in local  # the local `v2` server loads the same class
+
+
+def test_the_kserve_stack_registers_idempotently_and_compiles_yaml_kfp_accepts(
+    zenml_store, tmp_path
+):
+    from app.compile import compile_for_kubeflow
+    from integrations.kubeflow.validate import check_pipeline_file
+    from stacks.manage import stack_up
+
+    Client().create_secret("zenkube-mlflow", values={"username": "u", "password": "p"})
+    first = stack_up("kubeflow-kserve")
+    assert first.changed and Client().active_stack_model.name == "zenkube-kubeflow-kserve"
+    deployer = Client().active_stack.model_deployer
+    assert deployer.flavor == FLAVOR_NAME and deployer.config.runtime == "zenkube-mlserver"
+    assert not stack_up("kubeflow-kserve").changed  # the same spec again: no change
+    Client().activate_stack("zenkube-local")
+    written = compile_for_kubeflow(
+        tmp_path / "out", "kubeflow-kserve", lambda *_: None, None, None, ["deployment"]
+    )
+    summary = check_pipeline_file(written["deployment"])  # KFP's own checks
+    assert "deploy-champion" in summary.display_names
