@@ -55,10 +55,13 @@ def deployment(info, echo: Echo) -> None:
         echo(f"Port:         {info.details['PORT_NOTE']}", fg="yellow")
     if info.details.get("SCHEMA_CHANGE"):
         echo(f"Schema:       {info.details['SCHEMA_CHANGE']}", fg="yellow")
+    host = info.details.get("HOST_HEADER")  # KServe's ingress routes by it
+    if host:
+        echo(f"Host header:  {host}")
     rows = example_rows(info.model_name, 3)
-    predictions = client.predict(info.prediction_url, info.protocol, rows)
+    predictions = client.predict(info.prediction_url, info.protocol, rows, host=host)
     echo(f"Smoke test:   3 rows → {predictions}")
-    echo("Try it:       " + client.curl_command(info.prediction_url, info.protocol, rows))
+    echo("Try it:       " + client.curl_command(info.prediction_url, info.protocol, rows, host))
 
 
 def batch(path: str, shifted: list[str]) -> str:

@@ -27,10 +27,16 @@ def request_body(protocol: str, frame: pd.DataFrame) -> dict:
     return get_protocol(protocol).request_body(list(map(str, frame.columns)), _jsonable(frame))
 
 
-def predict(url: str, protocol: str, frame: pd.DataFrame, timeout: float = 60) -> list:
-    """POST the rows; return predictions or raise with the server's reason."""
+def predict(
+    url: str, protocol: str, frame: pd.DataFrame, timeout: float = 60, host: str | None = None
+) -> list:
+    """POST the rows; return predictions or raise with the server's reason. `host`: the
+    Host header a cluster ingress routes by (KServe); the local servers ignore it."""
+    headers = {"Host": host} if host else None
     try:
-        response = requests.post(url, json=request_body(protocol, frame), timeout=timeout)
+        response = requests.post(
+            url, json=request_body(protocol, frame), timeout=timeout, headers=headers
+        )
     except requests.RequestException as exc:
         raise ZenkubeError(
             f"Cannot reach the model at {url} ({exc}). Is it running? `python run.py serve status`"
@@ -42,6 +48,9 @@ def predict(url: str, protocol: str, frame: pd.DataFrame, timeout: float = 60) -
     return get_protocol(protocol).predictions(response.json())
 
 
-def curl_command(url: str, protocol: str, frame: pd.DataFrame) -> str:
+def curl_command(url: str, protocol: str, frame: pd.DataFrame, host: str | None = None) -> str:
     body = json.dumps(request_body(protocol, frame.head(1)))
-    return f"curl -s -X POST {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    route = f" -H {shlex.quote('Host: ' + host)}" if host else ""
+    return (
+        f"curl -s -X POST {url}{route} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    )

@@ -17,10 +17,34 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loopback import HOST, MAX_BODY, free_port, launcher_arguments  # noqa: E402
 
 
+def _parse_like_seldon() -> None:
+    """NaN, Infinity and integers beyond 64 bits are not strict JSON, but clients send
+    them; MLServer's orjson refuses the whole body ("not valid JSON") where the Seldon
+    server reads them and names the column. Read them the same way on both protocols:
+    NaN is a missing value, Infinity and huge numbers get the column's reason."""
+    import json
+
+    import orjson
+    from mlserver.rest import requests as mlserver_requests
+
+    async def json_body(self):
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                self._json = json.loads(body)  # still invalid: FastAPI's 400 below
+        return self._json
+
+    mlserver_requests.Request.json = json_body
+
+
 def _patch_app() -> None:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from mlserver.rest import server as rest_server
+
+    _parse_like_seldon()
 
     original = rest_server.create_app
 

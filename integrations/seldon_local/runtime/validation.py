@@ -141,7 +141,7 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
         if np.isinf(values).any():
             row, col = np.argwhere(np.isinf(values))[0]
             raise BadRequest(
-                f"column '{numeric_names[col]}' row {row} is {values[row, col]!r}: "
+                f"column '{numeric_names[col]}' row {row} is {float(values[row, col])!r}: "
                 "send finite numbers (null for a missing value)"
             )
         frame[numeric_names] = values
