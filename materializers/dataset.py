@@ -151,12 +151,17 @@ def read_parquet(source) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(source)
-    names = parquet.schema_arrow.names
+    meta = parquet.schema_arrow.pandas_metadata or {}
+    # A stored pandas index (`__index_level_0__`, or a named one) is the row labels, not a
+    # column: pandas' own reader makes it the index, and rows are relabelled 0..n anyway.
+    index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    names = [n for n in parquet.schema_arrow.names if n not in index]
     if len(names) <= 1:
-        return parquet.read().to_pandas()
+        return parquet.read(columns=names).to_pandas().reset_index(drop=True)
     columns = {}
     for name in names:
-        columns[name] = parquet.read(columns=[name]).to_pandas(self_destruct=True)[name]
+        part = parquet.read(columns=[name]).to_pandas(self_destruct=True)
+        columns[name] = part[name].reset_index(drop=True)
     return pd.DataFrame(columns, copy=False)
 
 

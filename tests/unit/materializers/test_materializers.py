@@ -81,6 +81,21 @@ def test_a_big_dataset_is_written_in_row_groups_and_read_back_equal(artifact_sto
     assert metadata["rows"] == 50
 
 
+@pytest.mark.parametrize("index", ["filtered", "named"])
+def test_a_parquet_file_with_a_stored_index_reads_like_pandas_reads_it(tmp_path, index):
+    from materializers.dataset import read_parquet
+
+    frame = pd.DataFrame({"a": np.arange(6.0), "b": list("xyzxyz"), "id": range(10, 16)})
+    if index == "filtered":
+        frame = frame[frame["a"] > 1]  # a non-range index: stored as __index_level_0__
+    else:
+        frame = frame.set_index("id")  # a named index: stored as a column, read as index
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path)
+    expected = pd.read_parquet(path).reset_index(drop=True)
+    pd.testing.assert_frame_equal(read_parquet(str(path)), expected)
+
+
 def test_features_is_the_frame_itself_when_it_holds_only_features():
     frame = pd.DataFrame({"a": [1.0], "b": [2.0]})
     unlabelled = Dataset(frame=frame, target="y", task="classification")
