@@ -404,11 +404,18 @@ def serve_status_cmd(model_name) -> None:
     for service in services:
         state = "up" if service.is_running else "down"
         info = deployer.get_model_server_info(service)
+        where = (
+            f"log: {info['LOG_FILE']}"
+            if info.get("LOG_FILE")
+            else f"InferenceService: {info.get('INFERENCE_SERVICE')}"  # KServe: kubectl logs
+        )
         click.echo(
             f"{service.config.model_name} v{service.config.model_version} "
             f"[{info.get('PROTOCOL')}] {state}  {info.get('PREDICTION_URL')}\n"
-            f"    log: {info.get('LOG_FILE')}   id: {service.uuid}"
+            f"    {where}   id: {service.uuid}"
         )
+        if info.get("HOST_HEADER"):
+            click.echo(f"    Host header: {info['HOST_HEADER']}")
         if info.get("METRICS_URL") and state == "up":
             click.echo(f"    metrics: {info['METRICS_URL']}")
         if state == "down":

@@ -195,3 +195,23 @@ def test_the_kserve_stack_registers_idempotently_and_compiles_yaml_kfp_accepts(
     )
     summary = check_pipeline_file(written["deployment"])  # KFP's own checks
     assert "deploy-champion" in summary.display_names
+
+
+def test_status_reads_readiness_and_the_host_and_stop_deletes_it(kserve_stack, kubernetes_api):
+    serve_champion(champion("3"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    path = f"{ISVC_PATH}/zenkube-house-prices"
+    deployer = Client().active_stack.model_deployer
+    (service,) = deployer.services_for("House Prices")
+    service.update_status()
+    assert not service.is_running and "has not reported" in service.status.last_error
+    kubernetes_api.objects[path]["status"] = {
+        "url": "http://zenkube-house-prices.zenkube.example.com",
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }
+    service.update_status()
+    assert service.is_running
+    info = deployer.get_model_server_info(service)
+    assert info["HOST_HEADER"] == "zenkube-house-prices.zenkube.example.com"
+    assert info["INFERENCE_SERVICE"] == "zenkube/zenkube-house-prices"
+    deployer.stop_model_server(service.uuid, timeout=0)
+    assert path not in kubernetes_api.objects  # `serve stop` deletes the InferenceService
