@@ -17,6 +17,7 @@ from validation import (
     BadRequest,
     check_v2_input,
     listing,
+    one_warning_filter,
     predict_or_400,
     read_schema,
     rows_to_frame,
@@ -106,6 +107,7 @@ class ZenkubeMLflowRuntime(MLflowRuntime):
         try:
             rows, names = v2_rows(payload, [c.name for c in self._columns])
             frame = rows_to_frame(rows, names, self._columns)
+            one_warning_filter()  # see validation.one_warning_filter
             predictions = np.asarray(predict_or_400(self._sklearn, frame))
         except BadRequest as exc:
             raise MLServerError(str(exc), status_code=400) from None

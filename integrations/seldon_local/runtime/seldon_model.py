@@ -12,7 +12,14 @@ import uuid
 
 import mlflow.sklearn
 from seldon_core.flask_utils import SeldonMicroserviceException
-from validation import BadRequest, parse_seldon_request, predict_or_400, read_schema, rows_to_frame
+from validation import (
+    BadRequest,
+    one_warning_filter,
+    parse_seldon_request,
+    predict_or_400,
+    read_schema,
+    rows_to_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +36,7 @@ class ZenkubeSeldonModel:
         os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
         self.schema = read_schema(self.model_uri)
         self.model = mlflow.sklearn.load_model(self.model_uri)
+        one_warning_filter()
         self.ready = True
         logger.info("Loaded %s with %d input columns", self.model_uri, len(self.schema))
 
@@ -38,6 +46,7 @@ class ZenkubeSeldonModel:
         try:
             rows, names = parse_seldon_request(message)
             frame = rows_to_frame(rows, names, self.schema)
+            one_warning_filter()  # anything imported since load may have added some
             predictions = predict_or_400(self.model, frame)
         except BadRequest as exc:
             raise SeldonMicroserviceException(

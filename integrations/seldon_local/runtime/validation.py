@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,18 @@ def short(value, limit: int = 40) -> str:
     """A bad value for an error message: its type and at most a short prefix."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+
+
+def one_warning_filter() -> None:
+    """Leave the model server one warning filter ("default": each warning once per place).
+
+    scikit-learn re-applies every warning filter of the process around each joblib task,
+    and a forest's predict is one task per tree: with the ~20-60 filters that Flask,
+    gunicorn, MLflow and MLServer install, that is most of a 100-row request's time
+    (docs/performance.md §6). Called once the server has imported what it needs."""
+    if len(warnings.filters) > 1:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
 
 
 def predict_or_400(model, frame: pd.DataFrame):

@@ -15,6 +15,7 @@ from validation import (  # noqa: E402
     Column,
     _numeric_fast_path,
     check_v2_input,
+    one_warning_filter,
     parse_seldon_request,
     predict_or_400,
     rows_to_frame,
@@ -166,3 +167,20 @@ def test_a_value_a_forest_cannot_hold_is_named_by_column_and_row():
     big = pd.DataFrame({"a": [0.5, 0.5], "b": [1.0, 1e39]})  # fine in float64, not float32
     with pytest.raises(BadRequest, match="column 'b' row 1 is beyond the float32 range"):
         predict_or_400(tree, big)
+
+
+def test_the_server_keeps_one_warning_filter_and_a_forest_answers_the_same():
+    import warnings
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 3)), columns=list("abc"))
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(frame, frame["a"] > 0)
+    before = forest.predict(frame)
+    with warnings.catch_warnings():
+        for k in range(40):  # what a server's imports leave behind
+            warnings.filterwarnings("ignore", message=f"noise {k}")
+        one_warning_filter()
+        assert len(warnings.filters) == 1 and warnings.filters[0][0] == "default"
+        np.testing.assert_array_equal(forest.predict(frame), before)
+        assert len(warnings.filters) == 1  # sklearn's per-tree filter dance restores it
