@@ -59,7 +59,7 @@ def deployment(info, echo: Echo) -> None:
     if host:
         echo(f"Host header:  {host}")
     rows = example_rows(info.model_name, 3)
-    predictions = client.predict(info.prediction_url, info.protocol, rows, host=host)
+    predictions = client.predict(info.prediction_url, info.protocol, rows, host=host, probe=True)
     echo(f"Smoke test:   3 rows → {predictions}")
     echo("Try it:       " + client.curl_command(info.prediction_url, info.protocol, rows, host))
 

@@ -215,11 +215,27 @@ def _text_objects(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def written_at(name: str) -> float | None:
+    """When a traffic file was written, from its name (UTC), or None if it has none."""
+    import calendar
+
+    stamp = name.rsplit("/", 1)[-1].split("-", 1)[-1].split(".", 1)[0]
+    try:
+        return float(calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%S")))
+    except ValueError:
+        return None
+
+
 def read_kind(folder: str | Path, kind: str, since: float | None) -> pd.DataFrame:
+    """One kind of traffic file (requests, feedback) as one frame; rows before `since`
+    (epoch seconds) are left out, and files written before it are not even read."""
     fs, root = _fs(folder)
     files = sorted(fs.glob(f"{root}/{kind}-*.parquet"))
     frames = []
     for name in files:
+        at = written_at(name)
+        if since is not None and at is not None and at + 1 < since:
+            continue  # everything in it was served before the window
         with fs.open(name, "rb") as f:
             frames.append(pd.read_parquet(f))
     frames = [f for f in frames if not f.empty]

@@ -27,15 +27,24 @@ def request_body(protocol: str, frame: pd.DataFrame) -> dict:
     return get_protocol(protocol).request_body(list(map(str, frame.columns)), _jsonable(frame))
 
 
+PROBE_HEADER = "X-Zenkube-Probe"  # a check of zenkube's own: not traffic to monitor
+
+
 def predict(
-    url: str, protocol: str, frame: pd.DataFrame, timeout: float = 60, host: str | None = None
+    url: str,
+    protocol: str,
+    frame: pd.DataFrame,
+    timeout: float = 60,
+    host: str | None = None,
+    probe: bool = False,
 ) -> list:
     """POST the rows; return predictions or raise with the server's reason. `host`: the
-    Host header a cluster ingress routes by (KServe); the local servers ignore it."""
-    headers = {"Host": host} if host else None
+    Host header a cluster ingress routes by (KServe); the local servers ignore it.
+    `probe`: zenkube's own smoke request, which the front does not record as traffic."""
+    headers = {**({"Host": host} if host else {}), **({PROBE_HEADER: "smoke"} if probe else {})}
     try:
         response = requests.post(
-            url, json=request_body(protocol, frame), timeout=timeout, headers=headers
+            url, json=request_body(protocol, frame), timeout=timeout, headers=headers or None
         )
     except requests.RequestException as exc:
         raise ZenkubeError(

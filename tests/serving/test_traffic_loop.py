@@ -84,6 +84,9 @@ def test_shifted_traffic_with_feedback_alerts_retrains_and_the_new_model_serves(
     assert set(FEATURES) <= set(logged.columns) and logged["_prediction"].notna().all()
     assert recorded("feedback", 300)["_label"].tolist()[:30] == traffic["label"].tolist()[:30]
 
+    # deploy's own smoke request is not traffic
+    client.predict(info.prediction_url, "seldon", traffic[FEATURES].head(2), probe=True)
+    time.sleep(1.5)  # three flushes of the front's buffer: it would be written by now
     path, what = loop.traffic_batch_file(MODEL, "1h", min_rows=200)
     assert "300 labelled rows of 300 served" in what
     batch = pd.read_parquet(path)

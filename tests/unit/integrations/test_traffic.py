@@ -121,3 +121,18 @@ def test_durations():
     assert parse_duration("90m") == 5400 and parse_duration("7d") == 604800
     with pytest.raises(TrafficError, match="not a duration"):
         parse_duration("yesterday")
+
+
+def test_files_written_before_the_window_are_not_read(tmp_path, monkeypatch):
+    import integrations.traffic as traffic
+
+    write_requests(tmp_path, [[1.0, "a"]], "new")
+    old = TrafficLog(tmp_path).write("requests", pd.DataFrame({"size": [2.0], "_time": [0.0]}))
+    renamed = old.replace(old.rsplit("/", 1)[1].split("-", 1)[1][:15], "20200101T000000")
+    __import__("os").rename(old, renamed)
+    assert traffic.written_at(renamed) == 1577836800.0
+    opened = []
+    real = traffic.pd.read_parquet
+    monkeypatch.setattr(traffic.pd, "read_parquet", lambda f: opened.append(f) or real(f))
+    frame = traffic.read_kind(tmp_path, "requests", time.time() - 3600)
+    assert len(opened) == 1 and frame["_request_id"].tolist() == ["new"]
