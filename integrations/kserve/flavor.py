@@ -9,6 +9,8 @@ from zenml.model_deployers.base_model_deployer import (
     BaseModelDeployerFlavor,
 )
 
+from integrations.kubeflow.flavors import _NoDocs
+
 if TYPE_CHECKING:
     from integrations.kserve.model_deployer import KServeModelDeployer
 
@@ -48,20 +50,12 @@ class KServeModelDeployerConfig(BaseModelDeployerConfig):
         return False
 
 
-class KServeModelDeployerFlavor(BaseModelDeployerFlavor):
+class KServeModelDeployerFlavor(_NoDocs, BaseModelDeployerFlavor):
     """Flavor of zenkube's KServe model deployer."""
 
     @property
     def name(self) -> str:
         return FLAVOR_NAME
-
-    @property
-    def docs_url(self) -> str | None:
-        return None
-
-    @property
-    def sdk_docs_url(self) -> str | None:
-        return None
 
     @property
     def config_class(self) -> type[KServeModelDeployerConfig]:

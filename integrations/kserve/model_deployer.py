@@ -11,6 +11,7 @@ from zenml.model_deployers import BaseModelDeployer
 from zenml.services.service import BaseService, ServiceConfig
 
 from core.errors import ZenkubeError
+from integrations import service_records
 from integrations.kserve.flavor import KServeModelDeployerConfig, KServeModelDeployerFlavor
 from integrations.kserve.service import KServeService, KServeServiceConfig
 
@@ -66,25 +67,7 @@ class KServeModelDeployer(BaseModelDeployer):
 
     def services_for(self, model_name: str | None = None) -> list[KServeService]:
         """This deployer's service records (for one model), newest first."""
-        stype = KServeService.SERVICE_TYPE
-        services = []
-        for response in (
-            Client()
-            .list_services(
-                sort_by="desc:created",
-                type=stype.type,
-                flavor=stype.flavor,
-                hydrate=True,
-                size=1000,
-            )
-            .items
-        ):
-            if not response.service_source:  # a deploy that did not finish
-                continue
-            if model_name and response.config.get("model_name") != model_name:
-                continue
-            services.append(cast(KServeService, KServeService.from_model(response)))
-        return services
+        return service_records.records(KServeService, model_name)
 
     def deploy_model(
         self,
@@ -117,15 +100,7 @@ class KServeModelDeployer(BaseModelDeployer):
                 old[0].provision()
             client.delete_service(response.id)
             raise
-        client.update_service(
-            id=new.uuid,
-            name=new.config.service_name,
-            service_source=new.model_dump().get("type"),
-            admin_state=new.admin_state,
-            status=new.status.model_dump(),
-            prediction_url=new.get_prediction_url(),
-            health_check_url=new.get_healthcheck_url(),
-        )
+        service_records.save(new)
         for service in old:  # same InferenceService, new spec: only the records go
             client.delete_service(service.uuid)
         return new

@@ -12,6 +12,7 @@ from zenml.model_deployers import BaseModelDeployer
 from zenml.services.service import BaseService, ServiceConfig
 
 from core.paths import zenkube_home
+from integrations import service_records
 from integrations.seldon_local import process
 from integrations.seldon_local.flavor import (
     SeldonLocalModelDeployerConfig,
@@ -97,44 +98,15 @@ class SeldonLocalModelDeployer(BaseModelDeployer):
             raise RuntimeError(
                 f"Failed to deploy model server for {local.model_name}: {exc}"
             ) from exc
-        client.update_service(
-            id=service.uuid,
-            name=service.config.service_name,
-            service_source=service.model_dump().get("type"),
-            admin_state=service.admin_state,
-            status=service.status.model_dump(),
-            prediction_url=service.get_prediction_url(),
-            health_check_url=service.get_healthcheck_url(),
-        )
+        service_records.save(service)
         return service
 
     def services_for(self, model_name: str | None = None) -> list[SeldonLocalService]:
-        """This deployer's services (for one registered model), newest first.
-
-        ZenML's `find_model_server` filters by ZenML Model version, not by the served
-        registry model, and deletes records that are still being deployed; so we read
-        the store ourselves.
-        """
-        services = []
-        stype = SeldonLocalService.SERVICE_TYPE
-        for response in (
-            Client()
-            .list_services(
-                sort_by="desc:created",
-                type=stype.type,
-                flavor=stype.flavor,
-                hydrate=True,
-                size=1000,
-            )
-            .items
-        ):
-            if not response.service_source:
-                continue
-            if model_name and response.config.get("model_name") != model_name:
-                continue
-            service = cast(SeldonLocalService, SeldonLocalService.from_model(response))
+        """This deployer's services (for one registered model), newest first, each with
+        its status checked (integrations/service_records.py)."""
+        services = service_records.records(SeldonLocalService, model_name)
+        for service in services:
             service.update_status()
-            services.append(service)
         return services
 
     def perform_deploy_model(

@@ -18,6 +18,36 @@ current-context: zenkube-test
 """
 
 
+def cluster_stack(name: str, flavor: str, config: dict, key: str, secret: str):
+    """Activate stack `name`: the local stack with an S3 bucket (its keys in a ZenML
+    secret) and a cluster model deployer (`flavor`, `config`). Returns the bucket."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType as T
+
+    client = Client()
+    client.create_secret(
+        "s3-creds", values={"aws_access_key_id": key, "aws_secret_access_key": secret}
+    )
+    store = client.create_stack_component(
+        "bucket",
+        "s3",
+        T.ARTIFACT_STORE,
+        {
+            "path": "s3://zenkube-artifacts/zenml",
+            "key": "{{s3-creds.aws_access_key_id}}",
+            "secret": "{{s3-creds.aws_secret_access_key}}",
+        },
+    )
+    deployer = client.create_stack_component(f"{name}-deployer", flavor, T.MODEL_DEPLOYER, config)
+    local = client.get_stack("zenkube-local")
+    components = {t: [c[0].id] for t, c in local.components.items()}
+    components[T.ARTIFACT_STORE] = [store.id]
+    components[T.MODEL_DEPLOYER] = [deployer.id]
+    client.create_stack(name, components=components)
+    client.activate_stack(name)
+    return store
+
+
 def use_test_kubeconfig(tmp_path, monkeypatch) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(KUBECONFIG)

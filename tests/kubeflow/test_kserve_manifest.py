@@ -13,14 +13,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 from zenml.client import Client
-from zenml.enums import StackComponentType as T
 
 from integrations.kserve.flavor import FLAVOR_NAME
 from integrations.kserve.manifest import RUNTIME_CLASS, prediction_path, service_name
 from integrations.mlflow_registry import RegisteredModel
 from stacks.manage import ensure_flavors
 from steps.deployment.deploy import serve_champion
-from tests.kubeflow.conftest import use_test_kubeconfig
+from tests.kubeflow.conftest import cluster_stack, use_test_kubeconfig
 
 SCHEMA = json.loads(
     (Path(__file__).parent / "data/kserve_inferenceservice_schema.json").read_text()
@@ -52,37 +51,13 @@ def unknown_fields(value, schema, path="") -> list[str]:
 def kserve_stack(zenml_store, tmp_path, monkeypatch):
     use_test_kubeconfig(tmp_path, monkeypatch)
     ensure_flavors()
-    client = Client()
-    client.create_secret(
-        "s3-creds", values={"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
-    )
-    store = client.create_stack_component(
-        "bucket",
-        "s3",
-        T.ARTIFACT_STORE,
-        {
-            "path": "s3://zenkube-artifacts/zenml",
-            "key": "{{s3-creds.aws_access_key_id}}",
-            "secret": "{{s3-creds.aws_secret_access_key}}",
-        },
-    )
-    deployer = client.create_stack_component(
-        "kserve",
-        FLAVOR_NAME,
-        T.MODEL_DEPLOYER,
-        {
-            "kubernetes_context": "zenkube-test",
-            "kubernetes_namespace": "zenkube",
-            "base_url": "http://kserve.example.com",
-            "service_account": "zenkube-storage",
-        },
-    )
-    local = client.get_stack("zenkube-local")
-    components = {t: [c[0].id] for t, c in local.components.items()}
-    components[T.ARTIFACT_STORE] = [store.id]
-    components[T.MODEL_DEPLOYER] = [deployer.id]
-    client.create_stack("kserve-cluster", components=components)
-    client.activate_stack("kserve-cluster")
+    config = {
+        "kubernetes_context": "zenkube-test",
+        "kubernetes_namespace": "zenkube",
+        "base_url": "http://kserve.example.com",
+        "service_account": "zenkube-storage",
+    }
+    cluster_stack("kserve-cluster", FLAVOR_NAME, config, ACCESS_KEY, SECRET_KEY)
 
 
 def champion(version: str) -> RegisteredModel:

@@ -16,48 +16,25 @@ from zenml.enums import StackComponentType as T
 from integrations.kubeflow.flavors import SELDON_FLAVOR
 from integrations.mlflow_registry import RegisteredModel
 from steps.deployment.deploy import serve_champion
-from tests.kubeflow.conftest import use_test_kubeconfig
+from tests.kubeflow.conftest import cluster_stack, use_test_kubeconfig
 
 ACCESS_KEY = "AKIAZENKUBETESTKEY01"
 SECRET_KEY = "zenkube/test+secret/key/value/0123456789"
 
 
+SELDON = {
+    "kubernetes_context": "zenkube-test",
+    "kubernetes_namespace": "zenkube",
+    "base_url": "http://seldon.example.com",
+    "secret": None,
+    "kubernetes_secret_name": None,
+}
+
+
 @pytest.fixture
 def seldon_stack(zenml_store, tmp_path, monkeypatch):
     use_test_kubeconfig(tmp_path, monkeypatch)
-    client = Client()
-    client.create_secret(
-        "s3-creds", values={"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
-    )
-    store = client.create_stack_component(
-        "bucket",
-        "s3",
-        T.ARTIFACT_STORE,
-        {
-            "path": "s3://zenkube-artifacts/zenml",
-            "key": "{{s3-creds.aws_access_key_id}}",
-            "secret": "{{s3-creds.aws_secret_access_key}}",
-        },
-    )
-    deployer = client.create_stack_component(
-        "seldon",
-        SELDON_FLAVOR,
-        T.MODEL_DEPLOYER,
-        {
-            "kubernetes_context": "zenkube-test",
-            "kubernetes_namespace": "zenkube",
-            "base_url": "http://seldon.example.com",
-            "secret": None,
-            "kubernetes_secret_name": None,
-        },
-    )
-    local = client.get_stack("zenkube-local")
-    components = {t: [c[0].id] for t, c in local.components.items()}
-    components[T.ARTIFACT_STORE] = [store.id]
-    components[T.MODEL_DEPLOYER] = [deployer.id]
-    client.create_stack("seldon-cluster", components=components)
-    client.activate_stack("seldon-cluster")
-    return store
+    return cluster_stack("seldon-cluster", SELDON_FLAVOR, SELDON, ACCESS_KEY, SECRET_KEY)
 
 
 def test_deployment_step_builds_a_seldon_deployment_with_a_secret_reference(
@@ -109,14 +86,7 @@ def test_with_a_request_logger_url_every_graph_logs_its_traffic_to_the_sink(
         "seldon-logged",
         SELDON_FLAVOR,
         T.MODEL_DEPLOYER,
-        {
-            "kubernetes_context": "zenkube-test",
-            "kubernetes_namespace": "zenkube",
-            "base_url": "http://seldon.example.com",
-            "secret": None,
-            "kubernetes_secret_name": None,
-            "request_logger_url": "http://zenkube-traffic-sink.zenkube/",
-        },
+        {**SELDON, "request_logger_url": "http://zenkube-traffic-sink.zenkube/"},
     )
     client.update_stack("seldon-cluster", component_updates={T.MODEL_DEPLOYER: [logged.id]})
     champion = RegisteredModel(

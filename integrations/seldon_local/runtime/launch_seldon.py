@@ -58,6 +58,22 @@ class _NoRequestValues(logging.Filter):
         return True
 
 
+def _bad_request(message: str):
+    from seldon_core.flask_utils import SeldonMicroserviceException
+
+    return SeldonMicroserviceException(message, status_code=400, reason="BAD_REQUEST")
+
+
+def _json_field(text: str | None, where: str, missing: str) -> None:
+    """A Seldon message sent as a form field or query parameter must be there and parse."""
+    if not text:
+        raise _bad_request(missing)
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise _bad_request(f"{where} is not valid JSON: {exc}") from None
+
+
 def _patch_seldon() -> None:
     logging.getLogger("seldon_core.wrapper").addFilter(_NoRequestValues())
 
@@ -114,62 +130,32 @@ def _patch_seldon() -> None:
             if request.method != "POST" and request.path != "/predict":
                 return None  # Seldon's catch-all static route took it: http_error says 405
             if request.args.get("json") or request.method == "GET":
-                text = request.args.get("json")
-                if not text:
-                    raise SeldonMicroserviceException(
-                        "GET /predict needs ?json=<the Seldon message>; or POST the message",
-                        status_code=400,
-                        reason="BAD_REQUEST",
-                    )
-                try:
-                    json.loads(text)
-                except ValueError as exc:
-                    raise SeldonMicroserviceException(
-                        f"the json query parameter is not valid JSON: {exc}",
-                        status_code=400,
-                        reason="BAD_REQUEST",
-                    ) from None
-                return None
+                return _json_field(
+                    request.args.get("json"),
+                    "the json query parameter",
+                    "GET /predict needs ?json=<the Seldon message>; or POST the message",
+                )
             size = request.content_length
             if size is not None and size > MAX_BODY:
-                raise SeldonMicroserviceException(
+                raise _bad_request(
                     f"request body is {size} bytes; the limit is {MAX_BODY} "
-                    "(split the batch or raise ZENKUBE_MAX_BODY_BYTES)",
-                    status_code=400,
-                    reason="BAD_REQUEST",
+                    "(split the batch or raise ZENKUBE_MAX_BODY_BYTES)"
                 )
             if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 # Seldon's own client may send the message as a form field `json=…`.
-                text = request.form.get("json") or request.args.get("json")
-                if not text:
-                    raise SeldonMicroserviceException(
-                        "a form-encoded body needs a field json=<the Seldon message>; or send "
-                        "the message itself with Content-Type: application/json",
-                        status_code=400,
-                        reason="BAD_REQUEST",
-                    )
-                try:
-                    json.loads(text)
-                except ValueError as exc:
-                    raise SeldonMicroserviceException(
-                        f"the json form field is not valid JSON: {exc}",
-                        status_code=400,
-                        reason="BAD_REQUEST",
-                    ) from None
-                return None
-            if not request.get_data(cache=True):
-                raise SeldonMicroserviceException(
-                    'empty body: send JSON like {"data": {"ndarray": [[...]]}}',
-                    status_code=400,
-                    reason="BAD_REQUEST",
+                return _json_field(
+                    request.form.get("json") or request.args.get("json"),
+                    "the json form field",
+                    "a form-encoded body needs a field json=<the Seldon message>; or send "
+                    "the message itself with Content-Type: application/json",
                 )
+            if not request.get_data(cache=True):
+                raise _bad_request('empty body: send JSON like {"data": {"ndarray": [[...]]}}')
             try:
                 request.get_json(force=True, cache=True)
             except Exception as exc:
-                raise SeldonMicroserviceException(
-                    f"the body is not valid JSON: {getattr(exc, 'description', exc)}",
-                    status_code=400,
-                    reason="BAD_REQUEST",
+                raise _bad_request(
+                    f"the body is not valid JSON: {getattr(exc, 'description', exc)}"
                 ) from None
             return None
 
