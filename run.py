@@ -266,8 +266,8 @@ def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
     if Client().zen_store.is_local_store():
         click.echo(
             "Note: the stack and snapshot ids in the YAML are this machine's store's. To run on "
-            "a cluster, connect to your ZenML server (`zenml login https://...`), `stack up "
-            "kubeflow` there and compile again; see docs/kubeflow.md."
+            f"a cluster, connect to your ZenML server (`zenml login https://...`), `stack up "
+            f"{stack}` there and compile again; see docs/kubeflow.md."
         )
 
 
