@@ -1,4 +1,4 @@
-"""Date columns as numbers, inside the model (so the served model takes raw date strings).
+"""Missing cells and date columns, inside the model (so the served model takes raw rows).
 
 This module is pickled by value into every logged model (see
 `integrations/mlflow_registry.py`): the model servers, which do not have zenkube
@@ -11,9 +11,36 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 
 PARTS = ("days", "year", "month", "weekday", "hour")
+
+
+class MissingAsNaN(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """None, pandas' NA, NaN and empty text are one missing value: NaN.
+
+    Training data read back from Parquet holds `None` in text columns, CSV readers give
+    NaN, a client sends `null`; scikit-learn's imputers and encoders see only NaN as
+    missing (a `None` would be learned as a category). Every text column goes through
+    this first, in training and in serving alike.
+    """
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = X.shape[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        return self
+
+    def transform(self, X):
+        values = (
+            X.to_numpy(dtype=object) if hasattr(X, "to_numpy") else np.asarray(X, dtype=object)
+        ).copy()
+        missing = pd.isna(values)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # elementwise comparison of mixed objects
+            missing |= values == ""
+        values[missing] = np.nan
+        return values
 
 
 class DatetimeFeatures(TransformerMixin, BaseEstimator):

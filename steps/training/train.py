@@ -19,7 +19,7 @@ from core.schema import CATEGORICAL, DATETIME, NUMERIC
 from core.specs import GateSpec, TrainerSpec
 from materializers.dataset import Dataset
 from steps.skip import note_skipped
-from steps.training.features import DatetimeFeatures
+from steps.training.features import DatetimeFeatures, MissingAsNaN
 from steps.training.metrics import compute_metrics, primary_metric, score_is_better
 
 
@@ -112,6 +112,7 @@ def build_model(schema: dict[str, str], class_path: str, params: dict[str, Any])
                 "categorical",
                 Pipeline(
                     [
+                        ("missing", MissingAsNaN()),
                         ("impute", SimpleImputer(strategy="most_frequent")),
                         ("onehot", OneHotEncoder(handle_unknown="ignore")),
                     ]
