@@ -158,11 +158,42 @@ class DeploymentParams(_Strict):
     timeout: int = Field(300, gt=0)
 
 
+class MinEffect(_Strict):
+    """How big a significant change must be before a column counts as drifted.
+
+    Attributes:
+        numeric: numbers and dates: the Wasserstein distance between the two samples over
+            the reference's standard deviation (a shift of the mean by 0.1 standard
+            deviations is 0.1; Evidently's `wasserstein` test uses the same measure).
+        categorical: categories: the Jensen–Shannon distance of the category shares
+            (natural log, 0 to 0.83; one of two equally common categories growing to
+            64% is 0.1; Evidently's `jensenshannon`).
+    """
+
+    numeric: float = Field(0.1, ge=0)
+    categorical: float = Field(0.1, ge=0)
+
+
+class ColumnThresholds(_Strict):
+    """One column's own drift thresholds (unset: the dataset-wide value).
+
+    Attributes:
+        p_value: its test must have a p-value below this.
+        min_effect: and its effect size must be at least this.
+    """
+
+    p_value: float | None = Field(None, gt=0, lt=1)
+    min_effect: float | None = Field(None, ge=0)
+
+
 class MonitoringThresholds(_Strict):
     """When monitoring raises an alert (and retrains, if the batch has labels).
 
     Attributes:
-        p_value: a column drifted when its test's p-value is below this.
+        p_value: a column drifted when its test's p-value is below this ...
+        min_effect: ... and its effect size is at least this (per kind of column); with
+            big batches a p-value alone flags shifts too small to matter.
+        columns: per-column `p_value` / `min_effect` overrides, by column name.
         drift_share: alert when at least this share of columns drifted.
         critical_columns: alert when any of these drifted, whatever the share.
         max_quality_drop: alert when the gate metric fell by more than this against
@@ -171,10 +202,22 @@ class MonitoringThresholds(_Strict):
     """
 
     p_value: float = Field(0.05, gt=0, lt=1)
+    min_effect: MinEffect = Field(default_factory=MinEffect)
+    columns: dict[str, ColumnThresholds] = Field(default_factory=dict)
     drift_share: float = Field(0.3, gt=0, le=1)
     critical_columns: list[str] = Field(default_factory=list)
     max_quality_drop: float = Field(0.05, ge=0)
     html_max_rows: int = Field(20_000, gt=100)
+
+    def for_column(self, name: str, kind: str) -> tuple[float, float]:
+        """(p-value threshold, minimum effect) of one column; kind: numeric, datetime or
+        categorical (dates are measured like numbers)."""
+        own = self.columns.get(name) or ColumnThresholds()
+        effect = self.min_effect.categorical if kind == "categorical" else self.min_effect.numeric
+        return (
+            self.p_value if own.p_value is None else own.p_value,
+            effect if own.min_effect is None else own.min_effect,
+        )
 
 
 class MonitoringParams(_Strict):

@@ -20,7 +20,14 @@ class ColumnDrift(BaseModel):
         test: `ks` (two-sample Kolmogorov-Smirnov) or `chi2` (chi-square on frequencies).
         statistic: the test statistic.
         p_value: the test's p-value.
-        drifted: p_value below the threshold.
+        effect: the effect size: `wasserstein_norm` (numbers, dates: the Wasserstein
+            distance over the reference's standard deviation) or `jensenshannon` (the
+            Jensen–Shannon distance of the category shares); None in reports made before
+            effect sizes were recorded.
+        effect_name: which of the two.
+        p_threshold / min_effect: this column's thresholds.
+        significant: p_value below p_threshold (the p-value-only rule's verdict).
+        drifted: significant AND effect at least min_effect.
         histogram: drifted columns only: `labels` (bin starts or categories) and the
             `reference` and `current` shares per label, for the report's charts.
     """
@@ -30,6 +37,11 @@ class ColumnDrift(BaseModel):
     test: str
     statistic: float
     p_value: float
+    effect: float | None = None
+    effect_name: str = ""
+    p_threshold: float | None = None
+    min_effect: float | None = None
+    significant: bool | None = None
     drifted: bool
     histogram: dict[str, list] | None = None
 
@@ -40,7 +52,9 @@ class DriftReport(BaseModel):
     Attributes:
         columns: one entry per feature column.
         drift_share: share of columns that drifted.
-        threshold: p-value below which a column counts as drifted.
+        threshold: p-value below which a column's test is significant.
+        min_effect: the minimum effect size per kind (`numeric`, `categorical`); columns
+            may have their own (see each column's `min_effect`).
         reference_rows / current_rows: sizes compared.
         share_threshold: the dataset drifts when at least this share of columns drifted.
         critical_columns: the dataset drifts when any of these drifted.
@@ -52,6 +66,7 @@ class DriftReport(BaseModel):
     columns: list[ColumnDrift]
     drift_share: float
     threshold: float
+    min_effect: dict[str, float] = Field(default_factory=dict)
     reference_rows: int
     current_rows: int
     share_threshold: float = 0.3
@@ -87,27 +102,73 @@ class DriftReport(BaseModel):
         rows = "".join(
             f"<tr{shaded if c.drifted else ''}>"
             f"<td>{html.escape(c.column)}</td><td>{c.kind}</td><td>{c.test}</td>"
-            f"<td>{c.p_value:.3g}</td><td>{'drifted' if c.drifted else 'ok'}</td></tr>"
+            f"<td>{c.p_value:.3g}</td><td>{_effect(c)}</td><td>{_column_verdict(c)}</td></tr>"
             for c in ordered
         )
         charts = "".join(_histogram_svg(c) for c in ordered if c.drifted and c.histogram)
+        small = [c.column for c in self.columns if c.significant and not c.drifted]
+        dismissed = (
+            f"<p>{len(small)} column(s) changed significantly but by less than their minimum "
+            f"effect, so they do not count as drifted: {html.escape(', '.join(small[:12]))}"
+            f"{' …' if len(small) > 12 else ''}.</p>"
+            if small
+            else ""
+        )
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title></head>"
             "<body style='font-family:sans-serif;max-width:60em'>"
             f"<h2 style='color:{color}'>{headline}</h2>"
-            f"<p>{html.escape(why)}. A column drifts when its test's p-value is below "
-            f"{self.threshold}; {self.reference_rows} reference rows (the champion's training "
-            f"data) against {self.current_rows} current rows, all rows tested. This is the "
-            "drift part of the monitoring decision; with labels, the decision also checks the "
-            "model's quality.</p>"
+            f"<p>{html.escape(why)}. {html.escape(self.rule())} {self.reference_rows} "
+            f"reference rows (the champion's training data) against {self.current_rows} current "
+            "rows, all rows tested. This is the drift part of the monitoring decision; with "
+            "labels, the decision also checks the model's quality.</p>"
+            f"{dismissed}"
             f"{f'<h3>Drifted columns</h3>{charts}' if charts else ''}"
             "<h3>Every column (drifted first)</h3><table border=1 cellpadding=3 "
             "style='border-collapse:collapse'><tr><th>column</th><th>kind</th><th>test</th>"
-            f"<th>p-value</th><th>verdict</th></tr>{rows}</table>"
+            f"<th>p-value</th><th>effect size</th><th>verdict</th></tr>{rows}</table>"
             f"<p style='color:#555'>{html.escape(self.html_note)} Evidently's interactive report "
-            "(same tests and thresholds) is the artifact's second visualization "
+            "(same tests, rule and thresholds) is the artifact's second visualization "
             "(evidently.html).</p></body></html>"
         )
+
+    def rule(self) -> str:
+        """The per-column rule in one sentence, with the thresholds used."""
+        if not self.min_effect:  # a report made before effect sizes
+            return f"A column drifts when its test's p-value is below {self.threshold}."
+        numeric, categorical = self.min_effect.get("numeric"), self.min_effect.get("categorical")
+        own = [
+            c.column
+            for c in self.columns
+            if (c.p_threshold is not None and c.p_threshold != self.threshold)
+            or (
+                c.min_effect is not None
+                and c.min_effect
+                != self.min_effect.get("categorical" if c.kind == "categorical" else "numeric")
+            )
+        ]
+        return (
+            f"A column drifts when its test's p-value is below {self.threshold} and its effect "
+            f"size is at least {numeric:g} for numbers and dates (Wasserstein distance over the "
+            f"reference's standard deviation) or {categorical:g} for categories (Jensen–Shannon "
+            "distance of the category shares): with many rows, a p-value alone flags changes too "
+            "small to matter." + (f" Own thresholds: {', '.join(own)}." if own else "")
+        )
+
+
+def _effect(column: ColumnDrift) -> str:
+    if column.effect is None:
+        return "–"
+    label = "W/σ" if column.effect_name == "wasserstein_norm" else "JS"
+    return f"{label} {column.effect:.3g} (min {column.min_effect:g})"
+
+
+def _column_verdict(column: ColumnDrift) -> str:
+    if column.drifted:
+        return "drifted"
+    if column.significant:
+        return "significant, small effect"
+    return "ok"
 
 
 def _histogram_svg(column: ColumnDrift, width: int = 420, height: int = 110) -> str:
@@ -140,7 +201,8 @@ def _histogram_svg(column: ColumnDrift, width: int = 420, height: int = 110) -> 
             f"{html.escape(str(labels[-1]))}</text>"
         )
     return (
-        f"<h4>{html.escape(column.column)} <small>({column.test} p={column.p_value:.3g}; "
+        f"<h4>{html.escape(column.column)} <small>({column.test} p={column.p_value:.3g}"
+        f"{'; ' + _effect(column) if column.effect is not None else ''}; "
         "grey: reference, orange: current)</small></h4>"
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         f"role='img' aria-label='{html.escape(column.column)} histogram'>{''.join(bars)}{axis}"

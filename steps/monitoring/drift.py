@@ -7,34 +7,58 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.spatial.distance import jensenshannon
 from zenml import log_metadata, step
 
+from core.errors import ConfigError
 from core.specs import MonitoringThresholds
 from integrations.evidently_drift import drift_report
 from materializers.dataset import DATETIME, NUMERIC, Dataset
 from materializers.drift_report import ColumnDrift, DriftReport
 
 
-def numeric_drift(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
-    """Two-sample KS (statistic, p-value), exactly as Evidently's `ks` method computes it."""
-    reference = reference[~np.isnan(reference)]
-    current = current[~np.isnan(current)]
-    result = stats.ks_2samp(reference, current)
-    return float(result.statistic), float(result.pvalue)
+def numeric_drift(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
+    """Two-sample KS (statistic, p-value), exactly as Evidently's `ks` method computes it,
+    and the effect size: the Wasserstein distance over the reference's standard deviation
+    (in the column's own units when the reference is constant). Missing values are skipped."""
+    reference = np.sort(reference[~np.isnan(reference)])
+    current = np.sort(current[~np.isnan(current)])
+    result = stats.ks_2samp(reference, current)  # sorted input: same answer, less time
+    return float(result.statistic), float(result.pvalue), normed_wasserstein(reference, current)
 
 
-def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
-    """Chi-square on category frequencies (categories unseen in reference count too)."""
+def normed_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
+    """W1 distance of two sorted samples over the reference's standard deviation (ddof 0, as
+    Evidently's `wasserstein`): 0.1 is a shift of the mean by a tenth of the spread.
+
+    W1 is the area between the two empirical CDFs; on sorted samples it costs one merge and
+    two searches (scipy's `wasserstein_distance` sorts again, 3-4x slower at 1M rows)."""
+    if not len(reference) or not len(current):
+        return 0.0
+    values = np.concatenate([reference, current])
+    values.sort(kind="mergesort")
+    steps = values[:-1]
+    cdf_ref = np.searchsorted(reference, steps, side="right") / len(reference)
+    cdf_cur = np.searchsorted(current, steps, side="right") / len(current)
+    distance = float(np.dot(np.abs(cdf_ref - cdf_cur), np.diff(values)))
+    spread = float(np.std(reference))
+    return distance / spread if spread > 0 else distance
+
+
+def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float, float]:
+    """Chi-square on category frequencies (categories unseen in reference count too), and the
+    effect size: the Jensen–Shannon distance of the category shares (natural log)."""
     ref_counts = reference.astype(str).value_counts()
     cur_counts = current.astype(str).value_counts()
     categories = ref_counts.index.union(cur_counts.index)
     table = np.vstack(
         [ref_counts.reindex(categories, fill_value=0), cur_counts.reindex(categories, fill_value=0)]
-    )
+    ).astype(float)
     if table.shape[1] < 2:
-        return 0.0, 1.0
+        return 0.0, 1.0, 0.0
     statistic, p_value, _, _ = stats.chi2_contingency(table)
-    return float(statistic), float(p_value)
+    effect = float(jensenshannon(table[0] / table[0].sum(), table[1] / table[1].sum()))
+    return float(statistic), float(p_value), effect
 
 
 def as_days(values: pd.Series) -> np.ndarray:
@@ -84,20 +108,39 @@ def histogram(kind: str, reference, current) -> dict[str, list]:
     }
 
 
+EFFECT_NAMES = {"numeric": "wasserstein_norm", "datetime": "wasserstein_norm"}
+
+
 def compute_drift(
     reference: Dataset, current: pd.DataFrame, thresholds: MonitoringThresholds
 ) -> DriftReport:
-    """Test every feature column; numeric columns go through one float64 block."""
+    """Test every feature column; a column drifts when its test is significant and its
+    effect is big enough (each with its own threshold, per column if configured)."""
+    unknown = sorted(set(thresholds.columns) - set(reference.schema))
+    if unknown:
+        raise ConfigError(
+            f"thresholds.columns names {', '.join(unknown)}, which the model does not take "
+            f"(its columns: {', '.join(list(reference.schema)[:8])}"
+            f"{' …' if len(reference.schema) > 8 else ''}). Fix the names in the monitoring "
+            "config or remove those entries."
+        )
 
     def tested(name, kind, test, result, reference_values, current_values) -> ColumnDrift:
-        statistic, p_value = result
-        drifted = p_value < thresholds.p_value
+        statistic, p_value, effect = result
+        p_threshold, min_effect = thresholds.for_column(name, kind)
+        significant = p_value < p_threshold
+        drifted = significant and effect >= min_effect
         return ColumnDrift(
             column=name,
             kind=kind,
             test=test,
             statistic=statistic,
             p_value=p_value,
+            effect=effect,
+            effect_name=EFFECT_NAMES.get(kind, "jensenshannon"),
+            p_threshold=p_threshold,
+            min_effect=min_effect,
+            significant=significant,
             drifted=drifted,
             histogram=histogram(kind, reference_values, current_values) if drifted else None,
         )
@@ -122,6 +165,7 @@ def compute_drift(
         columns=columns,
         drift_share=share,
         threshold=thresholds.p_value,
+        min_effect=thresholds.min_effect.model_dump(),
         reference_rows=len(reference.frame),
         current_rows=len(current),
         share_threshold=thresholds.drift_share,
@@ -165,7 +209,7 @@ def evidently_report(reference: Dataset, current: pd.DataFrame, thresholds: Moni
         ref,
         cur,
         categorical,
-        thresholds.p_value,
+        {name: thresholds.for_column(name, kind) for name, kind in reference.schema.items()},
         thresholds.drift_share,
         categorical_drift,
         limit,

@@ -196,10 +196,12 @@ def test_evidentlys_report_reaches_our_verdicts_column_by_column(shifted):
     thresholds = MonitoringThresholds(drift_share=0.5)
     ours = compute_drift(reference, current, thresholds)
     theirs = evidently_report(reference, current, thresholds)
-    assert set(theirs.p_values) == {c.column for c in ours.columns}
-    for column in ours.columns:
+    names = {c.column for c in ours.columns}
+    assert set(theirs.p_values) == set(theirs.effects) == set(theirs.drifted) == names
+    for column in ours.columns:  # Evidently's own ks/wasserstein/jensenshannon, our rule
         assert theirs.p_values[column.column] == pytest.approx(column.p_value, rel=1e-9, abs=1e-300)
-        assert (theirs.p_values[column.column] < thresholds.p_value) == column.drifted
+        assert theirs.effects[column.column] == pytest.approx(column.effect, rel=1e-9, abs=1e-12)
+        assert theirs.drifted[column.column] == column.drifted, column.column
     assert theirs.drift_share == pytest.approx(ours.drift_share)
     assert ours.verdict()[0] == shifted
     assert set(ours.drifted_columns) == ({"a", "city", "signup"} if shifted else set())
@@ -213,6 +215,73 @@ def test_evidentlys_report_reaches_our_verdicts_column_by_column(shifted):
     drifted = len(ours.drifted_columns)
     assert set(listed[:drifted]) == set(ours.drifted_columns)
     assert verdicts == ["Detected"] * drifted + ["Not Detected"] * (len(listed) - drifted)
+
+
+def test_evidentlys_verdicts_follow_the_effect_rule_when_it_dismisses_a_significant_column():
+    """Thresholds chosen so that one column is significant but too small, one is drifted
+    only because its own minimum is lower, and one has its own p-value: Evidently's
+    per-column verdicts (its own p-values and effect sizes, our rule) equal ours."""
+    from steps.monitoring.drift import evidently_report
+
+    reference = Dataset(frame=mixed(600, 1, False).assign(y=0), target="y", task="classification")
+    current = mixed(300, 2, True)
+    thresholds = MonitoringThresholds(
+        drift_share=0.5,
+        min_effect={"numeric": 0.7, "categorical": 0.3},
+        columns={"city": {"min_effect": 0.2}, "signup": {"p_value": 1e-20}},
+    )
+    ours = {c.column: c for c in compute_drift(reference, current, thresholds).columns}
+    assert ours["a"].drifted  # W/σ ≈ 1.0 ≥ 0.7
+    assert ours["signup"].significant is False and not ours["signup"].drifted  # p ≈ 3e-13
+    assert ours["city"].drifted and ours["city"].min_effect == 0.2  # JS ≈ 0.28 ≥ 0.2
+    assert (ours["a"].p_threshold, ours["a"].min_effect) == (0.05, 0.7)
+    theirs = evidently_report(reference, current, thresholds)
+    assert theirs.drifted == {name: c.drifted for name, c in ours.items()}
+    assert theirs.drift_share == pytest.approx(0.4)
+
+
+def test_a_negligible_shift_in_a_big_batch_is_significant_but_not_drift():
+    rng = np.random.default_rng(7)
+    reference = pd.DataFrame({"x0": rng.normal(size=200_000), "x4": rng.normal(size=200_000) * 5})
+    current = pd.DataFrame({"x0": rng.normal(size=200_000), "x4": rng.normal(size=200_000) * 5})
+    current += {"x0": 0.02, "x4": 5 * 0.3}  # in standard deviations: 0.02 and 0.3
+    data = Dataset(frame=reference.assign(y=0), target="y", task="classification")
+    report = compute_drift(data, current, MonitoringThresholds())
+    x0, x4 = report.columns
+    assert x0.p_value < 1e-4 and x0.significant and not x0.drifted  # the old rule alerted
+    assert x0.effect == pytest.approx(0.02, abs=0.01)
+    assert x4.drifted and x4.effect == pytest.approx(0.3, abs=0.02)
+    assert report.drifted_columns == ["x4"]
+    page = report.to_html()
+    assert "significant, small effect" in page and "but by less than their minimum" in page
+
+
+def test_effect_sizes_are_the_textbook_distances():
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import wasserstein_distance
+
+    from steps.monitoring.drift import numeric_drift
+
+    rng = np.random.default_rng(3)
+    ref, cur = rng.normal(size=3001) * 3, rng.exponential(size=1234)
+    ref[5] = np.nan  # skipped, as the test skips it
+    clean = ref[~np.isnan(ref)]
+    expected = wasserstein_distance(clean, cur) / np.std(clean)
+    assert numeric_drift(ref, cur)[2] == pytest.approx(expected, rel=1e-12)
+    assert numeric_drift(np.ones(10), np.ones(10) * 3)[2] == pytest.approx(2.0)  # constant
+    shares = categorical_drift(pd.Series(list("aab") * 10), pd.Series(list("abcc") * 10))[2]
+    assert shares == pytest.approx(jensenshannon([2 / 3, 1 / 3, 0], [1 / 4, 1 / 4, 1 / 2]))
+
+
+def test_thresholds_for_unknown_columns_are_refused():
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="thresholds.columns names agee, which the model"):
+        compute_drift(
+            reference_dataset(),
+            pd.DataFrame({"a": [1.0], "color": ["r"]}),
+            MonitoringThresholds(columns={"agee": {"min_effect": 0.2}}),
+        )
 
 
 def test_the_drift_report_has_no_script_and_puts_drifted_columns_first():
