@@ -136,7 +136,7 @@ def _monitor(config, model_name, input_path, simulate_drift, traffic=None):
     render.monitoring(result, click.secho)
 
 
-@cli.command("monitor")
+@cli.group("monitor", invoke_without_command=True)
 @click.option(
     "--input",
     "input_path",
@@ -172,19 +172,47 @@ def _monitor(config, model_name, input_path, simulate_drift, traffic=None):
 )
 @click.option("--config", type=click.Path(), help="Run config (default: configs/monitoring.yaml).")
 @click.option("--model-name", help="Registered model to monitor.")
+@click.pass_context
 def monitor_cmd(
-    input_path, simulate_drift, from_traffic, since, min_rows, config, model_name
+    ctx, input_path, simulate_drift, from_traffic, since, min_rows, config, model_name
 ) -> None:
     """Check a batch for drift (and quality, with labels); retrain and redeploy on a breach.
 
     The batch is a file (--input), the champion's held-out rows (the default; shifted with
     --simulate-drift), or the traffic the endpoint served (--from-traffic).
+    `monitor history` lists the monitoring runs so far.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     if sum(map(bool, (input_path, simulate_drift, from_traffic))) > 1:
         raise click.UsageError("use one of --input, --simulate-drift and --from-traffic")
     _ready()
     traffic = (since, min_rows) if from_traffic else None
     _monitor(config, model_name, input_path, simulate_drift, traffic)
+
+
+@monitor_cmd.command("history")
+@click.option("--model-name", help="Registered model (default: the monitoring config's).")
+@click.option("--config", type=click.Path(), help="Run config (default: configs/monitoring.yaml).")
+@click.option(
+    "--last", type=click.IntRange(min=1), default=50, show_default=True, help="Runs to show."
+)
+@click.option("--column", help="Also list this column's effect size and p-value per run.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Folder for the HTML report (default: $ZENKUBE_HOME/reports).",
+)
+def monitor_history_cmd(model_name, config, last, column, out) -> None:
+    """Drift over time: each monitoring run's drift share, per-column effect and p-value,
+    and quality; writes an HTML report with a trend chart per column (also saved as the
+    `drift_history` artifact, shown in the ZenML dashboard)."""
+    from app import drift_history
+    from app.config import model_name as model_name_for
+
+    _ready()
+    name = model_name_for(model_name, path=config)
+    drift_history.render(drift_history.run(name, last, column, out), click.secho)
 
 
 @cli.command("schedule")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app import runner, serving
+from app import drift_history, runner, serving
 from app.config import load_run_config, model_name
 from app.runner import TrainingResult
 from core.paths import zenkube_home
@@ -55,6 +55,7 @@ def monitor(
         {**overrides, **(training_overrides or {}), "deploy": redeploy},
     )
     run = runner.finished_run(runner.run_pipeline(run_config))
+    drift_history.publish_run(name, run)  # the front's drift/quality gauges
     drift_artifact = run.steps["detect_drift"].outputs["drift_report"][0]
     result = MonitoringResult(
         run_name=run.name,

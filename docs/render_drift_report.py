@@ -1,15 +1,18 @@
-"""Render both drift reports in headless Chromium and save screenshots to look at.
+"""Render the drift reports and the drift history in headless Chromium; save screenshots.
 
     .venv/bin/python docs/render_drift_report.py [OUT_DIR]
 
 Builds a drift report on generated data (three of five columns shifted), writes zenkube's
-script-free report and Evidently's interactive one (configured with the same tests and
-thresholds), and screenshots each with Debian's Chromium (`apt-get install chromium`), the
-script-free one with JavaScript off, as ZenML's sandboxed iframe shows it.
+script-free report and Evidently's interactive one (configured with the same tests, rule
+and thresholds), and a drift history of twelve runs in which one column creeps (the
+`monitor history` report), and screenshots each with Debian's Chromium (`apt-get install
+chromium`), the script-free ones inside an iframe with `sandbox` and no `allow-scripts`,
+as ZenML's dashboard shows them (so no script could run).
 """
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import sys
@@ -21,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--virtual-time-budget=5000",  # let the iframe's document load before the screenshot
 ]  # fmt: skip
 
 
@@ -55,27 +59,90 @@ def sample_reports():
     ).html
 
 
-def screenshot(page: Path, png: Path, javascript: bool) -> None:
+def sample_history() -> str:
+    """Twelve daily runs: `income` creeps by 0.015 SD a day and drifts from day 8; the
+    other columns wobble; every third batch is labelled and quality sags as income moves."""
+    import numpy as np
+
+    from materializers.drift_history import ColumnPoint, DriftHistory, RunRecord
+
+    rng = np.random.default_rng(4)
+    runs = []
+    for day in range(12):
+        effects = {
+            "income": 0.015 * day + rng.uniform(0, 0.01),
+            "age": rng.uniform(0.005, 0.03),
+            "city": rng.uniform(0.01, 0.04),
+            "signup": rng.uniform(0.01, 0.05),
+        }
+        columns = {
+            name: ColumnPoint(
+                p_value=float(10 ** (-effect * 80)),
+                effect=float(effect),
+                min_effect=0.1,
+                drifted=bool(effect >= 0.1 and 10 ** (-effect * 80) < 0.05),
+            )
+            for name, effect in effects.items()
+        }
+        share = sum(c.drifted for c in columns.values()) / len(columns)
+        labelled = day % 3 == 2
+        runs.append(
+            RunRecord(
+                run_name=f"continuous_training_pipeline-2026_11_{day + 1:02d}-08_00_00",
+                pipeline="continuous_training_pipeline",
+                created=f"2026-11-{day + 1:02d}T08:00:00",
+                current_rows=50_000,
+                drift_share=share,
+                alert=share >= 0.25,
+                columns=columns,
+                quality_metric="f1" if labelled else "",
+                quality=0.91 - 0.01 * day if labelled else None,
+                quality_reference=0.91 if labelled else None,
+            )
+        )
+    return DriftHistory(model_name="churn", runs=runs).to_html()
+
+
+def sandboxed(page: str, height: int = 2400) -> str:
+    """The page inside an iframe with `sandbox` and no `allow-scripts`, as ZenML's
+    dashboard shows an HTML visualization: its scripts cannot run."""
+    return (
+        "<!doctype html><html><body style='margin:0'><iframe sandbox='' "
+        f"style='border:0;width:100%;height:{height}px' srcdoc=\"{html.escape(page)}\">"
+        "</iframe></body></html>"
+    )
+
+
+def screenshot(page: Path, png: Path, height: int = 1400) -> None:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     with tempfile.TemporaryDirectory() as profile:
-        flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1000,1400"]
-        if not javascript:
-            flags.append("--blink-settings=scriptEnabled=false")
+        flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size=1000,{height}"]
         subprocess.run(
             [chromium, *flags, f"--screenshot={png}", page.as_uri()],
             check=True,
             capture_output=True,
             timeout=120,
         )
+    if not png.exists():
+        raise SystemExit(f"Chromium wrote no screenshot of {page}")
 
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ours, evidently = sample_reports()
-    for name, content, javascript in (("report", ours, False), ("evidently", evidently, True)):
+    pages = (
+        ("report", ours, False),
+        ("evidently", evidently, True),
+        ("history", sample_history(), False),
+    )
+    for name, content, javascript in pages:
         page = out / f"{name}.html"
         page.write_text(content)
-        screenshot(page, out / f"{name}.png", javascript)
+        shown = page
+        if not javascript:  # (Chromium writes no screenshot with scripts switched off)
+            shown = out / f"{name}.sandboxed.html"
+            shown.write_text(sandboxed(content))
+        screenshot(shown, out / f"{name}.png", 1400 if javascript else 2400)
         print(f"{page} → {out / f'{name}.png'}")
 
 

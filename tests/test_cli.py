@@ -22,6 +22,7 @@ def cli(tmp_path_factory):
         ["deploy"],
         ["predict"],
         ["monitor"],
+        ["monitor", "history"],
         ["serve"],
         ["stack"],
         ["compile"],

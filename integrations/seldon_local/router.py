@@ -15,7 +15,8 @@ Control, on the same loopback port under /_zenkube/ (not forwarded):
     GET /_zenkube/router                {"backend": N, "inflight": {port: count}, ...}
 
 Metrics for Prometheus at GET /metrics (not forwarded): prediction requests by HTTP
-status, their latency, and rows scored, labelled with model, version and protocol.
+status, their latency, and rows scored, labelled with model, version and protocol; and
+the latest monitoring run's drift share and quality (integrations/monitoring_gauges.py).
 
 With --traffic-dir, every answered prediction (its rows, prediction and request id) is
 kept off the request path and written every few seconds as a Parquet batch there
@@ -42,6 +43,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
+from integrations.monitoring_gauges import MonitoringGauges  # noqa: E402
 from integrations.traffic import TrafficBuffer, TrafficError  # noqa: E402
 
 HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
@@ -136,6 +138,8 @@ class Front:
         self.inflight: collections.Counter[int] = collections.Counter()
         self.session: ClientSession | None = None
         self.metrics = Metrics()
+        if model:  # the latest monitoring run's drift share and quality, read at each scrape
+            self.metrics.registry.register(MonitoringGauges(model))
         self.recorder = (
             TrafficBuffer(
                 traffic_dir,

@@ -118,6 +118,35 @@ def test_degraded_labels_raise_a_quality_alert(champion):
     assert result.decision.alert and any("fell from" in r for r in result.decision.reasons)
 
 
+def test_history_shows_the_runs_so_far_with_effects_and_quality(champion, tmp_path):
+    """The three monitoring runs of the tests above (same batch, two shifted columns, flipped
+    labels), read back from the store as `monitor history` does; the gauges file holds the
+    latest run's figures. (Reads those runs: run it with the module.)"""
+    import json
+
+    from app import drift_history
+    from integrations.monitoring_gauges import latest_file
+
+    result = drift_history.run(MODEL, out=str(tmp_path))
+    runs = result.history.runs
+    assert len(runs) == 3, "the runs come from the tests above: run the whole module"
+    same, shifted, flipped = runs
+    assert [r.drift_share for r in runs] == [0.0, pytest.approx(2 / 6), 0.0]
+    assert shifted.drifted_columns == ["x2", "x4"] and shifted.alert
+    assert shifted.columns["x2"].effect == pytest.approx(1.5, abs=0.25)  # SDs moved
+    assert shifted.columns["x2"].p_value < 1e-10 and same.columns["x2"].effect < 0.2
+    assert flipped.quality_metric == "f1" and flipped.quality < same.quality - 0.5
+    assert all(r.pipeline == "continuous_training_pipeline" for r in runs)
+    page = open(result.html_path).read()
+    assert "<script" not in page.lower() and page.count("<svg") == 2 + len(FEATURES)
+    from zenml.client import Client
+
+    artifact = Client().get_artifact_version(result.artifact_id)
+    assert artifact.load() == result.history and artifact.visualizations
+    latest = json.loads(latest_file(MODEL).read_text())
+    assert latest["run_name"] == flipped.run_name and latest["quality"] == flipped.quality
+
+
 @pytest.mark.parametrize("kind", ["missing", "extra", "wrong type", "empty"])
 def test_bad_batch_is_refused_and_nothing_changes(champion, kind):
     _, folder = champion

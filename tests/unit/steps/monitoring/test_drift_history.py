@@ -1,0 +1,128 @@
+"""Drift over time: the history's table and script-free trend report, its artifact, and
+the front's drift/quality gauges (no ZenML store needed)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from materializers.drift_history import (
+    ColumnPoint,
+    DriftHistory,
+    DriftHistoryMaterializer,
+    RunRecord,
+)
+from tests.unit.materializers.test_materializers import artifact_store, round_trip  # noqa: F401
+
+
+def creeping_history() -> DriftHistory:
+    """Four runs: `age` creeps up and drifts in the last two; `city` stays put; the third
+    run is labelled."""
+    runs = []
+    for day, effect in enumerate([0.02, 0.06, 0.12, 0.2]):
+        drifted = effect >= 0.1
+        runs.append(
+            RunRecord(
+                run_name=f"continuous_training_pipeline-{day}",
+                pipeline="continuous_training_pipeline",
+                created=f"2026-11-0{day + 1}T08:00:00",
+                current_rows=1000,
+                drift_share=0.5 if drifted else 0.0,
+                alert=drifted,
+                columns={
+                    "age": ColumnPoint(
+                        p_value=1e-6 if drifted else 0.2,
+                        effect=effect,
+                        min_effect=0.1,
+                        drifted=drifted,
+                    ),
+                    "city": ColumnPoint(p_value=0.5, effect=0.01, min_effect=0.1, drifted=False),
+                },
+                quality_metric="f1" if day == 2 else "",
+                quality=0.81 if day == 2 else None,
+                quality_reference=0.9 if day == 2 else None,
+            )
+        )
+    return DriftHistory(model_name="churn", runs=runs)
+
+
+def test_the_history_report_has_no_script_and_a_trend_chart_per_column():
+    page = creeping_history().to_html()
+    assert "<script" not in page.lower() and "Drift history of churn" in page
+    # drift share, quality, and one chart per column
+    assert page.count("<svg") == 4
+    assert "age <small>(latest: effect 0.2, p=1e-06; drifted in 2 of 4 runs)" in page
+    assert "city <small>(latest: effect 0.01, p=0.5; drifted in 0 of 4 runs)" in page
+    age = page[page.index("<h4>age") : page.index("<h4>city")]
+    assert age.count("fill='#d92d20'") == 2 and "stroke-dasharray" in age and "min 0.1" in age
+    tooltips = re.findall(r"<title>([^<]+)</title>", age)
+    assert tooltips == [
+        f"2026-11-0{d} 08:00: {e}" for d, e in enumerate([0.02, 0.06, 0.12, 0.2], start=1)
+    ]
+    # newest run first in the table, the alerting ones shaded
+    assert page.index("continuous_training_pipeline-3") < page.index(
+        "continuous_training_pipeline-0"
+    )
+    assert "<td>0.8100</td>" in page
+
+
+def test_the_table_lists_each_run_and_a_columns_figures():
+    history = creeping_history()
+    lines = history.table()
+    assert len(lines) == 5 and "drifted" in lines[0]
+    assert "2026-11-03 08:00" in lines[3] and "f1=0.8100" in lines[3] and "ALERT" in lines[3]
+    assert "no labels" in lines[1] and lines[1].rstrip().endswith("-")
+    age = history.column_lines("age")
+    assert "effect   0.2000" in age[-1] and "drifted" in age[-1] and "drifted" not in age[0]
+
+
+def test_an_empty_history_says_so():
+    page = DriftHistory(model_name="new").to_html()
+    assert "No monitoring runs yet" in page and "<script" not in page
+
+
+def test_history_artifact_round_trip(artifact_store):  # noqa: F811
+    history = creeping_history()
+    loaded, metadata, html = round_trip(DriftHistoryMaterializer, history, artifact_store)
+    assert loaded == history
+    assert metadata == {"model_name": "churn", "runs": 4}
+    assert "<svg" in html and "<script" not in html
+
+
+def gauges(model: str) -> dict:
+    from integrations.monitoring_gauges import MonitoringGauges
+
+    registry = CollectorRegistry()
+    registry.register(MonitoringGauges(model))
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_the_fronts_gauges_follow_the_latest_monitoring_run(tmp_path, monkeypatch):
+    from app.drift_history import publish_latest
+    from integrations.seldon_local.router import Front
+
+    monkeypatch.setenv("ZENKUBE_HOME", str(tmp_path))
+    assert gauges("churn") == {}  # nothing before the first monitoring run
+    history = creeping_history()
+    publish_latest(DriftHistory(model_name="churn", runs=history.runs[:3]))
+    got = gauges("churn")
+    assert got[("zenkube_drift_share", (("model", "churn"),))] == 0.5
+    assert got[("zenkube_quality", (("metric", "f1"), ("model", "churn")))] == pytest.approx(0.81)
+    publish_latest(history)  # read at each scrape: the next run's figures, no restart
+    got = gauges("churn")
+    assert got[("zenkube_drift_share", (("model", "churn"),))] == 0.5
+    assert not any(name == "zenkube_quality" for name, _ in got)  # the last run had no labels
+    assert gauges("other") == {}
+    # The front registers them on its own /metrics registry.
+    front = Front(0, 0, tmp_path / "router.json", model="churn", version="3", protocol="seldon")
+    text = generate_latest(front.metrics.registry).decode()
+    assert 'zenkube_drift_share{model="churn"} 0.5' in text
