@@ -71,3 +71,32 @@ def compile_for_kubeflow(
             "kfp` makes one; docs/kubeflow.md shows the kubectl command."
         )
     return written
+
+
+def compile_and_check(
+    out_dir: str | os.PathLike,
+    stack: str,
+    echo: Callable[[str], None],
+    zenml_url: str | None = None,
+    model_name: str | None = None,
+    pipelines: list[str] | None = None,
+) -> None:
+    """Compile, check every file with KFP's own checks, and say where the ids come from."""
+    import time
+
+    from zenml.client import Client
+
+    from integrations.kubeflow.validate import check_pipeline_file
+
+    started = time.monotonic()
+    written = compile_for_kubeflow(out_dir, stack, echo, zenml_url, model_name, pipelines)
+    for name, path in written.items():
+        summary = check_pipeline_file(path)
+        echo(f"  {name}: {summary.tasks} tasks, KFP checks passed ({path})")
+    echo(f"Compiled in {time.monotonic() - started:.1f}s.")
+    if Client().zen_store.is_local_store():
+        echo(
+            "Note: the stack and snapshot ids in the YAML are this machine's store's. To run on "
+            f"a cluster, connect to your ZenML server (`zenml login https://...`), `stack up "
+            f"{stack}` there and compile again; see docs/kubeflow.md."
+        )

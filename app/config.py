@@ -23,6 +23,7 @@ from core.specs import (
     DeploymentParams,
     MonitoringParams,
     TrainingParams,
+    check_model_name,
 )
 
 CONFIGS = REPO_ROOT / "configs"
@@ -211,5 +212,10 @@ def apply_overrides(params: BaseModel, overrides: dict[str, Any]) -> BaseModel:
 
 def model_name(given: str | None, pipeline: str = "monitoring", path=None) -> str:
     """`given`, else the model name the pipeline's config uses (else the default)."""
+    if given is not None:
+        try:
+            return check_model_name(given)
+        except ValueError as exc:
+            raise ConfigError(f"--model-name: {exc}.") from None
     # Parameters are the same on every stack: no need to ask ZenML which one is active.
-    return given or load_run_config(pipeline, path, stack_kind="local").params.model_name
+    return load_run_config(pipeline, path, stack_kind="local").params.model_name

@@ -97,8 +97,18 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
     """Send library logs and stderr chatter to `log_file` while the block runs."""
     from zenml.logger import ZenMLConsoleHandler
 
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        from core.errors import ConfigError
+
+        raise ConfigError(
+            f"zenkube keeps its log in {log_file}, but cannot write there ({exc.strerror}: "
+            f"{exc.filename}). If {log_file.parent} is a file, move it away (zenkube makes the "
+            "folder), or point ZENKUBE_HOME at a folder you can write to; --verbose prints "
+            "the library logs to the console instead."
+        ) from None
     moved: list[tuple[logging.StreamHandler, object]] = []
     loggers = [logging.getLogger(), logging.getLogger("mlflow")]
     for logger in loggers:

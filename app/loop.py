@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app import drift_history, runner, serving
-from app.config import load_run_config, model_name
+from app import drift_history, render, runner
+from app.config import load_run_config
+from app.config import model_name as model_name_for
 from app.runner import TrainingResult
 from core.paths import zenkube_home
 
@@ -41,44 +42,74 @@ def monitor(
 ) -> MonitoringResult:
     """Run the continuous-training pipeline on a batch; return what it found and did.
 
-    The redeploy keeps the protocol the model is served with now; `redeploy=False`
-    retrains and gates but leaves serving alone.
+    The redeploy keeps the protocol the model is served with now (the deploy step applies
+    core/protocol.py's rule); `redeploy=False` retrains and gates but leaves serving alone.
     """
-    overrides = dict(overrides or {})
-    name = model_name(overrides.get("model_name"), path=config)
-    protocol = serving.served_protocol(name)
-    if protocol and "protocol" not in overrides:
-        overrides["protocol"] = protocol
+    from steps.deployment import deploy_if_promoted
+    from steps.monitoring import check_quality, decide_action, detect_drift, retraining_data
+
     run_config = load_run_config(
         "continuous_training",
         config,
-        {**overrides, **(training_overrides or {}), "deploy": redeploy},
+        {**(overrides or {}), **(training_overrides or {}), "deploy": redeploy},
     )
     run = runner.finished_run(runner.run_pipeline(run_config))
-    drift_history.publish_run(name, run)  # the front's drift/quality gauges
-    drift_artifact = run.steps["detect_drift"].outputs["drift_report"][0]
+    drift_history.publish_run(run_config.params.model_name, run)  # the front's gauges
+    drift_artifact = runner.output_artifact(run, detect_drift)
     result = MonitoringResult(
         run_name=run.name,
-        decision=runner.output(run, "decide_action", "monitoring_decision"),
+        decision=runner.output(run, decide_action),
         drift=drift_artifact.load(),
-        quality=runner.output(run, "check_quality", "quality_report"),
+        quality=runner.output(run, check_quality),
         report_path=f"{drift_artifact.uri}/report.html",
     )
-    data = runner.output(run, "retraining_data", "retraining_set")
+    data = runner.output(run, retraining_data)
     if data.skipped:
         return result
     echo(f"zenkube: alert with labels: retrained on reference + batch ({len(data.frame)} rows)")
-    result.retraining = TrainingResult(
-        run_name=run.name,
-        status=str(run.status),
-        metrics=runner.output(run, "evaluate_model", "evaluation_report").metrics,
-        decision=runner.output(run, "promote_if_better", "promotion_decision"),
-        registered=runner.output(run, "register_model", "registered_model"),
-    )
-    deployment = runner.output(run, "deploy_if_promoted", "deployment")
+    result.retraining = runner.training_result(run)
+    deployment = runner.output(run, deploy_if_promoted)
     if not deployment.skipped:
         result.deployment = deployment
     return result
+
+
+def monitor_command(
+    config: str | os.PathLike | None,
+    model_name: str | None,
+    input_path: str | None,
+    simulate_drift: bool,
+    traffic: tuple[str, int] | None,
+    echo: Callable[..., None] = print,
+) -> MonitoringResult:
+    """`monitor`: pick the batch (a file, the champion's held-out rows, or served traffic),
+    say which, and run the loop on it. The model name is resolved once, here."""
+    name = model_name_for(model_name, path=config)
+    if traffic is not None:
+        since, min_rows = traffic
+        input_path, what = traffic_batch_file(name, since, min_rows)
+        echo(f"zenkube: monitoring served traffic of '{name}': {what}")
+    elif input_path is None:
+        input_path, shifted = batch_file(name, simulate_drift)
+        listed = ", ".join(shifted[:4]) + (
+            f" and {len(shifted) - 4} more" if len(shifted) > 4 else ""
+        )
+        what = f"held-out rows with {listed} shifted" if shifted else "held-out rows"
+        echo(f"zenkube: monitoring {what} ({input_path})...")
+    else:
+        echo(f"zenkube: monitoring {input_path}...")
+    # The gate's promotion and the redeploy take the model's lock themselves.
+    result = monitor(config, {"batch": input_path, "model_name": name}, echo=echo)
+    render.monitoring(result, echo)
+    return result
+
+
+def whole_loop(echo: Callable[..., None]) -> MonitoringResult:
+    """With no command: train (and promote), deploy, monitor the held-out rows."""
+    trained = runner.train_command(None, {}, echo)
+    name = trained.registered.name
+    runner.deploy_command(None, name, None, echo)
+    return monitor_command(None, name, None, False, None, echo)
 
 
 def schedule(
@@ -123,11 +154,12 @@ def schedule(
 def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:
     """Held-out rows of the champion (its test split) as a CSV, optionally with 2 shifted columns."""
     from integrations import champion
-    from steps.monitoring.batch import champion_artifacts
     from steps.monitoring.simulate import shift_columns
 
-    reference, _ = champion_artifacts(model_name)
-    held_out = champion.zenml_version(model_name).get_artifact("test_set").load()
+    champion.require(model_name, "monitor")
+    version = champion.zenml_version(model_name)  # looked up once for both artifacts
+    reference = version.get_artifact("train_set").load()
+    held_out = version.get_artifact("test_set").load()
     folder = zenkube_home() / "batches"
     folder.mkdir(parents=True, exist_ok=True)
     if simulate_drift:

@@ -64,12 +64,6 @@ def deployment(info, echo: Echo) -> None:
     echo("Try it:       " + client.curl_command(info.prediction_url, info.protocol, rows, host))
 
 
-def batch(path: str, shifted: list[str]) -> str:
-    listed = ", ".join(shifted[:4]) + (f" and {len(shifted) - 4} more" if len(shifted) > 4 else "")
-    what = f"held-out rows with {listed} shifted" if shifted else "held-out rows"
-    return f"zenkube: monitoring {what} ({path})..."
-
-
 def monitoring(result, echo: Echo) -> None:
     d, q = result.decision, result.quality
     drifted = f": {', '.join(d.drifted_columns)}" if d.drifted_columns else ""

@@ -73,9 +73,26 @@ def finished_run(run):
     return run
 
 
-def output(run, step: str, name: str):
-    """Load the artifact `name` that `step` of `run` produced."""
-    return run.steps[step].outputs[name][0].load()
+def output(run, step, name: str | None = None):
+    """Load the artifact that `step` (the step object) produced in `run`.
+
+    The step and output names come from the step itself (its name and its `Annotated`
+    output), so a renamed step or output cannot leave a stale string here; `name` picks
+    one output of a step that has several.
+    """
+    return output_artifact(run, step, name).load()
+
+
+def output_artifact(run, step, name: str | None = None):
+    """The stored artifact behind `output(run, step, name)` (its uri, without loading)."""
+    outputs = list(step.entrypoint_definition.outputs)
+    if name is None:
+        if len(outputs) != 1:
+            raise ValueError(f"step {step.name} has outputs {outputs}: name one")
+        name = outputs[0]
+    elif name not in outputs:
+        raise ValueError(f"step {step.name} has no output {name!r} (it has {outputs})")
+    return run.steps[step.name].outputs[name][0]
 
 
 @dataclass
@@ -117,22 +134,63 @@ def preflight_training(params: TrainingParams) -> str:
     return task
 
 
-def train(config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
-    """Run the training pipeline; return what it decided."""
-    run_config = load_run_config("training", config, overrides)
-    preflight_training(run_config.params)
-    run = finished_run(run_pipeline(run_config))
-    report = output(run, "evaluate_model", "evaluation_report")
+def training_result(run) -> TrainingResult:
+    """What the training steps of `run` (a training or continuous-training run) decided."""
+    from steps.registry import promote_if_better, register_model
+    from steps.training import evaluate_model
+
     return TrainingResult(
         run_name=run.name,
         status=str(run.status),
-        metrics=report.metrics,
-        decision=output(run, "promote_if_better", "promotion_decision"),
-        registered=output(run, "register_model", "registered_model"),
+        metrics=output(run, evaluate_model).metrics,
+        decision=output(run, promote_if_better),
+        registered=output(run, register_model),
     )
 
 
-def deploy(config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
-    """Run the deployment pipeline; return its `DeploymentInfo`."""
-    run = finished_run(run_pipeline(load_run_config("deployment", config, overrides)))
-    return output(run, "deploy_champion", "deployment")
+def train(config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
+    """Run the training pipeline; return what it decided.
+
+    The gate's promotion takes the model's lock itself (integrations/champion.py), so a
+    deploy or rollback of the same model waits for it rather than the whole training."""
+    run_config = load_run_config("training", config, overrides)
+    preflight_training(run_config.params)
+    return training_result(finished_run(run_pipeline(run_config)))
+
+
+def deploy(
+    config: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    echo=print,
+):
+    """Run the deployment pipeline under the model's lock; return its `DeploymentInfo`."""
+    from integrations import locks
+    from steps.deployment import deploy_champion
+
+    run_config = load_run_config("deployment", config, overrides)
+    with locks.model_lock(run_config.params.model_name, "deploy", echo):
+        run = finished_run(run_pipeline(run_config))
+    return output(run, deploy_champion)
+
+
+def train_command(config, overrides: dict[str, Any], echo) -> TrainingResult:
+    """`train`: run the training pipeline and print what it decided."""
+    from app import render
+
+    echo("zenkube: running the training pipeline...")
+    result = train(config, overrides)
+    render.training(result, echo)
+    return result
+
+
+def deploy_command(config, model_name: str | None, protocol: str | None, echo):
+    """`deploy`: serve the champion (its protocol chosen by core/protocol.py's rule)."""
+    from app import render
+    from app.config import model_name as resolve_name
+
+    name = resolve_name(model_name, "deployment", config)
+    said = f"{protocol} protocol" if protocol else "the protocol it is served with, if it is"
+    echo(f"zenkube: deploying the champion of '{name}' ({said})...")
+    info = deploy(config, {"protocol": protocol, "model_name": name}, echo)
+    render.deployment(info, echo)
+    return info

@@ -1,4 +1,4 @@
-"""What is served: services of the active stack's model deployer, and rows to send them."""
+"""What is served: the active stack's deployments, their status, and rows to send them."""
 
 from __future__ import annotations
 
@@ -11,38 +11,104 @@ from core.errors import ConfigError, ZenkubeError
 
 def served_services(model_name: str | None = None) -> tuple[Any, list]:
     """(The active model deployer, its services for `model_name` or all), newest first."""
-    from zenml.client import Client
+    from integrations import deployer
 
-    deployer = Client().active_stack.model_deployer
-    if deployer is None:
-        raise ConfigError(
-            "The active stack has no model deployer; run `python run.py stack up local`."
-        )
-    if hasattr(deployer, "services_for"):
-        return deployer, deployer.services_for(model_name)
-    kwargs = {"model_name": model_name} if model_name else {}
-    return deployer, deployer.find_model_server(**kwargs)
+    active = deployer.active_deployer()
+    return active, deployer.services_for(active, model_name)
+
+
+def served_version(model_name: str) -> str | None:
+    """The MLflow version `model_name`'s endpoint serves now (None: nothing running)."""
+    from integrations import deployer
+
+    try:
+        service = deployer.served(deployer.active_deployer(), model_name)
+    except ConfigError:
+        return None
+    return str(service.config.model_version) if service is not None else None
 
 
 def current_service(model_name: str | None, protocol: str | None = None):
     """The newest deployment of `model_name` (any, when None) speaking `protocol` (any)."""
-    _, services = served_services(model_name)
+    from integrations.deployer import protocol_of
+
+    deployer, services = served_services(model_name)
     if protocol:
-        services = [s for s in services if getattr(s.config, "protocol", "seldon") == protocol]
+        services = [s for s in services if protocol_of(deployer, s) == protocol]
     if not services:
-        raise ZenkubeError("Nothing is deployed yet. Run `python run.py deploy` first.")
+        hint = f" --model-name {model_name}" if model_name else ""
+        raise ZenkubeError(f"Nothing is deployed yet. Run `python run.py deploy{hint}` first.")
     return services[0]
 
 
-def served_protocol(model_name: str | None) -> str | None:
-    """The protocol `model_name` is served with now (None when it is not served)."""
-    try:
-        _, services = served_services(model_name)
-    except ConfigError:
-        return None
-    if services and hasattr(services[0].config, "protocol"):
-        return services[0].config.protocol
-    return None
+def predict(input_path: str, protocol: str | None, model_name: str | None) -> Any:
+    """Send the rows of `input_path` to the served model; its predictions."""
+    from integrations.deployer import protocol_of
+    from integrations.seldon_local import client
+
+    frame = read_rows(input_path)
+    deployer, _ = served_services(model_name)
+    service = current_service(model_name, protocol)
+    return client.predict(service.prediction_url, protocol_of(deployer, service), frame)
+
+
+def status(model_name: str | None, echo=print) -> list[str]:
+    """One paragraph per deployment: model, protocol, state, endpoint, log file (printed)."""
+    from integrations.deployer import protocol_of
+
+    deployer, services = served_services(model_name)
+    hint = f" --model-name {model_name}" if model_name else ""
+    if not services:
+        echo(f"No deployments. Run `python run.py deploy{hint}`.")
+        return []
+    lines = []
+    for service in services:
+        state = "up" if service.is_running else "down"
+        info = deployer.get_model_server_info(service)
+        where = (
+            f"log: {info['LOG_FILE']}"
+            if info.get("LOG_FILE")
+            else f"InferenceService: {info.get('INFERENCE_SERVICE')}"  # KServe: kubectl logs
+        )
+        name = service.config.model_name
+        lines.append(
+            f"{name} v{service.config.model_version} [{protocol_of(deployer, service)}] "
+            f"{state}  {info.get('PREDICTION_URL')}\n    {where}   id: {service.uuid}"
+        )
+        if info.get("HOST_HEADER"):
+            lines.append(f"    Host header: {info['HOST_HEADER']}")
+        if info.get("METRICS_URL") and state == "up":
+            lines.append(f"    metrics: {info['METRICS_URL']}")
+        if state == "down":
+            why = service.status.last_error or "not running"
+            lines.append(
+                f"    why: {why}\n    restore it with: python run.py deploy --model-name {name}"
+            )
+    for line in lines:
+        echo(line)
+    return lines
+
+
+def stop(model_name: str | None, echo=print) -> None:
+    """Stop the local model servers (of `model_name`, or all); one line per server."""
+    deployer, services = served_services(model_name)
+    for service in services:
+        deployer.stop_model_server(service.uuid, timeout=30)
+        echo(f"stopped {service.config.model_name} v{service.config.model_version}")
+
+
+def repair(model_name: str | None, echo=print) -> list[str]:
+    """Put right what an interrupted or crashed command left (see integrations/deployer.py)."""
+    from app.config import model_name as resolve_name
+    from integrations import champion, deployer, locks
+
+    name = resolve_name(model_name)
+    with locks.model_lock(name, "serve repair", echo):
+        fixed = champion.repair(name)
+        fixed += deployer.repair(deployer.active_deployer(), name)
+    for line in fixed or [f"Nothing to repair for '{name}': champion, records and servers agree."]:
+        echo(line)
+    return fixed
 
 
 def example_rows(model_name: str, rows: int = 3):

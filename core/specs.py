@@ -6,11 +6,31 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.protocol import DEFAULT_PROTOCOL, Protocol
+
 Task = Literal["classification", "regression"]
 
 # The registered MLflow model, the ZenML Model and the served endpoint share this name.
 DEFAULT_MODEL_NAME = "zenkube-model"
-ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+MODEL_NAME_MAX = 100
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+ModelName = Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=MODEL_NAME_MAX)]
+
+
+def check_model_name(name: str) -> str:
+    """`name` when it can name a registered model, its endpoint and folders; else a
+    ValueError that says what a name may hold."""
+    import re
+
+    if len(name) > MODEL_NAME_MAX or not re.match(MODEL_NAME_PATTERN, name):
+        shown = name if len(name) <= 40 else f"{name[:40]}… ({len(name)} characters)"
+        raise ValueError(
+            f"the model name '{shown}' cannot be used: a model name has at most "
+            f"{MODEL_NAME_MAX} characters, letters, digits, '_', '.' and '-', and starts "
+            "with a letter or digit"
+        )
+    return name
+
 
 BUNDLED_DATASETS: dict[str, Task] = {
     "breast_cancer": "classification",
@@ -154,7 +174,10 @@ class DeploymentParams(_Strict):
     """Parameters of the deployment pipeline."""
 
     model_name: ModelName = DEFAULT_MODEL_NAME
-    protocol: Literal["seldon", "v2"] = "seldon"
+    # Asked for (`deploy --protocol`); None keeps the protocol being served (core/protocol.py).
+    protocol: Protocol | None = None
+    # The protocol of a model that is not served yet.
+    default_protocol: Protocol = DEFAULT_PROTOCOL
     timeout: int = Field(300, gt=0)
 
 
@@ -243,6 +266,9 @@ class ContinuousTrainingParams(_Strict):
     split: SplitSpec = Field(default_factory=SplitSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
-    protocol: Literal["seldon", "v2"] = "seldon"
+    # Asked for (`deploy --protocol`); None keeps the protocol being served (core/protocol.py).
+    protocol: Protocol | None = None
+    # The protocol of a model that is not served yet.
+    default_protocol: Protocol = DEFAULT_PROTOCOL
     timeout: int = Field(300, gt=0)
     deploy: bool = True  # False: retrain and gate, but leave serving alone

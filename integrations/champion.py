@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from zenml.logger import get_logger
+
 from core.errors import ConfigError
-from integrations import mlflow_registry
+from integrations import locks, mlflow_registry
 from integrations.mlflow_registry import RegisteredModel
+
+logger = get_logger(__name__)
 
 STAGE = "production"
 # Champion changes, newest last, as JSON in a registered-model tag (MLflow keeps it).
 HISTORY_TAG = "zenkube.champion_history"
 HISTORY_KEEP = 20
+REASON_KEEP = 300
 # The MLflow version a ZenML Model version registered (logged by the register step).
 MLFLOW_VERSION_KEY = "mlflow_version"
 
@@ -53,11 +58,33 @@ def require(model_name: str, purpose: str) -> RegisteredModel:
     """The champion, or a ConfigError that says to train one first."""
     champion = current(model_name)
     if champion is None:
+        latest = _latest_version(model_name)
+        if latest is not None:
+            raise ConfigError(
+                f"There is no champion of '{model_name}' to {purpose}: v{latest} and earlier "
+                "versions are registered, but none passed the gate (training again on the "
+                "same data gives the same refusal). Lower `gate.threshold` in "
+                "configs/training.yaml and train again, or make a version the champion by "
+                f"hand: `python run.py champion set --model-name {model_name} --version "
+                f"{latest}`."
+            )
         raise ConfigError(
             f"There is no champion of '{model_name}' to {purpose}. Train one first: "
             f"`python run.py train --model-name {model_name}`."
         )
     return champion
+
+
+def _latest_version(model_name: str) -> str | None:
+    """The newest registered MLflow version of `model_name` (None: none, or no model)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        found = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return None
+    return max((v.version for v in found), key=int, default=None)
 
 
 def disagreement(model_name: str, alias: str | None, staged: str | None) -> str:
@@ -82,26 +109,38 @@ def promote(
     tags: dict[str, str],
     by: str = "the gate",
 ) -> None:
-    """Point the alias and the stage at `version` together; undo both if either fails.
+    """Point the alias and the stage at `version` together and add the change to the
+    history: all of it, or (after an error) none of it.
 
-    An interrupt (Ctrl-C) between the two puts the old champion back before it stops.
-    The change is added to the champion history with who/what made it (`by`).
+    It holds the model's lock, and runs uninterrupted: a Ctrl-C that arrives meanwhile
+    takes effect once the move and its history entry are written, so every move that
+    happened is in `history`. `by` says who or what made it (full run names).
     """
     from zenml.client import Client
 
-    mlflow_registry.configure_from_stack()
-    previous = mlflow_registry.get_champion(model_name)
-    previous_stage = zenml_version(model_name)
-    try:
-        mlflow_registry.set_champion(model_name, version)
-        zenml_model_version.set_stage(STAGE, force=True)
-    except BaseException:
-        mlflow_registry.restore_champion(model_name, previous.version if previous else None)
-        if previous_stage is not None:
-            Client().update_model_version(model_name, previous_stage.id, stage=STAGE, force=True)
-        raise
-    mlflow_registry.tag_version(model_name, version, tags)
-    _record_change(model_name, version, by, tags.get(mlflow_registry.REASON_TAG, ""))
+    with locks.model_lock(model_name, "champion move", logger.info):
+        mlflow_registry.configure_from_stack()
+        previous = mlflow_registry.get_champion(model_name)
+        previous_stage = zenml_version(model_name)
+        with locks.uninterrupted():
+            try:
+                mlflow_registry.set_champion(model_name, version)
+                zenml_model_version.set_stage(STAGE, force=True)
+                mlflow_registry.tag_version(model_name, version, tags)
+                _record_change(model_name, version, by, tags.get(mlflow_registry.REASON_TAG, ""))
+            except BaseException:
+                mlflow_registry.restore_champion(model_name, previous.version if previous else None)
+                if previous_stage is not None:
+                    Client().update_model_version(
+                        model_name, previous_stage.id, stage=STAGE, force=True
+                    )
+                raise
+
+
+def undo_move(model_name: str, back_to: str, moved_to: str, why: str) -> None:
+    """Put `back_to` back as champion after a command moved it to `moved_to` but did not
+    finish (recorded in the history like any other move)."""
+    _set(model_name, back_to, "zenkube", f"put back from v{moved_to}: {why}")
 
 
 def _record_change(model_name: str, version: str, by: str, reason: str) -> None:
@@ -116,13 +155,50 @@ def _record_change(model_name: str, version: str, by: str, reason: str) -> None:
         {
             "at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "version": str(version),
-            "by": by[:60],
-            "reason": reason[:100],
+            "by": by,  # whole: a run name must be one the user can look up
+            "reason": reason[:REASON_KEEP],
         },
     )
     MlflowClient().set_registered_model_tag(
         model_name, HISTORY_TAG, json.dumps(events[:HISTORY_KEEP][::-1])
     )
+
+
+def repair(model_name: str) -> list[str]:
+    """Put the champion's records right after a command was killed mid-move (kill -9; a
+    Ctrl-C is held off until a move completes). Returns one sentence per fix.
+
+    The history's newest entry is the last move that completed: an alias and a stage
+    that disagree go back to it when one of them still points there; a champion the
+    history does not name gets its entry."""
+    mlflow_registry.configure_from_stack()
+    alias = mlflow_registry.get_champion(model_name)
+    stage = zenml_version(model_name)
+    alias_version = alias.version if alias else None
+    staged = _mlflow_version_of(stage) if stage is not None else None
+    events = history(model_name)
+    last = events[0]["version"] if events else None
+    if alias_version != staged:
+        if last is None or last not in (alias_version, staged):
+            return [disagreement(model_name, alias_version, staged)]
+        if alias_version != last:
+            mlflow_registry.restore_champion(model_name, last)
+        if staged != last:
+            zenml_version_for(model_name, last).set_stage(STAGE, force=True)
+        return [
+            f"the champion of '{model_name}' was v{alias_version or '-'} in MLflow and "
+            f"v{staged or '-'} in ZenML (a move cut off halfway): both are v{last} again, "
+            "the last move that completed"
+        ]
+    if alias_version is not None and alias_version != last:
+        _record_change(
+            model_name,
+            alias_version,
+            "zenkube repair",
+            "became champion in a command that was cut off before it wrote this entry",
+        )
+        return [f"added the missing history entry of champion v{alias_version} of '{model_name}'"]
+    return []
 
 
 def history(model_name: str) -> list[dict[str, str]]:
@@ -142,13 +218,14 @@ def history(model_name: str) -> list[dict[str, str]]:
 
 def rollback(model_name: str, to: str | None, who: str) -> tuple[RegisteredModel, str]:
     """Make the previous champion (or version `to`) the champion again; (it, the one it replaced)."""
+    repair(model_name)
     current = require(model_name, "roll back")
     if to is None:
         earlier = [e["version"] for e in history(model_name) if e["version"] != current.version]
         if not earlier:
             raise ConfigError(
                 f"'{model_name}' has had no champion before v{current.version}; name one with "
-                "--to VERSION (`python run.py history` lists the changes)."
+                f"--to VERSION (`python run.py history --model-name {model_name}` lists the changes)."
             )
         to = earlier[0]
     if str(to) == current.version:
@@ -182,6 +259,7 @@ def _set(model_name: str, version: str, by: str, reason: str) -> RegisteredModel
     from mlflow.exceptions import MlflowException
 
     mlflow_registry.configure_from_stack()
+    repair(model_name)
     try:
         chosen = mlflow_registry.get_version(model_name, str(version))
     except MlflowException as exc:

@@ -1,13 +1,15 @@
-"""ZenML's service records of zenkube's model deployers (local Seldon, KServe).
+"""ZenML's service records of zenkube's model deployers (integrations/deployer.py).
 
 ZenML's `find_model_server` filters by ZenML Model version, not by the served registry
 model, and deletes records that are still being deployed; so the deployers read and
-write the store through these two functions.
+write the store through these functions. A record without a `service_source` is a
+deploy that has not finished (or was cut off: `unfinished` finds those for the repair).
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
+from uuid import UUID
 
 from zenml.client import Client
 from zenml.services.service import BaseDeploymentService
@@ -15,10 +17,8 @@ from zenml.services.service import BaseDeploymentService
 S = TypeVar("S", bound=BaseDeploymentService)
 
 
-def records(service_class: type[S], model_name: str | None = None) -> list[S]:
-    """The finished deployments of `service_class` (for one registered model), newest first."""
+def _responses(service_class: type[S], model_name: str | None):
     stype = service_class.SERVICE_TYPE
-    found = []
     for response in (
         Client()
         .list_services(
@@ -26,12 +26,27 @@ def records(service_class: type[S], model_name: str | None = None) -> list[S]:
         )
         .items
     ):
-        if not response.service_source:  # a deploy that did not finish
+        if model_name and (response.config or {}).get("model_name") != model_name:
             continue
-        if model_name and response.config.get("model_name") != model_name:
-            continue
-        found.append(service_class.from_model(response))
-    return found
+        yield response
+
+
+def records(service_class: type[S], model_name: str | None = None) -> list[S]:
+    """The finished deployments of `service_class` (for one registered model), newest first."""
+    return [
+        service_class.from_model(response)
+        for response in _responses(service_class, model_name)
+        if response.service_source
+    ]
+
+
+def unfinished(service_class: type[S], model_name: str | None = None) -> list[S]:
+    """Records of deploys that did not finish (their service rebuilt from the config)."""
+    return [
+        service_class(uuid=response.id, config=response.config)
+        for response in _responses(service_class, model_name)
+        if not response.service_source
+    ]
 
 
 def save(service: BaseDeploymentService) -> None:
@@ -45,3 +60,11 @@ def save(service: BaseDeploymentService) -> None:
         prediction_url=service.get_prediction_url(),
         health_check_url=service.get_healthcheck_url(),
     )
+
+
+def delete(service_id: UUID) -> None:
+    """Remove a record (already gone is fine)."""
+    try:
+        Client().delete_service(service_id)
+    except KeyError:
+        pass

@@ -7,6 +7,7 @@ monitoring decides there is nothing to retrain, the retraining steps run and say
 
 from zenml import pipeline
 
+from core.protocol import DEFAULT_PROTOCOL
 from core.specs import GateSpec, MonitoringThresholds, SplitSpec, TrainerSpec
 from pipelines.monitoring import monitor_batch
 from steps.data import split_data
@@ -25,7 +26,8 @@ def continuous_training_pipeline(
     split: SplitSpec,
     trainer: TrainerSpec,
     gate: GateSpec,
-    protocol: str = "seldon",
+    protocol: str | None = None,
+    default_protocol: str = DEFAULT_PROTOCOL,
     timeout: int = 300,
     deploy: bool = True,
 ) -> None:
@@ -37,4 +39,4 @@ def continuous_training_pipeline(
     report = evaluate_model(model, test, search)
     registered = register_model(model, train, report, trainer, model_name)
     promotion = promote_if_better(registered, report, test, gate)
-    deploy_if_promoted(promotion, model_name, protocol, timeout, deploy)
+    deploy_if_promoted(promotion, model_name, protocol, default_protocol, timeout, deploy)

@@ -117,3 +117,18 @@ def test_schedule_on_the_local_stack_gives_the_crontab_line_for_the_same_loop(cl
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("*/30 * * * * cd ") and "run.py monitor --model-name quiet-model" in line
     assert "--input /data/new.csv" in line
+
+
+def test_a_300_character_model_name_and_a_log_folder_that_is_a_file_are_explained(cli, tmp_path):
+    result = cli("history", "--model-name", "m" * 300)
+    assert result.returncode == 2, result.stderr
+    assert "at most 100 characters" in result.stderr and "(300 characters)" in result.stderr
+    assert "Unexpected error" not in result.stderr
+
+    blocked = cli_in(tmp_path)
+    blocked.home.mkdir(parents=True)
+    (blocked.home / "logs").write_text("not a folder")
+    result = blocked("history")
+    assert result.returncode == 2, result.stderr
+    assert f"If {blocked.home / 'logs'} is a file, move it away" in result.stderr
+    assert "Unexpected error" not in result.stderr and "Traceback" not in result.stderr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from zenml.integrations.seldon.model_deployers.seldon_model_deployer import SeldonModelDeployer
 from zenml.integrations.seldon.secret_schemas import SeldonS3SecretSchema
+from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentService
 
+from integrations.deployer import DeployerContract, DeploymentRequest
 from integrations.kubeflow.flavors import ZenkubeSeldonModelDeployerFlavor
 from integrations.traffic import safe_name
 
@@ -43,8 +45,50 @@ class _WithRequestLogger:
         )
 
 
-class ZenkubeSeldonModelDeployer(SeldonModelDeployer):
+class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
+    """ZenML's Seldon Core deployer on zenkube's deployer contract: one SeldonDeployment
+    per served version (ZenML names it after the service id); a new one must be Ready
+    before the old one is deleted, and an interrupted deploy deletes the new one."""
+
     FLAVOR = ZenkubeSeldonModelDeployerFlavor  # error messages name our flavor
+    SERVICE_CLASS = SeldonDeploymentService
+    PROTOCOLS = ("seldon",)  # MLFLOW_SERVER without spec.protocol: Seldon's v1 REST
+    # ZenML's own stop/start/delete (the contract's are for services we define).
+    perform_stop_model = SeldonModelDeployer.perform_stop_model
+    perform_start_model = SeldonModelDeployer.perform_start_model
+    perform_delete_model = SeldonModelDeployer.perform_delete_model
+    get_model_server_info = staticmethod(SeldonModelDeployer.get_model_server_info)
+
+    def service_config(self, request: DeploymentRequest):
+        return request.seldon_config()
+
+    def same(self, service, config) -> bool:
+        keys = ("model_uri", "model_version", "implementation")
+        return all(getattr(service.config, k) == getattr(config, k) for k in keys)
+
+    def revive(self, service, timeout: int):
+        if not service.is_running:
+            service.start(timeout=timeout)
+        return service
+
+    def prove(self, new, old: list, timeout: int) -> None:
+        """ZenML's `perform_deploy_model`: the secret, then a SeldonDeployment of its own."""
+        new.config.secret_name = (
+            new.config.secret_name or self._create_or_update_kubernetes_secret()
+        )
+        new.start(timeout=timeout)
+
+    def discard(self, new, old: list, error: BaseException):
+        new.stop(timeout=0, force=True)  # its SeldonDeployment goes; the old one serves on
+        return None
+
+    def retire(self, old: list) -> None:
+        for service in old:
+            service.stop(timeout=0, force=True)
+
+    def is_serving(self, service) -> bool:
+        service.update_status()
+        return service.is_running
 
     @property
     def seldon_client(self):

@@ -20,8 +20,6 @@ class SeldonLocalModelDeployerSettings(BaseSettings):
     """Per-deployment settings.
 
     Attributes:
-        protocol: `seldon` (Seldon Core v1 REST, what ZenML's seldon deployer serves on
-            a cluster) or `v2` (Open Inference Protocol via MLServer).
         port: fixed port on 127.0.0.1; None keeps the current port or picks a free one.
         workers: server worker processes (each holds a copy of the model).
         start_timeout: seconds a new server has to become healthy.
@@ -30,7 +28,6 @@ class SeldonLocalModelDeployerSettings(BaseSettings):
         traffic_max_mb: cap of each model's traffic folder; the oldest files go first.
     """
 
-    protocol: str = "seldon"
     port: int | None = None
     workers: int = 2
     start_timeout: float = 120.0

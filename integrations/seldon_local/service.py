@@ -16,14 +16,18 @@ from zenml.integrations.seldon.seldon_client import (
     SeldonResourceRequirements,
 )
 from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentConfig
+from zenml.logger import get_logger
 from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService
 from zenml.services.service_status import ServiceStatus
 
+from core.protocol import DEFAULT_PROTOCOL
 from integrations.mlflow_registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront
+
+logger = get_logger(__name__)
 
 
 def input_columns(model_dir: Path) -> list[str]:
@@ -35,6 +39,20 @@ def input_columns(model_dir: Path) -> list[str]:
         return [c["name"] for c in json.loads(meta["signature"]["inputs"])]
     except (OSError, KeyError, TypeError, ValueError):
         return []
+
+
+def tree_digest(folder: Path) -> str:
+    """SHA-256 over a folder's files: their relative paths and contents, in sorted order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 class SeldonLocalServiceConfig(SeldonDeploymentConfig):
@@ -55,7 +73,7 @@ class SeldonLocalServiceConfig(SeldonDeploymentConfig):
     parameters: list[SeldonDeploymentPredictorParameter] | None = None
     resources: SeldonResourceRequirements | None = None
     secret_name: str | None = None
-    protocol: str = "seldon"
+    protocol: str = DEFAULT_PROTOCOL
     port: int | None = None
     workers: int = 2
     state_dir: str = ""
@@ -184,10 +202,26 @@ class SeldonLocalService(BaseDeploymentService):
         )
 
     # -- lifecycle -------------------------------------------------------------------
+    @property
+    def digest_file(self) -> Path:
+        return self.workdir / "model.sha256"
+
     def stage_model(self) -> None:
-        """Copy the model next to the server, as Seldon's storage initializer does."""
-        if (self.model_dir / "MLmodel").exists():
-            return
+        """Copy the model next to the server, as Seldon's storage initializer does, and
+        verify the copy before every start: its digest is recorded when it is fetched, and
+        a copy that no longer matches (a file deleted or changed, a fetch cut off) is
+        removed and fetched again."""
+        if self.model_dir.exists():
+            recorded = self.digest_file.read_text().strip() if self.digest_file.exists() else ""
+            if recorded and tree_digest(self.model_dir) == recorded:
+                return
+            logger.warning(
+                "The served copy of %s v%s in %s does not match its digest: fetching it again.",
+                self.config.model_name,
+                self.config.model_version,
+                self.model_dir,
+            )
+            shutil.rmtree(self.model_dir)
         import mlflow.artifacts
 
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +231,9 @@ class SeldonLocalService(BaseDeploymentService):
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=self.config.model_uri, dst_path=str(tmp)
         )
+        digest = tree_digest(Path(local))
         Path(local).rename(self.model_dir)
+        self.digest_file.write_text(digest + "\n")
         shutil.rmtree(tmp, ignore_errors=True)
 
     def start_on(self, port: int, echo=print) -> None:
@@ -271,7 +307,8 @@ class SeldonLocalService(BaseDeploymentService):
                 return ServiceState.ERROR, (
                     f"the server's main process is gone but {len(left)} of its worker "
                     f"process(es) still run (pids {', '.join(map(str, left[:5]))}); "
-                    "`python run.py deploy` replaces them, `python run.py serve stop` ends them"
+                    f"`python run.py deploy --model-name {self.config.model_name}` replaces them, "
+                    f"`python run.py serve stop --model-name {self.config.model_name}` ends them"
                 )
             return ServiceState.INACTIVE, "the server process is not running"
         front = self.front.status()

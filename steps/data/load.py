@@ -85,10 +85,30 @@ def resolve_task(spec: DataSpec) -> str:
         return BUNDLED_DATASETS[spec.source] if spec.task == "auto" else spec.task
     if spec.task != "auto":
         return spec.task
-    frame = read_table(spec.source)
-    if spec.target not in frame.columns:
+    labels = read_column(spec.source, spec.target)
+    if labels is None:
         return "classification"  # validation names the missing target
-    return infer_task(frame[spec.target])
+    return infer_task(labels)
+
+
+def read_column(path: str, column: str) -> pd.Series | None:
+    """One column of a CSV or Parquet file (None when the file has no such column), read
+    without the others; a file that cannot be read this way is read whole (read_table),
+    which says what is wrong with it."""
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        with fileio.open(path, "rb") as f:
+            if suffix in {".parquet", ".pq"}:
+                import pyarrow.parquet as pq
+
+                parquet = pq.ParquetFile(f)
+                if column not in parquet.schema_arrow.names:
+                    return None
+                return parquet.read(columns=[column]).to_pandas()[column]
+            frame = pd.read_csv(f, usecols=lambda name: name == column)
+    except Exception:
+        frame = read_table(path)
+    return frame[column] if column in frame.columns else None
 
 
 def load_dataset(spec: DataSpec) -> Dataset:

@@ -6,17 +6,19 @@ from typing import Annotated
 
 from pydantic import BaseModel
 from zenml import get_step_context, step
-from zenml.client import Client
-from zenml.integrations.seldon.services.seldon_deployment import (
-    SeldonDeploymentConfig,
-    SeldonDeploymentService,
-)
+from zenml.logger import get_logger
 
 from core.errors import ConfigError
+from core.protocol import DEFAULT_PROTOCOL
+from core.protocol import choose as choose_protocol
 from integrations import champion as champions
-from integrations import mlflow_registry
+from integrations import deployer as deployers
+from integrations import locks, mlflow_registry
+from integrations.deployer import DeploymentRequest
 from steps.registry.gate import PromotionDecision
 from steps.skip import note_skipped
+
+logger = get_logger(__name__)
 
 
 class DeploymentInfo(BaseModel):
@@ -41,23 +43,25 @@ class DeploymentInfo(BaseModel):
     skipped: str = ""
 
 
-def build_deployment_config(
+def deployment_request(
     champion: mlflow_registry.RegisteredModel, protocol: str, pipeline: str, step_name: str
-) -> SeldonDeploymentConfig:
-    """One config for any Seldon deployer: MLflow server, model files in the artifact store."""
-    return SeldonDeploymentConfig(
+) -> DeploymentRequest:
+    """What to serve: the champion's files in the artifact store, on `protocol`."""
+    return DeploymentRequest(
         model_uri=champion.artifact_location,
         model_name=champion.name,
         model_version=champion.version,
-        implementation="MLFLOW_SERVER",
-        replicas=1,
-        parameters=None,
-        resources=None,
-        secret_name=None,  # the cluster deployer references its own Kubernetes secret
-        extra_args={"protocol": protocol},
+        protocol=protocol,
         pipeline_name=pipeline,
         pipeline_step_name=step_name,
     )
+
+
+def build_deployment_config(
+    champion: mlflow_registry.RegisteredModel, protocol: str, pipeline: str, step_name: str
+):
+    """The same request as ZenML's `SeldonDeploymentConfig` (what ZenML's deployers take)."""
+    return deployment_request(champion, protocol, pipeline, step_name).seldon_config()
 
 
 def champion_to_serve(model_name: str) -> mlflow_registry.RegisteredModel:
@@ -72,10 +76,7 @@ def schema_change_from_served(deployer, champion: mlflow_registry.RegisteredMode
     """
     from core.schema import diff_schemas
 
-    if hasattr(deployer, "services_for"):
-        services = deployer.services_for(champion.name)
-    else:
-        services = deployer.find_model_server(model_name=champion.name)
+    services = deployers.services_for(deployer, champion.name)
     served = next((s for s in services if s.config.model_version != champion.version), None)
     if served is None or any(s.config.model_version == champion.version for s in services):
         return ""
@@ -97,7 +98,8 @@ def schema_change_from_served(deployer, champion: mlflow_registry.RegisteredMode
             f"The champion v{champion.version} of '{champion.name}' takes other inputs than the "
             f"served v{old.version} ({change.describe()}), and it was not promoted with "
             "gate.allow_schema_change: deploying it would break every client, so the served "
-            "model stays. Move the champion back (`python run.py champion set --version N`), or "
+            "model stays. Move the champion back (`python run.py champion set --model-name "
+            f"{champion.name} --version {old.version}`), or "
             "promote the new model on purpose with gate.allow_schema_change: true."
         )
     return f"{described}; clients must send the new columns"
@@ -105,28 +107,29 @@ def schema_change_from_served(deployer, champion: mlflow_registry.RegisteredMode
 
 def serve_champion(
     champion: mlflow_registry.RegisteredModel,
-    protocol: str,
+    protocol: str | None,
     pipeline_name: str,
     step_name: str,
     timeout: int = 300,
+    default_protocol: str = DEFAULT_PROTOCOL,
 ) -> DeploymentInfo:
-    """Hand the champion to the active stack's model deployer, whichever flavor it is."""
-    deployer = Client().active_stack.model_deployer
-    if deployer is None:
-        raise ConfigError(
-            "The active stack has no model deployer. Run `python run.py stack up local` "
-            "(local Seldon runtime) or add a seldon model deployer to your stack."
+    """Hand the champion to the active stack's model deployer, whichever flavor it is.
+
+    The protocol is `protocol` when asked for, else the one the model is served with now,
+    else `default_protocol` (core/protocol.py); the model's lock is held throughout."""
+    deployer = deployers.active_deployer()
+    with locks.model_lock(champion.name, "deploy", logger.info):
+        chosen = choose_protocol(
+            protocol, deployers.served_protocol(deployer, champion.name), default_protocol
         )
-    schema_change = schema_change_from_served(deployer, champion)
-    config = build_deployment_config(champion, protocol, pipeline_name, step_name)
-    service = deployer.deploy_model(
-        config, service_type=SeldonDeploymentService.SERVICE_TYPE, timeout=timeout
-    )
+        schema_change = schema_change_from_served(deployer, champion)
+        request = deployment_request(champion, chosen, pipeline_name, step_name)
+        service = deployers.deploy(deployer, request, timeout)
     info = deployer.get_model_server_info(service)
     return DeploymentInfo(
         model_name=champion.name,
         model_version=champion.version,
-        protocol=info.get("PROTOCOL") or protocol,  # KServe serves V2 whatever was asked
+        protocol=deployers.protocol_of(deployer, service),
         prediction_url=info.get("PREDICTION_URL"),
         health_url=info.get("HEALTH_CHECK_URL"),
         service_id=str(service.uuid),
@@ -141,16 +144,20 @@ def serve_champion(
 def deploy_if_promoted(
     decision: PromotionDecision,
     model_name: str,
-    protocol: str = "seldon",
+    protocol: str | None = None,
+    default_protocol: str = DEFAULT_PROTOCOL,
     timeout: int = 300,
     deploy: bool = True,
 ) -> Annotated[DeploymentInfo, "deployment"]:
     """Deploy the champion when the gate just promoted a model; otherwise say why not."""
     if decision.promoted and not deploy:
-        reason = "skipped: promoted, but deploy is off (run `python run.py deploy`)"
+        reason = (
+            "skipped: promoted, but deploy is off (run `python run.py deploy --model-name "
+            f"{model_name}`)"
+        )
         note_skipped("deploy_if_promoted", reason)
         return DeploymentInfo(
-            model_name=model_name, model_version="", protocol=protocol, skipped=reason
+            model_name=model_name, model_version="", protocol=protocol or "", skipped=reason
         )
     if not decision.promoted:
         reason = (
@@ -160,25 +167,35 @@ def deploy_if_promoted(
         )
         note_skipped("deploy_if_promoted", reason)
         return DeploymentInfo(
-            model_name=model_name, model_version="", protocol=protocol, skipped=reason
+            model_name=model_name, model_version="", protocol=protocol or "", skipped=reason
         )
-    return _serve_from_step(model_name, protocol, timeout)
+    return _serve_from_step(model_name, protocol, default_protocol, timeout)
 
 
 @step(enable_cache=False)
 def deploy_champion(
-    model_name: str, protocol: str = "seldon", timeout: int = 300
+    model_name: str,
+    protocol: str | None = None,
+    default_protocol: str = DEFAULT_PROTOCOL,
+    timeout: int = 300,
 ) -> Annotated[DeploymentInfo, "deployment"]:
-    """Deploy the champion; a new server that fails its checks leaves the old one serving."""
-    return _serve_from_step(model_name, protocol, timeout)
+    """Deploy the champion; a new server that fails its checks leaves the old one serving.
+
+    `protocol`: switch to it; None keeps the one served (`default_protocol` when none is)."""
+    return _serve_from_step(model_name, protocol, default_protocol, timeout)
 
 
-def _serve_from_step(model_name: str, protocol: str, timeout: int) -> DeploymentInfo:
+def _serve_from_step(
+    model_name: str, protocol: str | None, default_protocol: str, timeout: int
+) -> DeploymentInfo:
     context = get_step_context()
-    return serve_champion(
-        champion_to_serve(model_name),
-        protocol,
-        context.pipeline.name,
-        context.step_run.name,
-        timeout,
-    )
+    with locks.model_lock(model_name, "deploy", logger.info):
+        champions.repair(model_name)  # what a killed command left, before it is read
+        return serve_champion(
+            champion_to_serve(model_name),
+            protocol,
+            context.pipeline.name,
+            context.step_run.name,
+            timeout,
+            default_protocol,
+        )

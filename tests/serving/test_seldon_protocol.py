@@ -196,7 +196,9 @@ def test_a_killed_leader_leaves_workers_that_status_names_and_deploy_and_stop_en
     deployer = Client().active_stack.model_deployer
     leader = deployer.services_for(MODEL)[0].pid
     os.kill(leader, 9)
+    deadline = time.monotonic() + 30
     while is_alive(leader):
+        assert time.monotonic() < deadline, f"the killed leader {leader} still runs after 30s"
         time.sleep(0.1)
     assert group_members(leader), "the workers should outlive their leader"
     (service,) = deployer.services_for(MODEL)
@@ -211,7 +213,9 @@ def test_a_killed_leader_leaves_workers_that_status_names_and_deploy_and_stop_en
     (service,) = deployer.services_for(MODEL)
     second = service.pid
     os.kill(second, 9)
+    deadline = time.monotonic() + 30
     while is_alive(second):
+        assert time.monotonic() < deadline, f"the killed leader {second} still runs after 30s"
         time.sleep(0.1)
     deployer.stop_model_server(service.uuid, timeout=30)
     assert group_members(second) == []

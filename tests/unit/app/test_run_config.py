@@ -40,7 +40,12 @@ def test_stack_settings_merge_under_the_pipeline_file(configs):
         "docker": {"skip_build": True},
     }
     assert run.params.protocol == "v2"
-    assert run.kwargs() == {"model_name": DEFAULT_MODEL_NAME, "protocol": "v2", "timeout": 300}
+    assert run.kwargs() == {
+        "model_name": DEFAULT_MODEL_NAME,
+        "protocol": "v2",
+        "default_protocol": "seldon",
+        "timeout": 300,
+    }
 
 
 def test_parameters_in_a_stack_file_are_refused_with_where_they_belong(configs):

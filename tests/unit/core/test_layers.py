@@ -1,5 +1,6 @@
 """The import graph runs one way: core ← integrations/materializers ← stacks ← steps ←
-pipelines ← app ← run.py. A module may import its own package and lower layers only."""
+pipelines ← app ← run.py (and benchmarks/). A module may import its own package and lower
+layers only; run.py parses and prints, so it imports app/ and core/ only."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ LAYERS = {
     "pipelines": 4,
     "app": 5,
     "run": 6,
+    "benchmarks": 6,  # scripts that measure any layer; nothing imports them
 }
 
 
@@ -49,12 +51,29 @@ def test_no_module_imports_a_higher_or_sibling_layer():
     assert upward_imports(REPO_ROOT) == []
 
 
+def test_run_py_imports_only_app_and_core():
+    ours = {module.split(".")[0] for _, module in imports_of(REPO_ROOT / "run.py")}
+    assert ours & set(LAYERS) <= {"app", "core"}, sorted(ours & set(LAYERS))
+
+
+def test_the_benchmarks_are_checked_and_nothing_imports_them():
+    assert list((REPO_ROOT / "benchmarks").rglob("*.py"))  # the check above walks them
+    for package in set(LAYERS) - {"benchmarks", "run"}:
+        for path in (REPO_ROOT / package).rglob("*.py"):
+            assert all(not m.startswith("benchmarks") for _, m in imports_of(path)), path
+
+
 def test_the_check_sees_an_upward_import(tmp_path):
     (tmp_path / "core").mkdir()
     (tmp_path / "core" / "bad.py").write_text("from steps.errors import X\n")
     (tmp_path / "steps").mkdir()
     (tmp_path / "steps" / "ok.py").write_text("def f():\n    from core.errors import X\n")
-    assert upward_imports(tmp_path) == ["core/bad.py:1 imports steps.errors"]
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bench.py").write_text("import run\nfrom steps import y\n")
+    assert upward_imports(tmp_path) == [
+        "benchmarks/bench.py:1 imports run",
+        "core/bad.py:1 imports steps.errors",
+    ]
 
 
 @pytest.mark.parametrize("package", ["core"])

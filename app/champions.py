@@ -1,0 +1,80 @@
+"""Champion commands: history, rollback and a move by hand (integrations/champion.py
+reads and writes the champion; this module composes a command from it)."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+
+from app.config import model_name as resolve_name
+
+
+@dataclass
+class History:
+    model_name: str
+    current: str | None  # the champion's MLflow version, None before the first promotion
+    events: list[dict[str, str]] = field(default_factory=list)  # newest first
+
+
+def history(model_name: str | None, echo=print) -> History:
+    """`history`: the champion now and every change, newest first (full run names)."""
+    from integrations import champion
+
+    name = resolve_name(model_name)
+    current = champion.current(name)
+    found = History(name, current.version if current else None, champion.history(name))
+    echo(f"Champion of '{name}': {'v' + found.current if found.current else 'none yet'}")
+    for event in found.events:
+        echo(f"  {event['at']}  v{event['version']:<4} {event['by']:<45} {event['reason']}")
+    return found
+
+
+def rollback(model_name: str | None, to: str | None, echo=print):
+    """Move the champion back (to the previous one, or `to`) and serve it, as one command:
+    under the model's lock, and an interrupted redeploy puts the champion back too.
+
+    Returns (name, the version now champion, the one it replaced, the deployment)."""
+    from app import runner
+    from integrations import champion, locks
+
+    name = resolve_name(model_name)
+    with locks.model_lock(name, "rollback", echo):
+        champion.repair(name)
+        before = champion.require(name, "roll back").version
+        try:
+            chosen, replaced = champion.rollback(name, to, getpass.getuser())
+            info = runner.deploy(None, {"model_name": name}, echo)
+        except BaseException:
+            _undo_unless_served(name, before, "rollback did not finish")
+            raise
+    from app import render
+
+    echo(f"Champion of '{name}': v{replaced} → v{chosen.version}", fg="green")
+    render.deployment(info, echo)
+    return name, chosen.version, replaced, info
+
+
+def _undo_unless_served(name: str, before: str, why: str) -> None:
+    """After a command that moved the champion from `before` did not finish: put it back,
+    unless the endpoint already serves the new one (the swap is the point of no return).
+    Alias, stage, history and endpoint agree either way."""
+    from app.serving import served_version
+    from integrations import champion
+
+    now = champion.current(name)
+    if now is not None and now.version != before and served_version(name) != now.version:
+        champion.undo_move(name, before, now.version, why)
+
+
+def set_by_hand(model_name: str | None, version: str, echo=print):
+    """Make `version` the champion outside the gate (alias and stage together)."""
+    from integrations import champion, locks
+
+    name = resolve_name(model_name)
+    with locks.model_lock(name, "champion set", echo):
+        chosen = champion.set_by_hand(name, version, getpass.getuser())
+    echo(
+        f"Champion of '{name}' is now v{chosen.version}. Serve it: "
+        f"python run.py deploy --model-name {name}"
+    )
+    return chosen

@@ -1,0 +1,32 @@
+"""The serving protocol: its allowed values, its default and the one rule that chooses it.
+
+A model is served with one protocol: `seldon` (Seldon Core v1 REST, /api/v1.0/predictions)
+or `v2` (the Open Inference Protocol, /v2/models/<name>/infer). A deploy serves what was
+asked for; with nothing asked, what is served now (a redeploy, a rollback and a retraining
+redeploy never switch a live endpoint's protocol); with nothing served, the config's.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Protocol = Literal["seldon", "v2"]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+DEFAULT_PROTOCOL: Protocol = "seldon"
+
+DESCRIPTIONS = {
+    "seldon": "Seldon Core v1 REST (/api/v1.0/predictions)",
+    "v2": "Open Inference Protocol (/v2/models/<name>/infer)",
+}
+
+
+def check(protocol: str) -> str:
+    """`protocol` when it is one zenkube serves; ValueError naming the allowed ones."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    return protocol
+
+
+def choose(asked: str | None, served: str | None, configured: str | None = None) -> str:
+    """The protocol to serve: the one asked for, else the one served now, else the config's."""
+    return check(asked or served or configured or DEFAULT_PROTOCOL)

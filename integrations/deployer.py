@@ -1,0 +1,326 @@
+"""One deployer contract for zenkube's model deployers (local Seldon, KServe, cluster Seldon).
+
+ZenML's `BaseModelDeployer.deploy_model` looks for an identical service without filtering
+on the config (ZenML 0.98), and its replace mode stops the old server before the new one
+is proven; so the deploy dance lives here, once:
+
+    identical deployment?  → revive it and return it
+    leftover records?      → repair them (an interrupted or killed deploy's)
+    record the new one     → ZenML service record, unfinished (no source yet)
+    prove the new one      → backend: start it, health + smoke; traffic still goes to old
+      any interruption     → backend: discard it; the record goes; the old one serves on
+    switch                 → backend: traffic to the new one; record it; old records go
+                             (uninterrupted: a Ctrl-C meanwhile waits for the end)
+    retire                 → backend: stop the old servers
+
+A backend says only what differs: its service class and config, what "identical" means,
+how to prove, discard, switch and retire. The request is typed (`DeploymentRequest`):
+the protocol and resources ride in it, not in ZenML's `extra_args`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel
+from zenml.logger import get_logger
+from zenml.model_deployers import BaseModelDeployer
+from zenml.services.service import BaseDeploymentService, BaseService, ServiceConfig
+
+from core.errors import ConfigError, ZenkubeError
+from core.protocol import DEFAULT_PROTOCOL, PROTOCOLS
+from integrations import locks, service_records
+
+logger = get_logger(__name__)
+
+
+class DeployFailed(ZenkubeError, RuntimeError):
+    """A new server failed its checks (the message says why); the served version serves on."""
+
+
+class DeploymentRequest(BaseModel):
+    """What to serve and how: one registered model version, its protocol and resources."""
+
+    model_name: str
+    model_version: str
+    model_uri: str  # the model's files (MLflow artifact location)
+    protocol: str = DEFAULT_PROTOCOL
+    cpu: str | None = None
+    memory: str | None = None
+    start_timeout: float | None = None  # seconds to become healthy; None: the deployer's
+    pipeline_name: str = ""
+    pipeline_step_name: str = ""
+
+    def seldon_config(self):
+        """The same request as ZenML's `SeldonDeploymentConfig` (what ZenML's own
+        deployers and their records take)."""
+        from zenml.integrations.seldon.seldon_client import SeldonResourceRequirements
+        from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentConfig
+
+        limits = {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v}
+        return SeldonDeploymentConfig(
+            model_uri=self.model_uri,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            implementation="MLFLOW_SERVER",
+            replicas=1,
+            parameters=None,
+            resources=SeldonResourceRequirements(limits=limits, requests=limits)
+            if limits
+            else None,
+            secret_name=None,  # the cluster deployer references its own Kubernetes secret
+            extra_args={"protocol": self.protocol}
+            | ({"start_timeout": self.start_timeout} if self.start_timeout else {}),
+            pipeline_name=self.pipeline_name,
+            pipeline_step_name=self.pipeline_step_name,
+        )
+
+    @classmethod
+    def from_config(cls, config: ServiceConfig) -> DeploymentRequest:
+        """A request from a ZenML deployment config (a caller that speaks ZenML's API)."""
+        data = config.model_dump()
+        extra = data.get("extra_args") or {}
+        limits = ((data.get("resources") or {}).get("limits")) or {}
+        return cls(
+            model_name=data["model_name"],
+            model_version=str(data.get("model_version") or ""),
+            model_uri=data["model_uri"],
+            protocol=data.get("protocol") or extra.get("protocol") or DEFAULT_PROTOCOL,
+            cpu=limits.get("cpu"),
+            memory=limits.get("memory"),
+            start_timeout=extra.get("start_timeout"),
+            pipeline_name=data.get("pipeline_name") or "",
+            pipeline_step_name=data.get("pipeline_step_name") or "",
+        )
+
+
+def active_deployer():
+    """The active stack's model deployer; a ConfigError that says how to get one."""
+    from zenml.client import Client
+
+    deployer = Client().active_stack.model_deployer
+    if deployer is None:
+        raise ConfigError(
+            "The active stack has no model deployer. Run `python run.py stack up local` "
+            "(local Seldon runtime) or add a model deployer to your stack."
+        )
+    return deployer
+
+
+def services_for(deployer, model_name: str | None = None) -> list:
+    """The deployer's services (for one registered model, or all), newest first."""
+    if isinstance(deployer, DeployerContract):
+        return deployer.services_for(model_name)
+    kwargs = {"model_name": model_name} if model_name else {}
+    return deployer.find_model_server(**kwargs)  # a ZenML deployer of another flavor
+
+
+def served(deployer, model_name: str):
+    """The service that serves `model_name` now (the newest running one), or None."""
+    return next((s for s in services_for(deployer, model_name) if s.is_running), None)
+
+
+def protocol_of(deployer, service) -> str:
+    """The protocol a service speaks."""
+    if isinstance(deployer, DeployerContract):
+        return deployer.protocol_of(service)
+    extra = getattr(service.config, "extra_args", None) or {}
+    return getattr(service.config, "protocol", None) or extra.get("protocol") or DEFAULT_PROTOCOL
+
+
+def served_protocol(deployer, model_name: str) -> str | None:
+    """The protocol `model_name` is served with now (None: nothing of it runs)."""
+    service = served(deployer, model_name)
+    return protocol_of(deployer, service) if service is not None else None
+
+
+def deploy(deployer, request: DeploymentRequest, timeout: int = 300):
+    """Serve `request` with any model deployer (ours take the typed request)."""
+    if isinstance(deployer, DeployerContract):
+        return deployer.deploy(request, timeout)
+    from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentService
+
+    return deployer.deploy_model(
+        request.seldon_config(),
+        service_type=SeldonDeploymentService.SERVICE_TYPE,
+        timeout=timeout,
+    )
+
+
+def repair(deployer, model_name: str) -> list[str]:
+    """Put right what interrupted deploys of `model_name` left; say what was fixed."""
+    if isinstance(deployer, DeployerContract):
+        return deployer.repair(model_name)
+    return []
+
+
+class DeployerContract(BaseModelDeployer):
+    """The deploy dance of zenkube's model deployers; backends fill in the hooks below."""
+
+    SERVICE_CLASS: ClassVar[type[BaseDeploymentService]]
+    PROTOCOLS: ClassVar[tuple[str, ...]] = PROTOCOLS  # the protocols this backend serves
+
+    # -- what each backend says ---------------------------------------------------------
+    def service_config(self, request: DeploymentRequest) -> ServiceConfig:
+        raise NotImplementedError
+
+    def same(self, service: BaseDeploymentService, config: ServiceConfig) -> bool:
+        """Whether `service` already serves exactly `config` (a redeploy is then a no-op)."""
+        raise NotImplementedError
+
+    def revive(self, service: BaseDeploymentService, timeout: int) -> BaseDeploymentService:
+        """Make sure an identical deployment runs (after a crash or `serve stop`)."""
+        return service
+
+    def prove(self, new, old: list, timeout: int) -> None:
+        """Start `new` without sending it traffic; raise unless it is healthy."""
+        raise NotImplementedError
+
+    def discard(self, new, old: list, error: BaseException) -> BaseException | None:
+        """Undo `prove` after any interruption: the served version serves again. May
+        return a clearer error to raise instead of `error`."""
+        raise NotImplementedError
+
+    def switch(self, new, old: list) -> None:
+        """Send traffic to `new` (quick; it runs uninterrupted)."""
+
+    def retire(self, old: list) -> None:
+        """Stop what served before (after the switch)."""
+
+    def is_serving(self, service) -> bool:
+        """Whether traffic goes to `service` now (for repairs of a killed deploy)."""
+        return False
+
+    def protocol_of(self, service) -> str:
+        return getattr(service.config, "protocol", None) or self.PROTOCOLS[0]
+
+    def check_status(self, services: list) -> None:
+        """Refresh the services' status before they are listed (default: as recorded)."""
+
+    def server_facts(self, service) -> dict[str, str | None]:
+        """What else a backend tells about a service (log file, Host header, ...)."""
+        return {}
+
+    def get_model_server_info(self, service) -> dict[str, str | None]:
+        """The facts `deploy`, `serve status` and `predict` print and use."""
+        return {
+            "PREDICTION_URL": service.prediction_url,
+            "HEALTH_CHECK_URL": service.healthcheck_url,
+            "PROTOCOL": self.protocol_of(service),
+            "MODEL_URI": service.config.model_uri,
+            **self.server_facts(service),
+        }
+
+    # -- the contract ------------------------------------------------------------------
+    def services_for(self, model_name: str | None = None) -> list:
+        """This deployer's finished deployments (for one registered model), newest first."""
+        services = service_records.records(self.SERVICE_CLASS, model_name)
+        self.check_status(services)
+        return services
+
+    def served_protocol(self, model_name: str) -> str | None:
+        return served_protocol(self, model_name)
+
+    def deploy(self, request: DeploymentRequest, timeout: int = 300) -> BaseDeploymentService:
+        """Serve `request`; any interruption before the switch leaves the served version
+        serving and no record behind. Holds the model's lock throughout."""
+        from zenml.client import Client
+
+        if request.protocol not in self.PROTOCOLS:
+            logger.warning(
+                "%s serves the %s protocol; '%s' was asked for (README, 'Calling the model').",
+                self.NAME,
+                "/".join(self.PROTOCOLS),
+                request.protocol,
+            )
+            request = request.model_copy(update={"protocol": self.PROTOCOLS[0]})
+        config = self.service_config(request)
+        with locks.model_lock(request.model_name, "deploy", logger.info):
+            self.repair(request.model_name)
+            old = self.services_for(request.model_name)
+            for service in old:
+                if self.same(service, config):
+                    return self.revive(service, timeout)
+            client = Client()
+            response = client.create_service(
+                config=config, service_type=self.SERVICE_CLASS.SERVICE_TYPE, model_version_id=None
+            )
+            new = self.SERVICE_CLASS(uuid=response.id, config=config)
+            try:
+                self.prove(new, old, timeout)
+            except BaseException as exc:
+                with locks.uninterrupted():
+                    try:
+                        clearer = self.discard(new, old, exc)
+                    finally:
+                        service_records.delete(response.id)
+                if clearer is not None:
+                    raise clearer from None
+                raise
+            with locks.uninterrupted():
+                self.switch(new, old)
+                service_records.save(new)
+                for service in old:
+                    service_records.delete(service.uuid)
+                self.retire(old)
+        return new
+
+    def repair(self, model_name: str) -> list[str]:
+        """Records an interrupted or killed deploy of `model_name` left: a deploy whose new
+        server already took the traffic is completed; any other is discarded (its server
+        stopped, its files and record removed). Finished records beyond the served one go
+        too. Returns one sentence per fix. Callers hold the model's lock."""
+        fixed = []
+        finished = self.services_for(model_name)
+        for service in service_records.unfinished(self.SERVICE_CLASS, model_name):
+            version = service.config.model_version
+            if self.is_serving(service):
+                service_records.save(service)
+                fixed.append(
+                    f"completed the interrupted deploy of {model_name} v{version}: it was "
+                    "already serving, so its service record was finished"
+                )
+            else:
+                self.discard(service, finished, KeyboardInterrupt())
+                service_records.delete(service.uuid)
+                fixed.append(
+                    f"removed the unfinished service record {service.uuid} of {model_name} "
+                    f"v{version} (an interrupted deploy) and stopped what it had started"
+                )
+        finished = self.services_for(model_name)  # with any deploy completed above
+        serving = [s for s in finished if self.is_serving(s)] or finished[:1]
+        for service in finished:
+            if service not in serving:
+                self.retire([service])
+                service_records.delete(service.uuid)
+                fixed.append(
+                    f"removed the stale service record {service.uuid} of {model_name} "
+                    f"v{service.config.model_version} (replaced by a deploy that was cut off "
+                    "before it removed it)"
+                )
+        return fixed
+
+    # -- ZenML's model deployer API, on the contract ------------------------------------
+    def deploy_model(
+        self,
+        config: ServiceConfig,
+        service_type=None,
+        replace: bool = False,
+        continuous_deployment_mode: bool = False,
+        timeout: int = 300,
+    ) -> BaseService:
+        return self.deploy(DeploymentRequest.from_config(config), timeout)
+
+    def perform_deploy_model(self, id, config: ServiceConfig, timeout: int = 300) -> BaseService:
+        return self.deploy(DeploymentRequest.from_config(config), timeout)
+
+    def perform_stop_model(self, service: BaseService, timeout: int = 60, force: bool = False):
+        service.stop(timeout=timeout, force=force)
+        return service
+
+    def perform_start_model(self, service: BaseService, timeout: int = 300) -> BaseService:
+        service.start(timeout=timeout)
+        return service
+
+    def perform_delete_model(self, service: BaseService, timeout: int = 60, force: bool = False):
+        service.stop(timeout=timeout, force=True)
