@@ -29,24 +29,21 @@ def monitoring_runs(model_name: str, limit: int) -> list[Any]:
 
     client, runs = Client(), []
     for pipeline in MONITORING_PIPELINES:
-        page = 1
-        while True:  # newest first, until `limit` runs of this model are found
-            try:
-                found = client.list_pipeline_runs(
-                    pipeline_name=pipeline,
-                    status="completed",
-                    sort_by="desc:created",
-                    size=50,
-                    page=page,
-                    hydrate=True,
-                )
-            except KeyError:  # the pipeline never ran here
-                break
-            mine = [r for r in found.items if r.config.parameters.get("model_name") == model_name]
-            runs.extend(mine)
-            if len(runs) >= limit * len(MONITORING_PIPELINES) or page >= found.total_pages:
+        mine, page = [], 1
+        while len(mine) < limit:  # newest first, until `limit` runs of this model are found
+            found = client.list_pipeline_runs(
+                pipeline_name=pipeline,
+                status="completed",
+                sort_by="desc:created",
+                size=50,
+                page=page,
+                hydrate=True,  # the run's parameters: which model it watched
+            )
+            mine += [r for r in found.items if r.config.parameters.get("model_name") == model_name]
+            if page >= found.total_pages:
                 break
             page += 1
+        runs += mine[:limit]
     runs.sort(key=lambda r: r.created)
     return runs[-limit:]
 

@@ -236,12 +236,22 @@ class DriftReportMaterializer(BaseMaterializer):
         with self.artifact_store.open(os.path.join(self.uri, "evidently.html"), "w") as f:
             f.write(data.html or "<html><body>No Evidently report.</body></html>")
 
+    # Columns whose figures go into the metadata (the KFP UI's metrics): the drifted ones
+    # and the biggest effects first, so a wide table does not flood the store.
+    METADATA_COLUMNS: ClassVar[int] = 20
+
     def extract_metadata(self, data: DriftReport) -> dict[str, Any]:
-        return {
+        metadata: dict[str, Any] = {
             "drift_share": data.drift_share,
             "drifted_columns": ", ".join(data.drifted_columns) or "none",
             "current_rows": data.current_rows,
         }
+        ranked = sorted(data.columns, key=lambda c: (not c.drifted, -(c.effect or 0.0)))
+        for column in ranked[: self.METADATA_COLUMNS]:
+            if column.effect is not None:
+                metadata[f"effect.{column.column}"[:250]] = column.effect
+            metadata[f"p_value.{column.column}"[:250]] = column.p_value
+        return metadata
 
     def save_visualizations(self, data: DriftReport) -> dict[str, VisualizationType]:
         return {

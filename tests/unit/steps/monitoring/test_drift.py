@@ -310,3 +310,31 @@ def test_chunked_predictions_equal_one_call():
     model = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0))
     model.fit(frame, frame["a"] > 0)
     np.testing.assert_array_equal(predict_in_chunks(model, frame, rows=128), model.predict(frame))
+
+
+def test_the_reports_metadata_has_both_figures_of_the_drifted_and_biggest_columns(tmp_path):
+    from materializers.drift_report import ColumnDrift, DriftReportMaterializer
+    from tests.unit.materializers.test_materializers import local_artifact_store
+
+    columns = [
+        ColumnDrift(
+            column=f"c{i}",
+            kind="numeric",
+            test="ks",
+            statistic=0.1,
+            p_value=0.01 if i in (3, 24) else 0.5,
+            effect=0.3 if i == 24 else i / 100,
+            significant=i in (3, 24),
+            drifted=i == 24,
+        )
+        for i in range(25)
+    ]
+    report = DriftReport(
+        columns=columns, drift_share=0.04, threshold=0.05, reference_rows=9, current_rows=9
+    )
+    metadata = DriftReportMaterializer(
+        str(tmp_path), local_artifact_store(tmp_path)
+    ).extract_metadata(report)
+    effects = {k: v for k, v in metadata.items() if k.startswith("effect.")}
+    assert len(effects) == 20 and metadata["effect.c24"] == 0.3 and metadata["p_value.c24"] == 0.01
+    assert "effect.c23" in effects and "effect.c4" not in effects  # biggest effects next
