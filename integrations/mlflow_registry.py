@@ -25,6 +25,8 @@ SCHEMA_KEY = "zenkube_input_schema"
 # Model version tags that explain the champion's history.
 REASON_TAG = "zenkube.promotion_reason"
 SCHEMA_CHANGE_TAG = "zenkube.schema_change_allowed"
+# The version's latest monitoring run (its figures live there, not on the training run).
+MONITORING_RUN_TAG = "zenkube.last_monitoring_run"
 # MLflow signature types -> zenkube column kinds (for versions without a recorded schema).
 _SIGNATURE_KINDS = {
     "double": NUMERIC,
@@ -239,3 +241,98 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
 
 def version_tags(name: str, version: str) -> dict[str, str]:
     return dict(MlflowClient().get_model_version(name, version).tags or {})
+
+
+# --- What a run shows beside the model (logging only) ---------------------------------
+
+
+def model_id_of(model_uri: str) -> str | None:
+    """The LoggedModel id in a `models:/m-…` URI (None for other URIs)."""
+    tail = model_uri.removeprefix("models:/")
+    return tail if tail.startswith("m-") and "/" not in tail else None
+
+
+def dataset_of(frame: pd.DataFrame, name: str, source: str, target: str | None):
+    """Rows as an MLflow dataset: its digest, schema and row count, and where it is stored."""
+    import warnings
+
+    import mlflow.data
+
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": same class twice
+        warnings.simplefilter("ignore", UserWarning)
+        return mlflow.data.from_pandas(
+            frame,
+            source=source,
+            name=name[:500] or None,
+            targets=target if target and target in frame.columns else None,
+        )
+
+
+def log_dataset(run_id: str, dataset, context: str, tags: dict[str, str] | None = None) -> None:
+    """Attach a dataset to a run as an input (`training`, `testing`, …)."""
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    input_tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+    input_tags += [InputTag(k, str(v)[:500]) for k, v in (tags or {}).items()]
+    MlflowClient().log_inputs(
+        run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=input_tags)]
+    )
+
+
+def log_figures(
+    run_id: str,
+    metrics: dict[str, float],
+    model_uri: str = "",
+    dataset=None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """Metrics (linked to the model and to the rows they were computed on) and tags, on a run."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    model_id = model_id_of(model_uri)
+    entries = [
+        Metric(
+            key,
+            float(value),
+            now,
+            0,
+            model_id=model_id,
+            dataset_name=dataset.name if dataset is not None else None,
+            dataset_digest=dataset.digest if dataset is not None else None,
+        )
+        for key, value in metrics.items()
+        if value is not None and value == value  # NaN: not computed, not logged
+    ]
+    run_tags = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+    MlflowClient().log_batch(run_id, metrics=entries, tags=run_tags)
+
+
+def log_files(run_id: str, files: dict[str, str]) -> None:
+    """Text files (HTML, JSON, SVG) as run artifacts, by artifact path."""
+    client = MlflowClient()
+    for artifact_file, text in files.items():
+        client.log_text(run_id, text, artifact_file)
+
+
+def log_monitoring_run(
+    model_name: str, version: str | None, metrics: dict[str, float], tags: dict[str, str]
+) -> str:
+    """One MLflow run per monitoring check, nested under the pipeline's run when there is one,
+    so a training run never carries monitoring figures. The run names the model version it
+    watched (tags `zenkube.model_name` / `zenkube.model_version`); the version is tagged
+    with its latest monitoring run. Returns the run id."""
+    run_tags = {"zenkube.kind": "monitoring", "zenkube.model_name": model_name, **tags}
+    if version:
+        run_tags["zenkube.model_version"] = version
+    name = f"monitoring {model_name}" + (f" v{version}" if version else "")
+    with mlflow.start_run(
+        run_name=name, nested=mlflow.active_run() is not None, tags=run_tags
+    ) as run:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    if version:
+        tag_version(model_name, version, {MONITORING_RUN_TAG: run.info.run_id})
+    return run.info.run_id

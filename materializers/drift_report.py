@@ -92,8 +92,9 @@ class DriftReport(BaseModel):
             return True, f"critical column(s) drifted: {', '.join(critical)} ({counted}))"
         return False, f"{counted} < {self.share_threshold:.0%} drift share)"
 
-    def to_html(self) -> str:
-        """A report with no script: renders in ZenML's sandboxed iframe and in the KFP UI."""
+    def to_html(self, evidently_path: str = "") -> str:
+        """A report with no script: renders in ZenML's sandboxed iframe and in the KFP UI.
+        `evidently_path`: where Evidently's report is stored, named in the footer."""
         drifted, why = self.verdict()
         headline = "Dataset drift detected" if drifted else "No dataset drift"
         color = "#b42318" if drifted else "#067647"
@@ -127,9 +128,8 @@ class DriftReport(BaseModel):
             "<h3>Every column (drifted first)</h3><table border=1 cellpadding=3 "
             "style='border-collapse:collapse'><tr><th>column</th><th>kind</th><th>test</th>"
             f"<th>p-value</th><th>effect size</th><th>verdict</th></tr>{rows}</table>"
-            f"<p style='color:#555'>{html.escape(self.html_note)} Evidently's interactive report "
-            "(same tests, rule and thresholds) is the artifact's second visualization "
-            "(evidently.html).</p></body></html>"
+            f"<p style='color:#555'>{html.escape(self.html_note)} {evidently_footer(evidently_path)}"
+            "</p></body></html>"
         )
 
     def rule(self) -> str:
@@ -169,6 +169,18 @@ def _column_verdict(column: ColumnDrift) -> str:
     if column.significant:
         return "significant, small effect"
     return "ok"
+
+
+def evidently_footer(path: str = "") -> str:
+    """Where Evidently's report is: a file to open, never a dashboard visualization (it needs
+    scripts, and ZenML's dashboard shows visualizations in an iframe that runs none)."""
+    where = f" ({html.escape(path)})" if path else ""
+    return (
+        "Evidently's interactive report (same tests, rule and thresholds) needs JavaScript, which "
+        "the ZenML dashboard does not run, so it is not shown there: open evidently.html, "
+        f"stored beside this report{where}, in a browser; `monitor` prints its path as "
+        "<code>Evidently:</code>."
+    )
 
 
 def _histogram_svg(column: ColumnDrift, width: int = 420, height: int = 110) -> str:
@@ -211,8 +223,9 @@ def _histogram_svg(column: ColumnDrift, width: int = 420, height: int = 110) -> 
 
 
 class DriftReportMaterializer(BaseMaterializer):
-    """Stores `summary.json`, `report.html` (zenkube's script-free report, the first
-    visualization: it renders in ZenML's sandboxed iframe) and `evidently.html`."""
+    """Stores `summary.json`, `report.html` (zenkube's script-free report, the visualization:
+    it renders in ZenML's sandboxed iframe) and `evidently.html` (a file to open in a browser:
+    it needs scripts, which that iframe does not run)."""
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (DriftReport,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
@@ -231,9 +244,10 @@ class DriftReportMaterializer(BaseMaterializer):
     def save(self, data: DriftReport) -> None:
         with self.artifact_store.open(os.path.join(self.uri, "summary.json"), "w") as f:
             f.write(data.model_copy(update={"html": ""}).model_dump_json())
+        evidently = os.path.join(self.uri, "evidently.html")
         with self.artifact_store.open(os.path.join(self.uri, "report.html"), "w") as f:
-            f.write(data.to_html())
-        with self.artifact_store.open(os.path.join(self.uri, "evidently.html"), "w") as f:
+            f.write(data.to_html(evidently))
+        with self.artifact_store.open(evidently, "w") as f:
             f.write(data.html or "<html><body>No Evidently report.</body></html>")
 
     # Columns whose figures go into the metadata (the KFP UI's metrics): the drifted ones
@@ -254,7 +268,5 @@ class DriftReportMaterializer(BaseMaterializer):
         return metadata
 
     def save_visualizations(self, data: DriftReport) -> dict[str, VisualizationType]:
-        return {
-            os.path.join(self.uri, "report.html"): VisualizationType.HTML,
-            os.path.join(self.uri, "evidently.html"): VisualizationType.HTML,
-        }
+        # Only what renders in the dashboard's script-free iframe: evidently.html is a file.
+        return {os.path.join(self.uri, "report.html"): VisualizationType.HTML}

@@ -21,7 +21,7 @@ def monitor_batch(model_name: str, batch: str, thresholds: MonitoringThresholds)
     predictions = predict_batch(current, model_name)
     drift = detect_drift(reference, current, thresholds)
     quality = check_quality(current, predictions, champion_report)
-    return reference, current, decide_action(drift, quality, thresholds)
+    return reference, current, decide_action(drift, quality, thresholds, model_name)
 
 
 @pipeline(enable_cache=False)

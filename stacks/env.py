@@ -39,6 +39,53 @@ def prepare_zenml() -> None:
     repo = Path(os.environ["ZENML_REPOSITORY_PATH"])
     if not (repo / ".zen").exists():
         Client.initialize(root=repo)
+    settle_local_dashboard()
+
+
+def settle_local_dashboard() -> list[str]:
+    """Let ZenML's local dashboard (`zenml login --local`) open on the runs, not on forms.
+
+    ZenML 0.98's dashboard asks for a name, an e-mail (newsletter ticked) and a role while
+    the user's `email_opted_in` is unset or its `user_metadata` lacks
+    `finished_onboarding_survey` (dashboard `index-*.js`, the `Zb` check); it shows a
+    "get started" checklist until the server's onboarding state holds
+    `oss_onboarding_completed` (set by ZenML when a pipeline is *deployed*, which zenkube
+    never does); and its settings carry analytics, announcements and update notices (fetched
+    from zenml.io). zenkube's own store answers these once: no e-mail, no survey, analytics,
+    announcements and update notices off. A remote ZenML server is never touched: its
+    owner decides there. Returns what it changed (nothing, once settled).
+    """
+    from zenml.client import Client
+    from zenml.constants import FINISHED_ONBOARDING_SURVEY_KEY
+    from zenml.enums import OnboardingStep
+    from zenml.models import ServerSettingsUpdate
+
+    client = Client()
+    store = client.zen_store
+    if not store.is_local_store():
+        return []
+    changed = []
+    user = store.get_user(client.active_user.id, hydrate=True)  # not the client's cached copy
+    metadata = dict(user.user_metadata or {})
+    if user.email_opted_in is None or not metadata.get(FINISHED_ONBOARDING_SURVEY_KEY):
+        client.update_user(
+            user.id,
+            updated_email_opt_in=False,
+            updated_metadata={**metadata, FINISHED_ONBOARDING_SURVEY_KEY: True},
+        )
+        changed.append("survey")
+    settings = store.get_server_settings()
+    if settings.enable_analytics or settings.display_announcements or settings.display_updates:
+        store.update_server_settings(
+            ServerSettingsUpdate(
+                enable_analytics=False, display_announcements=False, display_updates=False
+            )
+        )
+        changed.append("server settings")
+    if OnboardingStep.OSS_ONBOARDING_COMPLETED not in store.get_onboarding_state():
+        store.update_onboarding_state({OnboardingStep.OSS_ONBOARDING_COMPLETED})
+        changed.append("onboarding")
+    return changed
 
 
 def _analytics_off_in_config() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-import mlflow
 from pydantic import BaseModel, Field
 from zenml import step
 
@@ -110,6 +109,25 @@ def decide(
     )
 
 
+def record_monitoring(
+    model_name: str, metrics: dict[str, float], decision: MonitoringDecision
+) -> None:
+    """The figures go on a monitoring run of their own (nested in the pipeline's run), tagged
+    with the champion version it watched: never on a training run, where they would sit
+    beside (and be mistaken for) the candidate's own metrics."""
+    from zenml import get_step_context
+
+    version = None
+    if model_name:
+        current = mlflow_registry.get_champion(model_name)
+        version = current.version if current else None
+    tags = {
+        "zenml_run": get_step_context().pipeline_run.name,
+        "monitoring.decision": "; ".join(decision.reasons) or "no threshold breached",
+    }
+    mlflow_registry.log_monitoring_run(model_name or "unknown", version, metrics, tags)
+
+
 @step(enable_cache=False)
 def check_quality(
     batch: Dataset, predictions: Dataset, champion_report: EvaluationReport
@@ -120,7 +138,10 @@ def check_quality(
 
 @step(enable_cache=False, experiment_tracker=True)
 def decide_action(
-    drift: DriftReport, quality: QualityReport, thresholds: MonitoringThresholds
+    drift: DriftReport,
+    quality: QualityReport,
+    thresholds: MonitoringThresholds,
+    model_name: str = "",
 ) -> Annotated[MonitoringDecision, "monitoring_decision"]:
     """Turn the figures into a decision; alerts go to the log and to MLflow."""
     decision = decide(drift, quality, thresholds)
@@ -128,9 +149,9 @@ def decide_action(
     metrics = {"drift_share": drift.drift_share, "alert": float(decision.alert)}
     if quality.drop is not None:
         metrics["quality_drop"] = quality.drop
-    mlflow.log_metrics(metrics)
     for column in drift.columns:
-        mlflow.log_metric(f"p_value.{column.column}"[:250].replace(" ", "_"), column.p_value)
+        metrics[f"p_value.{column.column}"[:250].replace(" ", "_")] = column.p_value
+    record_monitoring(model_name, metrics, decision)
     if decision.alert:
         for reason in decision.reasons:
             logger.warning("MONITORING ALERT: %s", reason)

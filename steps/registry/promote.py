@@ -21,6 +21,7 @@ from steps.registry.gate import (
     PromotionDecision,
     decide_promotion,
 )
+from steps.registry.register import stored_at
 from steps.skip import note_skipped
 from steps.training.metrics import compute_metrics
 
@@ -73,6 +74,36 @@ def make_champion(registered: RegisteredModel, decision: PromotionDecision) -> N
     champion.promote(registered.name, registered.version, context.model, tags, by)
 
 
+def gate_figures(decision: PromotionDecision, report: EvaluationReport) -> dict[str, float]:
+    """The gate's comparison as metrics: candidate, champion and baseline on the same rows."""
+    metric = decision.metric
+    figures = {
+        f"gate.candidate_{metric}": decision.candidate_score,
+        f"gate.champion_{metric}": decision.champion_score,
+        f"gate.baseline_{metric}": report.baseline.get(metric),
+        "gate.rows": float(report.rows),
+        "gate.promoted": float(decision.promoted),
+    }
+    return {k: v for k, v in figures.items() if v is not None}
+
+
+def record_gate(registered: RegisteredModel, decision: PromotionDecision, report, test) -> None:
+    """Log the gate's figures and reason on the candidate's MLflow run (and its model), tied
+    to the test rows, so comparing versions in MLflow shows why one won."""
+    source = stored_at("test", test.name)
+    dataset = mlflow_registry.dataset_of(test.frame, test.name, source, test.target)
+    mlflow_registry.log_dataset(registered.run_id, dataset, "testing")
+    tags = {
+        "gate.metric": decision.metric,
+        "gate.champion": decision.champion_status
+        + (f" v{decision.champion_version}" if decision.champion_version else ""),
+        "gate.reason": decision.reason,
+    }
+    mlflow_registry.log_figures(
+        registered.run_id, gate_figures(decision, report), registered.model_uri, dataset, tags
+    )
+
+
 @step(experiment_tracker=True)
 def promote_if_better(
     registered: RegisteredModel, report: EvaluationReport, test: Dataset, gate: GateSpec
@@ -95,6 +126,7 @@ def promote_if_better(
     )
     decision.candidate_version = registered.version
     decision.model_name = registered.name
+    record_gate(registered, decision, report, test)
     if decision.promoted:
         make_champion(registered, decision)
         log = logger.warning if decision.schema_change else logger.info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from sklearn.base import BaseEstimator
@@ -14,6 +15,46 @@ from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.skip import note_skipped
 from steps.training import features as feature_code
+from steps.training.evaluate import final_estimator, public_class_path
+
+
+def run_params(
+    model: BaseEstimator, train: Dataset, report: EvaluationReport, trainer: TrainerSpec
+):
+    """What a run's params say: the configured trainer (with the search grid), the
+    hyper-parameters the fitted estimator actually has, and which rows were counted."""
+    class_path, params = trainer.for_task(train.task)
+    estimator = final_estimator(model)
+    chosen = {k: v for k, v in estimator.get_params(deep=False).items() if not hasattr(v, "fit")}
+    return {
+        "trainer": {"class_path": class_path, "params": params, "search": trainer.search},
+        "estimator": {"class": public_class_path(estimator), **chosen},
+        "data": {"name": train.name, "train_rows": len(train.frame), "test_rows": report.rows},
+    }
+
+
+def stored_at(input_name: str, fallback: str) -> str:
+    """Where the artifact store keeps a step input's rows (the dataset's MLflow source)."""
+    stored = get_step_context().inputs.get(input_name) or []
+    return stored[0].uri if stored else fallback
+
+
+def log_evidence(
+    registered: RegisteredModel, train: Dataset, report: EvaluationReport, train_uri: str
+) -> None:
+    """Beside the model: the training rows as an MLflow dataset (digest, schema, where they
+    are stored), the evaluation report and the confusion matrix."""
+    dataset = mlflow_registry.dataset_of(train.frame, train.name, train_uri, train.target)
+    mlflow_registry.log_dataset(registered.run_id, dataset, "training")
+    files = {"evaluation/report.html": report.to_html()}
+    confusion = report.confusion_json()
+    if confusion:
+        files["evaluation/confusion_matrix.json"] = json.dumps(confusion, indent=1)
+        files["evaluation/confusion_matrix.html"] = (
+            "<!doctype html><html><body style='font-family:sans-serif'>"
+            f"{report.confusion_html()}</body></html>"
+        )
+    mlflow_registry.log_files(registered.run_id, files)
 
 
 @step(experiment_tracker=True)
@@ -31,13 +72,11 @@ def register_model(
     mlflow_registry.configure_from_stack()
     context = get_step_context()
     tags = {"zenml_run": context.pipeline_run.name, "schema_fingerprint": train.fingerprint}
-    class_path, params = trainer.for_task(train.task)
-    resolved = {"class_path": class_path, "params": params, "search": trainer.search}
     registered = mlflow_registry.log_and_register(
         model,
         train.features,
         name=model_name,
-        params={"trainer": resolved, "dataset": train.name, "rows": len(train.frame)},
+        params=run_params(model, train, report, trainer),
         metrics=report.metrics,
         tags=tags,
         input_schema=train.input_schema,
@@ -52,4 +91,5 @@ def register_model(
         },
         infer_model=True,
     )
+    log_evidence(registered, train, report, stored_at("train", train.name))
     return registered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from html import escape
 
 import numpy as np
@@ -170,3 +171,75 @@ def test_bad_batch_is_refused_and_nothing_changes(champion, kind):
         monitor(write(batch, folder, f"bad-{kind}.csv"))
     assert message in str(info.value)
     assert champion_version() == version and training_runs() == before
+
+
+def test_a_promoted_retraining_shows_the_gate_in_mlflow_and_monitoring_on_its_own_run(
+    champion,
+):
+    """The loop `monitor --simulate-drift` runs, on a batch where the world changed (x3 moved
+    and the label follows another rule there), so the retrained candidate must win: its
+    MLflow run shows it beating the champion on the same rows, and the monitoring figures
+    are on a run of their own."""
+    from mlflow.tracking import MlflowClient
+
+    _, folder = champion
+    batch = sample(1200, seed=21, shift={"x3": 3.0})
+    batch["label"] = (batch["x0"] - batch["x1"] > 0).astype(int)
+    watched = champion_version()
+    result = monitor(write(batch, folder, "new-world.csv"))
+    decision = result.retraining.decision
+    assert decision.promoted and decision.champion_status == "compared", decision.reason
+    mlflow_registry.configure_from_stack()
+    client = MlflowClient()
+    decision_version = client.get_model_version(MODEL, decision.candidate_version)
+    run = client.get_run(decision_version.run_id)
+    metrics, params, metric = run.data.metrics, run.data.params, decision.metric
+    candidate, champ = metrics[f"gate.candidate_{metric}"], metrics[f"gate.champion_{metric}"]
+    assert (candidate, champ) == pytest.approx((decision.candidate_score, decision.champion_score))
+    assert candidate > champ and metrics[f"gate.baseline_{metric}"] < candidate
+    assert metrics[f"test_{metric}"] == pytest.approx(candidate)  # the candidate's test rows
+    assert metrics["gate.rows"] == int(params["data.test_rows"]) and metrics["gate.promoted"] == 1
+    assert run.data.tags["gate.reason"] == decision.reason
+    assert not [k for k in metrics if k.startswith("p_value.") or k in ("alert", "drift_share")]
+    # The gate's figures are tied to the test rows, an input of the run beside the training rows.
+    contexts = {
+        {t.key: t.value for t in i.tags}["mlflow.data.context"]: i.dataset
+        for i in run.inputs.dataset_inputs
+    }
+    assert set(contexts) == {"training", "testing"}
+    assert json.loads(contexts["testing"].profile)["num_rows"] == metrics["gate.rows"]
+    model_id = mlflow_registry.model_id_of(decision_version.source)
+    linked = {m.key: m for m in client.get_logged_model(model_id).metrics}
+    assert linked[f"gate.champion_{metric}"].dataset_digest == contexts["testing"].digest
+    # What was chosen, what was counted, and the evaluation beside the model.
+    assert params["estimator.n_estimators"] == "20" and "estimator.max_depth" in params
+    assert int(params["data.train_rows"]) > metrics["gate.rows"]
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/report.html", "evaluation/confusion_matrix.json"} <= files
+    # Monitoring: a run of its own, nested in the loop's run, naming the version it watched.
+    (watch,) = client.search_runs(
+        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
+    )
+    assert watch.data.tags["zenkube.model_version"] == watched
+    assert watch.data.metrics["alert"] == 1 and "p_value.x0" in watch.data.metrics
+    tags = mlflow_registry.version_tags(MODEL, watched)
+    assert tags[mlflow_registry.MONITORING_RUN_TAG] == watch.info.run_id
+
+
+def test_the_local_dashboard_opens_on_the_runs_without_a_survey(module_store):
+    """What ZenML's dashboard reads before showing its survey and checklist is answered by
+    zenkube's set-up (the store under test was made by it), and answering again is a no-op."""
+    from zenml.client import Client
+    from zenml.constants import FINISHED_ONBOARDING_SURVEY_KEY
+
+    from stacks.env import settle_local_dashboard
+
+    store = Client().zen_store
+    user = store.get_user(Client().active_user.id, hydrate=True)
+    assert user.email_opted_in is False and not user.email
+    assert user.user_metadata[FINISHED_ONBOARDING_SURVEY_KEY] is True
+    settings = store.get_server_settings()
+    assert not (settings.enable_analytics or settings.display_announcements)
+    assert not settings.display_updates
+    assert "oss_onboarding_completed" in store.get_onboarding_state()
+    assert settle_local_dashboard() == []

@@ -118,6 +118,63 @@ def test_evaluation_report_round_trip(artifact_store):
     assert "0.8500" in html and "max_depth" in html
 
 
+def trained_report(dataset: str, search: dict | None = None) -> EvaluationReport:
+    from core.specs import DataSpec, SplitSpec, TrainerSpec
+    from steps.data.load import load_dataset
+    from steps.data.split import split_dataset
+    from steps.training.evaluate import evaluate
+    from steps.training.train import fit_model
+
+    train, valid, test = split_dataset(load_dataset(DataSpec(source=dataset)), SplitSpec())
+    spec = TrainerSpec(params={"n_estimators": 10, "random_state": 0}, search=search or {})
+    model, results = fit_model(train, valid, spec)
+    return evaluate(model, test, results)
+
+
+def test_evaluation_report_names_classes_estimator_and_the_search_winner():
+    report = trained_report("breast_cancer", {"max_depth": [1, 3, None]})
+    html = report.to_html()
+    assert report.estimator == "sklearn.ensemble.RandomForestClassifier"
+    assert "malignant (0)" in html and "benign (1)" in html and "_forest" not in html
+    assert "f1 on the validation split" in html and "validation f1" in html
+    (chosen,) = [s for s in report.search if s["chosen"]]
+    best = max(s["score"] for s in report.search)
+    assert chosen["score"] == best and chosen is next(
+        s for s in report.search if s["score"] == best
+    )
+    assert "<script" not in html.lower()
+
+
+def test_binary_report_has_one_roc_curve_and_multiclass_one_per_class():
+    binary = trained_report("breast_cancer")
+    assert [c["label"] for c in binary.roc_curves] == ["1"]
+    assert binary.roc_curves[0]["auc"] == pytest.approx(binary.metrics["roc_auc"])
+    assert "ROC curve (positive class: benign (1))" in binary.to_html()
+    multi = trained_report("iris")
+    assert [c["label"] for c in multi.roc_curves] == ["0", "1", "2"]
+    html = multi.to_html()
+    assert "one class against the rest" in html and html.count("<polyline") == 3
+    assert "virginica (2) (AUC" in html
+
+
+def test_search_ties_mark_only_the_candidate_the_model_was_fitted_with():
+    from sklearn.tree import DecisionTreeClassifier
+
+    from steps.training.evaluate import mark_chosen
+
+    model = DecisionTreeClassifier(max_depth=4)
+    search = [
+        {"params": {"max_depth": 2}, "score": 0.9},
+        {"params": {"max_depth": 4}, "score": 0.95},
+        {"params": {"max_depth": None}, "score": 0.95},
+    ]
+    assert [s["chosen"] for s in mark_chosen(model, search)] == [False, True, False]
+    html = EvaluationReport(
+        task="classification", metrics={}, rows=1, search=mark_chosen(model, search)
+    ).to_html()
+    assert "equal scores: the first one in the grid is kept" in html
+
+
 def test_drift_report_round_trip_keeps_html(artifact_store):
     from materializers.drift_report import ColumnDrift, DriftReport, DriftReportMaterializer
 
@@ -136,5 +193,7 @@ def test_drift_report_round_trip_keeps_html(artifact_store):
     )
     loaded, metadata, html = round_trip(DriftReportMaterializer, report, artifact_store)
     assert loaded == report and loaded.drifted_columns == ["a"]
-    assert "evidently drift report" in html
+    # Evidently's report needs scripts: a stored file the footer points to, not a visualization.
+    assert "evidently drift report" not in html and "<script" not in html
+    assert "evidently.html" in html and "needs JavaScript" in html
     assert metadata["drifted_columns"] == "a" and metadata["drift_share"] == 1.0
