@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from materializers.drift_history import ColumnPoint, DriftHistory, RunRecord
+if TYPE_CHECKING:  # importing it imports ZenML, which run.py must not do before its set-up
+    from materializers.drift_history import DriftHistory, RunRecord
 
 MONITORING_PIPELINES = ("monitoring_pipeline", "continuous_training_pipeline")
 HISTORY_ARTIFACT = "drift_history"
@@ -51,6 +52,8 @@ def monitoring_runs(model_name: str, limit: int) -> list[Any]:
 def run_record(run) -> RunRecord | None:
     """One run's figures (None when the run has no drift report, e.g. it stopped early)."""
     from zenml.io import fileio
+
+    from materializers.drift_history import ColumnPoint, RunRecord
 
     steps = run.steps
     if "detect_drift" not in steps or not steps["detect_drift"].outputs.get("drift_report"):
@@ -91,6 +94,8 @@ def _output(steps, step: str, name: str):
 
 def history(model_name: str, limit: int = 50) -> DriftHistory:
     """The last `limit` monitoring runs of `model_name`, oldest first."""
+    from materializers.drift_history import DriftHistory
+
     records = [run_record(run) for run in monitoring_runs(model_name, limit)]
     return DriftHistory(model_name=model_name, runs=[r for r in records if r is not None])
 
@@ -112,6 +117,8 @@ def save(drift_history: DriftHistory, folder: str | os.PathLike) -> tuple[str, s
 
 def publish_run(model_name: str, run) -> None:
     """After a monitoring run: its figures become the model's latest gauges."""
+    from materializers.drift_history import DriftHistory
+
     record = run_record(run)
     if record is not None:
         publish_latest(DriftHistory(model_name=model_name, runs=[record]))
