@@ -1,40 +1,83 @@
-"""The traffic sink of a cluster deployment: Seldon's request logger posts here, and the
-served traffic lands where `python run.py monitor --from-traffic` reads it.
+"""The traffic sink of a cluster deployment: Seldon Core's and KServe's request loggers post
+here, and the served traffic lands where `python run.py monitor --from-traffic` reads it.
 
-On a cluster the SeldonDeployment's graph gets `logger: {mode: all, url: <sink>/<model>}`
-(set by the `zenkube_seldon` deployer's `request_logger_url`). Seldon's executor then
-posts each prediction's request and response as CloudEvents (`Ce-Type:
-io.seldon.serving.inference.request` / `…response`, `Ce-Id`: the prediction's puid).
-The sink pairs them by id and writes them, with feedback labels, as the same Parquet
-batches the local front writes (integrations/traffic.py), under
-`<root>/<model>/` — the stack's bucket, `s3://…/traffic`.
+Each deployment's logger URL is `<sink>/<model>` (set by the `zenkube_seldon` and
+`zenkube_kserve` deployers), and the sink writes the same Parquet batches as the local
+front (integrations/traffic.py) under `<root>/<model>/`: with `--root` the stack's
+artifact store plus `/traffic`, that is `traffic/<model>/`, the folder
+`--from-traffic` reads for that model.
 
-    python -m integrations.traffic_sink --port 8080 --root s3://bucket/traffic
+What the loggers send (both binary-mode CloudEvents: attributes in `Ce-*` headers, the
+payload as the body):
 
-    POST /<model>            a CloudEvent from Seldon's request logger
-    POST /<model>/feedback   labels: Seldon's feedback message (as SeldonClient sends it)
+- Seldon Core v1.18.2 (`executor/predictor/predictor_process.go`, `logPayload`;
+  `executor/logger/worker.go`, `sendCloudEvent`): a **fresh random `Ce-Id` per message**;
+  the prediction's puid (its `Seldon-Puid` header) in `Ce-Requestid`; the graph node in
+  `Ce-Modelid`; also `Ce-Inferenceservicename`, `Ce-Namespace`, `Ce-Endpoint`,
+  `Ce-Protocol`. Types `io.seldon.serving.inference.request` / `…response`, and
+  `io.seldon.serving.feedback` for each call of Seldon's feedback API (the body is the
+  feedback message; its `Ce-Requestid` is the feedback call's own puid). Request and
+  response are paired by (`Ce-Requestid`, `Ce-Modelid`), and the rows carry the puid.
+- KServe (`pkg/logger/handler.go`, `ServeHTTP`; `pkg/logger/worker.go`,
+  `sendHttpCloudEvent`): one id per request, the caller's `Ce-Id` header or a new UUID,
+  as `Ce-Id` of both messages; types `org.kubeflow.serving.inference.request` /
+  `…response` (the response only for a 200); also `Ce-Inferenceservicename`,
+  `Ce-Namespace`, `Ce-Component`, `Ce-Endpoint`. Paired by `Ce-Id`; the rows carry the
+  V2 response's `id`, the id a client names in its feedback.
+
+    python -m integrations.traffic_sink --port 8080 --root s3://bucket/zenml/traffic \\
+        [--token-file /var/run/secrets/zenkube-sink/token] [--trust-logged-feedback]
+
+    POST /<model>            a CloudEvent from Seldon's or KServe's logger
+    POST /<model>/feedback   labels: Seldon's feedback message, or zenkube's V2 one
+                             ({"id": ..., "truth": [...]}); with --token-file, only with
+                             `Authorization: Bearer <token>`
     GET  /healthz
+
+Labels drive retraining, so who may send them matters. With `--token-file` (a Kubernetes
+Secret mounted into the sink, docs/kubeflow.md) feedback needs the token, and labels that
+arrive through Seldon's logger (from anyone who can call Seldon's feedback API) are
+ignored unless `--trust-logged-feedback`. Without a token, confine the sink with the
+NetworkPolicy in docs/kubeflow.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
+import json
 import time
+from pathlib import Path
 
 from aiohttp import web
 
 from integrations.traffic import TrafficBuffer, TrafficError, model_folder
 
-REQUEST, RESPONSE = "io.seldon.serving.inference.request", "io.seldon.serving.inference.response"
+SELDON_REQUEST = "io.seldon.serving.inference.request"
+SELDON_RESPONSE = "io.seldon.serving.inference.response"
+SELDON_FEEDBACK = "io.seldon.serving.feedback"
+KSERVE_REQUEST = "org.kubeflow.serving.inference.request"
+KSERVE_RESPONSE = "org.kubeflow.serving.inference.response"
+PAIRED = {SELDON_REQUEST, SELDON_RESPONSE, KSERVE_REQUEST, KSERVE_RESPONSE}
+REQUESTS = {SELDON_REQUEST, KSERVE_REQUEST}
 UNPAIRED_SECONDS = 120.0  # a request whose response never came (an error) is dropped
 
 
 class Sink:
-    def __init__(self, root: str, max_bytes: int, flush_seconds: float):
+    def __init__(
+        self,
+        root: str,
+        max_bytes: int,
+        flush_seconds: float,
+        token: str = "",
+        trust_logged_feedback: bool = True,
+    ):
         self.root, self.max_bytes, self.flush_seconds = root, max_bytes, flush_seconds
+        self.token, self.trust_logged_feedback = token, trust_logged_feedback
         self.buffers: dict[str, TrafficBuffer] = {}
-        self.waiting: dict[tuple[str, str], tuple[float, str, bytes]] = {}
+        self.waiting: dict[tuple, tuple[float, bool, bytes]] = {}
+        self.pruned_at = 0.0
         self.tasks: list[asyncio.Task] = []
 
     def buffer(self, model: str) -> TrafficBuffer:
@@ -48,31 +91,71 @@ class Sink:
 
     async def event(self, request: web.Request) -> web.Response:
         model = request.match_info["model"]
-        kind, event_id = request.headers.get("Ce-Type", ""), request.headers.get("Ce-Id", "")
-        if kind not in (REQUEST, RESPONSE) or not event_id:
+        headers = request.headers
+        kind = headers.get("Ce-Type", "")
+        if kind == SELDON_FEEDBACK:
+            return await self.logged_feedback(model, request)
+        if kind not in PAIRED:
+            return _refuse(
+                f"expected a binary-mode CloudEvent (Ce-Type header) of type {SELDON_REQUEST}, "
+                f"{SELDON_RESPONSE}, {SELDON_FEEDBACK}, {KSERVE_REQUEST} or {KSERVE_RESPONSE}; "
+                f"got '{kind or 'no Ce-Type'}'"
+            )
+        seldon = kind.startswith("io.seldon.")
+        request_id = headers.get("Ce-Requestid" if seldon else "Ce-Id", "")
+        if not request_id:
+            header = "Ce-Requestid (the prediction's puid)" if seldon else "Ce-Id"
+            return _refuse(f"a {kind} event needs the {header} header")
+        body = await request.read()
+        # Seldon logs each node of a graph: pair within the node.
+        key = (model, seldon, request_id, headers.get("Ce-Modelid", "") if seldon else "")
+        self.pair(key, kind in REQUESTS, body, model, seldon, request_id)
+        return web.json_response({"accepted": request_id})
+
+    def pair(self, key, is_request, body, model, seldon, request_id) -> None:
+        now = time.monotonic()
+        if now - self.pruned_at > 1.0:
+            self.waiting = {k: v for k, v in self.waiting.items() if now - v[0] < UNPAIRED_SECONDS}
+            self.pruned_at = now
+        first = self.waiting.get(key)
+        if first is None or first[1] == is_request:
+            self.waiting[key] = (now, is_request, body)
+            return
+        del self.waiting[key]  # the other half of this prediction
+        request_body, response_body = (body, first[2]) if is_request else (first[2], body)
+        if seldon:  # the rows carry the puid the caller saw (Seldon-Puid), whatever the body
+            response_body = _with_puid(response_body, request_id)
+        self.buffer(model).add(request_body, response_body, "seldon" if seldon else "v2")
+
+    async def logged_feedback(self, model: str, request: web.Request) -> web.Response:
+        """Seldon's feedback API, as its logger forwards it: labels for an earlier puid."""
+        if self.token and not self.trust_logged_feedback:
             return web.json_response(
-                {"error": f"expected a CloudEvent of type {REQUEST} or {RESPONSE} with Ce-Id"},
-                status=400,
+                {"ignored": "labels come only from token holders (--trust-logged-feedback)"}
             )
         body = await request.read()
-        now = time.monotonic()
-        self.waiting = {k: v for k, v in self.waiting.items() if now - v[0] < UNPAIRED_SECONDS}
-        key = (model, event_id)
-        first = self.waiting.get(key)
-        if first is not None and first[1] != kind:  # the other half of this prediction
-            del self.waiting[key]
-            pair = {kind: body, first[1]: first[2]}
-            self.buffer(model).add(pair[REQUEST], pair[RESPONSE], "seldon")
-        else:
-            self.waiting[key] = (now, kind, body)
-        return web.json_response({"accepted": event_id})
+        try:
+            frame = self.buffer(model).add_feedback(
+                "seldon", _with_feedback_puid(body, request.headers.get("Ce-Requestid", ""))
+            )
+        except TrafficError as exc:
+            return _refuse(str(exc))
+        return web.json_response({"accepted": str(frame["_request_id"].iloc[0])})
 
     async def feedback(self, request: web.Request) -> web.Response:
         model = request.match_info["model"]
+        if self.token:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                return web.json_response(
+                    {"error": "feedback needs the sink's token: Authorization: Bearer <token>"},
+                    status=401,
+                )
+        body = await request.read()
         try:
-            frame = self.buffer(model).add_feedback("seldon", await request.read())
+            frame = self.buffer(model).add_feedback(_feedback_protocol(body), body)
         except TrafficError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+            return _refuse(str(exc))
         puid = str(frame["_request_id"].iloc[0])
         return web.json_response({"data": {"names": [], "ndarray": []}, "meta": {"puid": puid}})
 
@@ -83,8 +166,59 @@ class Sink:
             await buffer.flush()
 
 
-def app_for(root: str, max_bytes: int = 512 * 2**20, flush_seconds: float = 5.0) -> web.Application:
-    sink = Sink(root, max_bytes, flush_seconds)
+def _refuse(reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=400)
+
+
+def _with_puid(response: bytes, puid: str) -> bytes:
+    """A Seldon response body whose `meta.puid` is the prediction's puid."""
+    try:
+        message = json.loads(response)
+    except ValueError:
+        return response  # not JSON: the buffer counts it as unreadable
+    if not isinstance(message, dict):
+        return response
+    meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
+    message["meta"] = {**meta, "puid": puid}
+    return json.dumps(message).encode()
+
+
+def _with_feedback_puid(body: bytes, puid: str) -> bytes:
+    """A Seldon feedback message; when it names no puid, the one in `Ce-Requestid` (the
+    `Seldon-Puid` header its caller sent) is the prediction it labels."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return body
+    if not (isinstance(message, dict) and puid):
+        return body
+    named = [
+        ((message.get(p) or {}).get("meta") or {}).get("puid") for p in ("response", "request")
+    ]
+    if any(named):
+        return body
+    response = message.get("response") if isinstance(message.get("response"), dict) else {}
+    message["response"] = {**response, "meta": {**(response.get("meta") or {}), "puid": puid}}
+    return json.dumps(message).encode()
+
+
+def _feedback_protocol(body: bytes) -> str:
+    """zenkube's V2 feedback (`{"id": …, "truth": [...]}`) or Seldon's message."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return "seldon"  # the Seldon reader says what is wrong
+    return "v2" if isinstance(message, dict) and "id" in message else "seldon"
+
+
+def app_for(
+    root: str,
+    max_bytes: int = 512 * 2**20,
+    flush_seconds: float = 5.0,
+    token: str = "",
+    trust_logged_feedback: bool = False,
+) -> web.Application:
+    sink = Sink(root, max_bytes, flush_seconds, token, trust_logged_feedback or not token)
     app = web.Application(client_max_size=64 * 2**20)
     app.router.add_get("/healthz", lambda _: web.json_response({"ok": True}))
     app.router.add_post("/{model}/feedback", sink.feedback)
@@ -92,6 +226,16 @@ def app_for(root: str, max_bytes: int = 512 * 2**20, flush_seconds: float = 5.0)
     app.router.add_post("/{model}/", sink.event)
     app.on_cleanup.append(sink.close)
     return app
+
+
+def read_token(path: str | None) -> str:
+    """The token in `path` (a mounted Secret key), or "" without one."""
+    if not path:
+        return ""
+    token = Path(path).read_text().strip()
+    if not token:
+        raise SystemExit(f"zenkube traffic sink: the token file {path} is empty")
+    return token
 
 
 def main() -> None:
@@ -103,9 +247,26 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="where traffic goes: s3://bucket/traffic")
     parser.add_argument("--max-mb", type=int, default=512, help="cap of each model's folder")
     parser.add_argument("--flush-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--token-file", help="file holding the token feedback must carry (a mounted Secret)"
+    )
+    parser.add_argument(
+        "--trust-logged-feedback",
+        action="store_true",
+        help="with --token-file, still record labels Seldon's logger forwards",
+    )
     args = parser.parse_args()
+    token = read_token(args.token_file)
+    if not token:
+        print(
+            "zenkube traffic sink: no --token-file, so anyone who reaches this port can post "
+            "labels; confine it with a NetworkPolicy (docs/kubeflow.md)",
+            flush=True,
+        )
     web.run_app(
-        app_for(args.root, args.max_mb * 2**20, args.flush_seconds),
+        app_for(
+            args.root, args.max_mb * 2**20, args.flush_seconds, token, args.trust_logged_feedback
+        ),
         host=args.host,
         port=args.port,
         access_log=None,  # request values never reach a log

@@ -3,8 +3,10 @@
 There is no Kubernetes here. This stand-in answers the HTTP calls ZenML's Seldon client
 makes through the `kubernetes` package (Secrets, SeldonDeployments: read, create, replace,
 merge-patch, list by label, delete) and records them. What the cluster's controllers would
-do next is done for real: for a new SeldonDeployment the model is fetched from its
-`modelUri` (as Seldon's storage initializer would, through MLflow's artifact proxy here),
+do next is done for real: for a new SeldonDeployment the model is copied from its
+`modelUri` as Seldon's rclone storage initializer copies a path it can read (here a
+folder on the shared volume that stands in for the bucket; any other scheme fails the
+pod, as `mlflow-artifacts:/` fails it on a cluster),
 the real Seldon Core runtime serves it, the status turns `Available`, and the ingress path
 `/seldon/<namespace>/<name>/...` forwards to it. Pods find the API through a kubeconfig.
 """
@@ -179,7 +181,8 @@ class KubernetesApi:
 
     def _serve(self, path: str) -> None:
         """Storage initializer + Seldon's MLflow server, for one SeldonDeployment."""
-        import mlflow
+        import shutil
+        from urllib.parse import urlparse
 
         from integrations.mlflow_registry import PICKLE_ENV
         from integrations.seldon_local import process
@@ -191,11 +194,11 @@ class KubernetesApi:
         folder = self.root / "pods" / name
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            model_dir = mlflow.artifacts.download_artifacts(
-                artifact_uri=graph["modelUri"],
-                dst_path=str(folder / "mnt-models"),
-                tracking_uri=self.mlflow_url,
-            )
+            uri = graph["modelUri"]
+            if urlparse(uri).scheme not in ("", "file"):  # what rclone cannot reach here
+                raise RuntimeError(f"storage initializer: cannot copy {uri}")
+            model_dir = folder / "mnt-models"
+            shutil.copytree(uri.removeprefix("file://"), model_dir, dirs_exist_ok=True)
             protocol = process.get_protocol("seldon")
             port = process.free_port()
             command = protocol.command(

@@ -1,4 +1,10 @@
-"""A real `mlflow server` on 127.0.0.1 for tests (tracking + registry + artifact proxy)."""
+"""A real `mlflow server` on 127.0.0.1 for tests (tracking + registry).
+
+Started as docs/kubeflow.md starts the cluster's: artifacts go straight to the store
+every model pod can read (`--default-artifact-root`, no artifact proxy), so registered
+models get URIs a storage initializer reads (here a path on the shared volume that
+stands in for the bucket), never `mlflow-artifacts:/…`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,10 @@ from tests.server_process import ServerProcess
 
 class MlflowServer(ServerProcess):
     name = "mlflow server"
+
+    def __init__(self, root: Path, artifact_root: Path | None = None):
+        super().__init__(root)
+        self.artifact_root = artifact_root or root / "artifacts"
 
     def command(self) -> list[str]:
         return [
@@ -23,6 +33,7 @@ class MlflowServer(ServerProcess):
             "1",
             "--backend-store-uri",
             f"sqlite:///{self.root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(self.root / "artifacts"),
+            "--default-artifact-root",
+            str(self.artifact_root),
+            "--no-serve-artifacts",
         ]

@@ -5,27 +5,51 @@ the model files where MLflow logged them in the stack's bucket (`storageUri`), s
 credentials through a service account (never in the manifest), and zenkube's serving
 runtime, which runs the same MLServer runtime class as the local `v2` server, so
 requests are checked and answered the same way on the laptop and on the cluster.
+
+Validated against KServe's full CRDs (v0.20.0 and the oldest supported, v0.15.0) in
+tests/kubeflow/test_kserve_manifest.py.
 """
 
 from __future__ import annotations
 
-import re
+from integrations import k8s_names
+from integrations.traffic import safe_name
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 RUNTIME = "zenkube-mlserver"  # stacks/kserve/zenkube-mlserver-runtime.yaml
 # The runtime class both the local `v2` server and the cluster runtime load.
 RUNTIME_CLASS = "mlserver_runtime.ZenkubeMLflowRuntime"
+PREFIX = "zenkube-"
+# KServe names the predictor `<isvc>-predictor` and, in Standard mode, its ingress host
+# `<isvc>-predictor-<namespace>.<domain>` (kserve `pkg/controller/v1beta1/inferenceservice/
+# reconcilers/ingress`, `GenerateDomainName` with the default domain template
+# `{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}`): that first DNS label is <= 63.
+PREDICTOR_HOST_SUFFIX = "-predictor-"
+MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
 
 
-def service_name(model_name: str) -> str:
-    """A DNS-1035 name for the model's InferenceService (`zenkube-<model>`)."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-") or "model"
-    return f"zenkube-{slug}"[:45].rstrip("-")  # KServe appends -predictor-…: keep it short
+def service_name(model_name: str, namespace: str = "zenkube") -> str:
+    """The model's InferenceService name: `zenkube-<model>` as a DNS-1035 label, short
+    enough that KServe's predictor host label fits 63 in `namespace`, with `-<hash>`
+    when the model name had to change (integrations/k8s_names.py)."""
+    room = k8s_names.MAX - len(PREDICTOR_HOST_SUFFIX) - len(namespace)
+    return k8s_names.dns_label(model_name, PREFIX, min(k8s_names.MAX, room))
+
+
+def host(name: str, namespace: str, ingress_domain: str = "example.com") -> str:
+    """The Host header KServe v0.20's default domain template gives an InferenceService."""
+    return f"{name}-{namespace}.{ingress_domain}"
 
 
 def prediction_path(name: str) -> str:
     """Where KServe's V2 endpoint of this InferenceService answers (behind the ingress)."""
     return f"/v2/models/{name}/infer"
+
+
+def logger_url(sink_url: str, model_name: str) -> str:
+    """Where KServe's logger posts this model's traffic: `<sink>/<model>`, the folder
+    `monitor --from-traffic` reads (integrations/traffic.py, `model_folder`)."""
+    return f"{sink_url.rstrip('/')}/{safe_name(model_name)}"
 
 
 def inference_service(
@@ -37,15 +61,22 @@ def inference_service(
     resources: dict | None = None,
     runtime: str = RUNTIME,
     min_replicas: int = 1,
-    logger_url: str = "",
+    sink_url: str = "",
 ) -> dict:
     """The InferenceService body, as the Kubernetes API takes it."""
-    name = service_name(model_name)
+    name = service_name(model_name, namespace)
     model: dict = {
         "modelFormat": {"name": "mlflow"},
         "protocolVersion": "v2",
         "runtime": runtime,
         "storageUri": storage_uri,
+        # KServe >= v0.17 sets these for a runtime annotated `server-type: mlserver`
+        # (`SetMlServerDefaults`); older releases only for `kserve-mlserver`. Set here,
+        # MLServer serves the model as `<name>` on every supported release.
+        "env": [
+            {"name": "MLSERVER_MODEL_NAME", "value": name},
+            {"name": "MLSERVER_MODEL_URI", "value": MODEL_DIR},
+        ],
     }
     if resources:
         model["resources"] = resources
@@ -54,8 +85,8 @@ def inference_service(
         "serviceAccountName": service_account,
         "model": model,
     }
-    if logger_url:
-        predictor["logger"] = {"mode": "all", "url": logger_url}
+    if sink_url:
+        predictor["logger"] = {"mode": "all", "url": logger_url(sink_url, model_name)}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InferenceService",
@@ -64,8 +95,8 @@ def inference_service(
             "namespace": namespace,
             "labels": {
                 "app": "zenkube",
-                "zenkube.model-name": re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)[:63],
-                "zenkube.model-version": str(model_version)[:63],
+                "zenkube.model-name": k8s_names.label_value(model_name),
+                "zenkube.model-version": k8s_names.label_value(str(model_version)),
             },
             "annotations": {"zenkube.io/registered-model": model_name},
         },

@@ -69,16 +69,15 @@ class KServeService(BaseDeploymentService):
 
     @property
     def name(self) -> str:
-        return manifest.service_name(self.config.model_name)
+        return manifest.service_name(self.config.model_name, self.config.namespace)
 
     def body(self) -> dict:
         c = self.config
         quantities = {"cpu": c.cpu, "memory": c.memory}
         resources = {"requests": dict(quantities), "limits": dict(quantities)}
-        logger_url = f"{c.logger_url.rstrip('/')}/{self.name}" if c.logger_url else ""
         return manifest.inference_service(
             c.model_name, c.model_version, c.model_uri, c.namespace, c.service_account,
-            resources, c.runtime, logger_url=logger_url,
+            resources, c.runtime, sink_url=c.logger_url,
         )  # fmt: skip
 
     def _api(self):

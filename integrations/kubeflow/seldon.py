@@ -7,13 +7,14 @@ from zenml.integrations.seldon.secret_schemas import SeldonS3SecretSchema
 from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentService
 
 from integrations.deployer import DeployerContract, DeploymentRequest
+from integrations.kubeflow import seldon_manifest
 from integrations.kubeflow.flavors import ZenkubeSeldonModelDeployerFlavor
-from integrations.traffic import safe_name
 
 
 class _WithRequestLogger:
-    """The Kubernetes custom-objects API, with Seldon's request logger added to every
-    SeldonDeployment graph on its way to the cluster (ZenML's model has no `logger`)."""
+    """The Kubernetes custom-objects API; every SeldonDeployment on its way to the cluster
+    gets valid names and, with a sink URL, Seldon's request logger (ZenML's model has no
+    `logger`)."""
 
     def __init__(self, api, url: str):
         self._api, self._url = api, url.rstrip("/")
@@ -22,12 +23,7 @@ class _WithRequestLogger:
         return getattr(self._api, name)
 
     def _with_logger(self, body: dict) -> dict:
-        if isinstance(body, dict) and body.get("kind") == "SeldonDeployment":
-            model = (body.get("metadata", {}).get("labels") or {}).get("zenml.model_name", "")
-            url = f"{self._url}/{safe_name(model)}"  # the sink writes traffic/<model>/
-            for predictor in body.get("spec", {}).get("predictors", []):
-                predictor["graph"]["logger"] = {"mode": "all", "url": url}
-        return body
+        return seldon_manifest.for_cluster(body, self._url)  # names Seldon accepts, logger
 
     def create_namespaced_custom_object(self, *args, body, **kwargs):
         return self._api.create_namespaced_custom_object(
@@ -92,11 +88,12 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
 
     @property
     def seldon_client(self):
-        """ZenML's client; with `request_logger_url`, its deployments log their traffic."""
+        """ZenML's client, whose SeldonDeployments get names Seldon accepts and, with
+        `request_logger_url`, log their traffic (integrations/kubeflow/seldon_manifest.py)."""
         client = super().seldon_client
         url = getattr(self.config, "request_logger_url", "")
         api = client._custom_objects_api
-        if url and not isinstance(api, _WithRequestLogger):
+        if not isinstance(api, _WithRequestLogger):
             client._custom_objects_api = _WithRequestLogger(api, url)
         return client
 

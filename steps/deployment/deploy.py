@@ -15,6 +15,7 @@ from integrations import champion as champions
 from integrations import deployer as deployers
 from integrations import locks, mlflow_registry
 from integrations.deployer import DeploymentRequest
+from integrations.storage_uri import check_stack_model_uri
 from steps.registry.gate import PromotionDecision
 from steps.skip import note_skipped
 
@@ -118,6 +119,7 @@ def serve_champion(
     The protocol is `protocol` when asked for, else the one the model is served with now,
     else `default_protocol` (core/protocol.py); the model's lock is held throughout."""
     deployer = deployers.active_deployer()
+    check_stack_model_uri(champion.artifact_location)  # before anything reaches a cluster
     with locks.model_lock(champion.name, "deploy", logger.info):
         chosen = choose_protocol(
             protocol, deployers.served_protocol(deployer, champion.name), default_protocol

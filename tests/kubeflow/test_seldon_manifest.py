@@ -1,4 +1,6 @@
-"""On a stack with ZenML's `seldon` deployer, our deployment step yields a valid SeldonDeployment.
+"""On a stack with zenkube's `zenkube_seldon` deployer, our deployment step yields a
+SeldonDeployment that Seldon Core v1.18.2's full CRD accepts (nothing pruned) with names
+its operator can turn into Services and Istio subsets.
 
 There is no Kubernetes API server here, so only the HTTP call to it is intercepted
 (`kubernetes.client.ApiClient.call_api`); everything above it is ZenML's own code.
@@ -13,10 +15,12 @@ import pytest
 from zenml.client import Client
 from zenml.enums import StackComponentType as T
 
+from integrations import k8s_names
+from integrations.kubeflow import seldon_manifest
 from integrations.kubeflow.flavors import SELDON_FLAVOR
 from integrations.mlflow_registry import RegisteredModel
-from steps.deployment.deploy import serve_champion
-from tests.kubeflow.conftest import cluster_stack, use_test_kubeconfig
+from steps.deployment.deploy import build_deployment_config, serve_champion
+from tests.kubeflow.conftest import SELDON_CRD, cluster_stack, crd_problems, use_test_kubeconfig
 
 ACCESS_KEY = "AKIAZENKUBETESTKEY01"
 SECRET_KEY = "zenkube/test+secret/key/value/0123456789"
@@ -54,6 +58,7 @@ def test_deployment_step_builds_a_seldon_deployment_with_a_secret_reference(
     assert len(secrets) == 1 and len(deployments) == 1
 
     manifest = deployments[0]["body"]
+    assert crd_problems(manifest, SELDON_CRD) == []  # nothing refused, nothing pruned
     assert manifest["apiVersion"] == "machinelearning.seldon.io/v1"
     assert manifest["kind"] == "SeldonDeployment"
     assert manifest["metadata"]["name"].startswith("zenml-")
@@ -97,10 +102,76 @@ def test_with_a_request_logger_url_every_graph_logs_its_traffic_to_the_sink(
     )
     serve_champion(champion, "seldon", "deployment_pipeline", "deploy_champion", timeout=0)
     (deployment,) = [c for c in kubernetes_api if "seldondeployments" in c["path"] and c["body"]]
+    assert crd_problems(deployment["body"], SELDON_CRD) == []
     (predictor,) = deployment["body"]["spec"]["predictors"]
+    assert predictor["name"] == seldon_manifest.predictor_name("house prices")
+    sdep = deployment["body"]["metadata"]["name"]
+    assert not k8s_names.problems(seldon_manifest.predictor_service(sdep, predictor["name"]))
     # Seldon's executor posts each request and response as CloudEvents to the sink, which
     # writes them where `monitor --from-traffic` reads (integrations/traffic_sink.py).
     assert predictor["graph"]["logger"] == {
         "mode": "all",
         "url": "http://zenkube-traffic-sink.zenkube/house_prices",
     }
+
+
+def zenml_body(model_name: str) -> dict:
+    """The body ZenML 0.98's Seldon service sends for our deployment step's config."""
+    from uuid import uuid4
+
+    champion = RegisteredModel(name=model_name, version="1", model_uri="models:/m-1",
+                               artifact_location="s3://b/m")  # fmt: skip
+    config = build_deployment_config(champion, "seldon", "deployment_pipeline", "deploy")
+    return seldon_manifest.zenml_body(config, uuid4())
+
+
+NAMES = ["House_Prices", "house-prices", "house.prices", "churn_v2", "my.model", "m" * 62]
+
+
+def test_every_model_name_yields_predictor_names_seldon_and_istio_accept():
+    bodies = [seldon_manifest.for_cluster(zenml_body(n), "http://sink") for n in NAMES]
+    predictors = [b["spec"]["predictors"][0]["name"] for b in bodies]
+    assert len(set(predictors)) == len(NAMES)  # House_Prices and house-prices stay apart
+    assert predictors[1] == "house-prices"
+    for name, body in zip(NAMES, bodies, strict=True):
+        assert crd_problems(body, SELDON_CRD) == []
+        predictor = body["spec"]["predictors"][0]["name"]
+        assert not k8s_names.problems(predictor)  # the Istio subset
+        service = seldon_manifest.predictor_service(body["metadata"]["name"], predictor)
+        assert not k8s_names.problems(service)  # the operator's Service name
+        assert body["metadata"]["labels"]["zenkube.model-name"][-1].isalnum()
+        assert body["spec"]["predictors"][0]["graph"]["logger"]["url"].endswith(
+            "/" + name.replace(" ", "_")
+        )
+
+
+def test_deploy_refuses_a_model_uri_the_storage_initializer_cannot_read(
+    seldon_stack, kubernetes_api
+):
+    from core.errors import ConfigError
+
+    champion = RegisteredModel(
+        name="house prices",
+        version="5",
+        model_uri="models:/m-ghi",
+        artifact_location="mlflow-artifacts:/1/models/m-ghi/artifacts",
+    )
+    with pytest.raises(ConfigError) as refused:
+        serve_champion(champion, "seldon", "deployment_pipeline", "deploy_champion", timeout=0)
+    message = str(refused.value)
+    assert message.count(". ") == 0 and "mlflow-artifacts:/1/models/m-ghi" in message
+    assert "--default-artifact-root s3://" in message  # how to fix it
+    assert not [c for c in kubernetes_api if c["method"] != "GET"]  # nothing was applied
+
+
+def test_which_model_uris_a_storage_initializer_reads():
+    from integrations.storage_uri import unreadable
+
+    for uri in ("s3://b/mlflow/1/models/m/artifacts", "gs://b/m", "pvc://claim/m"):
+        assert unreadable(uri, "KServe") == ""
+    for uri in ("mlflow-artifacts:/1/m", "models:/m/1", "runs:/r/model", "/data/m", "s3://"):
+        assert "cannot be read by KServe's storage initializer" in unreadable(uri, "KServe")
+    # a path on the shared volume every pod mounts is read in place; others are not
+    assert unreadable("/mnt/shared/mlflow/1/m", "Seldon Core", "/mnt/shared") == ""
+    assert unreadable("file:///mnt/shared/m", "Seldon Core", "/mnt/shared") == ""
+    assert unreadable("/home/me/mlruns/m", "Seldon Core", "/mnt/shared")

@@ -35,7 +35,7 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
     with (
         ZenmlServer(root / "zenml-server") as server,
-        MlflowServer(root / "mlflow") as mlflow_server,
+        MlflowServer(root / "mlflow", root / "volume" / "mlflow") as mlflow_server,
         KubernetesApi(root / "kubernetes", mlflow_server.url) as kubernetes,
         KfpApiRecorder(root / "kfp", pod_env={"KUBECONFIG": str(kubernetes.kubeconfig())}) as kfp,
     ):

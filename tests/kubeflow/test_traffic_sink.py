@@ -1,5 +1,12 @@
-"""The cluster's traffic sink, over real HTTP: Seldon's request-logger CloudEvents and
-feedback in, the same Parquet batches out that `monitor --from-traffic` reads."""
+"""The cluster's traffic sink, over real HTTP, fed events shaped as Seldon Core v1.18.2's
+and KServe's request loggers send them, writes the Parquet batches `monitor
+--from-traffic` reads.
+
+Seldon (`executor/predictor/predictor_process.go`, `logPayload`; `executor/logger/
+worker.go`, `sendCloudEvent`): binary CloudEvents, a fresh random `Ce-Id` per message,
+the puid in `Ce-Requestid`. KServe (`pkg/logger/handler.go`, `ServeHTTP`): one `Ce-Id`
+shared by a request and its response.
+"""
 
 from __future__ import annotations
 
@@ -7,76 +14,190 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import requests
 
 from integrations.seldon_local.process import free_port
 from integrations.traffic import model_folder, read_kind, traffic_batch
+from integrations.traffic_sink import (
+    KSERVE_REQUEST,
+    KSERVE_RESPONSE,
+    SELDON_FEEDBACK,
+    SELDON_REQUEST,
+    SELDON_RESPONSE,
+)
 from tests.conftest import REPO_ROOT
 
 COLUMNS = ["size", "rooms"]
-REQUEST, RESPONSE = "io.seldon.serving.inference.request", "io.seldon.serving.inference.response"
+TOKEN = "s3cr3t-token-from-a-kubernetes-secret"
 
 
-@pytest.fixture
-def sink(tmp_path):
+def start_sink(root, *extra):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "integrations.traffic_sink", "--port", str(port), "--host",
-         "127.0.0.1", "--root", str(tmp_path / "traffic"), "--flush-seconds", "0.3"],
-        cwd=REPO_ROOT,
+         "127.0.0.1", "--root", str(root), "--flush-seconds", "0.3", *extra],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
+                return process, url
         except requests.RequestException:
             time.sleep(0.1)
-    yield url, tmp_path / "traffic"
+    process.terminate()
+    raise AssertionError("the sink did not start")
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sink") / "traffic"
+    process, url = start_sink(root)
+    yield url, root
     process.terminate()
     process.wait(timeout=20)
 
 
-def event(url, kind, puid, body):
+def seldon_event(url, kind, puid, body, node="classifier"):
+    """As Seldon's executor posts it: `sendCloudEvent` (cloudevents sdk-go v1, binary)."""
     headers = {
+        "Ce-Id": str(uuid.uuid4()),  # fresh per message: never the pairing key
+        "Ce-Specversion": "1.0",
         "Ce-Type": kind,
-        "Ce-Id": puid,
-        "Ce-Source": "seldon",
+        "Ce-Source": "http://0.0.0.0:8000/",
+        "Ce-Time": "2026-12-01T12:00:00.000000Z",
+        "Ce-Modelid": node,
+        "Ce-Requestid": puid,
+        "Ce-Inferenceservicename": "zenml-0f6c2d9e-4b7a-4f0e-9a51-3b1e8c7d2a10",
+        "Ce-Namespace": "zenkube",
+        "Ce-Endpoint": "house-prices",
+        "Ce-Protocol": "seldon",
         "Content-Type": "application/json",
     }
     return requests.post(url, data=json.dumps(body), headers=headers, timeout=10)
 
 
-def test_logged_predictions_and_feedback_become_a_labelled_batch(sink):
-    url, root = sink
-    model_url = f"{url}/house_prices"
-    for i in range(6):
-        puid = f"p{i}"
-        rows = [[50.0 + i, 2], [80.0 + i, 3]]  # ZenML's Seldon client sends no names
-        request = {"data": {"ndarray": rows}}
-        response = {"data": {"names": [], "ndarray": [1, 0]}, "meta": {"puid": puid}}
-        first, second = ((REQUEST, request), (RESPONSE, response))
-        if i % 2:  # the executor does not promise an order
-            first, second = second, first
-        assert event(model_url, first[0], puid, first[1]).status_code == 200
-        assert event(model_url, second[0], puid, second[1]).status_code == 200
-        feedback = {"response": response, "truth": {"data": {"ndarray": [1, 1]}}}
-        answer = requests.post(f"{model_url}/feedback", json=feedback, timeout=10)
-        assert answer.status_code == 200 and answer.json()["meta"]["puid"] == puid
-    bad = requests.post(model_url, json={}, headers={"Ce-Type": "something.else"}, timeout=10)
-    assert bad.status_code == 400
-    folder = model_folder(root, "house prices")
+def kserve_event(url, kind, request_id, body):
+    """As KServe's logger posts it: `sendHttpCloudEvent` (cloudevents sdk-go v2, binary)."""
+    headers = {
+        "Ce-Id": request_id,  # the same for a request and its response
+        "Ce-Specversion": "1.0",
+        "Ce-Type": kind,
+        "Ce-Source": "http://localhost:9081/",
+        "Ce-Time": "2026-12-01T12:00:00.000000Z",
+        "Ce-Inferenceservicename": "zenkube-house-prices-501dc41e",
+        "Ce-Namespace": "zenkube",
+        "Ce-Component": "predictor",
+        "Ce-Endpoint": "",
+        "Ce-Metadata": "{}",
+        "Content-Type": "application/json",
+    }
+    return requests.post(url, data=json.dumps(body), headers=headers, timeout=10)
+
+
+def wait_for_rows(folder, kind, n):
     deadline = time.monotonic() + 20
-    while (
-        len(read_kind(folder, "requests", None)) < 12
-        or len(read_kind(folder, "feedback", None)) < 12
-    ):
-        assert time.monotonic() < deadline, "the sink did not write the traffic"
+    while len(read_kind(folder, kind, None)) < n:
+        assert time.monotonic() < deadline, f"the sink did not write {n} {kind} rows"
         time.sleep(0.2)
+    return read_kind(folder, kind, None)
+
+
+def test_seldon_logged_predictions_and_feedback_become_a_labelled_batch(sink):
+    url, root = sink
+    model_url = f"{url}/House_Prices"
+    puids = []
+    for i in range(6):
+        puid = str(uuid.uuid4())  # the executor's Seldon-Puid
+        puids.append(puid)
+        request = {"data": {"ndarray": [[50.0 + i, 2], [80.0 + i, 3]]}}  # no names: ZenML's
+        response = {"data": {"names": [], "ndarray": [1, 0]}, "meta": {}}  # no puid in body
+        first, second = ((SELDON_REQUEST, request), (SELDON_RESPONSE, response))
+        if i % 2:  # the executor queues both from goroutines: no order is promised
+            first, second = second, first
+        assert seldon_event(model_url, *first[:1], puid, first[1]).status_code == 200
+        assert seldon_event(model_url, second[0], puid, second[1]).status_code == 200
+    # Labels: the first three through Seldon's feedback API (its logger forwards them as
+    # io.seldon.serving.feedback; the body names the prediction's puid), the rest posted to
+    # the sink directly, as SeldonClient.feedback's body.
+    for puid in puids[:3]:
+        message = {"response": {"meta": {"puid": puid}}, "truth": {"data": {"ndarray": [1, 1]}}}
+        answer = seldon_event(model_url, SELDON_FEEDBACK, str(uuid.uuid4()), message)
+        assert answer.status_code == 200 and answer.json()["accepted"] == puid
+    for puid in puids[3:]:
+        message = {"response": {"meta": {"puid": puid}}, "truth": {"data": {"ndarray": [1, 1]}}}
+        answer = requests.post(f"{model_url}/feedback", json=message, timeout=10)
+        assert answer.status_code == 200 and answer.json()["meta"]["puid"] == puid
+    folder = model_folder(root, "House_Prices")  # where --from-traffic reads this model
+    rows = wait_for_rows(folder, "requests", 12)
+    assert set(rows["_request_id"]) == set(puids)  # paired by Ce-Requestid, not Ce-Id
+    wait_for_rows(folder, "feedback", 12)
     batch = traffic_batch(folder, COLUMNS, "price_band", 3600, min_rows=10)
     assert batch.labelled_batch and batch.labelled == 12
     assert sorted(batch.frame["size"].tolist())[:2] == [50.0, 51.0]
-    assert batch.frame["price_band"].tolist() == [1] * 12
+
+
+def test_kserve_logged_v2_predictions_land_in_the_model_folder(sink):
+    url, root = sink
+    model_url = f"{url}/churn_v2"  # the deployer's logger URL: <sink>/<model>
+    ids = []
+    for i in range(3):
+        request_id = str(uuid.uuid4())
+        answer_id = f"mlserver-{i}"  # the V2 response id a client names in its feedback
+        ids.append(answer_id)
+        request = {
+            "inputs": [
+                {"name": "size", "shape": [1, 1], "datatype": "FP64", "data": [60.0 + i]},
+                {"name": "rooms", "shape": [1, 1], "datatype": "INT64", "data": [2]},
+            ]
+        }
+        response = {
+            "model_name": "zenkube-churn-v2-d465b7bf",
+            "id": answer_id,
+            "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [1]}],
+        }
+        assert kserve_event(model_url, KSERVE_RESPONSE, request_id, response).status_code == 200
+        assert kserve_event(model_url, KSERVE_REQUEST, request_id, request).status_code == 200
+    feedback = {"id": ids[0], "truth": [0]}
+    assert requests.post(f"{model_url}/feedback", json=feedback, timeout=10).status_code == 200
+    folder = model_folder(root, "churn_v2")
+    rows = wait_for_rows(folder, "requests", 3)
+    assert sorted(rows["_request_id"]) == ids and sorted(rows["size"]) == [60.0, 61.0, 62.0]
+    assert list(wait_for_rows(folder, "feedback", 1)["_request_id"]) == [ids[0]]
+
+
+def test_events_the_loggers_never_send_are_refused_with_a_reason(sink):
+    url, _ = sink
+    other = requests.post(f"{url}/m", json={}, headers={"Ce-Type": "something.else"}, timeout=10)
+    assert other.status_code == 400 and SELDON_FEEDBACK in other.json()["error"]
+    no_puid = requests.post(f"{url}/m", json={}, headers={"Ce-Type": SELDON_REQUEST}, timeout=10)
+    assert no_puid.status_code == 400 and "Ce-Requestid" in no_puid.json()["error"]
+
+
+def test_with_a_token_only_its_holders_change_the_labels(tmp_path):
+    token_file = tmp_path / "token"  # as the mounted Secret key
+    token_file.write_text(TOKEN + "\n")
+    root = tmp_path / "traffic"
+    process, url = start_sink(root, "--token-file", str(token_file))
+    try:
+        message = {"response": {"meta": {"puid": "p1"}}, "truth": {"data": {"ndarray": [1]}}}
+        model_url = f"{url}/house_prices"
+        assert requests.post(f"{model_url}/feedback", json=message, timeout=10).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-token"}
+        answer = requests.post(f"{model_url}/feedback", json=message, headers=wrong, timeout=10)
+        assert answer.status_code == 401
+        # Seldon's feedback API is open to whoever reaches the ingress: not trusted here
+        ignored = seldon_event(model_url, SELDON_FEEDBACK, "p9", message)
+        assert ignored.status_code == 200 and "ignored" in ignored.json()
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        answer = requests.post(f"{model_url}/feedback", json=message, headers=good, timeout=10)
+        assert answer.status_code == 200
+        labels = wait_for_rows(model_folder(root, "house_prices"), "feedback", 1)
+        assert list(labels["_request_id"]) == ["p1"]  # only the token holder's label
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
