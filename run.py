@@ -91,12 +91,36 @@ def train_cmd(config, dataset, target, model_name) -> None:
     "config's default_protocol.",
 )
 @click.option("--model-name", help="Registered model to serve (its champion).")
-def deploy_cmd(config, protocol, model_name) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the objects deploy would apply on a cluster stack (YAML); no cluster, no "
+    "ZenML server.",
+)
+@click.option(
+    "--stack",
+    "stack_spec",
+    default="kubeflow",
+    show_default=True,
+    help="With --dry-run: the cluster stack spec (kubeflow, kubeflow-kserve or a path).",
+)
+@click.option(
+    "--model-uri", help="With --dry-run: the model's files (s3://…); else the champion's."
+)
+def deploy_cmd(config, protocol, model_name, dry_run, stack_spec, model_uri) -> None:
     """Serve the champion with the stack's model deployer (health + smoke checked).
 
     Each model name has its own endpoint; deploying one never touches another's. A
     redeploy keeps the protocol being served unless --protocol switches it.
     """
+    if dry_run:
+        from app import dry_run as dry
+        from app.config import model_name as model_name_for
+
+        name = model_name_for(model_name, "deployment", config)
+        bodies = dry.manifests(stack_spec, name, model_uri, protocol=protocol or "seldon")
+        click.echo(dry.render(bodies), nl=False)
+        return
     _ready()
     runner.deploy_command(config, model_name, protocol, click.secho)
 

@@ -52,6 +52,12 @@ def logger_url(sink_url: str, model_name: str) -> str:
     return f"{sink_url.rstrip('/')}/{safe_name(model_name)}"
 
 
+def resources(cpu: str, memory: str) -> dict:
+    """Requests equal to limits (the predictor's QoS is Guaranteed)."""
+    quantities = {"cpu": cpu, "memory": memory}
+    return {"requests": dict(quantities), "limits": dict(quantities)}
+
+
 def inference_service(
     model_name: str,
     model_version: str,

@@ -73,8 +73,7 @@ class KServeService(BaseDeploymentService):
 
     def body(self) -> dict:
         c = self.config
-        quantities = {"cpu": c.cpu, "memory": c.memory}
-        resources = {"requests": dict(quantities), "limits": dict(quantities)}
+        resources = manifest.resources(c.cpu, c.memory)
         return manifest.inference_service(
             c.model_name, c.model_version, c.model_uri, c.namespace, c.service_account,
             resources, c.runtime, sink_url=c.logger_url,

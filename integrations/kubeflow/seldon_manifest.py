@@ -60,8 +60,8 @@ def logger_url(sink_url: str, model_name: str) -> str:
 def zenml_body(config, service_uuid) -> dict:
     """The body ZenML 0.98 sends for a `SeldonDeploymentConfig` and a service id: the
     same calls as `SeldonDeploymentService.provision` (zenml `integrations/seldon/
-    services/seldon_deployment.py`), serialized as its client does (`create_deployment`:
-    `model_dump(exclude_none=True)`), before zenkube's changes (`for_cluster`)."""
+    services/seldon_deployment.py`), serialized as its client sends it (`create_deployment`:
+    `model_dump(exclude_none=True)`, then JSON), before zenkube's changes (`for_cluster`)."""
     from zenml.integrations.seldon.seldon_client import SeldonDeployment
     from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentService
 
@@ -82,7 +82,8 @@ def zenml_body(config, service_uuid) -> dict:
     )
     deployment.spec.replicas = config.replicas
     deployment.spec.predictors[0].replicas = config.replicas
-    return deployment.model_dump(exclude_none=True)
+    # as the kubernetes client puts it on the wire (JSON: enums become their values)
+    return json.loads(json.dumps(deployment.model_dump(exclude_none=True)))
 
 
 def for_cluster(body: dict, sink_url: str = "") -> dict:

@@ -214,3 +214,19 @@ def test_labels_never_end_in_punctuation_and_the_logger_posts_to_the_model_folde
     url = body["spec"]["predictor"]["logger"]["url"]
     # the sink writes `<root>/<last path segment>`: the folder `--from-traffic` reads
     assert model_folder("root", url.rsplit("/", 1)[1]) == model_folder("root", long)
+
+
+def test_vendored_crds_are_the_upstream_files():
+    """Each CRD is the file at the commit SOURCES.md names (its sha256), unchanged."""
+    import hashlib
+    import re
+
+    from tests.kubeflow.conftest import CRDS, crd_text
+
+    sources = (CRDS / "SOURCES.md").read_text()
+    rows = re.findall(
+        r"^\| (\S+\.yaml\.gz) \|.*, ([0-9a-f]{40}) \| ([0-9a-f]{64}) \|$", sources, re.M
+    )
+    assert {r[0] for r in rows} == {p.name for p in CRDS.glob("*.yaml.gz")}
+    for file, _commit, digest in rows:
+        assert hashlib.sha256(crd_text(file).encode()).hexdigest() == digest, file

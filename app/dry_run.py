@@ -1,0 +1,160 @@
+"""`run.py deploy --dry-run`: the objects `deploy` would apply on a cluster stack, as YAML,
+with no cluster and no ZenML server.
+
+The stack spec (stacks/<name>.yaml, ${VARS} expanded) gives the model deployer's
+configuration; the deployment step's own config builder and the same manifest functions
+the deployers run build the bodies, so what is printed is what `deploy` sends the
+Kubernetes API (as `kubectl apply --dry-run=client -o yaml` shows objects). The model's
+files come from `--model-uri`, or else from the champion in the stack's MLflow server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import yaml
+
+from core.errors import ConfigError
+
+SELDON_FLAVORS = ("zenkube_seldon", "seldon")
+KSERVE_FLAVOR = "zenkube_kserve"
+
+
+def _component(spec: dict, kind: str) -> dict[str, Any]:
+    from stacks.manage import components_of
+
+    return components_of(spec).get(kind) or {}
+
+
+def champion(spec: dict, model_name: str, model_uri: str | None, version: str | None) -> Any:
+    """The registered model to render: `--model-uri` as given, else the champion in the
+    stack's MLflow server (reached with MLFLOW_TRACKING_USERNAME/PASSWORD)."""
+    from integrations import mlflow_registry
+
+    if model_uri:
+        return mlflow_registry.RegisteredModel(
+            name=model_name,
+            version=version or "1",
+            model_uri=model_uri,
+            artifact_location=model_uri,
+        )
+    import mlflow
+
+    tracking = (_component(spec, "experiment_tracker").get("configuration") or {}).get(
+        "tracking_uri", ""
+    )
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(tracking)
+    try:
+        found = mlflow_registry.get_champion(model_name)
+    except Exception as exc:  # unreachable server, refused login: say how to go offline
+        raise ConfigError(
+            f"Could not read the champion of '{model_name}' from MLflow at {tracking} "
+            f"({type(exc).__name__}); pass --model-uri s3://… to render the manifests offline."
+        ) from None
+    if found is None:
+        raise ConfigError(
+            f"'{model_name}' has no champion in MLflow at {tracking}; train it first, or pass "
+            "--model-uri s3://… to render the manifests of a given model."
+        )
+    return found
+
+
+def manifests(
+    stack: str,
+    model_name: str,
+    model_uri: str | None = None,
+    version: str | None = None,
+    protocol: str = "seldon",
+) -> list[dict]:
+    """The objects `deploy` would apply for `model_name` on the cluster stack `stack`."""
+    from integrations.shared_volume import FLAVOR_NAME as SHARED_VOLUME
+    from integrations.storage_uri import BACKENDS, unreadable
+    from stacks.manage import load_spec
+
+    spec = load_spec(stack)
+    deployer = _component(spec, "model_deployer")
+    flavor = deployer.get("flavor", "")
+    if flavor not in (*SELDON_FLAVORS, KSERVE_FLAVOR):
+        raise ConfigError(
+            f"--dry-run renders cluster manifests; the stack '{stack}' deploys with "
+            f"'{flavor or 'no model deployer'}'. Use --stack kubeflow or --stack kubeflow-kserve."
+        )
+    model = champion(spec, model_name, model_uri, version)
+    store = _component(spec, "artifact_store")
+    shared = (store.get("configuration") or {}).get("path")
+    reason = unreadable(
+        model.artifact_location,
+        BACKENDS[flavor],
+        shared if store.get("flavor") == SHARED_VOLUME else None,
+    )
+    if reason:
+        raise ConfigError(reason)
+    config = deployer.get("configuration") or {}
+    if flavor == KSERVE_FLAVOR:
+        return [kserve_manifest(model, config)]
+    return [seldon_manifest(model, config, protocol)]
+
+
+def kserve_manifest(model, configuration: dict) -> dict:
+    from integrations.kserve import manifest
+    from integrations.kserve.flavor import KServeModelDeployerConfig
+
+    c = KServeModelDeployerConfig(**configuration)
+    return manifest.inference_service(
+        model.name, model.version, model.artifact_location, c.kubernetes_namespace,
+        c.service_account, manifest.resources(c.cpu, c.memory), c.runtime,
+        sink_url=c.request_logger_url,
+    )  # fmt: skip
+
+
+def seldon_manifest(model, configuration: dict, protocol: str) -> dict:
+    from integrations.kubeflow import seldon_manifest as seldon
+    from integrations.kubeflow.flavors import ZenkubeSeldonModelDeployerConfig
+    from steps.deployment.deploy import build_deployment_config
+
+    c = ZenkubeSeldonModelDeployerConfig(**configuration)
+    config = build_deployment_config(model, protocol, "deployment_pipeline", "deploy_champion")
+    # ZenML names the object after the service id `deploy` creates; a stable stand-in id
+    # keeps the dry run reviewable in Git (the printed comment says so).
+    service_id = uuid.uuid5(uuid.NAMESPACE_URL, f"zenkube:{model.name}:{model.version}")
+    body = seldon.for_cluster(seldon.zenml_body(config, service_id), c.request_logger_url)
+    body["metadata"]["namespace"] = c.kubernetes_namespace
+    return body
+
+
+def describe(body: dict) -> list[str]:
+    """Comment lines: what the object and what the operator derives from it are called."""
+    meta = body["metadata"]
+    lines = [f"# {body['kind']} {meta['namespace']}/{meta['name']}"]
+    if body["kind"] == "InferenceService":
+        from integrations.kserve import manifest
+
+        lines.append(
+            f"#   predictor Deployment/Service: {meta['name']}-predictor; V2 path "
+            f"{manifest.prediction_path(meta['name'])}; Host (default domain template): "
+            f"{manifest.host(meta['name'], meta['namespace'])}"
+        )
+    else:
+        from integrations.kubeflow import seldon_manifest as seldon
+
+        predictor = body["spec"]["predictors"][0]["name"]
+        lines += [
+            "#   metadata.name is zenml-<service id>: `deploy` creates a new id, this one is "
+            "stable for review",
+            f"#   predictor (Istio subset): {predictor}; predictor Service: "
+            f"{seldon.predictor_service(meta['name'], predictor)}",
+            "#   with `secret` set, deploy also applies the Secret "
+            "zenml-seldon-core-<artifact store id> (bucket credentials; never printed)",
+        ]
+    return lines
+
+
+def render(bodies: list[dict]) -> str:
+    """YAML documents, one per object, each after comment lines naming what it creates."""
+    documents = []
+    for body in bodies:
+        text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False, width=100)
+        documents.append("\n".join([*describe(body), text.rstrip()]))
+    return "---\n" + "\n---\n".join(documents) + "\n"
