@@ -16,33 +16,59 @@ from integrations.evidently_drift import drift_report
 from materializers.dataset import DATETIME, NUMERIC, Dataset
 from materializers.drift_report import ColumnDrift, DriftReport
 
+# scipy's ks_2samp ('auto') computes exact p-values while neither side has more rows than
+# this, and Smirnov's asymptotic distribution above it.
+EXACT_KS_ROWS = 10_000
+
 
 def numeric_drift(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
-    """Two-sample KS (statistic, p-value), exactly as Evidently's `ks` method computes it,
-    and the effect size: the Wasserstein distance over the reference's standard deviation
-    (in the column's own units when the reference is constant). Missing values are skipped."""
+    """Two-sample KS (statistic, p-value), exactly as `scipy.stats.ks_2samp` (and so
+    Evidently's `ks` method) computes them, and the effect size: the Wasserstein distance
+    over the reference's standard deviation. Missing values are skipped.
+
+    Both figures come from the gaps between the two empirical CDFs on the merged sorted
+    values: KS is the largest gap, Wasserstein the area between them. Above
+    EXACT_KS_ROWS the p-value is Smirnov's asymptotic one, as scipy's: one merge serves
+    both figures (calling ks_2samp and then measuring the distance took 2-3x as long)."""
     reference = np.sort(reference[~np.isnan(reference)])
     current = np.sort(current[~np.isnan(current)])
-    result = stats.ks_2samp(reference, current)  # sorted input: same answer, less time
-    return float(result.statistic), float(result.pvalue), normed_wasserstein(reference, current)
+    if max(len(reference), len(current)) <= EXACT_KS_ROWS or not len(reference) * len(current):
+        result = stats.ks_2samp(reference, current)  # exact p-value; raises on an empty side
+        return float(result.statistic), float(result.pvalue), normed_wasserstein(reference, current)
+    gaps, widths = _cdf_gaps(reference, current)
+    statistic = float(gaps.max())
+    larger, smaller = sorted([float(len(reference)), float(len(current))], reverse=True)
+    effective_rows = np.round(larger * smaller / (larger + smaller))
+    p_value = float(np.clip(stats.kstwo.sf(statistic, effective_rows), 0.0, 1.0))
+    return statistic, p_value, _normed(float(np.dot(gaps, widths)), reference)
 
 
-def normed_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
-    """W1 distance of two sorted samples over the reference's standard deviation (ddof 0, as
-    Evidently's `wasserstein`): 0.1 is a shift of the mean by a tenth of the spread.
-
-    W1 is the area between the two empirical CDFs; on sorted samples it costs one merge and
-    two searches (scipy's `wasserstein_distance` sorts again, 3-4x slower at 1M rows)."""
-    if not len(reference) or not len(current):
-        return 0.0
+def _cdf_gaps(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|F_ref - F_cur| on each interval between consecutive merged values, and the
+    intervals' widths (both sides sorted)."""
     values = np.concatenate([reference, current])
-    values.sort(kind="mergesort")
+    values.sort(kind="mergesort")  # two sorted runs
     steps = values[:-1]
     cdf_ref = np.searchsorted(reference, steps, side="right") / len(reference)
     cdf_cur = np.searchsorted(current, steps, side="right") / len(current)
-    distance = float(np.dot(np.abs(cdf_ref - cdf_cur), np.diff(values)))
+    return np.abs(cdf_ref - cdf_cur), np.diff(values)
+
+
+def _normed(distance: float, reference: np.ndarray) -> float:
+    """Over the reference's standard deviation (ddof 0, as Evidently's `wasserstein`); in
+    the column's own units when the reference is constant."""
     spread = float(np.std(reference))
     return distance / spread if spread > 0 else distance
+
+
+def normed_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
+    """W1 distance of two sorted samples over the reference's standard deviation: 0.1 is a
+    shift of the mean by a tenth of the spread. W1 is the area between the two empirical
+    CDFs (scipy's `wasserstein_distance` gives the same, sorting again)."""
+    if not len(reference) or not len(current):
+        return 0.0
+    gaps, widths = _cdf_gaps(reference, current)
+    return _normed(float(np.dot(gaps, widths)), reference)
 
 
 def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float, float]:
