@@ -203,4 +203,6 @@ def traffic_batch_file(model_name: str, since: str, min_rows: int) -> tuple[str,
             f"{batch.rows} rows served in the last {since}, {batch.labelled} labelled "
             f"(fewer than --min-rows {min_rows}): drift only"
         )
+    if batch.skipped:  # e.g. a file copied in by hand: named, not fatal
+        what += f"; skipped {len(batch.skipped)} unreadable file(s): {', '.join(batch.skipped[:3])}"
     return str(path), what

@@ -79,6 +79,8 @@ def status(model_name: str | None, echo=print) -> list[str]:
             lines.append(f"    Host header: {info['HOST_HEADER']}")
         if info.get("METRICS_URL") and state == "up":
             lines.append(f"    metrics: {info['METRICS_URL']}")
+        if info.get("RESTARTS"):  # the model's front restarted a server that died
+            lines.append(f"    restarts: {info['RESTARTS']}")
         if state == "down":
             why = service.status.last_error or "not running"
             lines.append(

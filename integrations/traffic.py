@@ -19,24 +19,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+logger = logging.getLogger(__name__)
 META = ("_request_id", "_row", "_time", "_prediction", "_version", "_protocol")
 POSITION = "_col"  # column name prefix for rows sent without names
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+MAX_ID_CHARS = 256  # a request id or a text label
+MAX_FEEDBACK_BYTES = 4 * 2**20  # ~1M labels in one message
+
+
 class TrafficError(ValueError):
-    """A feedback message or a traffic request that cannot be used; the text says why."""
+    """A feedback message or a traffic request that cannot be used; the text says why.
+    `status`: the HTTP status a client gets for it (400 unless said otherwise)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 def safe_name(model_name: str) -> str:
@@ -133,10 +144,18 @@ def feedback_labels(protocol: str, body: bytes) -> pd.DataFrame:
     """Labels from a feedback message: Seldon's `{"response": {"meta": {"puid"}}, "truth":
     {"data": {"ndarray": [...]}}}` (what SeldonClient.feedback sends), or zenkube's V2
     `{"id": "<the infer response id>", "truth": [...]}`."""
+    if len(body) > MAX_FEEDBACK_BYTES:
+        raise TrafficError(
+            f"the feedback body is {len(body)} bytes; the limit is {MAX_FEEDBACK_BYTES} "
+            "(send the labels in smaller batches)",
+            status=413,
+        )
     try:
         message = json.loads(body)
     except ValueError as exc:
-        raise TrafficError(f"the feedback body is not valid JSON: {exc}") from None
+        raise TrafficError(f"the feedback body is not valid JSON: {str(exc)[:80]}") from None
+    except RecursionError:
+        raise TrafficError("the feedback body is nested too deeply to be feedback") from None
     if not isinstance(message, dict):
         raise TrafficError("the feedback body must be a JSON object")
     if protocol == "v2":
@@ -155,9 +174,15 @@ def feedback_labels(protocol: str, body: bytes) -> pd.DataFrame:
         )
     if not request_id or not isinstance(truth, list) or not truth:
         raise TrafficError(f"feedback needs the request id and the true labels: send {example}")
+    if not isinstance(request_id, str | int) or len(str(request_id)) > MAX_ID_CHARS:
+        raise TrafficError(f"the request id is text of at most {MAX_ID_CHARS} characters")
     labels = [t[0] if isinstance(t, list) and len(t) == 1 else t for t in truth]
     if any(isinstance(t, list | dict) for t in labels):
         raise TrafficError("truth holds one label per row of the request (a flat list)")
+    if any(isinstance(t, int) and not -(2**63) <= t < 2**63 for t in labels):
+        raise TrafficError("a label is an integer beyond 64 bits: send the class label itself")
+    if any(isinstance(t, str) and len(t) > MAX_ID_CHARS for t in labels):
+        raise TrafficError(f"a label is text of more than {MAX_ID_CHARS} characters")
     return pd.DataFrame(
         {"_request_id": str(request_id), "_row": range(len(labels)), "_label": labels}
     )
@@ -226,18 +251,30 @@ def written_at(name: str) -> float | None:
         return None
 
 
-def read_kind(folder: str | Path, kind: str, since: float | None) -> pd.DataFrame:
+def read_kind(
+    folder: str | Path, kind: str, since: float | None, skipped: list[str] | None = None
+) -> pd.DataFrame:
     """One kind of traffic file (requests, feedback) as one frame; rows before `since`
-    (epoch seconds) are left out, and files written before it are not even read."""
+    (epoch seconds) are left out, and files written before it are not even read. A file
+    that is not readable Parquet is skipped with a warning (and added to `skipped`)."""
     fs, root = _fs(folder)
     files = sorted(fs.glob(f"{root}/{kind}-*.parquet"))
     frames = []
+    skipped = skipped if skipped is not None else []
     for name in files:
         at = written_at(name)
         if since is not None and at is not None and at + 1 < since:
             continue  # everything in it was served before the window
-        with fs.open(name, "rb") as f:
-            frames.append(pd.read_parquet(f))
+        try:
+            with fs.open(name, "rb") as f:
+                frames.append(pd.read_parquet(f))
+        except Exception as exc:  # noqa: BLE001 - one bad file must not hide the others
+            skipped.append(name)
+            logger.warning(
+                "Skipped %s: not a readable traffic file (%s). The front never writes "
+                "such a file; move it out of the folder.",
+                name, f"{type(exc).__name__}: {str(exc)[:120]}",
+            )  # fmt: skip
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame()
@@ -255,6 +292,7 @@ class TrafficBatch:
     rows: int
     labelled: int
     labelled_batch: bool
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out
 
 
 def traffic_batch(
@@ -267,7 +305,8 @@ def traffic_batch(
     served row without labels (drift only). Fewer than `min_rows` served rows is an error.
     """
     cutoff = time.time() - since_seconds
-    requests = read_kind(folder, "requests", cutoff)
+    skipped: list[str] = []
+    requests = read_kind(folder, "requests", cutoff, skipped)
     window = _window(since_seconds)
     if len(requests) < min_rows:
         raise TrafficError(
@@ -288,7 +327,7 @@ def traffic_batch(
             "at traffic since the current model was deployed."
         )
     requests = requests.drop_duplicates(["_request_id", "_row"], keep="last")
-    feedback = read_kind(folder, "feedback", None)
+    feedback = read_kind(folder, "feedback", None, skipped)
     if not feedback.empty:
         feedback = feedback.drop_duplicates(["_request_id", "_row"], keep="last")
         joined = requests.merge(
@@ -300,8 +339,10 @@ def traffic_batch(
     if len(labelled) >= min_rows:
         frame = labelled[columns].copy()
         frame[target] = labelled["_label"].to_numpy()
-        return TrafficBatch(frame.reset_index(drop=True), len(joined), len(labelled), True)
-    return TrafficBatch(joined[columns].reset_index(drop=True), len(joined), len(labelled), False)
+        return TrafficBatch(frame.reset_index(drop=True), len(joined), len(labelled), True, skipped)
+    return TrafficBatch(
+        joined[columns].reset_index(drop=True), len(joined), len(labelled), False, skipped
+    )
 
 
 def _window(seconds: float) -> str:
@@ -317,21 +358,26 @@ FLUSH_SECONDS = float(os.environ.get("ZENKUBE_TRAFFIC_FLUSH_SECONDS", "5"))
 
 class TrafficBuffer:
     """Answered requests and feedback held in memory and written as Parquet batches by a
-    background task: never on the request path, never to a log. Bounded: past
-    MAX_PENDING_BYTES a request is not recorded and `on_drop` is told."""
+    background task: never on the request path, never to a log.
+
+    Bounded: requests and feedback share one budget per batch (MAX_PENDING_BYTES, and at
+    most a quarter of the folder's cap, so one batch never rotates the folder empty);
+    past it a request is not recorded and feedback is refused with 503. Nothing a request
+    holds stops the recorder: what cannot be recorded is skipped and `on_drop(reason,
+    detail)` is told (reasons: buffer_full, unreadable, write_failed)."""
 
     def __init__(
         self,
         folder: str | Path,
         max_bytes: int = 512 * 2**20,
-        on_drop: Callable[[tuple], None] | None = None,
+        on_drop: Callable[[str, str], None] | None = None,
     ):
         self.log = TrafficLog(folder, max_bytes)
+        self.budget = max(1, min(MAX_PENDING_BYTES, max_bytes // 4))
         self.pending: list[tuple] = []
         self.pending_bytes = 0
         self.labels: list[pd.DataFrame] = []
-        self.on_drop = on_drop
-        self.unreadable = 0
+        self.on_drop = on_drop or (lambda reason, detail: None)
 
     def add(
         self,
@@ -340,26 +386,35 @@ class TrafficBuffer:
         protocol: str,
         version: str = "",
         columns: list[str] | None = None,
-        drop_labels: tuple = (),
     ) -> None:
         size = len(request) + len(answer)
-        if self.pending_bytes + size > MAX_PENDING_BYTES:
-            if self.on_drop:
-                self.on_drop(drop_labels)
+        if self.pending_bytes + size > self.budget:
+            self.on_drop("buffer_full", "the traffic buffer is full until the next write")
             return
         self.pending.append((time.time(), protocol, version, columns or [], request, answer))
         self.pending_bytes += size
 
     def add_feedback(self, protocol: str, body: bytes) -> pd.DataFrame:
-        frame = feedback_labels(protocol, body)  # TrafficError: the client's 400
+        """Labels from one feedback body, kept for the next batch; TrafficError (the
+        client's 4xx, or 503 while the buffer is full) when they cannot be."""
+        if self.pending_bytes + len(body) > self.budget:
+            self.on_drop("buffer_full", "feedback refused with 503 until the next write")
+            raise TrafficError(
+                "the traffic buffer is full; send the feedback again in a few seconds", 503
+            )
+        frame = feedback_labels(protocol, body)
         frame["_time"] = time.time()
         self.labels.append(frame)
+        self.pending_bytes += len(body)
         return frame
 
     async def run(self, every: float = FLUSH_SECONDS) -> None:
         while True:
             await asyncio.sleep(every)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as exc:  # noqa: BLE001 - the recorder must outlive any batch
+                self.on_drop("write_failed", f"{type(exc).__name__}: {str(exc)[:200]}")
 
     async def flush(self) -> None:
         pending, self.pending, self.pending_bytes = self.pending, [], 0
@@ -372,12 +427,16 @@ class TrafficBuffer:
         for at, protocol, version, columns, request, answer in pending:
             try:
                 _, frame = answered_rows(protocol, request, answer, columns)
-            except (ValueError, KeyError, IndexError, TypeError):
-                self.unreadable += 1  # served, but not readable back: not recorded
+            except Exception as exc:  # noqa: BLE001 - served, but not readable back
+                self.on_drop("unreadable", type(exc).__name__)
                 continue
             frame["_time"], frame["_version"], frame["_protocol"] = at, version, protocol
             frames.append(frame)
-        if frames:
-            self.log.write("requests", pd.concat(frames, ignore_index=True))
-        if labels:
-            self.log.write("feedback", pd.concat(labels, ignore_index=True))
+        for kind, parts in (("requests", frames), ("feedback", labels)):
+            if not parts:
+                continue
+            try:
+                self.log.write(kind, pd.concat(parts, ignore_index=True))
+            except Exception as exc:  # noqa: BLE001 - this batch is lost, not the recorder
+                for _ in parts:
+                    self.on_drop("write_failed", f"{type(exc).__name__}: {str(exc)[:200]}")

@@ -155,7 +155,7 @@ class Sink:
         try:
             frame = self.buffer(model).add_feedback(_feedback_protocol(body), body)
         except TrafficError as exc:
-            return _refuse(str(exc))
+            return _refuse(str(exc), exc.status)
         puid = str(frame["_request_id"].iloc[0])
         return web.json_response({"data": {"names": [], "ndarray": []}, "meta": {"puid": puid}})
 
@@ -166,8 +166,8 @@ class Sink:
             await buffer.flush()
 
 
-def _refuse(reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=400)
+def _refuse(reason: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
 
 
 def _with_puid(response: bytes, puid: str) -> bytes:

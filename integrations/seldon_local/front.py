@@ -2,18 +2,21 @@
 
 One front per registered model name, on the stable port clients call; it outlives the
 model servers behind it. Its record (`fronts/<model>/router.json`) says pid, port and the
-backend port it forwards to.
+backend port it forwards to. It is controlled over a Unix socket in that folder
+(`control.sock`; the folder is 0700 and the socket 0600), never over the serving port:
+only the user who runs zenkube can switch where it forwards or read its pids and ports.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import re
+import socket
 import sys
 import time
 from pathlib import Path
-
-import requests
 
 from integrations.seldon_local import process
 
@@ -24,12 +27,57 @@ class FrontError(RuntimeError):
     pass
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over the front's control socket (the standard library, no extra package)."""
+
+    def __init__(self, path: Path, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        folder = os.open(self.path.parent, os.O_PATH | os.O_DIRECTORY)
+        try:
+            sock.connect(process.unix_address(self.path, folder))
+        except OSError:
+            sock.close()
+            raise
+        finally:
+            os.close(folder)
+        self.sock = sock
+
+
+def control_request(
+    path: Path, method: str, url: str, body: dict | None = None, timeout: float = 5
+) -> tuple[int, dict]:
+    """(status, JSON answer) of one request to a front's control socket; OSError when
+    nothing answers there."""
+    conn = _UnixConnection(path, timeout)
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        conn.request(method, url, body=payload, headers=headers)
+        answer = conn.getresponse()
+        text = answer.read()
+        try:
+            return answer.status, json.loads(text)
+        except ValueError:
+            return answer.status, {"error": text[:200].decode(errors="replace")}
+    except http.client.HTTPException as exc:
+        raise OSError(f"the front's control socket answered badly: {exc}") from exc
+    finally:
+        conn.close()
+
+
 class ModelFront:
     def __init__(self, state_dir: str | Path, model_name: str):
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
         self.dir = Path(state_dir) / "fronts" / safe
         self.record_file = self.dir / "router.json"
         self.log_file = self.dir / "router.log"
+        self.control_socket = self.dir / "control.sock"
+        self.state_dir = Path(state_dir)
 
     def record(self) -> dict:
         try:
@@ -45,19 +93,37 @@ class ModelFront:
     def pid(self) -> int | None:
         return self.record().get("pid")
 
-    @property
-    def control_url(self) -> str:
-        return f"http://{process.HOST}:{self.port}/_zenkube"
-
     def status(self) -> dict | None:
-        """What the running front says about itself, or None when it does not answer."""
+        """What the running front says about itself (pid, port, backend, requests in
+        flight, restarts of the server behind it), or None when it does not answer."""
         if not (self.port and process.is_alive(self.pid)):
             return None
         try:
-            answer = requests.get(f"{self.control_url}/router", timeout=2)
-        except requests.RequestException:
+            code, answer = control_request(self.control_socket, "GET", "/router", timeout=2)
+        except OSError:
             return None
-        return answer.json() if answer.status_code == 200 else None
+        return answer if code == 200 else None
+
+    def restarts_note(self) -> str | None:
+        """How often the front restarted a dead server behind it, for `serve status`."""
+        status = self.status() or {}
+        if status.get("restart_note"):
+            return status["restart_note"]
+        if not status.get("restarts"):
+            return None
+        last = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(status["last_restart"]))
+        return f"{status['restarts']} (the server died; last restarted {last} UTC)"
+
+    def server_dir(self, backend: int) -> str:
+        """The folder of the server listening on `backend` (its `server.json` says the
+        port): the front watches that server and restarts it if it dies."""
+        for record in self.state_dir.glob("*/server.json"):
+            try:
+                if json.loads(record.read_text()).get("port") == backend:
+                    return str(record.parent)
+            except (OSError, ValueError):
+                continue
+        return ""
 
     @property
     def metrics_url(self) -> str | None:
@@ -77,13 +143,16 @@ class ModelFront:
         traffic is recorded (traffic-dir, traffic-max-mb; none: not recorded)."""
         self.stop()
         self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)  # the control socket's folder: its owner only
         command = [
             sys.executable, str(ROUTER),
             "--port", str(port), "--backend", str(backend), "--record", str(self.record_file),
+            "--control", str(self.control_socket), "--log", str(self.log_file),
+            "--server-dir", self.server_dir(backend),
         ]  # fmt: skip
         for key, value in {**(served or {}), **(traffic or {})}.items():
             command += [f"--{key}", str(value)]
-        pid = process.spawn(command, self.log_file, {})
+        pid = process.spawn(command, self.log_file, {}, record_launch=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = self.status()
@@ -104,13 +173,20 @@ class ModelFront:
         drain: list[int],
         served: dict[str, str] | None = None,
         timeout: float = 60.0,
+        traffic: dict[str, str] | None = None,
     ) -> None:
-        """Send new requests to `backend`; return once the `drain` ports have none in flight."""
-        answer = requests.put(
-            f"{self.control_url}/backend", json={"port": backend, **(served or {})}, timeout=5
-        )
-        if answer.status_code != 200 or answer.json().get("backend") != backend:
-            raise FrontError(f"The model's front refused the switch: {answer.text[:200]}")
+        """Send new requests to `backend`; return once the `drain` ports have none in flight.
+        `traffic` (as for `start`; {}: off) changes where served traffic is recorded."""
+        wanted = {"port": backend, **(served or {}), "server_dir": self.server_dir(backend)}
+        if traffic is not None:
+            wanted["traffic_dir"] = traffic.get("traffic-dir", "")
+            wanted["traffic_max_mb"] = traffic.get("traffic-max-mb", 512)
+        try:
+            code, answer = control_request(self.control_socket, "PUT", "/backend", wanted)
+        except OSError as exc:
+            raise FrontError(f"The model's front did not answer the switch: {exc}") from exc
+        if code != 200 or answer.get("backend") != backend:
+            raise FrontError(f"The model's front refused the switch: {str(answer)[:200]}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             inflight = (self.status() or {}).get("inflight", {})

@@ -60,7 +60,7 @@ class SeldonLocalModelDeployer(DeployerContract):
         )
 
     def same(self, service: SeldonLocalService, config: SeldonLocalServiceConfig) -> bool:
-        keys = ("model_uri", "model_version", "protocol", "workers", "port")
+        keys = ("model_uri", "model_version", "protocol", "workers", "port", "traffic_dir")
         return all(getattr(service.config, k) == getattr(config, k) for k in keys)
 
     def revive(self, service: SeldonLocalService, timeout: int) -> SeldonLocalService:
@@ -109,6 +109,7 @@ class SeldonLocalModelDeployer(DeployerContract):
                 new.backend_port,
                 drain=[s.backend_port for s in old if s.backend_port],
                 served=new.served_labels,
+                traffic=new.traffic_args,  # log_traffic as this deployment says
             )
             new.set_public_port(front.port)
             return
@@ -140,5 +141,6 @@ class SeldonLocalModelDeployer(DeployerContract):
             "LOG_FILE": str(service.log_file),
             "FRONT_LOG": str(service.front.log_file),
             "METRICS_URL": service.front.metrics_url,
+            "RESTARTS": service.front.restarts_note(),
             "PORT_NOTE": service.port_note or None,
         }

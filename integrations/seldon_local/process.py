@@ -107,9 +107,20 @@ def port_is_free(port: int) -> bool:
             return False
 
 
-def spawn(command: list[str], log_file: Path, env: dict[str, str]) -> int:
-    """Start a detached server in its own process group (it outlives the pipeline run)."""
+def spawn(
+    command: list[str], log_file: Path, env: dict[str, str], record_launch: bool = True
+) -> int:
+    """Start a detached server in its own process group (it outlives the pipeline run).
+
+    With `record_launch`, how it was started (command, extra environment, log) is kept
+    beside its log as `<log>.launch.json` (0600): the model's front restarts it from that
+    if it dies."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    if record_launch:
+        spec = log_file.with_name(log_file.stem + ".launch.json")
+        fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"command": command, "env": env, "log": str(log_file)}, f)
     with open(log_file, "ab") as log:
         process = subprocess.Popen(
             command,
@@ -121,6 +132,14 @@ def spawn(command: list[str], log_file: Path, env: dict[str, str]) -> int:
             start_new_session=True,
         )
     return process.pid
+
+
+def unix_address(path: Path, folder_fd: int | None = None) -> str:
+    """The address to bind or connect a Unix socket at `path`. Linux caps it at 107 bytes;
+    a longer path is reached through /proc/self/fd/<an open fd of its folder>."""
+    if len(os.fsencode(path)) < 100 or folder_fd is None:
+        return str(path)
+    return f"/proc/self/fd/{folder_fd}/{path.name}"
 
 
 def is_alive(pid: int | None) -> bool:

@@ -6,24 +6,40 @@ old server finish, and only then is the old server stopped. The client-facing po
 closes, so no request is refused during a swap (a cluster's Service does the same with
 its endpoints).
 
-Runs as its own process, standalone (the standard library and aiohttp only):
+Runs as its own process, standalone (the standard library, aiohttp and prometheus_client):
 
-    python router.py --port 8000 --backend 41234 --record router.json
+    python router.py --port 8000 --backend 41234 --record router.json --control control.sock
 
-Control, on the same loopback port under /_zenkube/ (not forwarded):
-    PUT /_zenkube/backend {"port": N, "version": V, "protocol": P}   send new requests to N
-    GET /_zenkube/router                {"backend": N, "inflight": {port: count}, ...}
+The serving port answers only what the protocol serves: inference, health, metadata and
+feedback paths (ROUTES), and the front's own GET /metrics; anything else is 404 (unknown
+path) or 405 (known path, wrong method), so V2's model-repository API (load/unload) and
+Seldon's other endpoints are never reached from it. A request carrying an `Origin` header
+(a web page's) is refused unless that origin is listed in ZENKUBE_CORS_ORIGINS or
+--cors-origins; the model servers' own CORS headers are removed.
 
-Metrics for Prometheus at GET /metrics (not forwarded): prediction requests by HTTP
-status, their latency, and rows scored, labelled with model, version and protocol; and
-the latest monitoring run's drift share and quality (integrations/monitoring_gauges.py).
+Control is on a Unix socket (--control, in the model's 0700 state folder; the socket
+itself 0600), so only the owner can switch the backend or read pids and ports:
+    PUT /backend {"port": N, "version": V, "protocol": P, "server_dir": D}   send new requests to N
+    GET /router  {"backend": N, "inflight": {port: count}, "restarts": R, ...}
+
+Supervision: the server behind the front (its record `server.json` and launch spec
+`server.launch.json` in `server_dir`) is restarted when it dies, on the same port, with
+backoff (1 s doubling to 60 s; reset after 60 s up); restarts are counted in
+zenkube_server_restarts_total and in the control answer.
+
+Metrics for Prometheus at GET /metrics: every answered request by handler and HTTP status,
+prediction latency and rows scored, labelled with model, version and protocol; and the
+latest monitoring run's drift share and quality (integrations/monitoring_gauges.py).
 
 With --traffic-dir, every answered prediction (its rows, prediction and request id) is
 kept off the request path and written every few seconds as a Parquet batch there
 (integrations/traffic.py), never to the log; labels sent to the feedback endpoint
 (Seldon: POST /api/v1.0/feedback; V2: POST /v2/models/<name>/feedback) are written beside
-them. The buffer is bounded: past it, requests are served but not recorded (counted in
-zenkube_traffic_dropped_requests_total).
+them. What cannot be recorded (buffer full, unreadable, a failed write) is counted in
+zenkube_traffic_dropped_total{reason} and logged once per reason; recording goes on.
+
+This front's log and the server's log are kept under ZENKUBE_LOG_MAX_BYTES each (default
+10 MiB; the previous part is kept as `<log>.1`).
 """
 
 from __future__ import annotations
@@ -32,22 +48,38 @@ import argparse
 import asyncio
 import collections
 import json
+import logging
 import os
+import re
+import signal
+import socket
 import sys
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 from integrations.monitoring_gauges import MonitoringGauges  # noqa: E402
+from integrations.seldon_local import process  # noqa: E402
 from integrations.traffic import TrafficBuffer, TrafficError  # noqa: E402
+
+disable_created_metrics()  # no *_created series: they carry nothing a query uses
 
 HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
 MAX_BODY = 64 * 1024 * 1024  # the model servers' own cap; larger bodies get 413 here
+MAX_ANSWER = 4 * MAX_BODY  # what the front inflates of a gzipped answer to record it
+LOG_MAX_BYTES = int(os.environ.get("ZENKUBE_LOG_MAX_BYTES", str(10 * 2**20)))
 # Headers that describe one connection, not the request (RFC 9110 §7.6.1).
 HOP_BY_HOP = {
     "connection",
@@ -61,18 +93,118 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+log = logging.getLogger("zenkube.front")
 
 
-def error(status: int, reason: str) -> web.Response:
+def error(status: int, reason: str, headers: dict | None = None) -> web.Response:
     """An error both protocols' clients read: Seldon's `status` block and V2's `error`."""
     return web.json_response(
         {"status": {"code": status, "status": "FAILURE", "info": reason}, "error": reason},
         status=status,
+        headers=headers,
     )
 
 
-PREDICT_SUFFIXES = ("/predictions", "/infer", "/predict")
-FEEDBACK_SUFFIX = "/feedback"
+def short(text: str, limit: int = 60) -> str:
+    """A client's text echoed in a reason: at most a short prefix."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} chars)"
+
+
+# -- what the serving port answers -----------------------------------------------------
+NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}"  # a model name or version: one plain segment
+MODEL = rf"/v2/models/{NAME}(?:/versions/{NAME})?"
+READ = frozenset({"GET", "HEAD"})
+ROUTES: dict[str, list[tuple[str, frozenset, re.Pattern]]] = {
+    "seldon": [  # Seldon Core 1.18's MODEL endpoints (seldon_core/wrapper.py)
+        ("predict", frozenset({"POST"}), re.compile(r"/api/v[01]\.[01]/predictions")),
+        ("predict", frozenset({"GET", "POST"}), re.compile(r"/predict")),
+        ("feedback", frozenset({"POST"}), re.compile(r"/api/v[01]\.[01]/feedback|/send-feedback")),
+        ("health", READ, re.compile(r"/health/(?:ping|status)|/api/v1\.0/health/status")),
+        ("metadata", READ, re.compile(r"/metadata|/api/v1\.0/metadata")),
+    ],
+    "v2": [  # the Open Inference Protocol's REST paths (no repository, no docs, no stream)
+        ("predict", frozenset({"POST"}), re.compile(rf"{MODEL}/infer")),
+        ("feedback", frozenset({"POST"}), re.compile(rf"/v2/models/{NAME}/feedback")),
+        ("health", READ, re.compile(rf"/v2/health/(?:live|ready)|{MODEL}/ready")),
+        ("metadata", READ, re.compile(rf"/v2|{MODEL}")),
+    ],
+}
+HEALTH = {"seldon": "/health/ping", "v2": "/v2/health/ready"}  # ready once the model is
+OWN_ROUTES = [("metrics", READ, re.compile(r"/metrics"))]
+WHERE = {
+    "seldon": "predictions are POSTed to /api/v1.0/predictions",
+    "v2": "predictions are POSTed to /v2/models/<name>/infer",
+}
+
+
+def route(protocol: str, method: str, path: str) -> tuple[str, int, frozenset]:
+    """(handler, status, methods) of a request: status 200 when it may be answered, 404
+    for a path this protocol does not serve, 405 for a method the path does not take."""
+    table = OWN_ROUTES + ROUTES.get(protocol, ROUTES["seldon"] + ROUTES["v2"])
+    allowed: frozenset = frozenset()
+    for handler, methods, pattern in table:
+        if pattern.fullmatch(path):
+            if method in methods:
+                return handler, 200, methods
+            allowed |= methods
+            found = handler
+    if allowed:
+        return found, 405, allowed
+    return "other", 404, allowed
+
+
+# -- one decoding step for Content-Encoding ----------------------------------------------
+class BodyError(ValueError):
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def decode_body(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> bytes:
+    """The body a client sent, inflated once (gzip or deflate) to at most `limit` bytes.
+
+    One encoding only: a list of them is 415, as is an unknown one; data that is not what
+    its label says is 400; an inflated size over `limit` is 413 (a small gzip bomb costs
+    no more than the limit). Whatever the inflated body holds (gzip again, say) is the
+    body: it is forwarded without the header and read as JSON by the server."""
+    coding = (encoding or "identity").strip().lower()
+    if coding in ("", "identity"):
+        return body
+    if "," in coding:
+        raise BodyError(415, "send one Content-Encoding (gzip, deflate or identity), not a list")
+    if coding in ("gzip", "x-gzip"):
+        wbits = (16 + zlib.MAX_WBITS,)
+    elif coding == "deflate":  # RFC 9110 says zlib data; some clients send raw deflate
+        wbits = (zlib.MAX_WBITS, -zlib.MAX_WBITS)
+    else:
+        raise BodyError(
+            415,
+            f"Content-Encoding {short(coding, 20)} is not supported: use gzip, deflate or identity",
+        )
+    for bits in wbits:
+        inflate = zlib.decompressobj(bits)
+        try:
+            data = inflate.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        if len(data) > limit:
+            raise BodyError(
+                413, f"the body inflates to more than {limit // 2**20} MiB; the limit is that"
+            )
+        if not inflate.eof or inflate.unused_data:
+            raise BodyError(400, f"the body is not one complete {coding} stream")
+        return data
+    raise BodyError(
+        400, f"the body is labelled Content-Encoding: {coding} but is not {coding} data"
+    )
+
+
+def answer_text(body: bytes, encoding: str | None) -> bytes:
+    """An answer's JSON for metrics and the recorder (MLServer gzips when asked to)."""
+    try:
+        return decode_body(body, encoding, MAX_ANSWER)
+    except BodyError:
+        return b""
 
 
 LABELS = ("model", "version", "protocol")
@@ -85,8 +217,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "zenkube_requests",
-            "Prediction requests answered, by HTTP status.",
-            [*LABELS, "code"],
+            "Requests answered, by handler (predict, feedback, health, metadata, metrics, "
+            "other) and HTTP status; 404 and 405 included.",
+            [*LABELS, "handler", "code"],
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -100,14 +233,24 @@ class Metrics:
             "zenkube_rows", "Rows scored (answered 200).", LABELS, registry=self.registry
         )
         self.dropped = Counter(
-            "zenkube_traffic_dropped_requests",
-            "Answered requests not recorded for monitoring: the traffic buffer was full.",
+            "zenkube_traffic_dropped",
+            "Answered requests or feedback not recorded for monitoring, by reason "
+            "(buffer_full, unreadable, write_failed).",
+            [*LABELS, "reason"],
+            registry=self.registry,
+        )
+        self.restarts = Counter(
+            "zenkube_server_restarts",
+            "Times the front restarted a model server that had died.",
             LABELS,
             registry=self.registry,
         )
 
+    def count(self, labels: tuple[str, str, str], handler: str, status: int) -> None:
+        self.requests.labels(*labels, handler, str(status)).inc()
+
     def observe(self, labels: tuple[str, str, str], status: int, seconds: float, body: bytes):
-        self.requests.labels(*labels, str(status)).inc()
+        """A prediction: its latency, and the rows of a 200 (counted once, by `count`)."""
         self.latency.labels(*labels).observe(seconds)
         if status == 200:
             self.rows.labels(*labels).inc(rows_in(labels[2], body))
@@ -120,36 +263,103 @@ def rows_in(protocol: str, body: bytes) -> int:
         if protocol == "v2":
             return int(answer["outputs"][0]["shape"][0])
         return len(answer["data"]["ndarray"])
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         return 0
+
+
+def cap_log(path: Path, max_bytes: int = LOG_MAX_BYTES) -> bool:
+    """Keep a log a process appends to (O_APPEND) under `max_bytes`: copy it to `<log>.1`
+    and truncate it in place; the writer's next line lands at the start. True if cut."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+        kept = path.with_name(path.name + ".1")
+        with open(path, "rb") as src, open(kept, "wb") as dst:
+            src.seek(max(0, path.stat().st_size - max_bytes))
+            dst.write(src.read(max_bytes))
+        os.truncate(path, 0)
+        return True
+    except OSError:
+        return False
+
+
+class OnceLog(logging.Filter):
+    """aiohttp logs each malformed request with a traceback that quotes the client's
+    header (~3 GB an hour from one bad client): one short line per kind of error per
+    minute instead, and nothing of the client's. Other errors keep their traceback, at
+    most once a minute per kind."""
+
+    def __init__(self):
+        super().__init__()
+        self.last: dict[str, float] = {}
+        self.quiet: collections.Counter[str] = collections.Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        kind = type(exc).__name__ if exc is not None else record.getMessage()[:40]
+        now = time.monotonic()
+        if now - self.last.get(kind, -1e9) < 60:
+            self.quiet[kind] += 1
+            return False
+        more = self.quiet.pop(kind, 0)
+        self.last[kind] = now
+        note = f" ({more} more of this kind in the last minute)" if more else ""
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = f"refused a malformed request ({kind}){note}", ()
+            record.exc_info, record.exc_text = None, None
+        elif note:
+            record.msg = f"{record.msg}{note}"
+        return True
 
 
 class Front:
     def __init__(
         self, port: int, backend: int, record: Path, model: str = "", version: str = "",
         protocol: str = "", columns: list[str] | None = None, traffic_dir: str = "",
-        traffic_max_bytes: int = 512 * 2**20,
+        traffic_max_bytes: int = 512 * 2**20, server_dir: str = "",
+        cors_origins: list[str] | None = None, log_file: Path | None = None,
     ):  # fmt: skip
         self.port = port
         self.backend = backend
         self.record = record
         self.model, self.version, self.protocol = model, version, protocol
         self.columns = list(columns or [])
+        self.cors = {o.strip().rstrip("/") for o in (cors_origins or []) if o.strip()}
+        self.log_file = log_file
         self.inflight: collections.Counter[int] = collections.Counter()
         self.session: ClientSession | None = None
         self.metrics = Metrics()
         if model:  # the latest monitoring run's drift share and quality, read at each scrape
             self.metrics.registry.register(MonitoringGauges(model))
+        self.dropped_reasons: set[str] = set()
         self.recorder = (
-            TrafficBuffer(
-                traffic_dir,
-                traffic_max_bytes,
-                on_drop=lambda labels: self.metrics.dropped.labels(*labels).inc(),
-            )
+            TrafficBuffer(traffic_dir, traffic_max_bytes, on_drop=self.traffic_dropped)
             if traffic_dir
             else None
         )
-        self.flusher: asyncio.Task | None = None
+        self.server_dir = Path(server_dir) if server_dir else None
+        self.restarts = 0
+        self.last_restart: float | None = None
+        self.restart_note = ""
+        self.tasks: list[asyncio.Task] = []
+        self.recorder_task: asyncio.Task | None = None
+
+    @property
+    def labels(self) -> tuple[str, str, str]:
+        return self.model, self.version, self.protocol
+
+    def traffic_dropped(self, reason: str, detail: str = "") -> None:
+        """Counted always; logged the first time each reason happens (never request data)."""
+        self.metrics.dropped.labels(*self.labels, reason).inc()
+        if reason not in self.dropped_reasons:
+            self.dropped_reasons.add(reason)
+            log.warning(
+                "traffic: a request was not recorded (%s%s); recording goes on, and further "
+                "ones are counted in zenkube_traffic_dropped_total{reason=%r}",
+                reason, f": {detail}" if detail else "", reason,
+            )  # fmt: skip
 
     def write_record(self) -> None:
         tmp = self.record.with_suffix(".tmp")
@@ -158,57 +368,129 @@ class Front:
         tmp.write_text(json.dumps(record))
         tmp.replace(self.record)
 
+    def status(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "port": self.port,
+            "backend": self.backend,
+            "inflight": {str(p): n for p, n in self.inflight.items() if n},
+            "restarts": self.restarts,
+            "last_restart": self.last_restart,
+            "restart_note": self.restart_note,
+            "traffic_dir": str(self.recorder.log.folder) if self.recorder else "",
+        }
+
     async def start(self, app: web.Application) -> None:
         self.session = ClientSession(
             connector=TCPConnector(limit=256, limit_per_host=256),
             timeout=ClientTimeout(total=None, sock_connect=5, sock_read=600),
             auto_decompress=False,
         )
+        loop = asyncio.get_running_loop()
         if self.recorder is not None:
-            self.flusher = asyncio.get_running_loop().create_task(self.recorder.run())
+            self.recorder_task = loop.create_task(self.recorder.run())
+        self.tasks.append(loop.create_task(self.supervise()))
+        self.tasks.append(loop.create_task(self.keep_logs_small()))
 
     async def stop(self, app: web.Application) -> None:
-        if self.flusher is not None:
-            self.flusher.cancel()
+        for task in [*self.tasks, self.recorder_task]:
+            if task is not None:
+                task.cancel()
         if self.recorder is not None:  # what is still buffered is written, not lost
             await self.recorder.flush()
         if self.session is not None:
             await self.session.close()
 
+    # -- the serving port -------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.path.startswith("/_zenkube/"):
-            return await self.control(request)
-        if request.path == "/metrics" and request.method == "GET":
+        handler, status, allowed = route(self.protocol, request.method, request.rel_url.raw_path)
+        try:
+            answer = await self.answer(request, handler, status, allowed)
+        except BodyError as exc:
+            answer = error(exc.status, str(exc))
+        except web.HTTPRequestEntityTooLarge:
+            answer = error(
+                413, f"the request body is too large: the limit is {MAX_BODY // 2**20} MiB"
+            )
+        self.metrics.count(self.labels, handler, answer.status)
+        return answer
+
+    async def answer(
+        self, request: web.Request, handler: str, status: int, allowed: frozenset
+    ) -> web.Response:
+        path, method = request.rel_url.raw_path, request.method
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            if origin.rstrip("/") not in self.cors:
+                return error(
+                    403,
+                    f"requests from web pages (Origin {short(origin, 40)}) are refused; list "
+                    "trusted origins in ZENKUBE_CORS_ORIGINS before `deploy` starts the endpoint",
+                )
+            if method == "OPTIONS" and status == 405:  # a preflight for an allowed origin
+                return web.Response(status=204, headers=self.cors_headers(origin))
+        if status == 404:
+            return error(
+                404, f"no such path {short(path)}; {WHERE.get(self.protocol, WHERE['seldon'])}"
+            )
+        if status == 405:
+            use = ", ".join(sorted(allowed - {"HEAD"}))
+            return error(
+                405,
+                f"{method} is not allowed on {short(path)}; use {use}",
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
+        if handler == "metrics":
             return web.Response(
                 body=generate_latest(self.metrics.registry),
                 headers={"Content-Type": CONTENT_TYPE_LATEST},
             )
-        if request.method == "POST" and request.path.endswith(PREDICT_SUFFIXES):
-            labels, started = (self.model, self.version, self.protocol), time.perf_counter()
-            answer = await self.forward(request)
-            elapsed = time.perf_counter() - started
-            self.metrics.observe(labels, answer.status, elapsed, answer.body or b"")
-            probe = request.headers.get("X-Zenkube-Probe")  # deploy's smoke request
-            if self.recorder is not None and answer.status == 200 and not probe:
-                self.recorder.add(
-                    await request.read(), answer.body, self.protocol, self.version, self.columns,
-                    drop_labels=labels,
-                )  # fmt: skip
-            return answer
-        if (
-            request.method == "POST"
-            and request.path.endswith(FEEDBACK_SUFFIX)
-            and self.recorder is not None
-        ):
-            return await self.feedback(request)
-        return await self.forward(request)
+        if handler == "predict":
+            answer = await self.predict(request)
+        elif handler == "feedback":
+            answer = await self.feedback(request)
+        else:
+            answer = await self.forward(request, await request.read())
+        if origin is not None:
+            answer.headers.update(self.cors_headers(origin))
+        return answer
+
+    def cors_headers(self, origin: str) -> dict[str, str]:
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET, POST",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Vary": "Origin",
+        }
+
+    async def predict(self, request: web.Request) -> web.Response:
+        body = decode_body(await request.read(), request.headers.get("Content-Encoding"))
+        started = time.perf_counter()
+        answer = await self.forward(request, body)
+        elapsed = time.perf_counter() - started
+        text = b""
+        if answer.status == 200:
+            text = answer_text(answer.body or b"", answer.headers.get("Content-Encoding"))
+        self.metrics.observe(self.labels, answer.status, elapsed, text)
+        probe = request.headers.get("X-Zenkube-Probe")  # deploy's smoke request
+        if self.recorder is not None and answer.status == 200 and not probe:
+            if text:
+                self.recorder.add(body, text, self.protocol, self.version, self.columns)
+            else:
+                self.traffic_dropped("unreadable", "an answer that is not JSON")
+        return answer
 
     async def feedback(self, request: web.Request) -> web.Response:
         """Labels for earlier predictions, joined to them by request id when monitoring."""
+        if request.content_type != "application/json":
+            return error(415, "feedback is JSON: send it with Content-Type: application/json")
+        body = decode_body(await request.read(), request.headers.get("Content-Encoding"))
+        if self.recorder is None:
+            return await self.forward(request, body)
         try:
-            frame = self.recorder.add_feedback(self.protocol, await request.read())
+            frame = self.recorder.add_feedback(self.protocol, body)
         except TrafficError as exc:
-            return error(400, str(exc))
+            return error(exc.status, str(exc))
         request_id = str(frame["_request_id"].iloc[0])
         if self.protocol == "v2":
             return web.json_response({"id": request_id, "labels": len(frame)})
@@ -216,19 +498,14 @@ class Front:
             {"data": {"names": [], "ndarray": []}, "meta": {"puid": request_id}}
         )
 
-    async def forward(self, request: web.Request) -> web.Response:
+    async def forward(self, request: web.Request, body: bytes) -> web.Response:
         port = self.backend
         self.inflight[port] += 1
         try:
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return error(
-                    413, f"the request body is too large: the limit is {MAX_BODY // 2**20} MiB"
-                )
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+            skip = HOP_BY_HOP | {"content-encoding", "origin"}
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
             puid = None
-            if self.protocol == "seldon" and request.path.endswith(PREDICT_SUFFIXES):
+            if self.protocol == "seldon" and request.path.endswith(("/predictions", "/predict")):
                 # As Seldon's executor does: every prediction gets a request id (the
                 # client's Seldon-Puid when it sent one), passed to the model server and
                 # returned in the header; the model puts it in meta.puid too.
@@ -239,30 +516,134 @@ class Front:
                 request.method, url, data=body, headers=headers, allow_redirects=False
             ) as answer:
                 data = await answer.read()
-                out = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+                out = {
+                    k: v
+                    for k, v in answer.headers.items()
+                    if k.lower() not in HOP_BY_HOP and not k.lower().startswith("access-control-")
+                }
                 if puid:
                     out["Seldon-Puid"] = puid
                 return web.Response(status=answer.status, body=data, headers=out)
         except (TimeoutError, ClientError) as exc:
+            why = "it is being restarted" if self.restart_note else type(exc).__name__
             return error(
                 503,
-                f"the model server is not answering ({type(exc).__name__}); `python run.py "
-                "serve status` shows it, `python run.py deploy` restarts it",
+                f"the model server is not answering ({why}); the front restarts a server "
+                "that dies, `python run.py serve status` shows it",
             )
         finally:
             self.inflight[port] -= 1
 
+    # -- supervision ------------------------------------------------------------------
+    def server_record(self) -> dict:
+        if self.server_dir is None:
+            return {}
+        try:
+            return json.loads((self.server_dir / "server.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    async def supervise(self, every: float = 0.5) -> None:
+        """Restart the server behind the front when it dies, with backoff."""
+        failures, up_since = 0, time.monotonic()
+        while True:
+            await asyncio.sleep(every)
+            record = self.server_record()
+            if record.get("port") != self.backend or not record.get("pid"):
+                continue  # not ours to watch (being replaced, stopped, or not told)
+            if process.is_alive(record["pid"]):
+                if time.monotonic() - up_since > 60:
+                    failures = 0
+                continue
+            delay = min(60.0, 2.0**failures) if failures else 0.0
+            self.restart_note = f"restarting (attempt {failures + 1})"
+            await asyncio.sleep(delay)
+            try:
+                started = await self.restart(record)
+            except Exception as exc:  # noqa: BLE001 - logged; the next round retries
+                log.warning("could not restart the model server: %s", exc)
+                started = False
+            if started:
+                failures, up_since = 0, time.monotonic()
+                self.restart_note = ""
+            else:
+                failures += 1
+
+    async def restart(self, record: dict) -> bool:
+        """Start the dead server again from its launch spec; True once it is healthy."""
+        server_dir, backend = self.server_dir, self.backend
+        spec_file = server_dir / "server.launch.json"
+        if not spec_file.exists() or not (server_dir / "model").exists():
+            self.restart_note = "cannot restart: its launch record or model copy is gone"
+            return False
+        spec = json.loads(spec_file.read_text())
+        loop = asyncio.get_running_loop()
+        # workers of a killed leader may still hold the port: the whole group goes first
+        await loop.run_in_executor(None, process.stop_group, record["pid"], 10.0)
+        if self.backend != backend or self.server_record().get("pid") != record["pid"]:
+            return True  # a deploy replaced it meanwhile
+        log.warning("the model server (pid %s) died; starting it again", record["pid"])
+        pid = process.spawn(spec["command"], Path(spec["log"]), spec.get("env", {}), False)
+        # Recorded at once: `serve stop` and `deploy` find (and end) the new process.
+        self.write_server_record({**self.server_record(), "pid": pid})
+        protocol = record.get("protocol") or self.protocol
+        health = f"http://{HOST}:{backend}{HEALTH.get(protocol, HEALTH['seldon'])}"
+        deadline = time.monotonic() + float(spec.get("start_timeout", 120))
+        while time.monotonic() < deadline and process.is_alive(pid) and self.backend == backend:
+            if self.server_record().get("pid") != pid:  # a deploy started its own meanwhile
+                await loop.run_in_executor(None, process.stop_group, pid, 10.0)
+                return True
+            try:
+                async with self.session.get(health, timeout=ClientTimeout(total=2)) as answer:
+                    if answer.status == 200:
+                        self.restarts += 1
+                        self.last_restart = time.time()
+                        self.metrics.restarts.labels(*self.labels).inc()
+                        log.warning("the model server is back (pid %s)", pid)
+                        return True
+            except (TimeoutError, ClientError):
+                pass
+            await asyncio.sleep(0.25)
+        await loop.run_in_executor(None, process.stop_group, pid, 10.0)  # unhealthy or unused
+        return False
+
+    def write_server_record(self, record: dict) -> None:
+        tmp = self.server_dir / "server.json.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.server_dir / "server.json")
+
+    async def keep_logs_small(self, every: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            for path in (self.log_file, self.server_dir and self.server_dir / "server.log"):
+                if path is not None:
+                    cap_log(path)
+
+    async def record_traffic(self, folder: str, max_mb: int) -> None:
+        """Record served traffic in `folder` from now on (empty: stop recording); what
+        the previous recorder holds is written first."""
+        current = self.recorder
+        if current is not None and str(current.log.folder) == folder:
+            current.log.max_bytes = max_mb * 2**20
+            return
+        if current is None and not folder:
+            return
+        if self.recorder_task is not None:
+            self.recorder_task.cancel()
+            self.recorder_task = None
+        self.recorder = None
+        if current is not None:
+            await current.flush()
+        if folder:
+            self.recorder = TrafficBuffer(folder, max_mb * 2**20, on_drop=self.traffic_dropped)
+            self.recorder_task = asyncio.get_running_loop().create_task(self.recorder.run())
+        log.warning("traffic recording %s", f"goes to {folder}" if folder else "is off")
+
+    # -- control, on the Unix socket --------------------------------------------------
     async def control(self, request: web.Request) -> web.Response:
-        if request.path == "/_zenkube/router" and request.method == "GET":
-            return web.json_response(
-                {
-                    "pid": os.getpid(),
-                    "port": self.port,
-                    "backend": self.backend,
-                    "inflight": {str(p): n for p, n in self.inflight.items() if n},
-                }
-            )
-        if request.path == "/_zenkube/backend" and request.method == "PUT":
+        if request.path == "/router" and request.method == "GET":
+            return web.json_response(self.status())
+        if request.path == "/backend" and request.method == "PUT":
             try:
                 wanted = await request.json()
                 port = int(wanted["port"])
@@ -273,9 +654,64 @@ class Front:
             self.protocol = str(wanted.get("protocol") or self.protocol)
             if wanted.get("columns"):
                 self.columns = json.loads(wanted["columns"])
+            if wanted.get("server_dir"):
+                self.server_dir = Path(wanted["server_dir"])
+            if "traffic_dir" in wanted:  # the deployment's log_traffic, at each deploy
+                await self.record_traffic(
+                    str(wanted["traffic_dir"] or ""), int(wanted.get("traffic_max_mb") or 512)
+                )
+            self.restart_note = ""
             self.write_record()
             return web.json_response({"backend": port})
         return web.json_response({"error": "unknown control path"}, status=404)
+
+
+def unix_listener(path: Path) -> socket.socket:
+    """A listening Unix socket at `path` that only this user can connect to (the folder
+    is made 0700, the socket 0600). Long paths (over the 107-byte limit) are bound
+    through /proc/self/fd/<folder>."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        old = os.umask(0o177)
+        try:
+            sock.bind(process.unix_address(path, folder))
+        finally:
+            os.umask(old)
+    finally:
+        os.close(folder)
+    os.chmod(path, 0o600)
+    sock.listen(64)
+    return sock
+
+
+async def serve(front: Front, control_path: Path) -> None:
+    public = web.Application(client_max_size=MAX_BODY)
+    public.on_startup.append(front.start)
+    public.on_cleanup.append(front.stop)
+    public.router.add_route("*", "/{tail:.*}", front.handle)
+    control = web.Application()
+    control.router.add_route("*", "/{tail:.*}", front.control)
+    # The front reads (and bounds) the body's Content-Encoding itself: aiohttp's own
+    # inflating has no size bound and would leave the header to be forwarded.
+    runner = web.AppRunner(public, access_log=None, auto_decompress=False)
+    control_runner = web.AppRunner(control, access_log=None)
+    await runner.setup()
+    await control_runner.setup()
+    await web.TCPSite(runner, HOST, front.port, reuse_address=True).start()
+    await web.SockSite(control_runner, unix_listener(control_path)).start()
+    front.write_record()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()
+    await control_runner.cleanup()
+    await runner.cleanup()
+    control_path.unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -283,23 +719,30 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--backend", type=int, required=True)
     parser.add_argument("--record", type=Path, required=True)
+    parser.add_argument("--control", type=Path, required=True, help="the control socket")
+    parser.add_argument("--log", type=Path, default=None, help="this front's log (capped)")
+    parser.add_argument("--server-dir", default="", help="the served server's folder")
     parser.add_argument("--model", default="", help="metrics label: the registered model")
     parser.add_argument("--version", default="", help="metrics label: the version served")
     parser.add_argument("--protocol", default="", help="metrics label: seldon or v2")
     parser.add_argument("--columns", default="[]", help="the model's input columns (JSON)")
     parser.add_argument("--traffic-dir", default="", help="record served traffic here")
     parser.add_argument("--traffic-max-mb", type=int, default=512, help="cap of that folder")
+    parser.add_argument(
+        "--cors-origins",
+        default=os.environ.get("ZENKUBE_CORS_ORIGINS", ""),
+        help="comma-separated web origins allowed to call the endpoint (default: none)",
+    )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for name in ("aiohttp.server", "aiohttp.access", "aiohttp.web"):
+        logging.getLogger(name).addFilter(OnceLog())
     front = Front(
         args.port, args.backend, args.record, args.model, args.version, args.protocol,
         json.loads(args.columns), args.traffic_dir, args.traffic_max_mb * 2**20,
+        args.server_dir, args.cors_origins.split(","), args.log,
     )  # fmt: skip
-    app = web.Application(client_max_size=MAX_BODY)
-    app.on_startup.append(front.start)
-    app.on_cleanup.append(front.stop)
-    app.router.add_route("*", "/{tail:.*}", front.handle)
-    front.write_record()
-    web.run_app(app, host=HOST, port=args.port, reuse_address=True, print=None, access_log=None)
+    asyncio.run(serve(front, args.control))
 
 
 if __name__ == "__main__":

@@ -274,7 +274,7 @@ class SeldonLocalService(BaseDeploymentService):
         front = self.front
         note = ""
         if front.status() is not None:
-            front.switch(backend, drain=[], served=self.served_labels)
+            front.switch(backend, drain=[], served=self.served_labels, traffic=self.traffic_args)
             public = front.port
         else:
             public = wanted if wanted and process.port_is_free(wanted) else process.free_port()

@@ -14,6 +14,7 @@ side, each on its own endpoint.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 
 import numpy as np
@@ -113,10 +114,14 @@ def test_two_models_are_served_side_by_side_on_their_own_endpoints(served):
 GOOD = {"age": 30.0, "score": 0.1, "city": "Oslo", "signup": "2024-01-01", "member": True}
 
 
-def bad_request(protocol: str, kind: str) -> tuple[str, str, dict]:
-    """(method, body as JSON text, headers) of one kind of bad request, on `protocol`."""
+def bad_request(protocol: str, kind: str) -> tuple[str, str | bytes, dict]:
+    """(method, body, headers) of one kind of bad request, on `protocol`."""
     frame = pd.DataFrame([GOOD])
     json_header = {"Content-Type": "application/json"}
+    good = json.dumps(client.request_body(protocol, frame)).encode()
+    if kind in ENCODED:
+        coding, body = ENCODED[kind](good)
+        return "POST", body, {**json_header, "Content-Encoding": coding}
     if kind == "text in a numeric column":
         frame["age"] = ["old"]
     elif kind == "a numeric string":
@@ -138,7 +143,26 @@ def bad_request(protocol: str, kind: str) -> tuple[str, str, dict]:
     return "POST", text, json_header
 
 
+ENCODED = {  # Content-Encoding cases: (header, body) made from a good body
+    "an unknown Content-Encoding": lambda good: ("foo", good),
+    "a list of encodings": lambda good: ("gzip, gzip", gzip.compress(gzip.compress(good))),
+    "a body labelled gzip that is not": lambda good: ("gzip", good),
+    "a body labelled deflate that is not": lambda good: ("deflate", good),
+    # inflated once, the rest is forwarded as the body (no header): not JSON
+    "gzip inside gzip": lambda good: ("gzip", gzip.compress(gzip.compress(good))),
+    # 64 KiB that inflate past the 64 MiB limit: refused at the limit, not inflated whole
+    "a gzip bomb": lambda good: ("gzip", gzip.compress(b"[" + b" " * (65 * 2**20))),
+    "a good gzip body": lambda good: ("gzip", gzip.compress(good)),
+}
+
 BAD = {
+    "an unknown Content-Encoding": (415, "Content-Encoding 'foo' is not supported"),
+    "a list of encodings": (415, "send one Content-Encoding"),
+    "a body labelled gzip that is not": (400, "labelled Content-Encoding: gzip but is not gzip"),
+    "a body labelled deflate that is not": (400, "but is not deflate data"),
+    "gzip inside gzip": (400, "not valid JSON"),
+    "a gzip bomb": (413, "the body inflates to more than 64 MiB"),
+    "a good gzip body": (200, ""),
     "text in a numeric column": (400, "column 'age' expects numbers; row 0 has 'old'"),
     "a numeric string": (400, "column 'score' expects numbers; row 0 has '1.5'"),
     "a number in a text column": (400, "column 'city' expects text; row 0 has 7"),

@@ -102,4 +102,3 @@ def test_none_nan_and_empty_text_are_one_missing_value_inside_the_model(served):
     expected = model.predict(rows).tolist()
     assert model.predict(as_nan).tolist() == expected == model.predict(as_empty).tolist()
     assert client.predict(served["urls"]["seldon"], "seldon", as_empty) == expected
-

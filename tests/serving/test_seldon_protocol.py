@@ -173,50 +173,64 @@ def test_broken_new_model_leaves_the_old_one_serving(served, tmp_path):
     assert str(current.uuid) == info.service_id
 
 
-def test_killed_server_is_reported_down_and_redeploy_restores_it(served):
+def answered_again(url: str, rows, expected, within: float = 120.0) -> float:
+    """Seconds until the endpoint answers `rows` with `expected` again (no command run)."""
+    import time
+
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        try:
+            if client.predict(url, "seldon", rows, timeout=5) == expected:
+                return time.monotonic() - started
+        except Exception:  # noqa: BLE001 - 503 while the server restarts
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"not answering {within:.0f}s after the kill")
+
+
+def test_a_killed_server_is_restarted_by_the_front_without_any_command(served):
     info, test, model = served
     deployer = Client().active_stack.model_deployer
     service = deployer.services_for(MODEL)[0]
-    os.killpg(service.pid, 9)
-    service = deployer.services_for(MODEL)[0]
-    assert not service.is_running
-    restored = runs.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
-    assert restored.prediction_url == info.prediction_url
+    before = service.front.status()["restarts"]
+    killed = service.pid
+    os.killpg(killed, 9)  # the whole server, leader and workers
     rows = test.features.head(2)
-    assert client.predict(restored.prediction_url, "seldon", rows) == model.predict(rows).tolist()
+    # as fast as the server starts (~10 s on an idle machine; its start timeout at most)
+    answered_again(info.prediction_url, rows, model.predict(rows).tolist())
+    (service,) = deployer.services_for(MODEL)
+    assert service.is_running and service.pid != killed  # the record names the new server
+    status = service.front.status()
+    assert status["restarts"] == before + 1 and status["last_restart"]
+    assert "the server died" in deployer.get_model_server_info(service)["RESTARTS"]  # status
+    metrics = requests.get(info.details["METRICS_URL"], timeout=10).text
+    assert "zenkube_server_restarts_total{" in metrics
 
 
-def test_a_killed_leader_leaves_workers_that_status_names_and_deploy_and_stop_end(served):
-    """kill -9 of the server's main process leaves its gunicorn workers answering."""
+def test_a_killed_leader_leaves_no_workers_behind_and_serve_stop_ends_everything(served):
+    """kill -9 of the server's main process leaves its gunicorn workers holding the port:
+    the front ends them and starts the server again; `serve stop` ends all of it."""
     import time
 
     from integrations.seldon_local.process import group_members, is_alive
 
     info, test, model = served
     deployer = Client().active_stack.model_deployer
-    leader = deployer.services_for(MODEL)[0].pid
-    os.kill(leader, 9)
-    deadline = time.monotonic() + 30
-    while is_alive(leader):
-        assert time.monotonic() < deadline, f"the killed leader {leader} still runs after 30s"
-        time.sleep(0.1)
-    assert group_members(leader), "the workers should outlive their leader"
     (service,) = deployer.services_for(MODEL)
-    assert not service.is_running
-    assert "worker process(es) still run" in service.status.last_error
-    restored = runs.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
-    assert group_members(leader) == []  # the orphaned workers were ended, not left serving
-    assert restored.prediction_url == info.prediction_url
+    leader, before = service.pid, service.front.status()["restarts"]
+    workers = [p for p in group_members(leader) if p != leader]
+    assert workers
+    os.kill(leader, 9)
+    deadline = time.monotonic() + 120
+    while service.front.status()["restarts"] == before:  # the new server is up
+        assert time.monotonic() < deadline, "the server was not restarted"
+        time.sleep(0.2)
+    assert not any(is_alive(p) for p in workers)  # ended, not left serving
     rows = test.features.head(2)
-    assert client.predict(restored.prediction_url, "seldon", rows) == model.predict(rows).tolist()
-    # `serve stop` (and `make clean`, which calls it) ends a leaderless group too.
+    answered_again(info.prediction_url, rows, model.predict(rows).tolist())
     (service,) = deployer.services_for(MODEL)
     second = service.pid
-    os.kill(second, 9)
-    deadline = time.monotonic() + 30
-    while is_alive(second):
-        assert time.monotonic() < deadline, f"the killed leader {second} still runs after 30s"
-        time.sleep(0.1)
+    assert second != leader and service.is_running
     deployer.stop_model_server(service.uuid, timeout=30)
     assert group_members(second) == []
     runs.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
@@ -377,6 +391,47 @@ def test_logs_never_hold_request_values(served):
     assert marker not in logs
 
 
+def test_the_control_plane_is_the_owners_socket_not_the_serving_port(served):
+    import stat
+
+    info, test, model = served
+    base = info.prediction_url.rsplit("/api/", 1)[0]
+    for method, path in (("PUT", "/_zenkube/backend"), ("GET", "/_zenkube/router")):
+        answer = requests.request(method, base + path, json={"port": 1}, timeout=10)
+        assert answer.status_code == 404, answer.text
+    (service,) = Client().active_stack.model_deployer.services_for(MODEL)
+    socket_file = service.front.control_socket
+    assert stat.S_ISSOCK(socket_file.stat().st_mode)
+    assert stat.S_IMODE(socket_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(socket_file.parent.stat().st_mode) == 0o700
+    assert service.front.status()["backend"] == service.backend_port
+    rows = test.features.head(2)
+    assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()
+
+
+def test_web_pages_are_refused_and_feedback_must_be_json(served):
+    info, test, _ = served
+    body = json.dumps(client.request_body("seldon", test.features.head(1)))
+    foreign = {"Origin": "https://evil.example", "Content-Type": "text/plain"}
+    feedback = info.prediction_url.replace("/predictions", "/feedback")
+    label = json.dumps({"response": {"meta": {"puid": "p"}}, "truth": {"data": {"ndarray": [1]}}})
+    for url, data in ((info.prediction_url, body), (feedback, label)):
+        answer = post(url, data=data, headers=foreign)
+        assert answer.status_code == 403 and "ZENKUBE_CORS_ORIGINS" in answer.text
+        assert "Access-Control-Allow-Origin" not in answer.headers
+    preflight = requests.options(
+        info.prediction_url,
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.status_code == 403 and "Access-Control-Allow-Origin" not in preflight.headers
+    answer = post(feedback, data=label, headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 415 and "application/json" in answer.json()["status"]["info"]
+    # no Origin (curl, scripts): served, and Seldon's own CORS headers are gone
+    answer = post(info.prediction_url, data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200 and "Access-Control-Allow-Origin" not in answer.headers
+
+
 def test_prometheus_metrics_of_the_served_model_are_on_the_url_deploy_prints(served):
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -390,20 +445,28 @@ def test_prometheus_metrics_of_the_served_model_are_on_the_url_deploy_prints(ser
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.labels.get("model") == MODEL and s.labels.get("protocol") == "seldon":
-                    found[(s.name, s.labels.get("code"))] = s.value
+                    key = (s.name, s.labels.get("handler"), s.labels.get("code"))
+                    found[key] = found.get(key, 0) + s.value  # summed over versions
         return found
 
     before = counts()
     client.predict(info.prediction_url, "seldon", test.features.head(7))
     post(info.prediction_url, {"data": {"ndarray": []}})  # a 400
+    requests.get(info.prediction_url, timeout=10)  # a 405
+    requests.get(info.prediction_url.rsplit("/api/", 1)[0] + "/nope", timeout=10)  # a 404
     after = counts()
 
     def grew(key):
         return after.get(key, 0) - before.get(key, 0)
 
-    assert grew(("zenkube_requests_total", "200")) == 1
-    assert grew(("zenkube_requests_total", "400")) == 1
-    assert grew(("zenkube_rows_total", None)) == 7
-    assert grew(("zenkube_request_duration_seconds_count", None)) == 2
+    # every answered request by code, 404 and 405 included (the scrape is one of them)
+    assert grew(("zenkube_requests_total", "predict", "200")) == 1
+    assert grew(("zenkube_requests_total", "predict", "400")) == 1
+    assert grew(("zenkube_requests_total", "predict", "405")) == 1
+    assert grew(("zenkube_requests_total", "other", "404")) == 1
+    assert grew(("zenkube_requests_total", "metrics", "200")) == 1
+    assert grew(("zenkube_rows_total", None, None)) == 7
+    assert grew(("zenkube_request_duration_seconds_count", None, None)) == 2
     text = requests.get(url, timeout=10).text
     assert 'version="' in text and "zenkube_request_duration_seconds_bucket" in text
+    assert "_created" not in text  # series that carry nothing

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -121,6 +122,37 @@ def test_too_little_traffic_is_one_clear_message(served):
         loop.traffic_batch_file(MODEL, "1h", min_rows=100_000)
 
 
+def metric(url: str, name: str, **labels) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(url, timeout=10).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_a_request_nested_1020_deep_is_counted_and_recording_goes_on(served):
+    info, _ = served
+    metrics = info.details["METRICS_URL"]
+    before = metric(metrics, "zenkube_traffic_dropped_total", reason="unreadable")
+    rows = sample(2, seed=11)[FEATURES]
+    body = json.dumps(client.request_body("seldon", rows))
+    deep = body[:-1] + ', "meta": {"tags": {"deep": ' + "[" * 1020 + "]" * 1020 + "}}}"
+    answer = requests.post(
+        info.prediction_url, data=deep, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    deadline = time.monotonic() + 30
+    while metric(metrics, "zenkube_traffic_dropped_total", reason="unreadable") == before:
+        assert time.monotonic() < deadline, "the unreadable request was not counted"
+        time.sleep(0.2)
+    after = requests.post(info.prediction_url, json=json.loads(body), timeout=30)
+    recorded("requests", request_id=after.json()["meta"]["puid"])  # recording went on
+
+
 def test_v2_feedback_is_recorded_and_a_bad_one_is_a_400(served):
     info = runner.deploy(None, {"model_name": MODEL, "protocol": "v2"})
     rows = sample(3, seed=8)
@@ -141,3 +173,18 @@ def test_v2_feedback_is_recorded_and_a_bad_one_is_a_400(served):
     mine = served_rows[served_rows["_request_id"] == request_id]
     assert mine["_protocol"].tolist() == ["v2"] * 3
     np.testing.assert_allclose(mine[FEATURES].to_numpy(), rows[FEATURES].to_numpy())
+
+
+def test_a_gzipped_v2_answer_is_recorded_and_its_rows_counted(served):
+    info = runner.deploy(None, {"model_name": MODEL, "protocol": "v2"})
+    rows_before = metric(info.details["METRICS_URL"], "zenkube_rows_total", protocol="v2")
+    rows = sample(300, seed=12)[FEATURES]
+    answer = requests.post(  # requests asks for gzip, and MLServer gzips a large answer
+        info.prediction_url, json=client.request_body("v2", rows), timeout=30
+    )
+    assert answer.status_code == 200 and answer.headers.get("Content-Encoding") == "gzip"
+    request_id = answer.json()["id"]
+    mine = recorded("requests", rows=300, request_id=request_id)
+    assert (mine["_request_id"] == request_id).sum() == 300
+    rows_after = metric(info.details["METRICS_URL"], "zenkube_rows_total", protocol="v2")
+    assert rows_after - rows_before == 300

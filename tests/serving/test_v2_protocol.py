@@ -119,6 +119,10 @@ V2_PROBES = {
         {"shape": [1, 2], "data": [1.0, 2.0]},
         "a column is [rows] or [rows, 1]",
     ),
+    "a shape holding text": ({"shape": ["1"]}, "shape must be a list of integers; got ['1']"),
+    "data that is null": ({"data": None}, "data is null; send a list of values"),
+    "a 1 MB column name": ({"name": "n" * 2**20}, "unknown column(s): nnnn"),
+    "a 1 MB id": ({}, '"id" must be text of at most 256 characters'),
 }
 
 
@@ -127,10 +131,34 @@ def test_v2_datatype_and_shape_probes_are_400_and_a_valid_request_follows(served
     info, test, model = served
     first, reason = V2_PROBES[kind]
     body = _column_inputs(list(test.features.columns), test.features.iloc[0].tolist(), first)
+    if kind == "a 1 MB id":
+        body["id"] = "i" * 2**20
     response = requests.post(info.prediction_url, json=body, timeout=10)
-    assert response.status_code == 400, response.text
+    assert response.status_code == 400, response.text[:300]
     assert reason in response.json()["error"]
+    assert len(response.content) < 2000  # no traceback, no echo of what was sent
     rows = test.features.head(1)
+    assert client.predict(info.prediction_url, "v2", rows) == model.predict(rows).tolist()
+
+
+def test_the_model_repository_api_is_not_reachable_and_the_model_keeps_answering(served):
+    info, test, model = served
+    base = info.prediction_url.split("/v2/")[0]
+    for method, path in (
+        ("POST", "/v2/repository/models/classifier/unload"),
+        ("POST", "/v2/repository/models/classifier/load"),
+        ("POST", "/v2/repository/index"),
+        ("GET", "/v2/models/classifier/docs"),
+        ("POST", "/v2/models/classifier/generate"),
+        ("PUT", "/_zenkube/backend"),
+        ("GET", "/_zenkube/router"),
+        ("POST", "/api/v1.0/predictions"),  # the other protocol's path
+    ):
+        answer = requests.request(method, base + path, json={"port": 1}, timeout=10)
+        assert answer.status_code == 404, (path, answer.text)
+        assert "no such path" in answer.json()["error"]
+    assert requests.get(base + "/v2/health/ready", timeout=10).status_code == 200
+    rows = test.features.head(2)
     assert client.predict(info.prediction_url, "v2", rows) == model.predict(rows).tolist()
 
 

@@ -17,6 +17,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loopback import HOST, MAX_BODY, free_port, launcher_arguments  # noqa: E402
 
 
+def _refused_class():
+    from fastapi import HTTPException
+
+    class Refused(HTTPException):
+        """A body refused while FastAPI reads it (FastAPI re-raises HTTPExceptions)."""
+
+        def __init__(self, reason: str):
+            super().__init__(status_code=400, detail=reason)
+
+    return Refused
+
+
+Refused = None  # set by _patch_app, inside the server's environment
+
+
 def _parse_like_seldon() -> None:
     """NaN, Infinity and integers beyond 64 bits are not strict JSON, but clients send
     them; MLServer's orjson refuses the whole body ("not valid JSON") where the Seldon
@@ -26,6 +41,7 @@ def _parse_like_seldon() -> None:
 
     import orjson
     from mlserver.rest import requests as mlserver_requests
+    from validation import BadRequest, check_v2_request
 
     async def json_body(self):
         if not hasattr(self, "_json"):
@@ -33,7 +49,19 @@ def _parse_like_seldon() -> None:
             try:
                 self._json = orjson.loads(body)
             except orjson.JSONDecodeError:
-                self._json = json.loads(body)  # still invalid: FastAPI's 400 below
+                try:
+                    self._json = json.loads(body)  # still invalid: FastAPI's 400 below
+                except json.JSONDecodeError:
+                    raise
+                except RecursionError:
+                    raise Refused("the body is nested too deeply to be a V2 request") from None
+                except ValueError:  # binary (say, gzip data sent without its header)
+                    raise Refused("the body is not valid JSON (not UTF-8 text)") from None
+            if self.url.path.endswith("/infer"):
+                try:
+                    check_v2_request(self._json)
+                except BadRequest as exc:
+                    raise Refused(str(exc)) from None
         return self._json
 
     mlserver_requests.Request.json = json_body
@@ -44,6 +72,8 @@ def _patch_app() -> None:
     from fastapi.responses import JSONResponse
     from mlserver.rest import server as rest_server
 
+    global Refused
+    Refused = _refused_class()
     _parse_like_seldon()
 
     original = rest_server.create_app
@@ -68,6 +98,11 @@ def _patch_app() -> None:
             )
 
         app.add_exception_handler(RequestValidationError, bad_request)
+
+        async def refused(request, exc):
+            return JSONResponse(status_code=400, content={"error": exc.detail})
+
+        app.add_exception_handler(Refused, refused)
 
         @app.middleware("http")
         async def limit_body(request, call_next):

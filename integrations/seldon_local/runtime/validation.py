@@ -34,8 +34,8 @@ MAX_ROWS = int(os.environ.get("ZENKUBE_MAX_ROWS", "200000"))
 
 
 def listing(names, limit: int = 8) -> str:
-    """A short, readable list of column names."""
-    names = list(names)
+    """A short, readable list of column names (a long name is cut to a short prefix)."""
+    names = [n if len(str(n)) <= 40 else f"{str(n)[:40]}… ({len(str(n))} chars)" for n in names]
     shown = ", ".join(names[:limit])
     return shown + (f" … ({len(names)} in all)" if len(names) > limit else "")
 
@@ -272,6 +272,40 @@ def tensor_shape(shape, count: int, where: str) -> tuple[int, int]:
     if rows == 0:
         raise BadRequest("the batch is empty: send at least one row")
     return rows, width
+
+
+MAX_ID_CHARS = 256
+
+
+def check_v2_request(message) -> None:
+    """What MLServer's schema would coerce or crash on, refused as the client sent it:
+    a shape holding anything but integers ("1" became 1), `"data": null` (a traceback),
+    an `id` that is not short text (echoed into the answer and its headers)."""
+    if not isinstance(message, dict):
+        return  # the schema's own 400 says what is wrong
+    request_id = message.get("id")
+    if request_id is not None and (
+        not isinstance(request_id, str) or len(request_id) > MAX_ID_CHARS
+    ):
+        raise BadRequest(f'"id" must be text of at most {MAX_ID_CHARS} characters')
+    inputs = message.get("inputs")
+    if not isinstance(inputs, list):
+        return
+    for i, request_input in enumerate(inputs):
+        if not isinstance(request_input, dict):
+            continue
+        name = request_input.get("name")
+        where = f"input '{name[:40]}'" if isinstance(name, str) else f"input {i}"
+        shape = request_input.get("shape")
+        if "shape" in request_input and not (
+            isinstance(shape, list)
+            and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+        ):
+            raise BadRequest(f"{where}: shape must be a list of integers; got {short(shape)}")
+        if "data" in request_input and request_input["data"] is None:
+            raise BadRequest(
+                f"{where}: data is null; send a list of values (null for a missing one)"
+            )
 
 
 V2_INT_RANGES = {

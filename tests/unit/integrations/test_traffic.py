@@ -65,6 +65,11 @@ def test_feedback_in_seldons_and_zenkubes_v2_form():
         ("seldon", json.dumps({"truth": {"data": {"ndarray": [1]}}}).encode(), "request id"),
         ("v2", json.dumps({"id": "r9"}).encode(), "true labels"),
         ("v2", json.dumps({"id": "r9", "truth": [[1, 2]]}).encode(), "one label per row"),
+        ("v2", b'{"id": "r9", "truth": [' + b"9" * 400 + b"]}", "beyond 64 bits"),
+        ("v2", b'{"id": "r9", "truth": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested"),
+        ("seldon", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("v2", json.dumps({"id": "r" * 2000, "truth": [1]}).encode(), "at most 256"),
+        ("v2", b'{"id": "r9", "truth": [' + b"1," * 3 * 2**20 + b"1]}", "the limit is"),
     ]:
         with pytest.raises(TrafficError, match=reason):
             feedback_labels(protocol, bad)
@@ -136,3 +141,45 @@ def test_files_written_before_the_window_are_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(traffic.pd, "read_parquet", lambda f: opened.append(f) or real(f))
     frame = traffic.read_kind(tmp_path, "requests", time.time() - 3600)
     assert len(opened) == 1 and frame["_request_id"].tolist() == ["new"]
+
+
+def test_a_request_that_cannot_be_read_back_is_counted_and_recording_goes_on(tmp_path):
+    """A request nested 1,020 deep used to stop the recorder for good."""
+    import asyncio
+
+    from integrations.traffic import TrafficBuffer, read_kind
+
+    dropped = []
+    buffer = TrafficBuffer(tmp_path, on_drop=lambda reason, detail: dropped.append(reason))
+    deep = b'{"data": {"ndarray": [[1.0, "a"]]}, "meta": {"tags": ' + b"[" * 1020
+    deep += b"]" * 1020 + b"}}"
+    buffer.add(deep, seldon([[1.0, "a"]], puid="deep")[1], "seldon", "1", COLUMNS)
+    buffer.add(b"not json", b"{}", "seldon", "1", COLUMNS)
+    asyncio.run(buffer.flush())
+    buffer.add(*seldon([[2.0, "b"]], puid="after"), "seldon", "1", COLUMNS)
+    asyncio.run(buffer.flush())
+    assert dropped == ["unreadable", "unreadable"]
+    assert read_kind(tmp_path, "requests", None)["_request_id"].tolist() == ["after"]
+
+
+def test_one_batch_is_at_most_a_quarter_of_the_folder_and_feedback_waits_when_full(tmp_path):
+    from integrations.traffic import TrafficBuffer
+
+    dropped = []
+    buffer = TrafficBuffer(tmp_path, 40_000, on_drop=lambda r, d: dropped.append(r))
+    assert buffer.budget == 10_000
+    label = json.dumps({"id": "r1", "truth": [1] * 3000}).encode()  # ~9 KB
+    assert len(buffer.add_feedback("v2", label)) == 3000
+    with pytest.raises(TrafficError, match="buffer is full") as refused:
+        buffer.add_feedback("v2", label)
+    assert refused.value.status == 503
+    buffer.add(*seldon([[1.0, "a"]] * 100), "seldon")
+    assert dropped == ["buffer_full", "buffer_full"]
+
+
+def test_a_garbage_file_in_the_folder_is_skipped_and_named(tmp_path):
+    write_requests(tmp_path, [[float(i), "a"] for i in range(3)], "p1")
+    bad = tmp_path / "requests-20991231T000000.000000-garbage.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    batch = traffic_batch(tmp_path, COLUMNS, "label", 3600, min_rows=3)
+    assert len(batch.frame) == 3 and [p.rsplit("/", 1)[1] for p in batch.skipped] == [bad.name]

@@ -15,6 +15,7 @@ from validation import (  # noqa: E402
     Column,
     _numeric_fast_path,
     check_v2_input,
+    check_v2_request,
     one_warning_filter,
     parse_seldon_request,
     predict_or_400,
@@ -76,6 +77,29 @@ def test_long_bad_values_are_quoted_as_a_short_prefix():
     with pytest.raises(BadRequest) as info:
         rows_to_frame([["y" * 10_000, 1.0]], None, NUMERIC)
     assert len(str(info.value)) < 200
+    with pytest.raises(BadRequest, match="unknown column") as info:  # a 1 MB name
+        rows_to_frame([[1.0, 2.0]], ["n" * 2**20, "b"], NUMERIC)
+    assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize(
+    "message,reason",
+    [
+        ({"inputs": [{"name": "a", "shape": ["1"], "data": [1]}]}, "shape must be a list of int"),
+        ({"inputs": [{"name": "a", "shape": [True], "data": [1]}]}, "shape must be a list of int"),
+        ({"inputs": [{"name": "a", "shape": [1], "data": None}]}, "data is null"),
+        ({"id": "i" * 2**20, "inputs": []}, '"id" must be text of at most 256'),
+        ({"id": 7, "inputs": []}, '"id" must be text'),
+    ],
+)
+def test_v2_requests_are_checked_as_sent_before_the_schema_coerces_them(message, reason):
+    with pytest.raises(BadRequest, match=reason) as info:
+        check_v2_request(message)
+    assert len(str(info.value)) < 200
+
+
+def test_a_v2_request_as_sent_that_is_fine_passes():
+    check_v2_request({"id": "r1", "inputs": [{"name": "a", "shape": [1, 1], "data": [1.0]}]})
 
 
 def test_booleans_in_numeric_columns_are_one_and_zero_on_both_paths():
