@@ -178,7 +178,7 @@ def evidently_footer(path: str = "") -> str:
     return (
         "Evidently's interactive report (same tests, rule and thresholds) needs JavaScript, which "
         "the ZenML dashboard does not run, so it is not shown there: open evidently.html, "
-        f"stored beside this report{where}, in a browser; `monitor` prints its path as "
+        f"stored beside this report{where}, in a browser; <code>monitor</code> prints its path as "
         "<code>Evidently:</code>."
     )
 
