@@ -22,8 +22,10 @@ payload as the body):
   `sendHttpCloudEvent`): one id per request, the caller's `Ce-Id` header or a new UUID,
   as `Ce-Id` of both messages; types `org.kubeflow.serving.inference.request` /
   `…response` (the response only for a 200); also `Ce-Inferenceservicename`,
-  `Ce-Namespace`, `Ce-Component`, `Ce-Endpoint`. Paired by `Ce-Id`; the rows carry the
-  V2 response's `id`, the id a client names in its feedback.
+  `Ce-Namespace`, `Ce-Component`, `Ce-Endpoint`, and `Ce-Metadata` (the request headers
+  named in the logger's `metadataHeaders`). Paired by `Ce-Id`; the rows carry the V2
+  response's `id`, the id a client names in its feedback. deploy's smoke request
+  (`X-Zenkube-Probe`; Seldon's executor is told `Seldon-Skip-Logging`) is not traffic.
 
     python -m integrations.traffic_sink --port 8080 --root s3://bucket/zenml/traffic \\
         [--token-file /var/run/secrets/zenkube-sink/token] [--trust-logged-feedback]
@@ -61,6 +63,7 @@ KSERVE_REQUEST = "org.kubeflow.serving.inference.request"
 KSERVE_RESPONSE = "org.kubeflow.serving.inference.response"
 PAIRED = {SELDON_REQUEST, SELDON_RESPONSE, KSERVE_REQUEST, KSERVE_RESPONSE}
 REQUESTS = {SELDON_REQUEST, KSERVE_REQUEST}
+PROBE_HEADER = "X-Zenkube-Probe"  # deploy's smoke request (integrations/seldon_local/client.py)
 UNPAIRED_SECONDS = 120.0  # a request whose response never came (an error) is dropped
 
 
@@ -107,6 +110,8 @@ class Sink:
             header = "Ce-Requestid (the prediction's puid)" if seldon else "Ce-Id"
             return _refuse(f"a {kind} event needs the {header} header")
         body = await request.read()
+        if not seldon and PROBE_HEADER in _metadata(headers.get("Ce-Metadata", "")):
+            return web.json_response({"skipped": "zenkube's smoke request, not traffic"})
         # Seldon logs each node of a graph: pair within the node.
         key = (model, seldon, request_id, headers.get("Ce-Modelid", "") if seldon else "")
         self.pair(key, kind in REQUESTS, body, model, seldon, request_id)
@@ -164,6 +169,15 @@ class Sink:
             task.cancel()
         for buffer in self.buffers.values():  # what is buffered is written, not lost
             await buffer.flush()
+
+
+def _metadata(text: str) -> dict:
+    """KServe's Ce-Metadata: the request headers named in `logger.metadataHeaders`."""
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _refuse(reason: str, status: int = 400) -> web.Response:

@@ -26,6 +26,7 @@ PREFIX = "zenkube-"
 # `{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}`): that first DNS label is <= 63.
 PREDICTOR_HOST_SUFFIX = "-predictor-"
 MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
+PROBE_HEADER = "X-Zenkube-Probe"  # integrations/seldon_local/client.py
 
 
 def service_name(model_name: str, namespace: str = "zenkube") -> str:
@@ -92,7 +93,12 @@ def inference_service(
         "model": model,
     }
     if sink_url:
-        predictor["logger"] = {"mode": "all", "url": logger_url(sink_url, model_name)}
+        predictor["logger"] = {
+            "mode": "all",
+            "url": logger_url(sink_url, model_name),
+            # forwarded as Ce-Metadata: the sink skips deploy's smoke request
+            "metadataHeaders": [PROBE_HEADER],
+        }
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InferenceService",

@@ -28,6 +28,11 @@ def request_body(protocol: str, frame: pd.DataFrame) -> dict:
 
 
 PROBE_HEADER = "X-Zenkube-Probe"  # a check of zenkube's own: not traffic to monitor
+# On a cluster: Seldon's executor then logs nothing (seldon-core v1.18.2
+# `executor/predictor/predictor_process.go`, `logPayload`); KServe's logger forwards the
+# probe header as Ce-Metadata (InferenceService `logger.metadataHeaders`), which the
+# traffic sink skips.
+PROBE_HEADERS = {PROBE_HEADER: "smoke", "Seldon-Skip-Logging": "true"}
 
 
 def predict(
@@ -41,7 +46,7 @@ def predict(
     """POST the rows; return predictions or raise with the server's reason. `host`: the
     Host header a cluster ingress routes by (KServe); the local servers ignore it.
     `probe`: zenkube's own smoke request, which the front does not record as traffic."""
-    headers = {**({"Host": host} if host else {}), **({PROBE_HEADER: "smoke"} if probe else {})}
+    headers = {**({"Host": host} if host else {}), **(PROBE_HEADERS if probe else {})}
     try:
         response = requests.post(
             url, json=request_body(protocol, frame), timeout=timeout, headers=headers or None

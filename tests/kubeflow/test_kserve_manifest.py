@@ -211,7 +211,9 @@ def test_labels_never_end_in_punctuation_and_the_logger_posts_to_the_model_folde
     body = manifest.inference_service(long, "1", "s3://b/m", "zenkube", "sa", sink_url="http://s/")
     label = body["metadata"]["labels"]["zenkube.model-name"]
     assert len(label) <= 63 and label[-1].isalnum() and not k8s_names.problems_label(label)
-    url = body["spec"]["predictor"]["logger"]["url"]
+    logger = body["spec"]["predictor"]["logger"]
+    assert logger["metadataHeaders"] == ["X-Zenkube-Probe"]  # the sink skips deploy's smoke
+    url = logger["url"]
     # the sink writes `<root>/<last path segment>`: the folder `--from-traffic` reads
     assert model_folder("root", url.rsplit("/", 1)[1]) == model_folder("root", long)
 

@@ -81,7 +81,7 @@ def seldon_event(url, kind, puid, body, node="classifier"):
     return requests.post(url, data=json.dumps(body), headers=headers, timeout=10)
 
 
-def kserve_event(url, kind, request_id, body):
+def kserve_event(url, kind, request_id, body, metadata="{}"):
     """As KServe's logger posts it: `sendHttpCloudEvent` (cloudevents sdk-go v2, binary)."""
     headers = {
         "Ce-Id": request_id,  # the same for a request and its response
@@ -93,7 +93,7 @@ def kserve_event(url, kind, request_id, body):
         "Ce-Namespace": "zenkube",
         "Ce-Component": "predictor",
         "Ce-Endpoint": "",
-        "Ce-Metadata": "{}",
+        "Ce-Metadata": metadata,  # the headers named in logger.metadataHeaders
         "Content-Type": "application/json",
     }
     return requests.post(url, data=json.dumps(body), headers=headers, timeout=10)
@@ -162,11 +162,18 @@ def test_kserve_logged_v2_predictions_land_in_the_model_folder(sink):
         }
         assert kserve_event(model_url, KSERVE_RESPONSE, request_id, response).status_code == 200
         assert kserve_event(model_url, KSERVE_REQUEST, request_id, request).status_code == 200
+        if i == 0:  # deploy's smoke request, as KServe forwards its X-Zenkube-Probe header
+            probe = json.dumps({"X-Zenkube-Probe": ["smoke"]})
+            for kind, body in ((KSERVE_REQUEST, request), (KSERVE_RESPONSE, response)):
+                skipped = kserve_event(model_url, kind, "probe-id", body | {"id": "probe"}, probe)
+                assert skipped.status_code == 200 and "skipped" in skipped.json()
     feedback = {"id": ids[0], "truth": [0]}
     assert requests.post(f"{model_url}/feedback", json=feedback, timeout=10).status_code == 200
     folder = model_folder(root, "churn_v2")
     rows = wait_for_rows(folder, "requests", 3)
     assert sorted(rows["_request_id"]) == ids and sorted(rows["size"]) == [60.0, 61.0, 62.0]
+    time.sleep(1)  # a flush later: still no row of the smoke request
+    assert "probe" not in set(read_kind(folder, "requests", None)["_request_id"])
     assert list(wait_for_rows(folder, "feedback", 1)["_request_id"]) == [ids[0]]
 
 
