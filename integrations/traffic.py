@@ -112,8 +112,10 @@ def v2_rows(request: dict, response: dict, columns: list[str]) -> tuple[str, pd.
     if len(inputs) == 1 and inputs[0]["name"] not in columns:
         rows_n, width = inputs[0]["shape"]
         values = _flat(inputs[0]["data"])
+        # a sink that knows no schema keeps a tensor's columns by position (as for Seldon)
+        names = columns or [f"{POSITION}{i}" for i in range(width)]
         frame = pd.DataFrame(
-            [values[i * width : (i + 1) * width] for i in range(rows_n)], columns=columns
+            [values[i * width : (i + 1) * width] for i in range(rows_n)], columns=names
         )
     else:
         frame = pd.DataFrame({i["name"]: _flat(i["data"]) for i in inputs})

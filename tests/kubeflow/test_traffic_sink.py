@@ -167,11 +167,25 @@ def test_kserve_logged_v2_predictions_land_in_the_model_folder(sink):
             for kind, body in ((KSERVE_REQUEST, request), (KSERVE_RESPONSE, response)):
                 skipped = kserve_event(model_url, kind, "probe-id", body | {"id": "probe"}, probe)
                 assert skipped.status_code == 200 and "skipped" in skipped.json()
+    # one tensor without names (a V2 client may send that): kept by position
+    tensor = {
+        "inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [70, 3, 71, 4]}]
+    }
+    answer = {
+        "id": "tensor",
+        "outputs": [{"name": "p", "shape": [2], "datatype": "INT64", "data": [0, 1]}],
+    }
+    for kind, body in ((KSERVE_REQUEST, tensor), (KSERVE_RESPONSE, answer)):
+        assert kserve_event(model_url, kind, "tensor-id", body).status_code == 200
+    ids.append("tensor")
     feedback = {"id": ids[0], "truth": [0]}
     assert requests.post(f"{model_url}/feedback", json=feedback, timeout=10).status_code == 200
     folder = model_folder(root, "churn_v2")
-    rows = wait_for_rows(folder, "requests", 3)
-    assert sorted(rows["_request_id"]) == ids and sorted(rows["size"]) == [60.0, 61.0, 62.0]
+    served = wait_for_rows(folder, "requests", 5)
+    assert sorted(set(served["_request_id"])) == sorted(ids)
+    rows = traffic_batch(folder, COLUMNS, "churned", 3600, min_rows=5).frame  # --from-traffic
+    assert sorted(rows["size"]) == [60.0, 61.0, 62.0, 70.0, 71.0]
+    assert sorted(rows["rooms"]) == [2, 2, 2, 3, 4]
     time.sleep(1)  # a flush later: still no row of the smoke request
     assert "probe" not in set(read_kind(folder, "requests", None)["_request_id"])
     assert list(wait_for_rows(folder, "feedback", 1)["_request_id"]) == [ids[0]]
