@@ -144,7 +144,7 @@ class Sink:
                 "seldon", _with_feedback_puid(body, request.headers.get("Ce-Requestid", ""))
             )
         except TrafficError as exc:
-            return _refuse(str(exc))
+            return _refuse(str(exc), exc.status)
         return web.json_response({"accepted": str(frame["_request_id"].iloc[0])})
 
     async def feedback(self, request: web.Request) -> web.Response:
