@@ -82,7 +82,10 @@ def settle_local_dashboard() -> list[str]:
             )
         )
         changed.append("server settings")
-    if OnboardingStep.OSS_ONBOARDING_COMPLETED not in store.get_onboarding_state():
+    # Only the SQL store itself keeps the onboarding state (not the REST client of the local
+    # server that `zenml login --local` connects to; the answer is given before that anyway).
+    onboarding = getattr(store, "get_onboarding_state", None)
+    if onboarding and OnboardingStep.OSS_ONBOARDING_COMPLETED not in onboarding():
         store.update_onboarding_state({OnboardingStep.OSS_ONBOARDING_COMPLETED})
         changed.append("onboarding")
     return changed
