@@ -39,6 +39,10 @@ def champion(spec: dict, model_name: str, model_uri: str | None, version: str | 
             model_uri=model_uri,
             artifact_location=model_uri,
         )
+    import os
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a dry run does not wait
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     import mlflow
 
     tracking = (_component(spec, "experiment_tracker").get("configuration") or {}).get(
@@ -47,6 +51,7 @@ def champion(spec: dict, model_name: str, model_uri: str | None, version: str | 
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(tracking)
     try:
+        mlflow.MlflowClient().search_experiments(max_results=1)  # reachable, logged in?
         found = mlflow_registry.get_champion(model_name)
     except Exception as exc:  # unreachable server, refused login: say how to go offline
         raise ConfigError(

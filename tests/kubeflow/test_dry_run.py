@@ -49,3 +49,12 @@ def test_dry_run_refuses_an_mlflow_artifacts_uri_in_one_sentence(tmp_path):
     assert result.returncode != 0
     assert "cannot be read by KServe's storage initializer" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_without_a_model_uri_an_unreachable_mlflow_server_says_how_to_go_offline(tmp_path):
+    cli = cli_in(tmp_path)
+    result = cli("deploy", "--dry-run", "--stack", "kubeflow", "--model-name", "m",
+                 extra_env={"ZENKUBE_MLFLOW_URI": "http://127.0.0.1:9"})  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in out
+    assert "from MLflow at http://127.0.0.1:9" in out and "--model-uri" in out
