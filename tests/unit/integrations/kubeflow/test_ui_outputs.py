@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -125,7 +126,11 @@ def test_a_task_declares_what_its_outputs_materializers_can_show(materializer, e
     from types import SimpleNamespace
 
     from zenml.config.source import Source
+    from zenml.utils import source_utils
 
+    # As compile does (stacks.env.prepare_zenml): ZenML resolves our sources from the repo
+    # root; in a pytest-xdist worker __main__ has no file, so it could not find one itself.
+    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[4]))
     output = SimpleNamespace(materializer_source=[Source.from_import_path(materializer)])
     step = SimpleNamespace(config=SimpleNamespace(outputs={"out": output}))
     assert ui_outputs.kinds_for_step(step) == expected
