@@ -252,7 +252,7 @@ def read_token(path: str | None) -> str:
     return token
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -269,7 +269,11 @@ def main() -> None:
         action="store_true",
         help="with --token-file, still record labels Seldon's logger forwards",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = arguments().parse_args()
     token = read_token(args.token_file)
     if not token:
         print(

@@ -222,3 +222,41 @@ def test_with_a_token_only_its_holders_change_the_labels(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_the_documented_sink_objects_fit_the_sink_and_each_other():
+    """docs/kubeflow.md's sink Deployment runs flags the sink has, mounts the token where
+    --token-file reads it, uses the service account and Secrets the commands before it
+    create, and its NetworkPolicy admits the pods Seldon and KServe run loggers in."""
+    import re
+    import textwrap
+
+    import yaml
+
+    from integrations import traffic_sink
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "docs/kubeflow.md").read_text()
+    section = text[text.index("### Watching the traffic") :]
+    block = re.search(r"kubectl apply -f - <<'EOF'\n(.*?)\n\s*EOF\n", section, re.S).group(1)
+    objects = {o["kind"]: o for o in yaml.safe_load_all(textwrap.dedent(block))}
+    assert set(objects) == {"Deployment", "Service", "NetworkPolicy"}
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    command = container["command"]
+    assert command[:3] == ["python", "-m", "integrations.traffic_sink"]
+    args = traffic_sink.arguments().parse_args(command[3:])  # the sink's own parser
+    assert args.root.startswith("s3://") and args.root.endswith("/traffic")
+    token_file = command[command.index("--token-file") + 1]
+    (mount,) = container["volumeMounts"]
+    assert token_file.startswith(mount["mountPath"] + "/")
+    (volume,) = pod["volumes"]
+    created = re.findall(r"kubectl -n zenkube create (\w+) (?:generic )?([\w-]+)", section)
+    assert ("serviceaccount", pod["serviceAccountName"]) in created
+    assert ("secret", volume["secret"]["secretName"]) in created
+    assert ("secret", container["envFrom"][0]["secretRef"]["name"]) in created
+    assert token_file.rsplit("/", 1)[1] == "token" and "--from-literal=token=" in section
+    sources = objects["NetworkPolicy"]["spec"]["ingress"][0]["from"]
+    selectors = json.dumps(sources)
+    assert "app.kubernetes.io/managed-by" in selectors and "seldon-core" in selectors
+    assert "serving.kserve.io/inferenceservice" in selectors
