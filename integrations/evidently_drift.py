@@ -83,7 +83,7 @@ def combined_test(kind: str, min_effect: float) -> str:
     from evidently.legacy.core import ColumnType
 
     numeric = kind != "categorical"
-    name = f"zenkube_{'ks' if numeric else 'chi2'}_effect_{min_effect:g}"
+    name = f"zenkube_{'ks' if numeric else 'chi2'}_effect_{float(min_effect)!r}"
     if name in _registered:
         return name
     test_name = "ks" if numeric else CATEGORICAL_TEST
