@@ -232,3 +232,15 @@ def test_vendored_crds_are_the_upstream_files():
     assert {r[0] for r in rows} == {p.name for p in CRDS.glob("*.yaml.gz")}
     for file, _commit, digest in rows:
         assert hashlib.sha256(crd_text(file).encode()).hexdigest() == digest, file
+
+
+def test_the_names_and_host_in_the_docs_are_the_ones_the_code_gives():
+    from integrations.kubeflow import seldon_manifest
+    from tests.conftest import REPO_ROOT
+
+    docs = (REPO_ROOT / "docs/kubeflow.md").read_text()
+    name = service_name("House_Prices", "zenkube")
+    assert f"/v2/models/{name}/infer" in docs
+    assert f"-H 'Host: {manifest.host(name, 'zenkube')}'" in docs  # v0.20's domain template
+    for model in ("House_Prices", "my.model"):
+        assert f"`{seldon_manifest.predictor_name(model)}`" in docs
