@@ -6,6 +6,7 @@ with the champion's, so a model of another schema never silently takes over an e
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pandas as pd
@@ -46,6 +47,36 @@ def column_kind(values: pd.Series) -> str:
     return DATETIME if looks_like_dates(values) else CATEGORICAL
 
 
+# pandas names the index it wrote into a CSV (`to_csv` without index=False) like this.
+UNNAMED_INDEX = re.compile(r"^Unnamed: \d+$")
+# Below this many rows, distinct values in every row are no sign of an identifier.
+MIN_ROWS_FOR_ID = 50
+
+
+def id_like_columns(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
+    """Columns that identify rows rather than describe them -> why they look so.
+
+    A model that learns from them learns nothing that carries to new rows, and every
+    client would have to send them: a pandas index written to a CSV (`Unnamed: 0`), or
+    whole numbers or text with a different value in every row (`PID`, `Order`, a name).
+    """
+    found = {}
+    for name in frame.columns:
+        if name == target:
+            continue
+        values = frame[name]
+        if UNNAMED_INDEX.match(str(name)):
+            found[str(name)] = "a pandas index written into the file"
+            continue
+        if len(values) < MIN_ROWS_FOR_ID or values.isna().any():
+            continue
+        whole = pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        text = column_kind(values) == CATEGORICAL and not pd.api.types.is_bool_dtype(values)
+        if (whole or text) and values.nunique() == len(values):
+            found[str(name)] = "a different value in every row"
+    return found
+
+
 def infer_kinds(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
     """Column -> kind for every feature column (the target excluded)."""
     return {str(c): column_kind(frame[c]) for c in frame.columns if c != target}
@@ -73,14 +104,24 @@ class InputSchema(BaseModel):
         columns: the input columns in the model's order.
         target: the label column it was trained to predict ("" when unknown).
         task: classification or regression ("" when unknown).
+        ignored_columns: columns of the training file left out as row identifiers (a
+            batch may still hold them; they are not inputs).
     """
 
     columns: list[SchemaColumn] = Field(default_factory=list)
     target: str = ""
     task: str = ""
+    ignored_columns: list[str] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, kinds: dict[str, str], target: str, task: str) -> InputSchema:
+    def of(
+        cls,
+        frame: pd.DataFrame,
+        kinds: dict[str, str],
+        target: str,
+        task: str,
+        ignored: list[str] | None = None,
+    ) -> InputSchema:
         return cls(
             columns=[
                 SchemaColumn(name=name, kind=kind, nullable=bool(frame[name].isna().any()))
@@ -88,6 +129,7 @@ class InputSchema(BaseModel):
             ],
             target=target,
             task=task,
+            ignored_columns=list(ignored or []),
         )
 
     @property

@@ -56,6 +56,9 @@ class DataSpec(_Strict):
         features: optional list of feature columns to use; all others except the
             target are dropped. Unknown names are a validation error.
         min_rows: fewer rows than this is a validation error.
+        drop_id_columns: leave out columns that identify rows (a pandas index written
+            into a CSV such as `Unnamed: 0`, or whole numbers or text different in every
+            row), with a warning naming them; columns named in `features` are kept.
     """
 
     source: str = "breast_cancer"
@@ -63,6 +66,7 @@ class DataSpec(_Strict):
     task: Literal["auto", "classification", "regression"] = "auto"
     features: list[str] | None = None
     min_rows: int = Field(30, ge=2)
+    drop_id_columns: bool = True
 
 
 class SplitSpec(_Strict):
@@ -72,11 +76,16 @@ class SplitSpec(_Strict):
         valid_size: share of rows for validation (used by the search only).
         test_size: share of rows for the final, untouched test evaluation.
         seed: random seed.
+        batch_test_size: when retraining on the champion's training rows plus a new
+            labelled batch, the share of the batch held out as the test rows: neither
+            the champion nor the candidate trains on them, so the gate compares the two
+            fairly (the latest rows when the data has a date column).
     """
 
     valid_size: float = Field(0.2, gt=0, lt=0.5)
     test_size: float = Field(0.2, gt=0, lt=0.5)
     seed: int = 42
+    batch_test_size: float = Field(0.5, gt=0, lt=1)
 
 
 def _per_task(value, task: str):
@@ -209,6 +218,12 @@ class ColumnThresholds(_Strict):
     min_effect: float | None = Field(None, ge=0)
 
 
+# A batch's metric is noisier for errors in target units than for F1: regression alerts
+# when RMSE/MAE rose (or R² fell) by more than 10% of the test score, classification
+# when F1/accuracy/ROC-AUC fell by more than 5% of it.
+DEFAULT_QUALITY_DROP: dict[str, float] = {"classification": 0.05, "regression": 0.1}
+
+
 class MonitoringThresholds(_Strict):
     """When monitoring raises an alert (and retrains, if the batch has labels).
 
@@ -219,8 +234,12 @@ class MonitoringThresholds(_Strict):
         columns: per-column `p_value` / `min_effect` overrides, by column name.
         drift_share: alert when at least this share of columns drifted.
         critical_columns: alert when any of these drifted, whatever the share.
-        max_quality_drop: alert when the gate metric fell by more than this against
-            the champion's recorded test score.
+        max_quality_drop: alert when the task's metric got worse than the champion's
+            recorded test score by more than this: a share of that score (0.1: an RMSE
+            10% above the test RMSE, an F1 10% below the test F1) by default, or in
+            the metric's own units with `quality_drop_units: metric`. One value, or
+            per task `{classification: …, regression: …}`.
+        quality_drop_units: relative (a share of the test score) or metric (its units).
         html_max_rows: Evidently's HTML is built on at most this many rows per side.
     """
 
@@ -229,7 +248,10 @@ class MonitoringThresholds(_Strict):
     columns: dict[str, ColumnThresholds] = Field(default_factory=dict)
     drift_share: float = Field(0.3, gt=0, le=1)
     critical_columns: list[str] = Field(default_factory=list)
-    max_quality_drop: float = Field(0.05, ge=0)
+    max_quality_drop: float | dict[Task, float] = Field(
+        default_factory=lambda: dict(DEFAULT_QUALITY_DROP)
+    )
+    quality_drop_units: Literal["relative", "metric"] = "relative"
     html_max_rows: int = Field(20_000, gt=100)
 
     def for_column(self, name: str, kind: str) -> tuple[float, float]:
@@ -241,6 +263,18 @@ class MonitoringThresholds(_Strict):
             self.p_value if own.p_value is None else own.p_value,
             effect if own.min_effect is None else own.min_effect,
         )
+
+    @field_validator("max_quality_drop")
+    @classmethod
+    def _not_negative(cls, value):
+        values = value.values() if isinstance(value, dict) else [value]
+        if any(v < 0 for v in values):
+            raise ValueError("must be zero or more (how much worse the metric may get)")
+        return value
+
+    def max_quality_drop_for(self, task: str) -> float:
+        value = _per_task(self.max_quality_drop, task)
+        return DEFAULT_QUALITY_DROP[task] if value is None else value
 
 
 class MonitoringParams(_Strict):

@@ -30,6 +30,12 @@ class Dataset:
         schema: feature column -> numeric/categorical/datetime; inferred when not given.
         skipped: why there are no rows to work on (continuous training with nothing to
             retrain); "" for real data.
+        new_rows: a retraining set: its last `new_rows` rows are a new labelled batch
+            the champion never trained on (the split holds part of them out for the
+            gate); 0 otherwise.
+        note: what these rows are, in words, for messages ("" for a plain split).
+        ignored_columns: columns of the source left out as row identifiers (not in the
+            frame; a monitoring batch may hold them).
     """
 
     frame: pd.DataFrame
@@ -38,6 +44,9 @@ class Dataset:
     name: str = ""
     schema: dict[str, str] = field(default_factory=dict)
     skipped: str = ""
+    new_rows: int = 0
+    note: str = ""
+    ignored_columns: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.schema:
@@ -59,7 +68,7 @@ class Dataset:
     @property
     def input_schema(self) -> InputSchema:
         """The contract a model trained on these rows takes (see `core/schema.py`)."""
-        return InputSchema.of(self.frame, self.schema, self.target, self.task)
+        return InputSchema.of(self.frame, self.schema, self.target, self.task, self.ignored_columns)
 
     @property
     def fingerprint(self) -> str:
@@ -86,6 +95,9 @@ class DatasetMaterializer(BaseMaterializer):
             "name": data.name,
             "schema": data.schema,
             "skipped": data.skipped,
+            "new_rows": data.new_rows,
+            "note": data.note,
+            "ignored_columns": data.ignored_columns,
         }
         with self.artifact_store.open(self._path("schema.json"), "w") as f:
             json.dump(meta, f)

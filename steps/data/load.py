@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Annotated
 
@@ -11,10 +12,12 @@ from zenml import step
 from zenml.io import fileio
 
 from core.errors import ConfigError, DataValidationError
+from core.schema import id_like_columns
 from core.specs import BUNDLED_DATASETS, DataSpec
 from materializers.dataset import Dataset, read_parquet
 
 BUNDLED_TARGET = "target"
+logger = logging.getLogger(__name__)
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -139,7 +142,29 @@ def load_dataset(spec: DataSpec) -> Dataset:
         # Unknown feature names are kept out of the frame but reported by validation.
         frame = frame[keep]
     frame.columns = [str(c) for c in frame.columns]
-    return Dataset(frame=frame.reset_index(drop=True), target=target, task=task, name=spec.source)
+    ignored = []
+    if spec.drop_id_columns:
+        found = {
+            c: why
+            for c, why in id_like_columns(frame, target).items()
+            if c not in (spec.features or [])
+        }
+        if found:
+            ignored = list(found)
+            logger.warning(
+                "Left out %d column(s) that identify rows rather than describe them: %s. "
+                "Set data.drop_id_columns: false (or list them in data.features) to keep them.",
+                len(found),
+                "; ".join(f"'{c}' ({why})" for c, why in found.items()),
+            )
+            frame = frame.drop(columns=ignored)
+    return Dataset(
+        frame=frame.reset_index(drop=True),
+        target=target,
+        task=task,
+        name=spec.source,
+        ignored_columns=ignored,
+    )
 
 
 @step

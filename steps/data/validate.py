@@ -16,6 +16,11 @@ from materializers.dataset import NUMERIC, Dataset
 MIN_CLASS_ROWS = 5
 
 
+def shown(value) -> str:
+    """A value as a message shows it: `2013`, `'red'`, never `np.int64(2013)`."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _non_numeric_examples(column: pd.Series) -> list[str]:
     """Values of a text column that do not parse as numbers, if most of them do."""
     values = column.dropna()
@@ -59,11 +64,11 @@ def find_data_problems(data: Dataset, spec: DataSpec | None = None) -> list[str]
             counts = labels.dropna().value_counts()
             rare = counts[counts < MIN_CLASS_ROWS]
             if len(rare):
-                shown = ", ".join(f"{k!r} ({v})" for k, v in rare.head(4).items())
+                listed = ", ".join(f"{shown(k)} ({v})" for k, v in rare.head(4).items())
                 more = f" and {len(rare) - 4} more" if len(rare) > 4 else ""
                 problems.append(
                     f"{len(rare)} class(es) of '{target}' have fewer than {MIN_CLASS_ROWS} rows "
-                    f"({shown}{more}), too few for a stratified train/valid/test split: drop "
+                    f"({listed}{more}), too few for a stratified train/valid/test split: drop "
                     "or merge them, or set data.task: regression if the target is a quantity"
                 )
     if not data.schema:
@@ -74,7 +79,7 @@ def find_data_problems(data: Dataset, spec: DataSpec | None = None) -> list[str]
             problems.append(f"column '{column}' is entirely empty")
             continue
         if values.dropna().nunique() <= 1:
-            problems.append(f"column '{column}' is constant ({values.dropna().iloc[0]!r})")
+            problems.append(f"column '{column}' is constant ({shown(values.dropna().iloc[0])})")
         bad = _non_numeric_examples(values)
         if bad:
             problems.append(f"column '{column}' is numeric but has non-numeric values: {bad}")

@@ -13,6 +13,7 @@ from integrations import champion, mlflow_registry
 from materializers.dataset import NUMERIC, Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.data.load import read_table
+from steps.data.validate import shown
 
 PREDICTION = "prediction"
 
@@ -24,7 +25,11 @@ def check_batch(frame: pd.DataFrame, reference: Dataset, name: str = "batch") ->
         problems.append("the batch has no rows")
     features = list(reference.schema)
     missing = [c for c in features if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in features and c != reference.target]
+    # Columns the model left out as row identifiers may come along; they are not inputs.
+    ignored = set(reference.ignored_columns)
+    extra = [
+        c for c in frame.columns if c not in features and c != reference.target and c not in ignored
+    ]
     if missing:
         problems.append(f"missing columns: {', '.join(missing)}")
     if extra:
@@ -34,7 +39,7 @@ def check_batch(frame: pd.DataFrame, reference: Dataset, name: str = "batch") ->
             values = frame[column]
             if not pd.api.types.is_numeric_dtype(values):
                 bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
-                example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
+                example = f" (e.g. {shown(bad.iloc[0])})" if len(bad) else ""
                 problems.append(f"column '{column}' should be numeric but is text{example}")
             else:
                 infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
@@ -61,6 +66,7 @@ def check_batch(frame: pd.DataFrame, reference: Dataset, name: str = "batch") ->
         task=reference.task,
         name=name,
         schema=dict(reference.schema),
+        ignored_columns=list(reference.ignored_columns),
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 from zenml import step
 
-from core.metrics import lower_is_better
+from core.metrics import TASK_METRICS, lower_is_better
 from core.specs import MonitoringThresholds
 from integrations import mlflow_registry
 from materializers.dataset import Dataset
@@ -29,6 +30,7 @@ class QualityReport(BaseModel):
         metric: the compared metric.
         current / reference: its value on the batch and on the champion's test split.
         drop: how much worse the batch is (positive = worse), in the metric's units.
+        relative_drop: `drop` as a share of the test score (None when that score is 0).
     """
 
     labelled: bool
@@ -37,6 +39,7 @@ class QualityReport(BaseModel):
     current: float | None = None
     reference: float | None = None
     drop: float | None = None
+    relative_drop: float | None = None
 
 
 class MonitoringDecision(BaseModel):
@@ -66,9 +69,10 @@ def measure_quality(
     metrics = prediction_metrics(batch.task, batch.labels, predictions.frame[PREDICTION])
     metric = primary_metric(batch.task)
     current, reference = metrics[metric], champion.metrics.get(metric)
-    drop = None
+    drop = relative = None
     if reference is not None:
         drop = current - reference if lower_is_better(metric) else reference - current
+        relative = drop / abs(reference) if reference else None
     return QualityReport(
         labelled=True,
         metrics=metrics,
@@ -76,7 +80,32 @@ def measure_quality(
         current=current,
         reference=reference,
         drop=drop,
+        relative_drop=relative,
     )
+
+
+def quality_breach(quality: QualityReport, thresholds: MonitoringThresholds) -> str:
+    """Why the batch's quality is an alert ("" when it is not), in the metric's direction:
+    an error "rose", a score "fell"."""
+    current, reference = quality.current, quality.reference
+    if quality.drop is None or current is None or reference is None:
+        return ""
+    task = "regression" if quality.metric in TASK_METRICS["regression"] else "classification"
+    limit = thresholds.max_quality_drop_for(task)
+    # Relative to the test score; in the metric's units when asked (or the score is 0).
+    relative = thresholds.quality_drop_units == "relative" and reference != 0
+    worse = quality.drop / abs(reference) if relative else quality.drop
+    if worse <= limit:
+        return ""
+    moved = "rose" if current > reference else "fell"
+    if relative:
+        detail = (
+            f"{(current - reference) / abs(reference):+.1%} against the champion's test "
+            f"score; the alert is at more than {limit:.1%} worse"
+        )
+    else:
+        detail = f"{current - reference:+.4f}; the alert is at more than {limit} worse"
+    return f"{quality.metric} {moved} from {reference:.4f} to {current:.4f} ({detail})"
 
 
 def decide(
@@ -93,11 +122,9 @@ def decide(
     critical = [c for c in thresholds.critical_columns if c in drifted]
     if critical:
         reasons.append(f"critical column(s) drifted: {', '.join(critical)}")
-    if quality.drop is not None and quality.drop > thresholds.max_quality_drop:
-        reasons.append(
-            f"{quality.metric} fell from {quality.reference:.4f} to {quality.current:.4f} "
-            f"(drop {quality.drop:.4f} > {thresholds.max_quality_drop})"
-        )
+    breach = quality_breach(quality, thresholds)
+    if breach:
+        reasons.append(breach)
     alert = bool(reasons)
     return MonitoringDecision(
         alert=alert,
@@ -109,8 +136,25 @@ def decide(
     )
 
 
+def column_keys(names: list[str]) -> dict[str, str]:
+    """Column name -> an MLflow key part for it: its index among the names in sorted
+    order (the same in every run of a model, whatever order a report lists them in) and
+    the name with every character MLflow refuses in a key (`( ) ? ' # $ , [ ]`, emoji,
+    ...) made `_`, e.g. `bill length (mm)` -> `000_bill_length_mm`. The index keeps two
+    names that clean to the same text apart; the real name is the tag `column.000`."""
+    width = max(3, len(str(len(names))))
+    keys = {}
+    for index, name in enumerate(sorted(names, key=str)):
+        clean = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_")
+        keys[name] = f"{index:0{width}d}_{clean}"[:200].rstrip("_")
+    return keys
+
+
 def record_monitoring(
-    model_name: str, metrics: dict[str, float], decision: MonitoringDecision
+    model_name: str,
+    metrics: dict[str, float],
+    decision: MonitoringDecision,
+    columns: dict[str, str] | None = None,
 ) -> None:
     """The figures go on a monitoring run of their own (nested in the pipeline's run), tagged
     with the champion version it watched: never on a training run, where they would sit
@@ -124,6 +168,7 @@ def record_monitoring(
     tags = {
         "zenml_run": get_step_context().pipeline_run.name,
         "monitoring.decision": "; ".join(decision.reasons) or "no threshold breached",
+        **(columns or {}),
     }
     mlflow_registry.log_monitoring_run(model_name or "unknown", version, metrics, tags)
 
@@ -149,9 +194,13 @@ def decide_action(
     metrics = {"drift_share": drift.drift_share, "alert": float(decision.alert)}
     if quality.drop is not None:
         metrics["quality_drop"] = quality.drop
-    for column in drift.columns:
-        metrics[f"p_value.{column.column}"[:250].replace(" ", "_")] = column.p_value
-    record_monitoring(model_name, metrics, decision)
+    if quality.relative_drop is not None:
+        metrics["quality_drop_share"] = quality.relative_drop
+    keys = column_keys([c.column for c in drift.columns])
+    metrics.update({f"p_value.{keys[c.column]}": c.p_value for c in drift.columns})
+    # The real names by the same index, as tags (any text; MLflow refuses it in a key).
+    columns = {f"column.{key.split('_', 1)[0]}": name[:500] for name, key in keys.items()}
+    record_monitoring(model_name, metrics, decision, columns)
     if decision.alert:
         for reason in decision.reasons:
             logger.warning("MONITORING ALERT: %s", reason)

@@ -1,4 +1,8 @@
-"""The data a retraining learns from: the champion's training rows plus the labelled batch."""
+"""The data a retraining learns from: the champion's training rows plus the labelled batch.
+
+The batch rows are marked (`new_rows`): the split holds part of them out, so the gate
+compares candidate and champion on rows neither was trained on.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from steps.monitoring.decide import MonitoringDecision
 def retraining_set(
     decision: MonitoringDecision, reference: Dataset, batch: Dataset, retrain: bool
 ) -> Dataset:
-    """Reference + batch rows when monitoring asks for retraining; else an empty, skipped set."""
+    """Reference + batch rows (the batch last, counted in `new_rows`) when monitoring asks
+    for retraining; else an empty, skipped set."""
     if decision.retrain and retrain:
         frame = pd.concat(
             [reference.frame, batch.frame[reference.frame.columns]], ignore_index=True
@@ -25,6 +30,9 @@ def retraining_set(
             task=reference.task,
             name=f"{reference.name} + {batch.name}",
             schema=dict(reference.schema),
+            new_rows=len(batch.frame),
+            note=f"the new batch {batch.name}",
+            ignored_columns=list(reference.ignored_columns),
         )
     if not decision.alert:
         why = "skipped: no retraining needed (no threshold breached)"

@@ -26,7 +26,7 @@ class ChampionComparison(BaseModel):
         status: no_champion; compared (scored on the candidate's test rows); or
             incomparable (another input schema, or it could not be scored).
         version: the champion's registry version (None without one).
-        score: its score on the same test rows (only when compared).
+        score: its score on the candidate's test rows (only when compared).
         schema_change: how the schemas differ ("" when they do not).
         error: why scoring failed ("" when it did not).
     """
@@ -50,6 +50,7 @@ class PromotionDecision(BaseModel):
         champion_status: no_champion, compared or incomparable (see ChampionComparison).
         schema_change: how the input schema differs from the champion's ("" if not).
         candidate_version / champion_version: MLflow registry versions.
+        compared_on: which test rows the scores are on (how many, where from).
     """
 
     promoted: bool
@@ -62,6 +63,7 @@ class PromotionDecision(BaseModel):
     candidate_version: str = ""
     champion_version: str | None = None
     model_name: str = ""
+    compared_on: str = ""
 
 
 def decide_promotion(
@@ -71,9 +73,11 @@ def decide_promotion(
     gate: GateSpec,
     model_name: str = "the model",
     baseline: dict[str, float] | None = None,
+    rows: str = "the same test rows",
 ) -> PromotionDecision:
     """Promote only on a positive decision: threshold passed, the baseline beaten (a model
     that ignores its inputs, scored on the same rows) and the champion beaten (or absent).
+    `rows` says which rows both were scored on (how many, and where they came from).
     """
     metric = gate.metric_for(task)
 
@@ -87,6 +91,7 @@ def decide_promotion(
             champion_status=champion.status,
             schema_change=champion.schema_change,
             champion_version=champion.version,
+            compared_on=rows,
         )
 
     score = candidate_metrics.get(metric)
@@ -107,7 +112,7 @@ def decide_promotion(
         return decision(
             False,
             f"{metric}={score:.4f} does not beat {floor:.4f}, the score of always predicting "
-            f"{what} on the same test rows: the model learned nothing useful from its "
+            f"{what} on {rows}: the model learned nothing useful from its "
             "features. Check the target and the features, or set gate.beat_baseline: false "
             "to allow it",
             score,
@@ -125,12 +130,14 @@ def decide_promotion(
         if not score_is_better(metric, score, champion.score, gate.min_improvement):
             return decision(
                 False,
-                f"{metric}={score:.4f} does not beat the champion's {champion.score:.4f} on the "
-                f"same test rows (needs an improvement over {gate.min_improvement})",
+                f"{metric}={score:.4f} does not beat the champion's {champion.score:.4f} on "
+                f"{rows} (needs an improvement over {gate.min_improvement})",
                 score,
             )
         return decision(
-            True, f"{metric}={score:.4f} beats the champion's {champion.score:.4f}", score
+            True,
+            f"{metric}={score:.4f} beats the champion's {champion.score:.4f} on {rows}",
+            score,
         )
     return decision(
         True, f"{metric}={score:.4f} passes the gate and there is no champion yet", score

@@ -121,8 +121,9 @@ def promote_if_better(
     current = champion.current(registered.name)
     metric = gate.metric_for(report.task)
     comparison = compare_with_champion(registered, test, metric, current)
+    rows = test.note or f"the same {len(test.frame)} test rows"
     decision = decide_promotion(
-        report.task, report.metrics, comparison, gate, registered.name, report.baseline
+        report.task, report.metrics, comparison, gate, registered.name, report.baseline, rows
     )
     decision.candidate_version = registered.version
     decision.model_name = registered.name

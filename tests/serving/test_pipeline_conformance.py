@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 from zenml.client import Client
 
+from app import loop
 from app import runner as runs
+from integrations import mlflow_registry
 from integrations.seldon_local import client
 from steps.training.metrics import prediction_metrics
 from tests.conftest import FAST_TRAINER
@@ -102,3 +104,27 @@ def test_none_nan_and_empty_text_are_one_missing_value_inside_the_model(served):
     expected = model.predict(rows).tolist()
     assert model.predict(as_nan).tolist() == expected == model.predict(as_empty).tolist()
     assert client.predict(served["urls"]["seldon"], "seldon", as_empty) == expected
+
+
+def test_a_model_with_column_names_mlflow_refuses_as_keys_is_monitored(served):
+    batch = penguins(200, seed=7)
+    batch["bill length (mm)"] += 8  # drifted: an alert, a retraining and a gate decision
+    path = served["folder"] / "batch.csv"
+    batch.to_csv(path, index=False)
+    result = loop.monitor(
+        None,
+        {"model_name": MODEL, "batch": str(path)},
+        training_overrides=FAST_TRAINER,
+        redeploy=False,
+        echo=lambda *_: None,
+    )
+    assert "bill length (mm)" in result.drift.drifted_columns and result.decision.alert
+    assert result.retraining is not None and result.retraining.decision.reason
+    from mlflow.tracking import MlflowClient
+
+    mlflow_registry.configure_from_stack()
+    mlflow = MlflowClient()
+    runs = mlflow.search_runs([e.experiment_id for e in mlflow.search_experiments()])
+    (logged,) = [r for r in runs if r.data.params.get("column.000") == "bill length (mm)"]
+    assert logged.data.metrics["p_value.000_bill_length_mm"] < 0.05  # in sorted order
+    assert logged.data.params["column.002"] == "sex?" and "p_value.002_sex" in logged.data.metrics
