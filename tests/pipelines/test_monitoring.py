@@ -105,42 +105,6 @@ def test_two_shifted_columns_are_flagged_and_retraining_runs(champion):
     assert evidently == result.drift.html
 
 
-def test_retraining_on_an_unshifted_batch_compares_on_rows_neither_model_saw(champion):
-    from zenml.client import Client
-
-    first, folder = champion
-    batch = sample(400, seed=15)  # the champion's own distribution
-    result = loop.monitor(
-        None,
-        {
-            "model_name": MODEL,
-            "batch": write(batch, folder, "calm.csv"),
-            "thresholds.p_value": 0.999,
-        },
-        training_overrides=FAST_TRAINER,
-        redeploy=False,
-        echo=lambda *_: None,
-    )
-    assert result.decision.retrain and result.retraining is not None  # p < 0.999: "drift"
-    runs = Client()
-    retraining = runs.get_pipeline_run(result.run_name).steps["split_data"].outputs
-    test, train, valid = (retraining[n][0].load() for n in ("test_set", "train_set", "valid_set"))
-    champion_train = (
-        runs.get_pipeline_run(first.run_name).steps["split_data"].outputs["train_set"][0].load()
-    )
-    def rows(frame: pd.DataFrame) -> set[float]:
-        return set(frame["x0"].round(9))  # a row's key (CSV keeps ~15 digits)
-
-    held_out = rows(test.frame)
-    assert len(held_out) == 200 and held_out <= rows(batch)
-    assert not held_out & rows(champion_train.frame)  # the champion never saw them
-    assert not held_out & (rows(train.frame) | rows(valid.frame))  # nor the candidate
-    decision = result.retraining.decision
-    assert decision.champion_status == "compared"
-    assert "200 rows held out of the new batch" in decision.reason
-    assert "neither the candidate nor the champion" in decision.reason
-
-
 def test_degraded_labels_raise_a_quality_alert(champion):
     _, folder = champion
     batch = sample(400, seed=13)
@@ -257,7 +221,7 @@ def test_a_promoted_retraining_shows_the_gate_in_mlflow_and_monitoring_on_its_ow
         [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
     )
     assert watch.data.tags["zenkube.model_version"] == watched
-    assert watch.data.metrics["alert"] == 1 and "p_value.x0" in watch.data.metrics
+    assert watch.data.metrics["alert"] == 1 and "p_value.000_x0" in watch.data.metrics
     tags = mlflow_registry.version_tags(MODEL, watched)
     assert tags[mlflow_registry.MONITORING_RUN_TAG] == watch.info.run_id
 
@@ -279,3 +243,41 @@ def test_the_local_dashboard_opens_on_the_runs_without_a_survey(module_store):
     assert not settings.display_updates
     assert "oss_onboarding_completed" in store.get_onboarding_state()
     assert settle_local_dashboard() == []
+
+
+def test_retraining_on_an_unshifted_batch_compares_on_rows_neither_model_saw(champion):
+    from zenml.client import Client
+
+    _, folder = champion
+    batch = sample(400, seed=15)  # the champion's own distribution
+    result = loop.monitor(
+        None,
+        {
+            "model_name": MODEL,
+            "batch": write(batch, folder, "calm.csv"),
+            # An alert on a batch that did not move: every column counts as drifted.
+            "thresholds.p_value": 0.999,
+            "thresholds.min_effect": {"numeric": 0.0, "categorical": 0.0},
+        },
+        training_overrides=FAST_TRAINER,
+        redeploy=False,
+        echo=lambda *_: None,
+    )
+    assert result.decision.retrain and result.retraining is not None
+    steps = Client().get_pipeline_run(result.run_name).steps
+    split = steps["split_data"].outputs
+    test, train, valid = (split[n][0].load() for n in ("test_set", "train_set", "valid_set"))
+    # The champion the gate compared with, and the rows it was trained on.
+    champion_train = steps["load_reference"].outputs["reference_set"][0].load()
+
+    def rows(frame: pd.DataFrame) -> set[float]:
+        return set(frame["x0"].round(9))  # a row's key (CSV keeps ~15 digits)
+
+    held_out = rows(test.frame)
+    assert len(held_out) == 200 and held_out <= rows(batch)
+    assert not held_out & rows(champion_train.frame)  # the champion never saw them
+    assert not held_out & (rows(train.frame) | rows(valid.frame))  # nor the candidate
+    decision = result.retraining.decision
+    assert decision.champion_status == "compared"
+    assert "200 rows held out of the new batch" in decision.reason
+    assert "neither the candidate nor the champion" in decision.reason

@@ -125,6 +125,6 @@ def test_a_model_with_column_names_mlflow_refuses_as_keys_is_monitored(served):
     mlflow_registry.configure_from_stack()
     mlflow = MlflowClient()
     runs = mlflow.search_runs([e.experiment_id for e in mlflow.search_experiments()])
-    (logged,) = [r for r in runs if r.data.params.get("column.000") == "bill length (mm)"]
+    (logged,) = [r for r in runs if r.data.tags.get("column.000") == "bill length (mm)"]
     assert logged.data.metrics["p_value.000_bill_length_mm"] < 0.05  # in sorted order
-    assert logged.data.params["column.002"] == "sex?" and "p_value.002_sex" in logged.data.metrics
+    assert logged.data.tags["column.002"] == "sex?" and "p_value.002_sex" in logged.data.metrics
