@@ -24,6 +24,7 @@ import os
 import re
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,7 +439,10 @@ class TrafficBuffer:
             if not parts:
                 continue
             try:
-                self.log.write(kind, pd.concat(parts, ignore_index=True))
+                with warnings.catch_warnings():  # pandas' notice about all-NA columns
+                    warnings.simplefilter("ignore", FutureWarning)
+                    frame = pd.concat(parts, ignore_index=True)
+                self.log.write(kind, frame)
             except Exception as exc:  # noqa: BLE001 - this batch is lost, not the recorder
                 for _ in parts:
                     self.on_drop("write_failed", f"{type(exc).__name__}: {str(exc)[:200]}")

@@ -90,6 +90,21 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
+def tree_digest(folder: Path) -> str:
+    """SHA-256 over a folder's files: their relative paths and contents, in sorted order
+    (the served model copy's, checked before a server starts and restarts)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -183,10 +198,17 @@ def stop_group(pid: int | None, timeout: float = 15.0) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    # SIGKILL is delivered, not done: wait (briefly) until the group is really gone, so
+    # whoever stopped it can rely on its port and its processes being free.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not _group_alive(pid):
+            break
+        time.sleep(0.05)
 
 
 def group_members(pgid: int | None) -> list[int]:

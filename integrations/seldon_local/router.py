@@ -578,6 +578,13 @@ class Front:
             return False
         spec = json.loads(spec_file.read_text())
         loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, self.copy_is_intact, server_dir):
+            self.restart_note = (
+                "not restarted: the served model copy does not match its digest; "
+                "`python run.py deploy` fetches it again"
+            )
+            log.warning("the model server died and its model copy is damaged: %s", server_dir)
+            return False
         # workers of a killed leader may still hold the port: the whole group goes first
         await loop.run_in_executor(None, process.stop_group, record["pid"], 10.0)
         if self.backend != backend or self.server_record().get("pid") != record["pid"]:
@@ -606,6 +613,14 @@ class Front:
             await asyncio.sleep(0.25)
         await loop.run_in_executor(None, process.stop_group, pid, 10.0)  # unhealthy or unused
         return False
+
+    @staticmethod
+    def copy_is_intact(server_dir: Path) -> bool:
+        """The served model copy still matches the digest taken when it was fetched."""
+        digest_file = server_dir / "model.sha256"
+        if not digest_file.exists():
+            return True  # a copy from before digests were kept
+        return process.tree_digest(server_dir / "model") == digest_file.read_text().strip()
 
     def write_server_record(self, record: dict) -> None:
         tmp = self.server_dir / "server.json.tmp"

@@ -26,6 +26,7 @@ from integrations.mlflow_registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront
+from integrations.seldon_local.process import tree_digest
 
 logger = get_logger(__name__)
 
@@ -39,20 +40,6 @@ def input_columns(model_dir: Path) -> list[str]:
         return [c["name"] for c in json.loads(meta["signature"]["inputs"])]
     except (OSError, KeyError, TypeError, ValueError):
         return []
-
-
-def tree_digest(folder: Path) -> str:
-    """SHA-256 over a folder's files: their relative paths and contents, in sorted order."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 class SeldonLocalServiceConfig(SeldonDeploymentConfig):

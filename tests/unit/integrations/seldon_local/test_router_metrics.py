@@ -142,3 +142,17 @@ def test_logs_are_cut_at_their_cap_and_the_writer_goes_on(tmp_path):
     assert path.stat().st_size <= 1000
     assert path.read_bytes().endswith(b"last\n") and not path.read_bytes().startswith(b"\0")
     assert (tmp_path / "server.log.1").stat().st_size <= 1000
+
+
+def test_a_damaged_model_copy_is_not_restarted(tmp_path):
+    from integrations.seldon_local.process import tree_digest
+    from integrations.seldon_local.router import Front
+
+    (tmp_path / "model" / "artifacts").mkdir(parents=True)
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}")
+    (tmp_path / "model" / "artifacts" / "model.pkl").write_bytes(b"weights")
+    assert Front.copy_is_intact(tmp_path)  # no digest recorded: a copy from before digests
+    (tmp_path / "model.sha256").write_text(tree_digest(tmp_path / "model") + "\n")
+    assert Front.copy_is_intact(tmp_path)
+    (tmp_path / "model" / "artifacts" / "model.pkl").unlink()  # a file deleted
+    assert not Front.copy_is_intact(tmp_path)
