@@ -71,7 +71,13 @@ def id_like_columns(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
         if len(values) < MIN_ROWS_FOR_ID or values.isna().any():
             continue
         whole = pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        text = column_kind(values) == CATEGORICAL and not pd.api.types.is_bool_dtype(values)
+        # Text of words (names, codes); mostly numbers with a stray word is a broken numeric
+        # column, which validation names.
+        text = (
+            column_kind(values) == CATEGORICAL
+            and not pd.api.types.is_bool_dtype(values)
+            and pd.to_numeric(values, errors="coerce").notna().mean() < 0.5
+        )
         if (whole or text) and values.nunique() == len(values):
             found[str(name)] = "a different value in every row"
     return found

@@ -70,3 +70,16 @@ def test_messages_show_plain_values_not_numpy_reprs(tmp_path):
     problems = find_data_problems(load_dataset(DataSpec(source=str(path), target="Price")))
     assert "column 'year' is constant (2013)" in problems
     assert not any("np." in p for p in problems)
+
+
+def test_a_numeric_column_with_a_stray_word_is_not_an_id_but_a_validation_problem(tmp_path):
+    frame = houses()
+    frame["Area"] = frame["Area"].astype(object)
+    frame.loc[7, "Area"] = "n/a-ish"  # unique in every row, but a broken numeric column
+    path = tmp_path / "h.csv"
+    frame.to_csv(path, index=False)
+    data = load_dataset(DataSpec(source=str(path), target="Price"))
+    assert "Area" in data.schema and data.ignored_columns == ["PID"]
+    assert any(
+        "'Area' is numeric but has non-numeric values" in p for p in find_data_problems(data)
+    )
