@@ -156,8 +156,7 @@ def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:
     from integrations import champion
     from steps.monitoring.simulate import shift_columns
 
-    champion.require(model_name, "monitor")
-    version = champion.zenml_version(model_name)  # looked up once for both artifacts
+    version = champion.require_champion(model_name, "monitor").zenml_version  # read once
     reference = version.get_artifact("train_set").load()
     held_out = version.get_artifact("test_set").load()
     folder = zenkube_home() / "batches"
@@ -179,10 +178,11 @@ def traffic_batch_file(model_name: str, since: str, min_rows: int) -> tuple[str,
     labelled batch once there are `min_rows` of them; otherwise every served row, unlabelled.
     """
     from core.errors import DataValidationError
+    from integrations import champion
     from integrations.traffic import TrafficError, parse_duration, stack_folder, traffic_batch
-    from steps.monitoring.batch import champion_artifacts
 
-    reference, _ = champion_artifacts(model_name)
+    version = champion.require_champion(model_name, "monitor").zenml_version
+    reference = version.get_artifact("train_set").load()
     columns = [c for c in reference.frame.columns if c != reference.target]
     folder = stack_folder(model_name)
     try:

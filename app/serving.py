@@ -115,10 +115,10 @@ def repair(model_name: str | None, echo=print) -> list[str]:
 
 def example_rows(model_name: str, rows: int = 3):
     """A few held-out feature rows of the champion (for a smoke prediction and a curl)."""
-    from steps.monitoring.batch import champion_artifacts
+    from integrations import champion
 
-    reference, _ = champion_artifacts(model_name)
-    return reference.features.head(rows)
+    version = champion.require_champion(model_name, "serve").zenml_version
+    return version.get_artifact("train_set").load().features.head(rows)
 
 
 def read_rows(path: str):

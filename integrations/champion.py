@@ -8,6 +8,7 @@ fails closed when they do not; `promote` moves both or neither.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from zenml.logger import get_logger
@@ -42,8 +43,17 @@ def _mlflow_version_of(zenml_model_version: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def current(model_name: str) -> RegisteredModel | None:
-    """The champion (None before the first promotion); ConfigError when the records disagree."""
+@dataclass(frozen=True)
+class Champion:
+    """The champion's two records, read once: the MLflow version (what is served) and the
+    ZenML Model version (its artifacts: train_set, test_set, evaluation_report)."""
+
+    registered: RegisteredModel
+    zenml_version: Any
+
+
+def _records(model_name: str) -> tuple[RegisteredModel | None, Any | None]:
+    """(MLflow alias, ZenML stage) of the champion; ConfigError when they disagree."""
     mlflow_registry.configure_from_stack()
     alias = mlflow_registry.get_champion(model_name)
     stage = zenml_version(model_name)
@@ -51,12 +61,23 @@ def current(model_name: str) -> RegisteredModel | None:
     alias_version = alias.version if alias else None
     if alias_version != staged:
         raise ConfigError(disagreement(model_name, alias_version, staged))
-    return alias
+    return alias, stage
+
+
+def current(model_name: str) -> RegisteredModel | None:
+    """The champion (None before the first promotion); ConfigError when the records disagree."""
+    return _records(model_name)[0]
 
 
 def require(model_name: str, purpose: str) -> RegisteredModel:
     """The champion, or a ConfigError that says to train one first."""
-    champion = current(model_name)
+    return require_champion(model_name, purpose).registered
+
+
+def require_champion(model_name: str, purpose: str) -> Champion:
+    """The champion with its ZenML Model version (one look-up of each), or a ConfigError
+    that says what to do when there is none."""
+    champion, stage = _records(model_name)
     if champion is None:
         latest = _latest_version(model_name)
         if latest is not None:
@@ -72,7 +93,7 @@ def require(model_name: str, purpose: str) -> RegisteredModel:
             f"There is no champion of '{model_name}' to {purpose}. Train one first: "
             f"`python run.py train --model-name {model_name}`."
         )
-    return champion
+    return Champion(champion, stage)
 
 
 def _latest_version(model_name: str) -> str | None:

@@ -72,8 +72,7 @@ def check_batch(frame: pd.DataFrame, reference: Dataset, name: str = "batch") ->
 
 def champion_artifacts(model_name: str) -> tuple[Dataset, EvaluationReport]:
     """The production ZenML Model version's training data and test evaluation."""
-    champion.require(model_name, "monitor")
-    version = champion.zenml_version(model_name)
+    version = champion.require_champion(model_name, "monitor").zenml_version
     return version.get_artifact("train_set").load(), version.get_artifact(
         "evaluation_report"
     ).load()

@@ -120,6 +120,29 @@ def test_a_revision_that_never_gets_ready_puts_the_served_version_back(
     assert record.config.model_version == "3"
 
 
+def test_a_ctrl_c_while_the_new_revision_rolls_out_puts_the_served_version_back(
+    kserve_stack, kubernetes_api, monkeypatch
+):
+    """Moment: waiting for the new revision to be Ready (the Ctrl-C is raised where the
+    wait sleeps, as Python raises a SIGINT there)."""
+    from integrations.kserve import model_deployer
+
+    serve_champion(champion("3"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    path = f"{ISVC_PATH}/zenkube-house-prices"
+    kubernetes_api.objects[path]["status"] = {"conditions": [{"type": "Ready", "status": "False"}]}
+
+    def ctrl_c(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_deployer.time, "sleep", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        serve_champion(champion("4"), "v2", "deployment_pipeline", "deploy_champion", 60)
+    body = kubernetes_api.objects[path]
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("3").artifact_location
+    (record,) = Client().active_stack.model_deployer.services_for("House Prices")
+    assert record.config.model_version == "3"
+
+
 def test_the_shipped_serving_runtime_runs_the_local_v2_runtime_class():
     """The cluster's runtime and the laptop's `v2` server load the same request checks."""
     import yaml
