@@ -167,10 +167,12 @@ class ZenkubeGroup(click.Group):
             raise
         except KeyboardInterrupt:
             click.echo(
-                "\nzenkube: interrupted (Ctrl-C); the run stopped. A promotion cut off halfway "
-                "is put back and a deploy that did not finish leaves the old server serving. "
-                "`python run.py history` and `python run.py serve status` show what is champion "
-                "and served now.",
+                "\nzenkube: interrupted (Ctrl-C); the run stopped. A champion move that had "
+                "begun was completed with its history entry; a deploy cut off before its switch "
+                "left the served version serving, and a rollback that did not finish put the "
+                "champion back. `python run.py history` and `python run.py serve status` show "
+                "what is champion and served now; `python run.py serve repair` puts right "
+                "anything a killed command left.",
                 err=True,
             )
             sys.exit(130)

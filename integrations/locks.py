@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -66,8 +67,16 @@ def model_lock(
             _release(model_name)
         return
     path = lock_path(model_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        # A pod's read-only image: no other command of this machine to keep out.
+        logging.getLogger(__name__).warning(
+            "No lock for '%s' (%s); going on without it.", model_name, exc
+        )
+        yield
+        return
     try:
         _acquire(fd, model_name, command, echo, timeout)
     except BaseException:
