@@ -128,6 +128,11 @@ def protocol_of(deployer, service) -> str:
     return getattr(service.config, "protocol", None) or extra.get("protocol") or DEFAULT_PROTOCOL
 
 
+def protocols(deployer) -> tuple[str, ...]:
+    """The protocols a deployer serves (ZenML's own Seldon deployer: Seldon's v1)."""
+    return deployer.PROTOCOLS if isinstance(deployer, DeployerContract) else (DEFAULT_PROTOCOL,)
+
+
 def served_protocol(deployer, model_name: str) -> str | None:
     """The protocol `model_name` is served with now (None: nothing of it runs)."""
     service = served(deployer, model_name)

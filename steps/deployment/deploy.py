@@ -121,9 +121,10 @@ def serve_champion(
     deployer = deployers.active_deployer()
     check_stack_model_uri(champion.artifact_location)  # before anything reaches a cluster
     with locks.model_lock(champion.name, "deploy", logger.info):
-        chosen = choose_protocol(
-            protocol, deployers.served_protocol(deployer, champion.name), default_protocol
-        )
+        served = deployers.served_protocol(deployer, champion.name)
+        supported = deployers.protocols(deployer)  # KServe: V2 only
+        default = default_protocol if default_protocol in supported else supported[0]
+        chosen = choose_protocol(protocol, served, default)
         schema_change = schema_change_from_served(deployer, champion)
         request = deployment_request(champion, chosen, pipeline_name, step_name)
         service = deployers.deploy(deployer, request, timeout)
