@@ -26,10 +26,6 @@ MODEL_NAME_HELP = (
 PROTOCOL_HELP = "; ".join(f"{name}: {what}" for name, what in DESCRIPTIONS.items())
 
 
-def _ready(stack: str = "local", runs_on_stack: bool = True) -> None:
-    session.ready(click.echo, stack, runs_on_stack)
-
-
 def config_option(pipeline: str):
     return click.option(
         "--config", type=click.Path(), help=f"Run config (default: configs/{pipeline}.yaml)."
@@ -58,7 +54,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 @cli.command("loop")
 def loop_cmd() -> None:
     """The whole loop on the local stack: train (and promote), deploy, monitor."""
-    _ready()
+    session.ready(click.echo)
     loop.whole_loop(click.secho)
 
 
@@ -76,7 +72,7 @@ def train_cmd(config, dataset, target, model_name) -> None:
     The gate fails closed: a champion with another input schema, or one that cannot be
     scored on the new test rows, is never replaced (see gate.allow_schema_change).
     """
-    _ready()
+    session.ready(click.echo)
     # None keeps the config's value.
     overrides = {"data.source": dataset, "data.target": target, "model_name": model_name}
     runner.train_command(config, overrides, click.secho)
@@ -91,37 +87,20 @@ def train_cmd(config, dataset, target, model_name) -> None:
     "config's default_protocol.",
 )
 @click.option("--model-name", help="Registered model to serve (its champion).")
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Print the objects deploy would apply on a cluster stack (YAML); no cluster, no "
-    "ZenML server.",
-)
-@click.option(
-    "--stack",
-    "stack_spec",
-    default="kubeflow",
-    show_default=True,
-    help="With --dry-run: the cluster stack spec (kubeflow, kubeflow-kserve or a path).",
-)
-@click.option(
-    "--model-uri", help="With --dry-run: the model's files (s3://…); else the champion's."
-)
+@click.option("--dry-run", is_flag=True, help="Print what deploy would apply on a cluster (YAML).")
+@click.option("--stack", "stack_spec", default="kubeflow", help="With --dry-run: the stack spec.")
+@click.option("--model-uri", help="With --dry-run: the model's files (default: the champion's).")
 def deploy_cmd(config, protocol, model_name, dry_run, stack_spec, model_uri) -> None:
     """Serve the champion with the stack's model deployer (health + smoke checked).
 
     Each model name has its own endpoint; deploying one never touches another's. A
     redeploy keeps the protocol being served unless --protocol switches it.
     """
-    if dry_run:
-        from app import dry_run as dry
-        from app.config import model_name as model_name_for
-
-        name = model_name_for(model_name, "deployment", config)
-        bodies = dry.manifests(stack_spec, name, model_uri, protocol=protocol or "seldon")
-        click.echo(dry.render(bodies), nl=False)
-        return
-    _ready()
+    if dry_run:  # no cluster, no ZenML server: the objects deploy would send
+        return runner.dry_run_command(
+            config, model_name, protocol, stack_spec, model_uri, click.echo
+        )
+    session.ready(click.echo)
     runner.deploy_command(config, model_name, protocol, click.secho)
 
 
@@ -157,7 +136,7 @@ def monitor_cmd(
         return
     if sum(map(bool, (input_path, simulate_drift, from_traffic))) > 1:
         raise click.UsageError("use one of --input, --simulate-drift and --from-traffic")
-    _ready()
+    session.ready(click.echo)
     traffic = (since, min_rows) if from_traffic else None
     loop.monitor_command(config, model_name, input_path, simulate_drift, traffic, click.secho)
 
@@ -172,7 +151,7 @@ def monitor_history_cmd(model_name, config, last, column, out) -> None:
     """Drift over time: each monitoring run's drift share, per-column effect and p-value,
     and quality; writes an HTML report with a trend chart per column (also saved as the
     `drift_history` artifact, shown in the ZenML dashboard)."""
-    _ready()
+    session.ready(click.echo)
     name = model_name_for(model_name, path=config)
     drift_history.render(drift_history.run(name, last, column, out), click.secho)
 
@@ -193,7 +172,7 @@ def schedule_cmd(cron, input_path, config, model_name) -> None:
     On Kubeflow: a KFP recurring run of the continuous-training pipeline. Locally: prints
     the crontab line that runs the same loop.
     """
-    _ready()
+    session.ready(click.echo)
     scheduled, message = loop.schedule(
         cron, config, {"batch": input_path, "model_name": model_name}
     )
@@ -213,7 +192,7 @@ def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
 
     Upload the files in the Kubeflow Pipelines UI, or run them with the stack active.
     """
-    _ready(runs_on_stack=False)  # compiling needs no server
+    session.ready(click.echo, runs_on_stack=False)  # compiling needs no server
     compile_and_check(out_dir, stack, click.echo, zenml_url, model_name, list(pipelines) or None)
 
 
@@ -231,7 +210,7 @@ def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
 @click.option("--model-name", help="Registered model name (default: any).")
 def predict_cmd(input_path, protocol, model_name) -> None:
     """Send rows to the served model over REST and print predictions as JSON."""
-    _ready()
+    session.ready(click.echo)
     click.echo(json.dumps(serving.predict(input_path, protocol, model_name)))
 
 
@@ -239,7 +218,7 @@ def predict_cmd(input_path, protocol, model_name) -> None:
 @click.option("--model-name", help="Registered model (default: the config's model_name).")
 def history_cmd(model_name) -> None:
     """Champion changes, newest first: when, which version, who or what, and why."""
-    _ready()
+    session.ready(click.echo)
     champions.history(model_name, click.echo)
 
 
@@ -248,7 +227,7 @@ def history_cmd(model_name) -> None:
 @click.option("--to", "to", help="Version to bring back (default: the previous champion).")
 def rollback_cmd(model_name, to) -> None:
     """Bring back the previous champion (or --to VERSION) and serve it with no downtime."""
-    _ready()
+    session.ready(click.echo)
     champions.rollback(model_name, to, click.secho)
 
 
@@ -262,7 +241,7 @@ def champion_group() -> None:
 @click.option("--version", required=True, help="MLflow version to make the champion.")
 def champion_set_cmd(model_name, version) -> None:
     """Make VERSION the champion by hand (outside the gate); `deploy` then serves it."""
-    _ready()
+    session.ready(click.echo)
     champions.set_by_hand(model_name, version, click.secho)
 
 
@@ -293,7 +272,7 @@ def serve_group() -> None:
 @click.option("--model-name", help="Only this registered model's deployment.")
 def serve_status_cmd(model_name) -> None:
     """List deployments: model, protocol, state, endpoint, log file."""
-    _ready()
+    session.ready(click.echo)
     serving.status(model_name, click.echo)
 
 
@@ -302,7 +281,7 @@ def serve_status_cmd(model_name) -> None:
 def serve_stop_cmd(model_name) -> None:
     """Stop local model servers, their worker processes and fronts (the records stay;
     `deploy` restarts them)."""
-    _ready()
+    session.ready(click.echo)
     serving.stop(model_name, click.echo)
 
 
@@ -312,7 +291,7 @@ def serve_repair_cmd(model_name) -> None:
     """Put right what an interrupted or crashed command left behind (unfinished service
     records, their servers, a champion without its history entry) and say what was fixed.
     Every deploy, rollback and `champion set` does the same first."""
-    _ready()
+    session.ready(click.echo)
     serving.repair(model_name, click.echo)
 
 

@@ -194,3 +194,15 @@ def deploy_command(config, model_name: str | None, protocol: str | None, echo):
     info = deploy(config, {"protocol": protocol, "model_name": name}, echo)
     render.deployment(info, echo)
     return info
+
+
+def dry_run_command(config, model_name, protocol, stack_spec: str, model_uri, echo) -> None:
+    """`deploy --dry-run`: print the objects `deploy` would apply on the cluster stack
+    `stack_spec` (kubeflow, kubeflow-kserve or a path), as YAML (app/dry_run.py)."""
+    from app import dry_run
+    from app.config import model_name as resolve_name
+    from core.protocol import DEFAULT_PROTOCOL
+
+    name = resolve_name(model_name, "deployment", config)
+    bodies = dry_run.manifests(stack_spec, name, model_uri, protocol=protocol or DEFAULT_PROTOCOL)
+    echo(dry_run.render(bodies), nl=False)
