@@ -29,13 +29,19 @@ def compile_for_kubeflow(
     from zenml.client import Client
 
     from integrations.kubeflow.compile import (
+        DEFAULT_IMAGE,
         STORE_TOKEN_SECRET,
         STORE_URL_PLACEHOLDER,
         active_stack,
+        check_store_url,
         compile_pipeline,
+        images,
     )
+    from integrations.kubeflow.validate import load_documents
     from stacks.manage import load_spec, stack_up
 
+    if zenml_url is not None:
+        check_store_url(zenml_url)  # before anything is registered or written
     spec = load_spec(stack)
     changes = stack_up(stack, activate=False, placeholder_secrets=True)
     for name in changes.placeholder_secrets:
@@ -59,6 +65,14 @@ def compile_for_kubeflow(
             written[name] = compile_pipeline(
                 config.entry.load(), config.kwargs(), config.zenml_options(), out, store_url
             )
+    named = sorted({image for path in written.values() for image in images(load_documents(path))})
+    echo(f"zenkube: the tasks run the image {', '.join(named)}")
+    if DEFAULT_IMAGE in named:
+        echo(
+            f"zenkube: warning: {DEFAULT_IMAGE} is the placeholder default, not an image a "
+            "cluster can pull: build and push the image (`docker build -t REGISTRY/zenkube:TAG "
+            ".`, see docs/kubeflow.md) and compile again with ZENKUBE_IMAGE=REGISTRY/zenkube:TAG."
+        )
     if store_url == STORE_URL_PLACEHOLDER:
         echo(
             f"zenkube: the tasks' ZenML server URL is the placeholder {STORE_URL_PLACEHOLDER}: "

@@ -13,9 +13,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
+from core.errors import ConfigError
 from integrations.kubeflow.secrets import strip_credentials
 
 STORE_TOKEN_SECRET = "zenml-store-credentials"
@@ -23,6 +25,43 @@ STORE_TOKEN_SECRET = "zenml-store-credentials"
 STORE_URL_PLACEHOLDER = "https://SET-ZENML-SERVER-URL.invalid"
 # The pods' API key for the ZenML server, from the Kubernetes Secret STORE_TOKEN_SECRET.
 STORE_KEY_ENV = "ZENML_STORE_API_KEY"
+# The image configs/kubeflow/*.yaml name unless ZENKUBE_IMAGE is set: nothing is there.
+DEFAULT_IMAGE = "localhost:5000/zenkube:0.1.0"
+
+
+def check_store_url(url: str) -> str:
+    """The ZenML server URL the tasks reach, refused when it cannot be written into YAML.
+
+    Every task's env holds it in plain text (dozens of copies in one file), so a URL with
+    credentials in it (`https://user:password@host`) is refused, not stripped: the pods
+    authenticate with an API key from a Kubernetes Secret.
+    """
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        shown = parts._replace(netloc=f"***@{parts.hostname or ''}").geturl()
+        raise ConfigError(
+            f"--zenml-url holds credentials ({shown}): the compiled YAML would carry them "
+            "in plain text in every task's env. Pass the server's URL alone "
+            f"(--zenml-url {parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}); the pods "
+            f"authenticate with an API key from the Kubernetes Secret '{STORE_TOKEN_SECRET}' "
+            f"(key {STORE_KEY_ENV}; docs/kubeflow.md shows how to create it)."
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"--zenml-url {url!r} is not a ZenML server URL: pass http(s)://HOST[:PORT] "
+            "(what `zenml login` connects to)."
+        )
+    return url
+
+
+def images(documents: list[dict]) -> list[str]:
+    """The container images the compiled pipeline's tasks run, each once."""
+    found = []
+    for executor in documents[0].get("deploymentSpec", {}).get("executors", {}).values():
+        image = executor.get("container", {}).get("image")
+        if image and image not in found:
+            found.append(image)
+    return found
 
 
 @contextlib.contextmanager

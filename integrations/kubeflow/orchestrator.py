@@ -1,12 +1,44 @@
-"""The `zenkube_kubeflow` orchestrator: ZenML's, with memory given to KFP as a quantity and
-KFP UI outputs on every task (see `ui_outputs`)."""
+"""The `zenkube_kubeflow` orchestrator: ZenML's, with memory given to KFP as a quantity,
+KFP UI outputs on every task (see `ui_outputs`) and a run identity KFP really provides.
+
+Run identity: ZenML's orchestrator (zenml/integrations/kubeflow/orchestrators/
+kubeflow_orchestrator.py, `submit_pipeline`) sets `KFP_RUN_ID={{$.pipeline_job_name}}` as
+an env *value* and its steps join the ZenML run of that orchestrator run id
+(`get_orchestrator_run_id`). KFP's driver copies env values verbatim (kubeflow/pipelines
+backend/src/v2/driver/driver.go, `initPodSpecPatch`, the loop over `container.GetEnv()`),
+so every pod of every run would read the literal text, and the runs of one recurring run
+(one snapshot) would all join one ZenML run. KFP labels every pod of a run, one-off or
+scheduled, `pipeline/runid=<run id>` (backend/src/common/util/consts.go
+`LabelKeyWorkflowRunId`, set by apiserver/template/v2_template.go and the
+ScheduledWorkflow controller's scheduled_workflow.go as pod metadata), so we give
+`KFP_RUN_ID` from that label through the downward API (KFP's `fieldPathAsEnv`, which the
+driver turns into a `fieldRef` env in backend/src/v2/driver/k8s.go).
+"""
 
 from __future__ import annotations
 
-from zenml.integrations.kubeflow.orchestrators.kubeflow_orchestrator import KubeflowOrchestrator
+from zenml.integrations.kubeflow.orchestrators.kubeflow_orchestrator import (
+    ENV_KFP_RUN_ID,
+    KubeflowOrchestrator,
+)
 
 from integrations.kubeflow import ui_outputs
 from integrations.kubeflow.flavors import memory_quantity
+
+# The label KFP puts on every pod of a run (backend/src/common/util/consts.go).
+KFP_RUN_ID_LABEL = "pipeline/runid"
+KFP_RUN_ID_FIELD = f"metadata.labels['{KFP_RUN_ID_LABEL}']"
+
+
+def run_id_from_pod_label(task):
+    """Replace ZenML's `KFP_RUN_ID` env value (a placeholder KFP never fills) with the pod's
+    `pipeline/runid` label, resolved by the kubelet."""
+    from kfp import kubernetes
+
+    env = task.container_spec.env or {}
+    env.pop(ENV_KFP_RUN_ID, None)
+    task.container_spec.env = env or None
+    return kubernetes.use_field_path_as_env(task, ENV_KFP_RUN_ID, KFP_RUN_ID_FIELD)
 
 
 class ZenkubeKubeflowOrchestrator(KubeflowOrchestrator):
@@ -29,6 +61,8 @@ class ZenkubeKubeflowOrchestrator(KubeflowOrchestrator):
     def _configure_container_resources(
         self, dynamic_component, resource_settings, node_selector_constraint=None
     ):
+        # ZenML calls this once per task, after setting the task's env.
+        dynamic_component = run_id_from_pod_label(dynamic_component)
         memory = memory_quantity(resource_settings)
         if memory is not None:
             # ZenML applies CPU/GPU/node selectors; the memory it mishandles is set here.

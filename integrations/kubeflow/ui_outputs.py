@@ -4,8 +4,16 @@ ZenML's Kubeflow orchestrator runs each step as a bare container, so a KFP run s
 names and nothing else. The `zenkube_kubeflow` orchestrator declares KFP output artifacts
 on every task and wraps ZenML's step command:
 
-    python -m integrations.kubeflow.ui_outputs --output-file {{$.outputs.output_file}}
+    python -m integrations.kubeflow.ui_outputs --executor-input {{$}}
         --out card {{…card.path}} {{…card.uri}} … -- <ZenML's step command>
+
+Only placeholders KFP's launcher substitutes are used (kubeflow/pipelines
+backend/src/v2/component/launcher_v2.go, `compileCmdAndArgs` and `getPlaceholders`:
+`{{$}}`, artifact `path`/`uri`, input parameters, output parameters' `output_file`). The
+SDK's `{{$.outputs.output_file}}` is not among them, so the executor output file is read
+from the executor input, where KFP's driver puts it (backend/src/v2/driver/driver.go,
+`provisionOutputs`: `/tmp/kfp_outputs/output_metadata.json` up to KFP 2.14, the task's
+local root from 2.15), as KFP's own Python executor does (kfp/dsl/executor.py).
 
 The wrapper runs the step unchanged (its exit code is the task's). When it succeeded, the
 wrapper reads the step's run back from the ZenML server and writes, where KFP's launcher
@@ -22,7 +30,9 @@ uploads them:
 
 Which outputs a task declares follows from its output materializers (`KFP_UI`), so KFP
 shows no empty artifact boxes. Metrics go to KFP's metadata through the executor output
-file, as KFP's own Python components do; the formats are kfp's own classes.
+file, as KFP's own Python components do; the formats are kfp's own classes. `metrics`
+holds only the figures the materializers that declare it extract (model and data
+figures), not what ZenML adds to every artifact (`storage_size`).
 """
 
 from __future__ import annotations
@@ -40,9 +50,15 @@ from typing import Any
 
 CARD, METRICS, CLASSIFICATION, REPORT = "card", "metrics", "classification", "report"
 ORDER = (CARD, METRICS, CLASSIFICATION, REPORT)
-KFP_RUN_ID_ENV = "KFP_RUN_ID"  # ZenML's Kubeflow orchestrator sets it on every task
+# ZenML's step entry point reads the run's identity from it (zenml's KubeflowOrchestrator
+# .get_orchestrator_run_id); the `zenkube_kubeflow` orchestrator fills it from the pod's
+# `pipeline/runid` label (see orchestrator.py).
+KFP_RUN_ID_ENV = "KFP_RUN_ID"
+# What ZenML's BaseMaterializer._extract_base_metadata adds to every artifact: not a figure.
+ZENML_BASE_METADATA = frozenset({"storage_size"})
 MAX_ROC_POINTS = 200
 MAX_FIELD_CHARS = 300
+MAX_LIST_ITEMS = 50
 
 
 # --- compile time -----------------------------------------------------------------------
@@ -85,7 +101,7 @@ def container_component(
     classes = artifact_classes()
 
     def spec(*artifacts):
-        args = ["--output-file", dsl.PIPELINE_TASK_EXECUTOR_OUTPUT_PATH_PLACEHOLDER]
+        args = ["--executor-input", dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER]
         for kind, artifact in zip(kinds, artifacts, strict=True):
             args += ["--out", kind, artifact.path, artifact.uri]
         return dsl.ContainerSpec(
@@ -134,10 +150,15 @@ def classification_metadata(confusion: dict | None, roc: dict | None) -> dict[st
 
 
 def numeric_metadata(outputs: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Numbers from the outputs' metadata; a name two outputs share gets the output's prefix."""
+    """Numbers from the outputs' metadata; a name two outputs share gets the output's prefix.
+
+    ZenML's own per-artifact metadata (`storage_size`) is not a model or data figure.
+    """
     metrics: dict[str, float] = {}
     for output, metadata in outputs.items():
         for key, value in metadata.items():
+            if key in ZENML_BASE_METADATA:
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             if not math.isfinite(value):
@@ -146,22 +167,34 @@ def numeric_metadata(outputs: dict[str, dict[str, Any]]) -> dict[str, float]:
     return metrics
 
 
-def scalar_fields(value: Any) -> dict[str, str]:
-    """The small fields of an output object (text, numbers, flags), shortened."""
+def scalar_fields(value: Any) -> dict[str, str | list[str]]:
+    """The small fields of an output object (text, numbers, flags, lists of text), shortened.
+
+    A drift report leads with its verdict and the drifted columns; a list of text (a
+    decision's reasons) stays a list, one line each on the card.
+    """
     from pydantic import BaseModel
 
     if not isinstance(value, BaseModel):
         return {}
-    fields = {}
+    fields: dict[str, str | list[str]] = {}
+    verdict = getattr(value, "verdict", None)
+    if callable(verdict) and isinstance(getattr(value, "drifted_columns", None), list):
+        drifted, why = verdict()
+        fields["verdict"] = f"{'drift' if drifted else 'no drift'}: {why}"
+        fields["drifted columns"] = list(value.drifted_columns) or "none"
     for key, item in value.model_dump(exclude={"html"}).items():
         if isinstance(item, str | int | float | bool) and item != "":
-            text = str(item)
-            if len(text) > MAX_FIELD_CHARS:
-                text = text[:MAX_FIELD_CHARS] + "…"
-            fields[key] = text
+            fields[key] = _short(str(item))
         elif isinstance(item, list) and item and all(isinstance(x, str) for x in item):
-            fields[key] = ", ".join(item)[:MAX_FIELD_CHARS]
+            fields[key] = [_short(x) for x in item[:MAX_LIST_ITEMS]]
+            if len(item) > MAX_LIST_ITEMS:
+                fields[key].append(f"… {len(item) - MAX_LIST_ITEMS} more")
     return fields
+
+
+def _short(text: str) -> str:
+    return text[:MAX_FIELD_CHARS] + "…" if len(text) > MAX_FIELD_CHARS else text
 
 
 def card_markdown(facts: dict[str, Any]) -> str:
@@ -180,7 +213,11 @@ def card_markdown(facts: dict[str, Any]) -> str:
         if not fields:
             lines.append("(see the ZenML dashboard)")
         for key, value in fields.items():
-            lines.append(f"- **{key}:** {value}")
+            if isinstance(value, list):
+                lines.append(f"- **{key}:**")
+                lines += [f"  - {item}" for item in value]
+            else:
+                lines.append(f"- **{key}:** {value}")
         model = facts.get("models", {}).get(output)
         if model:
             lines.append(f"- **MLflow model:** {model}")
@@ -240,7 +277,8 @@ def step_facts(step_name: str, snapshot_id: str, kfp_run: str) -> dict[str, Any]
         facts["mlflow"] = f"experiment '{run.pipeline.name}' at {tracking_uri}"
     for output, versions in step.outputs.items():
         for artifact in versions:
-            facts["metadata"][output] = dict(artifact.run_metadata)
+            if METRICS in _declared(artifact):
+                facts["metadata"][output] = dict(artifact.run_metadata)
             # Small result objects are loaded; data (a batch, a model) is summed up by its
             # metadata, never read again.
             value = artifact.load() if _is_small_result(artifact) else None
@@ -273,6 +311,16 @@ def mlflow_uri(run) -> str:
         if uri.startswith("http"):
             return uri.rstrip("/")
     return ""
+
+
+def _declared(artifact) -> tuple[str, ...]:
+    """The KFP outputs the artifact's materializer declares (`KFP_UI`)."""
+    from zenml.utils import source_utils
+
+    try:
+        return tuple(getattr(source_utils.load(artifact.materializer), "KFP_UI", ()))
+    except Exception:  # a materializer that cannot be imported here declares nothing
+        return ()
 
 
 def _is_small_result(artifact) -> bool:
@@ -316,6 +364,25 @@ def write_outputs(
         }
         Path(output_file).parent.mkdir(parents=True, exist_ok=True)
         Path(output_file).write_text(json.dumps(executor_output))
+
+
+def executor_output_file(executor_input: str | None) -> str | None:
+    """Where KFP's launcher reads the executor output: `outputs.outputFile` of the input.
+
+    (kubeflow/pipelines backend/src/v2/component/launcher_v2.go reads the file named
+    there, `getExecutorOutputFile(executorInput.GetOutputs().GetOutputFile())`.)
+    """
+    if not executor_input:
+        return None
+    try:
+        return json.loads(executor_input)["outputs"]["outputFile"]
+    except (ValueError, KeyError, TypeError):
+        print(
+            f"zenkube: the executor input is not KFP's JSON ({executor_input[:80]!r}): the "
+            "task's metrics cannot reach the KFP UI",
+            file=sys.stderr,
+        )
+        return None
 
 
 def run_step(command: list[str]) -> int:
@@ -369,11 +436,11 @@ def _argument(command: list[str], flag: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
-        print("usage: ui_outputs [--output-file F] [--out KIND PATH URI]... -- COMMAND...")
+        print("usage: ui_outputs [--executor-input JSON] [--out KIND PATH URI]... -- COMMAND...")
         return 2
     split = argv.index("--")
     parser = argparse.ArgumentParser(prog="ui_outputs")
-    parser.add_argument("--output-file")
+    parser.add_argument("--executor-input")
     parser.add_argument("--out", nargs=3, action="append", default=[])
     ours = parser.parse_args(argv[:split])
     command = argv[split + 1 :]
@@ -391,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zenkube: {note}", file=sys.stderr)
         facts = {"step": step_name, "run_name": "?", "run_id": "?", "step_run_id": "?"}
         facts.update(status="completed", note=note)
-    write_outputs(outputs, facts, ours.output_file)
+    write_outputs(outputs, facts, executor_output_file(ours.executor_input))
     return 0
 
 

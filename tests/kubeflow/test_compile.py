@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from zenml.client import Client
@@ -25,9 +27,14 @@ PIPELINE_NAMES = {
 
 
 @pytest.fixture(scope="module")
-def compiled(module_store, tmp_path_factory):
-    out = tmp_path_factory.mktemp("compiled")
-    return compile_for_kubeflow(out, echo=lambda *_: None)
+def compile_output(module_store, tmp_path_factory):
+    out, said = tmp_path_factory.mktemp("compiled"), []
+    return compile_for_kubeflow(out, echo=said.append), said
+
+
+@pytest.fixture(scope="module")
+def compiled(compile_output):
+    return compile_output[0]
 
 
 def zenml_graph(pipeline_name: str) -> set[tuple[str, str]]:
@@ -134,3 +141,63 @@ def test_zenml_url_option_is_what_the_tasks_reach(module_store, tmp_path):
         env = {e["name"]: e["value"] for e in executor["container"]["env"]}
         assert env["ZENML_STORE_URL"] == "https://zenml.example.com"
     assert check_pipeline_file(written["deployment"]).tasks == 1
+
+
+# What KFP's launcher fills in (kubeflow/pipelines backend/src/v2/component/launcher_v2.go,
+# `compileCmdAndArgs` and `getPlaceholders`); in the command only `{{$}}`.
+LAUNCHER_FILLS = re.compile(
+    r"\{\{\$(\}|\.(outputs|inputs)\.artifacts\['[^']+'\]\.(path|uri)\}|"
+    r"\.inputs\.parameters\['[^']+'\]\}|\.outputs\.parameters\['[^']+'\]\.output_file\})\}"
+)
+PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}")
+
+
+@pytest.mark.parametrize("name", list(PIPELINE_NAMES))
+def test_every_placeholder_is_one_kfp_fills_and_the_run_id_is_the_pods_label(compiled, name):
+    documents = load_documents(compiled[name])
+    platform = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for label, executor in documents[0]["deploymentSpec"]["executors"].items():
+        container = executor["container"]
+        assert [
+            p for c in container["command"] for p in PLACEHOLDER.findall(c) if p != "{{$}}"
+        ] == []
+        found = [p for arg in container["args"] for p in PLACEHOLDER.findall(arg)]
+        assert "{{$}}" in found  # the executor input: where the executor output goes
+        assert [p for p in found if not LAUNCHER_FILLS.fullmatch(p)] == []
+        # KFP's driver copies env values verbatim: none may hold a placeholder.
+        assert [e for e in container["env"] if "{{" in e["value"]] == []
+        assert "KFP_RUN_ID" not in {e["name"] for e in container["env"]}
+        assert platform[label]["fieldPathAsEnv"] == [
+            {"name": "KFP_RUN_ID", "fieldPath": "metadata.labels['pipeline/runid']"}
+        ]
+
+
+def test_compile_names_the_image_and_warns_of_the_placeholder_default(compile_output):
+    from integrations.kubeflow.compile import DEFAULT_IMAGE
+
+    said = compile_output[1]
+    assert f"zenkube: the tasks run the image {DEFAULT_IMAGE}" in said
+    assert any(f"warning: {DEFAULT_IMAGE} is the placeholder default" in s for s in said)
+
+
+def test_the_placeholder_image_is_the_configs_default():
+    from core.paths import REPO_ROOT
+    from integrations.kubeflow.compile import DEFAULT_IMAGE
+
+    for config in (REPO_ROOT / "configs" / "kubeflow").glob("*.yaml"):
+        assert f"${{ZENKUBE_IMAGE:-{DEFAULT_IMAGE}}}" in config.read_text(), config
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:PASSWORD@zenml.example.com", "https://PASSWORD@zenml.example.com:8080"]
+)
+def test_a_zenml_url_with_credentials_is_refused_before_anything_is_written(tmp_path, url):
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        compile_for_kubeflow(tmp_path, echo=lambda *_: None, zenml_url=url)
+    message = str(refused.value)
+    assert "PASSWORD" not in message and "holds credentials" in message
+    assert "--zenml-url https://zenml.example.com" in message
+    assert "zenml-store-credentials" in message
+    assert list(tmp_path.iterdir()) == []

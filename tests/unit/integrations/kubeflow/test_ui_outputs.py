@@ -66,7 +66,9 @@ def test_card_names_the_run_links_and_each_outputs_fields():
 
 
 def outs(tmp_path, kinds):
-    args, paths = ["--output-file", str(tmp_path / "kfp" / "output.json")], {}
+    # The executor input as KFP's driver writes it: the launcher reads `outputFile` back.
+    executor_input = {"outputs": {"outputFile": str(tmp_path / "kfp" / "output.json")}}
+    args, paths = ["--executor-input", json.dumps(executor_input)], {}
     for kind in kinds:
         paths[kind] = tmp_path / "artifacts" / kind
         args += ["--out", kind, str(paths[kind]), f"minio://b/{kind}"]
@@ -110,7 +112,58 @@ def test_outputs_are_written_even_when_zenml_cannot_be_read(tmp_path, monkeypatc
 
 
 def test_usage_without_a_step_command():
-    assert ui_outputs.main(["--output-file", "x"]) == 2
+    assert ui_outputs.main(["--executor-input", "{}"]) == 2
+
+
+def test_the_executor_output_goes_where_the_executor_input_says_or_nowhere(capsys):
+    assert ui_outputs.executor_output_file('{"outputs": {"outputFile": "/t/o.json"}}') == (
+        "/t/o.json"
+    )
+    assert ui_outputs.executor_output_file(None) is None
+    # A launcher that left `{{$}}` alone: the UI gets nothing, and the log says so.
+    assert ui_outputs.executor_output_file("{{$}}") is None
+    assert "cannot reach the KFP UI" in capsys.readouterr().err
+
+
+def test_metrics_leave_out_zenmls_storage_size():
+    metrics = ui_outputs.numeric_metadata({"report": {"f1": 0.9, "storage_size": 2048}})
+    assert metrics == {"f1": 0.9}
+
+
+def test_the_drift_card_states_the_verdict_and_the_drifted_columns_and_reasons_are_lines():
+    from materializers.drift_report import ColumnDrift, DriftReport
+    from steps.monitoring.decide import MonitoringDecision
+
+    columns = [
+        ColumnDrift(column=c, kind="numeric", test="ks", statistic=0.5, p_value=p, drifted=p < 0.05)
+        for c, p in (("age", 0.001), ("bmi", 0.01), ("bp", 0.5))
+    ]
+    drift = DriftReport(
+        columns=columns, drift_share=2 / 3, threshold=0.05, reference_rows=100, current_rows=50
+    )
+    decision = MonitoringDecision(
+        alert=True,
+        retrain=False,
+        reasons=["drift share 67% ≥ 30%", "the batch has no labels"],
+        drift_share=2 / 3,
+        drifted_columns=["age", "bmi"],
+    )
+    card = ui_outputs.card_markdown(
+        {
+            "step": "s",
+            "run_name": "r",
+            "run_id": "1",
+            "step_run_id": "2",
+            "status": "completed",
+            "outputs": {
+                "drift_report": ui_outputs.scalar_fields(drift),
+                "monitoring_decision": ui_outputs.scalar_fields(decision),
+            },
+        }
+    )
+    assert "- **verdict:** drift: 2 of 3 columns drifted (67% ≥ 30% drift share)" in card
+    assert "- **drifted columns:**\n  - age\n  - bmi\n" in card
+    assert "- **reasons:**\n  - drift share 67% ≥ 30%\n  - the batch has no labels\n" in card
 
 
 @pytest.mark.parametrize(
