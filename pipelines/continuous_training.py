@@ -2,7 +2,9 @@
 
 One pipeline, so the loop runs as one KFP run (and one recurring run) on Kubeflow. When
 monitoring decides there is nothing to retrain, the retraining steps run and say
-"skipped: …" (KFP has no conditional tasks through ZenML).
+"skipped: …" (KFP has no conditional tasks through ZenML). The last step tags the run
+with what it amounted to: `zenkube:nothing-to-do`, `zenkube:alert`, `zenkube:retrained`
+or `zenkube:promoted` (steps/skip.py), so the runs list tells them apart.
 """
 
 from zenml import pipeline
@@ -13,6 +15,7 @@ from pipelines.monitoring import monitor_batch
 from steps.data import split_data
 from steps.deployment import deploy_if_promoted
 from steps.monitoring import retraining_data
+from steps.outcome import record_outcome
 from steps.registry import promote_if_better, register_model
 from steps.training import evaluate_model, train_model
 
@@ -39,4 +42,7 @@ def continuous_training_pipeline(
     report = evaluate_model(model, test, search)
     registered = register_model(model, train, report, trainer, model_name)
     promotion = promote_if_better(registered, report, test, gate)
-    deploy_if_promoted(promotion, model_name, protocol, default_protocol, timeout, deploy)
+    deployment = deploy_if_promoted(
+        promotion, model_name, protocol, default_protocol, timeout, deploy
+    )
+    record_outcome(decision, promotion, deployment)

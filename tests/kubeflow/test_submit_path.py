@@ -149,6 +149,7 @@ def test_the_kfp_ui_shows_metrics_reports_and_links_for_each_task(trained, clust
     metrics = outputs["metrics"]["artifacts"][0]["metadata"]
     f1 = float(line(trained.stdout, "Test metrics:").split("f1=")[1].split()[0].rstrip(","))
     assert round(metrics["f1"], 4) == f1 and metrics["rows"] > 50
+    assert "storage_size" not in metrics  # model and data figures only
     matrix = outputs["classification"]["artifacts"][0]["metadata"]["confusionMatrix"]
     assert [a["displayName"] for a in matrix["annotationSpecs"]] == ["0", "1"]
     assert sum(sum(r["row"]) for r in matrix["rows"]) == metrics["rows"]
@@ -238,7 +239,9 @@ def test_monitor_on_the_kubeflow_stack_runs_in_pods_too(monitored, cluster):
     assert len(runs) == 1 and runs[0]["state"] == "SUCCEEDED", runs[0].get("error")
     # The whole loop is one KFP run: monitoring, then the retraining steps (skipped here).
     assert runs[0]["order"][0] == "load_reference"
-    assert runs[0]["order"][-1] == "deploy_if_promoted"
+    assert runs[0]["order"][-2:] == ["deploy_if_promoted", "record_outcome"]
+    outcome = runs[0]["uploads"]["record_outcome"]["card"][1].read_text()
+    assert "- **outcome:** nothing to do" in outcome
     # Its drift step shows the drift report and the drift figures in the KFP UI.
     drift = runs[0]["uploads"]["detect_drift"]
     assert (
@@ -247,34 +250,8 @@ def test_monitor_on_the_kubeflow_stack_runs_in_pods_too(monitored, cluster):
     assert "<html" in drift["report"][1].read_text().lower()
 
 
-def test_schedule_on_the_kubeflow_stack_creates_a_recurring_run(trained, cluster):
-    assert trained.returncode == 0
-    batch = "/data/batches/current.parquet"
-    result = cluster["cli"](
-        "schedule",
-        "--cron",
-        "0 * * * *",
-        "--input",
-        batch,
-        "--model-name",
-        MODEL,
-        extra_env=cluster["env"],
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Scheduled the continuous-training pipeline of 'submitted'" in result.stdout
-    (recurring,) = cluster["kfp"].recurring
-    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 * * * *"
-    spec = recurring["pipeline_spec"]
-    spec = spec.get("pipeline_spec", spec)
-    assert spec["pipelineInfo"]["name"].startswith("continuous-training-pipeline")
-    # The parameters live in the ZenML snapshot the tasks load (on the server).
-    args = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]["args"]
-    snapshot = args[args.index("--snapshot_id") + 1]
-    script = (
-        "import json; from zenml.client import Client; "
-        f"s = Client().get_snapshot('{snapshot}'); "
-        "print(json.dumps(s.pipeline_spec.parameters, default=str))"
-    )
+def zenml_script(cluster, script: str):
+    """Run `script` against the ZenML server as the user; its last line is JSON."""
     read = subprocess.run(
         [sys.executable, "-c", script],
         env={
@@ -286,8 +263,87 @@ def test_schedule_on_the_kubeflow_stack_creates_a_recurring_run(trained, cluster
         text=True,
         check=True,
     )
-    parameters = json.loads(read.stdout.strip().splitlines()[-1])
+    return json.loads(read.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def scheduled(trained, cluster):
+    assert trained.returncode == 0
+    from sklearn.datasets import load_breast_cancer
+
+    # Unlabelled held-out rows in the bucket the pods read: no alert, nothing to retrain.
+    batch = cluster["root"] / "volume" / "batches" / "scheduled.parquet"
+    batch.parent.mkdir(parents=True, exist_ok=True)
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns="target")
+    rows.sample(100, random_state=7).to_parquet(batch)
+    result = cluster["cli"](
+        "schedule",
+        "--cron",
+        "0 * * * *",
+        "--input",
+        str(batch),
+        "--model-name",
+        MODEL,
+        extra_env=cluster["env"],
+    )
+    return result, str(batch)
+
+
+def test_schedule_on_the_kubeflow_stack_creates_a_recurring_run(scheduled, cluster):
+    result, batch = scheduled
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Scheduled the continuous-training pipeline of 'submitted'" in result.stdout
+    (recurring,) = cluster["kfp"].recurring
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 * * * *"
+    spec = recurring["pipeline_spec"]
+    spec = spec.get("pipeline_spec", spec)
+    assert spec["pipelineInfo"]["name"].startswith("continuous-training-pipeline")
+    # The parameters live in the ZenML snapshot the tasks load (on the server).
+    args = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]["args"]
+    snapshot = args[args.index("--snapshot_id") + 1]
+    parameters = zenml_script(
+        cluster,
+        "import json; from zenml.client import Client; "
+        f"s = Client().get_snapshot('{snapshot}'); "
+        "print(json.dumps(s.pipeline_spec.parameters, default=str))",
+    )
     assert parameters["batch"] == batch and parameters["model_name"] == MODEL
+
+
+def test_two_runs_of_one_schedule_are_two_zenml_runs_with_their_own_artifacts(scheduled, cluster):
+    """KFP starts each scheduled run with the same pipeline spec (one ZenML snapshot) and a
+    new run id on the pods' `pipeline/runid` label; each is its own ZenML run. (The first
+    two tasks of each run are enough to show it: the run's identity is settled by its first
+    task, and the whole loop runs in pods in the monitor test above.)"""
+    assert scheduled[0].returncode == 0
+    kfp = cluster["kfp"]
+    (recurring,) = kfp.recurring
+    started = [kfp.trigger(recurring, tasks=2), kfp.trigger(recurring, tasks=2)]
+    for run_id in started:
+        run = kfp.wait(run_id)
+        assert run["state"] == "SUCCEEDED", run.get("error", "")[-4000:]
+    first = kfp.runs[started[0]]["order"][0]
+    spec = recurring["pipeline_spec"].get("pipeline_spec", recurring["pipeline_spec"])
+    args = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]["args"]
+    snapshot = args[args.index("--snapshot_id") + 1]
+    runs = zenml_script(
+        cluster,
+        "import json; from zenml.client import Client; "
+        f"runs = Client().list_pipeline_runs(snapshot_id='{snapshot}', hydrate=True).items; "
+        "print(json.dumps([{'id': str(r.id), 'orchestrator_run_id': r.orchestrator_run_id, "
+        "'steps': sorted(r.steps), 'outputs': sorted(str(a.id) for s in r.steps.values() "
+        "for v in s.outputs.values() for a in v)} for r in runs]))",
+    )
+    assert sorted(r["orchestrator_run_id"] for r in runs) == sorted(started)
+    assert len({r["id"] for r in runs}) == 2
+    for run in runs:
+        assert run["steps"] == sorted(kfp.runs[started[0]]["order"]) and run["outputs"]
+    assert not set(runs[0]["outputs"]) & set(runs[1]["outputs"])  # their own artifacts
+    # Each run's KFP UI card names its own ZenML run.
+    for run_id in started:
+        card = kfp.runs[run_id]["uploads"][first]["card"][1].read_text()
+        (zenml_run,) = [r for r in runs if r["orchestrator_run_id"] == run_id]
+        assert f"(id `{zenml_run['id']}`)" in card
 
 
 def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_key(trained, cluster):
@@ -329,8 +385,10 @@ def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_ke
     order = replay(
         load_documents(out / "monitoring.yaml"),
         root / "uploaded",
-        {"ZENML_STORE_API_KEY": api_key, "KUBECONFIG": str(root / "kubernetes" / "kubeconfig")},
+        {"KUBECONFIG": str(root / "kubernetes" / "kubeconfig")},
         uploads,
+        # The Kubernetes Secret the YAML's secretAsEnv names (docs/kubeflow.md).
+        secrets={"zenml-store-credentials": {"ZENML_STORE_API_KEY": api_key}},
     )
     assert order[0] == "load_reference" and "decide_action" in order
     assert "deploy_if_promoted" not in order  # alert only

@@ -73,6 +73,13 @@ def training_runs() -> int:
     return len(MlflowClient().search_model_versions(f"name = '{MODEL}'"))
 
 
+def outcome_tags(run_name: str) -> list[str]:
+    from zenml.client import Client
+
+    tags = Client().get_pipeline_run(run_name).tags
+    return [t.name for t in tags if t.name.startswith("zenkube:")]
+
+
 def test_same_distribution_batch_has_no_drift_and_no_retraining(champion):
     _, folder = champion
     before = training_runs()
@@ -80,6 +87,7 @@ def test_same_distribution_batch_has_no_drift_and_no_retraining(champion):
     assert result.drift.drifted_columns == []
     assert not result.decision.alert and result.retraining is None
     assert training_runs() == before
+    assert outcome_tags(result.run_name) == ["zenkube:nothing-to-do"]  # in the runs list
 
 
 def test_two_shifted_columns_are_flagged_and_retraining_runs(champion):
@@ -91,6 +99,8 @@ def test_two_shifted_columns_are_flagged_and_retraining_runs(champion):
     assert result.drift.drifted_columns == ["x2", "x4"]
     assert result.decision.alert and result.decision.retrain
     assert result.retraining is not None and training_runs() == before + 1
+    promoted = result.retraining.decision.promoted
+    assert outcome_tags(result.run_name) == [f"zenkube:{'promoted' if promoted else 'retrained'}"]
     decision = result.retraining.decision
     assert decision.reason and decision.champion_version == first.registered.version
     expected = decision.candidate_version if decision.promoted else first.registered.version
