@@ -15,6 +15,7 @@ SCRIPTS = [
     "bench_pipeline.py",
     "bench_serving.py",
     "bench_swap.py",
+    "bench_training.py",
 ]
 
 

@@ -100,7 +100,7 @@ class TrainerSpec(_Strict):
 
     Each of `class_path` and `params` is either one value for any task or a mapping
     `{classification: …, regression: …}`; left out, the task decides
-    (RandomForestClassifier or RandomForestRegressor with 100 trees).
+    (HistGradientBoostingClassifier or HistGradientBoostingRegressor).
 
     Attributes:
         class_path: dotted path of a scikit-learn compatible estimator class.

@@ -13,10 +13,13 @@ sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
 os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
 os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
+# The default model (HistGradientBoosting) uses every core through OpenMP; tests run in
+# two workers on two cores, where more threads than cores only wait on each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Small and quick, but the same code path as the defaults.
 FAST_TRAINER = {
-    "trainer.params": {"n_estimators": 20, "random_state": 0},
+    "trainer.params": {"max_iter": 20, "random_state": 0},
     "trainer.search": {},
 }
 

@@ -6,11 +6,14 @@ import importlib
 import itertools
 from typing import Annotated, Any
 
+import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 from zenml import log_metadata, step
 
 from core.errors import ConfigError
@@ -42,7 +45,10 @@ def estimator_kind(class_path: str, params: dict[str, Any]) -> str | None:
     try:
         estimator = estimator_class(class_path)(**params)
     except TypeError:
-        return None  # build_model reports params that do not fit
+        try:  # params for another estimator: the class still says what it is
+            estimator = estimator_class(class_path)()
+        except TypeError:
+            return None  # build_model reports params that do not fit
     if is_classifier(estimator):
         return "classification"
     if is_regressor(estimator):
@@ -81,17 +87,79 @@ def check_config_for_task(trainer: TrainerSpec, gate: GateSpec, task: str) -> No
         )
 
 
-def build_model(schema: dict[str, str], class_path: str, params: dict[str, Any]) -> Pipeline:
-    """Preprocessing (impute, scale, one-hot, dates → numbers) + estimator, as one model.
+# A text column with more distinct values than this is target-encoded: one-hot would make
+# thousands of columns, and HistGradientBoosting's native categories stop at 255 values.
+MAX_CATEGORIES = 255
 
-    The served model therefore takes raw rows: missing values, unseen categories and
-    date strings are handled inside it.
+
+def native_categories(estimator: BaseEstimator) -> bool:
+    """HistGradientBoosting: missing values and categories are handled by the model itself."""
+    return "categorical_features" in estimator.get_params()
+
+
+def distinct_values(values: pd.Series) -> int:
+    """Distinct values of a text column, with every kind of missing cell left out."""
+    return int(values.replace("", np.nan).nunique(dropna=True))
+
+
+def build_model(
+    schema: dict[str, str],
+    class_path: str,
+    params: dict[str, Any],
+    frame: pd.DataFrame | None = None,
+    task: str = "classification",
+) -> Pipeline:
+    """Preprocessing + estimator, as one model: the served model takes raw rows (missing
+    values, unseen categories and date strings are handled inside it).
+
+    - HistGradientBoosting (the default): numbers and date parts as they are (it splits
+      on missing values itself), text as native categories;
+    - any other estimator: numbers imputed with the mean and scaled, text imputed with
+      the most frequent value and one-hot encoded;
+    - for both, text with more than MAX_CATEGORIES distinct values in `frame` (the
+      training rows) is target-encoded, with scikit-learn's cross-fitting.
     """
     numeric = [c for c, k in schema.items() if k == NUMERIC]
     categorical = [c for c, k in schema.items() if k == CATEGORICAL]
     dates = [c for c, k in schema.items() if k == DATETIME]
-    preprocess = ColumnTransformer(
+    try:
+        estimator = estimator_class(class_path)(**params)
+    except TypeError as exc:
+        raise ConfigError(f"trainer.params do not fit {class_path}: {exc}") from exc
+    native = native_categories(estimator)
+    limit = min(MAX_CATEGORIES, int(params.get("max_bins", 255))) if native else MAX_CATEGORIES
+    many = [c for c in categorical if frame is not None and distinct_values(frame[c]) > limit]
+    few = [c for c in categorical if c not in many]
+    target_encoded = Pipeline(
         [
+            ("missing", MissingAsNaN()),
+            (
+                "target",
+                TargetEncoder(
+                    target_type="continuous" if task == "regression" else "auto",
+                    cv=(KFold if task == "regression" else StratifiedKFold)(
+                        5, shuffle=True, random_state=0
+                    ),
+                ),
+            ),
+        ]
+        + ([] if native else [("scale", StandardScaler())])
+    )
+    if native:
+        codes = OrdinalEncoder(
+            handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan
+        )
+        transformers = [
+            # First, so the categories are the first columns the estimator sees.
+            ("categorical", Pipeline([("missing", MissingAsNaN()), ("codes", codes)]), few),
+            ("datetime", DatetimeFeatures(), dates),
+            ("numeric", "passthrough", numeric),
+            ("high_cardinality", target_encoded, many),
+        ]
+        if few and "categorical_features" not in params:
+            estimator.set_params(categorical_features=list(range(len(few))))
+    else:
+        transformers = [
             (
                 "datetime",
                 Pipeline(
@@ -117,15 +185,21 @@ def build_model(schema: dict[str, str], class_path: str, params: dict[str, Any])
                         ("onehot", OneHotEncoder(handle_unknown="ignore")),
                     ]
                 ),
-                categorical,
+                few,
             ),
+            ("high_cardinality", target_encoded, many),
         ]
-    )
-    try:
-        estimator = estimator_class(class_path)(**params)
-    except TypeError as exc:
-        raise ConfigError(f"trainer.params do not fit {class_path}: {exc}") from exc
-    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+    return Pipeline([("preprocess", ColumnTransformer(transformers)), ("estimator", estimator)])
+
+
+def drop_fit_only_state(model: Pipeline) -> Pipeline:
+    """Forget what only fitting needs: HistGradientBoosting keeps a numpy Generator for
+    feature subsampling, which the Seldon server's numpy 1.x cannot unpickle from numpy 2
+    (`PCG64 is not a known BitGenerator`); predict never reads it."""
+    estimator = model.steps[-1][1]
+    if getattr(estimator, "_feature_subsample_rng", None) is not None:
+        estimator._feature_subsample_rng = None
+    return model
 
 
 def fit_model(
@@ -144,8 +218,10 @@ def fit_model(
     class_path, params = spec.for_task(train.task)
     best_model, best_score, results = None, None, []
     for overrides in candidates:
-        model = build_model(train.schema, class_path, {**params, **overrides})
-        model.fit(train.features, train.labels)
+        model = build_model(
+            train.schema, class_path, {**params, **overrides}, train.features, train.task
+        )
+        drop_fit_only_state(model.fit(train.features, train.labels))
         if len(candidates) == 1:
             return model, []
         score = compute_metrics(train.task, model, valid.features, valid.labels)[metric]

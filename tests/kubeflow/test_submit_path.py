@@ -65,7 +65,7 @@ def cluster(tmp_path_factory):
                     "enable_cache": False,
                     "parameters": {
                         "model_name": MODEL,
-                        "trainer": {"params": {"n_estimators": 20, "random_state": 0}},
+                        "trainer": {"params": {"max_iter": 20, "random_state": 0}},
                     },
                 }
             )

@@ -38,7 +38,7 @@ FAST = {**FAST_TRAINER, "gate.min_improvement": -1.0}  # promote whatever scores
 def train(trees: int):
     return runner.train(
         None,
-        {"model_name": MODEL, **FAST, "trainer.params": {"n_estimators": trees, "random_state": 0}},
+        {"model_name": MODEL, **FAST, "trainer.params": {"max_iter": trees, "random_state": 0}},
     )
 
 

@@ -179,14 +179,14 @@ def test_ctrl_c_between_alias_and_stage_puts_the_old_champion_back(prices, table
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Model, "set_stage", interrupted)
-    # A better model (more trees, same rows) that the gate would promote.
+    # A better model (more boosting rounds, same rows) that the gate would promote.
     with pytest.raises(KeyboardInterrupt):
         train(
             "prices",
             tables["prices"],
             "price",
             **{
-                "trainer.params": {"n_estimators": 60, "random_state": 1},
+                "trainer.params": {"max_iter": 60, "random_state": 1},
                 "gate.min_improvement": -1e9,
             },
         )

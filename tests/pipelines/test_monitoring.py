@@ -222,7 +222,7 @@ def test_a_promoted_retraining_shows_the_gate_in_mlflow_and_monitoring_on_its_ow
     linked = {m.key: m for m in client.get_logged_model(model_id).metrics}
     assert linked[f"gate.champion_{metric}"].dataset_digest == contexts["testing"].digest
     # What was chosen, what was counted, and the evaluation beside the model.
-    assert params["estimator.n_estimators"] == "20" and "estimator.max_depth" in params
+    assert params["estimator.max_iter"] == "20" and "estimator.max_depth" in params
     assert int(params["data.train_rows"]) > metrics["gate.rows"]
     files = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/report.html", "evaluation/confusion_matrix.json"} <= files

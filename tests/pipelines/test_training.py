@@ -35,7 +35,9 @@ def test_first_run_is_promoted_and_logged_to_mlflow(first_run):
     assert first_run.registered.model_uri.startswith("models:/m-")
     mlflow_registry.configure_from_stack()
     run = mlflow.get_run(first_run.registered.run_id)
-    assert run.data.params["trainer.class_path"] == "sklearn.ensemble.RandomForestClassifier"
+    assert (
+        run.data.params["trainer.class_path"] == "sklearn.ensemble.HistGradientBoostingClassifier"
+    )
     assert run.data.metrics["test_f1"] == pytest.approx(first_run.metrics["f1"])
 
 

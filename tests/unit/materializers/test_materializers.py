@@ -126,7 +126,11 @@ def trained_report(dataset: str, search: dict | None = None) -> EvaluationReport
     from steps.training.train import fit_model
 
     train, valid, test = split_dataset(load_dataset(DataSpec(source=dataset)), SplitSpec())
-    spec = TrainerSpec(params={"n_estimators": 10, "random_state": 0}, search=search or {})
+    spec = TrainerSpec(
+        class_path="sklearn.ensemble.RandomForestClassifier",
+        params={"n_estimators": 10, "random_state": 0},
+        search=search or {},
+    )
     model, results = fit_model(train, valid, spec)
     return evaluate(model, test, results)
 

@@ -51,11 +51,11 @@ def test_schema_diff_names_added_removed_retyped_with_counts():
 
 
 def test_task_decides_the_default_estimator_and_metric():
-    assert TrainerSpec().for_task("regression")[0].endswith("RandomForestRegressor")
-    assert TrainerSpec().for_task("classification")[0].endswith("RandomForestClassifier")
+    assert TrainerSpec().for_task("regression")[0].endswith("HistGradientBoostingRegressor")
+    assert TrainerSpec().for_task("classification")[0].endswith("HistGradientBoostingClassifier")
     per_task = TrainerSpec(class_path={"regression": "sklearn.linear_model.Ridge"}, params={})
     assert per_task.for_task("regression") == ("sklearn.linear_model.Ridge", {})
-    assert per_task.for_task("classification")[0].endswith("RandomForestClassifier")
+    assert per_task.for_task("classification")[0].endswith("HistGradientBoostingClassifier")
     assert config_problems(TrainerSpec(), GateSpec(), "regression") == []
 
 
