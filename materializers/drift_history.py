@@ -74,8 +74,10 @@ class DriftHistory(BaseModel):
 
     def table(self) -> list[str]:
         """One line per run, for the terminal."""
+        # ZenML's run names differ only in their timestamp, at the end: never cut them
+        width = max([len("run"), *(len(run.run_name) for run in self.runs)])
         lines = [
-            f"{'started (UTC)':<17} {'run':<44} {'rows':>8} {'drift':>6} {'quality':>16}  drifted"
+            f"{'started (UTC)':<17} {'run':<{width}} {'rows':>8} {'drift':>6} {'quality':>16}  drifted"
         ]
         for run in self.runs:
             quality = (
@@ -85,7 +87,7 @@ class DriftHistory(BaseModel):
             )
             drifted = ", ".join(run.drifted_columns) or "-"
             lines.append(
-                f"{run.created[:16].replace('T', ' '):<17} {run.run_name[:44]:<44} "
+                f"{run.created[:16].replace('T', ' '):<17} {run.run_name:<{width}} "
                 f"{run.current_rows:>8} {run.drift_share:>6.0%} {quality:>16}  {drifted}"
                 f"{'  ALERT' if run.alert else ''}"
             )

@@ -76,6 +76,12 @@ def test_the_table_lists_each_run_and_a_columns_figures():
     assert len(lines) == 5 and "drifted" in lines[0]
     assert "2026-11-03 08:00" in lines[3] and "f1=0.8100" in lines[3] and "ALERT" in lines[3]
     assert "no labels" in lines[1] and lines[1].rstrip().endswith("-")
+    # real run names share their first 44 characters: each is printed whole
+    long_names = history.model_copy(deep=True)
+    for day, run in enumerate(long_names.runs):
+        run.run_name = f"continuous_training_pipeline-2026_12_01-13_0{day}_16_386260"
+    printed = long_names.table()
+    assert all(run.run_name in printed[i + 1] for i, run in enumerate(long_names.runs))
     age = history.column_lines("age")
     assert "effect   0.2000" in age[-1] and "drifted" in age[-1] and "drifted" not in age[0]
 
