@@ -144,6 +144,7 @@ def promote(
         previous = mlflow_registry.get_champion(model_name)
         previous_stage = zenml_version(model_name)
         with locks.uninterrupted():
+            journal = _begin_move(model_name, previous.version if previous else None, version)
             try:
                 mlflow_registry.set_champion(model_name, version)
                 zenml_model_version.set_stage(STAGE, force=True)
@@ -155,7 +156,36 @@ def promote(
                     Client().update_model_version(
                         model_name, previous_stage.id, stage=STAGE, force=True
                     )
+                _end_move(journal)
                 raise
+            _end_move(journal)
+
+
+def move_journal(model_name: str):
+    """Where a champion move in progress is written down (ZENKUBE_HOME/champion-moves):
+    present only between the start and the end of a move, so after a kill -9 it tells
+    `repair` that a disagreement is a move cut off halfway, not a hand move."""
+    from core.paths import zenkube_home
+    from integrations.traffic import safe_name
+
+    return zenkube_home() / "champion-moves" / f"{safe_name(model_name)}.json"
+
+
+def _begin_move(model_name: str, from_version: str | None, to_version: str):
+    import json
+
+    path = move_journal(model_name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"from": from_version, "to": str(to_version)}))
+    except OSError:  # a read-only pod image: a cut-off move then stops the next command
+        return None
+    return path
+
+
+def _end_move(journal) -> None:
+    if journal is not None:
+        journal.unlink(missing_ok=True)
 
 
 def undo_move(model_name: str, back_to: str, moved_to: str, why: str) -> None:
@@ -190,8 +220,9 @@ def repair(model_name: str) -> list[str]:
     Ctrl-C is held off until a move completes). Returns one sentence per fix.
 
     The history's newest entry is the last move that completed: an alias and a stage
-    that disagree go back to it when one of them still points there; a champion the
-    history does not name gets its entry."""
+    that disagree go back to it when one of them still points there and this machine's
+    move journal shows a move cut off halfway (without one, it was a hand move: it is
+    reported, not guessed at); a champion the history does not name gets its entry."""
     mlflow_registry.configure_from_stack()
     alias = mlflow_registry.get_champion(model_name)
     stage = zenml_version(model_name)
@@ -200,12 +231,16 @@ def repair(model_name: str) -> list[str]:
     events = history(model_name)
     last = events[0]["version"] if events else None
     if alias_version != staged:
-        if last is None or last not in (alias_version, staged):
+        # Only a move this machine began and never finished is put back; a record moved
+        # by hand (or by another machine) stops every command until `champion set`.
+        journal = move_journal(model_name)
+        if not journal.exists() or last is None or last not in (alias_version, staged):
             return [disagreement(model_name, alias_version, staged)]
         if alias_version != last:
             mlflow_registry.restore_champion(model_name, last)
         if staged != last:
             zenml_version_for(model_name, last).set_stage(STAGE, force=True)
+        _end_move(journal)
         return [
             f"the champion of '{model_name}' was v{alias_version or '-'} in MLflow and "
             f"v{staged or '-'} in ZenML (a move cut off halfway): both are v{last} again, "
@@ -218,6 +253,7 @@ def repair(model_name: str) -> list[str]:
             "zenkube repair",
             "became champion in a command that was cut off before it wrote this entry",
         )
+        _end_move(move_journal(model_name) if move_journal(model_name).exists() else None)
         return [f"added the missing history entry of champion v{alias_version} of '{model_name}'"]
     return []
 

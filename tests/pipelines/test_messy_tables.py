@@ -246,3 +246,12 @@ def test_a_champion_moved_in_one_record_only_stops_deploy_monitor_and_training(t
     assert tags[mlflow_registry.REASON_TAG] == "set by hand by a test (outside the gate)"
     with pytest.raises(ConfigError, match="has no MLflow version 99"):
         champions.set_by_hand("split-brain", "99", "a test")
+
+    # The same disagreement left by a move this machine began and a kill -9 cut off (its
+    # journal is still there) is put back to the last move that completed.
+    mlflow_registry.set_champion("split-brain", second.registered.version)
+    champions._begin_move("split-brain", chosen.version, second.registered.version)
+    fixed = champions.repair("split-brain")
+    assert "a move cut off halfway" in fixed[0]
+    assert champion("split-brain") == zenml_production("split-brain") == chosen.version
+    assert not champions.move_journal("split-brain").exists()
