@@ -166,15 +166,23 @@ class ZenkubeGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
-            click.echo(
-                "\nzenkube: interrupted (Ctrl-C); the run stopped. A champion move that had "
-                "begun was completed with its history entry; a deploy cut off before its switch "
-                "left the served version serving, and a rollback that did not finish put the "
-                "champion back. `python run.py history` and `python run.py serve status` show "
-                "what is champion and served now; `python run.py serve repair` puts right "
-                "anything a killed command left.",
-                err=True,
-            )
-            sys.exit(130)
+            _interrupted()
         except Exception as exc:
+            from core.errors import interrupted
+
+            if interrupted(exc):  # ZenML turns a Ctrl-C inside a step into an Exception
+                _interrupted()
             _fail(exc, bool(ctx.params.get("debug")))
+
+
+def _interrupted() -> None:
+    click.echo(
+        "\nzenkube: interrupted (Ctrl-C); the run stopped. A champion move that had "
+        "begun was completed with its history entry; a deploy cut off before its switch "
+        "left the served version serving (one cut off after it serves the new one), and "
+        "a rollback that did not finish put the champion back. `python run.py history` and "
+        "`python run.py serve status` show what is champion and served now; `python run.py "
+        "serve repair` puts right anything a killed command left.",
+        err=True,
+    )
+    sys.exit(130)

@@ -8,6 +8,7 @@ from typing import ClassVar, cast
 from zenml.logger import get_logger
 from zenml.services.service import BaseService
 
+from core.errors import is_interrupt
 from core.paths import zenkube_home
 from integrations.deployer import DeployerContract, DeployFailed, DeploymentRequest
 from integrations.seldon_local import process
@@ -85,8 +86,8 @@ class SeldonLocalModelDeployer(DeployerContract):
         new.deprovision()
         kept = new.keep_log()
         new.remove_files()
-        if not isinstance(error, Exception):
-            return None  # an interrupt stays an interrupt
+        if is_interrupt(error):
+            return None  # an interrupt stays an interrupt (ZenML's in a step is an Exception)
         message = str(error)
         if kept:  # the error names the log it quotes: keep that log where it points
             message = message.replace(str(new.log_file), str(kept))

@@ -11,7 +11,7 @@ from sklearn import datasets as sk_datasets
 from zenml import step
 from zenml.io import fileio
 
-from core.errors import ConfigError, DataValidationError
+from core.errors import ConfigError, DataValidationError, is_interrupt
 from core.schema import id_like_columns
 from core.specs import BUNDLED_DATASETS, DataSpec
 from materializers.dataset import Dataset, read_parquet
@@ -109,7 +109,9 @@ def read_column(path: str, column: str) -> pd.Series | None:
                     return None
                 return parquet.read(columns=[column]).to_pandas()[column]
             frame = pd.read_csv(f, usecols=lambda name: name == column)
-    except Exception:
+    except Exception as exc:
+        if is_interrupt(exc):
+            raise
         frame = read_table(path)
     return frame[column] if column in frame.columns else None
 

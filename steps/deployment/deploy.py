@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from zenml import get_step_context, step
 from zenml.logger import get_logger
 
-from core.errors import ConfigError
+from core.errors import ConfigError, is_interrupt
 from core.protocol import DEFAULT_PROTOCOL
 from core.protocol import choose as choose_protocol
 from integrations import champion as champions
@@ -85,7 +85,9 @@ def schema_change_from_served(deployer, champion: mlflow_registry.RegisteredMode
         old = mlflow_registry.get_version(champion.name, str(served.config.model_version))
         old_schema = mlflow_registry.read_input_schema(old.model_uri)
         new_schema = mlflow_registry.read_input_schema(champion.model_uri)
-    except Exception:  # the served version is not in the registry: nothing to compare
+    except Exception as exc:  # the served version is not in the registry: nothing to compare
+        if is_interrupt(exc):
+            raise
         return ""
     if old_schema is None or new_schema is None:
         return ""

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from zenml import get_step_context, step
 
+from core.errors import is_interrupt
 from core.schema import diff_schemas
 from core.specs import GateSpec
 from integrations import champion, mlflow_registry
@@ -33,7 +34,8 @@ def compare_with_champion(
 ) -> ChampionComparison:
     """Score the champion on the candidate's test rows, or say why it cannot be compared.
 
-    Only `Exception` is caught: Ctrl-C (KeyboardInterrupt) and SystemExit stop the run.
+    Only errors are caught: a Ctrl-C (KeyboardInterrupt, or ZenML's RunInterruptedException
+    inside a step) and SystemExit stop the run.
     """
     if champion is None:
         return ChampionComparison(status=NO_CHAMPION)
@@ -41,6 +43,8 @@ def compare_with_champion(
     try:
         schema = mlflow_registry.read_input_schema(champion.model_uri)
     except Exception as exc:
+        if is_interrupt(exc):  # ZenML raises a step's Ctrl-C as an Exception
+            raise
         return ChampionComparison(
             status=INCOMPARABLE, version=version, error=f"its schema cannot be read: {exc}"
         )
@@ -54,6 +58,8 @@ def compare_with_champion(
         model = mlflow_registry.load_model(champion.model_uri)
         score = compute_metrics(test.task, model, test.features, test.labels).get(metric)
     except Exception as exc:
+        if is_interrupt(exc):
+            raise
         return ChampionComparison(
             status=INCOMPARABLE, version=version, error=f"{type(exc).__name__}: {str(exc)[:300]}"
         )

@@ -10,6 +10,7 @@ from sklearn import metrics as skm
 from sklearn.base import BaseEstimator
 from zenml import log_metadata, step
 
+from core.errors import is_interrupt
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.skip import note_skipped
@@ -68,7 +69,9 @@ def bundled_class_names(source: str) -> dict[str, str]:
         return {}
     try:
         names = getattr(loader(), "target_names", None)
-    except Exception:  # a loader that needs a download or arguments: no names
+    except Exception as exc:  # a loader that needs a download or arguments: no names
+        if is_interrupt(exc):
+            raise
         return {}
     if names is None or getattr(names, "ndim", 1) != 1:
         return {}
