@@ -119,24 +119,56 @@ def deploy_cmd(config, protocol, model_name, dry_run, stack_spec, model_uri) -> 
     "--min-rows", type=click.IntRange(min=1), default=100, help="Labelled rows for quality (100)."
 )
 @config_option("monitoring")
+@click.option(
+    "--predictions",
+    type=click.Path(),
+    help="A predictions file of `predict --output`; with --labels, its scored rows that "
+    "have labels are the batch (the input is not read again).",
+)
+@click.option(
+    "--labels",
+    type=click.Path(),
+    help="With --predictions: labels that arrived later, a CSV/Parquet file of row_id (or "
+    "the --id-column) and the label column.",
+)
 @click.option("--model-name", help="Registered model to monitor.")
 @click.pass_context
 def monitor_cmd(
-    ctx, input_path, simulate_drift, from_traffic, since, min_rows, config, model_name
+    ctx,
+    input_path,
+    simulate_drift,
+    from_traffic,
+    since,
+    min_rows,
+    config,
+    predictions,
+    labels,
+    model_name,
 ) -> None:
     """Check a batch for drift (and quality, with labels); retrain and redeploy on a breach.
 
     The batch is a file (--input; with labels, quality is checked too), the champion's
-    held-out rows (the default; --simulate-drift shifts 40% of their numeric columns), or
+    held-out rows (the default; --simulate-drift shifts 40% of their numeric columns),
     the traffic the endpoint served (--from-traffic, labelled by feedback: POST
     /api/v1.0/feedback or /v2/models/<name>/feedback; with --min-rows labelled rows,
-    quality and retraining, else drift only). `monitor history` lists the runs so far.
+    quality and retraining, else drift only), or scored rows of `predict --output` with
+    labels that arrived later (--predictions P --labels L, joined by row id).
+    `monitor history` lists the runs so far.
     """
     if ctx.invoked_subcommand is not None:
         return
-    if sum(map(bool, (input_path, simulate_drift, from_traffic))) > 1:
-        raise click.UsageError("use one of --input, --simulate-drift and --from-traffic")
+    if sum(map(bool, (input_path, simulate_drift, from_traffic, predictions))) > 1:
+        raise click.UsageError(
+            "use one of --input, --simulate-drift, --from-traffic and --predictions"
+        )
+    if bool(predictions) != bool(labels):
+        raise click.UsageError("--predictions and --labels go together")
     session.ready(click.echo)
+    if predictions:
+        from app import batch
+
+        input_path, model_name, what = batch.labelled_batch(predictions, labels, model_name)
+        click.echo(f"zenkube: monitoring {what}")
     traffic = (since, min_rows) if from_traffic else None
     loop.monitor_command(config, model_name, input_path, simulate_drift, traffic, click.secho)
 
@@ -201,17 +233,60 @@ def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
     "--input",
     "input_path",
     required=True,
-    type=click.Path(),
-    help="CSV or JSON file of feature rows (JSON: a list of objects or {columns, data}).",
+    help="Rows to score: a CSV or Parquet file, or a bucket URI (with --via-endpoint: a CSV "
+    "or JSON file, a list of objects or {columns, data}).",
 )
 @click.option(
-    "--protocol", type=click.Choice(PROTOCOLS), help="Use the deployment that speaks this one."
+    "--output",
+    "output_path",
+    help="Write predictions here as Parquet (path or URI): scored in process by the "
+    "batch_inference pipeline, chunk by chunk, with a drift check.",
 )
-@click.option("--model-name", help="Registered model name (default: any).")
-def predict_cmd(input_path, protocol, model_name) -> None:
-    """Send rows to the served model over REST and print predictions as JSON."""
+@click.option("--model-name", help="Registered model name (default: the config's; with "
+              "--via-endpoint: any served model).")  # fmt: skip
+@click.option("--version", help="With --output: this MLflow version (default: the champion).")
+@click.option("--id-column", help="With --output: the input column that identifies rows.")
+@config_option("batch_inference")
+@click.option(
+    "--via-endpoint",
+    is_flag=True,
+    help="Send the rows to the served model over REST, print JSON (the default without --output).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    help="With --via-endpoint: the deployment that speaks this one.",
+)
+def predict_cmd(
+    input_path, output_path, model_name, version, id_column, config, via_endpoint, protocol
+) -> None:
+    """Score a file with the champion in process (--output), or send rows to the endpoint.
+
+    With --output: the batch_inference pipeline reads the file in chunks, checks each as
+    the served model would, scores it with the champion (or --version), writes row id,
+    prediction, probability, model and version as Parquet, and checks drift.
+    """
+    if output_path and via_endpoint:
+        raise click.UsageError("--via-endpoint prints the predictions; leave out --output")
+    if not output_path and (version or id_column or config):
+        raise click.UsageError("--version, --id-column and --config need --output")
+    if output_path and protocol:
+        raise click.UsageError("--protocol goes with --via-endpoint")
     session.ready(click.echo)
-    click.echo(json.dumps(serving.predict(input_path, protocol, model_name)))
+    if not output_path:
+        click.echo(json.dumps(serving.predict(input_path, protocol, model_name)))
+        return
+    from app import batch
+
+    click.echo(f"zenkube: scoring {input_path} in process...")
+    overrides = {
+        "input_path": input_path,
+        "output_path": output_path,
+        "model_name": model_name,
+        "version": version,
+        "id_column": id_column,
+    }
+    batch.render(batch.predict(config, overrides), click.secho)
 
 
 @cli.command("history")

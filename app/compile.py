@@ -10,6 +10,8 @@ from app.config import PIPELINES, load_run_config
 
 # Where compiled monitoring pipelines read their batch unless the run sets `batch`.
 DEFAULT_BATCH = "batches/current.parquet"
+# Where compiled batch-inference pipelines write unless the run sets `output_path`.
+DEFAULT_PREDICTIONS = "predictions/current.parquet"
 
 
 def compile_for_kubeflow(
@@ -60,6 +62,9 @@ def compile_for_kubeflow(
             config = load_run_config(name, overrides=overrides, stack_kind="kubeflow")
             if hasattr(config.params, "batch") and not config.params.batch:
                 config.params.batch = f"{bucket}/{DEFAULT_BATCH}"
+            if hasattr(config.params, "input_path") and not config.params.input_path:
+                config.params.input_path = f"{bucket}/{DEFAULT_BATCH}"
+                config.params.output_path = f"{bucket}/{DEFAULT_PREDICTIONS}"
             out = Path(out_dir) / f"{name}.yaml"
             echo(f"zenkube: compiling the {name} pipeline → {out}")
             written[name] = compile_pipeline(

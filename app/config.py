@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from core.errors import ConfigError
 from core.paths import REPO_ROOT
 from core.specs import (
+    BatchInferenceParams,
     ContinuousTrainingParams,
     DeploymentParams,
     MonitoringParams,
@@ -64,6 +65,12 @@ PIPELINES: dict[str, PipelineEntry] = {
             ContinuousTrainingParams,
             creates_model_version=True,
             composed_of=("monitoring", "training", "deployment"),
+        ),
+        PipelineEntry(
+            "batch_inference",
+            "pipelines.batch_inference",
+            "batch_inference_pipeline",
+            BatchInferenceParams,
         ),
     )
 }

@@ -24,6 +24,7 @@ FINISHED = re.compile(r"Step `?([\w.-]+)`? has finished in `?([^`\s]+?)`?\.?$")
 FAILED = re.compile(r"Failed to run step `?([\w.-]+)`?")
 STARTED = re.compile(r"Step `?([\w.-]+)`? has started")
 SKIPPED = re.compile(r"zenkube skipped ([\w.-]+): (.*)$")
+PROGRESS = re.compile(r"zenkube progress ([\w.-]+): (.*)$")  # long steps, every few seconds
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -80,6 +81,10 @@ class StepProgress(logging.Handler):
             self.spinner.start(started.group(1))
         elif skipped := SKIPPED.search(message):
             self.skipped[skipped.group(1)] = skipped.group(2)
+        elif progress := PROGRESS.search(message):
+            self.spinner.stop()
+            self.echo(f"    {progress.group(1)}: {progress.group(2)}")
+            self.spinner.start(progress.group(1))
         elif done := FINISHED.search(message):
             self.spinner.stop()
             if done.group(1) in self.skipped:

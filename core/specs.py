@@ -306,3 +306,30 @@ class ContinuousTrainingParams(_Strict):
     default_protocol: Protocol = DEFAULT_PROTOCOL
     timeout: int = Field(300, gt=0)
     deploy: bool = True  # False: retrain and gate, but leave serving alone
+
+
+class BatchInferenceParams(_Strict):
+    """Parameters of the batch-inference pipeline (`python run.py predict --output`).
+
+    Attributes:
+        model_name: the registered model that scores the file.
+        version: the MLflow version that scores it; "" for the champion.
+        input_path: the CSV/Parquet file (local path or artifact-store URI) to score.
+        output_path: where the predictions go: a Parquet file, written in row groups and
+            put in place only when every row is scored.
+        id_column: the input column that identifies rows (labels join on it later); ""
+            for the row's position in the file, from 0.
+        chunk_rows: rows read, checked, scored and written at a time (bounds memory).
+        drift_rows: the drift check uses at most this many rows, a uniform sample of the
+            file (all rows when there are fewer).
+        thresholds: drift thresholds, as monitoring's.
+    """
+
+    model_name: ModelName = DEFAULT_MODEL_NAME
+    version: str = ""
+    input_path: str = ""
+    output_path: str = ""
+    id_column: str = ""
+    chunk_rows: int = Field(100_000, ge=1)
+    drift_rows: int = Field(200_000, ge=100)
+    thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)

@@ -23,6 +23,7 @@ PIPELINE_NAMES = {
     "deployment": "deployment_pipeline",
     "monitoring": "monitoring_pipeline",
     "continuous_training": "continuous_training_pipeline",
+    "batch_inference": "batch_inference_pipeline",
 }
 
 

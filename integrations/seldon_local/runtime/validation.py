@@ -109,19 +109,7 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
         raise BadRequest(f"{len(rows)} rows in one request; the limit is {MAX_ROWS}")
     expected = [c.name for c in schema]
     if names:
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise BadRequest("names must be a list of column names")
-        unknown = [n for n in names if n not in expected]
-        missing = [n for n in expected if n not in names]
-        if unknown or missing:
-            parts = []
-            if unknown:
-                parts.append(f"unknown column(s): {listing(unknown)}")
-            if missing:
-                parts.append(f"missing column(s): {listing(missing)}")
-            raise BadRequest("; ".join(parts) + f". Expected columns: {listing(expected)}")
-        if len(set(names)) != len(names):
-            raise BadRequest("names has duplicate columns")
+        check_names(names, expected)
     else:
         names = expected
     width = len(names)
@@ -141,6 +129,35 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
         frame = pd.DataFrame(rows, columns=names)
     except OverflowError:
         frame = pd.DataFrame([list(r) for r in rows], columns=names, dtype=object)
+    return typed_frame(frame, schema)
+
+
+def check_names(names, expected: list[str]) -> None:
+    """Column names must be the model's, each once (in any order)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadRequest("names must be a list of column names")
+    unknown = [n for n in names if n not in expected]
+    missing = [n for n in expected if n not in names]
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"unknown column(s): {listing(unknown)}")
+        if missing:
+            parts.append(f"missing column(s): {listing(missing)}")
+        raise BadRequest("; ".join(parts) + f". Expected columns: {listing(expected)}")
+    if len(set(names)) != len(names):
+        raise BadRequest("names has duplicate columns")
+
+
+def typed_frame(frame: pd.DataFrame, schema: list[Column], first_row: int = 0) -> pd.DataFrame:
+    """Check each value's type against its column; return the frame in the model's order.
+
+    `frame` has the model's columns in any order (see `check_names`). Used for request
+    rows and, in zenkube's batch scoring, for each chunk of a file (`first_row` is the
+    chunk's first row in the file, so a reason names the file's row)."""
+    names = list(frame.columns)
+    expected = [c.name for c in schema]
+    by_name = {c.name: c for c in schema}
     numeric_names = [n for n in names if by_name[n].numeric]
     if numeric_names:
         block = frame[numeric_names]
@@ -150,11 +167,12 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
         except (TypeError, ValueError, OverflowError):
             ok = False
         if not ok:
-            raise BadRequest(_first_non_number(frame, numeric_names))
+            raise BadRequest(_first_non_number(frame, numeric_names, first_row))
         if np.isinf(values).any():
             row, col = np.argwhere(np.isinf(values))[0]
             raise BadRequest(
-                f"column '{numeric_names[col]}' row {row} is {float(values[row, col])!r}: "
+                f"column '{numeric_names[col]}' row {row + first_row} is "
+                f"{float(values[row, col])!r}: "
                 "send finite numbers (null for a missing value)"
             )
         frame[numeric_names] = values
@@ -169,7 +187,9 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
             row = int(np.argmax(bad.to_numpy()))
             value = column.iloc[row]
             value = value.item() if isinstance(value, np.generic) else value
-            raise BadRequest(f"column '{name}' expects {label}; row {row} has {short(value)}")
+            raise BadRequest(
+                f"column '{name}' expects {label}; row {row + first_row} has {short(value)}"
+            )
         if missing.any():
             # As pandas reads a missing cell: NaN, which the model's imputer fills.
             frame[name] = column.astype(object).where(~missing, np.nan)
@@ -206,9 +226,9 @@ def _sample_objects(block: pd.DataFrame):
             yield from block[column]
 
 
-def _first_non_number(frame: pd.DataFrame, numeric_names: list[str]) -> str:
+def _first_non_number(frame: pd.DataFrame, numeric_names: list[str], first_row: int = 0) -> str:
     for name in numeric_names:
-        for row, value in enumerate(frame[name]):
+        for row, value in enumerate(frame[name], start=first_row):
             if value is None:
                 continue
             if not isinstance(value, int | float):

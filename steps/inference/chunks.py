@@ -1,0 +1,95 @@
+"""A CSV or Parquet file (local or an artifact-store URI) read a chunk of rows at a time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pandas as pd
+from zenml.io import fileio
+
+from core.errors import ConfigError, DataValidationError
+from steps.data.load import check_unique_header
+
+PARQUET = {".parquet", ".pq"}
+CSV = {".csv", ".txt", ""}
+
+
+def check_readable(path: str) -> None:
+    """Refuse a missing file or one that is neither CSV nor Parquet, before any work."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in PARQUET | CSV:
+        raise ConfigError(f"Cannot read {path}: use a .csv or .parquet file.")
+    if not fileio.exists(path):
+        raise ConfigError(
+            f"Input file not found: {path}. Pass an existing CSV/Parquet path or URI."
+        )
+
+
+def read_chunks(
+    path: str,
+    rows: int,
+    text_columns: tuple[str, ...] = (),
+    numeric_columns: tuple[str, ...] = (),
+) -> Iterator[pd.DataFrame]:
+    """The file's rows, `rows` at a time, as pandas frames (an empty file yields nothing).
+
+    Only one chunk is in memory at a time. In a CSV file every cell is text: columns named
+    in `text_columns` stay text (a chunk whose values all look like numbers keeps its
+    categories), and in `numeric_columns` a cell that reads as a number is one, so a word
+    among numbers is the one cell left as text (and named by the checks that follow).
+    """
+    check_readable(path)
+    parquet = os.path.splitext(path)[1].lower() in PARQUET
+    with fileio.open(path, "rb") as f:
+        try:
+            if parquet:
+                yield from _parquet_chunks(path if os.path.exists(path) else f, rows)
+            else:
+                yield from _csv_chunks(f, path, rows, text_columns, numeric_columns)
+        except pd.errors.EmptyDataError as exc:
+            raise DataValidationError(
+                f"{path} is empty: it needs a header row and data rows."
+            ) from exc
+        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise DataValidationError(
+                f"{path} is not a readable CSV file ({type(exc).__name__}: {str(exc)[:120]}). "
+                "Save it as UTF-8 CSV with a header row, or as Parquet."
+            ) from exc
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            if not parquet:
+                raise
+            raise DataValidationError(
+                f"{path} is not a readable Parquet file ({str(exc)[:120]}). Write it with "
+                "pandas' DataFrame.to_parquet, or save it as UTF-8 CSV with a header row."
+            ) from exc
+
+
+def _parquet_chunks(source, rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(source)
+    meta = parquet.schema_arrow.pandas_metadata or {}
+    # A stored pandas index is the row labels, not a column (as materializers.dataset reads it).
+    index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    names = [n for n in parquet.schema_arrow.names if n not in index]
+    check_unique_header(names, str(source))
+    for batch in parquet.iter_batches(batch_size=rows, columns=names):
+        yield batch.to_pandas()
+
+
+def _csv_chunks(
+    f, path: str, rows: int, text_columns: tuple[str, ...], numeric_columns: tuple[str, ...]
+) -> Iterator[pd.DataFrame]:
+    header = pd.read_csv(f, header=None, nrows=1, dtype=str).iloc[0].tolist()
+    check_unique_header([str(h) for h in header], path)
+    f.seek(0)
+    text = {c: str for c in text_columns if c in header}
+    with pd.read_csv(f, chunksize=rows, dtype=text or None) as reader:
+        for chunk in reader:
+            chunk.columns = [str(c) for c in chunk.columns]
+            for name in numeric_columns:
+                if name in chunk.columns and chunk[name].dtype == object:
+                    numbers = pd.to_numeric(chunk[name], errors="coerce")
+                    chunk[name] = chunk[name].where(numbers.isna(), numbers)
+            yield chunk
