@@ -43,6 +43,9 @@ class PipelineEntry:
     creates_model_version: bool = False
     # Parameters composed from these pipelines' configs (the first takes `--config`).
     composed_of: tuple[str, ...] = ()
+    # Parameters written once in another pipeline's config: {parameter: pipeline}, taken
+    # from there when this pipeline's config leaves them out.
+    shared_from: tuple[tuple[str, str], ...] = ()
 
     def load(self):
         return getattr(importlib.import_module(self.module), self.attr)
@@ -71,6 +74,7 @@ PIPELINES: dict[str, PipelineEntry] = {
             "pipelines.batch_inference",
             "batch_inference_pipeline",
             BatchInferenceParams,
+            shared_from=(("thresholds", "monitoring"),),
         ),
     )
 }
@@ -134,6 +138,9 @@ def load_run_config(
         raise ConfigError(
             f"{path or CONFIGS / f'{name}.yaml'}: invalid parameters: {_explain(exc)}"
         ) from exc
+    for key, source in entry.shared_from:
+        if getattr(params, key) is None:
+            setattr(params, key, getattr(load_run_config(source, stack_kind=kind).params, key))
     return RunConfig(entry, apply_overrides(params, overrides or {}), raw)
 
 

@@ -322,7 +322,7 @@ class BatchInferenceParams(_Strict):
         chunk_rows: rows read, checked, scored and written at a time (bounds memory).
         drift_rows: the drift check uses at most this many rows, a uniform sample of the
             file (all rows when there are fewer).
-        thresholds: drift thresholds, as monitoring's.
+        thresholds: drift thresholds; left out, monitoring's (configs/monitoring.yaml).
     """
 
     model_name: ModelName = DEFAULT_MODEL_NAME
@@ -332,4 +332,4 @@ class BatchInferenceParams(_Strict):
     id_column: str = ""
     chunk_rows: int = Field(100_000, ge=1)
     drift_rows: int = Field(200_000, ge=100)
-    thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)
+    thresholds: MonitoringThresholds | None = None
