@@ -331,5 +331,5 @@ class BatchInferenceParams(_Strict):
     output_path: str = ""
     id_column: str = ""
     chunk_rows: int = Field(100_000, ge=1)
-    drift_rows: int = Field(200_000, ge=100)
+    drift_rows: int = Field(100_000, ge=100)
     thresholds: MonitoringThresholds | None = None

@@ -16,7 +16,7 @@ def batch_inference_pipeline(
     version: str = "",
     id_column: str = "",
     chunk_rows: int = 100_000,
-    drift_rows: int = 200_000,
+    drift_rows: int = 100_000,
 ) -> None:
     """Score a CSV/Parquet file with the champion (or a named version) in process, write
     the predictions as Parquet, and check the scored rows for drift against its training data."""

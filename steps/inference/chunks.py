@@ -66,6 +66,9 @@ def read_chunks(
 
 
 def _parquet_chunks(source, rows: int) -> Iterator[pd.DataFrame]:
+    """One row group at a time, read column by column (as `materializers.dataset` reads):
+    the peak is one row group and a chunk, whatever the file's length. Arrow's own batch
+    reader keeps memory it has freed and grew with the file (docs/performance.md §8)."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(source)
@@ -74,8 +77,16 @@ def _parquet_chunks(source, rows: int) -> Iterator[pd.DataFrame]:
     index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
     names = [n for n in parquet.schema_arrow.names if n not in index]
     check_unique_header(names, str(source))
-    for batch in parquet.iter_batches(batch_size=rows, columns=names):
-        yield batch.to_pandas()
+    for group in range(parquet.metadata.num_row_groups):
+        columns = {}
+        for name in names:
+            part = parquet.read_row_group(group, columns=[name]).to_pandas(self_destruct=True)
+            columns[name] = part[name].reset_index(drop=True)
+        frame = pd.DataFrame(columns, copy=False)
+        del columns
+        for start in range(0, len(frame), rows):
+            yield frame.iloc[start : start + rows]
+        del frame
 
 
 def _csv_chunks(

@@ -178,11 +178,15 @@ class UniformSample:
         self.keys = np.empty(0)
 
     def add(self, chunk: pd.DataFrame) -> None:
-        keys = np.concatenate([self.keys, self.rng.random(len(chunk))])
+        keys = self.rng.random(len(chunk))
+        if len(self.keys) >= self.size:  # only rows that beat the sample's largest key
+            hit = keys < self.keys.max()
+            chunk, keys = chunk[hit], keys[hit]
+        keys = np.concatenate([self.keys, keys])
         frame = chunk if self.frame is None else pd.concat([self.frame, chunk], ignore_index=True)
         if len(keys) > self.size:
             keep = np.sort(np.argpartition(keys, self.size)[: self.size])
-            frame, keys = frame.iloc[keep].reset_index(drop=True), keys[keep]
+            frame, keys = frame.iloc[keep], keys[keep]
         self.frame, self.keys = frame.reset_index(drop=True), keys
 
 
@@ -264,7 +268,7 @@ def score_file(
     output_path: str,
     id_column: str = "",
     chunk_rows: int = 100_000,
-    drift_rows: int = 200_000,
+    drift_rows: int = 100_000,
     passed_over: tuple[str, ...] = (),
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[ScoredBatch, pd.DataFrame]:
