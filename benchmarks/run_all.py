@@ -9,6 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
+    "bench_batch.py",
     "bench_compile.py",
     "bench_drift.py",
     "bench_monitor_memory.py",
