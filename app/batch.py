@@ -38,11 +38,14 @@ def predict(
         raise ConfigError("Which file? Pass --input FILE (CSV or Parquet, a path or a URI).")
     check_output(params.input_path, params.output_path)  # before the run: clearer, faster
     check_readable(params.input_path)
+    from steps.inference import score_batch
+    from steps.monitoring import detect_drift
+
     run = runner.finished_run(runner.run_pipeline(run_config))
-    drift = run.steps["detect_drift"].outputs["drift_report"][0]
+    drift = runner.output_artifact(run, detect_drift)
     return BatchResult(
         run_name=run.name,
-        scored=runner.output(run, "score_batch", "scored_batch"),
+        scored=runner.output(run, score_batch, "scored_batch"),
         drift=drift.load(),
         report_path=f"{drift.uri}/report.html",
     )
