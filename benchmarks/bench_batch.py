@@ -2,8 +2,8 @@
 `run.py predict --output` runs) against a plain script — `pandas.read_parquet`,
 `model.predict`, `to_parquet` — on the same file, model and machine, in the same run.
 
-1,000,000 rows x 30 numeric columns (generated), the default RandomForestClassifier
-(100 trees) trained by zenkube on 5,000 rows of the same distribution. Each side runs in a
+1,000,000 rows x 30 numeric columns (generated), a RandomForestClassifier (100 trees)
+trained by zenkube on 5,000 rows of the same distribution. Each side runs in a
 child process, so its peak RSS (VmHWM) is its own; the baseline is the child's RSS once
 its imports are done and the model is loaded, and "data peak" is the peak above it.
 Targets: rows/s >= 0.8x the plain script's, and peak RSS <= 1.5x the input's in-memory size.
@@ -139,7 +139,8 @@ def main() -> None:
     train = data_dir / "train.csv"
     frame(5_000, 0, labels=True).to_csv(train, index=False)
     overrides = {"model_name": "big", "data.source": str(train), "data.target": "label"}
-    runner.train(None, {**overrides, "trainer.search": {}})
+    forest = "sklearn.ensemble.RandomForestClassifier"  # the figures in docs/performance.md §10
+    runner.train(None, {**overrides, "trainer.class_path": forest, "trainer.search": {}})
     mlflow_registry.configure_from_stack()
     champion = mlflow_registry.get_champion("big")
     model_dir = mlflow.artifacts.download_artifacts(
