@@ -139,7 +139,7 @@ def main() -> None:
     train = data_dir / "train.csv"
     frame(5_000, 0, labels=True).to_csv(train, index=False)
     overrides = {"model_name": "big", "data.source": str(train), "data.target": "label"}
-    forest = "sklearn.ensemble.RandomForestClassifier"  # the figures in docs/performance.md §10
+    forest = "sklearn.ensemble.RandomForestClassifier"  # the figures in docs/performance.md §11
     runner.train(None, {**overrides, "trainer.class_path": forest, "trainer.search": {}})
     mlflow_registry.configure_from_stack()
     champion = mlflow_registry.get_champion("big")

@@ -68,7 +68,7 @@ def read_chunks(
 def _parquet_chunks(source, rows: int) -> Iterator[pd.DataFrame]:
     """One row group at a time, read column by column (as `materializers.dataset` reads):
     the peak is one row group and a chunk, whatever the file's length. Arrow's own batch
-    reader kept memory it had freed and grew with the file (docs/performance.md §10)."""
+    reader kept memory it had freed and grew with the file (docs/performance.md §11)."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(source)
