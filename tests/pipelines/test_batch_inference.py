@@ -28,7 +28,7 @@ def cli(tmp_path_factory):
     run = cli_in(root)
     sample(600, seed=0).to_csv(root / "train.csv", index=False)
     (root / "training.yaml").write_text(
-        "parameters:\n  trainer:\n    params: {n_estimators: 20, random_state: 0}\n    search: {}\n"
+        "parameters:\n  trainer:\n    params: {max_iter: 20, random_state: 0}\n    search: {}\n"
     )
     (root / "batch.yaml").write_text("parameters:\n  chunk_rows: 700\n  drift_rows: 1000\n")
     trained = run(
