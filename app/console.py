@@ -111,8 +111,9 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
         raise ConfigError(
             f"zenkube keeps its log in {log_file}, but cannot write there ({exc.strerror}: "
             f"{exc.filename}). If {log_file.parent} is a file, move it away (zenkube makes the "
-            "folder), or point ZENKUBE_HOME at a folder you can write to; --verbose prints "
-            "the library logs to the console instead."
+            "folder), or point ZENKUBE_HOME at a folder you can write to; `python run.py --verbose "
+            "<command>` (the option goes before the command) prints the library logs to the "
+            "console instead."
         ) from None
     moved: list[tuple[logging.StreamHandler, object]] = []
     loggers = [logging.getLogger(), logging.getLogger("mlflow")]
