@@ -399,9 +399,14 @@ def run_step(command: list[str]) -> int:
     def forward(signum, _frame):
         child.send_signal(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, forward)
-    return child.wait()
+    previous = {
+        signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        return child.wait()
+    finally:  # the child is gone: a later Ctrl-C is this process's own again
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def run_module(module: str, args: list[str]) -> int:

@@ -128,7 +128,7 @@ def test_a_ctrl_c_while_the_new_revision_rolls_out_puts_the_served_version_back(
     from integrations.kserve import model_deployer
 
     serve_champion(champion("3"), "v2", "deployment_pipeline", "deploy_champion", 0)
-    path = f"{ISVC_PATH}/zenkube-house-prices"
+    path = f"{ISVC_PATH}/{HOUSE}"
     kubernetes_api.objects[path]["status"] = {"conditions": [{"type": "Ready", "status": "False"}]}
 
     def ctrl_c(_seconds):

@@ -54,6 +54,15 @@ def deployer():
     return Client().active_stack.model_deployer
 
 
+@pytest.fixture(autouse=True)
+def python_ctrl_c():
+    """A SIGINT is Python's KeyboardInterrupt in each test, whatever an earlier test in the
+    same worker process left installed (and put back after)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def sigint_at(monkeypatch, owner, name):
     """Send this process a real SIGINT when `owner.name` is called (then call it)."""
     assert threading.current_thread() is threading.main_thread()  # signals reach us here
