@@ -83,12 +83,11 @@ def compile_for_kubeflow(
             f"zenkube: the tasks' ZenML server URL is the placeholder {STORE_URL_PLACEHOLDER}: "
             "compile again with --zenml-url https://YOUR-ZENML-SERVER (or after `zenml login`)."
         )
-    if store_url is not None:
-        echo(
-            f"zenkube: the pods read their ZenML API key from the Kubernetes Secret "
-            f"'{STORE_TOKEN_SECRET}' (key ZENML_STORE_API_KEY): `zenml service-account create "
-            "kfp` makes one; docs/kubeflow.md shows the kubectl command."
-        )
+    echo(
+        f"zenkube: the pods read their ZenML API key from the Kubernetes Secret "
+        f"'{STORE_TOKEN_SECRET}' (key ZENML_STORE_API_KEY): `zenml service-account create "
+        "kfp` makes one; docs/kubeflow.md shows the kubectl command."
+    )
     return written
 
 

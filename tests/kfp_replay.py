@@ -15,7 +15,9 @@ kubeflow/pipelines (backend, 2.15 through master):
 - env values are copied verbatim (driver.go `initPodSpecPatch`, the loop over
   `container.GetEnv()`): a `{{$…}}` in an env value is never filled in;
 - the platform spec's `secretAsEnv` and `fieldPathAsEnv` become `secretKeyRef` and
-  `fieldRef` env (backend/src/v2/driver/k8s.go); the kubelet resolves a `fieldRef` from
+  `fieldRef` env (backend/src/v2/driver/k8s.go); a `secretKeyRef` to a Secret or key the
+  cluster lacks keeps the pod from starting (unless `optional`), so the replay fails
+  the task; the kubelet resolves a `fieldRef` from
   the pod's metadata, and every pod of a run is labelled `pipeline/runid=<run id>`
   (backend/src/common/util/consts.go `LabelKeyWorkflowRunId`, set as pod metadata by
   apiserver/template/v2_template.go and by the ScheduledWorkflow controller,
@@ -165,6 +167,14 @@ def pod_env(container: dict, config: dict, pod_metadata: dict, secrets: dict) ->
         for key in ref["keyToEnv"]:
             if key["secretKey"] in values:
                 env[key["envVar"]] = values[key["secretKey"]]
+            elif not ref.get("optional"):
+                # The kubelet does not start a container whose non-optional secretKeyRef
+                # names a missing Secret or key (CreateContainerConfigError; kubernetes
+                # pkg/kubelet/kubelet_pods.go `makeEnvironmentVariables`).
+                raise TaskFailed(
+                    f"secretKeyRef {ref['secretName']}/{key['secretKey']}: the Secret "
+                    f"has no such key (it has {sorted(values)}); the pod would not start"
+                )
     for field in config.get("fieldPathAsEnv", []):
         env[field["name"]] = resolve_field_path(field["fieldPath"], pod_metadata)
     return env

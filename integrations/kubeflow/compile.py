@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from core.errors import ConfigError
-from integrations.kubeflow.secrets import strip_credentials
+from integrations.kubeflow.secrets import is_credential, strip_credentials
 
 STORE_TOKEN_SECRET = "zenml-store-credentials"
 # What the YAML says when it was compiled offline and no --zenml-url was given.
@@ -129,29 +129,48 @@ def active_stack(name: str) -> Iterator[None]:
         client.activate_stack(previous)
 
 
-def portable_store(documents: list[dict], store_url: str) -> list[dict]:
-    """Point every task at the ZenML server `store_url` instead of this machine's SQL store.
+def portable_store(documents: list[dict], store_url: str | None) -> list[dict]:
+    """Point every task at a ZenML server, authenticated with the pods' API key.
 
     Compiled against a local store, ZenML writes its SQLite file path, driver and backup
     folder into each task's env: useless in a pod. They go; the task gets a REST store
-    URL and its API key from the Kubernetes Secret STORE_TOKEN_SECRET.
+    URL `store_url`. Compiled while connected to a server (`store_url` None keeps its
+    URL), ZenML writes the compiling session's own ZENML_STORE_API_TOKEN, which the
+    YAML must not carry and a Kubernetes Secret cannot sensibly hold (it is this
+    machine's, short-lived or scoped to a run that is not the KFP one): it goes too.
+    Either way the task reads STORE_KEY_ENV from the Kubernetes Secret
+    STORE_TOKEN_SECRET (a service-account API key), the one key compile tells the user
+    to put there.
     """
     spec = documents[0]
     for executor in spec.get("deploymentSpec", {}).get("executors", {}).values():
         container = executor.get("container", {})
         env = {e["name"]: e.get("value") for e in container.get("env") or []}
-        if env.get("ZENML_STORE_TYPE") != "sql":
+        store_type = env.get("ZENML_STORE_TYPE")
+        if store_type == "sql":
+            if store_url is None:
+                continue
+            kept = [
+                e
+                for e in container["env"]
+                if not e["name"].startswith(("ZENML_STORE_", "ZENML_SECRETS_STORE_"))
+            ]
+            kept += [
+                {"name": "ZENML_STORE_TYPE", "value": "rest"},
+                {"name": "ZENML_STORE_URL", "value": store_url},
+            ]
+        elif store_type == "rest":
+            kept = [
+                e
+                for e in container["env"]
+                if not (e["name"].startswith("ZENML_STORE_") and is_credential(e["name"]))
+            ]
+            if store_url is not None:
+                kept = [e for e in kept if e["name"] != "ZENML_STORE_URL"]
+                kept.append({"name": "ZENML_STORE_URL", "value": store_url})
+        else:
             continue
-        kept = [
-            e
-            for e in container["env"]
-            if not e["name"].startswith(("ZENML_STORE_", "ZENML_SECRETS_STORE_"))
-        ]
-        kept += [
-            {"name": "ZENML_STORE_TYPE", "value": "rest"},
-            {"name": "ZENML_STORE_URL", "value": store_url},
-            {"name": STORE_KEY_ENV, "value": "from-secret"},  # moved to a secret below
-        ]
+        kept.append({"name": STORE_KEY_ENV, "value": "from-secret"})  # moved to a secret below
         container["env"] = kept
     return documents
 
@@ -165,8 +184,8 @@ def compile_pipeline(
 ) -> Path:
     """Compile one pipeline; write its sanitized YAML to `out`; return the path.
 
-    `store_url` replaces a local SQL store in the tasks' env (see `portable_store`); None
-    keeps what ZenML wrote (a connected server's URL, or, in the replay tests, a file).
+    `store_url` replaces the store in the tasks' env (see `portable_store`); None keeps
+    the connected server's URL (or, with a local store, ZenML's own env).
     """
     # Nothing runs here, so there are no pipeline logs to ship to the (remote) bucket.
     options = {"enable_pipeline_logs": False, **options}
@@ -180,8 +199,7 @@ def compile_pipeline(
     documents[0].setdefault("pipelineInfo", {})["description"] = describe(
         pipeline_obj.name, documents[0]
     )
-    if store_url is not None:
-        documents = portable_store(documents, store_url)
+    documents = portable_store(documents, store_url)
     cleaned = strip_credentials(documents, STORE_TOKEN_SECRET)
     out.write_text(yaml.safe_dump_all(cleaned, sort_keys=False))
     return out

@@ -74,3 +74,18 @@ def test_the_replay_refuses_a_placeholder_kfp_leaves_as_literal_text(tmp_path, a
         replay(documents, tmp_path)
     assert "{{$." in str(info.value)
     assert not list(tmp_path.glob("pods/*/task/minio/**/card"))  # the task never ran
+
+
+def test_a_secret_key_the_cluster_lacks_keeps_the_pod_from_starting():
+    from tests.kfp_replay import pod_env
+
+    config = {
+        "secretAsEnv": [
+            {"secretName": "creds", "keyToEnv": [{"secretKey": "TOKEN", "envVar": "TOKEN"}]}
+        ]
+    }
+    assert pod_env({}, config, {}, {"creds": {"TOKEN": "t"}}) == {"TOKEN": "t"}
+    with pytest.raises(TaskFailed, match="creds/TOKEN"):
+        pod_env({}, config, {}, {"creds": {"KEY": "k"}})
+    optional = {"secretAsEnv": [{**config["secretAsEnv"][0], "optional": True}]}
+    assert pod_env({}, optional, {}, {}) == {}
