@@ -10,7 +10,7 @@ import json
 
 import click
 
-from app import champions, drift_history, loop, runner, serving, session
+from app import batch, champions, drift_history, loop, runner, serving, session
 from app.compile import compile_and_check
 from app.config import PIPELINES
 from app.config import model_name as model_name_for
@@ -19,24 +19,17 @@ from core.protocol import DESCRIPTIONS, PROTOCOLS
 
 session.prepare()  # before ZenML is imported
 
-MODEL_NAME_HELP = (
-    "Registered model name (default: the config's model_name). Each name has its own champion "
-    "and endpoint; use a new name for data with other columns."
-)
+MODEL_NAME_HELP = ("Registered model name (default: the config's model_name). Each name has its "
+                   "own champion and endpoint; use a new name for data with other columns.")  # fmt: skip
 PROTOCOL_HELP = "; ".join(f"{name}: {what}" for name, what in DESCRIPTIONS.items())
 
 
 def config_option(pipeline: str):
-    return click.option(
-        "--config", type=click.Path(), help=f"Run config (default: configs/{pipeline}.yaml)."
-    )
+    return click.option("--config", type=click.Path(), help=f"Run config (default: configs/{pipeline}.yaml).")  # fmt: skip
 
 
-@click.group(
-    cls=ZenkubeGroup,
-    invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+@click.group(cls=ZenkubeGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})  # fmt: skip
 @click.option("--debug", is_flag=True, help="Show full tracebacks of errors.")
 @click.option("--verbose", is_flag=True, help="Show ZenML's and MLflow's logs on the console.")
 @click.pass_context
@@ -60,10 +53,7 @@ def loop_cmd() -> None:
 
 @cli.command("train")
 @config_option("training")
-@click.option(
-    "--dataset",
-    help="Bundled dataset (breast_cancer, wine, iris, diabetes) or a CSV/Parquet path/URI.",
-)
+@click.option("--dataset", help="Bundled dataset (breast_cancer, wine, iris, diabetes) or a CSV/Parquet path/URI.")  # fmt: skip
 @click.option("--target", help="Label column (required for your own files).")
 @click.option("--model-name", help=MODEL_NAME_HELP)
 def train_cmd(config, dataset, target, model_name) -> None:
@@ -80,12 +70,8 @@ def train_cmd(config, dataset, target, model_name) -> None:
 
 @cli.command("deploy")
 @config_option("deployment")
-@click.option(
-    "--protocol",
-    type=click.Choice(PROTOCOLS),
-    help=f"{PROTOCOL_HELP}. Default: the protocol the model is served with, else the "
-    "config's default_protocol.",
-)
+@click.option("--protocol", type=click.Choice(PROTOCOLS), help=f"{PROTOCOL_HELP}. Default: the "
+              "protocol the model is served with, else the config's default_protocol.")  # fmt: skip
 @click.option("--model-name", help="Registered model to serve (its champion).")
 @click.option("--dry-run", is_flag=True, help="Print what deploy would apply on a cluster (YAML).")
 @click.option("--stack", "stack_spec", default="kubeflow", help="With --dry-run: the stack spec.")
@@ -97,54 +83,27 @@ def deploy_cmd(config, protocol, model_name, dry_run, stack_spec, model_uri) -> 
     redeploy keeps the protocol being served unless --protocol switches it.
     """
     if dry_run:  # no cluster, no ZenML server: the objects deploy would send
-        return runner.dry_run_command(
-            config, model_name, protocol, stack_spec, model_uri, click.echo
-        )
+        return runner.dry_run_command(config, model_name, protocol, stack_spec, model_uri, click.echo)  # fmt: skip
     session.ready(click.echo)
     runner.deploy_command(config, model_name, protocol, click.secho)
 
 
 @cli.group("monitor", invoke_without_command=True)
-@click.option(
-    "--input", "input_path", type=click.Path(), help="Current batch: a CSV/Parquet path or URI."
-)
-@click.option(
-    "--simulate-drift", is_flag=True, help="Shift held-out rows: alert, retrain, gate, redeploy."
-)
-@click.option(
-    "--from-traffic", is_flag=True, help="Check the traffic the endpoint served (and feedback)."
-)
+@click.option("--input", "input_path", type=click.Path(), help="Current batch: a CSV/Parquet path or URI.")  # fmt: skip
+@click.option("--simulate-drift", is_flag=True, help="Shift held-out rows: alert, retrain, gate, redeploy.")  # fmt: skip
+@click.option("--from-traffic", is_flag=True, help="Check the traffic the endpoint served (and feedback).")  # fmt: skip
 @click.option("--since", default="24h", help="With --from-traffic: how far back (30m, 24h, 7d).")
-@click.option(
-    "--min-rows", type=click.IntRange(min=1), default=100, help="Labelled rows for quality (100)."
-)
+@click.option("--min-rows", type=click.IntRange(min=1), default=100, help="Labelled rows for quality (100).")  # fmt: skip
 @config_option("monitoring")
-@click.option(
-    "--predictions",
-    type=click.Path(),
-    help="A predictions file of `predict --output`; with --labels, its scored rows that "
-    "have labels are the batch (the input is not read again).",
-)
-@click.option(
-    "--labels",
-    type=click.Path(),
-    help="With --predictions: labels that arrived later, a CSV/Parquet file of row_id (or "
-    "the --id-column) and the label column.",
-)
+@click.option("--predictions", type=click.Path(), help="A predictions file of `predict --output`; "
+              "with --labels, its scored rows that have labels are the batch (the input is not "
+              "read again).")  # fmt: skip
+@click.option("--labels", type=click.Path(), help="With --predictions: labels that arrived later, "
+              "a CSV/Parquet file of row_id (or the --id-column) and the label column.")  # fmt: skip
 @click.option("--model-name", help="Registered model to monitor.")
 @click.pass_context
-def monitor_cmd(
-    ctx,
-    input_path,
-    simulate_drift,
-    from_traffic,
-    since,
-    min_rows,
-    config,
-    predictions,
-    labels,
-    model_name,
-) -> None:
+def monitor_cmd(ctx, input_path, simulate_drift, from_traffic, since, min_rows, config,
+                predictions, labels, model_name) -> None:  # fmt: skip
     """Check a batch for drift (and quality, with labels); retrain and redeploy on a breach.
 
     The batch is a file (--input; with labels, quality is checked too), the champion's
@@ -159,18 +118,15 @@ def monitor_cmd(
         return
     if sum(map(bool, (input_path, simulate_drift, from_traffic, predictions))) > 1:
         raise click.UsageError(
-            "use one of --input, --simulate-drift, --from-traffic and --predictions"
+            "use one of --input, --simulate-drift, --from-traffic, --predictions"
         )
     if bool(predictions) != bool(labels):
         raise click.UsageError("--predictions and --labels go together")
     session.ready(click.echo)
-    if predictions:
-        from app import batch
-
-        input_path, model_name, what = batch.labelled_batch(predictions, labels, model_name)
-        click.echo(f"zenkube: monitoring {what}")
     traffic = (since, min_rows) if from_traffic else None
-    loop.monitor_command(config, model_name, input_path, simulate_drift, traffic, click.secho)
+    labelled = (predictions, labels) if predictions else None
+    loop.monitor_command(config, model_name, input_path, simulate_drift, traffic, click.secho,
+                         labelled)  # fmt: skip
 
 
 @monitor_cmd.command("history")
@@ -190,12 +146,8 @@ def monitor_history_cmd(model_name, config, last, column, out) -> None:
 
 @cli.command("schedule")
 @click.option("--cron", required=True, help='Cron expression, e.g. "0 * * * *" (hourly).')
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    help="The batch each run checks: a URI the pods can read, rewritten by your data job.",
-)
+@click.option("--input", "input_path", required=True, help="The batch each run checks: a URI "
+              "the pods can read, rewritten by your data job.")  # fmt: skip
 @config_option("monitoring")
 @click.option("--model-name", help="Registered model to watch.")
 def schedule_cmd(cron, input_path, config, model_name) -> None:
@@ -216,9 +168,7 @@ def schedule_cmd(cron, input_path, config, model_name) -> None:
 @click.option("--stack", default="kubeflow", help="Stack spec (stacks/<name>.yaml or a path).")
 @click.option("--zenml-url", help="ZenML server the pods report to (default: the connected one).")
 @click.option("--model-name", help="Registered model the pipelines train, serve and watch.")
-@click.option(
-    "--pipeline", "pipelines", multiple=True, type=click.Choice(PIPELINES), help="Only this one."
-)
+@click.option("--pipeline", "pipelines", multiple=True, type=click.Choice(PIPELINES), help="Only this one.")  # fmt: skip
 def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
     """Write KFP v2 IR YAML for all pipelines (no cluster, no Docker needed).
 
@@ -229,37 +179,23 @@ def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
 
 
 @cli.command("predict")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    help="Rows to score: a CSV or Parquet file, or a bucket URI (with --via-endpoint: a CSV "
-    "or JSON file, a list of objects or {columns, data}).",
-)
-@click.option(
-    "--output",
-    "output_path",
-    help="Write predictions here as Parquet (path or URI): scored in process by the "
-    "batch_inference pipeline, chunk by chunk, with a drift check.",
-)
+@click.option("--input", "input_path", required=True, help="Rows to score: a CSV or Parquet file, "
+              "or a bucket URI (with --via-endpoint: a CSV or JSON file, a list of objects or "
+              "{columns, data}).")  # fmt: skip
+@click.option("--output", "output_path", help="Write predictions here as Parquet (path or URI): "
+              "scored in process by the batch_inference pipeline, chunk by chunk, with a drift "
+              "check.")  # fmt: skip
 @click.option("--model-name", help="Registered model name (default: the config's; with "
               "--via-endpoint: any served model).")  # fmt: skip
 @click.option("--version", help="With --output: this MLflow version (default: the champion).")
 @click.option("--id-column", help="With --output: the input column that identifies rows.")
 @config_option("batch_inference")
-@click.option(
-    "--via-endpoint",
-    is_flag=True,
-    help="Send the rows to the served model over REST, print JSON (the default without --output).",
-)
-@click.option(
-    "--protocol",
-    type=click.Choice(PROTOCOLS),
-    help="With --via-endpoint: the deployment that speaks this one.",
-)
-def predict_cmd(
-    input_path, output_path, model_name, version, id_column, config, via_endpoint, protocol
-) -> None:
+@click.option("--via-endpoint", is_flag=True, help="Send the rows to the served model over REST, "
+              "print JSON (the default without --output).")  # fmt: skip
+@click.option("--protocol", type=click.Choice(PROTOCOLS), help="With --via-endpoint: the "
+              "deployment that speaks this one.")  # fmt: skip
+def predict_cmd(input_path, output_path, model_name, version, id_column, config, via_endpoint,
+                protocol) -> None:  # fmt: skip
     """Score a file with the champion in process (--output), or send rows to the endpoint.
 
     With --output: the batch_inference pipeline reads the file in chunks, checks each as
@@ -276,17 +212,8 @@ def predict_cmd(
     if not output_path:
         click.echo(json.dumps(serving.predict(input_path, protocol, model_name)))
         return
-    from app import batch
-
-    click.echo(f"zenkube: scoring {input_path} in process...")
-    overrides = {
-        "input_path": input_path,
-        "output_path": output_path,
-        "model_name": model_name,
-        "version": version,
-        "id_column": id_column,
-    }
-    batch.render(batch.predict(config, overrides), click.secho)
+    batch.predict_command(config, input_path, output_path, model_name, version, id_column,
+                          click.secho)  # fmt: skip
 
 
 @cli.command("history")
@@ -354,8 +281,7 @@ def serve_status_cmd(model_name) -> None:
 @serve_group.command("stop")
 @click.option("--model-name", help="Only this registered model's server (default: all).")
 def serve_stop_cmd(model_name) -> None:
-    """Stop local model servers, their worker processes and fronts (the records stay;
-    `deploy` restarts them)."""
+    """Stop local model servers, their workers and fronts (records stay; `deploy` restarts)."""
     session.ready(click.echo)
     serving.stop(model_name, click.echo)
 

@@ -183,3 +183,26 @@ def labelled_batch(predictions: str, labels: str, model_name: str | None) -> tup
             f"v{current.version}, whose quality is checked"
         )
     return str(path), name, what
+
+
+def predict_command(
+    config: str | None,
+    input_path: str,
+    output_path: str,
+    model_name: str | None,
+    version: str | None,
+    id_column: str | None,
+    echo: Callable[..., None],
+) -> BatchResult:
+    """`run.py predict --output`: score the file in process and print what was written."""
+    echo(f"zenkube: scoring {input_path} in process...")
+    overrides = {
+        "input_path": input_path,
+        "output_path": output_path,
+        "model_name": model_name,
+        "version": version,
+        "id_column": id_column,
+    }
+    result = predict(config, overrides)
+    render(result, echo)
+    return result

@@ -81,9 +81,17 @@ def monitor_command(
     simulate_drift: bool,
     traffic: tuple[str, int] | None,
     echo: Callable[..., None] = print,
+    labelled: tuple[str, str] | None = None,
 ) -> MonitoringResult:
-    """`monitor`: pick the batch (a file, the champion's held-out rows, or served traffic),
-    say which, and run the loop on it. The model name is resolved once, here."""
+    """`monitor`: pick the batch (a file, the champion's held-out rows, served traffic, or
+    the scored rows of `predict --output` with labels that arrived later: `labelled` is
+    (predictions, labels)), say which, and run the loop on it. The model name is resolved
+    once, here."""
+    if labelled is not None:
+        from app import batch
+
+        input_path, model_name, what = batch.labelled_batch(*labelled, model_name)
+        echo(f"zenkube: monitoring {what}")
     name = model_name_for(model_name, path=config)
     if traffic is not None:
         since, min_rows = traffic
