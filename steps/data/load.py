@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Annotated
 
 import pandas as pd
@@ -30,15 +32,24 @@ def read_table(path: str) -> pd.DataFrame:
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in {".parquet", ".pq", ".csv", ".txt", ""}:
         raise ConfigError(f"Cannot read {path}: use a .csv or .parquet file.")
+    with read_errors_explained(path, suffix in {".parquet", ".pq"}), fileio.open(path, "rb") as f:
+        if suffix in {".parquet", ".pq"}:
+            frame = read_parquet(path if os.path.exists(path) else f)
+        else:
+            header = pd.read_csv(f, header=None, nrows=1, dtype=str).iloc[0].tolist()
+            check_unique_header([str(h) for h in header], path)
+            f.seek(0)
+            frame = pd.read_csv(f)
+    check_unique_header([str(c) for c in frame.columns], path)
+    return frame
+
+
+@contextlib.contextmanager
+def read_errors_explained(path: str, parquet: bool) -> Iterator[None]:
+    """Turn pandas'/pyarrow's errors while reading `path` into one clear DataValidationError
+    (used by training's load and the batch scorer's chunked reads alike)."""
     try:
-        with fileio.open(path, "rb") as f:
-            if suffix in {".parquet", ".pq"}:
-                frame = read_parquet(path if os.path.exists(path) else f)
-            else:
-                header = pd.read_csv(f, header=None, nrows=1, dtype=str).iloc[0].tolist()
-                check_unique_header([str(h) for h in header], path)
-                f.seek(0)
-                frame = pd.read_csv(f)
+        yield
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(f"{path} is empty: it needs a header row and data rows.") from exc
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -47,14 +58,12 @@ def read_table(path: str) -> pd.DataFrame:
             "Save it as UTF-8 CSV with a header row, or as Parquet."
         ) from exc
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        if suffix not in {".parquet", ".pq"}:
+        if not parquet:
             raise
         raise DataValidationError(
             f"{path} is not a readable Parquet file ({str(exc)[:120]}). Write it with "
             "pandas' DataFrame.to_parquet, or save it as UTF-8 CSV with a header row."
         ) from exc
-    check_unique_header([str(c) for c in frame.columns], path)
-    return frame
 
 
 def check_unique_header(columns: list[str], path: str) -> None:

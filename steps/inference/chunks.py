@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pandas as pd
 from zenml.io import fileio
 
-from core.errors import ConfigError, DataValidationError
-from steps.data.load import check_unique_header
+from core.errors import ConfigError
+from steps.data.load import check_unique_header, read_errors_explained
 
 PARQUET = {".parquet", ".pq"}
 CSV = {".csv", ".txt", ""}
@@ -42,27 +42,11 @@ def read_chunks(
     check_readable(path)
     parquet = os.path.splitext(path)[1].lower() in PARQUET
     with fileio.open(path, "rb") as f:
-        try:
+        with read_errors_explained(path, parquet):
             if parquet:
                 yield from _parquet_chunks(path if os.path.exists(path) else f, rows)
             else:
                 yield from _csv_chunks(f, path, rows, text_columns, numeric_columns)
-        except pd.errors.EmptyDataError as exc:
-            raise DataValidationError(
-                f"{path} is empty: it needs a header row and data rows."
-            ) from exc
-        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise DataValidationError(
-                f"{path} is not a readable CSV file ({type(exc).__name__}: {str(exc)[:120]}). "
-                "Save it as UTF-8 CSV with a header row, or as Parquet."
-            ) from exc
-        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            if not parquet:
-                raise
-            raise DataValidationError(
-                f"{path} is not a readable Parquet file ({str(exc)[:120]}). Write it with "
-                "pandas' DataFrame.to_parquet, or save it as UTF-8 CSV with a header row."
-            ) from exc
 
 
 def _parquet_chunks(source, rows: int) -> Iterator[pd.DataFrame]:
