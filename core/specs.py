@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.protocol import DEFAULT_PROTOCOL, Protocol
 
@@ -177,6 +177,74 @@ class TrainingParams(_Strict):
     split: SplitSpec = Field(default_factory=SplitSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+
+
+RELEASE_SPEC_MODES = ("swap", "canary", "shadow")
+
+
+class ReleaseThresholds(_Strict):
+    """When the live-evidence gate decides a release (integrations/release_gate.py).
+
+    Attributes:
+        min_requests: candidate answers before rates, latency and shift are judged.
+        max_5xx_increase: the candidate's share of 5xx answers minus the champion's.
+        max_4xx_increase: the same for 4xx answers.
+        max_p95_latency_ratio: the candidate's p95 latency over the champion's (the two
+            must also be at least 20 ms apart before it counts).
+        max_prediction_shift: distance between the two versions' prediction distributions.
+        min_labelled: labelled answers per version before quality is judged.
+        max_quality_drop: relative drop of the quality metric (accuracy, MAE/RMSE).
+        budget_seconds: a release still undecided after this long is aborted.
+        budget_requests: or after this many candidate requests.
+    """
+
+    min_requests: int = Field(200, ge=1)
+    max_5xx_increase: float = Field(0.01, ge=0, le=1)
+    max_4xx_increase: float = Field(0.05, ge=0, le=1)
+    max_p95_latency_ratio: float = Field(1.5, ge=1)
+    max_prediction_shift: float = Field(0.2, ge=0)
+    min_labelled: int = Field(50, ge=1)
+    max_quality_drop: float = Field(0.02, ge=0)
+    budget_seconds: float = Field(1800, gt=0)
+    budget_requests: int = Field(20_000, ge=1)
+
+    @model_validator(mode="after")
+    def _budget_holds_the_evidence(self):
+        if self.budget_requests < self.min_requests:
+            raise ValueError(
+                f"budget_requests ({self.budget_requests}) is below min_requests "
+                f"({self.min_requests}): every release would be aborted before the gate "
+                "could judge it; raise budget_requests or lower min_requests"
+            )
+        return self
+
+
+class ReleaseSpec(_Strict):
+    """How a new version reaches traffic (the `release:` block of configs/deployment.yaml).
+
+    Attributes:
+        mode: swap (the gate-passed version replaces the champion at once, after its
+            health + smoke checks), canary (it answers `canary_percent` % of live
+            requests beside the champion until the live-evidence gate promotes or
+            aborts it) or shadow (it gets a copy of every request; its answers are
+            recorded and compared, never returned).
+        canary_percent: the candidate's share of requests in a canary, above 0 and below 100.
+        thresholds: when the live evidence promotes or aborts (ReleaseThresholds).
+    """
+
+    mode: Literal["swap", "canary", "shadow"] = "swap"
+    canary_percent: float = Field(10.0, gt=0, lt=100)
+    thresholds: ReleaseThresholds = Field(default_factory=ReleaseThresholds)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _known_mode(cls, value):
+        if value not in RELEASE_SPEC_MODES:
+            raise ValueError(
+                f"'{value}' is not a release mode: use swap (replace the champion at once), "
+                "canary (a share of live requests) or shadow (a copy of every request)"
+            )
+        return value
 
 
 class DeploymentParams(_Strict):

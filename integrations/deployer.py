@@ -14,7 +14,12 @@ is proven; so the deploy dance lives here, once:
     retire                 → backend: stop the old servers
 
 A backend says only what differs: its service class and config, what "identical" means,
-how to prove, discard, switch and retire. The request is typed (`DeploymentRequest`):
+how to prove, discard, switch and retire.
+
+A release (issue #27) serves a candidate version beside the served one (canary: a share
+of live requests; shadow: a copy of each) until it is promoted or aborted: a backend
+lists the modes it runs in RELEASE_MODES and fills `release_start`, `release_state` and
+`release_end`; the base refuses any other mode with a clear error. The request is typed (`DeploymentRequest`):
 the protocol and resources ride in it, not in ZenML's `extra_args`.
 """
 
@@ -152,6 +157,58 @@ def deploy(deployer, request: DeploymentRequest, timeout: int = 300):
     )
 
 
+def release_modes(deployer) -> tuple[str, ...]:
+    """The release modes a deployer runs (none for a ZenML deployer of another flavor)."""
+    return deployer.RELEASE_MODES if isinstance(deployer, DeployerContract) else ()
+
+
+def check_release(deployer, mode: str, percent: float) -> None:
+    """A ConfigError unless `deployer` can run a `mode` release at `percent` %."""
+    modes = release_modes(deployer)
+    name = getattr(deployer, "NAME", None) or getattr(deployer, "flavor", None) or "this deployer"
+    if mode not in modes:
+        runs = (
+            f"runs only {' and '.join(modes)} releases"
+            if modes
+            else "runs no releases (only swaps: `deploy` replaces the served version at once)"
+        )
+        raise ConfigError(
+            f"The model deployer {name} {runs}; a {mode} release was asked for. Use "
+            + (
+                f"--{modes[0]}" + (" PCT" if modes[0] == "canary" else "")
+                if modes
+                else "`deploy` (mode swap in configs/deployment.yaml's release block)"
+            )
+            + ", or a stack whose model deployer runs "
+            f"{mode} releases (the local Seldon runtime runs canary and shadow)."
+        )
+    if mode == "canary" and not 0 < percent < 100:
+        raise ConfigError(
+            f"A canary's share must be above 0 and below 100 percent; {percent:g} was given. "
+            "Use e.g. --canary 10 (a tenth of live requests go to the candidate)."
+        )
+
+
+def release_start(
+    deployer,
+    request: DeploymentRequest,
+    mode: str,
+    percent: float,
+    thresholds: dict,
+    timeout: int = 300,
+) -> dict:
+    """Start a `mode` release of `request` beside the served version; its state."""
+    check_release(deployer, mode, percent)
+    return deployer.release_start(request, mode, percent, thresholds, timeout)
+
+
+def release_state(deployer, model_name: str) -> dict | None:
+    """The model's current or last release (None: it never had one, or no releases here)."""
+    if isinstance(deployer, DeployerContract):
+        return deployer.release_state(model_name)
+    return None
+
+
 def repair(deployer, model_name: str) -> list[str]:
     """Put right what interrupted deploys of `model_name` left; say what was fixed."""
     if isinstance(deployer, DeployerContract):
@@ -164,6 +221,7 @@ class DeployerContract(BaseModelDeployer):
 
     SERVICE_CLASS: ClassVar[type[BaseDeploymentService]]
     PROTOCOLS: ClassVar[tuple[str, ...]] = PROTOCOLS  # the protocols this backend serves
+    RELEASE_MODES: ClassVar[tuple[str, ...]] = ()  # the releases it runs: canary, shadow
 
     # -- what each backend says ---------------------------------------------------------
     def service_config(self, request: DeploymentRequest) -> ServiceConfig:
@@ -304,6 +362,38 @@ class DeployerContract(BaseModelDeployer):
                     "before it removed it)"
                 )
         return fixed
+
+    # -- releases (issue #27): a candidate beside the served version -------------------
+    # The release state is a dict (RELEASE-DESIGN.md): active, state (running | decided |
+    # aborted | promoted), mode, percent, champion / candidate {version, ...}, started_at,
+    # ended_at, thresholds, evidence, decision {outcome, by, reasons, at} | None, next.
+    def release_start(
+        self,
+        request: DeploymentRequest,
+        mode: str,
+        percent: float,
+        thresholds: dict,
+        timeout: int = 300,
+    ) -> dict:
+        """Serve `request` as the candidate of a `mode` release (canary: `percent` % of
+        live requests; shadow: a copy of each) beside the served version, which stays the
+        champion; returns the release state. A backend that runs releases lists their
+        modes in RELEASE_MODES and overrides this, calling `check_release` first."""
+        check_release(self, mode, percent)
+        raise NotImplementedError(f"{self.NAME} lists {mode} in RELEASE_MODES but cannot start it")
+
+    def release_state(self, model_name: str) -> dict | None:
+        """The model's current or last release state; None when it never had one."""
+        return None
+
+    def release_end(self, model_name: str, outcome: str, by: str, reason: str) -> dict:
+        """End the model's active release: `promote` (all traffic to the candidate, which
+        becomes the served version) or `abort` (no more candidate traffic). Moving the
+        champion records is the caller's (champion.promote), before a promote."""
+        raise ConfigError(
+            f"The model deployer {self.NAME} runs no releases, so {model_name} has none to "
+            f"{outcome}. Nothing was changed."
+        )
 
     # -- ZenML's model deployer API, on the contract ------------------------------------
     def deploy_model(
