@@ -7,12 +7,14 @@ it, and `python run.py monitor --from-traffic` reads with it.
 Layout of one model's folder (`<artifact store>/traffic/<model>/`):
     requests-<utc time>-<id>.parquet   one row per scored row: the input columns, plus
         _request_id, _row (its index in the request), _time (UTC seconds), _prediction,
-        _version, _protocol
+        _version, _protocol, _role (who answered: `champion`, or during a release `canary`
+        for the candidate's answers callers got, `shadow` for the answers they did not)
     feedback-<utc time>-<id>.parquet   _request_id, _row, _label, _time
 
 Request ids are the protocols' own: Seldon's `meta.puid` in the response (the client's
 when it sent one), and V2's response `id` (the client's `id` when it sent one).
-Feedback joins labels to rows by (request id, row).
+Feedback joins labels to rows by (request id, row). A shadow row has the request id of
+the champion's answer to the same request, so one label reaches both.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 logger = logging.getLogger(__name__)
-META = ("_request_id", "_row", "_time", "_prediction", "_version", "_protocol")
+META = ("_request_id", "_row", "_time", "_prediction", "_version", "_protocol", "_role")
+SHADOW = "shadow"  # a release's candidate answered a copy; the caller got another answer
 POSITION = "_col"  # column name prefix for rows sent without names
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -310,6 +313,8 @@ def traffic_batch(
     cutoff = time.time() - since_seconds
     skipped: list[str] = []
     requests = read_kind(folder, "requests", cutoff, skipped)
+    if "_role" in requests:  # what callers were answered with, never a shadow's answers
+        requests = requests[requests["_role"] != SHADOW].reset_index(drop=True)
     window = _window(since_seconds)
     if len(requests) < min_rows:
         raise TrafficError(
@@ -389,12 +394,19 @@ class TrafficBuffer:
         protocol: str,
         version: str = "",
         columns: list[str] | None = None,
+        role: str = "champion",
+        request_id: str | None = None,
     ) -> None:
+        """One answered request; `role` says who answered (champion, canary, shadow) and
+        `request_id`, when given, replaces the answer's own (a shadow's answer is kept
+        under the id of the answer the caller got)."""
         size = len(request) + len(answer)
         if self.pending_bytes + size > self.budget:
             self.on_drop("buffer_full", "the traffic buffer is full until the next write")
             return
-        self.pending.append((time.time(), protocol, version, columns or [], request, answer))
+        self.pending.append(
+            (time.time(), protocol, version, columns or [], request, answer, role, request_id)
+        )
         self.pending_bytes += size
 
     def add_feedback(self, protocol: str, body: bytes) -> pd.DataFrame:
@@ -427,13 +439,16 @@ class TrafficBuffer:
 
     def write(self, pending: list[tuple], labels: list[pd.DataFrame]) -> None:
         frames = []
-        for at, protocol, version, columns, request, answer in pending:
+        for at, protocol, version, columns, request, answer, role, request_id in pending:
             try:
                 _, frame = answered_rows(protocol, request, answer, columns)
             except Exception as exc:  # noqa: BLE001 - served, but not readable back
                 self.on_drop("unreadable", type(exc).__name__)
                 continue
             frame["_time"], frame["_version"], frame["_protocol"] = at, version, protocol
+            frame["_role"] = role
+            if request_id:
+                frame["_request_id"] = request_id
             frames.append(frame)
         for kind, parts in (("requests", frames), ("feedback", labels)):
             if not parts:

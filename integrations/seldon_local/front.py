@@ -194,6 +194,85 @@ class ModelFront:
                 return
             time.sleep(0.05)
 
+    # -- a release: a candidate server beside the champion (router.py's /release) ------
+    @property
+    def release_file(self) -> Path:
+        return self.dir / "release.json"
+
+    def release_start(
+        self,
+        port: int,
+        mode: str,
+        percent: float,
+        served: dict[str, str],
+        server_dir: str,
+        thresholds: dict | None = None,
+    ) -> dict:
+        """Start a release: the candidate server on `port` answers `percent` % of the
+        predictions (mode canary) or a copy of each (mode shadow). `served` says what it
+        serves (version, columns: as for `switch`); `thresholds` the gate's (defaults:
+        integrations/release_gate.DEFAULTS). Returns the release state."""
+        wanted = {
+            "mode": mode,
+            "percent": float(percent),
+            "port": int(port),
+            "version": str(served.get("version", "")),
+            "columns": served.get("columns", "[]"),
+            "server_dir": str(server_dir or self.server_dir(port)),
+            "thresholds": dict(thresholds or {}),
+        }
+        code, answer = self._release_request("PUT", "/release", wanted, "start the release")
+        if code != 200:
+            raise FrontError(
+                f"The model's front refused the release ({code}): {answer.get('error', answer)}"
+            )
+        return answer
+
+    def release_status(self) -> dict | None:
+        """The last release's state from the running front (also once it ended); None
+        when it never had one. When the front is not running, what it last wrote
+        (release.json) with `"stale": true` (its candidate gets no traffic then)."""
+        if self.port and process.is_alive(self.pid):
+            try:
+                code, answer = control_request(self.control_socket, "GET", "/release", timeout=5)
+            except OSError:
+                code, answer = 0, {}
+            if code == 200:
+                return answer or None
+        try:
+            state = json.loads(self.release_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return {**state, "stale": True} if state else None
+
+    def release_end(self, outcome: str, by: str, reason: str = "", timeout: float = 60) -> dict:
+        """End the active release: `promote` makes the candidate the backend, `abort`
+        sends it no more traffic. Returns (the release state) once the server that
+        leaves has no request in flight; an abort of an aborted release is answered too."""
+        wanted = {"outcome": outcome, "by": by, "reason": reason, "timeout": timeout}
+        code, answer = self._release_request(
+            "POST", "/release/end", wanted, f"{outcome} the release", timeout + 10
+        )
+        if code != 200:
+            raise FrontError(
+                f"The model's front could not {outcome} the release ({code}): "
+                f"{answer.get('error', answer)}"
+            )
+        return answer
+
+    def _release_request(
+        self, method: str, url: str, body: dict, what: str, timeout: float = 10
+    ) -> tuple[int, dict]:
+        if not (self.port and process.is_alive(self.pid)):
+            raise FrontError(
+                f"The model's front is not running, so it cannot {what}: "
+                "`python run.py deploy` starts it"
+            )
+        try:
+            return control_request(self.control_socket, method, url, body, timeout=timeout)
+        except OSError as exc:
+            raise FrontError(f"The model's front did not answer ({what}): {exc}") from exc
+
     def stop(self) -> None:
         process.stop_group(self.pid, timeout=10)
         if self.record_file.exists():

@@ -70,9 +70,10 @@ from prometheus_client import (
 from prometheus_client.exposition import generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
+from integrations import release_gate  # noqa: E402
 from integrations.monitoring_gauges import MonitoringGauges  # noqa: E402
 from integrations.seldon_local import process  # noqa: E402
-from integrations.traffic import TrafficBuffer, TrafficError  # noqa: E402
+from integrations.traffic import TrafficBuffer, TrafficError, feedback_labels  # noqa: E402
 
 disable_created_metrics()  # no *_created series: they carry nothing a query uses
 
@@ -208,6 +209,7 @@ def answer_text(body: bytes, encoding: str | None) -> bytes:
 
 
 LABELS = ("model", "version", "protocol")
+ROLE_LABELS = (*LABELS, "role")  # role: champion, canary (a release's candidate), shadow
 
 
 class Metrics:
@@ -219,18 +221,18 @@ class Metrics:
             "zenkube_requests",
             "Requests answered, by handler (predict, feedback, health, metadata, metrics, "
             "other) and HTTP status; 404 and 405 included.",
-            [*LABELS, "handler", "code"],
+            [*ROLE_LABELS, "handler", "code"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "zenkube_request_duration_seconds",
             "Time to answer a prediction request, seen by the front.",
-            LABELS,
+            ROLE_LABELS,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
         self.rows = Counter(
-            "zenkube_rows", "Rows scored (answered 200).", LABELS, registry=self.registry
+            "zenkube_rows", "Rows scored (answered 200).", ROLE_LABELS, registry=self.registry
         )
         self.dropped = Counter(
             "zenkube_traffic_dropped",
@@ -246,14 +248,21 @@ class Metrics:
             registry=self.registry,
         )
 
-    def count(self, labels: tuple[str, str, str], handler: str, status: int) -> None:
-        self.requests.labels(*labels, handler, str(status)).inc()
+    def count(self, labels: tuple[str, ...], handler: str, status: int) -> None:
+        """One answered request; `labels`: model, version, protocol and role (champion
+        when left out)."""
+        self.requests.labels(*_with_role(labels), handler, str(status)).inc()
 
-    def observe(self, labels: tuple[str, str, str], status: int, seconds: float, body: bytes):
+    def observe(self, labels: tuple[str, ...], status: int, seconds: float, body: bytes):
         """A prediction: its latency, and the rows of a 200 (counted once, by `count`)."""
+        labels = _with_role(labels)
         self.latency.labels(*labels).observe(seconds)
         if status == 200:
             self.rows.labels(*labels).inc(rows_in(labels[2], body))
+
+
+def _with_role(labels: tuple[str, ...]) -> tuple[str, ...]:
+    return labels if len(labels) == len(ROLE_LABELS) else (*labels[:3], "champion")
 
 
 def rows_in(protocol: str, body: bytes) -> int:
@@ -265,6 +274,187 @@ def rows_in(protocol: str, body: bytes) -> int:
         return len(answer["data"]["ndarray"])
     except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         return 0
+
+
+def read_answer(protocol: str, text: bytes) -> tuple[str, list]:
+    """(request id, one prediction per row) of a 200 answer; ("", []) when unreadable."""
+    try:
+        answer = json.loads(text)
+        if protocol == "v2":
+            values = answer["outputs"][0]["data"]
+            request_id = answer.get("id") or ""
+        else:
+            values = answer["data"]["ndarray"]
+            request_id = (answer.get("meta") or {}).get("puid") or ""
+        values = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in values]
+        return str(request_id), values
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        return "", []
+
+
+STICKY_BODY_BYTES = 256 * 1024  # a V2 body's "id" is read for stickiness up to this size
+
+
+def sticky_id(protocol: str, request: web.Request, body: bytes) -> str | None:
+    """The request id a caller sent, if any: Seldon's Seldon-Puid header; V2's
+    X-Request-Id header or the body's "id" (bodies up to 256 KiB are read for it)."""
+    if protocol != "v2":
+        return request.headers.get("Seldon-Puid") or None
+    if request.headers.get("X-Request-Id"):
+        return request.headers["X-Request-Id"]
+    if len(body) <= STICKY_BODY_BYTES and b'"id"' in body:
+        try:
+            found = json.loads(body).get("id")
+        except (ValueError, AttributeError, RecursionError):
+            return None
+        return str(found) if isinstance(found, str | int) and str(found) else None
+    return None
+
+
+MAX_SHADOW_INFLIGHT = int(os.environ.get("ZENKUBE_SHADOW_INFLIGHT", "32"))
+MAX_REMEMBERED = 100_000  # answers kept to join feedback labels to, per release
+
+
+class Release:
+    """A candidate model server beside the champion: its mode, share, evidence, state."""
+
+    def __init__(self, wanted: dict, champion: tuple[str, int], model: str, protocol: str):
+        mode = wanted.get("mode")
+        if mode not in ("canary", "shadow"):
+            raise ValueError('"mode" is "canary" or "shadow"')
+        try:
+            self.port = int(wanted["port"])
+            percent = float(wanted.get("percent", 100.0 if mode == "shadow" else 10.0))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError('"port" is the candidate server\'s port (a number)') from None
+        if mode == "canary" and not 0 < percent <= 100:
+            raise ValueError(f'"percent" of a canary is over 0 and at most 100, not {percent}')
+        if self.port == champion[1]:
+            raise ValueError("the candidate's port is the champion's: start it on its own port")
+        if not isinstance(wanted.get("thresholds") or {}, dict):
+            raise ValueError('"thresholds" is an object of release thresholds')
+        try:
+            self.thresholds = release_gate.thresholds(wanted.get("thresholds"))
+        except release_gate.ThresholdError as exc:
+            raise ValueError(str(exc)) from None
+        columns = wanted.get("columns") or []
+        try:
+            self.columns = json.loads(columns) if isinstance(columns, str) else list(columns)
+        except (ValueError, TypeError):
+            raise ValueError('"columns" is a JSON list of the input columns') from None
+        self.mode, self.percent = mode, 100.0 if mode == "shadow" else percent
+        self.version = str(wanted.get("version") or "")
+        self.server_dir = str(wanted.get("server_dir") or "")
+        self.model, self.protocol = model, protocol
+        self.champion_version, self.champion_port = champion
+        self.state, self.decision, self.next = "running", None, "starting"
+        self.started_at, self.ended_at = time.time(), None
+        self.allocator = release_gate.Allocator(self.percent)
+        self.roles = {"champion": release_gate.RoleStats(), "candidate": release_gate.RoleStats()}
+        self.answers: collections.OrderedDict[str, dict] = collections.OrderedDict()
+        self.shadow_inflight = 0
+        self.shadow_skipped = 0
+        self.shadow_tasks: set[asyncio.Task] = set()
+        self.answered = collections.Counter()  # answers callers got, by role
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("running", "decided")
+
+    def labels(self, role: str) -> tuple[str, str, str, str]:
+        version = self.champion_version if role == "champion" else self.version
+        return self.model, version, self.protocol, role
+
+    def remember(self, request_id: str, role: str, predictions: list) -> None:
+        """An answer's predictions, for the labels feedback brings later."""
+        if not request_id or not predictions:
+            return
+        self.answers.setdefault(request_id, {})[role] = predictions
+        while len(self.answers) > MAX_REMEMBERED:
+            self.answers.popitem(last=False)
+
+    def labelled(self, frame) -> None:
+        """Labels from one feedback message, joined to both roles' answers by request id."""
+        for request_id, row, label in zip(
+            frame["_request_id"], frame["_row"], frame["_label"], strict=True
+        ):
+            for role, predictions in self.answers.get(str(request_id), {}).items():
+                if 0 <= int(row) < len(predictions):
+                    self.roles[role].label(predictions[int(row)], label)
+        for request_id in set(frame["_request_id"]):
+            self.answers.pop(str(request_id), None)
+
+    def evidence(self) -> dict:
+        found = release_gate.evidence(self.roles["champion"], self.roles["candidate"])
+        total = sum(self.answered.values())
+        found["answered"] = {
+            "champion": self.answered["champion"],
+            "candidate": self.answered["canary"],
+            "candidate_share": round(self.answered["canary"] / total, 4) if total else None,
+        }
+        if self.mode == "shadow":
+            found["shadow"] = {"inflight": self.shadow_inflight, "skipped": self.shadow_skipped}
+        return found
+
+    def judge(self, now: float | None = None) -> bool:
+        """Run the gate once; True when the state changed (abort: at once, by itself)."""
+        now = time.time() if now is None else now
+        elapsed = now - self.started_at
+        if self.state == "decided":
+            decided_at = self.decision["at"]
+            if elapsed >= self.thresholds["budget_seconds"] and (
+                now - decided_at >= release_gate.DECIDED_GRACE_SECONDS
+            ):
+                reason = "decided promote, but nobody ended it within the budget"
+                self.finish("aborted", "budget", [reason], now)
+                return True
+            return False
+        if self.state != "running":
+            return False
+        outcome, reasons, following = release_gate.decide(self.evidence(), self.thresholds, elapsed)
+        self.next = following
+        if outcome == "abort":
+            by = "budget" if reasons and reasons[0].startswith("no decision within") else "gate"
+            self.finish("aborted", by, reasons, now)
+            return True
+        if outcome == "promote":
+            self.state = "decided"
+            self.decision = {"outcome": "promote", "by": "gate", "reasons": reasons, "at": now}
+            return True
+        return False
+
+    def finish(self, state: str, by: str, reasons: list[str], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        outcome = "promote" if state == "promoted" else "abort"
+        gate = self.decision if self.decision and self.decision["outcome"] == outcome else None
+        earlier = [r for r in (gate or {}).get("reasons", []) if r not in reasons]
+        self.decision = {"outcome": outcome, "by": by, "reasons": [*reasons, *earlier], "at": now}
+        self.state, self.ended_at = state, now
+        self.next = (
+            "promoted: the candidate is the backend"
+            if state == "promoted"
+            else "aborted: the candidate gets no more traffic"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "active": self.active,
+            "state": self.state,
+            "mode": self.mode,
+            "percent": self.percent,
+            "champion": {"version": self.champion_version, "port": self.champion_port},
+            "candidate": {
+                "version": self.version,
+                "port": self.port,
+                "server_dir": self.server_dir,
+            },
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "thresholds": self.thresholds,
+            "evidence": self.evidence(),
+            "decision": self.decision,
+            "next": self.next,
+        }
 
 
 def cap_log(path: Path, max_bytes: int = LOG_MAX_BYTES) -> bool:
@@ -345,6 +535,8 @@ class Front:
         self.restart_note = ""
         self.tasks: list[asyncio.Task] = []
         self.recorder_task: asyncio.Task | None = None
+        self.release: Release | None = None  # the last one, also after it ended
+        self.release_written = ""
 
     @property
     def labels(self) -> tuple[str, str, str]:
@@ -378,6 +570,7 @@ class Front:
             "last_restart": self.last_restart,
             "restart_note": self.restart_note,
             "traffic_dir": str(self.recorder.log.folder) if self.recorder else "",
+            "release": self.release.as_dict() if self.release else {},
         }
 
     async def start(self, app: web.Application) -> None:
@@ -391,6 +584,7 @@ class Front:
             self.recorder_task = loop.create_task(self.recorder.run())
         self.tasks.append(loop.create_task(self.supervise()))
         self.tasks.append(loop.create_task(self.keep_logs_small()))
+        self.tasks.append(loop.create_task(self.judge_release()))
 
     async def stop(self, app: web.Application) -> None:
         for task in [*self.tasks, self.recorder_task]:
@@ -412,7 +606,7 @@ class Front:
             answer = error(
                 413, f"the request body is too large: the limit is {MAX_BODY // 2**20} MiB"
             )
-        self.metrics.count(self.labels, handler, answer.status)
+        self.metrics.count(request.get("zenkube_labels", self.labels), handler, answer.status)
         return answer
 
     async def answer(
@@ -465,32 +659,115 @@ class Front:
 
     async def predict(self, request: web.Request) -> web.Response:
         body = decode_body(await request.read(), request.headers.get("Content-Encoding"))
+        probe = request.headers.get("X-Zenkube-Probe")  # deploy's smoke request
+        release = self.release if self.release and self.release.active and not probe else None
+        headers, puid = self.outgoing(request)
+        url = str(request.rel_url)
+        if release and release.mode == "canary":
+            if release.allocator.to_candidate(sticky_id(self.protocol, request, body)):
+                answer = await self.predict_on(release, "canary", request, url, headers, body)
+                if answer is not None:
+                    return answer
+                release.roles["candidate"].fallbacks += 1  # the champion answers instead
+        answer = await self.predict_on(release, "champion", request, url, headers, body)
+        if release and release.mode == "shadow" and answer.status == 200:
+            if release.shadow_inflight >= MAX_SHADOW_INFLIGHT:
+                release.shadow_skipped += 1
+            else:
+                request_id = request.get("zenkube_request_id", "")
+                task = asyncio.get_running_loop().create_task(
+                    self.shadow(release, url, headers, body, request_id)
+                )
+                release.shadow_tasks.add(task)
+                task.add_done_callback(release.shadow_tasks.discard)
+        return answer
+
+    async def predict_on(
+        self, release: Release | None, role: str, request: web.Request, url: str,
+        headers: dict, body: bytes,
+    ) -> web.Response | None:  # fmt: skip
+        """One prediction answered by the champion or a canary; None when the canary did
+        not answer 200 (the caller then gets the champion's answer)."""
+        port = release.port if role == "canary" else self.backend
+        labels = release.labels(role) if release else self.labels
         started = time.perf_counter()
-        answer = await self.forward(request, body)
+        answer = await self.send(port, request.method, url, headers, body)
         elapsed = time.perf_counter() - started
         text = b""
         if answer.status == 200:
             text = answer_text(answer.body or b"", answer.headers.get("Content-Encoding"))
-        self.metrics.observe(self.labels, answer.status, elapsed, text)
-        probe = request.headers.get("X-Zenkube-Probe")  # deploy's smoke request
+        self.metrics.observe(labels, answer.status, elapsed, text)
+        request_id, predictions = read_answer(self.protocol, text) if text else ("", [])
+        if release is not None:
+            stats = release.roles["candidate" if role == "canary" else "champion"]
+            stats.answered(answer.status, elapsed, predictions)
+            if role == "canary" and answer.status != 200:
+                self.metrics.count(labels, "predict", answer.status)
+                return None
+            release.answered[role] += 1
+            release.remember(request_id, "candidate" if role == "canary" else role, predictions)
+        request["zenkube_labels"] = labels
+        request["zenkube_request_id"] = request_id
+        probe = request.headers.get("X-Zenkube-Probe")
         if self.recorder is not None and answer.status == 200 and not probe:
             if text:
-                self.recorder.add(body, text, self.protocol, self.version, self.columns)
+                version, columns = self.version, self.columns
+                if role == "canary":
+                    version, columns = release.version, release.columns or self.columns
+                self.recorder.add(body, text, self.protocol, version, columns, role)
             else:
                 self.traffic_dropped("unreadable", "an answer that is not JSON")
         return answer
 
+    async def shadow(
+        self, release: Release, url: str, headers: dict, body: bytes, request_id: str
+    ) -> None:
+        """A copy of an answered prediction sent to a shadow candidate: its answer is
+        evidence and recorded (role shadow, under the caller's request id), never returned."""
+        release.shadow_inflight += 1
+        try:
+            labels = release.labels("shadow")
+            started = time.perf_counter()
+            answer = await self.send(release.port, "POST", url, headers, body)
+            elapsed = time.perf_counter() - started
+            text = b""
+            if answer.status == 200:
+                text = answer_text(answer.body or b"", answer.headers.get("Content-Encoding"))
+            self.metrics.observe(labels, answer.status, elapsed, text)
+            self.metrics.count(labels, "predict", answer.status)
+            _, predictions = read_answer(self.protocol, text) if text else ("", [])
+            release.roles["candidate"].answered(answer.status, elapsed, predictions)
+            release.remember(request_id, "candidate", predictions)
+            if self.recorder is not None and text:
+                columns = release.columns or self.columns
+                self.recorder.add(
+                    body, text, self.protocol, release.version, columns, "shadow", request_id
+                )
+        except Exception as exc:  # noqa: BLE001 - a shadow's failure never reaches a caller
+            log.warning("shadow request failed: %s", type(exc).__name__)
+        finally:
+            release.shadow_inflight -= 1
+
     async def feedback(self, request: web.Request) -> web.Response:
-        """Labels for earlier predictions, joined to them by request id when monitoring."""
+        """Labels for earlier predictions, joined to them by request id when monitoring
+        (and, while a release runs, to both roles' answers for the quality evidence)."""
         if request.content_type != "application/json":
             return error(415, "feedback is JSON: send it with Content-Type: application/json")
         body = decode_body(await request.read(), request.headers.get("Content-Encoding"))
+        release = self.release if self.release and self.release.active else None
         if self.recorder is None:
+            if release is not None:
+                try:
+                    release.labelled(feedback_labels(self.protocol, body))
+                except TrafficError:
+                    pass  # the model server answers the client
             return await self.forward(request, body)
         try:
             frame = self.recorder.add_feedback(self.protocol, body)
         except TrafficError as exc:
             return error(exc.status, str(exc))
+        if release is not None:
+            release.labelled(frame)
         request_id = str(frame["_request_id"].iloc[0])
         if self.protocol == "v2":
             return web.json_response({"id": request_id, "labels": len(frame)})
@@ -498,31 +775,41 @@ class Front:
             {"data": {"names": [], "ndarray": []}, "meta": {"puid": request_id}}
         )
 
+    def outgoing(self, request: web.Request) -> tuple[dict, str | None]:
+        """The headers sent on to a model server, and a Seldon prediction's request id."""
+        skip = HOP_BY_HOP | {"content-encoding", "origin"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        puid = None
+        if self.protocol == "seldon" and request.path.endswith(("/predictions", "/predict")):
+            # As Seldon's executor does: every prediction gets a request id (the
+            # client's Seldon-Puid when it sent one), passed to the model server and
+            # returned in the header; the model puts it in meta.puid too.
+            puid = request.headers.get("Seldon-Puid") or uuid.uuid4().hex
+            headers["Seldon-Puid"] = puid
+        return headers, puid
+
     async def forward(self, request: web.Request, body: bytes) -> web.Response:
-        port = self.backend
+        headers, _ = self.outgoing(request)
+        return await self.send(self.backend, request.method, str(request.rel_url), headers, body)
+
+    async def send(
+        self, port: int, method: str, url: str, headers: dict, body: bytes
+    ) -> web.Response:
+        """One request to the model server on `port`; 503 when it does not answer."""
         self.inflight[port] += 1
         try:
-            skip = HOP_BY_HOP | {"content-encoding", "origin"}
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
-            puid = None
-            if self.protocol == "seldon" and request.path.endswith(("/predictions", "/predict")):
-                # As Seldon's executor does: every prediction gets a request id (the
-                # client's Seldon-Puid when it sent one), passed to the model server and
-                # returned in the header; the model puts it in meta.puid too.
-                puid = request.headers.get("Seldon-Puid") or uuid.uuid4().hex
-                headers["Seldon-Puid"] = puid
-            url = f"http://{HOST}:{port}{request.rel_url}"
             async with self.session.request(
-                request.method, url, data=body, headers=headers, allow_redirects=False
-            ) as answer:
+                method, f"http://{HOST}:{port}{url}", data=body, headers=headers,
+                allow_redirects=False,
+            ) as answer:  # fmt: skip
                 data = await answer.read()
                 out = {
                     k: v
                     for k, v in answer.headers.items()
                     if k.lower() not in HOP_BY_HOP and not k.lower().startswith("access-control-")
                 }
-                if puid:
-                    out["Seldon-Puid"] = puid
+                if headers.get("Seldon-Puid"):
+                    out["Seldon-Puid"] = headers["Seldon-Puid"]
                 return web.Response(status=answer.status, body=data, headers=out)
         except (TimeoutError, ClientError) as exc:
             why = "it is being restarted" if self.restart_note else type(exc).__name__
@@ -654,10 +941,123 @@ class Front:
             self.recorder_task = asyncio.get_running_loop().create_task(self.recorder.run())
         log.warning("traffic recording %s", f"goes to {folder}" if folder else "is off")
 
+    # -- a release: a candidate beside the champion ----------------------------------
+    async def judge_release(self, every: float = 0.5) -> None:
+        """Run the release gate on the evidence every `every` seconds while a release
+        runs (an abort stops the candidate's traffic at once), and keep release.json."""
+        while True:
+            await asyncio.sleep(every)
+            release = self.release
+            if release is None:
+                continue
+            try:
+                if release.judge():
+                    log.warning(
+                        "release of version %s: %s (%s)", release.version, release.state,
+                        "; ".join((release.decision or {}).get("reasons", [])),
+                    )  # fmt: skip
+                self.write_release()
+            except Exception:  # noqa: BLE001 - the gate must outlive one bad round
+                log.exception("the release gate failed a round")
+
+    def write_release(self) -> None:
+        """fronts/<model>/release.json, written atomically when what it says changed."""
+        release = self.release
+        if release is None:
+            return
+        state = release.as_dict()
+        changes = {k: v for k, v in state.items() if k != "next"}
+        fingerprint = json.dumps(changes, sort_keys=True, default=str)
+        if fingerprint == self.release_written:
+            return
+        target = self.record.with_name("release.json")
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, default=str))
+        tmp.replace(target)
+        self.release_written = fingerprint
+
+    async def drain(self, port: int, timeout: float) -> bool:
+        """True once `port` has no request in flight (False: still some after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while self.inflight[port] and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return not self.inflight[port]
+
+    async def release_control(self, request: web.Request) -> web.Response:
+        release = self.release
+        if request.method == "GET" and request.path == "/release":
+            return web.json_response(release.as_dict() if release else {})
+        try:
+            wanted = await request.json()
+            if not isinstance(wanted, dict):
+                raise ValueError
+        except ValueError:
+            return web.json_response({"error": "send a JSON object"}, status=400)
+        if request.method == "PUT" and request.path == "/release":
+            if release is not None and release.active:
+                return web.json_response(
+                    {"error": f"a release of version {release.version} is active "
+                     f"({release.state}); end it first (promote or abort)"},
+                    status=409,
+                )  # fmt: skip
+            try:
+                started = Release(wanted, (self.version, self.backend), self.model, self.protocol)
+            except ValueError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            self.release = started
+            started.next = release_gate.decide(started.evidence(), started.thresholds, 0.0)[2]
+            self.write_release()
+            log.warning(
+                "release of version %s started: %s %g%% on port %s",
+                started.version, started.mode, started.percent, started.port,
+            )  # fmt: skip
+            return web.json_response(started.as_dict())
+        if request.method == "POST" and request.path == "/release/end":
+            outcome = wanted.get("outcome")
+            if outcome not in ("promote", "abort"):
+                return web.json_response({"error": '"outcome" is "promote" or "abort"'}, status=400)
+            by = str(wanted.get("by") or "hand")[:200]
+            reason = str(wanted.get("reason") or f"{outcome} by {by}")[:1000]
+            try:
+                timeout = float(wanted.get("timeout", 60))
+            except (TypeError, ValueError):
+                timeout = 60.0
+            if release is None or not release.active:
+                if release is not None and release.state == "aborted" and outcome == "abort":
+                    await self.drain(release.port, timeout)
+                    return web.json_response(release.as_dict())
+                now = "no release was started" if release is None else f"it is {release.state}"
+                return web.json_response(
+                    {"error": f"no release is active to {outcome} ({now})"}, status=409
+                )
+            if outcome == "promote":
+                leaving = self.backend
+                self.backend = release.port
+                self.version = release.version or self.version
+                self.columns = release.columns or self.columns
+                if release.server_dir:
+                    self.server_dir = Path(release.server_dir)
+                self.restart_note = ""
+                release.finish("promoted", by, [reason])
+                self.write_record()
+            else:
+                leaving = release.port
+                release.finish("aborted", by, [reason])
+            self.write_release()
+            log.warning("release of version %s %s by %s", release.version, release.state, by)
+            drained = await self.drain(leaving, timeout)
+            state = release.as_dict()
+            if not drained:
+                state["note"] = f"port {leaving} still had requests in flight after {timeout:g} s"
+            return web.json_response(state)
+        return web.json_response({"error": "unknown control path"}, status=404)
+
     # -- control, on the Unix socket --------------------------------------------------
     async def control(self, request: web.Request) -> web.Response:
         if request.path == "/router" and request.method == "GET":
             return web.json_response(self.status())
+        if request.path in ("/release", "/release/end"):
+            return await self.release_control(request)
         if request.path == "/backend" and request.method == "PUT":
             try:
                 wanted = await request.json()

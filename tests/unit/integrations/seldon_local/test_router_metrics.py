@@ -37,15 +37,18 @@ def test_rows_are_counted_from_each_protocols_answer():
     assert rows_in("v2", b"not json") == 0
 
 
-def test_requests_latency_and_rows_carry_model_version_and_protocol():
+def test_requests_latency_and_rows_carry_model_version_protocol_and_role():
     metrics = Metrics()
-    labels = ("houses", "3", "seldon")
+    labels = ("houses", "3", "seldon")  # no role given: the champion's
     metrics.observe(labels, 200, 0.012, json.dumps({"data": {"ndarray": [1, 2]}}).encode())
     metrics.observe(labels, 400, 0.002, b'{"status": {}}')
     for code in (200, 400):
         metrics.count(labels, "predict", code)
+    metrics.observe(("houses", "4", "seldon", "shadow"), 200, 0.01, b'{"data": {"ndarray": [1]}}')
     got = samples(metrics)
-    base = (("model", "houses"), ("protocol", "seldon"), ("version", "3"))
+    base = (("model", "houses"), ("protocol", "seldon"), ("role", "champion"), ("version", "3"))
+    shadow = (("model", "houses"), ("protocol", "seldon"), ("role", "shadow"), ("version", "4"))
+    assert got[("zenkube_rows_total", shadow)] == 1
     for code in ("200", "400"):
         key = tuple(sorted((*base, ("handler", "predict"), ("code", code))))
         assert got[("zenkube_requests_total", key)] == 1

@@ -1,0 +1,85 @@
+"""A release's control API on the front's socket (router.py as a process, no model server
+behind it): start, refuse a second one, status, promote and abort, release.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from integrations.seldon_local import process
+from integrations.seldon_local.front import FrontError, ModelFront, control_request
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory):
+    """One front for the module: the refusals first (they leave no release), then the
+    lifecycle test."""
+    front = ModelFront(tmp_path_factory.mktemp("release"), "m")
+    front.start(process.free_port(), process.free_port(), served={"protocol": "seldon"})
+    yield front
+    front.stop()
+
+
+SERVED = {"version": "4", "columns": json.dumps(["a", "b"])}
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ({"mode": "blue-green", "port": 1}, '"mode" is "canary" or "shadow"'),
+        ({"mode": "canary", "percent": 0, "port": 1}, "over 0 and at most 100"),
+        ({"mode": "canary", "percent": 150, "port": 1}, "over 0 and at most 100"),
+        ({"mode": "canary"}, '"port" is the candidate'),
+        ({"mode": "canary", "port": 1, "thresholds": {"min_requets": 5}}, "unknown release"),
+        ({"mode": "canary", "port": 1, "thresholds": {"min_requests": -5}}, "a number >= 0"),
+    ],
+)
+def test_a_bad_release_body_is_refused_with_the_reason(front, body, reason):
+    code, answer = control_request(front.control_socket, "PUT", "/release", body)
+    assert code == 400 and reason in answer["error"], answer
+    code, answer = control_request(front.control_socket, "GET", "/release")
+    assert code == 200 and answer == {}
+
+
+def test_the_candidate_cannot_be_the_champion(front):
+    code, answer = control_request(
+        front.control_socket,
+        "PUT",
+        "/release",
+        {"mode": "canary", "port": front.status()["backend"]},
+    )
+    assert code == 400 and "the champion's" in answer["error"]
+
+
+def test_a_release_starts_once_and_is_promoted_or_aborted_by_the_controller(front):
+    assert front.release_status() is None  # never had one
+    champion = front.status()["backend"]
+    candidate = process.free_port()
+    state = front.release_start(candidate, "canary", 10, SERVED, str(front.dir / "c"), {})
+    assert state["active"] and state["state"] == "running" and state["mode"] == "canary"
+    assert state["percent"] == 10.0 and state["candidate"]["port"] == candidate
+    assert state["champion"]["port"] == champion and state["thresholds"]["min_requests"] == 200
+    assert "more candidate requests before it is judged" in state["next"]
+    assert json.loads((front.dir / "release.json").read_text())["state"] == "running"
+    assert front.status()["release"]["candidate"]["version"] == "4"
+    with pytest.raises(FrontError, match="a release of version 4 is active"):
+        front.release_start(process.free_port(), "shadow", 0, SERVED, "", {})
+
+    ended = front.release_end("promote", "release (canary 10%) by test", "good", timeout=5)
+    assert ended["state"] == "promoted" and not ended["active"]
+    assert ended["decision"]["outcome"] == "promote" and ended["decision"]["by"].startswith("rel")
+    status = front.status()
+    assert status["backend"] == candidate and status["release"]["state"] == "promoted"
+    assert front.record()["version"] == "4"
+    with pytest.raises(FrontError, match="no release is active to promote"):
+        front.release_end("promote", "test", "again")
+
+    second = front.release_start(champion, "shadow", 0, {"version": "5"}, "", {})
+    assert second["mode"] == "shadow" and second["champion"]["version"] == "4"
+    aborted = front.release_end("abort", "hand", "changed my mind", timeout=5)
+    assert aborted["state"] == "aborted" and aborted["decision"]["reasons"] == ["changed my mind"]
+    assert front.release_end("abort", "hand")["state"] == "aborted"  # idempotent
+    assert front.status()["backend"] == candidate  # an abort never moves the backend
+    on_disk = json.loads((front.dir / "release.json").read_text())
+    assert on_disk["state"] == "aborted" and on_disk["candidate"]["version"] == "5"

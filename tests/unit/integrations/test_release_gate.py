@@ -1,0 +1,162 @@
+"""The release gate: evidence -> promote, abort or not yet; and where a canary's
+predictions go (plain functions, no server)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import pytest
+
+from integrations import release_gate as gate
+from integrations.release_gate import Allocator, RoleStats, decide
+
+LIMITS = {**gate.DEFAULTS, "min_requests": 50, "min_labelled": 20}
+
+
+def role(n=100, c5xx=0, c4xx=0, latency_ms=10.0, predictions=(0, 1), jitter=0.0):
+    stats = RoleStats()
+    rng = random.Random(n)
+    for i in range(n):
+        status = 500 if i < c5xx else 400 if i < c5xx + c4xx else 200
+        seconds = (latency_ms + rng.uniform(0, jitter)) / 1000
+        stats.answered(status, seconds, [predictions[i % len(predictions)]])
+    return stats
+
+
+def judge(champion: RoleStats, candidate: RoleStats, elapsed=10.0, limits=LIMITS):
+    return decide(gate.evidence(champion, candidate), limits, elapsed)
+
+
+def test_a_candidate_like_the_champion_is_promoted_once_it_answered_enough():
+    outcome, reasons, following = judge(role(300), role(30))
+    assert outcome is None and reasons == [] and "20 more candidate requests" in following
+    outcome, reasons, following = judge(role(300), role(60))
+    assert outcome == "promote" and "every judged figure is inside" in reasons[0]
+    assert "decided" in following
+
+
+def test_a_candidate_failing_half_its_requests_is_aborted_after_a_few_dozen():
+    outcome, reasons, _ = judge(role(300), role(10, c5xx=5))
+    assert outcome is None  # ten requests are not yet evidence
+    outcome, reasons, _ = judge(role(300), role(24, c5xx=12))
+    assert outcome == "abort" and "candidate 5xx share 50.0%" in reasons[0]
+
+
+def test_a_5xx_excess_inside_the_noise_waits_for_min_requests_then_aborts():
+    # 1 of 30 failed (3.3%): over the 1% bound, but not clearly so with 30 requests
+    assert judge(role(300), role(30, c5xx=1))[0] is None
+    outcome, reasons, _ = judge(role(300), role(60, c5xx=4))
+    assert outcome == "abort" and "5xx" in reasons[0]
+
+
+def test_the_champions_own_errors_are_subtracted():
+    # both fail 10%: not the candidate's fault
+    assert judge(role(300, c5xx=30), role(60, c5xx=6))[0] == "promote"
+    assert judge(role(300, c4xx=60), role(60, c4xx=12))[0] == "promote"
+    assert judge(role(300), role(60, c4xx=12))[0] == "abort"
+
+
+def test_a_slow_candidate_is_aborted_on_its_p95_but_not_for_a_few_ms():
+    outcome, reasons, _ = judge(role(300, latency_ms=10), role(60, latency_ms=60))
+    assert outcome == "abort" and "p95 latency 60 ms vs champion 10 ms" in reasons[0]
+    # 2× slower, but only 4 ms apart: under the 20 ms margin
+    assert judge(role(300, latency_ms=4), role(60, latency_ms=8))[0] == "promote"
+
+
+def test_shifted_predictions_abort_classes_and_numbers():
+    outcome, reasons, _ = judge(role(300, predictions=(0, 1)), role(60, predictions=(1,)))
+    assert outcome == "abort" and "jensenshannon" in reasons[0]
+    numbers = [round(0.1 * i + 0.05, 2) for i in range(20)]
+    same = judge(role(300, predictions=numbers), role(60, predictions=numbers))
+    assert same[0] == "promote"
+    moved = [v + 5.5 for v in numbers]
+    outcome, reasons, _ = judge(role(300, predictions=numbers), role(60, predictions=moved))
+    assert outcome == "abort" and "wasserstein_norm" in reasons[0]
+
+
+def labelled(stats: RoleStats, right: int, wrong: int) -> RoleStats:
+    for _ in range(right):
+        stats.label(1, 1)
+    for _ in range(wrong):
+        stats.label(1, 0)
+    return stats
+
+
+def test_quality_from_labels_aborts_a_clearly_worse_candidate_and_waits_for_labels():
+    champion = labelled(role(300), 90, 10)
+    outcome, reasons, _ = judge(champion, labelled(role(60), 10, 20))
+    assert outcome == "abort" and "accuracy 0.333 vs champion 0.900" in reasons[0]
+    # as good: promoted; a few labels so far: the decision waits for min_labelled
+    assert judge(champion, labelled(role(60), 18, 2))[0] == "promote"
+    outcome, _, following = judge(champion, labelled(role(60), 5, 0))
+    assert outcome is None and "15 more labelled answers" in following
+
+
+def test_a_regression_candidates_quality_is_its_mean_absolute_error():
+    champion, candidate = role(300), role(60)
+    for i in range(40):
+        champion.label(10.5, 10.0 + (i % 3) * 0.1)
+        candidate.label(14.5, 10.0 + (i % 3) * 0.1)
+    outcome, reasons, _ = judge(champion, candidate)
+    assert outcome == "abort" and reasons[0].startswith("mae")
+
+
+def test_the_budget_ends_an_undecided_release_as_abort():
+    outcome, reasons, _ = judge(role(300), role(10), elapsed=1800)
+    assert outcome == "abort" and "budget of 1800 s" in reasons[0]
+    limits = {**LIMITS, "budget_requests": 40, "min_requests": 1000}
+    outcome, reasons, _ = judge(role(300), role(40), limits=limits)
+    assert outcome == "abort" and "within 40 candidate requests" in reasons[0]
+
+
+def test_thresholds_are_checked():
+    assert gate.thresholds({"min_requests": 50})["min_requests"] == 50
+    assert gate.thresholds(None) == gate.DEFAULTS
+    for bad in ({"min_request": 5}, {"min_requests": -1}, {"min_requests": "many"}):
+        with pytest.raises(gate.ThresholdError):
+            gate.thresholds(bad)
+
+
+@pytest.mark.parametrize("percent", [1, 10, 33.3, 50, 90])
+def test_requests_without_an_id_get_exactly_the_share(percent):
+    allocator = Allocator(percent)
+    for n in (10, 100, 1000, 9999):
+        hits = sum(allocator.to_candidate() for _ in range(n))
+        allocator = Allocator(percent)
+        assert abs(hits - n * percent / 100) <= 1, (n, hits)
+
+
+def test_request_ids_stick_to_one_side_and_share_the_traffic():
+    allocator = Allocator(10)
+    ids = [f"client-{i}" for i in range(5000)]
+    first = [allocator.to_candidate(i) for i in ids]
+    assert first == [Allocator(10).to_candidate(i) for i in ids]  # same id, same side
+    assert 0.085 <= sum(first) / len(ids) <= 0.115
+    assert not any(Allocator(0).to_candidate(i) for i in ids[:200])
+    assert all(Allocator(100).to_candidate(i) for i in ids[:200])
+
+
+def test_effect_sizes_match_the_drift_checks():
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import wasserstein_distance
+
+    p, q = Counter(a=30, b=50, c=20), Counter(a=10, b=50, d=40)
+    keys = sorted(set(p) | set(q))
+    expected = jensenshannon([p[k] / 100 for k in keys], [q[k] / 100 for k in keys])
+    assert math.isclose(gate.jensen_shannon(p, q), expected, rel_tol=1e-9)
+    rng = random.Random(0)
+    a = [rng.gauss(0, 2) for _ in range(300)]
+    b = [rng.gauss(1, 2) for _ in range(200)]
+    sd = (sum((x - sum(a) / len(a)) ** 2 for x in a) / len(a)) ** 0.5
+    assert math.isclose(gate.normed_wasserstein(a, b), wasserstein_distance(a, b) / sd)
+
+
+def test_latency_percentiles_come_from_a_bounded_sample():
+    reservoir = gate.Reservoir(size=500)
+    for i in range(100_000):
+        reservoir.add(float(i % 1000))
+    assert len(reservoir.values) == 500
+    assert 900 <= reservoir.percentile(95) <= 990
+    assert 400 <= reservoir.percentile(50) <= 600
