@@ -110,7 +110,8 @@ def compile_and_check(
     written = compile_for_kubeflow(out_dir, stack, echo, zenml_url, model_name, pipelines)
     for name, path in written.items():
         summary = check_pipeline_file(path)
-        echo(f"  {name}: {summary.tasks} tasks, KFP checks passed ({path})")
+        tasks = f"{summary.tasks} task{'' if summary.tasks == 1 else 's'}"
+        echo(f"  {name}: {tasks}, KFP checks passed ({path})")
     echo(f"Compiled in {time.monotonic() - started:.1f}s.")
     if Client().zen_store.is_local_store():
         echo(

@@ -8,6 +8,7 @@ pipeline step with its time. With `--verbose` the CLI does not use it.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 import sys
@@ -89,12 +90,44 @@ class StepProgress(logging.Handler):
             self.spinner.stop()
             if done.group(1) in self.skipped:
                 reason = self.skipped.pop(done.group(1)).removeprefix("skipped: ")
-                self.echo(f"  – {done.group(1)} skipped ({reason})")
+                self.echo(f"  – {done.group(1)} skipped: {reason}")  # reasons hold brackets
             else:
                 self.echo(f"  ✓ {done.group(1)} ({done.group(2)})")
         elif failed := FAILED.search(message):
             self.spinner.stop()
             self.echo(f"  ✗ {failed.group(1)} failed")
+
+
+class LogFile(io.TextIOBase):
+    """The log file as library handlers and stderr write to it: terminal colours
+    removed and every line stamped with its UTC time, so the file reads as a log."""
+
+    def __init__(self, raw, clock: Callable[[], float] = time.time):
+        self.raw = raw
+        self.clock = clock
+        self.line_start = True
+
+    def write(self, text: str) -> int:
+        parts = []
+        for line in ANSI.sub("", text).splitlines(keepends=True):
+            if self.line_start:
+                parts.append(time.strftime("%Y-%m-%d %H:%M:%S ", time.gmtime(self.clock())))
+            parts.append(line)
+            self.line_start = line.endswith("\n")
+        self.raw.write("".join(parts))
+        return len(text)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def fileno(self) -> int:  # a child process given our stderr writes to the file itself
+        return self.raw.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
 
 
 @contextlib.contextmanager
@@ -104,7 +137,7 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
 
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+        raw = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
     except OSError as exc:
         from core.errors import ConfigError
 
@@ -115,6 +148,7 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
             "<command>` (the option goes before the command) prints the library logs to the "
             "console instead."
         ) from None
+    stream = LogFile(raw)
     moved: list[tuple[logging.StreamHandler, object]] = []
     loggers = [logging.getLogger(), logging.getLogger("mlflow")]
     for logger in loggers:
@@ -138,7 +172,7 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
         root.setLevel(level)
         for handler, old in moved:
             handler.setStream(old)
-        stream.close()
+        raw.close()
 
 
 def _fail(exc: BaseException, debug: bool) -> None:

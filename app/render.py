@@ -21,6 +21,8 @@ def training(result, echo: Echo) -> None:
     echo(f"\nTraining run: {result.run_name}")
     echo("Test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
     echo(f"Registered:   {r.name} version {r.version} ({r.model_uri})")
+    if left := left_out(r):
+        echo(left, fg="yellow")
     if d.promoted:
         echo(f"Promoted:     yes: {d.reason}. It is now '{r.name}@champion'.", fg="green")
     else:
@@ -37,6 +39,17 @@ def training(result, echo: Echo) -> None:
     echo(f"  MLflow UI:      {bin_dir}/mlflow ui --backend-store-uri {tracker.get_tracking_uri()}")
     echo(f"  ZenML:          {zen} login --local   (dashboard; `... pipeline runs list` to list)")
     echo(f"  Full log:       {log_file()}")
+
+
+def left_out(registered) -> str | None:
+    """The columns of the training file the model does not take (row identifiers)."""
+    ignored = registered.input_schema.ignored_columns if registered.input_schema else []
+    if not ignored:
+        return None
+    return (
+        f"Left out:     {', '.join(ignored)}: they identify rows, so the model does not take "
+        "them (set data.drop_id_columns: false, or list them in data.features, to keep them)"
+    )
 
 
 def deployment(info, echo: Echo) -> None:

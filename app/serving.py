@@ -49,7 +49,44 @@ def predict(input_path: str, protocol: str | None, model_name: str | None) -> An
     frame = read_rows(input_path)
     deployer, _ = served_services(model_name)
     service = current_service(model_name, protocol)
+    frame, dropped = not_inputs_dropped(frame, served_schema(service))
+    if dropped:  # on the terminal's stderr (the command's own goes to the log): stdout is JSON
+        import sys
+
+        print(
+            f"zenkube: left out {', '.join(dropped)}: not inputs of the model", file=sys.__stderr__
+        )
     return client.predict(service.prediction_url, protocol_of(deployer, service), frame)
+
+
+def served_schema(service):
+    """The input schema recorded with the served model (None when it cannot be read)."""
+    from core.errors import is_interrupt
+    from integrations import mlflow_registry
+
+    try:
+        mlflow_registry.configure_from_stack()
+        config = service.config
+        registered = mlflow_registry.get_version(config.model_name, str(config.model_version))
+        return mlflow_registry.read_input_schema(registered.model_uri)
+    except Exception as exc:  # no schema to go by: the rows go as they are
+        if is_interrupt(exc):
+            raise
+        return None
+
+
+def not_inputs_dropped(frame, schema) -> tuple[Any, list[str]]:
+    """Rows as the endpoint takes them: a copy of the training table still carries the
+    label and the row-identifier columns the model left out; they are not sent."""
+    if schema is None:
+        return frame, []
+    inputs = {column.name for column in schema.columns}
+    extra = [
+        c
+        for c in dict.fromkeys([schema.target, *schema.ignored_columns])
+        if c and c in frame.columns and c not in inputs
+    ]
+    return frame.drop(columns=extra), extra
 
 
 def status(model_name: str | None, echo=print) -> list[str]:
@@ -93,10 +130,18 @@ def status(model_name: str | None, echo=print) -> list[str]:
 
 def stop(model_name: str | None, echo=print) -> None:
     """Stop the local model servers (of `model_name`, or all); one line per server."""
+    from zenml.enums import ServiceState
+
     deployer, services = served_services(model_name)
+    if not services:
+        echo("Nothing is deployed, so nothing to stop.")
     for service in services:
+        what = f"{service.config.model_name} v{service.config.model_version}"
+        if service.status.state == ServiceState.INACTIVE:  # an ERROR may leave workers: stop
+            echo(f"{what} was not running (`python run.py deploy` starts it again)")
+            continue
         deployer.stop_model_server(service.uuid, timeout=30)
-        echo(f"stopped {service.config.model_name} v{service.config.model_version}")
+        echo(f"stopped {what}")
 
 
 def repair(model_name: str | None, echo=print) -> list[str]:

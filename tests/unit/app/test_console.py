@@ -45,7 +45,7 @@ def test_a_skipped_step_says_why_instead_of_a_tick():
     progress.emit(record("zenkube skipped split_data: skipped: no retraining needed"))
     progress.emit(record("Step split_data has finished in 0.1s."))
     progress.emit(record("Step train_model has finished in 0.2s."))
-    assert lines == ["  – split_data skipped (no retraining needed)", "  ✓ train_model (0.2s)"]
+    assert lines == ["  – split_data skipped: no retraining needed", "  ✓ train_model (0.2s)"]
 
 
 def test_ctrl_c_says_what_it_left_and_exits_130():
@@ -66,3 +66,15 @@ def test_ctrl_c_says_what_it_left_and_exits_130():
     result = CliRunner().invoke(cli, ["--verbose", "train"])
     assert result.exit_code == 130
     assert "interrupted (Ctrl-C)" in result.output and "Aborted!" not in result.output
+
+
+def test_the_log_file_has_no_terminal_colours_and_a_time_on_every_line():
+    from app.console import LogFile
+
+    raw = io.StringIO()
+    log = LogFile(raw, clock=lambda: 0.0)
+    log.write("\x1b[33mWARNING\x1b[0m first line\nsecond ")
+    log.write("line continued\n")
+    assert raw.getvalue() == (
+        "1970-01-01 00:00:00 WARNING first line\n1970-01-01 00:00:00 second line continued\n"
+    )

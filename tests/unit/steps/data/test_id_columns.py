@@ -83,3 +83,16 @@ def test_a_numeric_column_with_a_stray_word_is_not_an_id_but_a_validation_proble
     assert any(
         "'Area' is numeric but has non-numeric values" in p for p in find_data_problems(data)
     )
+
+
+def test_the_training_summary_names_the_columns_left_out(csv_with_index):
+    from app.render import left_out
+    from integrations.mlflow_registry import RegisteredModel
+
+    data = load_dataset(DataSpec(source=csv_with_index, target="Price"))
+    registered = RegisteredModel(
+        name="m", version="1", model_uri="", artifact_location="", input_schema=data.input_schema
+    )
+    assert left_out(registered).startswith("Left out:     Unnamed: 0, PID: they identify rows")
+    kept = registered.model_copy(update={"input_schema": None})
+    assert left_out(kept) is None
