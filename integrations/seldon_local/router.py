@@ -20,7 +20,25 @@ Seldon's other endpoints are never reached from it. A request carrying an `Origi
 Control is on a Unix socket (--control, in the model's 0700 state folder; the socket
 itself 0600), so only the owner can switch the backend or read pids and ports:
     PUT /backend {"port": N, "version": V, "protocol": P, "server_dir": D}   send new requests to N
-    GET /router  {"backend": N, "inflight": {port: count}, "restarts": R, ...}
+    GET /router  {"backend": N, "inflight": {port: count}, "restarts": R, "release": {...}, ...}
+    PUT /release {"mode": "canary"|"shadow", "percent": P, "port": N, "version": V,
+                  "server_dir": D, "columns": "[...]", "thresholds": {...}}   start a release
+    GET /release  the last release's state ({} when there was none)
+    POST /release/end {"outcome": "promote"|"abort", "by": W, "reason": R}   end it; answers
+                  once the port that leaves has no request in flight
+
+A release serves a candidate server beside the champion. Canary: PERCENT % of predictions
+go to the candidate, sticky by the caller's request id (Seldon-Puid; V2: X-Request-Id or
+the body's "id"), else by a smooth weighted counter; a candidate answer other than 200 (or
+none) is re-sent to the champion and the caller gets the champion's (a fallback). Shadow:
+each answered prediction is copied to the candidate as a background task (at most
+ZENKUBE_SHADOW_INFLIGHT=32 in flight; more are skipped and counted); its answer is
+evidence and recorded, never returned. Health, metadata and feedback go to the champion;
+feedback labels are joined by request id to both roles' answers. Every 0.5 s the gate
+(integrations/release_gate.py) judges the evidence per role: an abort (or the budget
+spent) stops the candidate's traffic at once; a promote marks the release "decided" and
+the controller ends it (POST /release/end promote: the candidate becomes the backend, as
+PUT /backend would). The state is kept in release.json beside the record.
 
 Supervision: the server behind the front (its record `server.json` and launch spec
 `server.launch.json` in `server_dir`) is restarted when it dies, on the same port, with
@@ -28,14 +46,15 @@ backoff (1 s doubling to 60 s; reset after 60 s up); restarts are counted in
 zenkube_server_restarts_total and in the control answer.
 
 Metrics for Prometheus at GET /metrics: every answered request by handler and HTTP status,
-prediction latency and rows scored, labelled with model, version and protocol; and the
+prediction latency and rows scored, labelled with model, version, protocol and role
+(champion; during a release canary or shadow for the candidate's answers); and the
 latest monitoring run's drift share and quality (integrations/monitoring_gauges.py).
 
 With --traffic-dir, every answered prediction (its rows, prediction and request id) is
 kept off the request path and written every few seconds as a Parquet batch there
-(integrations/traffic.py), never to the log; labels sent to the feedback endpoint
-(Seldon: POST /api/v1.0/feedback; V2: POST /v2/models/<name>/feedback) are written beside
-them. What cannot be recorded (buffer full, unreadable, a failed write) is counted in
+(integrations/traffic.py), never to the log, with the version and role that answered;
+labels sent to the feedback endpoint (Seldon: POST /api/v1.0/feedback; V2: POST
+/v2/models/<name>/feedback) are written beside them. What cannot be recorded (buffer full, unreadable, a failed write) is counted in
 zenkube_traffic_dropped_total{reason} and logged once per reason; recording goes on.
 
 This front's log and the server's log are kept under ZENKUBE_LOG_MAX_BYTES each (default

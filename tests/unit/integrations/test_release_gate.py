@@ -160,3 +160,23 @@ def test_latency_percentiles_come_from_a_bounded_sample():
     assert len(reservoir.values) == 500
     assert 900 <= reservoir.percentile(95) <= 990
     assert 400 <= reservoir.percentile(50) <= 600
+
+
+def test_the_request_id_a_caller_sent_is_found_in_each_protocol():
+    from aiohttp.test_utils import make_mocked_request
+
+    from integrations.seldon_local.router import read_answer, sticky_id
+
+    def asked(headers: dict, body: bytes, protocol: str):
+        return sticky_id(protocol, make_mocked_request("POST", "/", headers=headers), body)
+
+    assert asked({"Seldon-Puid": "p1"}, b"{}", "seldon") == "p1"
+    assert asked({}, b'{"data": {"ndarray": [[1]]}}', "seldon") is None
+    assert asked({"X-Request-Id": "x1"}, b'{"id": "b1"}', "v2") == "x1"
+    assert asked({}, b'{"id": "b1", "inputs": []}', "v2") == "b1"
+    assert asked({}, b'{"inputs": [{"name": "id"}]}', "v2") is None
+    assert asked({}, b'{"id": "b1", "inputs": [' + b" " * 300_000 + b"]}", "v2") is None
+    assert read_answer("v2", b'{"id": "r", "outputs": [{"data": [1, 0]}]}') == ("r", [1, 0])
+    seldon = b'{"data": {"ndarray": [[1], [0]]}, "meta": {"puid": "p"}}'
+    assert read_answer("seldon", seldon) == ("p", [1, 0])
+    assert read_answer("seldon", b"nope") == ("", [])

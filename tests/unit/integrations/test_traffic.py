@@ -183,3 +183,28 @@ def test_a_garbage_file_in_the_folder_is_skipped_and_named(tmp_path):
     bad.write_bytes(b"PAR1 this is not parquet")
     batch = traffic_batch(tmp_path, COLUMNS, "label", 3600, min_rows=3)
     assert len(batch.frame) == 3 and [p.rsplit("/", 1)[1] for p in batch.skipped] == [bad.name]
+
+
+def test_rows_say_who_answered_and_the_batch_holds_only_what_callers_got(tmp_path):
+    """During a release a shadow's answers are recorded under the caller's request id,
+    and `monitor --from-traffic` reads only the answers callers got."""
+    import asyncio
+
+    from integrations.traffic import TrafficBuffer, read_kind
+
+    buffer = TrafficBuffer(tmp_path)
+    buffer.add(*seldon([[1.0, "a"], [2.0, "b"]], puid="p1"), "seldon", "1", COLUMNS)
+    buffer.add(*seldon([[3.0, "c"]], puid="p2"), "seldon", "2", COLUMNS, "canary")
+    shadow_request, shadow_answer = seldon([[1.0, "a"], [2.0, "b"]], puid="its-own")
+    buffer.add(shadow_request, shadow_answer, "seldon", "3", COLUMNS, "shadow", "p1")
+    asyncio.run(buffer.flush())
+    rows = read_kind(tmp_path, "requests", None)
+    assert rows[["_request_id", "_version", "_role"]].values.tolist() == [
+        ["p1", "1", "champion"],
+        ["p1", "1", "champion"],
+        ["p2", "2", "canary"],
+        ["p1", "3", "shadow"],
+        ["p1", "3", "shadow"],
+    ]
+    batch = traffic_batch(tmp_path, COLUMNS, "label", 3600, min_rows=3)
+    assert batch.rows == 3 and batch.frame["size"].tolist() == [1.0, 2.0, 3.0]
