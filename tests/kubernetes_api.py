@@ -32,6 +32,8 @@ def merge(target: dict, patch: dict) -> dict:
             target.pop(key, None)
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
             merge(target[key], value)
+        elif isinstance(value, dict):  # RFC 7386: patched into an empty object (nulls go)
+            target[key] = merge({}, value)
         else:
             target[key] = value
     return target

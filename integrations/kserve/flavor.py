@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from zenml.model_deployers.base_model_deployer import (
     BaseModelDeployerConfig,
@@ -33,6 +33,10 @@ class KServeModelDeployerConfig(BaseModelDeployerConfig):
         cpu / memory: resource requests (and limits) of the predictor.
         request_logger_url: KServe's request logger target (the traffic sink); empty: none.
         ready_timeout: seconds a new revision has to become Ready.
+        deployment_mode: the KServe mode the InferenceServices run in, `Standard` (what
+            docs/kubeflow.md installs) or `Serverless` (Knative): a canary release is a
+            `spec.canary` entry (Standard, KServe >= v0.20) or `canaryTrafficPercent`
+            (Serverless); see integrations/kserve/manifest.py.
     """
 
     kubernetes_context: str | None = None
@@ -44,6 +48,7 @@ class KServeModelDeployerConfig(BaseModelDeployerConfig):
     memory: str = "1Gi"
     request_logger_url: str = ""
     ready_timeout: float = 600.0
+    deployment_mode: Literal["Standard", "Serverless"] = "Standard"
 
     @property
     def is_local(self) -> bool:

@@ -8,9 +8,36 @@ requests are checked and answered the same way on the laptop and on the cluster.
 
 Validated against KServe's full CRDs (v0.20.0 and the oldest supported, v0.15.0) in
 tests/kubeflow/test_kserve_manifest.py.
+
+Releases (issue #27): a canary keeps the served version and gives a candidate a share of
+the traffic, in the form of the KServe mode the deployer's `deployment_mode` names
+(docs/kubeflow.md, "Releases on KServe"):
+
+- Standard (RawDeployment), KServe >= v0.20: an entry of `spec.canary` (kserve
+  `pkg/apis/serving/v1beta1/inference_service.go`, `CanarySpec`, #5672): its own predictor
+  (`name` required, Deployment and Service `<isvc>-<name>-predictor`) and
+  `trafficPercent`; the validating webhook requires the isvc's own
+  `serving.kserve.io/deploymentMode: Standard` annotation
+  (`inference_service_validation.go`, `validateCanarySpecs`). Abort removes the entry;
+  promote gives the stable predictor the candidate's model and removes the entry (the
+  v0.20 release notes' rollback and promotion). v0.15's CRD has no `spec.canary` (the API
+  server prunes it). KServe v0.20.0 routes its Kubernetes Ingress to the stable predictor
+  only (`reconcilers/ingress/kube_ingress_reconciler.go`); the weighted split reaches the
+  canary through Gateway API HTTPRoutes from #5912 on (after v0.20.0).
+- Serverless (Knative): `spec.predictor.canaryTrafficPercent` with the candidate's spec
+  (`reconcilers/knative/ksvc_reconciler.go`: the latest revision gets the share, the last
+  rolled-out revision the rest). Promote removes the field (100 % to the latest
+  revision); abort is KServe's documented rollback, `canaryTrafficPercent: 0` (all
+  traffic back to the previous rolled-out revision), with the champion's spec again.
+  Outside Knative the field is ignored (#4074, #5335).
+
+KServe has no shadow (kserve #2978): `SHADOW_REFUSED` says so.
 """
 
 from __future__ import annotations
+
+import copy
+import json
 
 from integrations import k8s_names
 from integrations.traffic import safe_name
@@ -27,6 +54,16 @@ PREFIX = "zenkube-"
 PREDICTOR_HOST_SUFFIX = "-predictor-"
 MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
 PROBE_HEADER = "X-Zenkube-Probe"  # integrations/seldon_local/client.py
+DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"  # kserve pkg/constants
+STANDARD, SERVERLESS = "Standard", "Serverless"
+RELEASE = "zenkube.io/release"  # annotation: the release, as JSON (release_state reads it)
+SHADOW_REFUSED = (
+    "KServe has no shadow traffic: an InferenceService cannot mirror requests to a second "
+    "model (kserve/kserve#2978, open since 2023), so a shadow release cannot run on the "
+    "KServe deployer. Use `release start --canary PCT` (a share of live requests, answered "
+    "by the candidate), or the Seldon Core deployer (`stack up kubeflow`) or the local "
+    "stack, whose releases run as canary or shadow."
+)
 
 
 def service_name(model_name: str, namespace: str = "zenkube") -> str:
@@ -125,3 +162,108 @@ def ready(body: dict) -> tuple[bool, str]:
                 return True, ""
             return False, condition.get("message") or condition.get("reason") or "not ready"
     return False, "KServe has not reported on it yet"
+
+
+# -- releases (issue #27) ------------------------------------------------------------------
+def canary_name(version: str) -> str:
+    """The canary predictor's name (Standard mode): `v<version>` as KServe's pattern
+    `^[a-z]([-a-z0-9]*[a-z0-9])?$` wants it."""
+    return k8s_names.dns_label(str(version), "v", 20)
+
+
+def canary_service_name(name: str, version: str) -> str:
+    """The canary's Deployment and Service (`constants.PredictorServiceName`)."""
+    return f"{name}-{canary_name(version)}-predictor"
+
+
+def release_annotation(release: dict) -> dict:
+    return {RELEASE: json.dumps(release, sort_keys=True)}
+
+
+def read_release(body: dict | None) -> dict | None:
+    """The release recorded on an InferenceService (None: it never had one)."""
+    text = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(RELEASE)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def canary(champion: dict, candidate: dict, percent: int, mode: str, release: dict) -> dict:
+    """The InferenceService while a canary runs: `champion` and `candidate` are the two
+    versions' plain bodies (`inference_service`); the candidate answers `percent` %."""
+    body = copy.deepcopy(champion)
+    annotations = body["metadata"].setdefault("annotations", {})
+    annotations.update(release_annotation(release))
+    if mode == SERVERLESS:
+        # the spec is the candidate's: Knative makes it the latest revision, and KServe
+        # sends the rest to the last rolled-out one (the champion's)
+        body["spec"] = copy.deepcopy(candidate["spec"])
+        body["spec"]["predictor"]["canaryTrafficPercent"] = percent
+        return body
+    annotations[DEPLOYMENT_MODE] = STANDARD  # validateCanarySpecs reads the isvc's own
+    version = release["candidate"]["version"]
+    service = canary_service_name(body["metadata"]["name"], version)
+    if k8s_names.problems(service, "1035"):
+        from core.errors import ConfigError
+
+        raise ConfigError(
+            f"KServe would name the canary's Service '{service}', which is not a valid "
+            f"Kubernetes name (at most 63 characters): the model name and the namespace are "
+            f"too long together for a Standard-mode canary of version {version}. Use a "
+            "shorter kubernetes_namespace in the KServe deployer's config, or `deploy` the "
+            "version (a swap) instead of a release."
+        )
+    predictor = copy.deepcopy(candidate["spec"]["predictor"])
+    predictor.pop("minReplicas", None)  # KServe sizes a canary by its share
+    predictor["name"] = canary_name(version)
+    # the v0.20 CRD requires the canary model's container name (the stable predictor's
+    # is defaulted): KServe's own, constants.InferenceServiceContainerName
+    predictor["model"]["name"] = "kserve-container"
+    body["spec"]["canary"] = [{"trafficPercent": percent, "predictor": predictor}]
+    return body
+
+
+def aborted(champion: dict, mode: str, release: dict) -> dict:
+    """The InferenceService after an abort: the champion alone. Serverless: KServe's
+    rollback, `canaryTrafficPercent: 0` (every request to the previous rolled-out revision,
+    the champion's; the champion's spec again makes a revision that gets none), which the
+    next deploy removes."""
+    body = copy.deepcopy(champion)
+    body["metadata"].setdefault("annotations", {}).update(release_annotation(release))
+    if mode == SERVERLESS:
+        body["spec"]["predictor"]["canaryTrafficPercent"] = 0
+    else:
+        body["metadata"]["annotations"][DEPLOYMENT_MODE] = STANDARD
+    return body
+
+
+def promoted(candidate: dict, mode: str, release: dict) -> dict:
+    """The InferenceService after a promote: the candidate's plain body, no canary (the
+    stable predictor serves the candidate's model; Serverless: 100 % to the latest
+    revision, which is the candidate's)."""
+    body = copy.deepcopy(candidate)
+    body["metadata"].setdefault("annotations", {}).update(release_annotation(release))
+    if mode == STANDARD:
+        body["metadata"]["annotations"][DEPLOYMENT_MODE] = STANDARD
+    return body
+
+
+def canary_ready(body: dict, mode: str, version: str) -> tuple[bool, str]:
+    """(Whether the candidate is Ready and gets its share, why not) from the status:
+    Standard: `status.canaryStatuses` and the `CanaryPredictorReady` condition;
+    Serverless: the predictor's traffic targets (`latestRevision` with the share)."""
+    status = body.get("status") or {}
+    if mode == STANDARD:
+        name = canary_name(version)
+        for entry in status.get("canaryStatuses") or []:
+            if entry.get("name") == name:
+                return (True, "") if entry.get("ready") else (False, f"canary {name} not ready")
+        return False, f"KServe has not reported on canary {name} yet"
+    traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic") or []
+    latest = [t for t in traffic if t.get("latestRevision")]
+    if latest and len(traffic) > 1:
+        return True, ""
+    return False, "KServe has not split the traffic to the latest revision yet"

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import time
 from typing import ClassVar, cast
+from uuid import uuid4
 
 from zenml.logger import get_logger
 
-from core.errors import ZenkubeError
-from integrations.deployer import DeployerContract, DeploymentRequest
+from core.errors import ConfigError, ZenkubeError
+from integrations import cluster_release, k8s_patch, locks
+from integrations.deployer import DeployerContract, DeploymentRequest, check_release, served
+from integrations.kserve import manifest
 from integrations.kserve.flavor import KServeModelDeployerConfig, KServeModelDeployerFlavor
 from integrations.kserve.service import KServeService, KServeServiceConfig
 
@@ -32,6 +35,7 @@ class KServeModelDeployer(DeployerContract):
     FLAVOR: ClassVar[type] = KServeModelDeployerFlavor
     SERVICE_CLASS: ClassVar[type] = KServeService
     PROTOCOLS: ClassVar[tuple[str, ...]] = ("v2",)
+    RELEASE_MODES: ClassVar[tuple[str, ...]] = ("canary",)  # no shadow in KServe (#2978)
 
     @property
     def config(self) -> KServeModelDeployerConfig:
@@ -101,3 +105,159 @@ class KServeModelDeployer(DeployerContract):
             "HOST_HEADER": service.host,
             "INFERENCE_SERVICE": f"{service.config.namespace}/{service.name}",
         }
+
+    # -- releases (issue #27): a canary on the InferenceService (manifest.py) ------------
+    def _isvc(self, model_name: str) -> KServeService:
+        """A handle on the model's InferenceService (its name comes from the model)."""
+        c = self.config
+        config = KServeServiceConfig(
+            name="", model_name=model_name, model_uri="", namespace=c.kubernetes_namespace,
+            kubernetes_context=c.kubernetes_context,
+        )  # fmt: skip
+        return KServeService(uuid=uuid4(), config=config)
+
+    def release_start(
+        self,
+        request: DeploymentRequest,
+        mode: str,
+        percent: float,
+        thresholds: dict,
+        timeout: int = 300,
+    ) -> dict:
+        """The candidate answers `percent` % beside the served version: `spec.canary`
+        (Standard) or `canaryTrafficPercent` (Serverless). If it is not Ready within
+        `timeout`, the InferenceService goes back to the champion alone (fail closed)."""
+        from integrations.storage_uri import check_stack_model_uri
+
+        if mode == "shadow":
+            raise ConfigError(manifest.SHADOW_REFUSED)
+        check_release(self, mode, percent)
+        share = k8s_patch.whole_percent(percent, "KServe")
+        check_stack_model_uri(request.model_uri)
+        dmode = self.config.deployment_mode
+        with locks.model_lock(request.model_name, "release", logger.info):
+            champion = served(self, request.model_name)
+            body = champion.read() if champion is not None else None
+            if body is None:
+                raise ConfigError(
+                    f"{request.model_name} is not served by KServe, so a release has no "
+                    "champion to run beside. `deploy` it first, then start the release."
+                )
+            last = manifest.read_release(body)
+            if last and last.get("active"):
+                raise ConfigError(
+                    f"{request.model_name} already has a {last['mode']} release of version "
+                    f"{last['candidate']['version']} running; one release per model at a "
+                    "time. End it with `release promote` or `release abort` first."
+                )
+            if champion.config.model_uri == request.model_uri:
+                raise ConfigError(
+                    f"Version {request.model_version} of {request.model_name} is the served "
+                    "version already; a release needs another version (--version N)."
+                )
+            candidate = KServeService(uuid=uuid4(), config=self.service_config(request))
+            release = cluster_release.started(
+                request, mode, share, thresholds,
+                {"version": champion.config.model_version, "model_uri": champion.config.model_uri},
+                {"predictor": manifest.canary_name(request.model_version)},
+            )  # fmt: skip
+            release["deployment_mode"] = dmode
+            new = manifest.canary(champion.body(), candidate.body(), share, dmode, release)
+            try:
+                champion.apply(new)
+                if timeout:
+                    self._wait_canary(
+                        champion, request.model_version, min(timeout, self.config.ready_timeout)
+                    )
+            except BaseException:
+                with locks.uninterrupted():
+                    self._abort(champion, release, "release start", "the candidate never got Ready")
+                raise
+        return self.release_state(request.model_name) or {}
+
+    def _wait_canary(self, service: KServeService, version: str, timeout: float) -> None:
+        deadline, why = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            ok, why = manifest.canary_ready(
+                service.read() or {}, self.config.deployment_mode, version
+            )
+            if ok:
+                return
+            time.sleep(5)
+        raise KServeDeployError(
+            f"The canary of version {version} on {service.name} did not get Ready within "
+            f"{timeout:.0f}s ({why}); the release was aborted and the champion serves all "
+            f"traffic. `kubectl -n {service.config.namespace} describe inferenceservice "
+            f"{service.name}` says why."
+        )
+
+    def _abort(self, isvc: KServeService, release: dict, by: str, reason: str) -> dict:
+        """The champion alone again (its served record's spec), the release recorded."""
+        ended = cluster_release.finished(release, "abort", by, reason)
+        uri = release["champion"]["model_uri"]
+        records = self.services_for(release["request"]["model_name"])
+        champion = next((s for s in records if s.config.model_uri == uri), None)
+        if champion is None:
+            request = DeploymentRequest(**release["request"])
+            update = {"model_version": release["champion"]["version"], "model_uri": uri}
+            champion = KServeService(
+                uuid=uuid4(), config=self.service_config(request.model_copy(update=update))
+            )
+        mode = release.get("deployment_mode", manifest.STANDARD)
+        isvc.apply(manifest.aborted(champion.body(), mode, ended))
+        return ended
+
+    def release_state(self, model_name: str) -> dict | None:
+        """The model's release, read back from its InferenceService: the record zenkube
+        wrote, the shares and readiness KServe reports; None when it never had one."""
+        isvc = self._isvc(model_name)
+        body = isvc.read()
+        release = manifest.read_release(body)
+        if release is None:
+            return None
+        status = (body or {}).get("status") or {}
+        ready, why = manifest.ready(body or {})
+        backend = {
+            "kind": "InferenceService",
+            "name": f"{isvc.config.namespace}/{isvc.name}",
+            "deployment_mode": release.get("deployment_mode"),
+            "ready": ready,
+            "why_not_ready": why,
+            "canary": status.get("canaryStatuses") or [],
+            "traffic": ((status.get("components") or {}).get("predictor") or {}).get("traffic")
+            or [],
+        }
+        if release.get("active"):
+            ok, why = manifest.canary_ready(
+                body or {}, release.get("deployment_mode"), release["candidate"]["version"]
+            )
+            backend["candidate_ready"], backend["candidate_why_not"] = ok, why
+        return cluster_release.state(release, backend)
+
+    def release_end(self, model_name: str, outcome: str, by: str, reason: str) -> dict:
+        """promote: the candidate is deployed (the stable predictor takes its model, the
+        canary goes; records as after `deploy`); abort: the champion alone again. An
+        abort of an aborted release answers its state (idempotent)."""
+        with locks.model_lock(model_name, f"release {outcome}", logger.info):
+            isvc = self._isvc(model_name)
+            release = manifest.read_release(isvc.read())
+            if not release or not release.get("active"):
+                if outcome == "abort" and release and release.get("state") == "aborted":
+                    return self.release_state(model_name) or {}
+                raise ConfigError(
+                    f"{model_name} has no release running on KServe, so there is nothing to "
+                    f"{outcome}. `release status` shows the last one."
+                )
+            if outcome == "promote":
+                request = DeploymentRequest(**release["request"])
+                try:
+                    self.deploy(request, int(self.config.ready_timeout))
+                except BaseException:
+                    with locks.uninterrupted():
+                        self._abort(isvc, release, by, f"promote failed: {reason}")
+                    raise
+                ended = cluster_release.finished(release, "promote", by, reason)
+                isvc.apply({"metadata": {"annotations": manifest.release_annotation(ended)}})
+            else:
+                self._abort(isvc, release, by, reason)
+        return self.release_state(model_name) or {}

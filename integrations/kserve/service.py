@@ -12,6 +12,7 @@ from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService, ServiceConfig
 from zenml.services.service_status import ServiceStatus
 
+from integrations import k8s_patch
 from integrations.kserve import manifest
 
 
@@ -97,14 +98,26 @@ class KServeService(BaseDeploymentService):
 
     def provision(self) -> None:
         """Create the InferenceService, or replace its spec: KServe rolls out a new
-        revision and keeps the old one serving until the new one is Ready."""
+        revision and keeps the old one serving until the new one is Ready. A release's
+        canary (`spec.canary`, `canaryTrafficPercent`) goes with the old spec."""
+        self.apply(self.body())
+
+    def apply(self, body: dict) -> dict:
+        """Create the InferenceService as `body`, or patch it so that its spec is exactly
+        `body`'s (a merge patch with nulls for what `body` lacks: integrations/k8s_patch.py)."""
         api, _ = self._api()
-        body = self.body()
         args = (manifest.GROUP, manifest.VERSION, self.config.namespace, manifest.PLURAL)
-        if self._get() is None:
-            api.create_namespaced_custom_object(*args, body=body)
-        else:
-            api.patch_namespaced_custom_object(*args, self.name, body=body)
+        current = self._get()
+        if current is None:
+            return api.create_namespaced_custom_object(*args, body=body)
+        patch = k8s_patch.object_patch(current, body)
+        return (
+            api.patch_namespaced_custom_object(*args, self.name, body=patch) if patch else current
+        )
+
+    def read(self) -> dict | None:
+        """The InferenceService as the API server has it (None: there is none)."""
+        return self._get()
 
     def deprovision(self, force: bool = False) -> None:
         from kubernetes.client.rest import ApiException
@@ -126,7 +139,12 @@ class KServeService(BaseDeploymentService):
                 f"no InferenceService {self.name} in {self.config.namespace}",
             )
         spec_uri = body.get("spec", {}).get("predictor", {}).get("model", {}).get("storageUri")
-        if spec_uri != self.config.model_uri:
+        release = manifest.read_release(body) or {}
+        # a Serverless canary's spec is the candidate's; the champion still serves
+        champion = (
+            (release.get("champion") or {}).get("model_uri") if release.get("active") else None
+        )
+        if self.config.model_uri not in (spec_uri, champion):
             return ServiceState.INACTIVE, "the InferenceService now serves another model version"
         self.status.url = (body.get("status") or {}).get("url")
         is_ready, why = manifest.ready(body)

@@ -12,11 +12,28 @@ reject or misroute:
   `createIstioResources`), so `House_Prices` would be an invalid Service;
 - `zenkube.model-name` labels the object with a valid label value;
 - with a traffic sink, every graph gets Seldon's request logger, posting to
-  `<sink>/<model>`: the folder `monitor --from-traffic` reads.
+  `<sink>/<model>`: the folder `monitor --from-traffic` reads (a shadow predictor's to
+  `<sink>/<model>.shadow`: its answers never reached a caller).
+
+Releases (issue #27) keep the served SeldonDeployment and add the candidate as a second
+predictor (seldon-core v1.18.2 `operator/apis/machinelearning.seldon.io/v1/
+seldondeployment_types.go`, `PredictorSpec.Traffic` / `Shadow`; `seldondeployment_webhook.go`,
+`checkTraffic` and `validateShadow`; `operator/controllers/seldondeployment_controller.go`,
+`createIstioResources`; docs `doc/source/ingress/istio.md`, "Traffic Routing"):
+
+- canary: `traffic: 100-PCT` on the champion, `traffic: PCT` on the candidate (the
+  webhook wants the non-shadow predictors to sum to 100); Istio splits by those weights.
+- shadow: the candidate with `shadow: true` and no `traffic` (Istio mirrors every request
+  to it, `mirror` without `mirrorPercentage`; its answers are dropped), the champion at 100.
+  One shadow at most, never alone.
+
+Each predictor has its own Service `<sdep>-<predictor>` and Istio subset `<predictor>`,
+so the candidate's name is distinct: `candidate_predictor_name`.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 
@@ -24,6 +41,8 @@ from integrations import k8s_names
 from integrations.traffic import safe_name
 
 GROUP, VERSION, PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
+RELEASE = "zenkube.io/release"  # annotation: the release, as JSON (release_state reads it)
+SHADOW_FOLDER = ".shadow"  # a shadow's traffic: `<sink>/<model>.shadow`
 
 
 def predictor_name(model_name: str) -> str:
@@ -52,9 +71,16 @@ def registered_model(body: dict) -> str:
     return str((metadata.get("labels") or {}).get("zenml.model_name", ""))
 
 
-def logger_url(sink_url: str, model_name: str) -> str:
-    """Where Seldon's request logger posts this model's traffic: `<sink>/<model>`."""
-    return f"{sink_url.rstrip('/')}/{safe_name(model_name)}"
+def candidate_predictor_name(model_name: str, version: str) -> str:
+    """A release candidate's predictor (and Istio subset) name: `<model>-v<version>` as a
+    DNS-1123 label, never the champion's `predictor_name`."""
+    return k8s_names.dns_label(f"{model_name}-v{version}")
+
+
+def logger_url(sink_url: str, model_name: str, shadow: bool = False) -> str:
+    """Where Seldon's request logger posts this model's traffic: `<sink>/<model>` (a
+    shadow's: `<sink>/<model>.shadow`, which `monitor --from-traffic` does not read)."""
+    return f"{sink_url.rstrip('/')}/{safe_name(model_name)}{SHADOW_FOLDER if shadow else ''}"
 
 
 def zenml_body(config, service_uuid) -> dict:
@@ -95,7 +121,83 @@ def for_cluster(body: dict, sink_url: str = "") -> dict:
     labels = body.setdefault("metadata", {}).setdefault("labels", {})
     labels["zenkube.model-name"] = k8s_names.label_value(model)
     for predictor in body.get("spec", {}).get("predictors", []):
-        predictor["name"] = predictor_name(model or predictor.get("name", ""))
+        name = predictor.get("name", "")
+        if name == model or k8s_names.problems(name):  # ZenML's: the registered model's
+            predictor["name"] = predictor_name(model or name)
         if sink_url:
-            predictor["graph"]["logger"] = {"mode": "all", "url": logger_url(sink_url, model)}
+            url = logger_url(sink_url, model, bool(predictor.get("shadow")))
+            predictor["graph"]["logger"] = {"mode": "all", "url": url}
     return body
+
+
+# -- releases (issue #27) ------------------------------------------------------------------
+def read_release(body: dict | None) -> dict | None:
+    """The release recorded on a SeldonDeployment (None: it never had one)."""
+    text = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(RELEASE)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _spec_body(body: dict) -> dict:
+    """apiVersion, kind, metadata (name, namespace, labels, annotations) and spec: what
+    we send; the server's own fields (status, resourceVersion, ...) stay out."""
+    meta = body.get("metadata") or {}
+    keys = ("name", "namespace", "labels", "annotations")
+    return {
+        "apiVersion": body.get("apiVersion", f"{GROUP}/{VERSION}"),
+        "kind": "SeldonDeployment",
+        "metadata": {k: copy.deepcopy(meta[k]) for k in keys if meta.get(k) is not None},
+        "spec": copy.deepcopy(body.get("spec") or {}),
+    }
+
+
+def _with_release(body: dict, release: dict) -> dict:
+    body["metadata"].setdefault("annotations", {})[RELEASE] = json.dumps(release, sort_keys=True)
+    return body
+
+
+def champion_predictor(body: dict, release: dict | None = None) -> dict:
+    """The served predictor of a SeldonDeployment (the one that is not the candidate)."""
+    candidate = (release or {}).get("candidate", {}).get("predictor")
+    predictors = (body.get("spec") or {}).get("predictors") or []
+    return next(p for p in predictors if p.get("name") != candidate)
+
+
+def release(
+    body: dict, mode: str, percent: int, model_uri: str, version: str, record: dict
+) -> dict:
+    """The SeldonDeployment `body` (the served one) with the candidate `model_uri` beside
+    its predictor: canary at `percent` %, or shadow. The candidate's predictor is the
+    champion's with its own name and model files (same server, secret, resources)."""
+    new = _spec_body(body)
+    champion = champion_predictor(new)
+    champion.pop("shadow", None)
+    model = registered_model(new)
+    candidate = copy.deepcopy(champion)
+    candidate["name"] = candidate_predictor_name(model, version)
+    candidate["graph"]["modelUri"] = model_uri
+    if mode == "shadow":
+        champion["traffic"] = 100
+        candidate.pop("traffic", None)
+        candidate["shadow"] = True
+    else:
+        champion["traffic"] = 100 - percent
+        candidate["traffic"] = percent
+    new["spec"]["predictors"] = [champion, candidate]
+    return _with_release(new, record)
+
+
+def aborted(body: dict, release: dict) -> dict:
+    """The SeldonDeployment after an abort: the champion's predictor alone, at 100 % (the
+    operator deletes the candidate's Deployment and Service). A promote is a deploy of the
+    candidate instead (a SeldonDeployment of its own, as every deploy on Seldon)."""
+    new = _spec_body(body)
+    champion = champion_predictor(new, release)
+    champion.pop("traffic", None)
+    champion.pop("shadow", None)
+    new["spec"]["predictors"] = [champion]
+    return _with_release(new, release)

@@ -3,6 +3,7 @@ Kubernetes API server (the one part that cannot run here)."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import gzip
 import re
@@ -16,6 +17,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config import kube_config
 
 from integrations import k8s_names
+from tests.kubernetes_api import merge
 
 KUBECONFIG = """
 apiVersion: v1
@@ -95,8 +97,13 @@ def kubernetes_api(monkeypatch):
             raise ApiException(status=404, reason="Not Found")
         if method == "POST":
             objects[f"{path}/{body['metadata']['name']}"] = body
-        elif method in {"PUT", "PATCH"}:
-            objects[path] = {**objects.get(path, {}), **body}
+        elif method == "PUT":
+            objects[path] = body
+        elif method == "PATCH":  # the client sends application/merge-patch+json (RFC 7386)
+            if path not in objects:
+                raise ApiException(status=404, reason="Not Found")
+            objects[path] = merge(copy.deepcopy(objects[path]), body)
+            return objects[path]
         elif method == "DELETE":
             objects.pop(path, None)
         return body

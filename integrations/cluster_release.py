@@ -1,0 +1,95 @@
+"""The release state (RELEASE-DESIGN.md) of a release on a cluster backend (KServe, Seldon).
+
+A cluster release lives on its Kubernetes object: the object's `zenkube.io/release`
+annotation holds what was started (mode, share, champion, candidate, thresholds, the
+candidate's deployment request) and how it ended, so any process that reaches the API
+server (the CLI on a laptop, a pipeline pod) reads the same state back.
+
+There is no front on a cluster, so no live evidence: nothing counts the two versions'
+answers, errors or latencies here. Promote and abort are by hand (`release promote` /
+`release abort`, after watching the backend's own metrics); the time budget still ends
+an undecided release as abort (fail closed) when the release's state is read after it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from integrations.deployer import DeploymentRequest
+
+DEFAULT_BUDGET_SECONDS = 1800.0  # core.specs.ReleaseThresholds' default
+
+
+def started(
+    request: DeploymentRequest,
+    mode: str,
+    percent: int,
+    thresholds: dict,
+    champion: dict,
+    candidate: dict,
+) -> dict:
+    """The record of a release that starts now (stored on the object)."""
+    return {
+        "active": True,
+        "state": "running",
+        "mode": mode,
+        "percent": float(percent) if mode == "canary" else 0.0,
+        "champion": champion,
+        "candidate": {"version": request.model_version, "model_uri": request.model_uri} | candidate,
+        "started_at": time.time(),
+        "ended_at": None,
+        "thresholds": dict(thresholds or {}),
+        "decision": None,
+        "request": request.model_dump(mode="json"),
+    }
+
+
+def finished(release: dict, outcome: str, by: str, reason: str) -> dict:
+    """The record once the release is promoted or aborted."""
+    now = time.time()
+    return release | {
+        "active": False,
+        "state": "promoted" if outcome == "promote" else "aborted",
+        "ended_at": now,
+        "decision": {
+            "outcome": outcome,
+            "by": by,
+            "reasons": [reason] if reason else [],
+            "at": now,
+        },
+    }
+
+
+def budget_spent(release: dict, now: float | None = None) -> bool:
+    budget = (release.get("thresholds") or {}).get("budget_seconds") or DEFAULT_BUDGET_SECONDS
+    return bool(release.get("active")) and (now or time.time()) - release["started_at"] > budget
+
+
+def state(release: dict, backend: dict, now: float | None = None) -> dict:
+    """The release state the CLI prints, from the object's record and its status
+    (`backend`: the object, the shares the operator reports, readiness)."""
+    out = {k: v for k, v in release.items() if k != "request"}
+    out["evidence"] = {}  # no front on a cluster: nothing measures the two versions
+    out["backend"] = backend
+    budget = (release.get("thresholds") or {}).get("budget_seconds") or DEFAULT_BUDGET_SECONDS
+    if budget_spent(release, now):
+        out["state"] = "decided"
+        out["decision"] = {
+            "outcome": "abort",
+            "by": "budget",
+            "reasons": [f"undecided after the budget of {budget:g} s"],
+            "at": release["started_at"] + budget,
+        }
+        out["next"] = (
+            "The time budget is spent, so the release ends as an abort: `release abort` (or "
+            "the release watcher) takes the candidate's traffic away; the champion serves on."
+        )
+    elif release.get("active"):
+        out["next"] = (
+            "No live evidence is gathered on a cluster (there is no front): watch the "
+            "backend's own metrics, then `release promote` or `release abort`; undecided "
+            f"after {budget:g} s, the release ends as an abort."
+        )
+    else:
+        out["next"] = "Nothing: the release is over."
+    return out

@@ -1,0 +1,192 @@
+"""The cluster deployers' release hooks (issue #27) through the Kubernetes API stand-in
+(tests/kubeflow/conftest.py: records calls, keeps objects, applies merge patches as the
+API server does; nothing else). KServe's and Seldon's controllers are not here: a test
+writes the status they would report. Every object applied passes the vendored CRDs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from zenml.client import Client
+
+from core.errors import ConfigError
+from integrations import deployer as contract
+from integrations.deployer import DeploymentRequest
+from integrations.kserve import manifest
+from steps.deployment.deploy import serve_champion
+from tests.kubeflow.conftest import crd_problems, kserve_crds
+from tests.kubeflow.test_kserve_manifest import HOUSE, ISVC_PATH, champion, kserve_stack  # noqa: F401
+from tests.kubeflow.test_seldon_manifest import seldon_stack  # noqa: F401
+
+THRESHOLDS = {"budget_seconds": 1800}
+READY = {"conditions": [{"type": "Ready", "status": "True"}]}
+
+
+def request(version: str) -> DeploymentRequest:
+    model = champion(version)
+    return DeploymentRequest(
+        model_name=model.name, model_version=version, model_uri=model.artifact_location,
+        protocol="v2",
+    )  # fmt: skip
+
+
+def assert_kserve_accepts(body: dict, releases=("v0.20.0", "v0.15.0")) -> None:
+    for release, crd in kserve_crds("InferenceService"):
+        if release in releases:
+            assert crd_problems(body, crd) == [], release
+
+
+def configured(**config):
+    """The active stack with a model deployer like its own but with `config` changed (a
+    new component: a component's config is frozen, and ZenML caches the stack)."""
+    from zenml.enums import StackComponentType as T
+
+    client = Client()
+    stack = client.active_stack_model
+    old = stack.components[T.MODEL_DEPLOYER][0]
+    new = client.create_stack_component(
+        "changed", old.flavor_name, T.MODEL_DEPLOYER, {**old.configuration, **config}
+    )
+    client.update_stack(stack.id, component_updates={T.MODEL_DEPLOYER: [new.id]})
+    return Client().active_stack.model_deployer
+
+
+def serve_v3(kubernetes_api) -> dict:
+    serve_champion(champion("3"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    body = kubernetes_api.objects[f"{ISVC_PATH}/{HOUSE}"]
+    body["status"] = dict(READY)  # what KServe reports once v3 is Ready
+    return body
+
+
+def test_kserve_runs_no_shadow_and_says_why(kserve_stack):  # noqa: F811
+    deployer = Client().active_stack.model_deployer
+    assert deployer.RELEASE_MODES == ("canary",)
+    with pytest.raises(ConfigError) as refused:
+        deployer.release_start(request("4"), "shadow", 0, THRESHOLDS, 0)
+    message = str(refused.value)
+    assert "kserve/kserve#2978" in message and "--canary PCT" in message
+    assert "\n" not in message
+    with pytest.raises(ConfigError, match="only canary releases"):  # the contract's check
+        contract.release_start(deployer, request("4"), "shadow", 0, THRESHOLDS, 0)
+
+
+def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
+    kserve_stack,  # noqa: F811
+    kubernetes_api,
+):
+    path = f"{ISVC_PATH}/{HOUSE}"
+    serve_v3(kubernetes_api)
+    deployer = Client().active_stack.model_deployer
+    state = contract.release_start(deployer, request("4"), "canary", 10, THRESHOLDS, 0)
+    body = kubernetes_api.objects[path]
+    assert_kserve_accepts(body, ("v0.20.0",))
+    (entry,) = body["spec"]["canary"]
+    assert entry["trafficPercent"] == 10
+    assert entry["predictor"]["model"]["storageUri"] == champion("4").artifact_location
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("3").artifact_location
+    assert state["active"] and state["state"] == "running" and state["mode"] == "canary"
+    assert state["percent"] == 10.0 and state["candidate"]["version"] == "4"
+    assert state["champion"]["version"] == "3" and state["evidence"] == {}
+    assert "release promote" in state["next"] and "request" not in state
+    assert state["backend"]["candidate_ready"] is False  # KServe has not reported yet
+    # what KServe v0.20 reports once the canary's Deployment is available
+    body["status"]["canaryStatuses"] = [{"name": "v4", "ready": True, "trafficPercent": 10}]
+    assert deployer.release_state("House Prices")["backend"]["candidate_ready"] is True
+    assert contract.served(deployer, "House Prices").config.model_version == "3"
+    with pytest.raises(ConfigError, match="one release per model"):
+        deployer.release_start(request("5"), "canary", 10, THRESHOLDS, 0)
+
+    ended = deployer.release_end("House Prices", "abort", "alice", "p95 too high")
+    body = kubernetes_api.objects[path]
+    assert "canary" not in body["spec"]  # the merge patch removed it (null)
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("3").artifact_location
+    assert_kserve_accepts(body)
+    assert ended["state"] == "aborted" and not ended["active"]
+    assert ended["decision"]["outcome"] == "abort" and ended["decision"]["by"] == "alice"
+    assert ended["decision"]["reasons"] == ["p95 too high"]
+    again = deployer.release_end("House Prices", "abort", "bob", "")  # idempotent
+    assert again["decision"]["by"] == "alice"
+    with pytest.raises(ConfigError, match="no release running"):
+        deployer.release_end("House Prices", "promote", "bob", "")
+    (record,) = deployer.services_for("House Prices")
+    assert record.config.model_version == "3"
+
+
+def test_a_kserve_promote_deploys_the_candidate_and_the_canary_goes(
+    kserve_stack,  # noqa: F811
+    kubernetes_api,
+):
+    path = f"{ISVC_PATH}/{HOUSE}"
+    serve_v3(kubernetes_api)
+    deployer = configured(ready_timeout=0)  # the stand-in has no controller to wait for
+    deployer.release_start(request("4"), "canary", 25, THRESHOLDS, 0)
+    ended = deployer.release_end("House Prices", "promote", "release (canary 25%)", "good")
+    body = kubernetes_api.objects[path]
+    assert "canary" not in body["spec"]
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("4").artifact_location
+    assert body["metadata"]["labels"]["zenkube.model-version"] == "4"
+    assert_kserve_accepts(body)
+    assert ended["state"] == "promoted" and ended["decision"]["outcome"] == "promote"
+    (record,) = deployer.services_for("House Prices")
+    assert record.config.model_version == "4"  # the records, as after `deploy`
+
+
+def test_a_kserve_serverless_canary_is_canary_traffic_percent_and_aborts_to_zero(
+    kserve_stack,  # noqa: F811
+    kubernetes_api,
+):
+    path = f"{ISVC_PATH}/{HOUSE}"
+    serve_v3(kubernetes_api)
+    deployer = configured(deployment_mode="Serverless")
+    deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
+    body = kubernetes_api.objects[path]
+    assert body["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("4").artifact_location
+    assert_kserve_accepts(body)
+    # the champion's record still serves (Knative keeps its revision for 90 %)
+    assert contract.served(deployer, "House Prices").config.model_version == "3"
+    deployer.release_end("House Prices", "abort", "alice", "")
+    body = kubernetes_api.objects[path]
+    assert body["spec"]["predictor"]["canaryTrafficPercent"] == 0  # KServe's rollback
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("3").artifact_location
+    assert_kserve_accepts(body)
+    serve_champion(champion("5"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    assert "canaryTrafficPercent" not in kubernetes_api.objects[path]["spec"]["predictor"]
+
+
+def test_a_kserve_canary_that_never_gets_ready_is_aborted(
+    kserve_stack,  # noqa: F811
+    kubernetes_api,
+    monkeypatch,
+):
+    from integrations.kserve import model_deployer
+
+    path = f"{ISVC_PATH}/{HOUSE}"
+    serve_v3(kubernetes_api)
+    deployer = Client().active_stack.model_deployer
+    clock = iter(range(0, 10_000, 5))
+    monkeypatch.setattr(model_deployer.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(model_deployer.time, "sleep", lambda _: None)
+    with pytest.raises(model_deployer.KServeDeployError, match="did not get Ready"):
+        deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 60)
+    body = kubernetes_api.objects[path]
+    assert "canary" not in body["spec"]
+    state = deployer.release_state("House Prices")
+    assert state["state"] == "aborted" and state["decision"]["by"] == "release start"
+
+
+def test_an_undecided_cluster_release_is_decided_abort_by_the_budget(
+    kserve_stack,  # noqa: F811
+    kubernetes_api,
+):
+    serve_v3(kubernetes_api)
+    deployer = Client().active_stack.model_deployer
+    deployer.release_start(request("4"), "canary", 10, {"budget_seconds": 60}, 0)
+    body = kubernetes_api.objects[f"{ISVC_PATH}/{HOUSE}"]
+    record = manifest.read_release(body)
+    record["started_at"] -= 61  # a minute ago
+    body["metadata"]["annotations"].update(manifest.release_annotation(record))
+    state = deployer.release_state("House Prices")
+    assert state["state"] == "decided"
+    assert state["decision"]["outcome"] == "abort" and state["decision"]["by"] == "budget"
+    assert "release abort" in state["next"]
