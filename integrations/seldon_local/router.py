@@ -331,7 +331,7 @@ def sticky_id(protocol: str, request: web.Request, body: bytes) -> str | None:
 
 
 MAX_SHADOW_INFLIGHT = int(os.environ.get("ZENKUBE_SHADOW_INFLIGHT", "32"))
-MAX_REMEMBERED = 100_000  # answers kept to join feedback labels to, per release
+MAX_REMEMBERED = 1_000_000  # predictions kept to join feedback labels to, per release
 
 
 class Release:
@@ -371,6 +371,7 @@ class Release:
         self.allocator = release_gate.Allocator(self.percent)
         self.roles = {"champion": release_gate.RoleStats(), "candidate": release_gate.RoleStats()}
         self.answers: collections.OrderedDict[str, dict] = collections.OrderedDict()
+        self.remembered = 0  # predictions held in `answers`
         self.shadow_inflight = 0
         self.shadow_skipped = 0
         self.shadow_tasks: set[asyncio.Task] = set()
@@ -385,12 +386,16 @@ class Release:
         return self.model, version, self.protocol, role
 
     def remember(self, request_id: str, role: str, predictions: list) -> None:
-        """An answer's predictions, for the labels feedback brings later."""
+        """An answer's predictions, for the labels feedback brings later (the oldest
+        are forgotten past MAX_REMEMBERED values)."""
         if not request_id or not predictions:
             return
-        self.answers.setdefault(request_id, {})[role] = predictions
-        while len(self.answers) > MAX_REMEMBERED:
-            self.answers.popitem(last=False)
+        held = self.answers.setdefault(request_id, {})
+        self.remembered += len(predictions) - len(held.get(role, ()))
+        held[role] = predictions
+        while self.remembered > MAX_REMEMBERED and self.answers:
+            _, old = self.answers.popitem(last=False)
+            self.remembered -= sum(len(p) for p in old.values())
 
     def labelled(self, frame) -> None:
         """Labels from one feedback message, joined to both roles' answers by request id."""
@@ -401,7 +406,8 @@ class Release:
                 if 0 <= int(row) < len(predictions):
                     self.roles[role].label(predictions[int(row)], label)
         for request_id in set(frame["_request_id"]):
-            self.answers.pop(str(request_id), None)
+            old = self.answers.pop(str(request_id), {})
+            self.remembered -= sum(len(p) for p in old.values())
 
     def evidence(self) -> dict:
         found = release_gate.evidence(self.roles["champion"], self.roles["candidate"])
@@ -556,6 +562,7 @@ class Front:
         self.recorder_task: asyncio.Task | None = None
         self.release: Release | None = None  # the last one, also after it ended
         self.release_written = ""
+        self.release_before = self.restored_release()  # one a previous front process ran
 
     @property
     def labels(self) -> tuple[str, str, str]:
@@ -589,7 +596,7 @@ class Front:
             "last_restart": self.last_restart,
             "restart_note": self.restart_note,
             "traffic_dir": str(self.recorder.log.folder) if self.recorder else "",
-            "release": self.release.as_dict() if self.release else {},
+            "release": self.release.as_dict() if self.release else self.release_before,
         }
 
     async def start(self, app: web.Application) -> None:
@@ -979,6 +986,27 @@ class Front:
             except Exception:  # noqa: BLE001 - the gate must outlive one bad round
                 log.exception("the release gate failed a round")
 
+    def restored_release(self) -> dict:
+        """The release a previous front process left in release.json. One that was still
+        active is over: this front does not send it traffic (fail closed), so it is
+        recorded as aborted, and the controller finishes the abort."""
+        target = self.record.with_name("release.json")
+        try:
+            state = json.loads(target.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(state, dict):
+            return {}
+        if state.get("active"):
+            now = time.time()
+            reason = "the front restarted during the release; the candidate gets no traffic"
+            state.update(active=False, state="aborted", ended_at=now, next=reason)
+            state["decision"] = {"outcome": "abort", "by": "front", "reasons": [reason], "at": now}
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, default=str))
+            tmp.replace(target)
+        return state
+
     def write_release(self) -> None:
         """fronts/<model>/release.json, written atomically when what it says changed."""
         release = self.release
@@ -1005,7 +1033,7 @@ class Front:
     async def release_control(self, request: web.Request) -> web.Response:
         release = self.release
         if request.method == "GET" and request.path == "/release":
-            return web.json_response(release.as_dict() if release else {})
+            return web.json_response(release.as_dict() if release else self.release_before)
         try:
             wanted = await request.json()
             if not isinstance(wanted, dict):
@@ -1041,6 +1069,9 @@ class Front:
                 timeout = float(wanted.get("timeout", 60))
             except (TypeError, ValueError):
                 timeout = 60.0
+            if release is None and self.release_before.get("state") == "aborted":
+                if outcome == "abort":  # ended when the front restarted
+                    return web.json_response(self.release_before)
             if release is None or not release.active:
                 if release is not None and release.state == "aborted" and outcome == "abort":
                     await self.drain(release.port, timeout)
@@ -1090,6 +1121,8 @@ class Front:
                 self.columns = json.loads(wanted["columns"])
             if wanted.get("server_dir"):
                 self.server_dir = Path(wanted["server_dir"])
+            if self.release is not None and self.release.active:  # a deploy meanwhile
+                self.release.champion_version, self.release.champion_port = self.version, port
             if "traffic_dir" in wanted:  # the deployment's log_traffic, at each deploy
                 await self.record_traffic(
                     str(wanted["traffic_dir"] or ""), int(wanted.get("traffic_max_mb") or 512)

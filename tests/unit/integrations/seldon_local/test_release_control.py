@@ -83,3 +83,18 @@ def test_a_release_starts_once_and_is_promoted_or_aborted_by_the_controller(fron
     assert front.status()["backend"] == candidate  # an abort never moves the backend
     on_disk = json.loads((front.dir / "release.json").read_text())
     assert on_disk["state"] == "aborted" and on_disk["candidate"]["version"] == "5"
+
+
+def test_a_release_the_front_was_running_when_it_restarted_is_over(front):
+    """Fail closed: a new front process sends the old release's candidate nothing."""
+    port, backend = front.port, front.status()["backend"]
+    front.release_start(process.free_port(), "canary", 20, {"version": "6"}, "", {})
+    front.stop()
+    front.start(port, backend, served={"protocol": "seldon"})
+    state = front.release_status()
+    assert state["state"] == "aborted" and not state["active"]
+    assert state["decision"]["by"] == "front" and "restarted" in state["decision"]["reasons"][0]
+    assert front.release_end("abort", "watch")["candidate"]["version"] == "6"
+    with pytest.raises(FrontError, match="no release is active to promote"):
+        front.release_end("promote", "watch")
+    assert front.release_start(process.free_port(), "shadow", 0, {"version": "7"}, "", {})["active"]
