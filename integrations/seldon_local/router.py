@@ -25,7 +25,8 @@ itself 0600), so only the owner can switch the backend or read pids and ports:
                   "server_dir": D, "columns": "[...]", "thresholds": {...}}   start a release
     GET /release  the last release's state ({} when there was none)
     POST /release/end {"outcome": "promote"|"abort", "by": W, "reason": R}   end it; answers
-                  once the port that leaves has no request in flight
+                  once the port that leaves has no request in flight (again for a retry
+                  of how it ended; 409 when no release is active)
 
 A release serves a candidate server beside the champion. Canary: PERCENT % of predictions
 go to the candidate, sticky by the caller's request id (Seldon-Puid; V2: X-Request-Id or
@@ -723,7 +724,9 @@ class Front:
         if answer.status == 200:
             text = answer_text(answer.body or b"", answer.headers.get("Content-Encoding"))
         self.metrics.observe(labels, answer.status, elapsed, text)
-        request_id, predictions = read_answer(self.protocol, text) if text else ("", [])
+        request_id, predictions = "", []
+        if release is not None and text:  # no release: the recorder reads it, off the path
+            request_id, predictions = read_answer(self.protocol, text)
         if release is not None:
             stats = release.roles["candidate" if role == "canary" else "champion"]
             stats.answered(answer.status, elapsed, predictions)
@@ -1073,8 +1076,10 @@ class Front:
                 if outcome == "abort":  # ended when the front restarted
                     return web.json_response(self.release_before)
             if release is None or not release.active:
-                if release is not None and release.state == "aborted" and outcome == "abort":
-                    await self.drain(release.port, timeout)
+                done = {"abort": "aborted", "promote": "promoted"}[outcome]
+                if release is not None and release.state == done:  # a retry: idempotent
+                    leaving = release.port if outcome == "abort" else release.champion_port
+                    await self.drain(leaving, timeout)
                     return web.json_response(release.as_dict())
                 now = "no release was started" if release is None else f"it is {release.state}"
                 return web.json_response(

@@ -72,8 +72,9 @@ def test_a_release_starts_once_and_is_promoted_or_aborted_by_the_controller(fron
     status = front.status()
     assert status["backend"] == candidate and status["release"]["state"] == "promoted"
     assert front.record()["version"] == "4"
-    with pytest.raises(FrontError, match="no release is active to promote"):
-        front.release_end("promote", "test", "again")
+    assert front.release_end("promote", "test", "a retry")["state"] == "promoted"  # idempotent
+    with pytest.raises(FrontError, match="no release is active to abort"):
+        front.release_end("abort", "test", "too late")
 
     second = front.release_start(champion, "shadow", 0, {"version": "5"}, "", {})
     assert second["mode"] == "shadow" and second["champion"]["version"] == "4"
