@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import time
+from typing import ClassVar
+
 from zenml.integrations.seldon.model_deployers.seldon_model_deployer import SeldonModelDeployer
 from zenml.integrations.seldon.secret_schemas import SeldonS3SecretSchema
 from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentService
+from zenml.logger import get_logger
 
-from integrations.deployer import DeployerContract, DeploymentRequest
+from core.errors import ConfigError
+from integrations import cluster_release, k8s_patch, locks
+from integrations.deployer import DeployerContract, DeploymentRequest, check_release, served
 from integrations.kubeflow import seldon_manifest
 from integrations.kubeflow.flavors import ZenkubeSeldonModelDeployerFlavor
+
+logger = get_logger(__name__)
 
 
 class _WithRequestLogger:
@@ -49,6 +58,8 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
     FLAVOR = ZenkubeSeldonModelDeployerFlavor  # error messages name our flavor
     SERVICE_CLASS = SeldonDeploymentService
     PROTOCOLS = ("seldon",)  # MLFLOW_SERVER without spec.protocol: Seldon's v1 REST
+    RELEASE_MODES = ("canary", "shadow")  # traffic weights / a shadow predictor
+    RELEASE_TIMEOUT: ClassVar[int] = 300  # seconds a candidate (or a promote) gets Ready
     # ZenML's own stop/start/delete (the contract's are for services we define).
     perform_stop_model = SeldonModelDeployer.perform_stop_model
     perform_start_model = SeldonModelDeployer.perform_start_model
@@ -96,6 +107,173 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
         if not isinstance(api, _WithRequestLogger):
             client._custom_objects_api = _WithRequestLogger(api, url)
         return client
+
+    # -- releases (issue #27): a second predictor on the served SeldonDeployment ---------
+    def _objects(self):
+        client = self.seldon_client
+        return client._custom_objects_api, client.namespace
+
+    def _read(self, name: str) -> dict | None:
+        from kubernetes.client.rest import ApiException
+
+        api, namespace = self._objects()
+        m = seldon_manifest
+        try:
+            return api.get_namespaced_custom_object(m.GROUP, m.VERSION, namespace, m.PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _apply(self, name: str, current: dict, body: dict) -> None:
+        """Patch the SeldonDeployment `name` so that its spec is `body`'s (which has been
+        through `for_cluster`: names Seldon accepts, the request logger)."""
+        api, namespace = self._objects()
+        m = seldon_manifest
+        patch = k8s_patch.object_patch(current, body)
+        if patch:
+            api.patch_namespaced_custom_object(
+                m.GROUP, m.VERSION, namespace, m.PLURAL, name, body=patch
+            )
+
+    def _finished(self, body: dict) -> dict:
+        return seldon_manifest.for_cluster(body, getattr(self.config, "request_logger_url", ""))
+
+    def release_start(
+        self,
+        request: DeploymentRequest,
+        mode: str,
+        percent: float,
+        thresholds: dict,
+        timeout: int = 300,
+    ) -> dict:
+        """The candidate as a second predictor of the served SeldonDeployment: a canary
+        (`traffic` weights) or a shadow (`shadow: true`). If the SeldonDeployment is not
+        Available again within `timeout`, the candidate goes (fail closed)."""
+        from integrations.storage_uri import check_stack_model_uri
+
+        check_release(self, mode, percent)
+        share = k8s_patch.whole_percent(percent, "Seldon Core") if mode == "canary" else 0
+        check_stack_model_uri(request.model_uri)
+        model = request.model_name
+        with locks.model_lock(model, "release", logger.info):
+            champion = served(self, model)
+            name = champion.seldon_deployment_name if champion is not None else ""
+            body = self._read(name) if champion is not None else None
+            if body is None:
+                raise ConfigError(
+                    f"{model} is not served by Seldon Core, so a release has no champion to "
+                    "run beside. `deploy` it first, then start the release."
+                )
+            last = seldon_manifest.read_release(body)
+            if last and last.get("active"):
+                raise ConfigError(
+                    f"{model} already has a {last['mode']} release of version "
+                    f"{last['candidate']['version']} running; one release per model at a "
+                    "time. End it with `release promote` or `release abort` first."
+                )
+            if champion.config.model_uri == request.model_uri:
+                raise ConfigError(
+                    f"Version {request.model_version} of {model} is the served version "
+                    "already; a release needs another version (--version N)."
+                )
+            record = cluster_release.started(
+                request, mode, share, thresholds,
+                {"version": champion.config.model_version, "model_uri": champion.config.model_uri,
+                 "predictor": seldon_manifest.champion_predictor(body)["name"], "deployment": name},
+                {"predictor": seldon_manifest.candidate_predictor_name(model, request.model_version)},
+            )  # fmt: skip
+            new = seldon_manifest.release(
+                body, mode, share, request.model_uri, request.model_version, record
+            )
+            try:
+                self._apply(name, body, self._finished(new))
+                if timeout:
+                    self._wait_available(name, min(timeout, self.RELEASE_TIMEOUT))
+            except BaseException:
+                with locks.uninterrupted():
+                    self._abort(name, record, "release start", "the candidate never got Ready")
+                raise
+        return self.release_state(model) or {}
+
+    def _wait_available(self, name: str, timeout: float) -> None:
+        deadline, why = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            ready, why = seldon_manifest.available(self._read(name) or {})
+            if ready:
+                return
+            time.sleep(5)
+        raise ConfigError(
+            f"The SeldonDeployment {name} was not Available with the release's candidate "
+            f"within {timeout:.0f}s ({why}); the release was aborted and the champion serves "
+            f"all traffic. `kubectl describe seldondeployment {name}` says why."
+        )
+
+    def _abort(self, name: str, record: dict, by: str, reason: str) -> None:
+        body = self._read(name)
+        if body is not None:
+            ended = cluster_release.finished(record, "abort", by, reason)
+            self._apply(name, body, self._finished(seldon_manifest.aborted(body, ended)))
+
+    def _release_object(self, model_name: str) -> tuple[str, dict | None]:
+        records = self.services_for(model_name)
+        if not records:
+            return "", None
+        name = records[0].seldon_deployment_name
+        return name, self._read(name)
+
+    def release_state(self, model_name: str) -> dict | None:
+        """The model's release, read back from its SeldonDeployment: the record zenkube
+        wrote, the predictors' shares and the operator's status; None: it never had one."""
+        name, body = self._release_object(model_name)
+        record = seldon_manifest.read_release(body)
+        if record is None:
+            return None
+        status = (body or {}).get("status") or {}
+        ready, why = seldon_manifest.available(body or {})
+        predictors = [
+            {k: p[k] for k in ("name", "traffic", "shadow") if k in p}
+            for p in (body.get("spec") or {}).get("predictors") or []
+        ]
+        backend = {
+            "kind": "SeldonDeployment",
+            "name": f"{(body.get('metadata') or {}).get('namespace', '')}/{name}",
+            "state": status.get("state"),
+            "ready": ready,
+            "why_not_ready": why,
+            "predictors": predictors,
+            "deployments": status.get("deploymentStatus") or {},
+        }
+        return cluster_release.state(record, backend)
+
+    def release_end(self, model_name: str, outcome: str, by: str, reason: str) -> dict:
+        """promote: the candidate is deployed (a SeldonDeployment of its own, Ready before
+        the released one goes, as every deploy here); abort: the champion's predictor
+        alone again. An abort of an aborted release answers its state (idempotent)."""
+        with locks.model_lock(model_name, f"release {outcome}", logger.info):
+            name, body = self._release_object(model_name)
+            record = seldon_manifest.read_release(body)
+            if not record or not record.get("active"):
+                if outcome == "abort" and record and record.get("state") == "aborted":
+                    return self.release_state(model_name) or {}
+                raise ConfigError(
+                    f"{model_name} has no release running on Seldon Core, so there is "
+                    f"nothing to {outcome}. `release status` shows the last one."
+                )
+            if outcome != "promote":
+                self._abort(name, record, by, reason)
+                return self.release_state(model_name) or {}
+            try:
+                new = self.deploy(DeploymentRequest(**record["request"]), self.RELEASE_TIMEOUT)
+            except BaseException:
+                with locks.uninterrupted():
+                    self._abort(name, record, by, f"promote failed: {reason}")
+                raise
+            ended = cluster_release.finished(record, "promote", by, reason)
+            current = self._read(new.seldon_deployment_name) or {}
+            note = {seldon_manifest.RELEASE: json.dumps(ended, sort_keys=True)}
+            self._apply(new.seldon_deployment_name, current, {"metadata": {"annotations": note}})
+        return self.release_state(model_name) or {}
 
     def _convert_artifact_store_secret(self):
         from zenml.client import Client

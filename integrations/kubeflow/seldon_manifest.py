@@ -201,3 +201,15 @@ def aborted(body: dict, release: dict) -> dict:
     champion.pop("shadow", None)
     new["spec"]["predictors"] = [champion]
     return _with_release(new, release)
+
+
+def available(body: dict) -> tuple[bool, str]:
+    """(Available, why not) from a SeldonDeployment's status: `state: Available` for the
+    spec the operator last saw (`observedGeneration` up to `metadata.generation`)."""
+    status = body.get("status") or {}
+    generation = (body.get("metadata") or {}).get("generation")
+    if generation and (status.get("observedGeneration") or 0) < generation:
+        return False, "the operator has not seen the new spec yet"
+    if status.get("state") == "Available":
+        return True, ""
+    return False, status.get("description") or status.get("state") or "no status yet"

@@ -13,8 +13,9 @@ from core.errors import ConfigError
 from integrations import deployer as contract
 from integrations.deployer import DeploymentRequest
 from integrations.kserve import manifest
+from integrations.kubeflow import seldon_manifest
 from steps.deployment.deploy import serve_champion
-from tests.kubeflow.conftest import crd_problems, kserve_crds
+from tests.kubeflow.conftest import SELDON_CRD, crd_problems, kserve_crds
 from tests.kubeflow.test_kserve_manifest import HOUSE, ISVC_PATH, champion, kserve_stack  # noqa: F401
 from tests.kubeflow.test_seldon_manifest import seldon_stack  # noqa: F401
 
@@ -190,3 +191,75 @@ def test_an_undecided_cluster_release_is_decided_abort_by_the_budget(
     assert state["state"] == "decided"
     assert state["decision"]["outcome"] == "abort" and state["decision"]["by"] == "budget"
     assert "release abort" in state["next"]
+
+
+# -- Seldon Core -------------------------------------------------------------------------
+SDEP_PATH = "/apis/machinelearning.seldon.io/v1/namespaces/zenkube/seldondeployments"
+
+
+def seldon_request(version: str) -> DeploymentRequest:
+    return request(version).model_copy(update={"protocol": "seldon"})
+
+
+def serve_seldon_v3(kubernetes_api) -> tuple[str, dict]:
+    serve_champion(champion("3"), "seldon", "deployment_pipeline", "deploy_champion", 0)
+    (path,) = [p for p in kubernetes_api.objects if p.startswith(SDEP_PATH + "/")]
+    # what Seldon's operator reports once it is Available
+    ready = {"type": "Ready", "status": "True"}
+    kubernetes_api.objects[path]["status"] = {"state": "Available", "conditions": [ready]}
+    return path, kubernetes_api.objects[path]
+
+
+@pytest.mark.parametrize("mode", ["canary", "shadow"])
+def test_a_seldon_release_starts_reads_back_and_aborts_to_the_champion(
+    seldon_stack,  # noqa: F811
+    kubernetes_api,
+    mode,
+):
+    path, _ = serve_seldon_v3(kubernetes_api)
+    deployer = Client().active_stack.model_deployer
+    assert deployer.RELEASE_MODES == ("canary", "shadow")
+    state = contract.release_start(deployer, seldon_request("4"), mode, 10, THRESHOLDS, 0)
+    body = kubernetes_api.objects[path]
+    assert crd_problems(body, SELDON_CRD) == []
+    champ, cand = body["spec"]["predictors"]
+    assert champ["graph"]["modelUri"] == champion("3").artifact_location
+    assert cand["graph"]["modelUri"] == champion("4").artifact_location
+    assert cand["name"] == seldon_manifest.candidate_predictor_name("House Prices", "4")
+    if mode == "canary":
+        assert (champ["traffic"], cand["traffic"]) == (90, 10)
+    else:
+        assert champ["traffic"] == 100 and cand["shadow"] is True and "traffic" not in cand
+    assert state["state"] == "running" and state["mode"] == mode
+    assert state["backend"]["kind"] == "SeldonDeployment" and state["backend"]["ready"]
+    assert [p["name"] for p in state["backend"]["predictors"]] == [champ["name"], cand["name"]]
+    ended = deployer.release_end("House Prices", "abort", "alice", "5xx")
+    body = kubernetes_api.objects[path]
+    assert crd_problems(body, SELDON_CRD) == []
+    (only,) = body["spec"]["predictors"]
+    assert only["name"] == champ["name"] and "traffic" not in only
+    assert only["graph"]["modelUri"] == champion("3").artifact_location
+    assert ended["state"] == "aborted" and ended["decision"]["reasons"] == ["5xx"]
+
+
+def test_a_seldon_promote_deploys_the_candidate_and_the_released_object_goes(
+    seldon_stack,  # noqa: F811
+    kubernetes_api,
+    monkeypatch,
+):
+    from integrations.kubeflow.seldon import ZenkubeSeldonModelDeployer
+
+    monkeypatch.setattr(ZenkubeSeldonModelDeployer, "RELEASE_TIMEOUT", 0)  # no operator here
+    path, _ = serve_seldon_v3(kubernetes_api)
+    deployer = Client().active_stack.model_deployer
+    deployer.release_start(seldon_request("4"), "canary", 10, THRESHOLDS, 0)
+    ended = deployer.release_end("House Prices", "promote", "release (canary 10%)", "good")
+    assert path not in kubernetes_api.objects  # the released SeldonDeployment went
+    (new_path,) = [p for p in kubernetes_api.objects if p.startswith(SDEP_PATH + "/")]
+    body = kubernetes_api.objects[new_path]
+    assert crd_problems(body, SELDON_CRD) == []
+    (predictor,) = body["spec"]["predictors"]
+    assert predictor["graph"]["modelUri"] == champion("4").artifact_location
+    assert ended["state"] == "promoted" and ended["decision"]["by"] == "release (canary 10%)"
+    (record,) = deployer.services_for("House Prices")
+    assert record.config.model_version == "4"
