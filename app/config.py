@@ -39,7 +39,9 @@ class PipelineEntry:
     module: str
     attr: str
     params: type[BaseModel]
-    # Runs under the ZenML Model `model_name` (the training pipeline creates its versions).
+    # Runs under the ZenML Model `model_name`: a new version each run (training). The
+    # continuous-training pipeline makes a version only when it retrains (its retraining
+    # step), so a run with nothing to retrain leaves no empty version.
     creates_model_version: bool = False
     # Parameters composed from these pipelines' configs (the first takes `--config`).
     composed_of: tuple[str, ...] = ()
@@ -66,7 +68,6 @@ PIPELINES: dict[str, PipelineEntry] = {
             "pipelines.continuous_training",
             "continuous_training_pipeline",
             ContinuousTrainingParams,
-            creates_model_version=True,
             composed_of=("monitoring", "training", "deployment"),
         ),
         PipelineEntry(

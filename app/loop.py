@@ -46,7 +46,7 @@ def monitor(
     core/protocol.py's rule); `redeploy=False` retrains and gates but leaves serving alone.
     """
     from steps.deployment import deploy_if_promoted
-    from steps.monitoring import check_quality, decide_action, detect_drift, retraining_data
+    from steps.monitoring import check_quality, decide_action, detect_drift, retrain_if_needed
 
     run_config = load_run_config(
         "continuous_training",
@@ -63,15 +63,35 @@ def monitor(
         quality=runner.output(run, check_quality),
         report_path=f"{drift_artifact.uri}/report.html",
     )
-    data = runner.output(run, retraining_data)
-    if data.skipped:
+    result.retraining = retraining_result(run)
+    if result.retraining is None:
         return result
-    echo(f"zenkube: alert with labels: retrained on reference + batch ({len(data.frame)} rows)")
-    result.retraining = runner.training_result(run)
+    rows = sum(
+        runner.saved_output(run, retrain_if_needed, part).run_metadata.get("rows", 0)
+        for part in ("train_set", "valid_set", "test_set")
+    )
+    echo(f"zenkube: alert with labels: retrained on reference + batch ({rows} rows)")
     deployment = runner.output(run, deploy_if_promoted)
     if not deployment.skipped:
         result.deployment = deployment
     return result
+
+
+def retraining_result(run) -> TrainingResult | None:
+    """What the retraining of a continuous-training run decided; None when it trained
+    nothing (it then saved no model, evaluation or registered version to read)."""
+    from steps.monitoring import retrain_if_needed
+
+    decision = runner.output(run, retrain_if_needed)
+    if not decision.candidate_version:
+        return None
+    return TrainingResult(
+        run_name=run.name,
+        status=str(run.status),
+        metrics=runner.saved_output(run, retrain_if_needed, "evaluation_report").load().metrics,
+        decision=decision,
+        registered=runner.saved_output(run, retrain_if_needed, "registered_model").load(),
+    )
 
 
 def monitor_command(

@@ -95,6 +95,15 @@ def output_artifact(run, step, name: str | None = None):
     return run.steps[step.name].outputs[name][0]
 
 
+def saved_output(run, step, name: str):
+    """The artifact `step` saved under `name` in `run` while it ran (not a declared output:
+    one it writes only when it has something to write, e.g. the retraining's `model`)."""
+    outputs = run.steps[step.name].outputs.get(name)
+    if not outputs:
+        raise ValueError(f"step {step.name} of run {run.name} saved no {name!r}")
+    return outputs[0]
+
+
 @dataclass
 class TrainingResult:
     """What a training run decided, read back from its artifacts."""

@@ -16,7 +16,6 @@ from zenml import step
 from core.schema import DATETIME
 from core.specs import SplitSpec
 from materializers.dataset import Dataset
-from steps.skip import note_skipped
 
 
 def _stratify(frame: pd.DataFrame, data: Dataset, test_share: float) -> pd.Series | None:
@@ -121,8 +120,5 @@ def split_data(
 ]:
     """Split into train (fit), validation (search only) and test (final evaluation only).
     A retraining set's test rows are a held-out part of its new batch."""
-    if data.skipped:
-        note_skipped("split_data", data.skipped)
-        return data, data, data
     train, valid, test = split_dataset(data, spec)
     return train, valid, test  # a literal tuple: ZenML reads it as three artifacts

@@ -3,7 +3,7 @@
 from steps.monitoring.batch import load_batch, load_reference, predict_batch
 from steps.monitoring.decide import check_quality, decide_action
 from steps.monitoring.drift import detect_drift
-from steps.monitoring.retrain import retraining_data
+from steps.monitoring.retrain import retrain_if_needed
 
 __all__ = [
     "check_quality",
@@ -12,5 +12,5 @@ __all__ = [
     "load_batch",
     "load_reference",
     "predict_batch",
-    "retraining_data",
+    "retrain_if_needed",
 ]

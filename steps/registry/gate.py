@@ -45,9 +45,11 @@ class PromotionDecision(BaseModel):
         promoted: True when the candidate is now the champion.
         reason: what the gate decided and why, readable by a user.
         metric: the metric compared.
-        candidate_score: the candidate's score on the test split.
+        candidate_score: the candidate's score on the test split (None: no candidate,
+            continuous training that had nothing to retrain).
         champion_score: the previous champion's score on the same rows (None if not scored).
-        champion_status: no_champion, compared or incomparable (see ChampionComparison).
+        champion_status: no_champion, compared or incomparable (see ChampionComparison);
+            "" when no candidate was judged.
         schema_change: how the input schema differs from the champion's ("" if not).
         candidate_version / champion_version: MLflow registry versions.
         compared_on: which test rows the scores are on (how many, where from).
@@ -56,7 +58,7 @@ class PromotionDecision(BaseModel):
     promoted: bool
     reason: str
     metric: str
-    candidate_score: float
+    candidate_score: float | None
     champion_score: float | None = None
     champion_status: str = NO_CHAMPION
     schema_change: str = ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from zenml import get_step_context, step
 
@@ -23,7 +23,6 @@ from steps.registry.gate import (
     decide_promotion,
 )
 from steps.registry.register import stored_at
-from steps.skip import note_skipped
 from steps.training.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -70,14 +69,17 @@ def compare_with_champion(
     return ChampionComparison(status=COMPARED, version=version, score=score)
 
 
-def make_champion(registered: RegisteredModel, decision: PromotionDecision) -> None:
-    """Move the MLflow alias and the ZenML stage together (see integrations/champion.py)."""
+def make_champion(
+    registered: RegisteredModel, decision: PromotionDecision, zenml_model_version: Any
+) -> None:
+    """Move the MLflow alias and the ZenML stage together (see integrations/champion.py);
+    `zenml_model_version` is the ZenML Model version that registered the candidate."""
     tags = {mlflow_registry.REASON_TAG: decision.reason}
     if decision.schema_change:
         tags[mlflow_registry.SCHEMA_CHANGE_TAG] = "true"
     context = get_step_context()
     by = f"the gate ({context.pipeline_run.name})"
-    champion.promote(registered.name, registered.version, context.model, tags, by)
+    champion.promote(registered.name, registered.version, zenml_model_version, tags, by)
 
 
 def gate_figures(decision: PromotionDecision, report: EvaluationReport) -> dict[str, float]:
@@ -93,10 +95,12 @@ def gate_figures(decision: PromotionDecision, report: EvaluationReport) -> dict[
     return {k: v for k, v in figures.items() if v is not None}
 
 
-def record_gate(registered: RegisteredModel, decision: PromotionDecision, report, test) -> None:
+def record_gate(
+    registered: RegisteredModel, decision: PromotionDecision, report, test, source: str
+) -> None:
     """Log the gate's figures and reason on the candidate's MLflow run (and its model), tied
-    to the test rows, so comparing versions in MLflow shows why one won."""
-    source = stored_at("test", test.name)
+    to the test rows (`source`: where the artifact store keeps them), so comparing
+    versions in MLflow shows why one won."""
     dataset = mlflow_registry.dataset_of(test.frame, test.name, source, test.target)
     mlflow_registry.log_dataset(registered.run_id, dataset, "testing")
     tags = {
@@ -115,15 +119,22 @@ def promote_if_better(
     registered: RegisteredModel, report: EvaluationReport, test: Dataset, gate: GateSpec
 ) -> Annotated[PromotionDecision, "promotion_decision"]:
     """Set MLflow alias `champion` and ZenML stage `production` together, or say why not."""
-    if test.skipped:
-        note_skipped("promote_if_better", test.skipped)
-        return PromotionDecision(
-            promoted=False,
-            reason=test.skipped,
-            metric="",
-            candidate_score=0.0,
-            model_name=registered.name,
-        )
+    model_version = get_step_context().model
+    return gate_candidate(
+        registered, report, test, gate, model_version, stored_at("test", test.name)
+    )
+
+
+def gate_candidate(
+    registered: RegisteredModel,
+    report: EvaluationReport,
+    test: Dataset,
+    gate: GateSpec,
+    zenml_model_version: Any,
+    test_source: str,
+) -> PromotionDecision:
+    """Judge the candidate against the champion on its test rows and promote it when it
+    wins (`zenml_model_version`: the ZenML Model version that registered it)."""
     current = champion.current(registered.name)
     metric = gate.metric_for(report.task)
     comparison = compare_with_champion(registered, test, metric, current)
@@ -133,9 +144,9 @@ def promote_if_better(
     )
     decision.candidate_version = registered.version
     decision.model_name = registered.name
-    record_gate(registered, decision, report, test)
+    record_gate(registered, decision, report, test, test_source)
     if decision.promoted:
-        make_champion(registered, decision)
+        make_champion(registered, decision, zenml_model_version)
         log = logger.warning if decision.schema_change else logger.info
         log("Promoted %s v%s: %s", registered.name, registered.version, decision.reason)
     else:

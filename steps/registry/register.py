@@ -13,7 +13,6 @@ from integrations import mlflow_registry
 from integrations.mlflow_registry import RegisteredModel
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
-from steps.skip import note_skipped
 from steps.training import features as feature_code
 from steps.training.evaluate import final_estimator, public_class_path
 
@@ -57,21 +56,19 @@ def log_evidence(
     mlflow_registry.log_files(registered.run_id, files)
 
 
-@step(experiment_tracker=True)
-def register_model(
+def register(
     model: BaseEstimator,
     train: Dataset,
     report: EvaluationReport,
     trainer: TrainerSpec,
     model_name: str,
-) -> Annotated[RegisteredModel, "registered_model"]:
-    """Register a new MLflow version (LoggedModel URI, signature, input example)."""
-    if train.skipped:
-        note_skipped("register_model", train.skipped)
-        return RegisteredModel(name=model_name, version="", model_uri="")
+    run_name: str,
+    train_uri: str,
+) -> RegisteredModel:
+    """Log the model to the active MLflow run, register a version, and put the evidence
+    beside it (`train_uri`: where the artifact store keeps the training rows)."""
     mlflow_registry.configure_from_stack()
-    context = get_step_context()
-    tags = {"zenml_run": context.pipeline_run.name, "schema_fingerprint": train.fingerprint}
+    tags = {"zenml_run": run_name, "schema_fingerprint": train.fingerprint}
     registered = mlflow_registry.log_and_register(
         model,
         train.features,
@@ -82,14 +79,33 @@ def register_model(
         input_schema=train.input_schema,
         code_by_value=(feature_code,),
     )
-    log_metadata(
-        {
-            "mlflow_model_name": registered.name,
-            "mlflow_version": registered.version,
-            "mlflow_model_uri": registered.model_uri,
-            "mlflow_run_id": registered.run_id,
-        },
-        infer_model=True,
+    log_evidence(registered, train, report, train_uri)
+    return registered
+
+
+def version_metadata(registered: RegisteredModel) -> dict[str, str]:
+    """What the ZenML Model version records of the MLflow version it registered (the
+    champion's two records are matched by `mlflow_version`, integrations/champion.py)."""
+    return {
+        "mlflow_model_name": registered.name,
+        "mlflow_version": registered.version,
+        "mlflow_model_uri": registered.model_uri,
+        "mlflow_run_id": registered.run_id,
+    }
+
+
+@step(experiment_tracker=True)
+def register_model(
+    model: BaseEstimator,
+    train: Dataset,
+    report: EvaluationReport,
+    trainer: TrainerSpec,
+    model_name: str,
+) -> Annotated[RegisteredModel, "registered_model"]:
+    """Register a new MLflow version (LoggedModel URI, signature, input example)."""
+    run_name = get_step_context().pipeline_run.name
+    registered = register(
+        model, train, report, trainer, model_name, run_name, stored_at("train", train.name)
     )
-    log_evidence(registered, train, report, stored_at("train", train.name))
+    log_metadata(version_metadata(registered), infer_model=True)
     return registered

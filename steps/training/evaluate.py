@@ -13,7 +13,6 @@ from zenml import log_metadata, step
 from core.errors import is_interrupt
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
-from steps.skip import note_skipped
 from steps.training.metrics import (
     baseline_metrics,
     classification_curves,
@@ -141,9 +140,6 @@ def evaluate_model(
     model: BaseEstimator, test: Dataset, search_results: list
 ) -> Annotated[EvaluationReport, "evaluation_report"]:
     """Compute the test metrics that the promotion gate and monitoring compare against."""
-    if test.skipped:
-        note_skipped("evaluate_model", test.skipped)
-        return EvaluationReport(task=test.task, metrics={}, rows=0)
     report = evaluate(model, test, search_results)
     log_metadata({"test_metrics": report.metrics}, infer_model=True)
     return report

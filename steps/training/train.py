@@ -21,7 +21,6 @@ from core.metrics import TASK_METRICS
 from core.schema import CATEGORICAL, DATETIME, NUMERIC
 from core.specs import GateSpec, TrainerSpec
 from materializers.dataset import Dataset
-from steps.skip import note_skipped
 from steps.training.features import DatetimeFeatures, MissingAsNaN
 from steps.training.metrics import compute_metrics, primary_metric, score_is_better
 
@@ -236,11 +235,6 @@ def train_model(
     train: Dataset, valid: Dataset, spec: TrainerSpec
 ) -> tuple[Annotated[BaseEstimator, "model"], Annotated[list, "search_results"]]:
     """Fit the estimator on train; a search compares candidates on validation only."""
-    if train.skipped:
-        from sklearn.dummy import DummyRegressor
-
-        note_skipped("train_model", train.skipped)
-        return DummyRegressor(), []  # an unfitted placeholder nobody registers
     model, results = fit_model(train, valid, spec)
     if results:
         log_metadata({"search": results})

@@ -80,25 +80,71 @@ def outcome_tags(run_name: str) -> list[str]:
     return [t.name for t in tags if t.name.startswith("zenkube:")]
 
 
-def test_same_distribution_batch_has_no_drift_and_no_retraining(champion):
-    _, folder = champion
-    before = training_runs()
-    result = monitor(write(sample(400, seed=11), folder, "same.csv"))
+def zenml_counts() -> dict[str, int]:
+    """How many ZenML Model versions of MODEL, and versions of the artifacts a retraining
+    writes, the store holds."""
+    from zenml.client import Client
+
+    client = Client()
+    counts = {"model versions": client.list_model_versions(model=MODEL, size=1).total}
+    for name in ("model", "train_set", "test_set", "evaluation_report", "promotion_decision"):
+        counts[name] = client.list_artifact_versions(artifact=name, size=1).total
+    return counts
+
+
+def test_held_out_rows_raise_no_alert_and_the_run_looks_like_nothing_happened(champion):
+    """What `monitor` checks by default, the champion's held-out rows: no alert, so no model,
+    data set or ZenML Model version is written, and the runs list says why."""
+    from zenml.client import Client
+
+    from steps.monitoring import retrain_if_needed
+
+    before, registered = zenml_counts(), training_runs()
+    held_out, shifted = loop.batch_file(MODEL, simulate_drift=False)
+    assert shifted == [] and held_out.endswith("held-out.csv")
+    result = monitor(held_out)
     assert result.drift.drifted_columns == []
     assert not result.decision.alert and result.retraining is None
-    assert training_runs() == before
-    assert outcome_tags(result.run_name) == ["zenkube:nothing-to-do"]  # in the runs list
+    assert training_runs() == registered and zenml_counts() == before
+    # The retraining step wrote its decision only: no candidate, no champion compared.
+    outputs = Client().get_pipeline_run(result.run_name).steps[retrain_if_needed.name].outputs
+    assert set(outputs) == {"retraining_decision"}
+    decision = outputs["retraining_decision"][0].load()
+    assert decision.reason.startswith("skipped: no retraining needed") and not decision.promoted
+    assert decision.candidate_score is None and decision.champion_status == ""
+    # The runs list (`zenml pipeline runs list`, the dashboard) tells this run apart.
+    assert outcome_tags(result.run_name) == ["zenkube:nothing-to-do"]
+    (listed,) = (
+        Client()
+        .list_pipeline_runs(name=result.run_name, tags=["zenkube:nothing-to-do"], hydrate=True)
+        .items
+    )
+    assert listed.run_metadata["outcome"] == "nothing to do"
 
 
 def test_two_shifted_columns_are_flagged_and_retraining_runs(champion):
+    from zenml.client import Client
+
     first, folder = champion
-    before = training_runs()
+    before, counts = training_runs(), zenml_counts()
     result = monitor(
         write(sample(400, seed=12, shift={"x2": 1.5, "x4": -1.5}), folder, "drift.csv")
     )
     assert result.drift.drifted_columns == ["x2", "x4"]
     assert result.decision.alert and result.decision.retrain
     assert result.retraining is not None and training_runs() == before + 1
+    # One ZenML Model version, made by the retraining, holds what it trained and registered.
+    after = zenml_counts()
+    assert {k: after[k] - counts[k] for k in counts} == {
+        "model versions": 1, "model": 1, "train_set": 1, "test_set": 1,
+        "evaluation_report": 1, "promotion_decision": 0,
+    }  # fmt: skip
+    (version,) = (
+        Client().list_model_versions(model=MODEL, sort_by="desc:number", size=1).items
+    )
+    assert version.run_metadata["mlflow_version"] == result.retraining.registered.version
+    assert version.get_model_artifact("model") is not None
+    assert result.run_name in [run.name for run in version.pipeline_runs.values()]
     promoted = result.retraining.decision.promoted
     assert outcome_tags(result.run_name) == [f"zenkube:{'promoted' if promoted else 'retrained'}"]
     decision = result.retraining.decision
@@ -130,7 +176,7 @@ def test_degraded_labels_raise_a_quality_alert(champion):
 
 
 def test_history_shows_the_runs_so_far_with_effects_and_quality(champion, tmp_path):
-    """The three monitoring runs of the tests above (same batch, two shifted columns, flipped
+    """The three monitoring runs of the tests above (held-out rows, two shifted columns, flipped
     labels), read back from the store as `monitor history` does; the gauges file holds the
     latest run's figures. (Reads those runs: run it with the module.)"""
     import json
@@ -275,7 +321,7 @@ def test_retraining_on_an_unshifted_batch_compares_on_rows_neither_model_saw(cha
     )
     assert result.decision.retrain and result.retraining is not None
     steps = Client().get_pipeline_run(result.run_name).steps
-    split = steps["split_data"].outputs
+    split = steps["retrain_if_needed"].outputs  # saved when it trains
     test, train, valid = (split[n][0].load() for n in ("test_set", "train_set", "valid_set"))
     # The champion the gate compared with, and the rows it was trained on.
     champion_train = steps["load_reference"].outputs["reference_set"][0].load()
