@@ -382,6 +382,9 @@ class Release:
     def active(self) -> bool:
         return self.state in ("running", "decided")
 
+    def port_of(self, role: str) -> int:
+        return self.champion_port if role == "champion" else self.port
+
     def labels(self, role: str) -> tuple[str, str, str, str]:
         version = self.champion_version if role == "champion" else self.version
         return self.model, version, self.protocol, role
@@ -702,6 +705,7 @@ class Front:
                 release.shadow_skipped += 1
             else:
                 request_id = request.get("zenkube_request_id", "")
+                release.shadow_inflight += 1  # counted now: the task may start later
                 task = asyncio.get_running_loop().create_task(
                     self.shadow(release, url, headers, body, request_id)
                 )
@@ -715,7 +719,8 @@ class Front:
     ) -> web.Response | None:  # fmt: skip
         """One prediction answered by the champion or a canary; None when the canary did
         not answer 200 (the caller then gets the champion's answer)."""
-        port = release.port if role == "canary" else self.backend
+        # the release's champion, also for a fallback that began before a promote
+        port = self.backend if release is None else release.port_of(role)
         labels = release.labels(role) if release else self.labels
         started = time.perf_counter()
         answer = await self.send(port, request.method, url, headers, body)
@@ -752,8 +757,8 @@ class Front:
         self, release: Release, url: str, headers: dict, body: bytes, request_id: str
     ) -> None:
         """A copy of an answered prediction sent to a shadow candidate: its answer is
-        evidence and recorded (role shadow, under the caller's request id), never returned."""
-        release.shadow_inflight += 1
+        evidence and recorded (role shadow, under the caller's request id), never returned.
+        The caller counted it in `shadow_inflight`; it is uncounted here when done."""
         try:
             labels = release.labels("shadow")
             started = time.perf_counter()
@@ -1037,6 +1042,10 @@ class Front:
         release = self.release
         if request.method == "GET" and request.path == "/release":
             return web.json_response(release.as_dict() if release else self.release_before)
+        if (request.method, request.path) not in (("PUT", "/release"), ("POST", "/release/end")):
+            return web.json_response(
+                {"error": "use GET or PUT /release, POST /release/end"}, status=405
+            )
         try:
             wanted = await request.json()
             if not isinstance(wanted, dict):

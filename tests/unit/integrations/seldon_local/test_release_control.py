@@ -99,3 +99,33 @@ def test_a_release_the_front_was_running_when_it_restarted_is_over(front):
     with pytest.raises(FrontError, match="no release is active to promote"):
         front.release_end("promote", "watch")
     assert front.release_start(process.free_port(), "shadow", 0, {"version": "7"}, "", {})["active"]
+
+
+def test_the_gate_ends_a_release_by_itself_and_a_decided_one_nobody_ends():
+    """No server: the front's release object judged at chosen times."""
+    from integrations.seldon_local.router import Release
+
+    def release(**limits):
+        wanted = {"mode": "canary", "percent": 50, "port": 2, "version": "4"}
+        return Release({**wanted, "thresholds": limits}, ("3", 1), "m", "seldon")
+
+    budget = release(budget_seconds=10)
+    assert not budget.judge(budget.started_at + 5) and budget.state == "running"
+    assert budget.judge(budget.started_at + 11) and budget.state == "aborted"
+    assert budget.decision["by"] == "budget" and not budget.active
+
+    failing = release(min_requests=10)
+    for _ in range(30):
+        failing.roles["champion"].answered(200, 0.01, [1])
+        failing.roles["candidate"].answered(500, 0.01)
+    assert failing.judge() and failing.state == "aborted" and failing.decision["by"] == "gate"
+
+    good = release(min_requests=10, budget_seconds=100)
+    for role in ("champion", "candidate"):
+        for _ in range(30):
+            good.roles[role].answered(200, 0.01, [1])
+    assert good.judge(good.started_at + 95) and good.state == "decided" and good.active
+    assert good.decision == {**good.decision, "outcome": "promote", "by": "gate"}
+    assert not good.judge(good.started_at + 101)  # over the budget, but decided 6 s ago
+    assert good.judge(good.started_at + 95 + 61) and good.state == "aborted"
+    assert good.decision["by"] == "budget" and "nobody ended it" in good.decision["reasons"][0]
