@@ -56,6 +56,8 @@ ORDER = (CARD, METRICS, CLASSIFICATION, REPORT)
 KFP_RUN_ID_ENV = "KFP_RUN_ID"
 # What ZenML's BaseMaterializer._extract_base_metadata adds to every artifact: not a figure.
 ZENML_BASE_METADATA = frozenset({"storage_size"})
+# A step's `extra` key naming the KFP outputs of the artifacts it saves itself.
+EXTRA_KEY = "kfp_ui"
 MAX_ROC_POINTS = 200
 MAX_FIELD_CHARS = 300
 MAX_LIST_ITEMS = 50
@@ -65,10 +67,12 @@ MAX_LIST_ITEMS = 50
 
 
 def kinds_for_step(step_config) -> list[str]:
-    """The KFP outputs a step declares: a card always, more where its materializers say so."""
+    """The KFP outputs a step declares: a card always, more where its materializers say so,
+    and what its `extra` names under `kfp_ui` (a step that saves its artifacts only when
+    it has any, e.g. the loop's retraining, declares what they can show)."""
     from zenml.utils import source_utils
 
-    kinds = {CARD}
+    kinds = {CARD, *(getattr(step_config.config, "extra", None) or {}).get(EXTRA_KEY, ())}
     for output in step_config.config.outputs.values():
         for source in output.materializer_source or ():
             try:

@@ -121,14 +121,14 @@ def retrain_candidate(
     model, search = fit_model(train, valid, trainer)
     report = evaluate(model, test, search)
     version = new_model_version(model_name)
-    saved = keep(
+    saved = keep(  # the evaluation first: its report is the task's HTML in the KFP UI
         version,
+        evaluation_report=report,
         train_set=train,
         valid_set=valid,
         test_set=test,
         model=model,
         search_results=search,
-        evaluation_report=report,
     )
     run_name = get_step_context().pipeline_run.name
     registered = register(
@@ -140,7 +140,12 @@ def retrain_candidate(
     return gate_candidate(registered, report, test, gate, version, saved["test_set"].uri)
 
 
-@step(enable_cache=False, experiment_tracker=True)
+# What its saved artifacts show in the KFP UI (integrations/kubeflow/ui_outputs.py): the
+# evaluation's metrics, confusion matrix and report, as the training pipeline's tasks do.
+KFP_UI = {"kfp_ui": ["metrics", "classification", "report"]}
+
+
+@step(enable_cache=False, experiment_tracker=True, extra=KFP_UI)
 def retrain_if_needed(
     decision: MonitoringDecision,
     reference: Dataset,

@@ -202,3 +202,16 @@ def test_a_zenml_url_with_credentials_is_refused_before_anything_is_written(tmp_
     assert "--zenml-url https://zenml.example.com" in message
     assert "zenml-store-credentials" in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_loops_retraining_task_declares_the_evaluations_ui_outputs(compiled):
+    """The loop's retraining saves its evaluation only when it trains; its task still has
+    the boxes the evaluation fills (metrics, confusion matrix and ROC, the report)."""
+    spec = load_documents(compiled["continuous_training"])[0]
+    (task,) = (
+        t
+        for t in spec["root"]["dag"]["tasks"].values()
+        if t["taskInfo"]["name"] == "retrain_if_needed"
+    )
+    outputs = spec["components"][task["componentRef"]["name"]]["outputDefinitions"]["artifacts"]
+    assert set(outputs) == {"card", "metrics", "classification", "report"}

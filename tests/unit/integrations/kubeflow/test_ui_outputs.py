@@ -187,3 +187,15 @@ def test_a_task_declares_what_its_outputs_materializers_can_show(materializer, e
     output = SimpleNamespace(materializer_source=[Source.from_import_path(materializer)])
     step = SimpleNamespace(config=SimpleNamespace(outputs={"out": output}))
     assert ui_outputs.kinds_for_step(step) == expected
+
+
+def test_a_step_that_saves_its_own_artifacts_declares_what_they_show():
+    """The loop's retraining saves its evaluation only when it trains (no declared output
+    for it), so its task declares the evaluation's KFP outputs through the step's `extra`."""
+    from types import SimpleNamespace
+
+    from steps.monitoring import retrain_if_needed
+
+    extra = retrain_if_needed.configuration.extra
+    step = SimpleNamespace(config=SimpleNamespace(outputs={}, extra=extra))
+    assert ui_outputs.kinds_for_step(step) == ["card", "metrics", "classification", "report"]
