@@ -133,9 +133,9 @@ class RoleStats:
             self.c5xx += 1
 
     def prediction(self, value) -> None:
-        number = as_number(value)
-        if number is not None and not float(number).is_integer():
-            self.numbers.add(float(number))
+        number = None if isinstance(value, bool) else as_number(value)
+        if number is not None and math.isfinite(number):
+            self.numbers.add(number)
         key = str(value) if len(self.classes) < MAX_CLASSES or str(value) in self.classes else "…"
         self.classes[key] += 1
 
@@ -236,10 +236,18 @@ def normed_wasserstein(reference: list[float], current: list[float]) -> float | 
     return distance / sd if sd > 0 else (0.0 if distance == 0 else math.inf)
 
 
+MAX_CLASSES_FOR_SHIFT = 50  # more distinct numeric predictions: compared as numbers
+
+
 def shift(champion: RoleStats, candidate: RoleStats) -> dict:
-    """{metric, value}: how far apart the two roles' predictions are."""
-    numeric = len(champion.numbers.values) + len(candidate.numbers.values)
-    if numeric > (champion.rows + candidate.rows) / 2:
+    """{metric, value}: how far apart the two roles' predictions are. Class shares
+    (Jensen–Shannon) unless the predictions are numbers with more than 50 distinct values
+    (a regression: Wasserstein over the champion's σ; class shares of so many values
+    would differ by sampling alone)."""
+    distinct = len(set(champion.classes) | set(candidate.classes))
+    numeric = champion.numbers.values and candidate.numbers.values
+    numeric = numeric and champion.numbers.seen == sum(champion.classes.values())
+    if numeric and distinct > MAX_CLASSES_FOR_SHIFT:
         value = normed_wasserstein(champion.numbers.values, candidate.numbers.values)
         metric = "wasserstein_norm"
     else:

@@ -68,12 +68,17 @@ def test_a_slow_candidate_is_aborted_on_its_p95_but_not_for_a_few_ms():
 def test_shifted_predictions_abort_classes_and_numbers():
     outcome, reasons, _ = judge(role(300, predictions=(0, 1)), role(60, predictions=(1,)))
     assert outcome == "abort" and "jensenshannon" in reasons[0]
-    numbers = [round(0.1 * i + 0.05, 2) for i in range(20)]
-    same = judge(role(300, predictions=numbers), role(60, predictions=numbers))
+    numbers = [round(0.1 * i + 0.05, 2) for i in range(100)]  # a regression's
+    same = judge(role(300, predictions=numbers), role(100, predictions=numbers))
     assert same[0] == "promote"
-    moved = [v + 5.5 for v in numbers]
-    outcome, reasons, _ = judge(role(300, predictions=numbers), role(60, predictions=moved))
-    assert outcome == "abort" and "wasserstein_norm" in reasons[0]
+    moved = [v + 3.0 for v in numbers]  # 3 / σ(≈2.9) ≈ 1.04
+    outcome, reasons, _ = judge(role(300, predictions=numbers), role(100, predictions=moved))
+    assert outcome == "abort" and "wasserstein_norm 1.0" in reasons[0]
+    # whole numbers with many values (prices, say) are numbers, not 100 classes: 5 more
+    # on each is a tiny shift (5 / σ 290), though no value of one is a value of the other
+    prices = [1000 + 10 * i for i in range(100)]
+    higher = [p + 5 for p in prices]
+    assert judge(role(300, predictions=prices), role(100, predictions=higher))[0] == "promote"
 
 
 def labelled(stats: RoleStats, right: int, wrong: int) -> RoleStats:
