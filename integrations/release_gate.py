@@ -103,6 +103,7 @@ class Reservoir:
 
 
 MAX_CLASSES = 1000  # distinct predicted classes kept per role; more go to one bucket
+MAX_CLASSES_FOR_SHIFT = 50  # more distinct numeric predictions: compared as numbers
 
 
 class RoleStats:
@@ -114,9 +115,9 @@ class RoleStats:
         self.classes: Counter = Counter()
         self.numbers = Reservoir(seed=1)
         self.labelled = 0
-        self.hits = 0  # classification: labelled answers that were right
-        self.errors = Reservoir(seed=2)  # regression: absolute errors
-        self.error_sum = self.error_sq = 0.0
+        self.hits = 0  # labelled answers that were the right class
+        self.numeric_labels = 0  # labelled answers where both were numbers
+        self.error_sum = self.error_sq = 0.0  # their absolute errors
 
     def answered(self, status: int, seconds: float, predictions: list | None = None) -> None:
         """One answer of this role (status 599: it could not be reached)."""
@@ -140,29 +141,36 @@ class RoleStats:
         self.classes[key] += 1
 
     def label(self, prediction, label) -> None:
-        """A prediction of this role and its true label, from feedback."""
+        """A prediction of this role and its true label, from feedback: a hit when they
+        are the same class; the absolute error too when both are numbers."""
         self.labelled += 1
-        if is_class(prediction) and is_class(label):
-            self.hits += int(str(prediction) == str(label) or _same_number(prediction, label))
-        else:
-            error = abs(float(as_number(prediction) or 0.0) - float(as_number(label) or 0.0))
+        self.hits += int(str(prediction) == str(label) or _same_number(prediction, label))
+        x, y = as_number(prediction), as_number(label)
+        if x is not None and y is not None and math.isfinite(x) and math.isfinite(y):
+            error = abs(x - y)
+            self.numeric_labels += 1
             self.error_sum += error
             self.error_sq += error * error
 
-    def quality(self) -> dict | None:
-        """{metric, value, se, n}: accuracy for classes, MAE for numbers (None: no labels)."""
+    def quality(self, metric: str | None = None) -> dict | None:
+        """{metric, value, se, n} on the labelled answers (None: none yet): accuracy, or
+        the mean absolute error when every label and prediction was a number and
+        `metric` is "mae" (None: "mae" for numbers with more than 50 distinct values)."""
         if not self.labelled:
             return None
         n = self.labelled
-        if self.error_sum or self.error_sq:
+        if metric is None:
+            many = len(self.classes) > MAX_CLASSES_FOR_SHIFT
+            metric = "mae" if many and self.numeric_labels == n else "accuracy"
+        if metric == "mae" and self.numeric_labels == n:
             mean = self.error_sum / n
             var = max(0.0, self.error_sq / n - mean * mean)
             return {"metric": "mae", "value": mean, "se": math.sqrt(var / n), "n": n}
         p = self.hits / n
         return {"metric": "accuracy", "value": p, "se": math.sqrt(p * (1 - p) / n), "n": n}
 
-    def as_dict(self) -> dict:
-        quality = self.quality()
+    def as_dict(self, metric: str | None = None) -> dict:
+        quality = self.quality(metric)
         return {
             "requests": self.requests,
             "ok": self.ok,
@@ -185,12 +193,6 @@ def as_number(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def is_class(value) -> bool:
-    """A class label: text, a bool, or a whole number."""
-    number = None if isinstance(value, str) else as_number(value)
-    return isinstance(value, str | bool) or (number is not None and float(number).is_integer())
 
 
 def _same_number(a, b) -> bool:
@@ -236,9 +238,6 @@ def normed_wasserstein(reference: list[float], current: list[float]) -> float | 
     return distance / sd if sd > 0 else (0.0 if distance == 0 else math.inf)
 
 
-MAX_CLASSES_FOR_SHIFT = 50  # more distinct numeric predictions: compared as numbers
-
-
 def shift(champion: RoleStats, candidate: RoleStats) -> dict:
     """{metric, value}: how far apart the two roles' predictions are. Class shares
     (Jensen–Shannon) unless the predictions are numbers with more than 50 distinct values
@@ -256,17 +255,26 @@ def shift(champion: RoleStats, candidate: RoleStats) -> dict:
     return {"metric": metric, "value": None if value is None else round(value, 4)}
 
 
+def quality_metric(champion: RoleStats, candidate: RoleStats) -> str:
+    """The metric both roles are judged on: the mean absolute error for numbers with more
+    than 50 distinct values (a regression), else accuracy."""
+    distinct = len(set(champion.classes) | set(candidate.classes))
+    numbers = all(r.numeric_labels == r.labelled for r in (champion, candidate))
+    return "mae" if numbers and distinct > MAX_CLASSES_FOR_SHIFT else "accuracy"
+
+
 def quality(champion: RoleStats, candidate: RoleStats) -> dict:
     """The two roles' quality on labelled answers and the candidate's relative drop
     (positive: worse), with its standard error."""
-    a, b = champion.quality(), candidate.quality()
-    if a is None or b is None or a["metric"] != b["metric"]:
-        return {"metric": (a or b or {}).get("metric"), "drop": None, "se": None}
+    metric = quality_metric(champion, candidate)
+    a, b = champion.quality(metric), candidate.quality(metric)
+    if a is None or b is None:
+        return {"metric": metric, "drop": None, "se": None}
     scale = abs(a["value"]) or 1.0
-    worse = b["value"] - a["value"] if a["metric"] == "mae" else a["value"] - b["value"]
+    worse = b["value"] - a["value"] if metric == "mae" else a["value"] - b["value"]
     se = math.sqrt(a["se"] ** 2 + b["se"] ** 2) / scale
     return {
-        "metric": a["metric"],
+        "metric": metric,
         "champion": round(a["value"], 4),
         "candidate": round(b["value"], 4),
         "drop": round(worse / scale, 4),
@@ -275,9 +283,10 @@ def quality(champion: RoleStats, candidate: RoleStats) -> dict:
 
 
 def evidence(champion: RoleStats, candidate: RoleStats) -> dict:
+    metric = quality_metric(champion, candidate)
     return {
-        "champion": champion.as_dict(),
-        "candidate": candidate.as_dict(),
+        "champion": champion.as_dict(metric),
+        "candidate": candidate.as_dict(metric),
         "shift": shift(champion, candidate),
         "quality": quality(champion, candidate),
     }

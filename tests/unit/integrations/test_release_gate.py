@@ -100,7 +100,8 @@ def test_quality_from_labels_aborts_a_clearly_worse_candidate_and_waits_for_labe
 
 
 def test_a_regression_candidates_quality_is_its_mean_absolute_error():
-    champion, candidate = role(300), role(60)
+    values = [10.0 + 0.1 * i for i in range(100)]  # a regression's predictions
+    champion, candidate = role(300, predictions=values), role(100, predictions=values)
     for i in range(40):
         champion.label(10.5, 10.0 + (i % 3) * 0.1)
         candidate.label(14.5, 10.0 + (i % 3) * 0.1)
