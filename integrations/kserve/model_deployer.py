@@ -36,6 +36,8 @@ class KServeModelDeployer(DeployerContract):
     SERVICE_CLASS: ClassVar[type] = KServeService
     PROTOCOLS: ClassVar[tuple[str, ...]] = ("v2",)
     RELEASE_MODES: ClassVar[tuple[str, ...]] = ("canary",)  # no shadow in KServe (#2978)
+    # why a mode is not run, for the contract's refusal to say (see release_start)
+    RELEASE_REFUSALS: ClassVar[dict[str, str]] = {"shadow": manifest.SHADOW_REFUSED}
 
     @property
     def config(self) -> KServeModelDeployerConfig:
@@ -165,6 +167,16 @@ class KServeModelDeployer(DeployerContract):
             new = manifest.canary(champion.body(), candidate.body(), share, dmode, release)
             try:
                 champion.apply(new)
+                if dmode == manifest.STANDARD and not (champion.read() or {}).get("spec", {}).get(
+                    "canary"
+                ):
+                    raise ConfigError(
+                        "The cluster's KServe dropped the InferenceService's spec.canary (its "
+                        "CRD has no such field: KServe before v0.20), so a Standard-mode canary "
+                        "cannot run there. Set deployment_mode: Serverless in the KServe "
+                        "deployer's config if KServe runs on Knative (canaryTrafficPercent), "
+                        "upgrade KServe to v0.20 or later, or `deploy` the version (a swap)."
+                    )
                 if timeout:
                     self._wait_canary(
                         champion, request.model_version, min(timeout, self.config.ready_timeout)

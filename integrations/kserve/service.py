@@ -99,8 +99,17 @@ class KServeService(BaseDeploymentService):
     def provision(self) -> None:
         """Create the InferenceService, or replace its spec: KServe rolls out a new
         revision and keeps the old one serving until the new one is Ready. A release's
-        canary (`spec.canary`, `canaryTrafficPercent`) goes with the old spec."""
-        self.apply(self.body())
+        canary (`spec.canary`, `canaryTrafficPercent`) goes with the old spec, and a
+        running release is recorded as ended by this deploy."""
+        body = self.body()
+        release = manifest.read_release(self._get())
+        if release and release.get("active"):
+            from integrations.cluster_release import finished
+
+            reason = f"a deploy of version {self.config.model_version} replaced the spec"
+            ended = finished(release, "abort", "deploy", reason)
+            body["metadata"]["annotations"].update(manifest.release_annotation(ended))
+        self.apply(body)
 
     def apply(self, body: dict) -> dict:
         """Create the InferenceService as `body`, or patch it so that its spec is exactly

@@ -74,6 +74,7 @@ def kubernetes_api(monkeypatch):
     Returns the list of calls; `.objects` holds what was created (path → body)."""
     calls, objects = Calls(), {}
     calls.objects = objects
+    calls.prune_with = None  # a vendored CRD file: drop what its schema does not know
 
     def call_api(
         self,
@@ -97,12 +98,16 @@ def kubernetes_api(monkeypatch):
             raise ApiException(status=404, reason="Not Found")
         if method == "POST":
             objects[f"{path}/{body['metadata']['name']}"] = body
+            if calls.prune_with:
+                prune(body, crd_schema(calls.prune_with))
         elif method == "PUT":
             objects[path] = body
         elif method == "PATCH":  # the client sends application/merge-patch+json (RFC 7386)
             if path not in objects:
                 raise ApiException(status=404, reason="Not Found")
             objects[path] = merge(copy.deepcopy(objects[path]), body)
+            if calls.prune_with:  # the API server prunes what the CRD's schema lacks
+                prune(objects[path], crd_schema(calls.prune_with))
             return objects[path]
         elif method == "DELETE":
             objects.pop(path, None)
@@ -167,6 +172,33 @@ def pruned_fields(value, schema: dict, path: str = "") -> list[str]:
         for i, item in enumerate(value):
             found += pruned_fields(item, schema["items"], f"{path}[{i}]")
     return found
+
+
+def crd_schema(file: str) -> dict:
+    """The openAPIV3Schema of the CRD's first served version."""
+    crd = load_crd(file)
+    served = [v for v in crd["spec"]["versions"] if v.get("served", True)]
+    return served[0]["schema"]["openAPIV3Schema"]
+
+
+def prune(value, schema: dict) -> None:
+    """Drop in place the fields `pruned_fields` finds (what the API server drops)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return
+    if isinstance(value, dict):
+        properties, extra = schema.get("properties"), schema.get("additionalProperties")
+        for key in list(value):
+            if key == "metadata" and not (properties or {}).get(key, {}).get("properties"):
+                continue  # ObjectMeta: the API server's own rules (metadata_problems)
+            if properties and key in properties:
+                prune(value[key], properties[key])
+            elif isinstance(extra, dict):
+                prune(value[key], extra)
+            elif extra is not True:
+                del value[key]
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            prune(item, schema["items"])
 
 
 def metadata_problems(metadata: dict) -> list[str]:

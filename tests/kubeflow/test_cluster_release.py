@@ -263,3 +263,37 @@ def test_a_seldon_promote_deploys_the_candidate_and_the_released_object_goes(
     assert ended["state"] == "promoted" and ended["decision"]["by"] == "release (canary 10%)"
     (record,) = deployer.services_for("House Prices")
     assert record.config.model_version == "4"
+
+
+def test_a_standard_canary_on_a_kserve_without_spec_canary_is_refused_at_once(
+    kserve_stack,  # noqa: F811
+    kubernetes_api,
+):
+    """KServe v0.15's API server prunes `spec.canary` (its CRD lacks it): the release is
+    refused and the InferenceService is the champion's, not a silent canary of nothing."""
+    path = f"{ISVC_PATH}/{HOUSE}"
+    serve_v3(kubernetes_api)
+    kubernetes_api.prune_with = "kserve-v0.15.0_inferenceservices.yaml.gz"
+    deployer = Client().active_stack.model_deployer
+    with pytest.raises(ConfigError, match="dropped the InferenceService's spec.canary"):
+        deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
+    body = kubernetes_api.objects[path]
+    assert "canary" not in body["spec"]
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("3").artifact_location
+    assert deployer.release_state("House Prices")["state"] == "aborted"
+
+
+def test_a_deploy_during_a_kserve_release_ends_it_as_an_abort(
+    kserve_stack,  # noqa: F811
+    kubernetes_api,
+):
+    serve_v3(kubernetes_api)
+    deployer = Client().active_stack.model_deployer
+    deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
+    serve_champion(champion("5"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    body = kubernetes_api.objects[f"{ISVC_PATH}/{HOUSE}"]
+    assert "canary" not in body["spec"]
+    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("5").artifact_location
+    state = deployer.release_state("House Prices")
+    assert state["state"] == "aborted" and not state["active"]
+    assert state["decision"]["by"] == "deploy" and "version 5" in state["decision"]["reasons"][0]
