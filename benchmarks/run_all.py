@@ -14,6 +14,7 @@ SCRIPTS = [
     "bench_drift.py",
     "bench_monitor_memory.py",
     "bench_pipeline.py",
+    "bench_release.py",
     "bench_serving.py",
     "bench_swap.py",
     "bench_training.py",
