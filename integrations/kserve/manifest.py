@@ -57,6 +57,11 @@ PROBE_HEADER = "X-Zenkube-Probe"  # integrations/seldon_local/client.py
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"  # kserve pkg/constants
 STANDARD, SERVERLESS = "Standard", "Serverless"
 RELEASE = "zenkube.io/release"  # annotation: the release, as JSON (release_state reads it)
+STANDARD_ROUTING = (
+    "KServe v0.20.0 routes its Kubernetes Ingress to the stable predictor only: the canary's "
+    "share reaches it through Gateway API HTTPRoutes, from KServe #5912 on (after v0.20.0); "
+    "behind an Ingress the candidate is deployed but answers no live request"
+)
 SHADOW_REFUSED = (
     "KServe has no shadow traffic: an InferenceService cannot mirror requests to a second "
     "model (kserve/kserve#2978, open since 2023), so a shadow release cannot run on the "

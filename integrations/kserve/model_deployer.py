@@ -177,6 +177,8 @@ class KServeModelDeployer(DeployerContract):
                         "deployer's config if KServe runs on Knative (canaryTrafficPercent), "
                         "upgrade KServe to v0.20 or later, or `deploy` the version (a swap)."
                     )
+                if dmode == manifest.STANDARD:
+                    logger.warning("%s.", manifest.STANDARD_ROUTING)
                 if timeout:
                     self._wait_canary(
                         champion, request.model_version, min(timeout, self.config.ready_timeout)
@@ -239,6 +241,8 @@ class KServeModelDeployer(DeployerContract):
             "traffic": ((status.get("components") or {}).get("predictor") or {}).get("traffic")
             or [],
         }
+        if release.get("deployment_mode") == manifest.STANDARD:
+            backend["routing"] = manifest.STANDARD_ROUTING
         if release.get("active"):
             ok, why = manifest.canary_ready(
                 body or {}, release.get("deployment_mode"), release["candidate"]["version"]

@@ -90,6 +90,7 @@ def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
     assert state["champion"]["version"] == "3" and state["evidence"] == {}
     assert "release promote" in state["next"] and "request" not in state
     assert state["backend"]["candidate_ready"] is False  # KServe has not reported yet
+    assert "Gateway API" in state["backend"]["routing"]  # v0.20.0's Ingress: stable only
     # what KServe v0.20 reports once the canary's Deployment is available
     body["status"]["canaryStatuses"] = [{"name": "v4", "ready": True, "trafficPercent": 10}]
     assert deployer.release_state("House Prices")["backend"]["candidate_ready"] is True
