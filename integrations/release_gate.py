@@ -15,9 +15,9 @@ does not import scipy and integrations/ does not import steps/.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
-import zlib
 from collections import Counter
 
 # Keys and defaults; configs/deployment.yaml `release:` holds the same keys.
@@ -34,7 +34,9 @@ DEFAULTS: dict[str, float] = {
 }
 LATENCY_MARGIN_MS = 20.0  # a p95 ratio over the bound counts only this far apart
 EARLY_REQUESTS = 20  # a rate can abort from this many candidate requests when clearly over
-Z = 1.96  # "clearly": outside by more than a two-sided 95% interval
+# "Clearly": beyond three standard errors. The gate looks again every 0.5 s as evidence
+# grows, and at 1.96 (95%) those repeated looks aborted good candidates by chance.
+Z = 3.0
 DECIDED_GRACE_SECONDS = 60.0  # a decided release nobody ends is aborted this long after
 
 
@@ -59,8 +61,9 @@ def thresholds(given: dict | None) -> dict[str, float]:
 class Allocator:
     """Which predictions a canary's candidate answers: `percent` % of them.
 
-    A request with an id goes where the id hashes (CRC-32, so the same id lands on the
-    same side in every front process and run: sticky); a request without one goes by a
+    A request with an id goes where the id hashes (BLAKE2b, so the same id lands on the
+    same side in every front process and run: sticky; CRC-32 is linear, and ids that
+    differ in a counter, "req-1", "req-2", were far from the share); a request without one goes by a
     smooth weighted counter, which keeps the share exact over any run of requests (pure
     randomness would drift by ±√n)."""
 
@@ -70,7 +73,8 @@ class Allocator:
 
     def to_candidate(self, request_id: str | None = None) -> bool:
         if request_id:
-            return zlib.crc32(request_id.encode()) % 10000 < self.share * 10000
+            digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+            return int.from_bytes(digest, "big") % 10000 < self.share * 10000
         self.credit += self.share
         if self.credit >= 1.0 - 1e-9:
             self.credit -= 1.0
@@ -298,7 +302,7 @@ def _rate(stats: dict, key: str) -> float:
 
 
 def _wilson_low(hits: int, n: int) -> float:
-    """The lower end of the 95% Wilson interval of a rate: hits/n is clearly above it."""
+    """The lower end of the Wilson interval (±Z) of a rate: the rate is clearly above it."""
     if not n:
         return 0.0
     p = hits / n
@@ -313,13 +317,13 @@ def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, 
     Abort as soon as one figure is clearly outside its bound:
     - the candidate's 5xx (or 4xx) share over the champion's by more than the bound:
       judged on the share itself from `min_requests` candidate requests, and earlier (from
-      20) when even the low end of its 95% interval is over (a candidate failing half its
+      20) when even the low end of its interval (3 standard errors) is over (a candidate failing half its
       requests is aborted within a few dozen, not after 200);
     - from `min_requests`: p95 latency over `max_p95_latency_ratio` × the champion's and at
       least 20 ms more; the prediction shift over `max_prediction_shift`;
     - from `min_labelled` labelled answers per role: quality worse by more than
-      `max_quality_drop` (relative) beyond its 95% noise (canary roles answer different
-      requests, so a small drop alone is not clear);
+      `max_quality_drop` (relative) beyond 3 standard errors of noise (canary roles
+      answer different requests, so a small drop alone is not clear);
     - the budget: `budget_seconds` or `budget_requests` spent without a decision.
     Promote once `min_requests` candidate requests were answered and every judged figure
     is inside its bound; when labels have started to arrive, only once `min_labelled`

@@ -68,7 +68,7 @@ def models(root: Path, names: tuple[str, ...] = ("champion", "good", "wrong", "f
     champion = LogisticRegression().fit(X, y)
     fitted = {
         "champion": champion,
-        "good": LogisticRegression(C=0.5).fit(X[::2], y[::2]),
+        "good": LogisticRegression(C=0.1).fit(X, y),  # 0.3% of answers differ
         "wrong": LogisticRegression().fit(X, 1 - y),
         "failing": FailsOnSomeRows(champion, "f0", 0.5),
     }

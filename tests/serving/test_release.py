@@ -375,7 +375,7 @@ def test_v2_a_canary_sticks_to_body_ids_and_a_shadow_is_judged_on_labels(v2_rele
         aborted_at = len(clients.answered)
         clients.wait_for(aborted_at + 60)
     assert clients.failures == [] and "neither" not in clients.answered.values()
-    assert abs(share - 0.20) <= 0.05, share
+    assert abs(share - 0.20) <= 0.07, share  # 3/4 of the requests carry an id: binomial
     assert len(mine) >= 100
     after = list(clients.answered.values())[aborted_at + 4 :]  # 4 may have been on their way
     assert after and set(after) <= {"champion", "either"}
