@@ -58,10 +58,17 @@ def save(model, folder: Path, X: pd.DataFrame) -> Path:
     return folder
 
 
-def models(root: Path, names: tuple[str, ...] = ("champion", "good", "wrong", "failing")):
-    """{name: (MLflow model folder, the fitted model)} for champion, good (as good as the
-    champion), wrong (trained on flipped labels) and failing (the champion, raising on
-    rows with f0 > 0.5)."""
+NAMES = ("champion", "good", "wrong", "failing")
+
+
+def models(root: Path, names: tuple[str, ...] = NAMES) -> dict[str, Path]:
+    """{name: MLflow model folder} for champion, good (as good as the champion), wrong
+    (trained on flipped labels) and failing (the champion, raising on rows with f0 > 0.5)."""
+    return {name: folder for name, (folder, _) in fitted_models(root, names).items()}
+
+
+def fitted_models(root: Path, names: tuple[str, ...] = NAMES) -> dict[str, tuple[Path, object]]:
+    """{name: (MLflow model folder, the fitted model)}, as `models` saves them."""
     from sklearn.linear_model import LogisticRegression
 
     X, y = data()

@@ -90,7 +90,7 @@ def fleet(tmp_path_factory):
     Seldon servers (champion, good, wrong, failing) and two V2 ones (champion, wrong),
     from the same MLflow folders; and the fitted models."""
     root = tmp_path_factory.mktemp("release")
-    made = release_models.models(root)
+    made = release_models.fitted_models(root)
     wanted = [("seldon", name, folder) for name, (folder, _) in made.items()]
     wanted += [("v2", name, made[name][0]) for name in ("champion", "wrong")]
     with model_servers(wanted, root) as ports:
