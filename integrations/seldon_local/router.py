@@ -39,7 +39,9 @@ feedback labels are joined by request id to both roles' answers. Every 0.5 s the
 (integrations/release_gate.py) judges the evidence per role: an abort (or the budget
 spent) stops the candidate's traffic at once; a promote marks the release "decided" and
 the controller ends it (POST /release/end promote: the candidate becomes the backend, as
-PUT /backend would). The state is kept in release.json beside the record.
+PUT /backend would). The state is kept in release.json beside the record; a release a
+previous front process left active is recorded as aborted when this one starts (fail
+closed: the new process sends that candidate nothing).
 
 Supervision: the server behind the front (its record `server.json` and launch spec
 `server.launch.json` in `server_dir`) is restarted when it dies, on the same port, with
