@@ -2,9 +2,10 @@
 and the run says what it amounted to.
 
 KFP and ZenML's static pipelines run every task; when monitoring decides no retraining
-is needed, the retraining steps receive a Dataset whose `skipped` says why, log one
-line (`zenkube skipped <step>: <reason>`, which the console and the step's log show),
-and return a placeholder that the next step recognises.
+is needed, the retraining step (`retrain_if_needed`, steps/monitoring/retrain.py) and
+the deploy step log one line (`zenkube skipped <step>: <reason>`, which the console and
+the step's log show) and return only a decision that says why (the retraining writes no
+model, data set or ZenML Model version then).
 
 The last step, `record_outcome` (steps/outcome.py), names what the run amounted to (`nothing to do`,
 `alert`, `retrained`, `promoted`) as a tag on the ZenML run (`zenkube:<outcome>`, in

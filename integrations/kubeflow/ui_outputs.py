@@ -241,7 +241,7 @@ def step_facts(step_name: str, snapshot_id: str, kfp_run: str) -> dict[str, Any]
     """Read the finished step back from the ZenML store (the server, in a pod)."""
     from zenml.artifacts.utils import load_artifact_visualization
     from zenml.client import Client
-    from zenml.enums import VisualizationType
+    from zenml.enums import ArtifactType, VisualizationType
 
     client = Client()
     runs = client.list_pipeline_runs(
@@ -279,6 +279,7 @@ def step_facts(step_name: str, snapshot_id: str, kfp_run: str) -> dict[str, Any]
         )
     elif tracking_uri:  # steps without the tracker: the pipeline's MLflow experiment
         facts["mlflow"] = f"experiment '{run.pipeline.name}' at {tracking_uri}"
+    html_analysis = False
     for output, versions in step.outputs.items():
         for artifact in versions:
             if METRICS in _declared(artifact):
@@ -291,10 +292,14 @@ def step_facts(step_name: str, snapshot_id: str, kfp_run: str) -> dict[str, Any]
                 for key, item in artifact.run_metadata.items()
                 if isinstance(item, str | int | float | bool)
             }
-            if facts["html"] is None and artifact.visualizations:
+            # One report per task: an analysis (an evaluation, a drift report) before a
+            # data set's profile, whatever order the server lists a step's outputs in.
+            analysis = artifact.type == ArtifactType.DATA_ANALYSIS
+            if artifact.visualizations and (facts["html"] is None or analysis > html_analysis):
                 for index, visualization in enumerate(artifact.visualizations):
                     if visualization.type == VisualizationType.HTML:
                         facts["html"] = load_artifact_visualization(artifact, index).value
+                        html_analysis = analysis
                         break
             facts["confusion"] = facts["confusion"] or getattr(value, "confusion", None)
             facts["roc"] = facts["roc"] or getattr(value, "roc", None)

@@ -121,14 +121,14 @@ def retrain_candidate(
     model, search = fit_model(train, valid, trainer)
     report = evaluate(model, test, search)
     version = new_model_version(model_name)
-    saved = keep(  # the evaluation first: its report is the task's HTML in the KFP UI
+    saved = keep(
         version,
-        evaluation_report=report,
         train_set=train,
         valid_set=valid,
         test_set=test,
         model=model,
         search_results=search,
+        evaluation_report=report,
     )
     run_name = get_step_context().pipeline_run.name
     registered = register(
