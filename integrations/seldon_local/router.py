@@ -825,13 +825,15 @@ class Front:
         return headers, puid
 
     async def forward(self, request: web.Request, body: bytes) -> web.Response:
-        headers, _ = self.outgoing(request)
-        return await self.send(self.backend, request.method, str(request.rel_url), headers, body)
+        headers, puid = self.outgoing(request)
+        url = str(request.rel_url)
+        return await self.send(self.backend, request.method, url, headers, body, bool(puid))
 
     async def send(
-        self, port: int, method: str, url: str, headers: dict, body: bytes
+        self, port: int, method: str, url: str, headers: dict, body: bytes, puid: bool = True
     ) -> web.Response:
-        """One request to the model server on `port`; 503 when it does not answer."""
+        """One request to the model server on `port`; 503 when it does not answer. With
+        `puid`, a Seldon prediction's request id is returned in the Seldon-Puid header."""
         self.inflight[port] += 1
         try:
             async with self.session.request(
@@ -844,7 +846,7 @@ class Front:
                     for k, v in answer.headers.items()
                     if k.lower() not in HOP_BY_HOP and not k.lower().startswith("access-control-")
                 }
-                if headers.get("Seldon-Puid"):
+                if puid and headers.get("Seldon-Puid"):
                     out["Seldon-Puid"] = headers["Seldon-Puid"]
                 return web.Response(status=answer.status, body=data, headers=out)
         except (TimeoutError, ClientError) as exc:
