@@ -10,7 +10,7 @@ import json
 
 import click
 
-from app import batch, champions, drift_history, loop, runner, serving, session
+from app import batch, champions, drift_history, loop, release, runner, serving, session
 from app.compile import compile_and_check
 from app.config import PIPELINES
 from app.config import model_name as model_name_for
@@ -219,7 +219,7 @@ def predict_cmd(input_path, output_path, model_name, version, id_column, config,
 @cli.command("history")
 @click.option("--model-name", help="Registered model (default: the config's model_name).")
 def history_cmd(model_name) -> None:
-    """Champion changes, newest first: when, which version, who or what, and why."""
+    """Champion changes and releases, newest first: when, which version, who or what, why."""
     session.ready(click.echo)
     champions.history(model_name, click.echo)
 
@@ -289,12 +289,11 @@ def serve_stop_cmd(model_name) -> None:
 @serve_group.command("repair")
 @click.option("--model-name", help="Registered model (default: the config's model_name).")
 def serve_repair_cmd(model_name) -> None:
-    """Put right what an interrupted or crashed command left behind (unfinished service
-    records, their servers, a champion without its history entry) and say what was fixed.
-    Every deploy, rollback and `champion set` does the same first."""
+    """Put right what a cut-off command left (records, servers, history, releases): said."""
     session.ready(click.echo)
     serving.repair(model_name, click.echo)
 
 
+cli.add_command(release.release_group)
 if __name__ == "__main__":
     cli()

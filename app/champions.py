@@ -14,6 +14,7 @@ class History:
     model_name: str
     current: str | None  # the champion's MLflow version, None before the first promotion
     events: list[dict[str, str]] = field(default_factory=list)  # newest first
+    releases: list[dict] = field(default_factory=list)  # ended releases, newest first
 
 
 def history(model_name: str | None, echo=print) -> History:
@@ -23,10 +24,31 @@ def history(model_name: str | None, echo=print) -> History:
     name = resolve_name(model_name)
     current = champion.current(name)
     found = History(name, current.version if current else None, champion.history(name))
+    found.releases = champion.release_history(name)
     echo(f"Champion of '{name}': {'v' + found.current if found.current else 'none yet'}")
-    for event in found.events:
-        echo(f"  {event['at']}  v{event['version']:<4} {event['by']:<45} {event['reason']}")
+    for event in merged(found.events, found.releases):
+        echo(history_line(event))
     return found
+
+
+def merged(changes: list[dict], releases: list[dict]) -> list[dict]:
+    """Champion changes and ended releases in one list, newest first (by `at`). A
+    promoted release ends just after the champion change it made: in the same second,
+    the release line still comes first (it ended last)."""
+    tagged = [{**e, "kind": "change"} for e in changes]
+    tagged += [{**e, "kind": "release"} for e in releases]
+    order = {"change": 0, "release": 1}
+    return sorted(tagged, key=lambda e: (e.get("at", ""), order[e["kind"]]), reverse=True)
+
+
+def history_line(event: dict) -> str:
+    """One line of `history`: a champion change, or a release and its outcome."""
+    if event.get("kind") != "release":
+        return f"  {event['at']}  v{event['version']:<4} {event['by']:<45} {event['reason']}"
+    mode = event.get("mode", "")
+    share = f"canary {event['percent']:g}%" if mode == "canary" and event.get("percent") else mode
+    what = f"release ({share}) beside v{event.get('champion') or '-'}: {event.get('outcome')}"
+    return f"  {event['at']}  v{event['version']:<4} {what:<45} {event['by']}: {event['reason']}"
 
 
 def rollback(model_name: str | None, to: str | None, echo=print):

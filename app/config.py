@@ -56,7 +56,14 @@ class PipelineEntry:
 PIPELINES: dict[str, PipelineEntry] = {
     entry.name: entry
     for entry in (
-        PipelineEntry("training", "pipelines.training", "training_pipeline", TrainingParams, True),
+        PipelineEntry(
+            "training",
+            "pipelines.training",
+            "training_pipeline",
+            TrainingParams,
+            True,
+            shared_from=(("release", "deployment"),),
+        ),
         PipelineEntry(
             "deployment", "pipelines.deployment", "deployment_pipeline", DeploymentParams
         ),

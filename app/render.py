@@ -68,6 +68,8 @@ def deployment(info, echo: Echo) -> None:
         echo(f"Port:         {info.details['PORT_NOTE']}", fg="yellow")
     if info.details.get("SCHEMA_CHANGE"):
         echo(f"Schema:       {info.details['SCHEMA_CHANGE']}", fg="yellow")
+    if info.details.get("RELEASE"):
+        echo(f"Release:      {info.details['RELEASE']}", fg="green")
     host = info.details.get("HOST_HEADER")  # KServe's ingress routes by it
     if host:
         echo(f"Host header:  {host}")

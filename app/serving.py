@@ -123,8 +123,30 @@ def status(model_name: str | None, echo=print) -> list[str]:
             lines.append(
                 f"    why: {why}\n    restore it with: python run.py deploy --model-name {name}"
             )
+    lines += candidate_lines(deployer, model_name)
     for line in lines:
         echo(line)
+    return lines
+
+
+def candidate_lines(deployer, model_name: str | None) -> list[str]:
+    """Releases' candidates (`release status` has their evidence): one paragraph each."""
+    from integrations.deployer import candidates, release_state
+
+    lines = []
+    for service in candidates(deployer, model_name):
+        name = service.config.model_name
+        state = release_state(deployer, name) or {}
+        mode = state.get("mode", "release")
+        share = f"canary {state.get('percent'):g}%" if mode == "canary" else mode
+        info = deployer.get_model_server_info(service)
+        lines.append(
+            f"{name} v{service.config.model_version} candidate ({share}, release "
+            f"{state.get('state', '?')}) {'up' if service.is_running else 'down'}  "
+            f"beside v{(state.get('champion') or {}).get('version', '?')}\n"
+            f"    log: {info.get('LOG_FILE')}   id: {service.uuid}\n"
+            f"    evidence: python run.py release status --model-name {name}"
+        )
     return lines
 
 
@@ -142,6 +164,12 @@ def stop(model_name: str | None, echo=print) -> None:
             continue
         deployer.stop_model_server(service.uuid, timeout=30)
         echo(f"stopped {what}")
+    from integrations.deployer import candidates
+
+    for service in candidates(deployer, model_name):  # its release ends with the front
+        deployer.stop_model_server(service.uuid, timeout=30)
+        name, version = service.config.model_name, service.config.model_version
+        echo(f"stopped {name} v{version} (a release's candidate)")
 
 
 def repair(model_name: str | None, echo=print) -> list[str]:
@@ -152,6 +180,9 @@ def repair(model_name: str | None, echo=print) -> list[str]:
     name = resolve_name(model_name)
     with locks.model_lock(name, "serve repair", echo):
         fixed = champion.repair(name)
+        from app.release import settle
+
+        fixed += settle(name, echo)  # a cut-off release: its champion, traffic and records
         fixed += deployer.repair(deployer.active_deployer(), name)
     for line in fixed or [f"Nothing to repair for '{name}': champion, records and servers agree."]:
         echo(line)

@@ -169,16 +169,6 @@ class GateSpec(_Strict):
         return _per_task(self.threshold, task)
 
 
-class TrainingParams(_Strict):
-    """All parameters of the training pipeline (the `parameters:` block of its config)."""
-
-    model_name: ModelName = DEFAULT_MODEL_NAME
-    data: DataSpec = Field(default_factory=DataSpec)
-    split: SplitSpec = Field(default_factory=SplitSpec)
-    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
-    gate: GateSpec = Field(default_factory=GateSpec)
-
-
 RELEASE_SPEC_MODES = ("swap", "canary", "shadow")
 
 
@@ -247,6 +237,19 @@ class ReleaseSpec(_Strict):
         return value
 
 
+class TrainingParams(_Strict):
+    """All parameters of the training pipeline (the `parameters:` block of its config)."""
+
+    model_name: ModelName = DEFAULT_MODEL_NAME
+    data: DataSpec = Field(default_factory=DataSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    # How a gate-passed version reaches traffic; left out: configs/deployment.yaml's
+    # `release:` (swap: the gate moves the champion; canary/shadow: it only tags the version).
+    release: ReleaseSpec | None = None
+
+
 class DeploymentParams(_Strict):
     """Parameters of the deployment pipeline."""
 
@@ -256,6 +259,9 @@ class DeploymentParams(_Strict):
     # The protocol of a model that is not served yet.
     default_protocol: Protocol = DEFAULT_PROTOCOL
     timeout: int = Field(300, gt=0)
+    # swap (default): deploy replaces the served version; canary/shadow: deploy starts a
+    # release of the newest gate-passed version beside the champion instead.
+    release: ReleaseSpec = Field(default_factory=ReleaseSpec)
 
 
 class MinEffect(_Strict):
@@ -374,6 +380,7 @@ class ContinuousTrainingParams(_Strict):
     default_protocol: Protocol = DEFAULT_PROTOCOL
     timeout: int = Field(300, gt=0)
     deploy: bool = True  # False: retrain and gate, but leave serving alone
+    release: ReleaseSpec = Field(default_factory=ReleaseSpec)  # configs/deployment.yaml's
 
 
 class BatchInferenceParams(_Strict):

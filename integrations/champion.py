@@ -22,6 +22,11 @@ logger = get_logger(__name__)
 STAGE = "production"
 # Champion changes, newest last, as JSON in a registered-model tag (MLflow keeps it).
 HISTORY_TAG = "zenkube.champion_history"
+# Releases (canary/shadow, issue #27) and their outcome, newest last: apart from the
+# champion changes, which `repair` reads (an aborted release moved no champion).
+RELEASE_HISTORY_TAG = "zenkube.release_history"
+# The offline gate's verdict on a registered version (what `release start` picks from).
+OFFLINE_GATE_TAG = "zenkube.offline_gate"
 HISTORY_KEEP = 20
 REASON_KEEP = 300
 # The MLflow version a ZenML Model version registered (logged by the register step).
@@ -271,6 +276,57 @@ def history(model_name: str) -> list[dict[str, str]]:
     except MlflowException:
         return []
     return list(reversed(json.loads(tags.get(HISTORY_TAG, "[]"))))
+
+
+def release_history(model_name: str) -> list[dict]:
+    """Ended releases of `model_name`, newest first: at, version, champion, mode, percent,
+    outcome (promoted | aborted), by, reason, started_at (the release's id)."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow_registry.configure_from_stack()
+    try:
+        tags = MlflowClient().get_registered_model(model_name).tags or {}
+    except MlflowException:
+        return []
+    return list(reversed(json.loads(tags.get(RELEASE_HISTORY_TAG, "[]"))))
+
+
+def record_release(model_name: str, state: dict, outcome: str, by: str, reason: str) -> bool:
+    """Add an ended release (its front/deployer state) to the history, once: a release
+    already recorded (same start) is not added again. True when it was added."""
+    import datetime
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    events = release_history(model_name)
+    started = state.get("started_at")
+    if started is not None and any(e.get("started_at") == started for e in events):
+        return False
+    ended = state.get("ended_at") or datetime.datetime.now(datetime.UTC).timestamp()
+    events.insert(
+        0,
+        {
+            "at": datetime.datetime.fromtimestamp(ended, datetime.UTC).strftime(
+                "%Y-%m-%d %H:%M:%S UTC"
+            ),
+            "version": str((state.get("candidate") or {}).get("version", "")),
+            "champion": str((state.get("champion") or {}).get("version", "")),
+            "mode": str(state.get("mode", "")),
+            "percent": state.get("percent"),
+            "outcome": outcome,
+            "by": by,
+            "reason": reason[:REASON_KEEP],
+            "started_at": started,
+        },
+    )
+    MlflowClient().set_registered_model_tag(
+        model_name, RELEASE_HISTORY_TAG, json.dumps(events[:HISTORY_KEEP][::-1])
+    )
+    return True
 
 
 def rollback(model_name: str, to: str | None, who: str) -> tuple[RegisteredModel, str]:

@@ -172,6 +172,9 @@ def check_release(deployer, mode: str, percent: float) -> None:
             if modes
             else "runs no releases (only swaps: `deploy` replaces the served version at once)"
         )
+        why = getattr(deployer, "RELEASE_REFUSALS", {}).get(mode)
+        if why:  # the backend's own reason and way out
+            raise ConfigError(f"The model deployer {name} {runs}: {why}")
         raise ConfigError(
             f"The model deployer {name} {runs}; a {mode} release was asked for. Use "
             + (
@@ -202,6 +205,20 @@ def release_start(
     return deployer.release_start(request, mode, percent, thresholds, timeout)
 
 
+def candidates(deployer, model_name: str | None = None) -> list:
+    """Releases' candidates now recorded (for one registered model), newest first."""
+    if isinstance(deployer, DeployerContract):
+        return deployer.candidates_for(model_name)
+    return []
+
+
+def release_end(deployer, model_name: str, outcome: str, by: str, reason: str) -> dict:
+    """End the model's active release (promote or abort); its state."""
+    if not isinstance(deployer, DeployerContract):
+        check_release(deployer, "canary", 10)  # the ConfigError: no releases here
+    return deployer.release_end(model_name, outcome, by, reason)
+
+
 def release_state(deployer, model_name: str) -> dict | None:
     """The model's current or last release (None: it never had one, or no releases here)."""
     if isinstance(deployer, DeployerContract):
@@ -222,6 +239,10 @@ class DeployerContract(BaseModelDeployer):
     SERVICE_CLASS: ClassVar[type[BaseDeploymentService]]
     PROTOCOLS: ClassVar[tuple[str, ...]] = PROTOCOLS  # the protocols this backend serves
     RELEASE_MODES: ClassVar[tuple[str, ...]] = ()  # the releases it runs: canary, shadow
+    RELEASE_REFUSALS: ClassVar[dict[str, str]] = {}  # mode -> why it is not run (the error says)
+    # Its candidates are service records of their own (the base's `start_release`), which
+    # `repair` keeps in step with the release; False: the backend keeps releases elsewhere.
+    CANDIDATE_RECORDS: ClassVar[bool] = False
 
     # -- what each backend says ---------------------------------------------------------
     def service_config(self, request: DeploymentRequest) -> ServiceConfig:
@@ -281,6 +302,12 @@ class DeployerContract(BaseModelDeployer):
         self.check_status(services)
         return services
 
+    def candidates_for(self, model_name: str | None = None) -> list:
+        """Releases' candidates (finished records labelled as such), newest first."""
+        services = service_records.records(self.SERVICE_CLASS, model_name, candidates=True)
+        self.check_status(services)
+        return services
+
     def served_protocol(self, model_name: str) -> str | None:
         return served_protocol(self, model_name)
 
@@ -304,6 +331,7 @@ class DeployerContract(BaseModelDeployer):
             for service in old:
                 if self.same(service, config):
                     return self.revive(service, timeout)
+            self.refuse_during_release(request.model_name, "deploy")
             client = Client()
             response = client.create_service(
                 config=config, service_type=self.SERVICE_CLASS.SERVICE_TYPE, model_version_id=None
@@ -333,9 +361,9 @@ class DeployerContract(BaseModelDeployer):
         server already took the traffic is completed; any other is discarded (its server
         stopped, its files and record removed). Finished records beyond the served one go
         too. Returns one sentence per fix. Callers hold the model's lock."""
-        fixed = []
+        fixed = self.repair_release(model_name)
         finished = self.services_for(model_name)
-        for service in service_records.unfinished(self.SERVICE_CLASS, model_name):
+        for service in service_records.unfinished(self.SERVICE_CLASS, model_name, False):
             version = service.config.model_version
             if self.is_serving(service):
                 service_records.save(service)
@@ -378,13 +406,158 @@ class DeployerContract(BaseModelDeployer):
         """Serve `request` as the candidate of a `mode` release (canary: `percent` % of
         live requests; shadow: a copy of each) beside the served version, which stays the
         champion; returns the release state. A backend that runs releases lists their
-        modes in RELEASE_MODES and overrides this, calling `check_release` first."""
+        modes in RELEASE_MODES and either fills `hand_over` (+ `in_release`) for the
+        base's `start_release` (record, prove, discard like `deploy`), or overrides this,
+        calling `check_release` first."""
         check_release(self, mode, percent)
-        raise NotImplementedError(f"{self.NAME} lists {mode} in RELEASE_MODES but cannot start it")
+        return self.start_release(request, mode, percent, thresholds, timeout)
 
     def release_state(self, model_name: str) -> dict | None:
         """The model's current or last release state; None when it never had one."""
         return None
+
+    # A backend that runs releases with the base's `start_release` fills these:
+    def hand_over(self, candidate, champion, mode: str, percent: float, thresholds: dict) -> dict:
+        """Send the proven `candidate` its share (or copy) of `champion`'s traffic; the
+        release state."""
+        raise NotImplementedError
+
+    def in_release(self, candidate, state: dict) -> bool:
+        """Whether `candidate` is the active release's candidate in `state`."""
+        wanted = (state.get("candidate") or {}).get("version")
+        return bool(state.get("active")) and str(wanted) == str(candidate.config.model_version)
+
+    def took_over(self, candidate) -> None:
+        """A promoted `candidate` is the served version now (before its record says so)."""
+
+    def end_orphan_release(self, model_name: str, state: dict, why: str) -> None:
+        """End an active release whose candidate has no record (abort, `by` zenkube)."""
+        self.release_end(model_name, "abort", "zenkube repair", why)
+
+    def refuse_during_release(self, model_name: str, command: str) -> None:
+        """A ConfigError while a release of `model_name` runs: a swap now would pull the
+        champion from under it. (Backends without candidate records run their own
+        promote as a deploy: theirs to guard.)"""
+        if not self.CANDIDATE_RECORDS:
+            return
+        state = self.release_state(model_name) or {}
+        if state.get("active"):
+            version = (state.get("candidate") or {}).get("version")
+            raise ConfigError(
+                f"A {state.get('mode')} release of {model_name} v{version} is running, so "
+                f"this {command} changed nothing. End it first: `python run.py release "
+                f"promote --model-name {model_name}` (v{version} becomes the champion and "
+                f"takes all traffic) or `python run.py release abort --model-name "
+                f"{model_name}`; `python run.py release status` shows its evidence."
+            )
+
+    def start_release(
+        self,
+        request: DeploymentRequest,
+        mode: str,
+        percent: float,
+        thresholds: dict,
+        timeout: int = 300,
+    ) -> dict:
+        """The release dance, like `deploy`'s: record the candidate (labelled as one),
+        prove it (health + smoke) without traffic, then hand it over (uninterrupted, with
+        its record finished). Any failure or interruption before that discards it: its
+        server stops, its record goes, the champion serves on alone. Holds the model's
+        lock; the candidate speaks the champion's protocol (the same requests reach both)."""
+        from zenml.client import Client
+
+        name = request.model_name
+        with locks.model_lock(name, "release start", logger.info):
+            self.repair(name)
+            champion = served(self, name)
+            if champion is None:
+                raise ConfigError(
+                    f"Nothing of {name} is served, so there is no champion for a release to "
+                    f"run beside. Serve the champion first: `python run.py deploy --model-name "
+                    f"{name}`."
+                )
+            if str(champion.config.model_version) == str(request.model_version):
+                raise ConfigError(
+                    f"{name} v{request.model_version} is already the served version; a "
+                    "release needs another version as its candidate (--version N)."
+                )
+            self.refuse_during_release(name, "release start")
+            request = request.model_copy(update={"protocol": self.protocol_of(champion)})
+            config = self.service_config(request)
+            response = Client().create_service(
+                config=config, service_type=self.SERVICE_CLASS.SERVICE_TYPE, model_version_id=None
+            )
+            new = self.SERVICE_CLASS(uuid=response.id, config=config)
+            try:
+                service_records.mark_candidate(response.id)
+                self.prove(new, [champion], timeout)
+                with locks.uninterrupted():
+                    state = self.hand_over(new, champion, mode, percent, thresholds)
+                    service_records.save(new, candidate=True)
+            except BaseException as exc:
+                with locks.uninterrupted():
+                    try:
+                        clearer = self.discard(new, [champion], exc)
+                    finally:
+                        service_records.delete(response.id)
+                if clearer is not None:
+                    raise clearer from None
+                raise
+        return state
+
+    def repair_release(self, model_name: str) -> list[str]:
+        """Candidates' records put right with the release they belong to: an unfinished
+        one whose release is active is finished; one whose release ended is discarded
+        (aborted) or becomes the served record (promoted: it already takes all traffic);
+        an active release whose candidate has no record is aborted. Callers hold the lock."""
+        fixed: list[str] = []
+        if not self.CANDIDATE_RECORDS:
+            return fixed
+        state = self.release_state(model_name) or {}
+        for service in service_records.unfinished(self.SERVICE_CLASS, model_name, True):
+            version = service.config.model_version
+            if self.in_release(service, state):
+                service_records.save(service, candidate=True)
+                fixed.append(
+                    f"finished the record of {model_name} v{version}, the candidate of the "
+                    "running release (its start was cut off after the hand-over)"
+                )
+            else:
+                self.discard(service, [], KeyboardInterrupt())
+                service_records.delete(service.uuid)
+                fixed.append(
+                    f"removed the unfinished candidate record {service.uuid} of {model_name} "
+                    f"v{version} (an interrupted release start) and stopped its server"
+                )
+        kept = False
+        for service in self.candidates_for(model_name):
+            version = service.config.model_version
+            if self.is_serving(service):
+                self.took_over(service)
+                service_records.save(service)  # the served record now: the old ones go below
+                fixed.append(
+                    f"{model_name} v{version} takes all traffic (its release was promoted): "
+                    "its record is now the served one"
+                )
+            elif self.in_release(service, state) and not kept:
+                kept = True
+            else:
+                self.retire([service])
+                service_records.delete(service.uuid)
+                fixed.append(
+                    f"stopped the candidate {model_name} v{version} and removed its record "
+                    f"(its release is {state.get('state') or 'gone'}: it gets no traffic)"
+                )
+        if state.get("active") and not kept:
+            self.end_orphan_release(
+                model_name, state, "its candidate has no service record (a cut-off command)"
+            )
+            fixed.append(
+                f"aborted the release of {model_name} "
+                f"v{(state.get('candidate') or {}).get('version')}: its candidate had no "
+                "service record; the champion takes all traffic"
+            )
+        return fixed
 
     def release_end(self, model_name: str, outcome: str, by: str, reason: str) -> dict:
         """End the model's active release: `promote` (all traffic to the candidate, which

@@ -13,7 +13,7 @@ version when it registers a model. The last step tags the run with what it amoun
 from zenml import pipeline
 
 from core.protocol import DEFAULT_PROTOCOL
-from core.specs import GateSpec, MonitoringThresholds, SplitSpec, TrainerSpec
+from core.specs import GateSpec, MonitoringThresholds, ReleaseSpec, SplitSpec, TrainerSpec
 from pipelines.monitoring import monitor_batch
 from steps.deployment import deploy_if_promoted
 from steps.monitoring import retrain_if_needed
@@ -33,13 +33,15 @@ def continuous_training_pipeline(
     default_protocol: str = DEFAULT_PROTOCOL,
     timeout: int = 300,
     deploy: bool = True,
+    release: ReleaseSpec | None = None,
 ) -> None:
     """Watch the champion on a batch; on a labelled alert retrain, gate and redeploy."""
     reference, current, decision = monitor_batch(model_name, batch, thresholds)
+    mode = release.mode if release else "swap"  # canary/shadow: a pass awaits its release
     promotion = retrain_if_needed(
-        decision, reference, current, retrain, split, trainer, gate, model_name
+        decision, reference, current, retrain, split, trainer, gate, model_name, mode
     )
     deployment = deploy_if_promoted(
-        promotion, model_name, protocol, default_protocol, timeout, deploy
+        promotion, model_name, protocol, default_protocol, timeout, deploy, release
     )
     record_outcome(decision, promotion, deployment)

@@ -10,6 +10,7 @@ from zenml.services.service import BaseService
 
 from core.errors import is_interrupt
 from core.paths import zenkube_home
+from integrations import locks
 from integrations.deployer import DeployerContract, DeployFailed, DeploymentRequest
 from integrations.seldon_local import process
 from integrations.seldon_local.flavor import (
@@ -29,11 +30,17 @@ class SeldonLocalModelDeployer(DeployerContract):
     the old one; if it fails, the old one keeps serving and the error carries the new
     server's log tail. The endpoint keeps its port across redeployments: the model's
     front holds it and switches from the old server to the new one.
+
+    Releases: the candidate is a second server, proven like a deploy, that the front
+    sends a share of requests (canary) or a copy of each (shadow) beside the champion;
+    the front gathers the evidence and runs the gate (integrations/release_gate.py).
     """
 
     NAME: ClassVar[str] = "Seldon (local)"
     FLAVOR: ClassVar[type] = SeldonLocalModelDeployerFlavor
     SERVICE_CLASS: ClassVar[type] = SeldonLocalService
+    RELEASE_MODES: ClassVar[tuple[str, ...]] = ("canary", "shadow")
+    CANDIDATE_RECORDS: ClassVar[bool] = True
 
     @property
     def config(self) -> SeldonLocalModelDeployerConfig:
@@ -82,7 +89,11 @@ class SeldonLocalModelDeployer(DeployerContract):
         new.start_on(process.free_port())
 
     def discard(self, new: SeldonLocalService, old: list, error: BaseException):
-        """Stop the new server and remove its files (its log goes to failed-deploys/)."""
+        """Stop the new server and remove its files (its log goes to failed-deploys/);
+        a candidate the front already sends requests to gets none first (abort)."""
+        state = self.release_state(new.config.model_name) or {}
+        if self.in_release(new, state):
+            new.front.release_end("abort", "zenkube", f"the release start failed: {error!r}"[:300])
         new.deprovision()
         kept = new.keep_log()
         new.remove_files()
@@ -129,6 +140,71 @@ class SeldonLocalModelDeployer(DeployerContract):
         for service in old:
             service.stop_server()
             service.remove_files()
+
+    # -- releases ----------------------------------------------------------------------
+    def front_of(self, model_name: str):
+        from integrations.seldon_local.front import ModelFront
+
+        return ModelFront(self.state_dir(), model_name)
+
+    def release_state(self, model_name: str) -> dict | None:
+        """What the model's front says of its current or last release (None: it never
+        had one, or the front is not running)."""
+        front = self.front_of(model_name)
+        if front.status() is None:
+            return None
+        return front.release_status() or None
+
+    def hand_over(
+        self,
+        candidate: SeldonLocalService,
+        champion: SeldonLocalService,
+        mode: str,
+        percent: float,
+        thresholds: dict,
+    ) -> dict:
+        from integrations.seldon_local.front import FrontError
+
+        try:
+            return candidate.front.release_start(
+                candidate.backend_port,
+                mode,
+                percent,
+                candidate.served_labels,
+                str(candidate.workdir),
+                thresholds,
+            )
+        except FrontError as exc:
+            raise DeployFailed(f"{exc}. The champion serves on alone.") from None
+
+    def in_release(self, candidate: SeldonLocalService, state: dict) -> bool:
+        port = (state.get("candidate") or {}).get("port")
+        return bool(state.get("active")) and port is not None and port == candidate.backend_port
+
+    def release_end(self, model_name: str, outcome: str, by: str, reason: str) -> dict:
+        """The front ends the release (promote: the candidate becomes its backend; abort:
+        no more candidate traffic; both return once the leaving port has nothing in
+        flight); then the records follow: `repair_release` makes a promoted candidate's
+        record the served one and retires the old server, or stops an aborted candidate."""
+        from integrations.seldon_local.front import FrontError
+
+        with locks.model_lock(model_name, f"release {outcome}", logger.info):
+            try:
+                state = self.front_of(model_name).release_end(outcome, by, reason)
+            except FrontError as exc:
+                raise DeployFailed(
+                    f"{exc}. `python run.py serve repair --model-name {model_name}` puts the "
+                    "release's records right."
+                ) from None
+            with locks.uninterrupted():
+                self.repair(model_name)
+        return state
+
+    def took_over(self, candidate: SeldonLocalService) -> None:
+        candidate.set_public_port(candidate.front.port)  # its URL: the front's, as a deploy's
+
+    def end_orphan_release(self, model_name: str, state: dict, why: str) -> None:
+        self.front_of(model_name).release_end("abort", "zenkube repair", why)
 
     def perform_delete_model(
         self, service: BaseService, timeout: int = 60, force: bool = False

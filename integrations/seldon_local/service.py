@@ -299,7 +299,11 @@ class SeldonLocalService(BaseDeploymentService):
                 )
             return ServiceState.INACTIVE, "the server process is not running"
         front = self.front.status()
-        if front is None or front.get("backend") != self.backend_port:
+        release = (front or {}).get("release") or {}
+        candidate = release.get("active") and (
+            (release.get("candidate") or {}).get("port") == self.backend_port
+        )
+        if front is None or (front.get("backend") != self.backend_port and not candidate):
             return ServiceState.INACTIVE, "the model's front is not forwarding to this server"
         backend_health = self.protocol.url(
             self.backend_port, self.served_name, self.protocol.health_path

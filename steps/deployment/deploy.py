@@ -11,6 +11,7 @@ from zenml.logger import get_logger
 from core.errors import ConfigError, is_interrupt
 from core.protocol import DEFAULT_PROTOCOL
 from core.protocol import choose as choose_protocol
+from core.specs import ReleaseSpec
 from integrations import champion as champions
 from integrations import deployer as deployers
 from integrations import locks, mlflow_registry
@@ -153,8 +154,22 @@ def deploy_if_promoted(
     default_protocol: str = DEFAULT_PROTOCOL,
     timeout: int = 300,
     deploy: bool = True,
+    release: ReleaseSpec | None = None,
 ) -> Annotated[DeploymentInfo, "deployment"]:
-    """Deploy the champion when the gate just promoted a model; otherwise say why not."""
+    """Deploy the champion when the gate just promoted a model; start a release of the
+    retrained version when it passed under a canary/shadow release mode; otherwise say
+    why not."""
+    if decision.release and deploy and release is not None:
+        return _release_from_step(model_name, decision.candidate_version, release, timeout)
+    if decision.release and not deploy:
+        reason = (
+            f"skipped: v{decision.candidate_version} passed the gate, but deploy is off "
+            f"(start its release: `python run.py release start --model-name {model_name}`)"
+        )
+        note_skipped("deploy_if_promoted", reason)
+        return DeploymentInfo(
+            model_name=model_name, model_version="", protocol=protocol or "", skipped=reason
+        )
     if decision.promoted and not deploy:
         reason = (
             "skipped: promoted, but deploy is off (run `python run.py deploy --model-name "
@@ -183,11 +198,66 @@ def deploy_champion(
     protocol: str | None = None,
     default_protocol: str = DEFAULT_PROTOCOL,
     timeout: int = 300,
+    release: ReleaseSpec | None = None,
 ) -> Annotated[DeploymentInfo, "deployment"]:
     """Deploy the champion; a new server that fails its checks leaves the old one serving.
 
-    `protocol`: switch to it; None keeps the one served (`default_protocol` when none is)."""
+    `protocol`: switch to it; None keeps the one served (`default_protocol` when none is).
+    With a canary/shadow `release` mode, a gate-passed version newer than the champion
+    that had no release yet is released beside the served champion instead."""
+    if release is not None and release.mode != "swap":
+        from steps.deployment.release import pending_release
+
+        with locks.model_lock(model_name, "deploy", logger.info):
+            champions.repair(model_name)
+            version = pending_release(model_name)
+            if version is not None:
+                return _release_from_step(model_name, version, release, timeout)
     return _serve_from_step(model_name, protocol, default_protocol, timeout)
+
+
+def _release_from_step(
+    model_name: str, version: str, release: ReleaseSpec, timeout: int
+) -> DeploymentInfo:
+    """Start the release of `version` (what is served stays the champion): its info."""
+    from steps.deployment.release import start_release
+
+    context = get_step_context()
+    state = start_release(
+        model_name,
+        version,
+        release.mode,
+        release.canary_percent,
+        release.thresholds.model_dump(),
+        context.pipeline.name,
+        context.step_run.name,
+        timeout,
+    )
+    return released_info(model_name, state)
+
+
+def released_info(model_name: str, state: dict) -> DeploymentInfo:
+    """What is served during a release: the champion's endpoint, the release in details."""
+    deployer = deployers.active_deployer()
+    service = deployers.served(deployer, model_name)
+    info = deployer.get_model_server_info(service)
+    mode = state.get("mode")
+    share = f"canary {state.get('percent'):g}%" if mode == "canary" else str(mode)
+    candidate = (state.get("candidate") or {}).get("version")
+    return DeploymentInfo(
+        model_name=model_name,
+        model_version=str(service.config.model_version),
+        protocol=deployers.protocol_of(deployer, service),
+        prediction_url=info.get("PREDICTION_URL"),
+        health_url=info.get("HEALTH_CHECK_URL"),
+        service_id=str(service.uuid),
+        details={
+            **{k: str(v) for k, v in info.items() if v is not None},
+            "RELEASE": f"v{candidate} ({share}) beside the champion v"
+            f"{service.config.model_version}: {state.get('state')}; "
+            f"`python run.py release status --model-name {model_name}` shows its evidence",
+        },
+    )
 
 
 def _serve_from_step(

@@ -113,7 +113,12 @@ def keep(model_version: Any, **artifacts: Any) -> dict[str, Any]:
 
 
 def retrain_candidate(
-    data: Dataset, split: SplitSpec, trainer: TrainerSpec, gate: GateSpec, model_name: str
+    data: Dataset,
+    split: SplitSpec,
+    trainer: TrainerSpec,
+    gate: GateSpec,
+    model_name: str,
+    release_mode: str = "swap",
 ) -> PromotionDecision:
     """Split, fit, evaluate; then (only now) a ZenML Model version with the artifacts,
     the MLflow version, and the gate's decision (which may promote the candidate)."""
@@ -137,7 +142,9 @@ def retrain_candidate(
     figures = {"test_metrics": report.metrics, **({"search": search} if search else {})}
     log_metadata({**version_metadata(registered), **figures}, model_version_id=version.id)
     keep(version, registered_model=registered)
-    return gate_candidate(registered, report, test, gate, version, saved["test_set"].uri)
+    return gate_candidate(
+        registered, report, test, gate, version, saved["test_set"].uri, release_mode
+    )
 
 
 # What its saved artifacts show in the KFP UI (integrations/kubeflow/ui_outputs.py): the
@@ -155,6 +162,7 @@ def retrain_if_needed(
     trainer: TrainerSpec,
     gate: GateSpec,
     model_name: str,
+    release_mode: str = "swap",
 ) -> Annotated[PromotionDecision, "retraining_decision"]:
     """On a labelled alert: retrain on reference + batch, register, gate (see the module
     docstring for what is saved). Otherwise say why not, and save nothing else."""
@@ -162,4 +170,4 @@ def retrain_if_needed(
     if data.skipped:
         note_skipped("retrain_if_needed", data.skipped)
         return skipped_decision(data.skipped, model_name)
-    return retrain_candidate(data, split, trainer, gate, model_name)
+    return retrain_candidate(data, split, trainer, gate, model_name, release_mode)

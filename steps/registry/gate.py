@@ -53,6 +53,8 @@ class PromotionDecision(BaseModel):
         schema_change: how the input schema differs from the champion's ("" if not).
         candidate_version / champion_version: MLflow registry versions.
         compared_on: which test rows the scores are on (how many, where from).
+        release: the release mode (canary, shadow) the candidate awaits: it passed the
+            gate, but the champion moves only when its release is promoted ("": none).
     """
 
     promoted: bool
@@ -66,6 +68,7 @@ class PromotionDecision(BaseModel):
     champion_version: str | None = None
     model_name: str = ""
     compared_on: str = ""
+    release: str = ""
 
 
 def decide_promotion(

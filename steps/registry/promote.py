@@ -69,6 +69,34 @@ def compare_with_champion(
     return ChampionComparison(status=COMPARED, version=version, score=score)
 
 
+def hold_for_release(
+    decision: PromotionDecision, mode: str, current: RegisteredModel | None
+) -> PromotionDecision:
+    """A passed candidate under a canary/shadow release mode: the champion stays (the
+    release's promote moves it); the first champion of a model is promoted as ever."""
+    if not decision.promoted or mode == "swap" or current is None:
+        return decision
+    return decision.model_copy(
+        update={
+            "promoted": False,
+            "release": mode,
+            "reason": f"{decision.reason}; it passed the gate and awaits a {mode} release "
+            f"beside the champion v{current.version} (release.mode: {mode}), whose promote "
+            "moves the champion",
+        }
+    )
+
+
+def tag_gate_verdict(registered: RegisteredModel, decision: PromotionDecision) -> None:
+    """Tag the version `zenkube.offline_gate` passed|failed (what `release start` picks from)."""
+    passed = decision.promoted or bool(decision.release)
+    mlflow_registry.tag_version(
+        registered.name,
+        registered.version,
+        {champion.OFFLINE_GATE_TAG: "passed" if passed else "failed"},
+    )
+
+
 def make_champion(
     registered: RegisteredModel, decision: PromotionDecision, zenml_model_version: Any
 ) -> None:
@@ -116,12 +144,19 @@ def record_gate(
 
 @step(experiment_tracker=True)
 def promote_if_better(
-    registered: RegisteredModel, report: EvaluationReport, test: Dataset, gate: GateSpec
+    registered: RegisteredModel,
+    report: EvaluationReport,
+    test: Dataset,
+    gate: GateSpec,
+    release_mode: str = "swap",
 ) -> Annotated[PromotionDecision, "promotion_decision"]:
-    """Set MLflow alias `champion` and ZenML stage `production` together, or say why not."""
+    """Set MLflow alias `champion` and ZenML stage `production` together, or say why not.
+
+    With `release_mode` canary or shadow, a passed candidate is only tagged
+    (zenkube.offline_gate=passed): the champion moves when its release is promoted."""
     model_version = get_step_context().model
     return gate_candidate(
-        registered, report, test, gate, model_version, stored_at("test", test.name)
+        registered, report, test, gate, model_version, stored_at("test", test.name), release_mode
     )
 
 
@@ -132,9 +167,12 @@ def gate_candidate(
     gate: GateSpec,
     zenml_model_version: Any,
     test_source: str,
+    release_mode: str = "swap",
 ) -> PromotionDecision:
     """Judge the candidate against the champion on its test rows and promote it when it
-    wins (`zenml_model_version`: the ZenML Model version that registered it)."""
+    wins (`zenml_model_version`: the ZenML Model version that registered it); under a
+    canary/shadow `release_mode` a winner awaits its release instead (hold_for_release).
+    Either way the version is tagged with the verdict."""
     current = champion.current(registered.name)
     metric = gate.metric_for(report.task)
     comparison = compare_with_champion(registered, test, metric, current)
@@ -145,6 +183,8 @@ def gate_candidate(
     decision.candidate_version = registered.version
     decision.model_name = registered.name
     record_gate(registered, decision, report, test, test_source)
+    decision = hold_for_release(decision, release_mode, current)
+    tag_gate_verdict(registered, decision)
     if decision.promoted:
         make_champion(registered, decision, zenml_model_version)
         log = logger.warning if decision.schema_change else logger.info

@@ -19,7 +19,7 @@ def train_champion(model_name: str):
 
 def stop_all() -> None:
     deployer = Client().active_stack.model_deployer
-    for service in deployer.services_for():
+    for service in [*deployer.services_for(), *deployer.candidates_for()]:
         deployer.delete_model_server(service.uuid, force=True)
 
 

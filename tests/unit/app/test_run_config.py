@@ -6,7 +6,7 @@ import pytest
 
 from app import config as app_config
 from core.errors import ConfigError
-from core.specs import DEFAULT_MODEL_NAME
+from core.specs import DEFAULT_MODEL_NAME, ReleaseSpec
 
 
 def test_the_shipped_configs_hold_parameters_once_and_stack_files_only_settings():
@@ -45,6 +45,7 @@ def test_stack_settings_merge_under_the_pipeline_file(configs):
         "protocol": "v2",
         "default_protocol": "seldon",
         "timeout": 300,
+        "release": ReleaseSpec(),  # swap: a passed version replaces the champion at once
     }
 
 

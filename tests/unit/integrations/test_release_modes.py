@@ -28,3 +28,13 @@ def test_a_deployer_refuses_a_release_mode_it_does_not_run():
         plain.release_end("m", "abort", "me", "test")
     assert plain.release_state("m") is None
     assert release_modes(object()) == ()
+
+
+def test_the_refusal_says_why_a_backend_does_not_run_a_mode():
+    class NoShadow(DeployerContract):
+        NAME = "Cluster"
+        RELEASE_MODES = ("canary",)
+        RELEASE_REFUSALS = {"shadow": "it has no shadow (upstream issue #1)."}
+
+    with pytest.raises(ConfigError, match=r"Cluster runs only canary releases: it has no shadow \(upstream issue #1\)\.$"):  # fmt: skip
+        check_release(object.__new__(NoShadow), "shadow", 0)

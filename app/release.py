@@ -1,0 +1,432 @@
+"""`release`: a candidate version beside the champion (canary or shadow), promoted or
+aborted on live evidence (issue #27).
+
+The local stack's front splits or mirrors the traffic, gathers the evidence and runs the
+gate (integrations/release_gate.py); `release start` spawns a detached `release watch`
+that finishes a decided release: promote = the champion's alias + stage move (one history
+entry, `by` "release (...)"), then all traffic to the candidate, then the old server
+goes; abort = the candidate stops. Anything cut off is put right by the next release
+command or `serve repair` (`settle`), never leaving the candidate serving while the
+champion records name the old version.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+
+import click
+
+from app.config import model_name as resolve_name
+from core.errors import ConfigError, ZenkubeError
+
+OUTCOMES = {"promote": "promoted", "abort": "aborted"}
+
+
+# -- the commands' work -------------------------------------------------------------------
+def release_spec(config=None):
+    """The `release:` block of configs/deployment.yaml (core.specs.ReleaseSpec)."""
+    from app.config import load_run_config
+
+    return load_run_config("deployment", config, stack_kind="local").params.release
+
+
+def start(
+    model_name: str | None,
+    mode: str | None,
+    percent: float | None,
+    version: str | None,
+    echo=print,
+    watch: bool = True,
+    thresholds: dict | None = None,
+) -> dict:
+    """`release start`: the version as a canary (PCT %) or shadow beside the champion
+    (`thresholds`: on top of the config's)."""
+    from steps.deployment.release import start_release
+
+    name = resolve_name(model_name, "deployment")
+    spec = release_spec()
+    mode = mode or (spec.mode if spec.mode != "swap" else "canary")
+    percent = percent if percent is not None else spec.canary_percent
+    what = f"a canary at {percent:g}%" if mode == "canary" else "a shadow"
+    echo(f"zenkube: starting {what} of '{name}'" + (f" v{version}" if version else "") + "...")
+    with _locked(name, "release start", echo):
+        settle(name, echo)
+        limits = {**spec.thresholds.model_dump(), **(thresholds or {})}
+        state = start_release(name, version, mode, percent, limits, watch=watch)
+    show(name, state, echo)
+    return state
+
+
+def status(model_name: str | None, echo=print) -> dict | None:
+    """`release status`: the current or last release, its evidence and what decides next."""
+    from integrations import deployer as deployers
+
+    name = resolve_name(model_name, "deployment")
+    state = deployers.release_state(deployers.active_deployer(), name)
+    if not state:
+        echo(f"'{name}' has no release. Start one: python run.py release start --model-name {name}")
+        return None
+    show(name, state, echo)
+    return state
+
+
+def promote(model_name: str | None, echo=print) -> dict:
+    """`release promote` by hand: the candidate becomes the champion and takes all traffic."""
+    name = resolve_name(model_name, "deployment")
+    by = f"by hand by {getpass.getuser()}"
+    return finish(name, "promote", by, "promoted by hand (release promote)", echo)
+
+
+def abort(model_name: str | None, reason: str | None, echo=print) -> dict:
+    """`release abort` by hand: the candidate gets no more traffic and stops."""
+    name = resolve_name(model_name, "deployment")
+    by = f"by hand by {getpass.getuser()}"
+    return finish(name, "abort", by, reason or "aborted by hand (release abort)", echo)
+
+
+def finish(name: str, outcome: str, by: str, reason: str, echo=print) -> dict:
+    """End the active release of `name` (`by`: who, after "release (mode)").
+
+    promote: champion.promote (alias + stage + history) first, then the front sends all
+    traffic to the candidate and the old server goes; if the champion cannot be moved,
+    the release is aborted instead. abort: no more candidate traffic, its server stops.
+    Both are recorded in the release history. Under the model's lock, uninterrupted."""
+    from integrations import champion, locks, mlflow_registry
+    from integrations import deployer as deployers
+    from steps.deployment.release import release_label
+
+    deployer = deployers.active_deployer()
+    with _locked(name, f"release {outcome}", echo):
+        settle(name, echo)
+        state = deployers.release_state(deployer, name) or {}
+        if not state.get("active"):
+            raise ConfigError(_not_active(name, state))
+        label = release_label(state.get("mode", ""), state.get("percent"))
+        who = f"{label} {by}"
+        version = str((state.get("candidate") or {}).get("version"))
+        with locks.uninterrupted():
+            if outcome == "promote":
+                try:
+                    champion.promote(
+                        name,
+                        version,
+                        champion.zenml_version_for(name, version),
+                        {mlflow_registry.REASON_TAG: f"{label}: {reason}"},
+                        who,
+                    )
+                except Exception as exc:
+                    from core.errors import is_interrupt
+
+                    if is_interrupt(exc):
+                        raise
+                    why = f"the champion could not be moved to v{version}: {exc}"
+                    ended = deployers.release_end(deployer, name, "abort", who, why)
+                    champion.record_release(name, ended, "aborted", who, why)
+                    raise ConfigError(
+                        f"The release of {name} v{version} was aborted: {why}. The champion "
+                        "keeps all traffic."
+                    ) from exc
+            ended = deployers.release_end(deployer, name, outcome, who, reason)
+            champion.record_release(name, ended, OUTCOMES[outcome], who, reason)
+    show(name, ended, echo)
+    return ended
+
+
+def settle(name: str, echo=print) -> list[str]:
+    """Put right what a cut-off release left, under the model's lock (every release
+    command and `serve repair` run it): a champion already moved to the candidate gets the
+    traffic too (the promote is completed); a champion moved to a candidate whose release
+    was aborted meanwhile is put back; an ended release gets its history entry; candidate
+    servers and records follow their release (integrations/deployer.py repair_release)."""
+    from app.serving import served_version
+    from integrations import champion
+    from integrations import deployer as deployers
+    from steps.deployment.release import release_label
+
+    deployer = deployers.active_deployer()
+    fixed: list[str] = []
+    with _locked(name, "release repair", echo):
+        champion.repair(name)
+        state = deployers.release_state(deployer, name) or {}
+        if not state:
+            return fixed
+        candidate = str((state.get("candidate") or {}).get("version"))
+        was = str((state.get("champion") or {}).get("version"))
+        current = champion.current(name)
+        now = current.version if current else None
+        label = release_label(state.get("mode", ""), state.get("percent"))
+        if state.get("active") and now == candidate:
+            why = (
+                f"v{candidate} had become the champion; the promote was cut off before the "
+                "traffic followed"
+            )
+            ended = deployers.release_end(deployer, name, "promote", f"{label} repair", why)
+            champion.record_release(name, ended, "promoted", f"{label} repair", why)
+            fixed.append(f"completed the promote of {name} v{candidate}: {why}")
+        elif not state.get("active"):
+            if state.get("state") == "aborted" and now == candidate != was:
+                if served_version(name) != candidate:
+                    champion.undo_move(name, was, candidate, "its release was aborted")
+                    fixed.append(
+                        f"the champion of {name} is v{was} again: its release to v{candidate} "
+                        "was aborted before the traffic followed the champion move"
+                    )
+            decision = state.get("decision") or {}
+            outcome = "promoted" if state.get("state") == "promoted" else "aborted"
+            by = f"{label} by the {decision.get('by') or 'front'}"
+            reason = "; ".join(decision.get("reasons") or []) or "ended"
+            if champion.record_release(name, state, outcome, by, reason):
+                fixed.append(f"recorded the {outcome} release of {name} v{candidate}: {reason}")
+        fixed += deployers.repair(deployer, name)
+    return fixed
+
+
+def watch(model_name: str, state_dir: str, interval: float = 0.5, echo=print) -> str:
+    """`release watch` (spawned by `release start`): poll the model's front, without
+    ZenML, until its release is decided or over; then finish it (promote) or clean up
+    after it (abort). Returns the outcome it saw."""
+    from integrations.seldon_local.front import ModelFront
+
+    front = ModelFront(state_dir, model_name)
+    started, gone_since, state = None, None, {}
+    echo(f"{_now()} watching the release of '{model_name}' (front: {front.dir})")
+    while True:
+        if front.status() is None:
+            gone_since = gone_since or time.monotonic()
+            if time.monotonic() - gone_since > 30:
+                echo(f"{_now()} the front is gone: stopping; `serve repair` cleans up")
+                return "front gone"
+            time.sleep(interval)
+            continue
+        gone_since = None
+        state = front.release_status() or {}
+        started = started if started is not None else state.get("started_at")
+        if state.get("started_at") != started:
+            echo(f"{_now()} another release started: this watcher stops")
+            return "replaced"
+        if state.get("state") != "running":
+            break
+        time.sleep(interval)
+    decision = state.get("decision") or {}
+    echo(f"{_now()} the release is {state.get('state')}: {decision}")
+    from app import session
+
+    session.ready(echo, runs_on_stack=False)
+    reasons = "; ".join(decision.get("reasons") or []) or "decided by the front"
+    try:
+        if state.get("state") == "decided" and decision.get("outcome") == "promote":
+            finish(model_name, "promote", f"by the {decision.get('by') or 'gate'}", reasons, echo)
+            return "promoted"
+        if state.get("state") == "decided":
+            finish(model_name, "abort", f"by the {decision.get('by') or 'gate'}", reasons, echo)
+            return "aborted"
+        settle(model_name, echo)
+    except ZenkubeError as exc:
+        echo(f"{_now()} {exc}")
+        return "failed"
+    return str(state.get("state"))
+
+
+# -- printing -------------------------------------------------------------------------------
+def show(name: str, state: dict, echo=print) -> list[str]:
+    """The release as `release status` prints it (lines, also returned)."""
+    lines = describe(name, state)
+    for line in lines:
+        echo(line)
+    return lines
+
+
+def describe(name: str, state: dict) -> list[str]:
+    """Readable lines of a release state (RELEASE-DESIGN.md's shape; absent keys are
+    left out rather than guessed)."""
+    mode, percent = state.get("mode", "?"), state.get("percent")
+    champ = (state.get("champion") or {}).get("version", "?")
+    cand = (state.get("candidate") or {}).get("version", "?")
+    share = f"canary {percent:g}%" if mode == "canary" and percent is not None else mode
+    since = state.get("started_at")
+    ended = state.get("ended_at")
+    took = ((ended or time.time()) - since) if since else None
+    when = f"started {_clock(since)}" if since else ""
+    if took is not None:
+        when += f", {'ran' if ended else 'running for'} {took:.0f}s"
+    lines = [
+        f"Release of '{name}': v{cand} ({share}) beside champion v{champ}: "
+        f"{state.get('state', '?')}" + (f" ({when})" if when else "")
+    ]
+    if mode == "canary" and percent is not None:
+        lines.append(
+            f"  shares:    candidate {percent:g}% of requests, champion {100 - percent:g}%"
+        )
+    elif mode == "shadow":
+        lines.append(
+            "  shares:    champion answers 100%; the candidate gets a copy of each (unseen)"
+        )
+    evidence = state.get("evidence") or {}
+    for role, version in (("champion", champ), ("candidate", cand)):
+        stats = evidence.get(role)
+        if stats:
+            lines.append(f"  {role + ':':<10} v{version}  {_stats(stats)}")
+    shift = evidence.get("shift") or {}
+    if shift:
+        value = shift.get("value")
+        lines.append(
+            f"  shift:     {shift.get('metric', 'distance')} "
+            f"{'- (no predictions to compare yet)' if value is None else _num(value)}"
+            " between the two versions' predictions"
+        )
+    quality = evidence.get("quality") or {}
+    if quality:
+        metric = quality.get("metric") or "quality"
+        if quality.get("drop") is None:
+            lines.append(f"  quality:   {metric}: not judged yet (feedback labels for both needed)")
+        else:
+            lines.append(
+                f"  quality:   {metric} champion {_num(quality.get('champion'))}, candidate "
+                f"{_num(quality.get('candidate'))}: relative drop {_num(quality['drop'])} "
+                f"(± {_num(quality.get('se'))})"
+            )
+    decision = state.get("decision")
+    if decision:
+        reasons = "; ".join(decision.get("reasons") or [])
+        lines.append(
+            f"  decision:  {decision.get('outcome')} by {decision.get('by')}"
+            + (f" at {_clock(decision['at'])}" if decision.get("at") else "")
+            + (f": {reasons}" if reasons else "")
+        )
+    else:
+        lines.append("  decision:  none yet")
+    if state.get("next"):
+        lines.append(f"  next:      {state['next']}")
+    if state.get("active"):
+        lines.append(
+            f"  by hand:   python run.py release promote --model-name {name}   |   "
+            f"python run.py release abort --model-name {name}"
+        )
+    return lines
+
+
+def _stats(stats: dict) -> str:
+    parts = [f"{stats.get('requests', 0)} requests"]
+    for key in ("ok", "4xx", "5xx", "fallbacks"):
+        if stats.get(key):
+            parts.append(f"{stats[key]} {key}")
+    latency = stats.get("latency_ms") or {}
+    if latency:
+        figures = "/".join(_num(latency.get(k)) for k in ("p50", "p95", "p99"))
+        parts.append(f"p50/p95/p99 {figures} ms")
+    if stats.get("labelled"):
+        parts.append(f"{stats['labelled']} labelled")
+    if stats.get("quality") is not None:
+        parts.append(f"quality {_num(stats['quality'])}")
+    return ", ".join(parts)
+
+
+def _num(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+
+
+def _not_active(name: str, state: dict) -> str:
+    if not state:
+        return (
+            f"'{name}' has no release to end. Start one: python run.py release start "
+            f"--model-name {name}"
+        )
+    decision = state.get("decision") or {}
+    reasons = "; ".join(decision.get("reasons") or [])
+    return (
+        f"The last release of '{name}' (v{(state.get('candidate') or {}).get('version')}) is "
+        f"already {state.get('state')}"
+        + (f" by {decision.get('by')}: {reasons}" if decision else "")
+        + f"; nothing to end. `python run.py history --model-name {name}` lists releases."
+    )
+
+
+def _locked(name: str, command: str, echo):
+    from integrations import locks
+
+    return locks.model_lock(name, command, echo)
+
+
+# -- the click group (run.py adds it) -------------------------------------------------------
+@click.group("release")
+def release_group() -> None:
+    """Serve a new version beside the champion (canary or shadow) until live evidence
+    promotes or aborts it. The local stack's front gathers the evidence (errors,
+    latency, prediction shift, quality once feedback arrives) and decides with the
+    thresholds of configs/deployment.yaml's `release:` block."""
+
+
+MODEL = click.option("--model-name", help="Registered model (default: the config's model_name).")
+
+
+@release_group.command("start")
+@click.option("--shadow", is_flag=True, help="The candidate gets a copy of every request; its answers are compared, never returned.")  # fmt: skip
+@click.option("--canary", type=click.FloatRange(0, 100, min_open=True, max_open=True), metavar="PCT",
+              help="The candidate answers PCT % of requests (sticky per request id).")  # fmt: skip
+@click.option("--version", help="MLflow version to release (default: the newest that passed the "
+              "offline gate, tagged zenkube.offline_gate=passed, and is not the champion).")  # fmt: skip
+@MODEL
+def start_cmd(shadow, canary, version, model_name) -> None:
+    """Start a release beside the served champion (default: configs/deployment.yaml's
+    release mode, else a canary at its canary_percent). The candidate is health- and
+    smoke-checked first; a detached watcher promotes or aborts it once the evidence is
+    clear (log: the model's front folder, release-watch.log)."""
+    from app import session
+
+    if shadow and canary is not None:
+        raise click.UsageError("--shadow and --canary PCT exclude each other: pick one.")
+    session.ready(click.echo)
+    mode = "shadow" if shadow else ("canary" if canary is not None else None)
+    start(model_name, mode, canary, version, click.echo)
+
+
+@release_group.command("status")
+@MODEL
+def status_cmd(model_name) -> None:
+    """Shares, request counts, the evidence so far, the decision and what decides next."""
+    from app import session
+
+    session.ready(click.echo)
+    status(model_name, click.echo)
+
+
+@release_group.command("promote")
+@MODEL
+def promote_cmd(model_name) -> None:
+    """Promote now: the candidate becomes the champion (alias + stage, in `history`)
+    and takes all traffic; the old server stops."""
+    from app import session
+
+    session.ready(click.echo)
+    promote(model_name, click.echo)
+
+
+@release_group.command("abort")
+@click.option("--reason", help="Why (recorded in `history`).")
+@MODEL
+def abort_cmd(reason, model_name) -> None:
+    """Abort now: the candidate gets no more traffic and stops; the champion never moved."""
+    from app import session
+
+    session.ready(click.echo)
+    abort(model_name, reason, click.echo)
+
+
+@release_group.command("watch", hidden=True)
+@click.option("--model-name", required=True)
+@click.option("--state-dir", required=True, type=click.Path())
+@click.option("--interval", type=float, default=0.5)
+def watch_cmd(model_name, state_dir, interval) -> None:
+    """Finish the model's release once its front decides it (spawned by `release start`)."""
+    watch(model_name, state_dir, interval, click.echo)

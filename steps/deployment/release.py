@@ -1,0 +1,186 @@
+"""Start a release (issue #27): a gate-passed version beside the champion, as a canary or
+a shadow, on the active stack's model deployer (plain functions: `release start`, and
+`deploy` / continuous training with `release.mode` canary|shadow in configs/deployment.yaml).
+
+The release's end (promote: champion alias + stage moved, then all traffic; abort) is
+app/release.py's: the local stack runs `python run.py release watch` for it, detached.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from zenml.logger import get_logger
+
+from core.errors import ConfigError, is_interrupt
+from core.paths import REPO_ROOT
+from integrations import champion as champions
+from integrations import deployer as deployers
+from integrations import locks, mlflow_registry
+from integrations.storage_uri import check_stack_model_uri
+from steps.deployment.deploy import deployment_request
+
+logger = get_logger(__name__)
+
+PASSED = "passed"
+FAILED = "failed"
+
+
+def newest_passed(versions: list[tuple[str, dict]], champion: str | None) -> str | None:
+    """The newest version whose offline-gate tag says passed and that is not `champion`
+    (`versions`: (version, its tags)); None when there is none."""
+    passed = [
+        str(v)
+        for v, tags in versions
+        if (tags or {}).get(champions.OFFLINE_GATE_TAG) == PASSED and str(v) != str(champion)
+    ]
+    return max(passed, key=int, default=None)
+
+
+def pending_release(model_name: str) -> str | None:
+    """The newest gate-passed version newer than the champion that had no release yet
+    (what `deploy` releases under a canary/shadow release mode); None: nothing to release."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow_registry.configure_from_stack()
+    current = champions.current(model_name)
+    if current is None:
+        return None
+    released = {e.get("version") for e in champions.release_history(model_name)}
+    try:
+        found = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return None
+    newer = [
+        (v.version, v.tags)
+        for v in found
+        if int(v.version) > int(current.version) and str(v.version) not in released
+    ]
+    return newest_passed(newer, current.version)
+
+
+def version_to_release(model_name: str, given: str | None, champion: str | None):
+    """The registered version to release: `given`, else the newest that passed the
+    offline gate and is not the champion; a ConfigError that says what to do otherwise."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow_registry.configure_from_stack()
+    if given is not None:
+        try:
+            chosen = mlflow_registry.get_version(model_name, str(given))
+        except MlflowException:
+            raise ConfigError(
+                f"'{model_name}' has no registered version {given}; `python run.py history "
+                f"--model-name {model_name}` lists its champions and releases."
+            ) from None
+        if chosen.version == champion:
+            raise ConfigError(
+                f"v{given} is the champion of '{model_name}' already; a release needs "
+                "another version (--version N)."
+            )
+        return chosen
+    try:
+        found = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        found = []
+    version = newest_passed([(v.version, v.tags) for v in found], champion)
+    if version is None:
+        raise ConfigError(
+            f"No registered version of '{model_name}' other than the champion "
+            f"(v{champion or '-'}) passed the offline gate, so there is nothing to release. "
+            f"Train one (`python run.py train --model-name {model_name}`; the gate tags "
+            f"what passes {champions.OFFLINE_GATE_TAG}=passed), or name a version with "
+            "--version N."
+        )
+    return mlflow_registry.get_version(model_name, version)
+
+
+def check_same_inputs(candidate, champion) -> None:
+    """A ConfigError when the two take other inputs: both answer the same requests."""
+    from core.schema import diff_schemas
+
+    try:
+        new = mlflow_registry.read_input_schema(candidate.model_uri)
+        old = mlflow_registry.read_input_schema(champion.model_uri)
+    except Exception as exc:  # a schema that cannot be read: the smoke test still runs
+        if is_interrupt(exc):
+            raise
+        return
+    change = diff_schemas(old, new) if old is not None and new is not None else None
+    if change:
+        raise ConfigError(
+            f"v{candidate.version} of '{candidate.name}' takes other inputs than the champion "
+            f"v{champion.version} ({change.describe()}): a release sends both the same "
+            "requests, so it cannot compare them. Replace the champion at once instead "
+            "(`release.mode: swap`, promoted with gate.allow_schema_change)."
+        )
+
+
+def release_label(mode: str, percent: float | None) -> str:
+    """`release (canary 10%)` / `release (shadow)`: how history names who moved things."""
+    return f"release (canary {percent:g}%)" if mode == "canary" else f"release ({mode})"
+
+
+def start_release(
+    model_name: str,
+    version: str | None,
+    mode: str,
+    percent: float,
+    thresholds: dict,
+    pipeline_name: str = "",
+    step_name: str = "",
+    timeout: int = 300,
+    watch: bool = True,
+) -> dict:
+    """Serve `version` (default: the newest gate-passed one that is not the champion) as
+    a `mode` release beside the served champion; its state. With `watch`, a local stack
+    gets a detached `release watch` that finishes the release once it is decided."""
+    deployer = deployers.active_deployer()
+    deployers.check_release(deployer, mode, percent)
+    with locks.model_lock(model_name, "release start", logger.info):
+        champions.repair(model_name)
+        current = champions.require(model_name, "release beside")
+        chosen = version_to_release(model_name, version, current.version)
+        check_stack_model_uri(chosen.artifact_location)
+        check_same_inputs(chosen, current)
+        request = deployment_request(chosen, "", pipeline_name, step_name)
+        state = deployers.release_start(deployer, request, mode, percent, thresholds, timeout)
+    if watch:
+        spawn_watcher(deployer, model_name)
+    return state
+
+
+def watcher_log(deployer, model_name: str):
+    """Where the local release watcher writes (the model's front folder); None: no watcher."""
+    front_of = getattr(deployer, "front_of", None)
+    return front_of(model_name).dir / "release-watch.log" if front_of else None
+
+
+def spawn_watcher(deployer, model_name: str) -> int | None:
+    """Start `python run.py release watch` detached (own session, logging beside the
+    front): it finishes the release when the front decides it. Local stack only."""
+    log = watcher_log(deployer, model_name)
+    if log is None:
+        return None
+    command = [
+        sys.executable, str(REPO_ROOT / "run.py"), "release", "watch",
+        "--model-name", model_name, "--state-dir", str(deployer.state_dir()),
+    ]  # fmt: skip
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        child = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(REPO_ROOT),
+            env=dict(os.environ),
+            start_new_session=True,
+        )
+    log.with_name("release-watch.pid").write_text(str(child.pid))
+    logger.info("The release watcher of %s runs as pid %s (log: %s)", model_name, child.pid, log)
+    return child.pid

@@ -1,0 +1,194 @@
+"""Releases end to end on the local stack, through the CLI's functions (app/release.py):
+two trained versions, a canary and a shadow beside the served champion, promoted or
+aborted by hand, and the detached watcher promoting a release its front decided."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from zenml.client import Client
+
+from app import champions, release, runner, serving
+from core.errors import ConfigError
+from integrations import champion, mlflow_registry
+from integrations import deployer as deployers
+from integrations.seldon_local import client, process
+from steps.deployment.release import pending_release
+from tests.conftest import FAST_TRAINER
+from tests.serving.helpers import stop_all, train_champion
+
+MODEL = "release-model"
+
+
+@pytest.fixture(scope="module")
+def versions(module_store):
+    """v1 the served champion; v2 trained under `release.mode: canary`: it passed the
+    gate (a lenient one) and awaits its release, the champion unmoved."""
+    _, test, _ = train_champion(MODEL)
+    runner.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
+    second = runner.train(
+        None,
+        {
+            "model_name": MODEL,
+            **FAST_TRAINER,
+            "gate.min_improvement": -1.0,
+            "release.mode": "canary",
+        },
+    )
+    yield test, second
+    stop_all()
+
+
+def send(service_url: str, test, count: int) -> None:
+    rows = test.features
+    for i in range(count):
+        client.predict(service_url, "seldon", rows.iloc[[i % len(rows)]])
+
+
+def endpoint() -> str:
+    return serving.current_service(MODEL).prediction_url
+
+
+def lines():
+    said: list[str] = []
+    return said, lambda text="", **_: said.append(str(text))
+
+
+def test_a_version_that_passed_the_gate_in_release_mode_waits_for_its_release(versions):
+    _, second = versions
+    assert not second.decision.promoted and second.decision.release == "canary"
+    assert "awaits a canary release" in second.decision.reason
+    assert champion.current(MODEL).version == "1"
+    tags = mlflow_registry.version_tags(MODEL, "2")
+    assert tags[champion.OFFLINE_GATE_TAG] == "passed"
+    assert pending_release(MODEL) == "2"
+
+
+def test_a_canary_shows_its_evidence_and_a_promote_by_hand_moves_the_champion(versions):
+    test, _ = versions
+    said, echo = lines()
+    state = release.start(MODEL, "canary", 50, None, echo, watch=False)
+    assert state["active"] and state["candidate"]["version"] == "2"
+    assert state["champion"]["version"] == "1"
+    with pytest.raises(ConfigError, match="A canary release of release-model v2 is running"):
+        release.start(MODEL, "canary", 10, None, echo, watch=False)
+    send(endpoint(), test, 40)
+
+    state = release.status(MODEL, echo)
+    evidence = state["evidence"]
+    assert evidence["candidate"]["requests"] > 0 and evidence["champion"]["requests"] > 0
+    assert evidence["candidate"]["requests"] + evidence["champion"]["requests"] >= 40
+    shown = "\n".join(said)
+    assert f"candidate: v2  {evidence['candidate']['requests']} requests" in shown
+    assert "shares:    candidate 50% of requests, champion 50%" in shown
+
+    listed = "\n".join(serving.status(MODEL, echo))
+    assert "release-model v1 [seldon] up" in listed
+    assert "release-model v2 candidate (canary 50%, release running) up" in listed
+    assert serving.served_version(MODEL) == "1"  # the champion's record is still the served one
+    old_pid = serving.current_service(MODEL).pid
+
+    ended = release.promote(MODEL, echo)
+    assert ended["state"] == "promoted"
+    assert champion.current(MODEL).version == "2"
+    assert str(champion.zenml_version(MODEL).run_metadata[champion.MLFLOW_VERSION_KEY]) == "2"
+    assert serving.served_version(MODEL) == "2"
+    active = deployers.active_deployer()
+    assert deployers.candidates(active, MODEL) == []
+    assert not process.is_alive(old_pid)
+    send(endpoint(), test, 5)  # the endpoint answers, from v2
+
+    found = champions.history(MODEL, echo)
+    change = found.events[0]
+    assert change["version"] == "2" and change["by"].startswith("release (canary 50%) by hand")
+    (entry,) = found.releases
+    assert (entry["version"], entry["champion"], entry["outcome"]) == ("2", "1", "promoted")
+    shown = "\n".join(said)
+    assert "v2    release (canary 50%) beside v1: promoted" in shown
+
+
+def test_an_aborted_shadow_leaves_the_champion_and_stops_its_server(versions):
+    test, _ = versions
+    said, echo = lines()
+    state = release.start(MODEL, "shadow", None, None, echo, watch=False)  # newest passed: v1
+    assert state["mode"] == "shadow" and state["candidate"]["version"] == "1"
+    (candidate,) = deployers.candidates(deployers.active_deployer(), MODEL)
+    pid = candidate.pid
+    assert process.is_alive(pid)
+    send(endpoint(), test, 10)
+
+    ended = release.abort(MODEL, "not today", echo)
+    assert ended["state"] == "aborted"
+    assert champion.current(MODEL).version == "2"
+    assert serving.served_version(MODEL) == "2"
+    assert deployers.candidates(deployers.active_deployer(), MODEL) == []
+    assert not process.is_alive(pid)
+    latest = champion.release_history(MODEL)[0]
+    assert (latest["version"], latest["outcome"], latest["reason"]) == ("1", "aborted", "not today")
+    assert champion.history(MODEL)[0]["version"] == "2"  # no champion change for an abort
+    with pytest.raises(ConfigError, match="already aborted"):
+        release.abort(MODEL, None, echo)
+
+
+def test_the_watcher_promotes_a_release_the_front_decided(versions):
+    test, _ = versions
+    said, echo = lines()
+    # Few requests decide; a new server's first answers are slow on a busy machine:
+    # latency is not what this test is about.
+    small = {"min_requests": 15, "max_p95_latency_ratio": 1000, "budget_seconds": 600}
+    state = release.start(MODEL, "canary", 50, "1", echo, watch=True, thresholds=small)
+    assert state["thresholds"]["min_requests"] == 15
+    active = deployers.active_deployer()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and champion.current(MODEL).version != "1":
+        if (active.release_state(MODEL) or {}).get("state") == "running":
+            send(endpoint(), test, 10)
+        time.sleep(0.5)
+    log = active.front_of(MODEL).dir / "release-watch.log"
+    assert champion.current(MODEL).version == "1", log.read_text() if log.exists() else "no log"
+    deadline = time.monotonic() + 60  # the watcher ends the release after the move
+    while time.monotonic() < deadline and serving.served_version(MODEL) != "1":
+        time.sleep(0.5)
+    assert serving.served_version(MODEL) == "1"
+    change = champion.history(MODEL)[0]
+    assert change["by"].startswith("release (canary 50%) by the gate")
+    deadline = time.monotonic() + 60  # its last act: the release's history entry
+    while (
+        time.monotonic() < deadline and champion.release_history(MODEL)[0]["outcome"] != "promoted"
+    ):
+        time.sleep(0.5)
+    latest = champion.release_history(MODEL)[0]
+    assert (latest["version"], latest["outcome"]) == ("1", "promoted")
+    assert Client().active_stack.model_deployer.candidates_for(MODEL) == []
+
+
+def test_deploy_in_canary_mode_releases_the_version_the_gate_passed(versions):
+    third = runner.train(
+        None,
+        {
+            "model_name": MODEL,
+            **FAST_TRAINER,
+            "gate.min_improvement": -1.0,
+            "release.mode": "canary",
+        },
+    )
+    assert third.decision.release == "canary" and champion.current(MODEL).version == "1"
+    assert pending_release(MODEL) == "3"
+    info = runner.deploy(None, {"model_name": MODEL, "release.mode": "canary"})
+    assert info.model_version == "1"  # the champion still serves; v3 beside it
+    assert info.details["RELEASE"].startswith("v3 (canary 10%) beside the champion v1: running")
+    active = deployers.active_deployer()
+    pid_file = active.front_of(MODEL).dir / "release-watch.pid"
+    watcher = int(pid_file.read_text())
+    assert process.is_alive(watcher)
+    with pytest.raises(ConfigError, match="release of release-model v3 is running"):
+        runner.deploy(None, {"model_name": MODEL, "protocol": "v2"})  # a swap would pull it
+    said, echo = lines()
+    release.abort(MODEL, None, echo)
+    deadline = time.monotonic() + 60  # the watcher sees the abort and ends
+    while time.monotonic() < deadline and process.is_alive(watcher):
+        time.sleep(0.5)
+    assert not process.is_alive(watcher)
+    assert serving.served_version(MODEL) == "1" and champion.current(MODEL).version == "1"
+    assert pending_release(MODEL) is None  # released once: a plain deploy swaps nothing now

@@ -1,0 +1,152 @@
+"""Release plain functions: which version a release takes, how history merges releases
+with champion changes, what `release status` prints, and the gate's hold for a release."""
+
+from __future__ import annotations
+
+from app.champions import history_line, merged
+from app.release import describe
+from steps.deployment.release import newest_passed, release_label
+
+PASSED = {"zenkube.offline_gate": "passed"}
+FAILED = {"zenkube.offline_gate": "failed"}
+
+
+def test_the_default_version_is_the_newest_that_passed_and_is_not_the_champion():
+    versions = [("1", PASSED), ("2", PASSED), ("10", PASSED), ("11", FAILED), ("12", {})]
+    assert newest_passed(versions, champion="3") == "10"  # 10 > 2 as numbers, not text
+    assert newest_passed(versions, champion="10") == "2"
+    assert newest_passed([("4", FAILED), ("5", {})], champion="3") is None
+    assert newest_passed([("3", PASSED)], champion="3") is None
+
+
+def test_history_merges_releases_with_champion_changes_newest_first():
+    changes = [
+        {
+            "at": "2026-01-03 10:00:05 UTC",
+            "version": "3",
+            "by": "release (canary 10%) by the gate",
+            "reason": "r",
+        },  # fmt: skip
+        {
+            "at": "2026-01-01 09:00:00 UTC",
+            "version": "1",
+            "by": "the gate (run)",
+            "reason": "first",
+        },  # fmt: skip
+    ]
+    releases = [
+        {
+            "at": "2026-01-03 10:00:05 UTC",
+            "version": "3",
+            "champion": "1",
+            "mode": "canary",
+            "percent": 10.0,
+            "outcome": "promoted",
+            "by": "release (canary 10%) by the gate",
+            "reason": "all figures inside their bounds",
+        },  # fmt: skip
+        {
+            "at": "2026-01-02 12:00:00 UTC",
+            "version": "2",
+            "champion": "1",
+            "mode": "shadow",
+            "percent": None,
+            "outcome": "aborted",
+            "by": "release (shadow) by the budget",
+            "reason": "undecided after 1800 s",
+        },  # fmt: skip
+    ]
+    events = merged(changes, releases)
+    assert [(e["kind"], e["version"]) for e in events] == [
+        ("release", "3"),  # ended with (after) the champion change it made
+        ("change", "3"),
+        ("release", "2"),
+        ("change", "1"),
+    ]
+    text = [history_line(e) for e in events]
+    assert "release (canary 10%) beside v1: promoted" in text[0]
+    assert "release (shadow) beside v1: aborted" in text[2]
+    assert text[2].endswith("release (shadow) by the budget: undecided after 1800 s")
+    assert "the gate (run)" in text[3] and "first" in text[3]
+
+
+def test_release_status_says_shares_evidence_decision_and_what_is_next():
+    state = {
+        "active": True,
+        "state": "running",
+        "mode": "canary",
+        "percent": 10.0,
+        "champion": {"version": "3", "port": 1},
+        "candidate": {"version": "4", "port": 2},
+        "started_at": 1_700_000_000.0,
+        "ended_at": None,
+        "evidence": {
+            "champion": {
+                "requests": 180,
+                "ok": 180,
+                "latency_ms": {"p50": 3.0, "p95": 5.5, "p99": 9.0},
+            },  # fmt: skip
+            "candidate": {"requests": 20, "ok": 18, "5xx": 2, "fallbacks": 2},
+            "shift": {"metric": "jensenshannon", "value": 0.031},
+            "quality": {
+                "metric": "accuracy",
+                "champion": 0.95,
+                "candidate": 0.9,
+                "drop": 0.0526,
+                "se": 0.02,
+            },
+        },
+        "decision": None,
+        "next": "180 more candidate answers before rates are judged",
+    }
+    text = "\n".join(describe("m", state))
+    assert "Release of 'm': v4 (canary 10%) beside champion v3: running" in text
+    assert "candidate 10% of requests, champion 90%" in text
+    assert "champion:  v3  180 requests, 180 ok, p50/p95/p99 3/5.5/9 ms" in text
+    assert "candidate: v4  20 requests, 18 ok, 2 5xx, 2 fallbacks" in text
+    assert "shift:     jensenshannon 0.031 between the two versions' predictions" in text
+    assert "quality:   accuracy champion 0.95, candidate 0.9: relative drop 0.0526 (± 0.02)" in text
+    assert "decision:  none yet" in text
+    assert "next:      180 more candidate answers" in text
+    assert "python run.py release abort --model-name m" in text
+
+    ended = {**state, "active": False, "state": "aborted", "mode": "shadow",
+             "decision": {"outcome": "abort", "by": "gate", "reasons": ["5xx 10% vs 0%"]},
+             "evidence": {"quality": {"metric": "accuracy", "drop": None, "se": None}}}  # fmt: skip
+    text = "\n".join(describe("m", ended))
+    assert "(shadow) beside champion v3: aborted" in text
+    assert "copy of each" in text
+    assert "decision:  abort by gate: 5xx 10% vs 0%" in text
+    assert "release abort" not in text  # nothing to end by hand
+    assert "accuracy: not judged yet" in text
+
+
+def test_history_names_who_moved_the_champion_after_the_release():
+    assert release_label("canary", 12.5) == "release (canary 12.5%)"
+    assert release_label("shadow", None) == "release (shadow)"
+
+
+def test_a_bad_release_block_is_a_clear_config_error(tmp_path):
+    import pytest
+
+    from app.config import load_run_config
+    from core.errors import ConfigError
+
+    config = tmp_path / "deployment.yaml"
+    config.write_text("parameters:\n  release:\n    mode: canary\n    canary_percent: 150\n")
+    with pytest.raises(ConfigError, match=r"`parameters.release.canary_percent`: .*less than 100"):
+        load_run_config("deployment", config, stack_kind="local")
+    config.write_text("parameters:\n  release:\n    mode: canary\n    tresholds: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown key `parameters.release.tresholds`"):
+        load_run_config("deployment", config, stack_kind="local")
+
+
+def test_training_and_continuous_training_take_the_deployment_release_mode():
+    from app.config import load_run_config
+
+    deployment = load_run_config("deployment", stack_kind="local").params.release
+    assert load_run_config("training", stack_kind="local").params.release == deployment
+    looped = load_run_config("continuous_training", stack_kind="local").params.release
+    assert looped == deployment and deployment.mode == "swap"  # the default: today's swap
+    canary = load_run_config("training", overrides={"release.mode": "canary"}, stack_kind="local")
+    assert canary.params.release.mode == "canary"
