@@ -269,7 +269,7 @@ def test_a_shadow_candidate_answers_no_caller_and_its_answers_are_recorded(serve
     # every answered request was copied to the shadow, or counted as skipped (over 32
     # copies in flight: the shadow server here answers one request at a time)
     assert candidate["requests"] + skipped == evidence["champion"]["ok"] >= 300
-    assert candidate["ok"] == candidate["requests"] > skipped
+    assert candidate["ok"] == candidate["requests"] >= 100
     front.release_end("abort", "test", "shadow checked", timeout=10)
     time.sleep(1.5)  # the recorder writes every 0.5 s here
     rows = read_kind(front.state_dir / "traffic", "requests", None)
@@ -277,7 +277,7 @@ def test_a_shadow_candidate_answers_no_caller_and_its_answers_are_recorded(serve
     shadow, served_rows = rows[rows["_role"] == "shadow"], rows[rows["_role"] != "shadow"]
     assert set(served_rows["_role"]) == {"champion"} and set(served_rows["_version"]) == {"1"}
     assert set(served_rows["_request_id"]) == set(clients.answered)
-    assert set(shadow["_version"]) == {"3"} and len(shadow) >= 0.9 * len(served_rows)
+    assert set(shadow["_version"]) == {"3"} and len(shadow) == candidate["ok"]  # one row each
     assert set(shadow["_request_id"]) <= set(clients.answered)
 
 
