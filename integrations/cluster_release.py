@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 
+from core.errors import ConfigError
 from integrations.deployer import DeploymentRequest
 
 DEFAULT_BUDGET_SECONDS = 1800.0  # core.specs.ReleaseThresholds' default
@@ -93,3 +94,17 @@ def state(release: dict, backend: dict, now: float | None = None) -> dict:
     else:
         out["next"] = "Nothing: the release is over."
     return out
+
+
+def refuse_deploy(state: dict | None, model_name: str) -> None:
+    """A ConfigError while a release of `model_name` runs: a swap now would pull the
+    champion (and the release's object) from under it."""
+    if not (state or {}).get("active"):
+        return
+    version = (state.get("candidate") or {}).get("version")
+    raise ConfigError(
+        f"A {state.get('mode')} release of {model_name} v{version} is running on the "
+        f"cluster, so this deploy changed nothing. End it first: `python run.py release "
+        f"promote --model-name {model_name}` (v{version} is deployed and becomes the "
+        f"champion) or `python run.py release abort --model-name {model_name}`."
+    )

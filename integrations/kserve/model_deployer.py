@@ -221,6 +221,12 @@ class KServeModelDeployer(DeployerContract):
         isvc.apply(manifest.aborted(champion.body(), mode, ended))
         return ended
 
+    def deploy(self, request: DeploymentRequest, timeout: int = 300):
+        """`deploy`, refused while a release of the model runs (its promote deploys the
+        candidate through the contract's own `deploy`)."""
+        cluster_release.refuse_deploy(self.release_state(request.model_name), request.model_name)
+        return DeployerContract.deploy(self, request, timeout)
+
     def release_state(self, model_name: str) -> dict | None:
         """The model's release, read back from its InferenceService: the record zenkube
         wrote, the shares and readiness KServe reports; None when it never had one."""
@@ -267,7 +273,7 @@ class KServeModelDeployer(DeployerContract):
             if outcome == "promote":
                 request = DeploymentRequest(**release["request"])
                 try:
-                    self.deploy(request, int(self.config.ready_timeout))
+                    DeployerContract.deploy(self, request, int(self.config.ready_timeout))
                 except BaseException:
                     with locks.uninterrupted():
                         self._abort(isvc, release, by, f"promote failed: {reason}")

@@ -222,6 +222,12 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
         name = records[0].seldon_deployment_name
         return name, self._read(name)
 
+    def deploy(self, request: DeploymentRequest, timeout: int = 300):
+        """`deploy`, refused while a release of the model runs (its promote deploys the
+        candidate through the contract's own `deploy`)."""
+        cluster_release.refuse_deploy(self.release_state(request.model_name), request.model_name)
+        return DeployerContract.deploy(self, request, timeout)
+
     def release_state(self, model_name: str) -> dict | None:
         """The model's release, read back from its SeldonDeployment: the record zenkube
         wrote, the predictors' shares and the operator's status; None: it never had one."""
@@ -264,7 +270,8 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
                 self._abort(name, record, by, reason)
                 return self.release_state(model_name) or {}
             try:
-                new = self.deploy(DeploymentRequest(**record["request"]), self.RELEASE_TIMEOUT)
+                request = DeploymentRequest(**record["request"])
+                new = DeployerContract.deploy(self, request, self.RELEASE_TIMEOUT)
             except BaseException:
                 with locks.uninterrupted():
                     self._abort(name, record, by, f"promote failed: {reason}")

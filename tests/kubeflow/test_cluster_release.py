@@ -284,17 +284,19 @@ def test_a_standard_canary_on_a_kserve_without_spec_canary_is_refused_at_once(
     assert deployer.release_state("House Prices")["state"] == "aborted"
 
 
-def test_a_deploy_during_a_kserve_release_ends_it_as_an_abort(
+def test_a_deploy_during_a_cluster_release_is_refused_and_changes_nothing(
     kserve_stack,  # noqa: F811
     kubernetes_api,
 ):
+    path = f"{ISVC_PATH}/{HOUSE}"
     serve_v3(kubernetes_api)
     deployer = Client().active_stack.model_deployer
     deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
-    serve_champion(champion("5"), "v2", "deployment_pipeline", "deploy_champion", 0)
-    body = kubernetes_api.objects[f"{ISVC_PATH}/{HOUSE}"]
-    assert "canary" not in body["spec"]
-    assert body["spec"]["predictor"]["model"]["storageUri"] == champion("5").artifact_location
-    state = deployer.release_state("House Prices")
-    assert state["state"] == "aborted" and not state["active"]
-    assert state["decision"]["by"] == "deploy" and "version 5" in state["decision"]["reasons"][0]
+    before = [c for c in kubernetes_api if c["method"] != "GET"]
+    with pytest.raises(ConfigError, match="release abort --model-name House Prices"):
+        serve_champion(champion("5"), "v2", "deployment_pipeline", "deploy_champion", 0)
+    assert [c for c in kubernetes_api if c["method"] != "GET"] == before
+    assert kubernetes_api.objects[path]["spec"]["canary"][0]["trafficPercent"] == 10
+    assert deployer.release_state("House Prices")["state"] == "running"
+    (record,) = deployer.services_for("House Prices")
+    assert record.config.model_version == "3"
