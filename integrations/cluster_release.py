@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from core.errors import ConfigError
+from core.errors import ConfigError, ZenkubeError
 from integrations.deployer import DeploymentRequest
 
 DEFAULT_BUDGET_SECONDS = 1800.0  # core.specs.ReleaseThresholds' default
@@ -108,3 +108,10 @@ def refuse_deploy(state: dict | None, model_name: str) -> None:
         f"promote --model-name {model_name}` (v{version} is deployed and becomes the "
         f"champion) or `python run.py release abort --model-name {model_name}`."
     )
+
+
+def why(error: BaseException) -> str:
+    """A failed release start's reason, for the record."""
+    if isinstance(error, ZenkubeError):
+        return str(error)[:500]
+    return f"the release start was cut off ({type(error).__name__})"

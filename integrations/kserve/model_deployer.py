@@ -167,9 +167,8 @@ class KServeModelDeployer(DeployerContract):
             new = manifest.canary(champion.body(), candidate.body(), share, dmode, release)
             try:
                 champion.apply(new)
-                if dmode == manifest.STANDARD and not (champion.read() or {}).get("spec", {}).get(
-                    "canary"
-                ):
+                kept = (champion.read() or {}).get("spec") or {}
+                if dmode == manifest.STANDARD and not kept.get("canary"):
                     raise ConfigError(
                         "The cluster's KServe dropped the InferenceService's spec.canary (its "
                         "CRD has no such field: KServe before v0.20), so a Standard-mode canary "
@@ -183,9 +182,9 @@ class KServeModelDeployer(DeployerContract):
                     self._wait_canary(
                         champion, request.model_version, min(timeout, self.config.ready_timeout)
                     )
-            except BaseException:
+            except BaseException as exc:
                 with locks.uninterrupted():
-                    self._abort(champion, release, "release start", "the candidate never got Ready")
+                    self._abort(champion, release, "release start", cluster_release.why(exc))
                 raise
         return self.release_state(request.model_name) or {}
 

@@ -190,9 +190,9 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
                 self._apply(name, body, self._finished(new))
                 if timeout:
                     self._wait_available(name, min(timeout, self.RELEASE_TIMEOUT))
-            except BaseException:
+            except BaseException as exc:
                 with locks.uninterrupted():
-                    self._abort(name, record, "release start", "the candidate never got Ready")
+                    self._abort(name, record, "release start", cluster_release.why(exc))
                 raise
         return self.release_state(model) or {}
 

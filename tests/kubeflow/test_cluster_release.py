@@ -175,6 +175,7 @@ def test_a_kserve_canary_that_never_gets_ready_is_aborted(
     assert "canary" not in body["spec"]
     state = deployer.release_state("House Prices")
     assert state["state"] == "aborted" and state["decision"]["by"] == "release start"
+    assert "did not get Ready" in state["decision"]["reasons"][0]
 
 
 def test_an_undecided_cluster_release_is_decided_abort_by_the_budget(
@@ -281,7 +282,8 @@ def test_a_standard_canary_on_a_kserve_without_spec_canary_is_refused_at_once(
     body = kubernetes_api.objects[path]
     assert "canary" not in body["spec"]
     assert body["spec"]["predictor"]["model"]["storageUri"] == champion("3").artifact_location
-    assert deployer.release_state("House Prices")["state"] == "aborted"
+    state = deployer.release_state("House Prices")
+    assert state["state"] == "aborted" and "spec.canary" in state["decision"]["reasons"][0]
 
 
 def test_a_deploy_during_a_cluster_release_is_refused_and_changes_nothing(
