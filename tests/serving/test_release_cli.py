@@ -192,3 +192,36 @@ def test_deploy_in_canary_mode_releases_the_version_the_gate_passed(versions):
     assert not process.is_alive(watcher)
     assert serving.served_version(MODEL) == "1" and champion.current(MODEL).version == "1"
     assert pending_release(MODEL) is None  # released once: a plain deploy swaps nothing now
+
+
+def test_a_promote_cut_off_after_the_champion_moved_is_completed_by_serve_repair(versions):
+    said, echo = lines()
+    release.start(MODEL, "canary", 20, "2", echo, watch=False)
+    # What `release promote` had done when it was killed: the champion records moved, the
+    # traffic not yet (the candidate must then get it, never the other way round).
+    champion.set_by_hand(MODEL, "2", "a promote that was cut off")
+    assert serving.served_version(MODEL) == "1"
+    fixed = serving.repair(MODEL, echo)
+    assert any("completed the promote of release-model v2" in line for line in fixed), fixed
+    assert serving.served_version(MODEL) == "2" and champion.current(MODEL).version == "2"
+    assert deployers.candidates(deployers.active_deployer(), MODEL) == []
+    latest = champion.release_history(MODEL)[0]
+    assert (latest["version"], latest["outcome"]) == ("2", "promoted")
+
+
+def test_a_release_the_front_ended_alone_is_cleaned_up_by_the_next_release_command(versions):
+    said, echo = lines()
+    release.start(MODEL, "shadow", None, "1", echo, watch=False)
+    active = deployers.active_deployer()
+    (candidate,) = deployers.candidates(active, MODEL)
+    pid = candidate.pid
+    # The front ends a release on its own (gate or budget) while no watcher runs.
+    active.front_of(MODEL).release_end("abort", "budget", "undecided after the budget")
+    with pytest.raises(ConfigError, match="is already aborted by budget"):
+        release.promote(MODEL, echo)
+    assert not process.is_alive(pid)
+    assert deployers.candidates(active, MODEL) == []
+    latest = champion.release_history(MODEL)[0]
+    assert (latest["version"], latest["outcome"]) == ("1", "aborted")
+    assert "by the budget" in latest["by"]
+    assert champion.current(MODEL).version == "2" and serving.served_version(MODEL) == "2"
