@@ -157,6 +157,8 @@ class KServeModelDeployer(DeployerContract):
                     f"Version {request.model_version} of {request.model_name} is the served "
                     "version already; a release needs another version (--version N)."
                 )
+            # the champion's protocol: the same requests reach both (and its promote's deploy)
+            request = request.model_copy(update={"protocol": self.protocol_of(champion)})
             candidate = KServeService(uuid=uuid4(), config=self.service_config(request))
             release = cluster_release.started(
                 request, mode, share, thresholds,

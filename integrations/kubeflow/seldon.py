@@ -177,6 +177,8 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
                     f"Version {request.model_version} of {model} is the served version "
                     "already; a release needs another version (--version N)."
                 )
+            # the champion's protocol: the same requests reach both (and its promote's deploy)
+            request = request.model_copy(update={"protocol": self.protocol_of(champion)})
             record = cluster_release.started(
                 request, mode, share, thresholds,
                 {"version": champion.config.model_version, "model_uri": champion.config.model_uri,

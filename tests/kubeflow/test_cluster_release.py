@@ -67,8 +67,9 @@ def test_kserve_runs_no_shadow_and_says_why(kserve_stack):  # noqa: F811
     message = str(refused.value)
     assert "kserve/kserve#2978" in message and "--canary PCT" in message
     assert "\n" not in message
-    with pytest.raises(ConfigError, match="only canary releases"):  # the contract's check
+    with pytest.raises(ConfigError, match="only canary releases") as refused:  # the contract's
         contract.release_start(deployer, request("4"), "shadow", 0, THRESHOLDS, 0)
+    assert "kserve/kserve#2978" in str(refused.value)  # with KServe's own reason
 
 
 def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
@@ -255,6 +256,7 @@ def test_a_seldon_promote_deploys_the_candidate_and_the_released_object_goes(
     path, _ = serve_seldon_v3(kubernetes_api)
     deployer = Client().active_stack.model_deployer
     deployer.release_start(seldon_request("4"), "canary", 10, THRESHOLDS, 0)
+    assert deployer.release_state("House Prices")["candidate"]["version"] == "4"
     ended = deployer.release_end("House Prices", "promote", "release (canary 10%)", "good")
     assert path not in kubernetes_api.objects  # the released SeldonDeployment went
     (new_path,) = [p for p in kubernetes_api.objects if p.startswith(SDEP_PATH + "/")]
