@@ -286,6 +286,21 @@ def describe(name: str, state: dict) -> list[str]:
                 f"{_num(quality.get('candidate'))}: relative drop {_num(quality['drop'])} "
                 f"(± {_num(quality.get('se'))})"
             )
+    backend = state.get("backend") or {}
+    if backend:  # a cluster release: what the operator reports (integrations/cluster_release.py)
+
+        def said(ok, why) -> str:
+            return "ready" if ok else f"not ready ({why or 'no status yet'})"
+
+        line = f"  cluster:   {backend.get('kind')} {backend.get('name')}: "
+        line += said(backend.get("ready"), backend.get("why_not_ready"))
+        if "candidate_ready" in backend:
+            line += "; candidate " + said(
+                backend["candidate_ready"], backend.get("candidate_why_not")
+            )
+        lines.append(line)
+        if backend.get("routing"):
+            lines.append(f"  routing:   {backend['routing']}")
     decision = state.get("decision")
     if decision:
         reasons = "; ".join(decision.get("reasons") or [])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from zenml.client import Client
 
+from app.release import describe
 from core.errors import ConfigError
 from integrations import deployer as contract
 from integrations.deployer import DeploymentRequest
@@ -92,6 +93,9 @@ def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
     assert "release promote" in state["next"] and "request" not in state
     assert state["backend"]["candidate_ready"] is False  # KServe has not reported yet
     assert "Gateway API" in state["backend"]["routing"]  # v0.20.0's Ingress: stable only
+    text = "\n".join(describe("House Prices", state))  # what `release status` prints
+    assert f"InferenceService zenkube/{HOUSE}: ready; candidate not ready (KServe has" in text
+    assert "no live evidence" in text.lower() and "routing:   KServe v0.20.0" in text
     # what KServe v0.20 reports once the canary's Deployment is available
     body["status"]["canaryStatuses"] = [{"name": "v4", "ready": True, "trafficPercent": 10}]
     assert deployer.release_state("House Prices")["backend"]["candidate_ready"] is True
