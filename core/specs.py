@@ -181,6 +181,8 @@ class ReleaseThresholds(_Strict):
         max_4xx_increase: the same for 4xx answers.
         max_p95_latency_ratio: the candidate's p95 latency over the champion's (the two
             must also be at least 20 ms apart before it counts).
+        max_p50_latency_increase_ms: the candidate's median latency minus the champion's,
+            in ms (a difference holds on a busy machine, where a ratio shrinks).
         max_prediction_shift: distance between the two versions' prediction distributions.
         min_labelled: labelled answers per version before quality is judged.
         max_quality_drop: relative drop of the quality metric (accuracy, MAE/RMSE).
@@ -192,6 +194,7 @@ class ReleaseThresholds(_Strict):
     max_5xx_increase: float = Field(0.01, ge=0, le=1)
     max_4xx_increase: float = Field(0.05, ge=0, le=1)
     max_p95_latency_ratio: float = Field(1.5, ge=1)
+    max_p50_latency_increase_ms: float = Field(30, ge=0)
     max_prediction_shift: float = Field(0.2, ge=0)
     min_labelled: int = Field(50, ge=1)
     max_quality_drop: float = Field(0.02, ge=0)

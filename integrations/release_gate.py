@@ -26,6 +26,7 @@ DEFAULTS: dict[str, float] = {
     "max_5xx_increase": 0.01,  # candidate 5xx share minus the champion's
     "max_4xx_increase": 0.05,
     "max_p95_latency_ratio": 1.5,  # candidate p95 / champion p95 (and at least +20 ms)
+    "max_p50_latency_increase_ms": 30,  # candidate median latency minus the champion's
     "max_prediction_shift": 0.2,  # distance between the two roles' predictions
     "min_labelled": 50,  # labelled answers per role before quality is judged
     "max_quality_drop": 0.02,  # relative drop of accuracy (or rise of MAE)
@@ -320,7 +321,10 @@ def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, 
       20) when even the low end of its interval (3 standard errors) is over (a candidate failing half its
       requests is aborted within a few dozen, not after 200);
     - from `min_requests`: p95 latency over `max_p95_latency_ratio` × the champion's and at
-      least 20 ms more; the prediction shift over `max_prediction_shift`;
+      least 20 ms more; the median latency over the champion's by more than
+      `max_p50_latency_increase_ms` (a difference, not a ratio: a busy machine slows both
+      roles alike, which shrinks a ratio but not a difference); the prediction shift over
+      `max_prediction_shift`;
     - from `min_labelled` labelled answers per role: quality worse by more than
       `max_quality_drop` (relative) beyond 3 standard errors of noise (canary roles
       answer different requests, so a small drop alone is not clear);
@@ -349,6 +353,13 @@ def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, 
             reasons.append(
                 f"candidate p95 latency {p95:.0f} ms vs champion {p95_base:.0f} ms "
                 f"(over {t['max_p95_latency_ratio']:g}×)"
+            )
+    p50, p50_base = cand["latency_ms"]["p50"], champ["latency_ms"]["p50"]
+    if enough and p50 is not None and p50_base is not None:
+        if p50 - p50_base > t["max_p50_latency_increase_ms"]:
+            reasons.append(
+                f"candidate median latency {p50:.0f} ms vs champion {p50_base:.0f} ms "
+                f"(+{p50 - p50_base:.0f} ms, bound +{t['max_p50_latency_increase_ms']:g} ms)"
             )
     moved = (evidence.get("shift") or {}).get("value")
     if enough and moved is not None and moved > t["max_prediction_shift"]:
@@ -380,7 +391,7 @@ def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, 
     if enough:
         inside = [
             f"after {n} candidate requests every judged figure is inside its bound "
-            "(5xx, 4xx, p95 latency, prediction shift"
+            "(5xx, 4xx, latency, prediction shift"
             + (", quality)" if judged_quality and q.get("drop") is not None else ")")
         ]
         return "promote", inside, "decided: promote once the champion records move"

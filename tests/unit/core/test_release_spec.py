@@ -15,6 +15,7 @@ def test_the_defaults_are_todays_swap_and_the_designs_thresholds():
         "max_5xx_increase": 0.01,
         "max_4xx_increase": 0.05,
         "max_p95_latency_ratio": 1.5,
+        "max_p50_latency_increase_ms": 30,
         "max_prediction_shift": 0.2,
         "min_labelled": 50,
         "max_quality_drop": 0.02,

@@ -65,6 +65,15 @@ def test_a_slow_candidate_is_aborted_on_its_p95_but_not_for_a_few_ms():
     assert judge(role(300, latency_ms=4), role(60, latency_ms=8))[0] == "promote"
 
 
+def test_a_candidate_50_ms_slower_is_aborted_even_when_load_slows_both():
+    # a busy machine: the champion's p95 is 120 ms, the candidate's 170 (+50 ms): the p95
+    # ratio (1.42) is under 1.5, the median difference (+50 ms) is not under +30 ms
+    outcome, reasons, _ = judge(role(300, latency_ms=100), role(250, latency_ms=150, jitter=0))
+    assert outcome == "abort"
+    assert reasons == ["candidate median latency 150 ms vs champion 100 ms (+50 ms, bound +30 ms)"]
+    assert judge(role(300, latency_ms=100), role(250, latency_ms=120))[0] == "promote"
+
+
 def test_shifted_predictions_abort_classes_and_numbers():
     outcome, reasons, _ = judge(role(300, predictions=(0, 1)), role(60, predictions=(1,)))
     assert outcome == "abort" and "jensenshannon" in reasons[0]
