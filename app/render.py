@@ -25,6 +25,12 @@ def training(result, echo: Echo) -> None:
         echo(left, fg="yellow")
     if d.promoted:
         echo(f"Promoted:     yes: {d.reason}. It is now '{r.name}@champion'.", fg="green")
+    elif getattr(d, "release", ""):
+        echo(
+            f"Promoted:     not yet: {d.reason}. Start its release: `python run.py deploy "
+            f"--model-name {r.name}` (or `release start`).",
+            fg="green",
+        )
     else:
         after = (
             f"The champion stays v{d.champion_version}."
@@ -101,7 +107,9 @@ def monitoring(result, echo: Echo) -> None:
         echo(f"Retraining:   {r.run_name}: {verdict} ({r.decision.reason})")
     elif d.alert:
         echo("Retraining:   none (needs a labelled batch)")
-    if result.deployment is not None:
+    if result.deployment is not None and result.deployment.details.get("RELEASE"):
+        echo(f"Release:      {result.deployment.details['RELEASE']}", fg="green")
+    elif result.deployment is not None:
         deployed = result.deployment
         echo(f"Redeployed:   v{deployed.model_version} at {deployed.prediction_url}")
     echo(f"Drift report: {result.report_path}")

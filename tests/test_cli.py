@@ -30,6 +30,9 @@ def cli(tmp_path_factory):
         ["champion"],
         ["history"],
         ["rollback"],
+        ["release"],
+        ["release", "start"],
+        ["release", "status"],
     ],
 )
 def test_every_command_explains_itself(cli, command):
