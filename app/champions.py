@@ -61,6 +61,7 @@ def rollback(model_name: str | None, to: str | None, echo=print):
 
     name = resolve_name(model_name)
     with locks.model_lock(name, "rollback", echo):
+        _refuse_during_release(name, "rollback")
         champion.repair(name)
         before = champion.require(name, "roll back").version
         try:
@@ -94,9 +95,20 @@ def set_by_hand(model_name: str | None, version: str, echo=print):
 
     name = resolve_name(model_name)
     with locks.model_lock(name, "champion set", echo):
+        _refuse_during_release(name, "champion set")
         chosen = champion.set_by_hand(name, version, getpass.getuser())
     echo(
         f"Champion of '{name}' is now v{chosen.version}. Serve it: "
         f"python run.py deploy --model-name {name}"
     )
     return chosen
+
+
+def _refuse_during_release(name: str, command: str) -> None:
+    """A champion moved by hand while a release runs would be taken for the release's
+    promote (or pull the champion from under it): refused, with what to do."""
+    from integrations.deployer import DeployerContract, active_deployer
+
+    deployer = active_deployer()
+    if isinstance(deployer, DeployerContract):
+        deployer.refuse_during_release(name, command)

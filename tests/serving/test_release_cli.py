@@ -117,6 +117,12 @@ def test_an_aborted_shadow_leaves_the_champion_and_stops_its_server(versions):
     pid = candidate.pid
     assert process.is_alive(pid)
     send(endpoint(), test, 10)
+    # a champion moved by hand meanwhile would be taken for the release's promote
+    with pytest.raises(ConfigError, match="is running, so this champion set changed nothing"):
+        champions.set_by_hand(MODEL, "1", echo)
+    with pytest.raises(ConfigError, match="is running, so this rollback changed nothing"):
+        champions.rollback(MODEL, None, echo)
+    assert champion.current(MODEL).version == "2"
 
     ended = release.abort(MODEL, "not today", echo)
     assert ended["state"] == "aborted"
