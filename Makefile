@@ -25,7 +25,7 @@ run: $(STAMP)
 # time is spent waiting on servers and subprocesses, so two at once nearly halve the wall
 # time (18.8 -> 11.4 min). PYTEST_ARGS="-n 0" runs them one by one.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -63,11 +63,36 @@ def status(model_name: str | None, echo=print) -> dict | None:
     from integrations import deployer as deployers
 
     name = resolve_name(model_name, "deployment")
-    state = deployers.release_state(deployers.active_deployer(), name)
+    deployer = deployers.active_deployer()
+    state = deployers.release_state(deployer, name)
+    front_of = getattr(deployer, "front_of", None)
+    last = front_of(name).release_status() if front_of and not state else None
+    if last and last.get("stale"):  # the front is down: what it last wrote
+        version = (last.get("candidate") or {}).get("version")
+        echo(
+            f"The model's front is not running, so the release of '{name}' v{version} "
+            f"(last {last.get('state')}) was cut off with it: no traffic reaches either "
+            f"version. `python run.py deploy --model-name {name}` serves the champion again "
+            "(and ends the release as aborted); what the front last wrote:"
+        )
+        show(name, {**last, "active": False}, echo)
+        return last
     if not state:
         echo(f"'{name}' has no release. Start one: python run.py release start --model-name {name}")
         return None
     show(name, state, echo)
+    from steps.deployment.release import watcher_alive
+
+    if (
+        state.get("active")
+        and getattr(deployer, "front_of", None)
+        and not watcher_alive(deployer, name)
+    ):
+        echo(
+            "  watcher:   not running, so nothing finishes the release when it is decided "
+            "(the front aborts a decided release nobody ends after 5 minutes): `python run.py "
+            f"serve repair --model-name {name}` starts one"
+        )
     return state
 
 
@@ -133,7 +158,7 @@ def finish(name: str, outcome: str, by: str, reason: str, echo=print) -> dict:
     return ended
 
 
-def settle(name: str, echo=print) -> list[str]:
+def settle(name: str, echo=print, revive_watcher: bool = False) -> list[str]:
     """Put right what a cut-off release left, under the model's lock (every release
     command and `serve repair` run it): a champion already moved to the candidate gets the
     traffic too (the promote is completed); a champion moved to a candidate whose release
@@ -142,7 +167,7 @@ def settle(name: str, echo=print) -> list[str]:
     from app.serving import served_version
     from integrations import champion
     from integrations import deployer as deployers
-    from steps.deployment.release import release_label
+    from steps.deployment.release import release_label, spawn_watcher, watcher_alive
 
     deployer = deployers.active_deployer()
     fixed: list[str] = []
@@ -178,6 +203,18 @@ def settle(name: str, echo=print) -> list[str]:
             reason = "; ".join(decision.get("reasons") or []) or "ended"
             if champion.record_release(name, state, outcome, by, reason):
                 fixed.append(f"recorded the {outcome} release of {name} v{candidate}: {reason}")
+        elif (
+            (state.get("state") == "decided" or revive_watcher)
+            and getattr(deployer, "front_of", None)  # a local release: the watcher's job
+            and not watcher_alive(deployer, name)
+        ):
+            # the watcher that would finish it is gone (killed): a new one watches (and
+            # finishes a decided release once this command lets go of the lock)
+            spawn_watcher(deployer, name)
+            fixed.append(
+                f"started a release watcher for {name} v{candidate}: none was running to "
+                "finish the release when it is decided"
+            )
         fixed += deployers.repair(deployer, name)
     return fixed
 
@@ -263,6 +300,7 @@ def describe(name: str, state: dict) -> list[str]:
             "  shares:    champion answers 100%; the candidate gets a copy of each (unseen)"
         )
     evidence = state.get("evidence") or {}
+    limits = state.get("thresholds") or {}
     for role, version in (("champion", champ), ("candidate", cand)):
         stats = evidence.get(role)
         if stats:
@@ -274,6 +312,7 @@ def describe(name: str, state: dict) -> list[str]:
             f"  shift:     {shift.get('metric', 'distance')} "
             f"{'- (no predictions to compare yet)' if value is None else _num(value)}"
             " between the two versions' predictions"
+            + (f" (aborts over {limits['max_prediction_shift']:g})" if limits else "")
         )
     quality = evidence.get("quality") or {}
     if quality:
@@ -285,6 +324,7 @@ def describe(name: str, state: dict) -> list[str]:
                 f"  quality:   {metric} champion {_num(quality.get('champion'))}, candidate "
                 f"{_num(quality.get('candidate'))}: relative drop {_num(quality['drop'])} "
                 f"(± {_num(quality.get('se'))})"
+                + (f"; aborts over {limits['max_quality_drop']:g}" if limits else "")
             )
     backend = state.get("backend") or {}
     if backend:  # a cluster release: what the operator reports (integrations/cluster_release.py)
@@ -311,6 +351,14 @@ def describe(name: str, state: dict) -> list[str]:
         )
     else:
         lines.append("  decision:  none yet")
+    if limits and state.get("active"):
+        lines.append(
+            f"  bounds:    candidate 5xx/4xx share at most +{limits['max_5xx_increase']:.0%}/"
+            f"+{limits['max_4xx_increase']:.0%} over the champion's, p95 latency at most "
+            f"{limits['max_p95_latency_ratio']:g}×, median latency at most "
+            f"+{limits.get('max_p50_latency_increase_ms', 30):g} ms (judged after "
+            f"{limits['min_requests']:g} candidate requests)"
+        )
     if state.get("next"):
         lines.append(f"  next:      {state['next']}")
     if state.get("active"):
@@ -328,7 +376,9 @@ def _stats(stats: dict) -> str:
             parts.append(f"{stats[key]} {key}")
     latency = stats.get("latency_ms") or {}
     if latency:
-        figures = "/".join(_num(latency.get(k)) for k in ("p50", "p95", "p99"))
+        figures = "/".join(
+            "-" if latency.get(k) is None else f"{latency[k]:.0f}" for k in ("p50", "p95", "p99")
+        )
         parts.append(f"p50/p95/p99 {figures} ms")
     if stats.get("labelled"):
         parts.append(f"{stats['labelled']} labelled")

@@ -137,13 +137,19 @@ def candidate_lines(deployer, model_name: str | None) -> list[str]:
     for service in candidates(deployer, model_name):
         name = service.config.model_name
         state = release_state(deployer, name) or {}
-        mode = state.get("mode", "release")
-        share = f"canary {state.get('percent'):g}%" if mode == "canary" else mode
+        mode = state.get("mode")
+        if not state:  # the front is down, or the release is gone
+            about = "its release is not running: `python run.py serve repair` stops it"
+        else:
+            share = f"canary {state.get('percent'):g}%" if mode == "canary" else mode
+            about = f"{share}, release {state.get('state')}"
         info = deployer.get_model_server_info(service)
+        beside = (state.get("champion") or {}).get("version")
         lines.append(
-            f"{name} v{service.config.model_version} candidate ({share}, release "
-            f"{state.get('state', '?')}) {'up' if service.is_running else 'down'}  "
-            f"beside v{(state.get('champion') or {}).get('version', '?')}\n"
+            f"{name} v{service.config.model_version} candidate ({about}) "
+            f"{'up' if service.is_running else 'down'}"
+            + (f"  beside v{beside}" if beside else "")
+            + "\n"
             f"    log: {info.get('LOG_FILE')}   id: {service.uuid}\n"
             f"    evidence: python run.py release status --model-name {name}"
         )
@@ -182,7 +188,8 @@ def repair(model_name: str | None, echo=print) -> list[str]:
         fixed = champion.repair(name)
         from app.release import settle
 
-        fixed += settle(name, echo)  # a cut-off release: its champion, traffic and records
+        # a cut-off release: its champion, traffic, records and watcher
+        fixed += settle(name, echo, revive_watcher=True)
         fixed += deployer.repair(deployer.active_deployer(), name)
     for line in fixed or [f"Nothing to repair for '{name}': champion, records and servers agree."]:
         echo(line)

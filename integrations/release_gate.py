@@ -38,7 +38,9 @@ EARLY_REQUESTS = 20  # a rate can abort from this many candidate requests when c
 # "Clearly": beyond three standard errors. The gate looks again every 0.5 s as evidence
 # grows, and at 1.96 (95%) those repeated looks aborted good candidates by chance.
 Z = 3.0
-DECIDED_GRACE_SECONDS = 60.0  # a decided release nobody ends is aborted this long after
+# A release decided promote that nobody ends (the watcher killed, say) is aborted this
+# long after the decision: fail closed, and soon, rather than at the end of the budget.
+DECIDED_GRACE_SECONDS = 300.0
 
 
 class ThresholdError(ValueError):

@@ -433,10 +433,11 @@ class Release:
         elapsed = now - self.started_at
         if self.state == "decided":
             decided_at = self.decision["at"]
-            if elapsed >= self.thresholds["budget_seconds"] and (
-                now - decided_at >= release_gate.DECIDED_GRACE_SECONDS
-            ):
-                reason = "decided promote, but nobody ended it within the budget"
+            if now - decided_at >= release_gate.DECIDED_GRACE_SECONDS:
+                reason = (
+                    f"decided promote, but nobody ended it within "
+                    f"{release_gate.DECIDED_GRACE_SECONDS:g} s (is `release watch` running?)"
+                )
                 self.finish("aborted", "budget", [reason], now)
                 return True
             return False

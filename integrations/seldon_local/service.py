@@ -309,7 +309,9 @@ class SeldonLocalService(BaseDeploymentService):
             self.backend_port, self.served_name, self.protocol.health_path
         )
         try:
-            response = requests.get(backend_health, timeout=2)
+            response = requests.get(
+                backend_health, timeout=10
+            )  # a loaded server answers slowly: not down
         except requests.RequestException as exc:
             return ServiceState.ERROR, f"health check failed: {exc}"
         if response.status_code == 200:

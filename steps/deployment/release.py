@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from zenml.logger import get_logger
 
@@ -158,6 +159,20 @@ def watcher_log(deployer, model_name: str):
     """Where the local release watcher writes (the model's front folder); None: no watcher."""
     front_of = getattr(deployer, "front_of", None)
     return front_of(model_name).dir / "release-watch.log" if front_of else None
+
+
+def watcher_alive(deployer, model_name: str) -> bool:
+    """Whether the release watcher of `model_name` runs (its pid file names a live
+    `release watch` process)."""
+    log = watcher_log(deployer, model_name)
+    if log is None:
+        return False
+    try:
+        pid = int(log.with_name("release-watch.pid").read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return False
+    return b"release" in command and b"watch" in command and model_name.encode() in command
 
 
 def spawn_watcher(deployer, model_name: str) -> int | None:

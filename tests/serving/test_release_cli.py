@@ -147,6 +147,13 @@ def test_the_watcher_promotes_a_release_the_front_decided(versions):
     state = release.start(MODEL, "canary", 50, "1", echo, watch=True, thresholds=small)
     assert state["thresholds"]["min_requests"] == 15
     active = deployers.active_deployer()
+    # the watcher killed: status says so, and serve repair starts another
+    pid_file = active.front_of(MODEL).dir / "release-watch.pid"
+    process.stop_group(int(pid_file.read_text()), timeout=10)
+    release.status(MODEL, echo)
+    assert any(line.startswith("  watcher:   not running") for line in said)
+    fixed = serving.repair(MODEL, echo)
+    assert any(line.startswith("started a release watcher for release-model v1") for line in fixed)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and champion.current(MODEL).version != "1":
         if (active.release_state(MODEL) or {}).get("state") == "running":

@@ -127,5 +127,6 @@ def test_the_gate_ends_a_release_by_itself_and_a_decided_one_nobody_ends():
     assert good.judge(good.started_at + 95) and good.state == "decided" and good.active
     assert good.decision == {**good.decision, "outcome": "promote", "by": "gate"}
     assert not good.judge(good.started_at + 101)  # over the budget, but decided 6 s ago
-    assert good.judge(good.started_at + 95 + 61) and good.state == "aborted"
+    assert not good.judge(good.started_at + 95 + 299)  # nobody ended it yet: it waits
+    assert good.judge(good.started_at + 95 + 301) and good.state == "aborted"
     assert good.decision["by"] == "budget" and "nobody ended it" in good.decision["reasons"][0]

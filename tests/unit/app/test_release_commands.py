@@ -98,14 +98,21 @@ def test_release_status_says_shares_evidence_decision_and_what_is_next():
         },
         "decision": None,
         "next": "180 more candidate answers before rates are judged",
+        "thresholds": {
+            "min_requests": 200, "max_5xx_increase": 0.01, "max_4xx_increase": 0.05,
+            "max_p95_latency_ratio": 1.5, "max_p50_latency_increase_ms": 30,
+            "max_prediction_shift": 0.2, "max_quality_drop": 0.02,
+        },  # fmt: skip
     }
     text = "\n".join(describe("m", state))
     assert "Release of 'm': v4 (canary 10%) beside champion v3: running" in text
     assert "candidate 10% of requests, champion 90%" in text
-    assert "champion:  v3  180 requests, 180 ok, p50/p95/p99 3/5.5/9 ms" in text
+    assert "champion:  v3  180 requests, 180 ok, p50/p95/p99 3/6/9 ms" in text
     assert "candidate: v4  20 requests, 18 ok, 2 5xx, 2 fallbacks" in text
-    assert "shift:     jensenshannon 0.031 between the two versions' predictions" in text
-    assert "quality:   accuracy champion 0.95, candidate 0.9: relative drop 0.0526 (± 0.02)" in text
+    assert "jensenshannon 0.031 between the two versions' predictions (aborts over 0.2)" in text
+    assert "relative drop 0.0526 (± 0.02); aborts over 0.02" in text
+    assert "bounds:    candidate 5xx/4xx share at most +1%/+5% over the champion's, p95 " in text
+    assert "median latency at most +30 ms (judged after 200 candidate requests)" in text
     assert "decision:  none yet" in text
     assert "next:      180 more candidate answers" in text
     assert "python run.py release abort --model-name m" in text
