@@ -139,9 +139,7 @@ def test_two_shifted_columns_are_flagged_and_retraining_runs(champion):
         "model versions": 1, "model": 1, "train_set": 1, "test_set": 1,
         "evaluation_report": 1, "promotion_decision": 0,
     }  # fmt: skip
-    (version,) = (
-        Client().list_model_versions(model=MODEL, sort_by="desc:number", size=1).items
-    )
+    (version,) = Client().list_model_versions(model=MODEL, sort_by="desc:number", size=1).items
     assert version.run_metadata["mlflow_version"] == result.retraining.registered.version
     assert version.get_model_artifact("model") is not None
     assert result.run_name in [run.name for run in version.pipeline_runs.values()]

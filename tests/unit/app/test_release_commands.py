@@ -99,9 +99,13 @@ def test_release_status_says_shares_evidence_decision_and_what_is_next():
         "decision": None,
         "next": "180 more candidate answers before rates are judged",
         "thresholds": {
-            "min_requests": 200, "max_5xx_increase": 0.01, "max_4xx_increase": 0.05,
-            "max_p95_latency_ratio": 1.5, "max_p50_latency_increase_ms": 30,
-            "max_prediction_shift": 0.2, "max_quality_drop": 0.02,
+            "min_requests": 200,
+            "max_5xx_increase": 0.01,
+            "max_4xx_increase": 0.05,
+            "max_p95_latency_ratio": 1.5,
+            "max_p50_latency_increase_ms": 30,
+            "max_prediction_shift": 0.2,
+            "max_quality_drop": 0.02,
         },  # fmt: skip
     }
     text = "\n".join(describe("m", state))
