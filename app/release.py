@@ -300,7 +300,10 @@ def describe(name: str, state: dict) -> list[str]:
             "  shares:    champion answers 100%; the candidate gets a copy of each (unseen)"
         )
     evidence = state.get("evidence") or {}
-    limits = state.get("thresholds") or {}
+    from integrations.release_gate import DEFAULTS
+
+    # a release records only the thresholds it was given (a cluster's: its budget)
+    limits = {**DEFAULTS, **state["thresholds"]} if state.get("thresholds") else {}
     for role, version in (("champion", champ), ("candidate", cand)):
         stats = evidence.get(role)
         if stats:
@@ -351,12 +354,12 @@ def describe(name: str, state: dict) -> list[str]:
         )
     else:
         lines.append("  decision:  none yet")
-    if limits and state.get("active"):
+    if limits and state.get("active") and evidence:  # a live gate judges (the local front)
         lines.append(
             f"  bounds:    candidate 5xx/4xx share at most +{limits['max_5xx_increase']:.0%}/"
             f"+{limits['max_4xx_increase']:.0%} over the champion's, p95 latency at most "
             f"{limits['max_p95_latency_ratio']:g}×, median latency at most "
-            f"+{limits.get('max_p50_latency_increase_ms', 30):g} ms (judged after "
+            f"+{limits['max_p50_latency_increase_ms']:g} ms (judged after "
             f"{limits['min_requests']:g} candidate requests)"
         )
     if state.get("next"):
