@@ -96,6 +96,30 @@ def state(release: dict, backend: dict, now: float | None = None) -> dict:
     return out
 
 
+def refuse_start(
+    request: DeploymentRequest, backend: str, body: dict | None, last: dict | None, champion
+) -> None:
+    """The checks both cluster deployers make before a release starts: a served champion
+    (`body`: its object), no release running (`last`), a version other than the served one."""
+    model = request.model_name
+    if body is None:
+        raise ConfigError(
+            f"{model} is not served by {backend}, so a release has no champion to run "
+            "beside. `deploy` it first, then start the release."
+        )
+    if last and last.get("active"):
+        raise ConfigError(
+            f"{model} already has a {last['mode']} release of version "
+            f"{last['candidate']['version']} running; one release per model at a "
+            "time. End it with `release promote` or `release abort` first."
+        )
+    if champion.config.model_uri == request.model_uri:
+        raise ConfigError(
+            f"Version {request.model_version} of {model} is the served version "
+            "already; a release needs another version (--version N)."
+        )
+
+
 def refuse_deploy(state: dict | None, model_name: str) -> None:
     """A ConfigError while a release of `model_name` runs: a swap now would pull the
     champion (and the release's object) from under it."""

@@ -140,23 +140,8 @@ class KServeModelDeployer(DeployerContract):
         with locks.model_lock(request.model_name, "release", logger.info):
             champion = served(self, request.model_name)
             body = champion.read() if champion is not None else None
-            if body is None:
-                raise ConfigError(
-                    f"{request.model_name} is not served by KServe, so a release has no "
-                    "champion to run beside. `deploy` it first, then start the release."
-                )
-            last = manifest.read_release(body)
-            if last and last.get("active"):
-                raise ConfigError(
-                    f"{request.model_name} already has a {last['mode']} release of version "
-                    f"{last['candidate']['version']} running; one release per model at a "
-                    "time. End it with `release promote` or `release abort` first."
-                )
-            if champion.config.model_uri == request.model_uri:
-                raise ConfigError(
-                    f"Version {request.model_version} of {request.model_name} is the served "
-                    "version already; a release needs another version (--version N)."
-                )
+            last = manifest.read_release(body) if body is not None else None
+            cluster_release.refuse_start(request, "KServe", body, last, champion)
             # the champion's protocol: the same requests reach both (and its promote's deploy)
             request = request.model_copy(update={"protocol": self.protocol_of(champion)})
             candidate = KServeService(uuid=uuid4(), config=self.service_config(request))

@@ -160,23 +160,8 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
             champion = served(self, model)
             name = champion.seldon_deployment_name if champion is not None else ""
             body = self._read(name) if champion is not None else None
-            if body is None:
-                raise ConfigError(
-                    f"{model} is not served by Seldon Core, so a release has no champion to "
-                    "run beside. `deploy` it first, then start the release."
-                )
-            last = seldon_manifest.read_release(body)
-            if last and last.get("active"):
-                raise ConfigError(
-                    f"{model} already has a {last['mode']} release of version "
-                    f"{last['candidate']['version']} running; one release per model at a "
-                    "time. End it with `release promote` or `release abort` first."
-                )
-            if champion.config.model_uri == request.model_uri:
-                raise ConfigError(
-                    f"Version {request.model_version} of {model} is the served version "
-                    "already; a release needs another version (--version N)."
-                )
+            last = seldon_manifest.read_release(body) if body is not None else None
+            cluster_release.refuse_start(request, "Seldon Core", body, last, champion)
             # the champion's protocol: the same requests reach both (and its promote's deploy)
             request = request.model_copy(update={"protocol": self.protocol_of(champion)})
             record = cluster_release.started(
