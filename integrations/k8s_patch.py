@@ -10,6 +10,26 @@ as a patch therefore leaves behind every key the new body lacks (a release's
 from __future__ import annotations
 
 import copy
+import json
+
+# A release is recorded on the cluster object it runs on, as JSON in this annotation
+# (both cluster deployers' release_state read it back).
+RELEASE = "zenkube.io/release"
+
+
+def release_annotation(release: dict) -> dict:
+    return {RELEASE: json.dumps(release, sort_keys=True)}
+
+
+def read_release(body: dict | None) -> dict | None:
+    """The release recorded on a cluster object (None: it never had one)."""
+    text = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(RELEASE)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def merge_patch(old: dict, new: dict) -> dict:

@@ -37,9 +37,9 @@ KServe has no shadow (kserve #2978): `SHADOW_REFUSED` says so.
 from __future__ import annotations
 
 import copy
-import json
 
 from integrations import k8s_names
+from integrations.k8s_patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
 from integrations.traffic import safe_name
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -56,7 +56,6 @@ MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
 PROBE_HEADER = "X-Zenkube-Probe"  # integrations/seldon_local/client.py
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"  # kserve pkg/constants
 STANDARD, SERVERLESS = "Standard", "Serverless"
-RELEASE = "zenkube.io/release"  # annotation: the release, as JSON (release_state reads it)
 STANDARD_ROUTING = (
     "KServe v0.20.0 routes its Kubernetes Ingress to the stable predictor only: the canary's "
     "share reaches it through Gateway API HTTPRoutes, from KServe #5912 on (after v0.20.0); "
@@ -179,21 +178,6 @@ def canary_name(version: str) -> str:
 def canary_service_name(name: str, version: str) -> str:
     """The canary's Deployment and Service (`constants.PredictorServiceName`)."""
     return f"{name}-{canary_name(version)}-predictor"
-
-
-def release_annotation(release: dict) -> dict:
-    return {RELEASE: json.dumps(release, sort_keys=True)}
-
-
-def read_release(body: dict | None) -> dict | None:
-    """The release recorded on an InferenceService (None: it never had one)."""
-    text = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(RELEASE)
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def canary(champion: dict, candidate: dict, percent: int, mode: str, release: dict) -> dict:

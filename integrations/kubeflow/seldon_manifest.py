@@ -38,10 +38,10 @@ import hashlib
 import json
 
 from integrations import k8s_names
+from integrations.k8s_patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
 from integrations.traffic import safe_name
 
 GROUP, VERSION, PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
-RELEASE = "zenkube.io/release"  # annotation: the release, as JSON (release_state reads it)
 SHADOW_FOLDER = ".shadow"  # a shadow's traffic: `<sink>/<model>.shadow`
 
 
@@ -131,17 +131,6 @@ def for_cluster(body: dict, sink_url: str = "") -> dict:
 
 
 # -- releases (issue #27) ------------------------------------------------------------------
-def read_release(body: dict | None) -> dict | None:
-    """The release recorded on a SeldonDeployment (None: it never had one)."""
-    text = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(RELEASE)
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
 def _spec_body(body: dict) -> dict:
     """apiVersion, kind, metadata (name, namespace, labels, annotations) and spec: what
     we send; the server's own fields (status, resourceVersion, ...) stay out."""
@@ -156,7 +145,7 @@ def _spec_body(body: dict) -> dict:
 
 
 def _with_release(body: dict, release: dict) -> dict:
-    body["metadata"].setdefault("annotations", {})[RELEASE] = json.dumps(release, sort_keys=True)
+    body["metadata"].setdefault("annotations", {}).update(release_annotation(release))
     return body
 
 
