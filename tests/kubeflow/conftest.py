@@ -102,6 +102,8 @@ def kubernetes_api(monkeypatch):
                 prune(body, crd_schema(calls.prune_with))
         elif method == "PUT":
             objects[path] = body
+            if calls.prune_with:  # every write is pruned, create, replace and patch alike
+                prune(body, crd_schema(calls.prune_with))
         elif method == "PATCH":  # the client sends application/merge-patch+json (RFC 7386)
             if path not in objects:
                 raise ApiException(status=404, reason="Not Found")
@@ -182,7 +184,10 @@ def crd_schema(file: str) -> dict:
 
 
 def prune(value, schema: dict) -> None:
-    """Drop in place the fields `pruned_fields` finds (what the API server drops)."""
+    """Drop in place the fields `pruned_fields` finds, as the API server does on every
+    write to a custom resource (kubernetes/apiextensions-apiserver
+    pkg/apiserver/schema/pruning/algorithm.go, `Prune`: unknown fields go unless the
+    schema says x-kubernetes-preserve-unknown-fields; ObjectMeta has rules of its own)."""
     if schema.get("x-kubernetes-preserve-unknown-fields"):
         return
     if isinstance(value, dict):
