@@ -422,10 +422,12 @@ class DeployerContract(BaseModelDeployer):
         release state."""
         raise NotImplementedError
 
-    def in_release(self, candidate, state: dict) -> bool:
-        """Whether `candidate` is the active release's candidate in `state`."""
+    def in_release(self, candidate, state: dict, ended: bool = False) -> bool:
+        """Whether `candidate` is the active (with `ended`: also the last) release's
+        candidate in `state`."""
         wanted = (state.get("candidate") or {}).get("version")
-        return bool(state.get("active")) and str(wanted) == str(candidate.config.model_version)
+        active = bool(state.get("active")) or ended
+        return active and str(wanted) == str(candidate.config.model_version)
 
     def took_over(self, candidate) -> None:
         """A promoted `candidate` is the served version now (before its record says so)."""
@@ -530,9 +532,12 @@ class DeployerContract(BaseModelDeployer):
                     f"v{version} (an interrupted release start) and stopped its server"
                 )
         kept = False
+        promoted = state.get("state") == "promoted"
         for service in self.candidates_for(model_name):
             version = service.config.model_version
-            if self.is_serving(service):
+            # a promoted candidate takes the traffic even while its server is down (killed
+            # at the promote): the front restarts it; retiring it would leave nothing served
+            if self.is_serving(service) or (promoted and self.in_release(service, state, True)):
                 self.took_over(service)
                 service_records.save(service)  # the served record now: the old ones go below
                 fixed.append(

@@ -177,9 +177,10 @@ class SeldonLocalModelDeployer(DeployerContract):
         except FrontError as exc:
             raise DeployFailed(f"{exc}. The champion serves on alone.") from None
 
-    def in_release(self, candidate: SeldonLocalService, state: dict) -> bool:
+    def in_release(self, candidate: SeldonLocalService, state: dict, ended: bool = False) -> bool:
         port = (state.get("candidate") or {}).get("port")
-        return bool(state.get("active")) and port is not None and port == candidate.backend_port
+        active = bool(state.get("active")) or ended
+        return active and port is not None and port == candidate.backend_port
 
     def release_end(self, model_name: str, outcome: str, by: str, reason: str) -> dict:
         """The front ends the release (promote: the candidate becomes its backend; abort:

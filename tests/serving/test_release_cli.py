@@ -215,8 +215,14 @@ def test_a_promote_cut_off_after_the_champion_moved_is_completed_by_serve_repair
     # traffic not yet (the candidate must then get it, never the other way round).
     champion.set_by_hand(MODEL, "2", "a promote that was cut off")
     assert serving.served_version(MODEL) == "1"
+    # and the candidate's server was killed meanwhile: once promoted, the front restarts it
+    (candidate,) = deployers.candidates(deployers.active_deployer(), MODEL)
+    process.stop_group(candidate.pid, timeout=10)
     fixed = serving.repair(MODEL, echo)
     assert any("completed the promote of release-model v2" in line for line in fixed), fixed
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and serving.served_version(MODEL) != "2":
+        time.sleep(1)
     assert serving.served_version(MODEL) == "2" and champion.current(MODEL).version == "2"
     assert deployers.candidates(deployers.active_deployer(), MODEL) == []
     latest = champion.release_history(MODEL)[0]
