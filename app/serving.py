@@ -160,16 +160,21 @@ def stop(model_name: str | None, echo=print) -> None:
     """Stop the local model servers (of `model_name`, or all); one line per server."""
     from zenml.enums import ServiceState
 
+    from integrations.seldon_local import process
+
     deployer, services = served_services(model_name)
     if not services:
         echo("Nothing is deployed, so nothing to stop.")
     for service in services:
         what = f"{service.config.model_name} v{service.config.model_version}"
-        if service.status.state == ServiceState.INACTIVE:  # an ERROR may leave workers: stop
-            echo(f"{what} was not running (`python run.py deploy` starts it again)")
-            continue
-        deployer.stop_model_server(service.uuid, timeout=30)
-        echo(f"stopped {what}")
+        pid = getattr(service, "pid", None)  # a local server's: alive though not forwarded to
+        up = service.status.state != ServiceState.INACTIVE or process.is_alive(pid)
+        deployer.stop_model_server(service.uuid, timeout=30)  # leftovers go either way
+        echo(
+            f"stopped {what}"
+            if up
+            else f"{what} was not running (`python run.py deploy` starts it again)"
+        )
     from integrations.deployer import candidates
 
     for service in candidates(deployer, model_name):  # its release ends with the front
