@@ -13,9 +13,11 @@ Runs as its own process, standalone (the standard library, aiohttp and prometheu
 The serving port answers only what the protocol serves: inference, health, metadata and
 feedback paths (ROUTES), and the front's own GET /metrics; anything else is 404 (unknown
 path) or 405 (known path, wrong method), so V2's model-repository API (load/unload) and
-Seldon's other endpoints are never reached from it. A request carrying an `Origin` header
-(a web page's) is refused unless that origin is listed in ZENKUBE_CORS_ORIGINS or
---cors-origins; the model servers' own CORS headers are removed.
+Seldon's other endpoints are never reached from it. A request a web page makes (an
+`Origin` header, or Sec-Fetch-Site cross-site/same-site: from_a_web_page) is refused
+unless that origin is listed in ZENKUBE_CORS_ORIGINS or --cors-origins; the model
+servers' own CORS headers are removed. So Seldon's form field `json=` (SeldonClient's
+microservice calls) is taken on predictions and feedback, and refused to a page's form.
 
 Control is on a Unix socket (--control, in the model's 0700 state folder; the socket
 itself 0600), so only the owner can switch the backend or read pids and ports:
@@ -80,6 +82,7 @@ import time
 import uuid
 import zlib
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 from prometheus_client import (
@@ -219,6 +222,49 @@ def decode_body(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> byt
         return data
     raise BodyError(
         400, f"the body is labelled Content-Encoding: {coding} but is not {coding} data"
+    )
+
+
+# -- who may call: scripts and Seldon's client, not web pages ------------------------------
+FORM = "application/x-www-form-urlencoded"
+
+
+def from_a_web_page(headers) -> bool:
+    """A browser marks what a page of another origin makes it send: `Origin` on every
+    cross-origin POST (a form's too) and preflight, `Sec-Fetch-Site: cross-site|same-site`
+    (Chrome 76+, Firefox 90+, Safari 16.4+) also on a GET an <img> or link sends without
+    Origin. Scripts, curl and seldon-core's SeldonClient send neither; a page opened by
+    hand sends `none`. So a form-encoded body (Seldon's `json=` field) can be served to
+    SeldonClient and refused to a page's form by these headers, not by its content type."""
+    site = headers.get("Sec-Fetch-Site", "none").strip().lower()
+    return "Origin" in headers or site not in ("none", "same-origin")
+
+
+def seldon_message(request: web.Request, body: bytes) -> bytes:
+    """The JSON of a Seldon message sent as the form field or query parameter `json` (as
+    SeldonClient's microservice calls post it); else the body itself, which Seldon then
+    reads as JSON whatever its label (seldon_core/flask_utils.py, get_request)."""
+    try:
+        fields = parse_qs(body.decode(), max_num_fields=100) if body else {}
+    except (UnicodeDecodeError, ValueError):
+        fields = {}
+    text = (fields.get("json") or [None])[0] or request.query.get("json")
+    return text.encode() if text else body
+
+
+def without_truth(message: bytes) -> bool:
+    """Seldon feedback that brings no labels, only a reward for earlier answers
+    (SeldonClient.microservice_feedback sends no truth): nothing to record, and Seldon's
+    server takes it as in a cluster (seldon_core/seldon_methods.py send_feedback counts
+    the reward)."""
+    try:
+        parsed = json.loads(message)
+    except (ValueError, RecursionError):
+        return False
+    return (
+        isinstance(parsed, dict)
+        and "truth" not in parsed
+        and bool({"reward", "request", "response"} & parsed.keys())
     )
 
 
@@ -647,11 +693,12 @@ class Front:
     ) -> web.Response:
         path, method = request.rel_url.raw_path, request.method
         origin = request.headers.get("Origin")
-        if origin is not None:
-            if origin.rstrip("/") not in self.cors:
+        if from_a_web_page(request.headers):
+            if origin is None or origin.rstrip("/") not in self.cors:
+                seen = f"Origin {short(origin, 40)}" if origin is not None else "Sec-Fetch-Site"
                 return error(
                     403,
-                    f"requests from web pages (Origin {short(origin, 40)}) are refused; list "
+                    f"requests from web pages ({seen}) are refused; list "
                     "trusted origins in ZENKUBE_CORS_ORIGINS before `deploy` starts the endpoint",
                 )
             if method == "OPTIONS" and status == 405:  # a preflight for an allowed origin
@@ -751,6 +798,8 @@ class Front:
                 version, columns = self.version, self.columns
                 if role == "canary":
                     version, columns = release.version, release.columns or self.columns
+                if self.protocol == "seldon" and request.content_type != "application/json":
+                    body = seldon_message(request, body)  # Seldon's form field or ?json=
                 self.recorder.add(body, text, self.protocol, version, columns, role)
             else:
                 self.traffic_dropped("unreadable", "an answer that is not JSON")
@@ -788,19 +837,25 @@ class Front:
     async def feedback(self, request: web.Request) -> web.Response:
         """Labels for earlier predictions, joined to them by request id when monitoring
         (and, while a release runs, to both roles' answers for the quality evidence)."""
-        if request.content_type != "application/json":
-            return error(415, "feedback is JSON: send it with Content-Type: application/json")
+        form = self.protocol == "seldon" and request.content_type == FORM
+        if request.content_type != "application/json" and not form:
+            return error(
+                415,
+                "feedback is JSON: send it with Content-Type: application/json"
+                + (" (or as Seldon's form field json=…)" if self.protocol == "seldon" else ""),
+            )
         body = decode_body(await request.read(), request.headers.get("Content-Encoding"))
+        message = seldon_message(request, body) if form else body
         release = self.release if self.release and self.release.active else None
-        if self.recorder is None:
+        if self.recorder is None or (self.protocol == "seldon" and without_truth(message)):
             if release is not None:
                 try:
-                    release.labelled(feedback_labels(self.protocol, body))
+                    release.labelled(feedback_labels(self.protocol, message))
                 except TrafficError:
                     pass  # the model server answers the client
             return await self.forward(request, body)
         try:
-            frame = self.recorder.add_feedback(self.protocol, body)
+            frame = self.recorder.add_feedback(self.protocol, message)
         except TrafficError as exc:
             return error(exc.status, str(exc))
         if release is not None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from zenml.client import Client
 
 from app import runner as runs
 from integrations.seldon_local import client
+from integrations.traffic import read_kind, stack_folder
 from tests.serving.helpers import deploy_folder, serve_champion_for_tests
 
 MODEL = "served-model"
@@ -409,16 +413,38 @@ def test_the_control_plane_is_the_owners_socket_not_the_serving_port(served):
     assert client.predict(info.prediction_url, "seldon", rows) == model.predict(rows).tolist()
 
 
-def test_web_pages_are_refused_and_feedback_must_be_json(served):
+def test_web_pages_are_refused_and_feedback_is_json_or_seldons_form_field(served):
     info, test, _ = served
     body = json.dumps(client.request_body("seldon", test.features.head(1)))
     foreign = {"Origin": "https://evil.example", "Content-Type": "text/plain"}
     feedback = info.prediction_url.replace("/predictions", "/feedback")
+    base = info.prediction_url.rsplit("/api/", 1)[0]
     label = json.dumps({"response": {"meta": {"puid": "p"}}, "truth": {"data": {"ndarray": [1]}}})
     for url, data in ((info.prediction_url, body), (feedback, label)):
         answer = post(url, data=data, headers=foreign)
         assert answer.status_code == 403 and "ZENKUBE_CORS_ORIGINS" in answer.text
         assert "Access-Control-Allow-Origin" not in answer.headers
+    # a page's cross-origin <form> POST: the form body SeldonClient sends, with what a
+    # browser adds (Origin; Sec-Fetch-Site, which an <img>'s GET carries without Origin)
+    browser = [
+        {
+            "Origin": "https://evil.example",
+            "Sec-Fetch-Site": "cross-site",
+            "Sec-Fetch-Mode": "navigate",
+        },
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},  # a sandboxed page
+        {"Sec-Fetch-Site": "same-site"},  # another port of this host, Origin left out
+    ]
+    for headers in browser:
+        for url in (feedback, base + "/send-feedback", base + "/predict"):
+            answer = requests.post(url, data={"json": label}, headers=headers, timeout=30)
+            assert answer.status_code == 403, (url, headers, answer.text)
+            assert "requests from web pages" in answer.json()["status"]["info"]
+    image = requests.get(base + "/predict", params={"json": body}, headers=browser[2], timeout=30)
+    assert image.status_code == 403
+    # typed in the address bar (Sec-Fetch-Site: none): health is answered
+    typed = requests.get(base + "/health/ping", headers={"Sec-Fetch-Site": "none"}, timeout=10)
+    assert typed.status_code == 200
     preflight = requests.options(
         info.prediction_url,
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
@@ -427,9 +453,71 @@ def test_web_pages_are_refused_and_feedback_must_be_json(served):
     assert preflight.status_code == 403 and "Access-Control-Allow-Origin" not in preflight.headers
     answer = post(feedback, data=label, headers={"Content-Type": "text/plain"})
     assert answer.status_code == 415 and "application/json" in answer.json()["status"]["info"]
+    assert "form field json=" in answer.json()["status"]["info"]
     # no Origin (curl, scripts): served, and Seldon's own CORS headers are gone
     answer = post(info.prediction_url, data=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 200 and "Access-Control-Allow-Origin" not in answer.headers
+
+
+def seldon_client(info, rows, labels) -> dict:
+    """seldon-core 1.18's own SeldonClient, run by the pinned Seldon runtime's python."""
+    from integrations.seldon_local.environments import runtime_python
+
+    spec = {
+        "endpoint": info.prediction_url.split("//", 1)[1].split("/", 1)[0],
+        "rows": rows.to_numpy().tolist(),
+        "names": list(rows.columns),
+        "labels": list(labels),
+    }
+    script = Path(__file__).with_name("seldon_client_calls.py")
+    done = subprocess.run(
+        [str(runtime_python("seldon")), str(script), json.dumps(spec)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_seldons_own_client_predicts_and_sends_feedback_end_to_end(served):
+    """SeldonClient(gateway="seldon"): predict with ndarray and tensor payloads and column
+    names, feedback with truth (recorded, joined by puid), and the microservice API's form
+    field json=… on /predict and /send-feedback (a reward without truth: Seldon's server
+    takes it). SeldonClient sends no Origin or Sec-Fetch-Site, so the web-page rule lets it."""
+    info, test, model = served
+    rows = test.features.head(5)
+    labels = test.frame[test.target].head(5).tolist()
+    expected = model.predict(rows).tolist()
+    done = seldon_client(info, rows, labels)
+    for call in ("predict_ndarray", "predict_tensor", "microservice_predict"):
+        assert done[call]["success"], (call, done[call])
+        data = done[call]["response"]["data"]
+        values = data["ndarray"] if "ndarray" in data else data["tensor"]["values"]
+        assert [type(e)(v) for e, v in zip(expected, values, strict=True)] == expected, call
+    for call in ("feedback", "microservice_feedback"):
+        assert done[call]["success"], (call, done[call])
+    puid = done["feedback_puid"]
+    folder = stack_folder(MODEL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        frame = read_kind(folder, "feedback", None)
+        if len(frame) and puid in set(frame["_request_id"]):
+            break
+        time.sleep(0.5)
+    recorded = frame[frame["_request_id"] == puid]
+    assert recorded["_label"].tolist() == labels
+    # Seldon's form field with truth is recorded like JSON feedback; without json= it is a 400
+    puid = uuid.uuid4().hex
+    form = {"response": {"meta": {"puid": puid}}, "truth": {"data": {"ndarray": labels}}}
+    sent = requests.post(
+        info.prediction_url.rsplit("/api/", 1)[0] + "/send-feedback",
+        data={"json": json.dumps(form)},
+        timeout=30,
+    )
+    assert sent.status_code == 200 and sent.json()["meta"]["puid"] == puid
+    bad = requests.post(
+        info.prediction_url.replace("/predictions", "/feedback"), data={"other": "1"}, timeout=30
+    )
+    assert bad.status_code == 400 and "feedback" in bad.json()["status"]["info"]
 
 
 def test_prometheus_metrics_of_the_served_model_are_on_the_url_deploy_prints(served):
