@@ -319,20 +319,32 @@ def log_files(run_id: str, files: dict[str, str]) -> None:
 
 
 def log_monitoring_run(
-    model_name: str, version: str | None, metrics: dict[str, float], tags: dict[str, str]
+    model_name: str,
+    version: str | None,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    retraining: bool = False,
 ) -> str:
-    """One MLflow run per monitoring check, nested under the pipeline's run when there is one,
-    so a training run never carries monitoring figures. The run names the model version it
-    watched (tags `zenkube.model_name` / `zenkube.model_version`); the version is tagged
-    with its latest monitoring run. Returns the run id."""
+    """The figures of one monitoring check, on a run that carries nothing else, tagged
+    with the model version it watched (`zenkube.model_name` / `zenkube.model_version`);
+    the version is tagged with its latest monitoring run. Returns the run id.
+
+    With `retraining`, the pipeline's run is about to hold the candidate's training, so
+    the check gets a run of its own nested in it (a training run never carries monitoring
+    figures beside the candidate's). Without, the pipeline's run would hold nothing: the
+    figures go on it, not on a nested run that would leave it an empty parent."""
     run_tags = {"zenkube.kind": "monitoring", "zenkube.model_name": model_name, **tags}
     if version:
         run_tags["zenkube.model_version"] = version
-    name = f"monitoring {model_name}" + (f" v{version}" if version else "")
-    with mlflow.start_run(
-        run_name=name, nested=mlflow.active_run() is not None, tags=run_tags
-    ) as run:
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    active = mlflow.active_run()
+    if active is not None and not retraining:
+        run_id = active.info.run_id
+        log_figures(run_id, metrics, tags=run_tags)
+    else:
+        name = f"monitoring {model_name}" + (f" v{version}" if version else "")
+        with mlflow.start_run(run_name=name, nested=active is not None, tags=run_tags) as run:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        run_id = run.info.run_id
     if version:
-        tag_version(model_name, version, {MONITORING_RUN_TAG: run.info.run_id})
-    return run.info.run_id
+        tag_version(model_name, version, {MONITORING_RUN_TAG: run_id})
+    return run_id

@@ -155,10 +155,11 @@ def record_monitoring(
     metrics: dict[str, float],
     decision: MonitoringDecision,
     columns: dict[str, str] | None = None,
+    retraining: bool = False,
 ) -> None:
-    """The figures go on a monitoring run of their own (nested in the pipeline's run), tagged
-    with the champion version it watched: never on a training run, where they would sit
-    beside (and be mistaken for) the candidate's own metrics."""
+    """The figures go on a run tagged with the champion version it watched: the pipeline's
+    run when nothing retrains, else a run nested in it, never on a training run, where
+    they would sit beside (and be mistaken for) the candidate's own metrics."""
     from zenml import get_step_context
 
     version = None
@@ -170,7 +171,9 @@ def record_monitoring(
         "monitoring.decision": "; ".join(decision.reasons) or "no threshold breached",
         **(columns or {}),
     }
-    mlflow_registry.log_monitoring_run(model_name or "unknown", version, metrics, tags)
+    mlflow_registry.log_monitoring_run(
+        model_name or "unknown", version, metrics, tags, retraining=retraining
+    )
 
 
 @step(enable_cache=False)
@@ -187,8 +190,10 @@ def decide_action(
     quality: QualityReport,
     thresholds: MonitoringThresholds,
     model_name: str = "",
+    retrains: bool = False,
 ) -> Annotated[MonitoringDecision, "monitoring_decision"]:
-    """Turn the figures into a decision; alerts go to the log and to MLflow."""
+    """Turn the figures into a decision; alerts go to the log and to MLflow (`retrains`: a
+    later step of this pipeline retrains when the decision asks)."""
     decision = decide(drift, quality, thresholds)
     mlflow_registry.configure_from_stack()
     metrics = {"drift_share": drift.drift_share, "alert": float(decision.alert)}
@@ -200,7 +205,7 @@ def decide_action(
     metrics.update({f"p_value.{keys[c.column]}": c.p_value for c in drift.columns})
     # The real names by the same index, as tags (any text; MLflow refuses it in a key).
     columns = {f"column.{key.split('_', 1)[0]}": name[:500] for name, key in keys.items()}
-    record_monitoring(model_name, metrics, decision, columns)
+    record_monitoring(model_name, metrics, decision, columns, retrains and decision.retrain)
     if decision.alert:
         for reason in decision.reasons:
             logger.warning("MONITORING ALERT: %s", reason)

@@ -123,6 +123,27 @@ def gate_figures(decision: PromotionDecision, report: EvaluationReport) -> dict[
     return {k: v for k, v in figures.items() if v is not None}
 
 
+def gate_comparison_tags(registered: RegisteredModel, decision: PromotionDecision) -> dict:
+    """What the gate's figures were compared against, as tags MLflow's compare view lists
+    beside them (`gate.champion_<metric>` of v2 and of v3 are two different champions):
+    the champion version ("none" when there was none) and, as the run's description, one
+    sentence naming both versions and the rows."""
+    against = decision.champion_version or "none"
+    versus = (
+        f"champion v{decision.champion_version}"
+        if decision.champion_version
+        else "no champion (the baseline and the threshold only)"
+    )
+    verdict = "promoted" if decision.promoted else "not promoted"
+    rows = f" on {decision.compared_on}" if decision.compared_on else ""
+    return {
+        "gate.champion_version": against,
+        "mlflow.note.content": (
+            f"Gate: v{registered.version} against {versus}{rows}: {verdict}. {decision.reason}"
+        ),
+    }
+
+
 def record_gate(
     registered: RegisteredModel, decision: PromotionDecision, report, test, source: str
 ) -> None:
@@ -136,6 +157,7 @@ def record_gate(
         "gate.champion": decision.champion_status
         + (f" v{decision.champion_version}" if decision.champion_version else ""),
         "gate.reason": decision.reason,
+        **gate_comparison_tags(registered, decision),
     }
     mlflow_registry.log_figures(
         registered.run_id, gate_figures(decision, report), registered.model_uri, dataset, tags

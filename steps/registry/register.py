@@ -42,14 +42,15 @@ def log_evidence(
     registered: RegisteredModel, train: Dataset, report: EvaluationReport, train_uri: str
 ) -> None:
     """Beside the model: the training rows as an MLflow dataset (digest, schema, where they
-    are stored), the evaluation report and the confusion matrix."""
+    are stored), the evaluation report and the confusion matrix, as files at the run's root
+    (MLflow's compare view lists only those: two versions' reports side by side)."""
     dataset = mlflow_registry.dataset_of(train.frame, train.name, train_uri, train.target)
     mlflow_registry.log_dataset(registered.run_id, dataset, "training")
-    files = {"evaluation/report.html": report.to_html()}
+    files = {"evaluation_report.html": report.to_html()}
     confusion = report.confusion_json()
     if confusion:
-        files["evaluation/confusion_matrix.json"] = json.dumps(confusion, indent=1)
-        files["evaluation/confusion_matrix.html"] = (
+        files["confusion_matrix.json"] = json.dumps(confusion, indent=1)
+        files["confusion_matrix.html"] = (
             "<!doctype html><html><body style='font-family:sans-serif'>"
             f"{report.confusion_html()}</body></html>"
         )

@@ -120,6 +120,22 @@ def test_held_out_rows_raise_no_alert_and_the_run_looks_like_nothing_happened(ch
         .items
     )
     assert listed.run_metadata["outcome"] == "nothing to do"
+    # MLflow: the figures are on the pipeline's run itself, which has no empty parent or
+    # child (a nested monitoring run left a parent run with no metrics each quiet check)
+    from mlflow.tracking import MlflowClient
+
+    mlflow_registry.configure_from_stack()
+    client = MlflowClient()
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        f"tags.zenml_run = '{result.run_name}'",
+    )
+    assert run.data.tags["zenkube.kind"] == "monitoring" and "drift_share" in run.data.metrics
+    assert "mlflow.parentRunId" not in run.data.tags
+    assert not client.search_runs(
+        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
+    )
+    assert run.info.run_name == result.run_name  # ZenML's name: its later steps find it by it
 
 
 def test_two_shifted_columns_are_flagged_and_retraining_runs(champion):
@@ -268,8 +284,13 @@ def test_a_promoted_retraining_shows_the_gate_in_mlflow_and_monitoring_on_its_ow
     # What was chosen, what was counted, and the evaluation beside the model.
     assert params["estimator.max_iter"] == "20" and "estimator.max_depth" in params
     assert int(params["data.train_rows"]) > metrics["gate.rows"]
-    files = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/report.html", "evaluation/confusion_matrix.json"} <= files
+    # at the run's root, where MLflow's compare view looks for files common to two runs
+    files = {a.path for a in client.list_artifacts(run.info.run_id) if not a.is_dir}
+    assert {"evaluation_report.html", "confusion_matrix.json", "confusion_matrix.html"} <= files
+    # the champion the gate's figures were compared against, by version
+    assert run.data.tags["gate.champion_version"] == watched
+    note = run.data.tags["mlflow.note.content"]
+    assert f"v{decision.candidate_version} against champion v{watched}" in note
     # Monitoring: a run of its own, nested in the loop's run, naming the version it watched.
     (watch,) = client.search_runs(
         [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
