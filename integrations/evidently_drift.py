@@ -100,8 +100,8 @@ def combined_test(kind: str, min_effect: float) -> str:
     register_stattest(
         StatTest(
             name=name,
-            display_name=f"{'K-S' if numeric else 'chi-square'} p_value, drifts only when "
-            f"{effect_label} ≥ {min_effect:g}",
+            display_name=f"{'K-S' if numeric else 'chi-square'} p-value (0: below 5e-7) "
+            f"and {effect_label} ≥ {min_effect:g}",
             allowed_feature_types=[feature_type],
         ),
         default_impl=significant_and_big,

@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 
+from materializers.drift_report import p_text
+
 
 class ColumnPoint(BaseModel):
     """One column in one run.
@@ -102,7 +104,7 @@ class DriftHistory(BaseModel):
                 continue
             effect = "-" if point.effect is None else f"{point.effect:.4f}"
             lines.append(
-                f"{run.created[:16].replace('T', ' '):<17} effect {effect:>8}  p {point.p_value:<10.3g}"
+                f"{run.created[:16].replace('T', ' '):<17} effect {effect:>8}  p {p_text(point.p_value):<10}"
                 f"{'drifted' if point.drifted else ''}"
             )
         return lines
@@ -138,14 +140,21 @@ class DriftHistory(BaseModel):
             drifted = [bool(p and p.drifted) for p in points]
             latest = points[-1]
             caption = (
-                f"latest: effect {latest.effect:.3g}, p={latest.p_value:.3g}"
+                f"latest: effect {latest.effect:.3g}, p={p_text(latest.p_value)}"
                 if latest and latest.effect is not None
-                else (f"latest: p={latest.p_value:.3g}" if latest else "not in the latest run")
+                else (f"latest: p={p_text(latest.p_value)}" if latest else "not in the latest run")
             )
             charts.append(
                 f"<h4>{html.escape(column)} <small>({caption}; drifted in {sum(drifted)} of "
                 f"{len(points)} runs)</small></h4>"
-                + _trend_svg(f"{column} effect size", effects, drifted, minimum, self._dates())
+                + _trend_svg(
+                    f"{column} effect size",
+                    effects,
+                    drifted,
+                    minimum,
+                    self._dates(),
+                    y_title="effect size",
+                )
             )
         rows = "".join(
             f"<tr{' style=background:#fef3f2' if run.alert else ''}><td>{run.created[:16]}</td>"
@@ -187,10 +196,13 @@ def _trend_svg(
     width: int = 560,
     height: int = 120,
     from_zero: bool = True,
+    y_title: str = "",
 ) -> str:
     """Values per run as a polyline with a point per run (red where marked), an optional
-    dashed threshold line, the scale's top and the first and last run's date. Each point's
+    dashed threshold line, the scale's top and bottom, the first and last run's date, and
+    a title on each axis (`y_title`, else `label`; the runs). Each point's
     <title> (a native tooltip, no script) names the run's date and value."""
+    y_title = y_title or label
     known = [v for v in values if v is not None]
     if not known:
         return "<p style='color:#555'>No values recorded.</p>"
@@ -199,7 +211,7 @@ def _trend_svg(
     if not from_zero:  # a metric: its own range, padded
         pad = (top - min(known)) * 0.2 or 0.01
         low, top = min(known) - pad, top + pad
-    left, bottom, plot_h = 40, height - 18, height - 30
+    left, bottom, plot_h = 54, height - 18, height - 30
     step = (width - left - 10) / max(len(values) - 1, 1)
 
     def y(v: float) -> float:
@@ -231,6 +243,10 @@ def _trend_svg(
         f"<text x='{left - 4}' y='{bottom - plot_h + 8}' font-size='10' text-anchor='end'>"
         f"{top:.3g}</text><text x='{left - 4}' y='{bottom}' font-size='10' text-anchor='end'>"
         f"{low:.3g}</text>"
+        f"<text x='10' y='{bottom - plot_h / 2:.1f}' font-size='10' text-anchor='middle' "
+        f"transform='rotate(-90 10 {bottom - plot_h / 2:.1f})'>{html.escape(y_title)}</text>"
+        f"<text x='{(left + width - 10) / 2:.1f}' y='{height - 4}' font-size='10' "
+        "text-anchor='middle' fill='#475467'>monitoring run (start, UTC)</text>"
         f"{threshold}<polyline points='{' '.join(points)}' fill='none' stroke='#1570ef' "
         f"stroke-width='1.5'/>{''.join(dots)}"
         f"<text x='{left}' y='{height - 4}' font-size='10'>{html.escape(dates[0])}</text>"

@@ -103,7 +103,7 @@ class DriftReport(BaseModel):
         rows = "".join(
             f"<tr{shaded if c.drifted else ''}>"
             f"<td>{html.escape(c.column)}</td><td>{c.kind}</td><td>{c.test}</td>"
-            f"<td>{c.p_value:.3g}</td><td>{_effect(c)}</td><td>{_column_verdict(c)}</td></tr>"
+            f"<td>{p_text(c.p_value)}</td><td>{_effect(c)}</td><td>{_column_verdict(c)}</td></tr>"
             for c in ordered
         )
         charts = "".join(_histogram_svg(c) for c in ordered if c.drifted and c.histogram)
@@ -156,6 +156,14 @@ class DriftReport(BaseModel):
         )
 
 
+def p_text(p_value: float) -> str:
+    """A p-value as it is, in scientific notation (1e-51 is `1.0e-51`, never a rounded 0);
+    a test whose p-value underflowed to 0 says how small it is at least."""
+    if p_value <= 0:
+        return "< 1e-300"
+    return f"{p_value:.1e}"
+
+
 def _effect(column: ColumnDrift) -> str:
     if column.effect is None:
         return "–"
@@ -179,45 +187,68 @@ def evidently_footer(path: str = "") -> str:
         "Evidently's interactive report (same tests, rule and thresholds) needs JavaScript, which "
         "the ZenML dashboard does not run, so it is not shown there: open evidently.html, "
         f"stored beside this report{where}, in a browser; <code>monitor</code> prints its path as "
-        "<code>Evidently:</code>."
+        "<code>Evidently:</code>. There, a column's “Drift Score” is its test's p-value "
+        "rounded to 6 decimals by Evidently (so every p-value below 5e-7 reads 0, as "
+        "strong a drift as any), and its small per-column charts draw reference and "
+        "current each on its own x-axis, which can hide a shift; the p-values above are "
+        "exact, and the histograms above draw both on one axis."
     )
 
 
-def _histogram_svg(column: ColumnDrift, width: int = 420, height: int = 110) -> str:
-    """Reference (grey) and current (orange) shares per bin or category, as inline SVG."""
+def _histogram_svg(column: ColumnDrift, width: int = 460, height: int = 150) -> str:
+    """Reference (grey) and current (orange) shares per bin or category, as inline SVG,
+    with both axes labelled: the share of rows (0 and the top share) and the column's
+    values (every category, or the range's ends and middle)."""
     hist = column.histogram or {}
     labels, ref, cur = hist.get("labels", []), hist.get("reference", []), hist.get("current", [])
     if not labels:
         return ""
     top = max(max(ref, default=0), max(cur, default=0)) or 1.0
-    slot = width / len(labels)
+    left, right, base, plot_h = 46, width - 4, height - 34, height - 44
+    slot = (right - left) / len(labels)
     bar = max(slot / 2 - 1, 1)
     bars = []
     for i, (r, c) in enumerate(zip(ref, cur, strict=True)):
         for offset, share, fill in ((0, r, "#98a2b3"), (bar, c, "#f79009")):
-            h = (height - 20) * share / top
+            h = plot_h * share / top
             bars.append(
-                f"<rect x='{i * slot + offset:.1f}' y='{height - 20 - h:.1f}' "
+                f"<rect x='{left + i * slot + offset:.1f}' y='{base - h:.1f}' "
                 f"width='{bar:.1f}' height='{h:.1f}' fill='{fill}'/>"
             )
+    tick = f"font-size='10' y='{base + 12}'"
     if column.kind == "categorical":  # every category named under its bars
-        axis = "".join(
-            f"<text x='{(i + 0.5) * slot:.1f}' y='{height - 5}' font-size='10' "
-            f"text-anchor='middle'>{html.escape(str(label)[:12])}</text>"
+        ticks = "".join(
+            f"<text x='{left + (i + 0.5) * slot:.1f}' {tick} text-anchor='middle'>"
+            f"{html.escape(str(label)[:12])}</text>"
             for i, label in enumerate(labels)
         )
-    else:  # the range's two ends
-        axis = (
-            f"<text x='0' y='{height - 5}' font-size='10'>{html.escape(str(labels[0]))}</text>"
-            f"<text x='{width}' y='{height - 5}' font-size='10' text-anchor='end'>"
-            f"{html.escape(str(labels[-1]))}</text>"
+        x_title = f"{column.column} (category)"
+    else:  # the range's two ends and its middle bin
+        middle = len(labels) // 2
+        ticks = (
+            f"<text x='{left}' {tick}>{html.escape(str(labels[0]))}</text>"
+            f"<text x='{left + (middle + 0.5) * slot:.1f}' {tick} text-anchor='middle'>"
+            f"{html.escape(str(labels[middle]))}</text>"
+            f"<text x='{right}' {tick} text-anchor='end'>{html.escape(str(labels[-1]))}</text>"
         )
+        x_title = f"{column.column} (start of each bin)"
+    axes = (
+        f"<line x1='{left}' x2='{left}' y1='{base - plot_h}' y2='{base}' stroke='#98a2b3'/>"
+        f"<line x1='{left}' x2='{right}' y1='{base}' y2='{base}' stroke='#98a2b3'/>"
+        f"<text x='{left - 3}' y='{base - plot_h + 8}' font-size='10' text-anchor='end'>"
+        f"{top:.0%}</text>"
+        f"<text x='{left - 3}' y='{base}' font-size='10' text-anchor='end'>0%</text>"
+        f"<text x='10' y='{base - plot_h / 2:.1f}' font-size='10' text-anchor='middle' "
+        f"transform='rotate(-90 10 {base - plot_h / 2:.1f})'>share of rows</text>"
+        f"{ticks}<text x='{(left + right) / 2:.1f}' y='{height - 3}' font-size='10' "
+        f"text-anchor='middle' fill='#475467'>{html.escape(x_title[:80])}</text>"
+    )
     return (
-        f"<h4>{html.escape(column.column)} <small>({column.test} p={column.p_value:.3g}"
+        f"<h4>{html.escape(column.column)} <small>({column.test} p={p_text(column.p_value)}"
         f"{'; ' + _effect(column) if column.effect is not None else ''}; "
         "grey: reference, orange: current)</small></h4>"
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"role='img' aria-label='{html.escape(column.column)} histogram'>{''.join(bars)}{axis}"
+        f"role='img' aria-label='{html.escape(column.column)} histogram'>{''.join(bars)}{axes}"
         "</svg>"
     )
 

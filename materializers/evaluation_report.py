@@ -55,14 +55,19 @@ class EvaluationReport(BaseModel):
     def to_html(self) -> str:
         """Script-free HTML (tables and inline SVG): renders in ZenML's sandboxed iframe,
         the KFP UI and MLflow's artifact view alike."""
+        # Side by side (wrapping on a narrow page): the metrics and confusion matrix beside
+        # the ROC curve, so all three fit the dashboard's visualization frame (384 px high)
+        # without scrolling; the search table, longer, follows.
         parts = [
             "<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
-            "</head><body style='font-family:sans-serif;max-width:60em'>",
+            "<style>h3{margin:0 0 6px}h4{margin:8px 0 4px}</style>"
+            "</head><body style='font-family:sans-serif;max-width:70em;margin:8px'>",
             f"<h3>{html.escape(self.estimator or 'model')} on {self.rows} test rows "
             f"({self.task})</h3>",
-            self._metrics_html(),
-            self.confusion_html(),
-            self.roc_html(),
+            "<div style='display:flex;flex-wrap:wrap;gap:8px 28px;align-items:flex-start'>",
+            f"<div>{self._metrics_html()}{self.confusion_html()}</div>",
+            f"<div>{self.roc_html()}</div>" if self.roc_curves else "",
+            "</div>",
             self._search_html(),
             "</body></html>",
         ]
@@ -129,8 +134,9 @@ class EvaluationReport(BaseModel):
             for label, row in zip(labels, matrix, strict=True)
         )
         return (
-            "<h4>Confusion matrix (rows: true class, columns: predicted class)</h4>"
-            f"<table {_TABLE}><tr><th></th>{head}</tr>{body}</table>"
+            "<h4>Confusion matrix</h4>"
+            f"<table {_TABLE}><tr><th style='font-weight:normal;font-size:12px'>"
+            f"true ↓ predicted →</th>{head}</tr>{body}</table>"
         )
 
     def roc_html(self) -> str:
@@ -161,7 +167,7 @@ _TABLE = "border=1 cellpadding=3 style='border-collapse:collapse'"
 _COLORS = ("#1570ef", "#f79009", "#12b76a", "#d92d20", "#7a5af8", "#0e9384", "#667085")
 
 
-def roc_svg(curves: list[dict[str, Any]], name=str, size: int = 260) -> str:
+def roc_svg(curves: list[dict[str, Any]], name=str, size: int = 230) -> str:
     """ROC curves on a unit square with the chance diagonal and a legend (inline SVG)."""
     pad = 30
     inner = size - 2 * pad
@@ -169,7 +175,7 @@ def roc_svg(curves: list[dict[str, Any]], name=str, size: int = 260) -> str:
     def point(x: float, y: float) -> str:
         return f"{pad + x * inner:.1f},{pad + (1 - y) * inner:.1f}"
 
-    lines, legend = [], []
+    lines, legend, longest = [], [], 0
     for i, curve in enumerate(curves):
         color = _COLORS[i % len(_COLORS)]
         fpr, tpr = _thin(curve["fpr"], curve["tpr"])
@@ -177,10 +183,10 @@ def roc_svg(curves: list[dict[str, Any]], name=str, size: int = 260) -> str:
         lines.append(f"<polyline points='{points}' fill='none' stroke='{color}' stroke-width='2'/>")
         auc = curve.get("auc")
         text = html.escape(name(curve["label"])) + (f" (AUC {auc:.3f})" if auc is not None else "")
-        legend.append(
-            f"<text x='{size + 10}' y='{pad + 14 + 16 * i}' font-size='12' fill='{color}'>"
-            f"{text}</text>"
+        legend.append(  # under the chart: the report stays narrow enough to sit beside
+            f"<text x='{pad}' y='{size + 14 + 16 * i}' font-size='12' fill='{color}'>{text}</text>"
         )
+        longest = max(longest, len(text))
     frame = (
         f"<rect x='{pad}' y='{pad}' width='{inner}' height='{inner}' fill='none' stroke='#98a2b3'/>"
         f"<line x1='{pad}' y1='{pad + inner}' x2='{pad + inner}' y2='{pad}' stroke='#d0d5dd' "
@@ -195,7 +201,8 @@ def roc_svg(curves: list[dict[str, Any]], name=str, size: int = 260) -> str:
         f"<text x='{pad - 4}' y='{pad + 4}' font-size='10' text-anchor='end'>1</text>"
     )
     return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{size + 220}' height='{size}' "
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{max(size, pad + 7 * longest)}' "
+        f"height='{size + 16 * len(curves) + 4}' "
         f"role='img' aria-label='ROC curves'>{frame}{''.join(lines)}{''.join(legend)}</svg>"
     )
 

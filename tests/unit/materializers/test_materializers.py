@@ -159,6 +159,10 @@ def test_binary_report_has_one_roc_curve_and_multiclass_one_per_class():
     html = multi.to_html()
     assert "one class against the rest" in html and html.count("<polyline") == 3
     assert "virginica (2) (AUC" in html
+    # the ROC curve sits beside the metrics and confusion matrix, above the search table,
+    # so the dashboard's 384 px frame shows it without scrolling
+    row = html[html.index("display:flex") : html.index("</svg></div></div>")]
+    assert "metric (test rows)" in row and "Confusion matrix" in row and "<polyline" in row
 
 
 def test_search_ties_mark_only_the_candidate_the_model_was_fitted_with():

@@ -9,7 +9,7 @@ import pytest
 from core.errors import DataValidationError
 from core.specs import MonitoringThresholds
 from materializers.dataset import Dataset
-from materializers.drift_report import DriftReport
+from materializers.drift_report import DriftReport, p_text
 from steps.monitoring.batch import check_batch
 from steps.monitoring.decide import QualityReport, decide
 from steps.monitoring.drift import categorical_drift, compute_drift
@@ -296,6 +296,19 @@ def test_the_drift_report_has_no_script_and_puts_drifted_columns_first():
         positions[c] for c in ("b", "tier")
     )
     assert page.count("<svg") == 3 and "<rect" in page
+    # both axes of each histogram are labelled: the share of rows and the column's values
+    assert page.count(">share of rows</text>") == 3 and ">0%</text>" in page
+    assert ">city (category)</text>" in page and ">a (start of each bin)</text>" in page
+    # p-values as they are (scientific notation), each beside its effect size
+    for c in report.columns:
+        assert f"<td>{p_text(c.p_value)}</td><td>{'W/σ' if c.kind != 'categorical' else 'JS'}" in (
+            page
+        )
+
+
+def test_p_values_are_shown_in_scientific_notation_and_never_as_zero():
+    assert p_text(1e-51) == "1.0e-51" and p_text(0.4512) == "4.5e-01"
+    assert p_text(0.0) == "< 1e-300"  # a test whose p-value underflowed
 
 
 def test_chunked_predictions_equal_one_call():

@@ -55,8 +55,13 @@ def test_the_history_report_has_no_script_and_a_trend_chart_per_column():
     assert "<script" not in page.lower() and "Drift history of churn" in page
     # drift share, quality, and one chart per column
     assert page.count("<svg") == 4
-    assert "age <small>(latest: effect 0.2, p=1e-06; drifted in 2 of 4 runs)" in page
-    assert "city <small>(latest: effect 0.01, p=0.5; drifted in 0 of 4 runs)" in page
+    # p-values in scientific notation, next to the effect sizes
+    assert "age <small>(latest: effect 0.2, p=1.0e-06; drifted in 2 of 4 runs)" in page
+    assert "city <small>(latest: effect 0.01, p=5.0e-01; drifted in 0 of 4 runs)" in page
+    # every chart's axes are titled: the value per run, over the runs
+    titles = re.findall(r"rotate\(-90[^)]*\)'>([^<]+)</text>", page)
+    assert titles == ["drift share", "f1", "effect size", "effect size"]
+    assert page.count(">monitoring run (start, UTC)</text>") == 4
     age = page[page.index("<h4>age") : page.index("<h4>city")]
     assert age.count("fill='#d92d20'") == 2 and "stroke-dasharray" in age and "min 0.1" in age
     tooltips = re.findall(r"<title>([^<]+)</title>", age)
