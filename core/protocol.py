@@ -8,6 +8,7 @@ redeploy never switch a live endpoint's protocol); with nothing served, the conf
 
 from __future__ import annotations
 
+import re
 from typing import Literal, get_args
 
 Protocol = Literal["seldon", "v2"]
@@ -30,3 +31,16 @@ def check(protocol: str) -> str:
 def choose(asked: str | None, served: str | None, configured: str | None = None) -> str:
     """The protocol to serve: the one asked for, else the one served now, else the config's."""
     return check(asked or served or configured or DEFAULT_PROTOCOL)
+
+
+# Every V2 model was served as `classifier` before it was served under its own name; the
+# V2 server still answers that path (integrations/seldon_local/runtime/launch_mlserver.py).
+OLD_V2_NAME = "classifier"
+
+
+def v2_model_name(model_name: str) -> str:
+    """The name a registered model is served under on V2 (`/v2/models/<name>/infer`): its
+    own name as one path segment (characters other than letters, digits, `_.-` become
+    `_`)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)[:200]
+    return name if re.match(r"[A-Za-z0-9_]", name) else f"_{name}"[:200]

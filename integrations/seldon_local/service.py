@@ -21,7 +21,7 @@ from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService
 from zenml.services.service_status import ServiceStatus
 
-from core.protocol import DEFAULT_PROTOCOL
+from core.protocol import DEFAULT_PROTOCOL, OLD_V2_NAME, v2_model_name
 from integrations.mlflow_registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
@@ -113,8 +113,12 @@ class SeldonLocalService(BaseDeploymentService):
 
     @property
     def served_name(self) -> str:
-        # On a cluster the graph node is `classifier`, so that is the name in V2 paths.
-        return "classifier"
+        """V2: the registered model's name (`/v2/models/<name>/infer`; the old
+        `/v2/models/classifier/…` paths are answered too). Seldon: `classifier`, the
+        graph node's name on a cluster (its paths hold no model name)."""
+        if self.config.protocol == "v2":
+            return v2_model_name(self.config.model_name)
+        return OLD_V2_NAME
 
     def _record(self) -> dict:
         try:

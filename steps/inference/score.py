@@ -72,12 +72,14 @@ class ScoredBatch(BaseModel):
 
 @dataclass
 class ScoringModel:
-    """A model version loaded for scoring, with the input columns its signature declares."""
+    """A model version loaded for scoring, with the input columns its signature declares
+    and the training file's columns it left out (`passed_over`: a file may hold them)."""
 
     model: Any
     columns: list[validation.Column]
     name: str
     version: str
+    passed_over: tuple[str, ...] = ()
 
 
 def load_scoring_model(registered: RegisteredModel) -> ScoringModel:
@@ -95,6 +97,7 @@ def load_scoring_model(registered: RegisteredModel) -> ScoringModel:
         columns=validation.read_schema(folder),
         name=registered.name,
         version=registered.version,
+        passed_over=validation.read_passed_over(folder),
     )
 
 
@@ -134,18 +137,24 @@ class Scorer:
 
 
 def check_chunk(
-    chunk: pd.DataFrame, columns: list[validation.Column], passed_over: set[str], first_row: int
+    chunk: pd.DataFrame,
+    columns: list[validation.Column],
+    passed_over: set[str],
+    first_row: int,
+    ignored: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """The chunk's feature columns, typed and in the model's order, checked as a served
     request is (`validation.check_names`, `validation.typed_frame`): the same refusals and
     reasons, with the file's row numbers. Columns in `passed_over` (the id, the label)
-    are not features."""
+    are not features; nor are `ignored` ones (the model's target and the row identifiers
+    training left out), which a served request may carry too."""
     names = [c for c in chunk.columns if c not in passed_over]
     try:
-        validation.check_names(names, [c.name for c in columns])
+        dropped = validation.check_names(names, [c.name for c in columns], ignored)
     except validation.BadRequest as exc:
         hint = " (name a row-id column with --id-column)" if "unknown column" in str(exc) else ""
         raise validation.BadRequest(f"{exc}{hint}") from None
+    names = [n for n in names if n not in dropped]
     features = chunk[names]
     for name in names:
         if pd.api.types.is_datetime64_any_dtype(features[name]):
@@ -307,7 +316,7 @@ def score_file(
                     f"{validation.listing(map(str, chunk.columns))}."
                 )
             try:
-                features = check_chunk(chunk, model.columns, skipped, rows)
+                features = check_chunk(chunk, model.columns, skipped, rows, model.passed_over)
                 ids = row_ids(chunk, id_column, rows)
                 validation.one_warning_filter()  # as the servers do before each predict
                 predictions, probability = validation.predict_or_400(scorer, features)

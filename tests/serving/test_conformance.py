@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,9 @@ from zenml.client import Client
 from app import runner as runs
 from integrations import mlflow_registry
 from integrations.seldon_local import client
+from integrations.seldon_local.process import get_protocol
+from integrations.traffic import read_kind, stack_folder, traffic_batch
+from steps.inference.score import load_scoring_model, score_file
 from tests.conftest import FAST_TRAINER
 from tests.messy import messy_frame, write_csv
 from tests.serving.helpers import deploy_folder, stop_all
@@ -36,11 +41,21 @@ SELDON, V2 = "mixed-seldon", "mixed-v2"
 CITIES = ["Oslo", "Rome", "Lima", "Pune"]
 
 
+def training_table() -> pd.DataFrame:
+    """The messy table with two row-id columns in front, as public tables have them
+    (`Order`, `PID`): training leaves them out, and the target `tier`."""
+    frame = messy_frame().drop(columns=["price", "visits"])
+    ids = pd.DataFrame(
+        {"Order": range(1, len(frame) + 1), "PID": [f"p{i:05d}" for i in range(len(frame))]}
+    )
+    return pd.concat([ids, frame], axis=1)
+
+
 @pytest.fixture(scope="module")
 def served(module_store, tmp_path_factory):
-    path = write_csv(
-        messy_frame(), tmp_path_factory.mktemp("d") / "t.csv", drop=("price", "visits")
-    )
+    previous = os.environ.get("ZENKUBE_TRAFFIC_FLUSH_SECONDS")
+    os.environ["ZENKUBE_TRAFFIC_FLUSH_SECONDS"] = "0.5"  # the fronts inherit it
+    path = write_csv(training_table(), tmp_path_factory.mktemp("d") / "t.csv")
     runs.train(
         None,
         {
@@ -57,8 +72,12 @@ def served(module_store, tmp_path_factory):
     v2 = deploy_folder(V2, folder, "1", protocol="v2")
     mlflow_registry.configure_from_stack()
     model = mlflow_registry.load_model(f"models:/{SELDON}@champion")
-    yield {"seldon": seldon.prediction_url, "v2": v2.prediction_url, "model": model}
+    yield {"seldon": seldon.prediction_url, "v2": v2.prediction_url, "model": model, "path": path}
     stop_all()
+    if previous is None:
+        os.environ.pop("ZENKUBE_TRAFFIC_FLUSH_SECONDS", None)
+    else:
+        os.environ["ZENKUBE_TRAFFIC_FLUSH_SECONDS"] = previous
 
 
 def in_process_frame(rows: list[dict]) -> pd.DataFrame:
@@ -233,3 +252,148 @@ def test_the_cluster_backends_point_at_what_the_local_servers_run(served):
     assert env["MLSERVER_MODEL_IMPLEMENTATION"] == kserve.RUNTIME_CLASS
     launcher = open("integrations/seldon_local/runtime/launch_mlserver.py").read()
     assert f'implementation="{kserve.RUNTIME_CLASS}"' in launcher  # the local V2 server
+
+
+# -- the training file's own rows, and the same words for the same mistakes -----------------
+INPUTS = ["age", "city", "signup", "score", "member"]
+JSON = {"Content-Type": "application/json"}
+LEFT_OUT = {"Order", "PID", "tier"}  # the row ids training dropped, and the target
+
+
+def recorded(model: str, kind: str, request_id: str, timeout: float = 30.0) -> pd.DataFrame:
+    """The rows the model's front recorded under `request_id`, once written (0.5 s here)."""
+    folder = stack_folder(model)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = read_kind(folder, kind, None)
+        if not frame.empty and request_id in set(frame["_request_id"]):
+            return frame[frame["_request_id"] == request_id].reset_index(drop=True)
+        time.sleep(0.2)
+    raise AssertionError(f"{kind} of {request_id!r} not recorded in {folder}")
+
+
+def test_the_training_files_own_rows_get_the_same_answers_everywhere_and_feedback_joins(
+    served, tmp_path
+):
+    table = pd.read_csv(served["path"]).head(12)  # Order, PID, the features and tier
+    assert LEFT_OUT < set(table.columns)
+    expected = served["model"].predict(table[INPUTS]).tolist()
+    mlflow_registry.configure_from_stack()
+    champion = load_scoring_model(mlflow_registry.get_champion(SELDON))
+    assert set(champion.passed_over) == LEFT_OUT  # recorded with the model at registration
+    out = tmp_path / "scored.parquet"
+    score_file(champion, served["path"], str(out))  # what `run.py predict --output` runs
+    assert pd.read_parquet(out)["prediction"].tolist()[:12] == expected
+    for protocol, model in (("seldon", SELDON), ("v2", V2)):
+        answer = requests.post(served[protocol], json=client.request_body(protocol, table))
+        assert answer.status_code == 200, (protocol, answer.text[:300])
+        assert get_protocol(protocol).predictions(answer.json()) == expected, protocol
+        if protocol == "seldon":
+            request_id = answer.json()["meta"]["puid"]
+            feedback = served[protocol].replace("/predictions", "/feedback")
+            labels = {"response": answer.json(), "truth": {"data": {"ndarray": list(table.tier)}}}
+        else:
+            request_id = answer.json()["id"]
+            feedback = served[protocol].replace("/infer", "/feedback")
+            labels = {"id": request_id, "truth": list(table.tier)}
+        assert requests.post(feedback, json=labels, timeout=30).status_code == 200
+        rows = recorded(model, "requests", request_id)  # with the ids the client sent
+        assert rows["PID"].tolist() == table["PID"].tolist(), protocol
+        assert rows["Order"].tolist() == table["Order"].tolist(), protocol
+        given = recorded(model, "feedback", request_id)[["_request_id", "_row", "_label"]]
+        joined = rows.merge(given, on=["_request_id", "_row"])
+        assert dict(zip(joined.PID, joined._label, strict=True)) == dict(
+            zip(table.PID, table.tier, strict=True)
+        )
+        batch = traffic_batch(stack_folder(model), INPUTS, "tier", 3600, min_rows=len(table))
+        assert batch.labelled_batch and batch.labelled >= len(table), protocol
+
+
+@pytest.mark.parametrize("missing", ["null", "NaN", '""'])
+def test_a_missing_text_value_means_the_same_on_both_protocols(served, missing):
+    frame = pd.DataFrame([{**GOOD, "city": "GAP", "member": "GAP"}])
+    expected = (
+        served["model"].predict(in_process_frame([{**GOOD, "city": None, "member": None}])).tolist()
+    )
+    for protocol in ("seldon", "v2"):
+        body = json.dumps(client.request_body(protocol, frame)).replace('"GAP"', missing)
+        answer = requests.post(
+            served[protocol], data=body, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 200, (protocol, answer.text[:300])
+        assert get_protocol(protocol).predictions(answer.json()) == expected, protocol
+
+
+def same_mistake(protocol: str, kind: str) -> str:
+    """One mistake, made as a client of `protocol` makes it."""
+    frame = pd.DataFrame([GOOD])
+    if kind == "an unknown column":
+        frame["zz"] = [1]
+    elif kind == "a misspelt id beside the ignored ones":
+        frame = pd.DataFrame([{"Order": 1, "PID": "p1", **GOOD, "tier": "gold", "Ordr": 2}])
+    elif kind == "a missing column":
+        frame = frame.drop(columns=["age"])
+    elif kind == "text in a numeric column":
+        frame["age"] = ["old"]
+    elif kind == "a numeric string":
+        frame["score"] = ["1.5"]
+    elif kind == "a number in a text column":
+        frame["city"] = [7]
+    elif kind == "text in a true/false column":
+        frame["member"] = ["yes"]
+    body = client.request_body(protocol, frame)
+    if kind == "a duplicate column":
+        if protocol == "seldon":
+            body["data"]["names"].append("age")
+            body["data"]["ndarray"][0].append(31.0)
+        else:
+            body["inputs"].append({**body["inputs"][0], "data": [31.0]})
+    elif kind == "a row of the wrong width":  # rows without names: a 2-D tensor on V2
+        rows = [[1.0, 2.0, 3.0]]
+        body = (
+            {"data": {"ndarray": rows}}
+            if protocol == "seldon"
+            else {"inputs": [{"name": "rows", "shape": [1, 3], "datatype": "FP64", "data": rows}]}
+        )
+    elif kind == "an empty batch":
+        if protocol == "seldon":
+            body["data"]["ndarray"] = []
+        else:
+            body["inputs"] = [{**i, "shape": [0, 1], "data": []} for i in body["inputs"]]
+    text = json.dumps(body)
+    return text.replace("30.0", "Infinity", 1) if kind == "infinity" else text
+
+
+MISTAKES = {  # the words that name each mistake (both protocols answer exactly alike)
+    "an unknown column": "unknown column(s): zz. Expected columns: age, ",
+    "a misspelt id beside the ignored ones": "unknown column(s): Ordr. Expected",
+    "a missing column": "missing column(s): age. Expected columns",
+    "a duplicate column": "duplicate column(s): age; send each column once",
+    "text in a numeric column": "column 'age' expects numbers; row 0 has 'old'",
+    "a numeric string": "column 'score' expects numbers; row 0 has '1.5'",
+    "a number in a text column": "column 'city' expects text; row 0 has 7",
+    "text in a true/false column": "column 'member' expects true/false; row 0 has 'yes'",
+    "a row of the wrong width": "row 0 has 3 values but the model expects 5 (",
+    "an empty batch": "the batch is empty: send at least one row",
+    "infinity": "column 'age' row 0 is inf: send finite numbers",
+}
+
+
+def test_the_same_mistake_reads_the_same_on_both_protocols(served):
+    table = {}
+    for kind in MISTAKES:
+        said = []
+        for protocol in ("seldon", "v2"):
+            answer = requests.post(
+                served[protocol], data=same_mistake(protocol, kind), headers=JSON, timeout=30
+            )
+            assert answer.status_code == 400, (kind, protocol, answer.text[:300])
+            said.append(
+                answer.json()["status"]["info"] if protocol == "seldon" else answer.json()["error"]
+            )
+        table[kind] = said
+    print("\n".join(f"{kind:42} {seldon}" for kind, (seldon, _) in table.items()))
+    for kind, (seldon, v2) in table.items():
+        assert seldon == v2, kind
+        assert MISTAKES[kind] in seldon, (kind, seldon)
+    assert "(also taken and ignored: tier, Order, PID)" in table["an unknown column"][0]

@@ -22,9 +22,14 @@ def served(module_store):
 
 def test_v2_predictions_equal_in_process_predictions(served):
     info, test, model = served
-    assert info.prediction_url.endswith("/v2/models/classifier/infer")
+    assert info.prediction_url.endswith(f"/v2/models/{MODEL}/infer")  # its own name
     predicted = client.predict(info.prediction_url, "v2", test.features)
     np.testing.assert_array_equal(predicted, model.predict(test.features))
+    old = info.prediction_url.replace(f"/models/{MODEL}/", "/models/classifier/")
+    assert client.predict(old, "v2", test.features) == predicted  # the old path still works
+    assert requests.get(old.replace("/infer", "/ready"), timeout=5).status_code == 200
+    answer = requests.post(old, json=v2_body(["mean radius"], [[1.0]]), timeout=10)
+    assert answer.status_code == 400 and "missing column(s)" in answer.text
 
 
 def test_v2_ready_and_metadata(served):

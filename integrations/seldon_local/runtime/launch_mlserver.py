@@ -4,7 +4,9 @@ Usage (inside the MLServer runtime env):
     python launch_mlserver.py --model-uri DIR --port N [--model-name classifier] [--workers W]
 
 Adds what stock MLServer lacks: a 400 with a reason for invalid JSON, a body that does
-not match the V2 schema (stock: 422) and an oversized body.
+not match the V2 schema (stock: 422) and an oversized body. The model is served under
+`--model-name` (zenkube passes the registered model's name); the paths of its old name,
+`/v2/models/classifier/…`, are answered as its own.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def _refused_class():
 
 
 Refused = None  # set by _patch_app, inside the server's environment
+OLD_NAME = "classifier"  # every V2 model's name before it was served under its own
+SERVED_NAME = OLD_NAME  # set by main: --model-name
 
 
 def _parse_like_seldon() -> None:
@@ -104,6 +108,17 @@ def _patch_app() -> None:
 
         app.add_exception_handler(Refused, refused)
 
+        old = f"/v2/models/{OLD_NAME}"
+
+        @app.middleware("http")
+        async def old_name(request, call_next):
+            path = request.scope["path"]
+            if SERVED_NAME != OLD_NAME and (path == old or path.startswith(old + "/")):
+                new = f"/v2/models/{SERVED_NAME}" + path[len(old) :]
+                request.scope["path"] = new
+                request.scope["raw_path"] = new.encode()
+            return await call_next(request)
+
         @app.middleware("http")
         async def limit_body(request, call_next):
             size = request.headers.get("content-length")
@@ -122,6 +137,8 @@ def _patch_app() -> None:
 def main() -> None:
     parser = launcher_arguments(__doc__)
     args = parser.parse_args()
+    global SERVED_NAME
+    SERVED_NAME = args.model_name
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
     )

@@ -15,10 +15,12 @@ from mlserver.utils import get_model_uri
 from mlserver_mlflow import MLflowRuntime
 from validation import (
     BadRequest,
+    check_names,
     check_v2_input,
     listing,
     one_warning_filter,
     predict_or_400,
+    read_passed_over,
     read_schema,
     rows_to_frame,
     tensor_shape,
@@ -47,23 +49,29 @@ def _flatten(values: list) -> list:
     return flat
 
 
-def _checked(request_input) -> list:
-    """The input's values, once its shape and datatype are shown to match them."""
+def _checked(request_input, data: bool = True) -> list:
+    """The input's values, once its shape (and, with `data`, its datatype) is shown to
+    match them."""
     values = _values(request_input)
     datatype = getattr(request_input.datatype, "value", request_input.datatype)
-    check_v2_input(request_input.name, str(datatype), list(request_input.shape), values)
+    check_v2_input(request_input.name, str(datatype), list(request_input.shape), values, data)
     return values
 
 
-def v2_rows(payload: InferenceRequest, expected: list[str]) -> tuple[list[list], list[str] | None]:
-    """Rows and column names from V2 inputs: one input per column, or one 2-D input."""
+def v2_rows(
+    payload: InferenceRequest, expected: list[str], passed_over: tuple[str, ...] = ()
+) -> tuple[list[list], list[str] | None]:
+    """Rows and column names from V2 inputs: one input per column, or one 2-D input.
+    Inputs named in `passed_over` (columns the model left out at training) are taken
+    without a look at their values; the names are checked before any value, so a column
+    the model does not take is named as such, in the Seldon server's words."""
     inputs = payload.inputs
     if not inputs:
         raise BadRequest('"inputs" is empty: send one input per column')
     for wanted in payload.outputs or []:
         if wanted.name != "predictions":
             raise BadRequest(f"unknown output '{wanted.name[:40]}': this model has 'predictions'")
-    if len(inputs) == 1 and inputs[0].name not in expected:
+    if len(inputs) == 1 and inputs[0].name not in expected and inputs[0].name not in passed_over:
         shape = list(inputs[0].shape)
         if len(shape) != 2:
             raise BadRequest(
@@ -74,7 +82,8 @@ def v2_rows(payload: InferenceRequest, expected: list[str]) -> tuple[list[list],
         rows, width = tensor_shape(shape, len(values), f"input '{inputs[0].name[:40]}'")
         return [values[i * width : (i + 1) * width] for i in range(rows)], None
     names = [i.name for i in inputs]
-    columns = [_checked(i) for i in inputs]
+    ignored = check_names(names, expected, passed_over)
+    columns = [_checked(i, data=i.name not in ignored) for i in inputs]
     for request_input in inputs:
         shape = list(request_input.shape)
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
@@ -97,6 +106,7 @@ class ZenkubeMLflowRuntime(MLflowRuntime):
         loaded = await super().load()
         model_uri = await get_model_uri(self._settings)
         self._columns = read_schema(model_uri)
+        self._passed_over = read_passed_over(model_uri)
         # Predict with the scikit-learn model itself, as the Seldon runtime does: MLflow's
         # pyfunc wrapper enforces the signature and refuses missing values in columns
         # that had none in the input example, which the model imputes in-process.
@@ -105,8 +115,8 @@ class ZenkubeMLflowRuntime(MLflowRuntime):
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         try:
-            rows, names = v2_rows(payload, [c.name for c in self._columns])
-            frame = rows_to_frame(rows, names, self._columns)
+            rows, names = v2_rows(payload, [c.name for c in self._columns], self._passed_over)
+            frame = rows_to_frame(rows, names, self._columns, self._passed_over)
             one_warning_filter()  # see validation.one_warning_filter
             predictions = np.asarray(predict_or_400(self._sklearn, frame))
         except BadRequest as exc:

@@ -17,6 +17,7 @@ from validation import (
     one_warning_filter,
     parse_seldon_request,
     predict_or_400,
+    read_passed_over,
     read_schema,
     rows_to_frame,
 )
@@ -35,6 +36,7 @@ class ZenkubeSeldonModel:
     def load(self) -> None:
         os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
         self.schema = read_schema(self.model_uri)
+        self.passed_over = read_passed_over(self.model_uri)  # taken and ignored
         self.model = mlflow.sklearn.load_model(self.model_uri)
         one_warning_filter()
         self.ready = True
@@ -45,7 +47,7 @@ class ZenkubeSeldonModel:
             self.load()
         try:
             rows, names = parse_seldon_request(message)
-            frame = rows_to_frame(rows, names, self.schema)
+            frame = rows_to_frame(rows, names, self.schema, self.passed_over)
             one_warning_filter()  # anything imported since load may have added some
             predictions = predict_or_400(self.model, frame)
         except BadRequest as exc:

@@ -3,12 +3,19 @@
 Runs inside the model-server environments (numpy/pandas/PyYAML only).
 
 The policy: a row the model itself accepts is accepted. `null` (or NaN) is a missing
-value in any column, which the model imputes; numbers go to numeric columns (ints are
+value in any column, which the model imputes, and so is "" in a text, date or true/false
+column (as a CSV's empty cell); numbers go to numeric columns (ints are
 fine where floats were trained), text to text and date columns, true/false to boolean
 columns, and true/false count as 1/0 in numeric columns (as numpy and pandas read them
 in-process). Refused (400): a wrong type (text in a numeric column, a number in a text
 column, numeric strings such as "1.5"), Infinity, wrong shapes or names — and any row the model's own
 predict refuses, with its reason.
+
+Extra columns: those the model left out at training (its target, the row identifiers
+training dropped; recorded with the model, `read_passed_over`) are accepted and ignored,
+so a client may send the training file's own rows; any other unknown column is refused
+with the list of expected columns. The same rule and the same words on both protocols
+and in `run.py predict` (steps/inference/score.py).
 
 Shapes are checked before anything is allocated: a tensor's dimensions must be
 non-negative integers whose product equals the number of values sent, and its row count
@@ -51,12 +58,30 @@ class Column:
     boolean: bool = False
 
 
+def _mlmodel(model_dir: str) -> dict:
+    with open(os.path.join(model_dir, "MLmodel")) as f:
+        return yaml.safe_load(f)
+
+
 def read_schema(model_dir: str) -> list[Column]:
     """Input columns from the MLflow model's signature (MLmodel file)."""
-    with open(os.path.join(model_dir, "MLmodel")) as f:
-        meta = yaml.safe_load(f)
-    inputs = json.loads(meta["signature"]["inputs"])
+    inputs = json.loads(_mlmodel(model_dir)["signature"]["inputs"])
     return [Column(c["name"], c["type"] in NUMERIC_TYPES, c["type"] == "boolean") for c in inputs]
+
+
+SCHEMA_KEY = "zenkube_input_schema"  # integrations/mlflow_registry.py records it
+
+
+def read_passed_over(model_dir: str) -> tuple[str, ...]:
+    """Columns of the training file the model left out: its target and the row
+    identifiers training dropped (core/schema.py `InputSchema`, recorded in the MLmodel's
+    metadata at registration). A request may carry them; they are ignored. None for a
+    model without that record."""
+    meta = _mlmodel(model_dir)
+    recorded = (meta.get("metadata") or {}).get(SCHEMA_KEY) or {}
+    inputs = {c.name for c in read_schema(model_dir)}
+    names = [recorded.get("target") or "", *(recorded.get("ignored_columns") or [])]
+    return tuple(n for n in dict.fromkeys(map(str, names)) if n and n not in inputs)
 
 
 def short(value, limit: int = 40) -> str:
@@ -99,8 +124,11 @@ def _too_large_for_float32(frame: pd.DataFrame) -> str:
     return ""
 
 
-def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
-    """Check shape, column names and value types; return rows in the model's column order."""
+def rows_to_frame(
+    rows, names, schema: list[Column], passed_over: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Check shape, column names and value types; return rows in the model's column order.
+    Named columns in `passed_over` (see `read_passed_over`) are dropped unchecked."""
     if not isinstance(rows, list | np.ndarray):
         raise BadRequest("data must be a list of rows (a 2-D array)")
     if len(rows) == 0:
@@ -108,13 +136,11 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
     if len(rows) > MAX_ROWS:
         raise BadRequest(f"{len(rows)} rows in one request; the limit is {MAX_ROWS}")
     expected = [c.name for c in schema]
-    if names:
-        check_names(names, expected)
-    else:
-        names = expected
+    extra = check_names(names, expected, passed_over) if names else []
+    names = names or expected
     width = len(names)
     by_name = {c.name: c for c in schema}
-    if all(by_name[n].numeric for n in names):
+    if all(by_name[n].numeric for n in names if n in by_name):  # extras: any numbers do
         fast = _numeric_fast_path(rows, names, width)
         if fast is not None:
             return fast[expected]
@@ -122,21 +148,28 @@ def rows_to_frame(rows, names, schema: list[Column]) -> pd.DataFrame:
         if not isinstance(row, list | tuple | np.ndarray):
             raise BadRequest(f"row {i} is not a list; data must be 2-D (a list of rows)")
         if len(row) != width:
-            raise BadRequest(
-                f"row {i} has {len(row)} values but the model expects {width} ({listing(expected)})"
+            wanted = (
+                f"{width} columns are named ({listing(names)})"
+                if extra
+                else f"the model expects {width} ({listing(expected)})"
             )
+            raise BadRequest(f"row {i} has {len(row)} values but {wanted}")
     try:
         frame = pd.DataFrame(rows, columns=names)
     except OverflowError:
         frame = pd.DataFrame([list(r) for r in rows], columns=names, dtype=object)
-    return typed_frame(frame, schema)
+    return typed_frame(frame.drop(columns=extra) if extra else frame, schema)
 
 
-def check_names(names, expected: list[str]) -> None:
-    """Column names must be the model's, each once (in any order)."""
+def check_names(names, expected: list[str], passed_over: tuple[str, ...] = ()) -> list[str]:
+    """Column names must be the model's, each once (in any order); those in `passed_over`
+    (columns the model left out at training) may come too and are returned, for the
+    caller to drop. Any other name is refused with the list of expected columns."""
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise BadRequest("names must be a list of column names")
-    unknown = [n for n in names if n not in expected]
+    known = set(expected)
+    ignored = [n for n in passed_over if n not in known]
+    unknown = [n for n in names if n not in known and n not in ignored]
     missing = [n for n in expected if n not in names]
     if unknown or missing:
         parts = []
@@ -144,9 +177,12 @@ def check_names(names, expected: list[str]) -> None:
             parts.append(f"unknown column(s): {listing(unknown)}")
         if missing:
             parts.append(f"missing column(s): {listing(missing)}")
-        raise BadRequest("; ".join(parts) + f". Expected columns: {listing(expected)}")
+        also = f" (also taken and ignored: {listing(ignored)})" if ignored else ""
+        raise BadRequest("; ".join(parts) + f". Expected columns: {listing(expected)}{also}")
     if len(set(names)) != len(names):
-        raise BadRequest("names has duplicate columns")
+        twice = list(dict.fromkeys(n for n in names if names.count(n) > 1))
+        raise BadRequest(f"duplicate column(s): {listing(twice)}; send each column once")
+    return [n for n in names if n in ignored]
 
 
 def typed_frame(frame: pd.DataFrame, schema: list[Column], first_row: int = 0) -> pd.DataFrame:
@@ -181,7 +217,7 @@ def typed_frame(frame: pd.DataFrame, schema: list[Column], first_row: int = 0) -
             continue
         wanted, label = (bool, "true/false") if by_name[name].boolean else (str, "text")
         column = frame[name]
-        missing = column.map(_is_missing)
+        missing = column.map(_is_missing_text)
         bad = ~missing & column.map(lambda v, t=wanted: not isinstance(v, t))
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
@@ -198,6 +234,11 @@ def typed_frame(frame: pd.DataFrame, schema: list[Column], first_row: int = 0) -
 
 def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _is_missing_text(value) -> bool:
+    """Missing in a text, date or true/false column: null, NaN or "" (a CSV's empty cell)."""
+    return _is_missing(value) or (isinstance(value, str) and value == "")
 
 
 def _numeric_fast_path(rows, names: list[str], width: int) -> pd.DataFrame | None:
@@ -334,8 +375,11 @@ V2_INT_RANGES = {
 }
 
 
-def check_v2_input(name: str, datatype: str, shape, values: list) -> None:
-    """One V2 input: its shape must describe its data, and its data match its datatype."""
+def check_v2_input(name: str, datatype: str, shape, values: list, data: bool = True) -> None:
+    """One V2 input: its shape must describe its data, and (with `data`) its data match
+    its datatype; null and NaN are a missing value in any datatype, and "" in BYTES and
+    BOOL (as on Seldon in a text or true/false column).
+    Inputs the model ignores (see `read_passed_over`) are checked with `data=False`."""
     where = f"input '{name[:40]}'"
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) for d in shape
@@ -352,6 +396,8 @@ def check_v2_input(name: str, datatype: str, shape, values: list) -> None:
             break
     if size != len(values):
         raise BadRequest(f"{where}: shape {shape} does not match its {len(values)} values")
+    if not data:
+        return
     if datatype == "BOOL":
         ok, wanted = (lambda v: isinstance(v, bool)), "true/false"
     elif datatype in V2_INT_RANGES:
@@ -365,8 +411,9 @@ def check_v2_input(name: str, datatype: str, shape, values: list) -> None:
         wanted = "numbers"
     else:  # BYTES
         ok, wanted = (lambda v: isinstance(v, str)), "text"
+    text = datatype in ("BYTES", "BOOL")  # "" is missing there, as in a text column
     for i, value in enumerate(values):
-        if value is not None and not ok(value):
+        if not (_is_missing_text(value) if text else _is_missing(value)) and not ok(value):
             raise BadRequest(
                 f"{where} is {datatype}, which holds {wanted}; value {i} is {short(value)}"
             )

@@ -19,6 +19,7 @@ from validation import (  # noqa: E402
     one_warning_filter,
     parse_seldon_request,
     predict_or_400,
+    read_passed_over,
     rows_to_frame,
     tensor_shape,
 )
@@ -178,8 +179,70 @@ def test_v2_inputs_that_match_pass_and_null_is_missing_in_any_datatype():
         ("FP64", [1, 2.5]),
         ("INT64", [2**63 - 1, None]),
         ("BYTES", ["x", None]),
+        ("BYTES", ["", float("nan")]),  # as on Seldon: NaN is missing in a text input too
+        ("INT64", [1, float("nan")]),
     ]:
         check_v2_input("a", datatype, [2, 1], values)
+
+
+def test_a_v2_input_the_model_ignores_is_checked_for_shape_only():
+    check_v2_input("Order", "BYTES", [2, 1], [1562, 7], data=False)
+    with pytest.raises(BadRequest, match="does not match its 1 values"):
+        check_v2_input("Order", "BYTES", [2, 1], [1562], data=False)
+
+
+IGNORED = ("tier", "Order", "PID")  # the target and the row ids training left out
+
+
+@pytest.mark.parametrize(
+    "rows,names",
+    [
+        ([[1.0, 2.0, 7, "x-1"]], ["a", "b", "Order", "PID"]),  # text extra: the slow path
+        ([[3, 1.0, 2.0]], ["Order", "a", "b"]),  # numeric extra: the fast path
+        ([["gold", 1.0, 2.0]], ["tier", "a", "b"]),
+    ],
+)
+def test_columns_the_model_left_out_at_training_are_taken_and_ignored(rows, names):
+    frame = rows_to_frame(rows, names, NUMERIC, IGNORED)
+    assert list(frame.columns) == ["a", "b"]
+    assert frame.to_numpy().tolist() == [[1.0, 2.0]]
+
+
+def test_other_extra_columns_are_refused_with_the_expected_ones():
+    with pytest.raises(BadRequest) as info:
+        rows_to_frame([[1.0, 2.0, 5]], ["a", "b", "zz"], NUMERIC, IGNORED)
+    assert str(info.value) == (
+        "unknown column(s): zz. Expected columns: a, b (also taken and ignored: tier, Order, PID)"
+    )
+    with pytest.raises(BadRequest, match="unknown column\(s\): Order"):
+        rows_to_frame([[1.0, 2.0, 5]], ["a", "b", "Order"], NUMERIC)  # a model without a record
+    with pytest.raises(BadRequest, match="row 0 has 2 values but 3 columns are named"):
+        rows_to_frame([[1.0, 2.0]], ["a", "b", "Order"], NUMERIC, IGNORED)
+    with pytest.raises(BadRequest, match="duplicate column\(s\): a; send each column once"):
+        rows_to_frame([[1.0, 2.0, 3.0]], ["a", "b", "a"], NUMERIC)
+
+
+def test_empty_text_is_missing_in_text_and_boolean_columns_but_not_in_numeric_ones():
+    schema = [Column("a", True), Column("color", False), Column("flag", False, boolean=True)]
+    frame = rows_to_frame([[1.0, "", ""], [2.0, float("nan"), None]], None, schema)
+    assert frame[["color", "flag"]].isna().all().all()
+    with pytest.raises(BadRequest, match="column 'a' expects numbers; row 0 has ''"):
+        rows_to_frame([["", "red", True]], None, schema)
+
+
+def test_the_columns_a_model_left_out_come_from_its_recorded_schema(tmp_path):
+    import json
+
+    import yaml
+
+    signature = {"inputs": json.dumps([{"name": "a", "type": "double"}])}
+    (tmp_path / "MLmodel").write_text(yaml.safe_dump({"signature": signature}))
+    assert read_passed_over(str(tmp_path)) == ()  # a model without zenkube's record
+    recorded = {"target": "tier", "ignored_columns": ["Order", "PID", "a"], "columns": []}
+    (tmp_path / "MLmodel").write_text(
+        yaml.safe_dump({"signature": signature, "metadata": {"zenkube_input_schema": recorded}})
+    )
+    assert read_passed_over(str(tmp_path)) == ("tier", "Order", "PID")  # never an input
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")

@@ -88,3 +88,18 @@ def test_an_empty_file_is_refused(model, tmp_path):
     with pytest.raises(DataValidationError, match="no rows to score"):
         score_file(model, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"))
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_the_columns_the_model_left_out_are_passed_over_and_others_refused(model, tmp_path):
+    from dataclasses import replace
+
+    x = data(30, seed=2)
+    file = x.assign(Order=range(30), PID=[f"p{i}" for i in range(30)], label="yes")
+    file.to_csv(tmp_path / "in.csv", index=False)
+    knowing = replace(model, passed_over=("label", "Order", "PID"))
+    score_file(knowing, str(tmp_path / "in.csv"), str(tmp_path / "out.parquet"), chunk_rows=7)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["prediction"].tolist() == model.model.predict(x).tolist()
+    assert "Order" not in out.columns  # not features: not in the predictions file
+    with pytest.raises(DataValidationError, match="unknown column\\(s\\): Order, PID, label"):
+        score_file(model, str(tmp_path / "in.csv"), str(tmp_path / "out2.parquet"))
