@@ -54,7 +54,8 @@ def left_out(registered) -> str | None:
         return None
     return (
         f"Left out:     {', '.join(ignored)}: they identify rows, so the model does not take "
-        "them (set data.drop_id_columns: false, or list them in data.features, to keep them)"
+        "them; requests and files may still hold them, which are ignored (set "
+        "data.drop_id_columns: false, or list them in data.features, to keep them)"
     )
 
 

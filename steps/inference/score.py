@@ -155,7 +155,7 @@ def check_chunk(
         hint = " (name a row-id column with --id-column)" if "unknown column" in str(exc) else ""
         raise validation.BadRequest(f"{exc}{hint}") from None
     names = [n for n in names if n not in dropped]
-    features = chunk[names]
+    features = chunk.drop(columns=[c for c in chunk.columns if c not in names])  # a new frame
     for name in names:
         if pd.api.types.is_datetime64_any_dtype(features[name]):
             # As zenkube's client sends a date: ISO text (integrations/seldon_local/client).
