@@ -60,12 +60,24 @@ def load_spec(name_or_path: str) -> dict[str, Any]:
     """Read a stack spec and expand ${VARS} (ZENKUBE_HOME is always defined)."""
     raw = yaml.safe_load(spec_path(name_or_path).read_text())
     env = {**os.environ, "ZENKUBE_HOME": str(zenkube_home())}
-    spec = _expand(raw, env)
+    spec = without_empty_endpoint(_expand(raw, env))
     problems = validate_spec(spec)
     if problems:
         raise ConfigError(
             f"Stack spec '{name_or_path}' is not usable: " + "; ".join(problems) + "."
         )
+    return spec
+
+
+def without_empty_endpoint(spec: dict[str, Any]) -> dict[str, Any]:
+    """The artifact store's `client_kwargs.endpoint_url` goes when it expanded to "" (AWS
+    S3 itself): s3fs/botocore refuse an empty endpoint, and ZenML keeps what it is given."""
+    store = components_of(spec).get("artifact_store") or {}
+    kwargs = (store.get("configuration") or {}).get("client_kwargs")
+    if isinstance(kwargs, dict) and kwargs.get("endpoint_url") == "":
+        kwargs.pop("endpoint_url")
+        if not kwargs:
+            store["configuration"].pop("client_kwargs")
     return spec
 
 

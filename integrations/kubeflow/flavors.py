@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor import (
+    KubeflowOrchestratorConfig,
     KubeflowOrchestratorFlavor,
 )
 from zenml.integrations.seldon.flavors.seldon_model_deployer_flavor import (
@@ -49,12 +50,36 @@ class _NoDocs:
         return None
 
 
+# The Kubernetes Secret (in KFP's namespace) whose bucket keys every task gets as env.
+STORAGE_SECRET = "zenkube-s3"
+STORAGE_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+class ZenkubeKubeflowOrchestratorConfig(KubeflowOrchestratorConfig):
+    """ZenML's Kubeflow orchestrator config, plus how the pods reach the bucket.
+
+    Attributes:
+        storage_secret: a Kubernetes Secret in the KFP namespace with the keys
+            `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`; every task gets them as env
+            (KFP's `secretAsEnv`), which is what MLflow (boto3) and ZenML's artifact store
+            (s3fs) read when they write the bucket. A pod whose Secret is missing does not
+            start (`stack check` says so first). Empty: no Secret, the pods use their own
+            identity (IAM role for the service account / workload identity).
+    """
+
+    storage_secret: str = STORAGE_SECRET
+
+
 class ZenkubeKubeflowOrchestratorFlavor(_NoDocs, KubeflowOrchestratorFlavor):
     """ZenML's Kubeflow orchestrator with memory settings KFP accepts."""
 
     @property
     def name(self) -> str:
         return KUBEFLOW_FLAVOR
+
+    @property
+    def config_class(self) -> type[ZenkubeKubeflowOrchestratorConfig]:
+        return ZenkubeKubeflowOrchestratorConfig
 
     @property
     def implementation_class(self):

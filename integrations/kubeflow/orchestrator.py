@@ -23,7 +23,7 @@ from zenml.integrations.kubeflow.orchestrators.kubeflow_orchestrator import (
 )
 
 from integrations.kubeflow import ui_outputs
-from integrations.kubeflow.flavors import memory_quantity
+from integrations.kubeflow.flavors import STORAGE_KEYS, memory_quantity
 
 # The label KFP puts on every pod of a run (backend/src/common/util/consts.go).
 KFP_RUN_ID_LABEL = "pipeline/runid"
@@ -41,10 +41,31 @@ def run_id_from_pod_label(task):
     return kubernetes.use_field_path_as_env(task, ENV_KFP_RUN_ID, KFP_RUN_ID_FIELD)
 
 
+def s3_endpoint(stack) -> str:
+    """The S3-compatible endpoint of the stack's artifact store (`client_kwargs.endpoint_url`,
+    e.g. MinIO's), or "" for AWS S3 itself."""
+    store = getattr(stack, "artifact_store", None)
+    kwargs = getattr(getattr(store, "config", None), "client_kwargs", None) or {}
+    return str(kwargs.get("endpoint_url") or "")
+
+
+def storage_access(task, secret: str, endpoint: str):
+    """What a task needs to write the bucket: the keys from the Kubernetes Secret `secret`
+    (KFP's `secretAsEnv`; none when empty) and, for an S3-compatible endpoint, MLflow's
+    `MLFLOW_S3_ENDPOINT_URL` (ZenML's s3fs takes it from the artifact store's config)."""
+    from kfp import kubernetes
+
+    if secret:
+        task = kubernetes.use_secret_as_env(task, secret, {k: k for k in STORAGE_KEYS})
+    if endpoint:
+        task = task.set_env_variable("MLFLOW_S3_ENDPOINT_URL", endpoint)
+    return task
+
+
 class ZenkubeKubeflowOrchestrator(KubeflowOrchestrator):
     def submit_pipeline(self, snapshot, stack, base_environment, step_environments, **kwargs):
         # The components are built per step name; their outputs follow from the snapshot.
-        self._zenkube_snapshot = snapshot
+        self._zenkube_snapshot, self._zenkube_endpoint = snapshot, s3_endpoint(stack)
         try:
             return super().submit_pipeline(
                 snapshot, stack, base_environment, step_environments, **kwargs
@@ -63,6 +84,11 @@ class ZenkubeKubeflowOrchestrator(KubeflowOrchestrator):
     ):
         # ZenML calls this once per task, after setting the task's env.
         dynamic_component = run_id_from_pod_label(dynamic_component)
+        dynamic_component = storage_access(
+            dynamic_component,
+            getattr(self.config, "storage_secret", ""),
+            getattr(self, "_zenkube_endpoint", ""),
+        )
         memory = memory_quantity(resource_settings)
         if memory is not None:
             # ZenML applies CPU/GPU/node selectors; the memory it mishandles is set here.

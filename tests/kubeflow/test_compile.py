@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 from zenml.client import Client
 
 from app.compile import compile_for_kubeflow
+from integrations.kubeflow.flavors import STORAGE_SECRET
 from integrations.kubeflow.secrets import credentials_in, strip_credentials
 from integrations.kubeflow.validate import (
     check_pipeline_file,
@@ -17,6 +21,8 @@ from integrations.kubeflow.validate import (
     round_trip_identical,
     task_graph,
 )
+from tests.kfp_replay import TaskFailed, platform_config, pod_env
+from tests.kubeflow.s3_recorder import S3Recorder
 
 PIPELINE_NAMES = {
     "training": "training_pipeline",
@@ -28,9 +34,17 @@ PIPELINE_NAMES = {
 
 
 @pytest.fixture(scope="module")
-def compile_output(module_store, tmp_path_factory):
+def s3():
+    with S3Recorder() as recorder:
+        yield recorder
+
+
+@pytest.fixture(scope="module")
+def compile_output(module_store, s3, tmp_path_factory):
     out, said = tmp_path_factory.mktemp("compiled"), []
-    return compile_for_kubeflow(out, echo=said.append), said
+    with pytest.MonkeyPatch.context() as mp:  # an S3-compatible bucket (MinIO's case)
+        mp.setenv("ZENKUBE_S3_ENDPOINT_URL", s3.url)
+        return compile_for_kubeflow(out, echo=said.append), said
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +111,8 @@ def test_a_store_token_is_moved_to_a_secret_reference(compiled, tmp_path):
     text = yaml.safe_dump_all(cleaned)
     assert "eyJhbGciOi.secret" not in text
     (entry,) = cleaned[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
-    (ref,) = entry["secretAsEnv"]  # one reference per secret, keys merged
+    storage, ref = entry["secretAsEnv"]  # one reference per secret, keys merged
+    assert storage["secretName"] == STORAGE_SECRET  # the bucket keys (stack's storage_secret)
     assert ref["secretName"] == "zenml-store-credentials"
     assert ref["keyToEnv"] == [
         {"secretKey": "ZENML_STORE_API_KEY", "envVar": "ZENML_STORE_API_KEY"},
@@ -126,7 +141,8 @@ def test_compiled_yaml_holds_no_path_of_this_machine(compiled, name):
         assert "ZENML_STORE_API_KEY" not in env  # a secret reference, not a value
     secrets = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for entry in secrets.values():
-        (ref,) = entry["secretAsEnv"]
+        storage, ref = entry["secretAsEnv"]
+        assert storage["secretName"] == STORAGE_SECRET  # the bucket's keys, not the store's
         assert ref["secretName"] == STORE_TOKEN_SECRET
         assert ref["keyToEnv"] == [
             {"secretKey": "ZENML_STORE_API_KEY", "envVar": "ZENML_STORE_API_KEY"}
@@ -215,3 +231,82 @@ def test_the_loops_retraining_task_declares_the_evaluations_ui_outputs(compiled)
     )
     outputs = spec["components"][task["componentRef"]["name"]]["outputDefinitions"]["artifacts"]
     assert set(outputs) == {"card", "metrics", "classification", "report"}
+
+
+# -- what a pod needs to write the bucket (docs/kubeflow.md section 3) --------------------
+KEY_ID, SECRET = "AKIAZENKUBEPODS3KEY1", "pod/secret+key/0123456789"
+SECRETS = {
+    STORAGE_SECRET: {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET},
+    "zenml-store-credentials": {"ZENML_STORE_API_KEY": "key"},
+}
+WRITE = """
+import json, sys, tempfile, pathlib
+import s3fs
+from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+client_kwargs = json.loads(sys.argv[1])
+folder = pathlib.Path(tempfile.mkdtemp())
+(folder / "MLmodel").write_text("flavors: {}")
+# MLflow with --no-serve-artifacts: the client writes the model files itself (boto3)
+S3ArtifactRepository("s3://zenkube-artifacts/mlflow/1/models/m-1/artifacts").log_artifact(
+    str(folder / "MLmodel")
+)
+# ZenML's S3 artifact store: s3fs with the store's client_kwargs and no key of its own
+# (zenml/integrations/s3/artifact_stores/s3_artifact_store.py, `filesystem`)
+fs = s3fs.S3FileSystem(key=None, secret=None, token=None, client_kwargs=client_kwargs)
+with fs.open("zenkube-artifacts/zenml/step/output", "wb") as f:
+    f.write(b"artifact")
+"""
+
+
+@pytest.mark.parametrize("name", list(PIPELINE_NAMES))
+def test_every_task_gets_the_storage_secret_and_the_endpoint(compiled, s3, name):
+    compiled = load_documents(compiled[name])
+    executors = compiled[0]["deploymentSpec"]["executors"]
+    assert executors
+    for executor_name, executor in executors.items():
+        container = executor["container"]
+        env = pod_env(container, platform_config(compiled, executor_name), {"labels": {}}, SECRETS)
+        assert env["AWS_ACCESS_KEY_ID"] == KEY_ID and env["AWS_SECRET_ACCESS_KEY"] == SECRET
+        assert env["MLFLOW_S3_ENDPOINT_URL"] == s3.url
+        values = {e["name"]: e.get("value") for e in container.get("env") or []}
+        assert KEY_ID not in str(compiled) and "AWS_ACCESS_KEY_ID" not in values
+        # without the Secret the kubelet would not start the pod (CreateContainerConfigError)
+        with pytest.raises(TaskFailed, match=STORAGE_SECRET):
+            pod_env(container, platform_config(compiled, executor_name), {"labels": {}}, {})
+
+
+def test_a_pod_writes_the_bucket_with_mlflow_and_s3fs(compiled, s3, tmp_path):
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    compiled = load_documents(compiled["training"])
+    name = next(iter(compiled[0]["deploymentSpec"]["executors"]))
+    container = compiled[0]["deploymentSpec"]["executors"][name]["container"]
+    env = pod_env(container, platform_config(compiled, name), {"labels": {}}, SECRETS)
+    store = Client().get_stack_component(StackComponentType.ARTIFACT_STORE, "zenkube-bucket")
+    client_kwargs = store.configuration["client_kwargs"]
+    assert client_kwargs == {"endpoint_url": s3.url}  # the stack spec's endpoint setting
+    process_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env}
+    result = subprocess.run(
+        [sys.executable, "-c", WRITE, json.dumps(client_kwargs)],
+        env=process_env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    paths = {r["path"]: r for r in s3.requests}
+    model = paths["/zenkube-artifacts/mlflow/1/models/m-1/artifacts/MLmodel"]
+    artifact = paths["/zenkube-artifacts/zenml/step/output"]
+    for request in (model, artifact):
+        assert f"Credential={KEY_ID}/" in request["auth"]  # signed with the Secret's key
+    assert artifact["body"] == b"artifact"
+
+
+def test_an_empty_endpoint_leaves_aws_s3_alone(monkeypatch):
+    from stacks.manage import load_spec
+
+    monkeypatch.delenv("ZENKUBE_S3_ENDPOINT_URL", raising=False)
+    spec = load_spec("kubeflow")
+    (store,) = spec["components"]["artifact_store"]
+    assert "client_kwargs" not in store["configuration"]  # botocore refuses endpoint ""
+    (orchestrator,) = spec["components"]["orchestrator"]
+    assert orchestrator["configuration"]["storage_secret"] == STORAGE_SECRET

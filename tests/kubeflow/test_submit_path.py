@@ -37,7 +37,11 @@ def cluster(tmp_path_factory):
         ZenmlServer(root / "zenml-server") as server,
         MlflowServer(root / "mlflow", root / "volume" / "mlflow") as mlflow_server,
         KubernetesApi(root / "kubernetes", mlflow_server.url) as kubernetes,
-        KfpApiRecorder(root / "kfp", pod_env={"KUBECONFIG": str(kubernetes.kubeconfig())}) as kfp,
+        KfpApiRecorder(
+            root / "kfp",
+            pod_env={"KUBECONFIG": str(kubernetes.kubeconfig())},
+            secrets=POD_SECRETS,  # the bucket keys every task gets (stack's storage_secret)
+        ) as kfp,
     ):
         cli = cli_in(root / "laptop")
         env = server.client_env()
@@ -81,6 +85,11 @@ def cluster(tmp_path_factory):
 
 
 SELDON_SECRET = "seldon-rclone"
+# The Kubernetes Secret in KFP's namespace every task reads the bucket keys from
+# (docs/kubeflow.md section 3); a pod whose Secret is missing would not start.
+POD_SECRETS = {
+    "zenkube-s3": {"AWS_ACCESS_KEY_ID": "AKIAZENKUBEPOD0000001", "AWS_SECRET_ACCESS_KEY": "s"}
+}
 
 
 def cluster_spec(kfp_url: str, volume, mlflow_url: str, kubernetes_url: str) -> dict:
@@ -388,7 +397,7 @@ def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_ke
         {"KUBECONFIG": str(root / "kubernetes" / "kubeconfig")},
         uploads,
         # The Kubernetes Secret the YAML's secretAsEnv names (docs/kubeflow.md).
-        secrets={"zenml-store-credentials": {"ZENML_STORE_API_KEY": api_key}},
+        secrets={**POD_SECRETS, "zenml-store-credentials": {"ZENML_STORE_API_KEY": api_key}},
     )
     assert order[0] == "load_reference" and "decide_action" in order
     assert "deploy_if_promoted" not in order  # alert only
