@@ -116,9 +116,15 @@ class SeldonLocalService(BaseDeploymentService):
         """V2: the registered model's name (`/v2/models/<name>/infer`; the old
         `/v2/models/classifier/…` paths are answered too). Seldon: `classifier`, the
         graph node's name on a cluster (its paths hold no model name)."""
-        if self.config.protocol == "v2":
+        if self.config.protocol != "v2":
+            return OLD_V2_NAME
+        # A server started before V2 models had their own name keeps the one it serves.
+        launch = self.log_file.with_name(self.log_file.stem + ".launch.json")
+        try:
+            command = json.loads(launch.read_text())["command"]
+            return str(command[command.index("--model-name") + 1])
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
             return v2_model_name(self.config.model_name)
-        return OLD_V2_NAME
 
     def _record(self) -> dict:
         try:
