@@ -220,8 +220,7 @@ def predict_cmd(input_path, output_path, model_name, version, id_column, config,
 @click.option("--model-name", help="Registered model (default: the config's model_name).")
 def history_cmd(model_name) -> None:
     """Champion changes and releases, newest first: when, which version, who or what, why."""
-    session.ready(click.echo)
-    champions.history(model_name, click.echo)
+    champions.history(model_name, click.echo, champions.registry_for_reading(click.echo))
 
 
 @cli.command("rollback")
@@ -274,8 +273,7 @@ def serve_group() -> None:
 @click.option("--model-name", help="Only this registered model's deployment.")
 def serve_status_cmd(model_name) -> None:
     """List deployments: model, protocol, state, endpoint, log file."""
-    session.ready(click.echo)
-    serving.status(model_name, click.echo)
+    serving.status(model_name, click.echo, serving.view_for_reading(click.echo))
 
 
 @serve_group.command("stop")

@@ -17,18 +17,42 @@ class History:
     releases: list[dict] = field(default_factory=list)  # ended releases, newest first
 
 
-def history(model_name: str | None, echo=print) -> History:
-    """`history`: the champion now and every change, newest first (full run names)."""
-    from integrations import champion
+def history(model_name: str | None, echo=print, registry=None) -> History:
+    """`history`: the champion now and every change, newest first (full run names).
 
+    With `registry` (integrations/local_records.Registry), the MLflow registry is read
+    without importing ZenML or MLflow: the champion is its alias (the commands that act
+    on it check that ZenML's stage agrees, and stop when it does not)."""
     name = resolve_name(model_name)
-    current = champion.current(name)
-    found = History(name, current.version if current else None, champion.history(name))
-    found.releases = champion.release_history(name)
+    if registry is not None:
+        from integrations.local_records import HISTORY_TAG, RELEASE_HISTORY_TAG, events
+
+        tags = registry.tags(name)
+        found = History(name, registry.champion(name), events(tags, HISTORY_TAG))
+        found.releases = events(tags, RELEASE_HISTORY_TAG)
+    else:
+        from integrations import champion
+
+        current = champion.current(name)
+        found = History(name, current.version if current else None, champion.history(name))
+        found.releases = champion.release_history(name)
     echo(f"Champion of '{name}': {'v' + found.current if found.current else 'none yet'}")
     for event in merged(found.events, found.releases):
         echo(history_line(event))
     return found
+
+
+def registry_for_reading(echo):
+    """For `history`: the ZenML-free registry reader of the prepared stack (None: nothing
+    prepared, or no MLflow tracker recorded; ZenML is prepared and asked instead)."""
+    from app import session
+    from integrations.local_records import Registry
+
+    stack = (session.prepared() or {}).get("stack") or {}
+    if stack.get("tracking_uri") and stack.get("model_registry"):
+        return Registry(stack["tracking_uri"])
+    session.ready(echo)
+    return None
 
 
 def merged(changes: list[dict], releases: list[dict]) -> list[dict]:

@@ -136,7 +136,7 @@ def load_run_config(
     base = _read_yaml(Path(path) if path else CONFIGS / f"{name}.yaml")
     stack_file = CONFIGS / kind / f"{name}.yaml"
     raw = _merge(_settings_only(stack_file), base) if stack_file.exists() else base
-    from stacks.manage import expand_vars
+    from stacks.env import expand_vars
 
     raw = expand_vars(raw)
     params_raw = raw.pop("parameters", {}) or {}
@@ -163,7 +163,7 @@ def _composed(entry: PipelineEntry, path, overrides, kind: str) -> RunConfig:
     stack_file = CONFIGS / kind / f"{entry.name}.yaml"
     options = {"enable_cache": False}
     if stack_file.exists():
-        from stacks.manage import expand_vars
+        from stacks.env import expand_vars
 
         options = _merge(options, expand_vars(_settings_only(stack_file)))
     params = entry.params.model_validate(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import sys
 import threading
@@ -130,11 +131,35 @@ class LogFile(io.TextIOBase):
         return True
 
 
+_routed: list[tuple[logging.StreamHandler, object]] = []  # handlers quiet() moved
+_log_stream: list[LogFile] = []  # the log file while quiet() runs
+
+
+def route_library_logs() -> None:
+    """Send the console handlers of the libraries imported so far into the log file
+    while `quiet` runs (ZenML adds its own when it is imported, which a read-only command
+    never does: so `quiet` does not import it, and the commands that do call this)."""
+    if not _log_stream:
+        return
+    stream = _log_stream[-1]
+    root = logging.getLogger()
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))  # ZenML's import raises it
+    zenml_logger = sys.modules.get("zenml.logger")
+    zenml_handler = getattr(zenml_logger, "ZenMLConsoleHandler", None)
+    moved = {id(handler) for handler, _ in _routed}
+    for logger in (logging.getLogger(), logging.getLogger("mlflow")):
+        for handler in logger.handlers:
+            if id(handler) in moved or not isinstance(handler, logging.StreamHandler):
+                continue
+            if (zenml_handler is not None and isinstance(handler, zenml_handler)) or getattr(
+                handler, "stream", None
+            ) in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__):
+                _routed.append((handler, handler.setStream(stream)))
+
+
 @contextlib.contextmanager
 def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
     """Send library logs and stderr chatter to `log_file` while the block runs."""
-    from zenml.logger import ZenMLConsoleHandler
-
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         raw = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
@@ -149,15 +174,8 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
             "console instead."
         ) from None
     stream = LogFile(raw)
-    moved: list[tuple[logging.StreamHandler, object]] = []
-    loggers = [logging.getLogger(), logging.getLogger("mlflow")]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if isinstance(handler, ZenMLConsoleHandler) or (
-                isinstance(handler, logging.StreamHandler)
-                and getattr(handler, "stream", None) in (sys.stderr, sys.stdout)
-            ):
-                moved.append((handler, handler.setStream(stream)))
+    _log_stream.append(stream)
+    route_library_logs()
     progress = StepProgress(echo)
     root = logging.getLogger()
     level = root.level
@@ -170,9 +188,26 @@ def quiet(log_file: Path, echo: Callable[[str], None]) -> Iterator[Path]:
         progress.spinner.stop()
         root.removeHandler(progress)
         root.setLevel(level)
-        for handler, old in moved:
+        while _routed:
+            handler, old = _routed.pop()
             handler.setStream(old)
+        _log_stream.remove(stream)
         raw.close()
+
+
+def log_traceback(exc: BaseException) -> None:
+    """Append an unexpected error's traceback to the log file (stamped, like the rest):
+    the console shows one paragraph, the log keeps the whole story."""
+    from core.paths import log_file
+
+    try:
+        path = log_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as raw:
+            text = "".join(traceback.format_exception(exc))
+            LogFile(raw).write(f"zenkube: unexpected error (pid {os.getpid()}):\n{text}")
+    except OSError:  # no log to write to: the console said what it could
+        pass
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
@@ -185,11 +220,10 @@ def _fail(exc: BaseException, debug: bool) -> None:
     if known is not None:
         click.secho(f"Error: {known}", fg="red", err=True)
     else:
+        log_traceback(exc)
         click.secho(f"Unexpected error: {type(exc).__name__}: {exc}", fg="red", err=True)
         if not debug:
-            click.echo(
-                f"Run again with --debug to see the traceback (full log: {log_file()}).", err=True
-            )
+            click.echo(f"Its traceback is in {log_file()} (or run again with --debug).", err=True)
     sys.exit(2 if known is not None else 1)
 
 

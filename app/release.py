@@ -58,13 +58,17 @@ def start(
     return state
 
 
-def status(model_name: str | None, echo=print) -> dict | None:
-    """`release status`: the current or last release, its evidence and what decides next."""
-    from integrations import deployer as deployers
-
+def status(model_name: str | None, echo=print, view=None) -> dict | None:
+    """`release status`: the current or last release, its evidence and what decides next.
+    With `view` (app/serving.py's LocalDeployerView), read without ZenML."""
     name = resolve_name(model_name, "deployment")
-    deployer = deployers.active_deployer()
-    state = deployers.release_state(deployer, name)
+    if view is not None:
+        deployer, state = view, view.release_state(name)
+    else:
+        from integrations import deployer as deployers
+
+        deployer = deployers.active_deployer()
+        state = deployers.release_state(deployer, name)
     front_of = getattr(deployer, "front_of", None)
     last = front_of(name).release_status() if front_of and not state else None
     if last and last.get("stale"):  # the front is down: what it last wrote
@@ -81,19 +85,19 @@ def status(model_name: str | None, echo=print) -> dict | None:
         echo(f"'{name}' has no release. Start one: python run.py release start --model-name {name}")
         return None
     show(name, state, echo)
-    from steps.deployment.release import watcher_alive
-
-    if (
-        state.get("active")
-        and getattr(deployer, "front_of", None)
-        and not watcher_alive(deployer, name)
-    ):
+    if state.get("active") and getattr(deployer, "front_of", None) and not _watched(deployer, name):
         echo(
             "  watcher:   not running, so nothing finishes the release when it is decided "
             "(the front aborts a decided release nobody ends after 5 minutes): `python run.py "
             f"serve repair --model-name {name}` starts one"
         )
     return state
+
+
+def _watched(deployer, name: str) -> bool:
+    from integrations.local_records import watcher_alive
+
+    return watcher_alive(deployer.front_of(name).dir, name)
 
 
 def promote(model_name: str | None, echo=print) -> dict:
@@ -463,10 +467,9 @@ def start_cmd(shadow, canary, version, model_name) -> None:
 @MODEL
 def status_cmd(model_name) -> None:
     """Shares, request counts, the evidence so far, the decision and what decides next."""
-    from app import session
+    from app import serving
 
-    session.ready(click.echo)
-    status(model_name, click.echo)
+    status(model_name, click.echo, serving.view_for_reading(click.echo))
 
 
 @release_group.command("promote")

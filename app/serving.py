@@ -89,11 +89,96 @@ def not_inputs_dropped(frame, schema) -> tuple[Any, list[str]]:
     return frame.drop(columns=extra), extra
 
 
-def status(model_name: str | None, echo=print) -> list[str]:
-    """One paragraph per deployment: model, protocol, state, endpoint, log file (printed)."""
+class LocalDeployerView:
+    """The local Seldon deployer as `serve status` and `release status` read it: its
+    service records, server folders and fronts, without ZenML (integrations/
+    local_records.py). It answers what SeldonLocalModelDeployer answers to them."""
+
+    PROTOCOLS = ("seldon", "v2")
+
+    def __init__(self, store_file: str, state_dir: str):
+        self.store_file = store_file
+        self._state_dir = state_dir
+
+    def state_dir(self) -> str:
+        return self._state_dir
+
+    def services_for(self, model_name: str | None = None, candidates: bool = False) -> list:
+        from integrations.local_records import service_records
+
+        return service_records(self.store_file, "seldon_local", model_name, candidates)
+
+    def candidates_for(self, model_name: str | None = None) -> list:
+        return self.services_for(model_name, candidates=True)
+
+    def protocol_of(self, service) -> str:
+        return getattr(service.config, "protocol", None) or self.PROTOCOLS[0]
+
+    def front_of(self, model_name: str):
+        from integrations.seldon_local.front import ModelFront
+
+        return ModelFront(self.state_dir(), model_name)
+
+    def release_state(self, model_name: str) -> dict | None:
+        front = self.front_of(model_name)
+        if front.status() is None:
+            return None
+        return front.release_status() or None
+
+    def get_model_server_info(self, service) -> dict[str, str | None]:
+        front = service.front
+        return {
+            "PREDICTION_URL": service.prediction_url,
+            "HEALTH_CHECK_URL": service.healthcheck_url,
+            "PROTOCOL": self.protocol_of(service),
+            "MODEL_URI": getattr(service.config, "model_uri", None),
+            "LOG_FILE": str(service.log_file),
+            "FRONT_LOG": str(front.log_file),
+            "METRICS_URL": front.metrics_url,
+            "RESTARTS": front.restarts_note(),
+            "PORT_NOTE": service.port_note or None,
+        }
+
+
+def local_view(record: dict | None) -> LocalDeployerView | None:
+    """The ZenML-free view of the prepared stack's deployer (None: the stack's deployer
+    is not the local Seldon one, or nothing is prepared: ask ZenML)."""
+    stack = (record or {}).get("stack") or {}
+    deployer = stack.get("deployer") or {}
+    if deployer.get("flavor") != "seldon_local" or not stack.get("store_file"):
+        return None
+    return LocalDeployerView(stack["store_file"], deployer["state_dir"])
+
+
+def view_for_reading(echo) -> LocalDeployerView | None:
+    """For a read-only command: the ZenML-free view when the prepared stack has one;
+    otherwise ZenML is prepared (once) and None says to ask it."""
+    from app import session
+
+    view = local_view(session.prepared())
+    if view is None:
+        session.ready(echo, runs_on_stack=False)
+    return view
+
+
+def _deployer_and_services(model_name: str | None, view) -> tuple[Any, list]:
+    if view is not None:
+        return view, view.services_for(model_name)
+    return served_services(model_name)
+
+
+def _protocol_of(deployer, service) -> str:
+    if isinstance(deployer, LocalDeployerView):
+        return deployer.protocol_of(service)
     from integrations.deployer import protocol_of
 
-    deployer, services = served_services(model_name)
+    return protocol_of(deployer, service)
+
+
+def status(model_name: str | None, echo=print, view: LocalDeployerView | None = None) -> list[str]:
+    """One paragraph per deployment: model, protocol, state, endpoint, log file (printed).
+    With `view`, read without ZenML."""
+    deployer, services = _deployer_and_services(model_name, view)
     hint = f" --model-name {model_name}" if model_name else ""
     if not services:
         echo(f"No deployments. Run `python run.py deploy{hint}`.")
@@ -109,7 +194,7 @@ def status(model_name: str | None, echo=print) -> list[str]:
         )
         name = service.config.model_name
         lines.append(
-            f"{name} v{service.config.model_version} [{protocol_of(deployer, service)}] "
+            f"{name} v{service.config.model_version} [{_protocol_of(deployer, service)}] "
             f"{state}  {info.get('PREDICTION_URL')}\n    {where}   id: {service.uuid}"
         )
         if info.get("HOST_HEADER"):
@@ -131,12 +216,21 @@ def status(model_name: str | None, echo=print) -> list[str]:
 
 def candidate_lines(deployer, model_name: str | None) -> list[str]:
     """Releases' candidates (`release status` has their evidence): one paragraph each."""
-    from integrations.deployer import candidates, release_state
+    if isinstance(deployer, LocalDeployerView):
+        found, release_state = deployer.candidates_for(model_name), deployer.release_state
+    else:
+        from integrations.deployer import candidates
+        from integrations.deployer import release_state as state_of
+
+        found = candidates(deployer, model_name)
+
+        def release_state(name):
+            return state_of(deployer, name)
 
     lines = []
-    for service in candidates(deployer, model_name):
+    for service in found:
         name = service.config.model_name
-        state = release_state(deployer, name) or {}
+        state = release_state(name) or {}
         mode = state.get("mode")
         if not state:  # the front is down, or the release is gone
             about = "its release is not running: `python run.py serve repair` stops it"

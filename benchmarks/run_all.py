@@ -10,6 +10,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_batch.py",
+    "bench_cli.py",
     "bench_compile.py",
     "bench_drift.py",
     "bench_monitor_memory.py",

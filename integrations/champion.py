@@ -15,16 +15,18 @@ from zenml.logger import get_logger
 
 from core.errors import ConfigError
 from integrations import locks, mlflow_registry
+from integrations.local_records import HISTORY_TAG, RELEASE_HISTORY_TAG  # noqa: F401
+from integrations.local_records import events as tag_events
 from integrations.mlflow_registry import RegisteredModel
 
 logger = get_logger(__name__)
 
 STAGE = "production"
-# Champion changes, newest last, as JSON in a registered-model tag (MLflow keeps it).
-HISTORY_TAG = "zenkube.champion_history"
-# Releases (canary/shadow, issue #27) and their outcome, newest last: apart from the
-# champion changes, which `repair` reads (an aborted release moved no champion).
-RELEASE_HISTORY_TAG = "zenkube.release_history"
+# Champion changes, newest last, as JSON in a registered-model tag (MLflow keeps it):
+# HISTORY_TAG. Releases (canary/shadow, issue #27) and their outcome, newest last:
+# RELEASE_HISTORY_TAG, apart from the champion changes, which `repair` reads (an aborted
+# release moved no champion). Both names live in integrations/local_records.py, which
+# `history` reads them with (imported above).
 # The offline gate's verdict on a registered version (what `release start` picks from).
 OFFLINE_GATE_TAG = "zenkube.offline_gate"
 HISTORY_KEEP = 20
@@ -265,7 +267,6 @@ def repair(model_name: str) -> list[str]:
 
 def history(model_name: str) -> list[dict[str, str]]:
     """Champion changes of `model_name`, newest first: at, version, by, reason."""
-    import json
 
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -275,13 +276,12 @@ def history(model_name: str) -> list[dict[str, str]]:
         tags = MlflowClient().get_registered_model(model_name).tags or {}
     except MlflowException:
         return []
-    return list(reversed(json.loads(tags.get(HISTORY_TAG, "[]"))))
+    return tag_events(tags, HISTORY_TAG)
 
 
 def release_history(model_name: str) -> list[dict]:
     """Ended releases of `model_name`, newest first: at, version, champion, mode, percent,
     outcome (promoted | aborted), by, reason, started_at (the release's id)."""
-    import json
 
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -291,7 +291,7 @@ def release_history(model_name: str) -> list[dict]:
         tags = MlflowClient().get_registered_model(model_name).tags or {}
     except MlflowException:
         return []
-    return list(reversed(json.loads(tags.get(RELEASE_HISTORY_TAG, "[]"))))
+    return tag_events(tags, RELEASE_HISTORY_TAG)
 
 
 def record_release(model_name: str, state: dict, outcome: str, by: str, reason: str) -> bool:

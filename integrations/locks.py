@@ -92,6 +92,25 @@ def model_lock(
         _release(model_name)
 
 
+@contextlib.contextmanager
+def named_lock(name: str, doing: str, echo: Callable[[str], None] | None = print) -> Iterator[None]:
+    """Hold the machine-wide lock `name` (not a model's) for the block; a second command
+    waits for it, saying that another one is `doing` it."""
+    path = zenkube_home() / "locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if echo is not None:
+                echo(f"zenkube: another command is {doing}; this one waits for it...")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock
+
+
 def _acquire(fd: int, model_name: str, command: str, echo, timeout: float | None) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

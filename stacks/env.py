@@ -3,9 +3,53 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
+from core.errors import ConfigError
 from core.paths import REPO_ROOT, zenkube_home
+
+STACKS_DIR = Path(__file__).resolve().parent
+
+
+def spec_path(name_or_path: str) -> Path:
+    """`local` → stacks/local.yaml; anything else is a path."""
+    candidate = STACKS_DIR / f"{name_or_path}.yaml"
+    path = candidate if candidate.exists() else Path(name_or_path)
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in STACKS_DIR.glob("*.yaml")))
+        raise ConfigError(f"No stack spec '{name_or_path}'. Known specs: {known}, or a YAML path.")
+    return path
+
+
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+
+
+def expand_vars(value: Any) -> Any:
+    """Expand ${VAR} and ${VAR:-default} in every string of a YAML structure."""
+    return _expand(value, {**os.environ, "ZENKUBE_HOME": str(zenkube_home())})
+
+
+def _expand(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name not in env and default is not None:
+                return default
+            if name not in env:
+                raise ConfigError(
+                    f"The stack spec uses ${{{name}}} but it is not set; export {name}=... first."
+                )
+            return env[name]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env) for v in value]
+    return value
 
 
 def prepare_environment() -> Path:

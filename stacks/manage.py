@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -14,46 +13,7 @@ from core.errors import ConfigError
 from core.paths import zenkube_home
 from integrations.kserve.flavor import FLAVOR_NAME as KSERVE_FLAVOR
 from integrations.kubeflow.flavors import FLAVORS, KUBEFLOW_FLAVOR, SELDON_FLAVOR
-
-STACKS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = STACKS_DIR.parent
-_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
-
-
-def spec_path(name_or_path: str) -> Path:
-    """`local` → stacks/local.yaml; anything else is a path."""
-    candidate = STACKS_DIR / f"{name_or_path}.yaml"
-    path = candidate if candidate.exists() else Path(name_or_path)
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in STACKS_DIR.glob("*.yaml")))
-        raise ConfigError(f"No stack spec '{name_or_path}'. Known specs: {known}, or a YAML path.")
-    return path
-
-
-def expand_vars(value: Any) -> Any:
-    """Expand ${VAR} and ${VAR:-default} in every string of a YAML structure."""
-    return _expand(value, {**os.environ, "ZENKUBE_HOME": str(zenkube_home())})
-
-
-def _expand(value: Any, env: dict[str, str]) -> Any:
-    if isinstance(value, str):
-
-        def sub(match: re.Match) -> str:
-            name, default = match.group(1), match.group(2)
-            if name not in env and default is not None:
-                return default
-            if name not in env:
-                raise ConfigError(
-                    f"The stack spec uses ${{{name}}} but it is not set; export {name}=... first."
-                )
-            return env[name]
-
-        return _VAR.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: _expand(v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, env) for v in value]
-    return value
+from stacks.env import REPO_ROOT, STACKS_DIR, _expand, expand_vars, spec_path  # noqa: F401 (re-exported)
 
 
 def load_spec(name_or_path: str) -> dict[str, Any]:
@@ -311,3 +271,43 @@ def stack_up(
 def _differs(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
     # The store fills in defaults; only the keys the spec sets are compared.
     return any(existing.get(k) != v for k, v in wanted.items())
+
+
+def describe_active_stack() -> dict[str, Any]:
+    """The active stack as the read-only commands need it, without ZenML (recorded by
+    app/session.py at preparation): its components, MLflow's tracking URI, the model
+    deployer's flavor and state folder, whether its steps need a ZenML server, and the
+    store's SQLite file (whose loss means preparing again)."""
+    from zenml.client import Client
+
+    client = Client()
+    model = client.active_stack_model
+    stack = client.active_stack
+    components = [
+        [ctype.value, component.name, component.flavor_name]
+        for ctype, found in model.components.items()
+        for component in found
+    ]
+    tracker = stack.experiment_tracker
+    deployer = stack.model_deployer
+    store = client.zen_store
+    store_url = str(getattr(store.config, "url", "") or "")
+    return {
+        "id": str(model.id),
+        "name": model.name,
+        "components": components,
+        "tracking_uri": tracker.get_tracking_uri()
+        if tracker is not None and tracker.flavor == "mlflow"
+        else None,
+        "model_registry": stack.model_registry is not None,
+        "deployer": {
+            "flavor": deployer.flavor,
+            "state_dir": deployer.state_dir() if hasattr(deployer, "state_dir") else None,
+        }
+        if deployer is not None
+        else None,
+        "remote": bool(stack.requires_remote_server and store.is_local_store()),
+        "store_file": store_url.removeprefix("sqlite:///")
+        if store_url.startswith("sqlite:")
+        else None,
+    }

@@ -234,6 +234,41 @@ def _pgid_of(pid: str) -> int | None:
         return None
 
 
+def server_state(
+    pid: int | None, backend_port: int | None, front, protocol: Protocol, served_name: str,
+    model_name: str,
+) -> tuple[str, str]:  # fmt: skip
+    """A local model server's state as ZenML's `ServiceState` values name them (active,
+    inactive, error) and why: its process, whether the model's `front` (a ModelFront)
+    forwards to it (as the champion, or as a running release's candidate), its health.
+    No ZenML here: `serve status` reads it without importing ZenML."""
+    if not is_alive(pid):
+        left = group_members(pid)
+        if left:
+            return "error", (
+                f"the server's main process is gone but {len(left)} of its worker "
+                f"process(es) still run (pids {', '.join(map(str, left[:5]))}); "
+                f"`python run.py deploy --model-name {model_name}` replaces them, "
+                f"`python run.py serve stop --model-name {model_name}` ends them"
+            )
+        return "inactive", "the server process is not running"
+    status = front.status()
+    release = (status or {}).get("release") or {}
+    candidate = release.get("active") and (
+        (release.get("candidate") or {}).get("port") == backend_port
+    )
+    if status is None or (status.get("backend") != backend_port and not candidate):
+        return "inactive", "the model's front is not forwarding to this server"
+    backend_health = protocol.url(backend_port, served_name, protocol.health_path)
+    try:
+        response = requests.get(backend_health, timeout=10)  # a loaded server answers slowly
+    except requests.RequestException as exc:
+        return "error", f"health check failed: {exc}"
+    if response.status_code == 200:
+        return "active", ""
+    return "error", f"health check answered HTTP {response.status_code}"
+
+
 def log_tail(log_file: Path, lines: int = 30) -> str:
     try:
         return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])

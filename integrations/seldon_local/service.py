@@ -8,7 +8,6 @@ import time
 from collections.abc import Generator
 from pathlib import Path
 
-import requests
 from pydantic import Field
 from zenml.enums import ServiceState
 from zenml.integrations.seldon.seldon_client import (
@@ -298,35 +297,11 @@ class SeldonLocalService(BaseDeploymentService):
         self.status.pid = None
 
     def check_status(self) -> tuple[ServiceState, str]:
-        if not process.is_alive(self.pid):
-            left = process.group_members(self.pid)
-            if left:
-                return ServiceState.ERROR, (
-                    f"the server's main process is gone but {len(left)} of its worker "
-                    f"process(es) still run (pids {', '.join(map(str, left[:5]))}); "
-                    f"`python run.py deploy --model-name {self.config.model_name}` replaces them, "
-                    f"`python run.py serve stop --model-name {self.config.model_name}` ends them"
-                )
-            return ServiceState.INACTIVE, "the server process is not running"
-        front = self.front.status()
-        release = (front or {}).get("release") or {}
-        candidate = release.get("active") and (
-            (release.get("candidate") or {}).get("port") == self.backend_port
-        )
-        if front is None or (front.get("backend") != self.backend_port and not candidate):
-            return ServiceState.INACTIVE, "the model's front is not forwarding to this server"
-        backend_health = self.protocol.url(
-            self.backend_port, self.served_name, self.protocol.health_path
-        )
-        try:
-            response = requests.get(
-                backend_health, timeout=10
-            )  # a loaded server answers slowly: not down
-        except requests.RequestException as exc:
-            return ServiceState.ERROR, f"health check failed: {exc}"
-        if response.status_code == 200:
-            return ServiceState.ACTIVE, ""
-        return ServiceState.ERROR, f"health check answered HTTP {response.status_code}"
+        state, why = process.server_state(
+            self.pid, self.backend_port, self.front, self.protocol, self.served_name,
+            self.config.model_name,
+        )  # fmt: skip
+        return ServiceState(state), why
 
     def get_logs(self, follow: bool = False, tail: int | None = None) -> Generator[str, bool, None]:
         if not self.log_file.exists():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from zenml.logger import get_logger
 
@@ -164,15 +163,10 @@ def watcher_log(deployer, model_name: str):
 def watcher_alive(deployer, model_name: str) -> bool:
     """Whether the release watcher of `model_name` runs (its pid file names a live
     `release watch` process)."""
+    from integrations.local_records import watcher_alive as alive
+
     log = watcher_log(deployer, model_name)
-    if log is None:
-        return False
-    try:
-        pid = int(log.with_name("release-watch.pid").read_text())
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return False
-    return b"release" in command and b"watch" in command and model_name.encode() in command
+    return log is not None and alive(log.parent, model_name)
 
 
 def spawn_watcher(deployer, model_name: str) -> int | None:

@@ -1,0 +1,242 @@
+"""Reads for the read-only commands, without importing ZenML or MLflow (issue #33).
+
+Importing ZenML costs ~2-4 s and MLflow ~3-9 s on this project's 2-core machines, more
+than the whole answer of `serve status` or `history` should take. What those commands
+read is small and kept in files on this machine:
+
+- the MLflow registry's SQLite file (the champion alias, the history tags): read with
+  `sqlite3` in read-only mode, table by table as MLflow's own store defines them
+  (mlflow/store/model_registry/dbmodels/models.py: SqlRegisteredModelAlias,
+  SqlRegisteredModelTag; MLflow 3 adds the `workspace` column, 'default' here). A
+  tracking server (http) is read through MLflow's client instead, imported then;
+- ZenML's service records in its SQLite store (zenml/zen_stores/schemas/
+  service_schemas.py, ServiceSchema: `labels`, `config` and `status` are base64-encoded
+  JSON; `to_model` decodes them the same way), for the local Seldon deployer;
+- the model's front, over its Unix socket, and the server folders (integrations/
+  seldon_local/front.py, process.py), which are ZenML-free already.
+
+Everything that writes goes through ZenML and MLflow as before; only reads come here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MLFLOW_WORKSPACE = "default"
+CHAMPION_ALIAS = "champion"  # integrations/mlflow_registry.CHAMPION_ALIAS
+HISTORY_TAG = "zenkube.champion_history"  # integrations/champion.py keeps it, newest last
+RELEASE_HISTORY_TAG = "zenkube.release_history"
+CANDIDATE_LABEL = ("zenkube.release", "candidate")  # integrations/service_records.py
+
+
+def _read_only(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection that waits (up to 10 s) for a writer to finish."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+
+
+class Registry:
+    """The MLflow registry's reads `history` needs: a model's alias and its tags."""
+
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+        self.db = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith("sqlite:///") else None  # fmt: skip
+
+    def champion(self, name: str) -> str | None:
+        """The version the `champion` alias names (None: no alias, or no such model)."""
+        if self.db is None:
+            return self._client_champion(name)
+        if not Path(self.db).exists():
+            return None
+        with closing(_read_only(self.db)) as db:
+            row = db.execute(
+                "SELECT version FROM registered_model_aliases "
+                "WHERE name = ? AND alias = ? AND workspace = ?",
+                (name, CHAMPION_ALIAS, MLFLOW_WORKSPACE),
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def tags(self, name: str) -> dict[str, str]:
+        """The registered model's tags ({} when there is no such model)."""
+        if self.db is None:
+            return self._client_tags(name)
+        if not Path(self.db).exists():
+            return {}
+        with closing(_read_only(self.db)) as db:
+            rows = db.execute(
+                'SELECT "key", value FROM registered_model_tags WHERE name = ? AND workspace = ?',
+                (name, MLFLOW_WORKSPACE),
+            ).fetchall()
+        return dict(rows)
+
+    def _client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _client_champion(self, name: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self._client().get_model_version_by_alias(name, CHAMPION_ALIAS).version)
+        except MlflowException:
+            return None
+
+    def _client_tags(self, name: str) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self._client().get_registered_model(name).tags or {})
+        except MlflowException:
+            return {}
+
+
+def events(tags: dict[str, str], tag: str) -> list[dict]:
+    """A history kept as JSON in a registered-model tag (oldest first), newest first."""
+    return list(reversed(json.loads(tags.get(tag) or "[]")))
+
+
+# -- the local Seldon deployer's services, from ZenML's store --------------------------------
+@dataclass
+class Status:
+    state: str = "inactive"
+    last_error: str = ""
+
+
+@dataclass
+class LocalService:
+    """A local Seldon service as `serve status` shows it: the fields of its ZenML record
+    (integrations/seldon_local/service.py, SeldonLocalService) it needs, with the same
+    file and process reads, without the ZenML classes."""
+
+    uuid: str
+    config: Any  # model_name, model_version, protocol, state_dir, model_uri
+    labels: dict = field(default_factory=dict)
+    status: Status = field(default_factory=Status)
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.config.state_dir) / str(self.uuid)
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "server.log"
+
+    def _record(self) -> dict:
+        try:
+            return json.loads((self.workdir / "server.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def port(self) -> int | None:
+        record = self._record()
+        return record.get("public_port") or record.get("port")
+
+    @property
+    def backend_port(self) -> int | None:
+        return self._record().get("port")
+
+    @property
+    def pid(self) -> int | None:
+        return self._record().get("pid")
+
+    @property
+    def port_note(self) -> str:
+        return self._record().get("port_note") or ""
+
+    @property
+    def front(self):
+        from integrations.seldon_local.front import ModelFront
+
+        return ModelFront(self.config.state_dir, self.config.model_name)
+
+    @property
+    def protocol(self):
+        from integrations.seldon_local import process
+
+        return process.get_protocol(self.config.protocol)
+
+    @property
+    def prediction_url(self) -> str | None:
+        port, protocol = self.port, self.protocol
+        return protocol.url(port, "classifier", protocol.predict_path) if port else None
+
+    @property
+    def healthcheck_url(self) -> str | None:
+        port, protocol = self.port, self.protocol
+        return protocol.url(port, "classifier", protocol.health_path) if port else None
+
+    @property
+    def is_running(self) -> bool:
+        """Polls, as ZenML's `BaseService.is_running` does."""
+        self.update_status()
+        return self.status.state == "active"
+
+    def update_status(self) -> None:
+        from integrations.seldon_local import process
+
+        state, why = process.server_state(
+            self.pid, self.backend_port, self.front, self.protocol, "classifier",
+            self.config.model_name,
+        )  # fmt: skip
+        self.status = Status(state, why)
+
+
+class _Config:
+    def __init__(self, data: dict):
+        self.__dict__.update(data)
+        self.model_version = str(data.get("model_version") or "")
+
+
+def service_records(
+    store_file: str, flavor: str, model_name: str | None = None, candidates: bool = False
+) -> list[LocalService]:
+    """The finished service records of `flavor` in ZenML's SQLite store (of one model),
+    newest first: the served ones, or (`candidates`) releases' candidates; as
+    integrations/service_records.records selects them."""
+    if not Path(store_file).exists():
+        return []
+    with closing(_read_only(store_file)) as db:
+        rows = db.execute(
+            "SELECT id, labels, config FROM service WHERE type = 'model-serving' AND flavor = ? "
+            "AND service_source IS NOT NULL AND service_source != '' ORDER BY created DESC",
+            (flavor,),
+        ).fetchall()
+    found = []
+    for service_id, labels, config in rows:
+        config = _decoded(config) or {}
+        labels = _decoded(labels) or {}
+        if model_name and config.get("model_name") != model_name:
+            continue
+        if (labels.get(CANDIDATE_LABEL[0]) == CANDIDATE_LABEL[1]) != candidates:
+            continue
+        uuid = str(service_id)
+        if len(uuid) == 32:  # ZenML stores UUIDs as 32 hex digits
+            uuid = f"{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-{uuid[16:20]}-{uuid[20:]}"
+        found.append(LocalService(uuid=uuid, config=_Config(config), labels=labels))
+    return found
+
+
+def _decoded(blob) -> Any:
+    if blob is None:
+        return None
+    if isinstance(blob, str):
+        blob = blob.encode()
+    return json.loads(base64.b64decode(blob).decode())
+
+
+def watcher_alive(front_dir: Path, model_name: str) -> bool:
+    """Whether the release watcher of `model_name` runs (the pid file beside its log in
+    the model's front folder names a live `release watch` process)."""
+    try:
+        pid = int((Path(front_dir) / "release-watch.pid").read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return False
+    return b"release" in command and b"watch" in command and model_name.encode() in command
