@@ -5,7 +5,8 @@ Plain pandas/pyarrow (no ZenML): the model's front (`seldon_local/router.py`) wr
 it, and `python run.py monitor --from-traffic` reads with it.
 
 Layout of one model's folder (`<artifact store>/traffic/<model>/`):
-    requests-<utc time>-<id>.parquet   one row per scored row: the input columns, plus
+    requests-<utc time>-<id>.parquet   one row per scored row: the columns the request
+        held (the model's inputs, and any row ids or target the model ignores), plus
         _request_id, _row (its index in the request), _time (UTC seconds), _prediction,
         _version, _protocol, _role (who answered: `champion`, or during a release `canary`
         for the candidate's answers callers got, `shadow` for the answers they did not)

@@ -208,3 +208,43 @@ def test_rows_say_who_answered_and_the_batch_holds_only_what_callers_got(tmp_pat
     ]
     batch = traffic_batch(tmp_path, COLUMNS, "label", 3600, min_rows=3)
     assert batch.rows == 3 and batch.frame["size"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_row_ids_and_the_target_a_client_sends_are_kept_and_stay_out_of_the_batch(tmp_path):
+    """Clients may send the training file's rows (issue #39): the model ignores the row ids
+    and the target, the record keeps them beside the answer, the batch takes the model's
+    columns and the labels from feedback."""
+    names = ["PID", *COLUMNS, "label"]
+    seldon_body = {"data": {"names": names, "ndarray": [["p1", 1.0, "a", 9], ["p2", 2.0, "b", 9]]}}
+    answer = {"data": {"ndarray": [0, 1]}, "meta": {"puid": "s1"}}
+    v2_body = {
+        "inputs": [
+            {"name": "PID", "shape": [1], "datatype": "BYTES", "data": ["p3"]},
+            {"name": "size", "shape": [1], "datatype": "FP64", "data": [3.0]},
+            {"name": "city", "shape": [1], "datatype": "BYTES", "data": ["c"]},
+        ]
+    }
+    v2_answer = {"id": "v1", "outputs": [{"shape": [1], "data": [1]}]}
+    log = TrafficLog(tmp_path)
+    for protocol, body, said, truth in [
+        (
+            "seldon",
+            seldon_body,
+            answer,
+            {"response": answer, "truth": {"data": {"ndarray": [1, 0]}}},
+        ),
+        ("v2", v2_body, v2_answer, {"id": "v1", "truth": [1]}),
+    ]:
+        _, frame = answered_rows(
+            protocol, json.dumps(body).encode(), json.dumps(said).encode(), COLUMNS
+        )
+        frame["_time"] = time.time()
+        log.write("requests", frame)
+        labels = feedback_labels(protocol, json.dumps(truth).encode())
+        labels["_time"] = time.time()
+        log.write("feedback", labels)
+    recorded = pd.concat([pd.read_parquet(f) for f in tmp_path.glob("requests-*.parquet")])
+    assert sorted(recorded["PID"]) == ["p1", "p2", "p3"]
+    batch = traffic_batch(tmp_path, COLUMNS, "label", 3600, min_rows=3)
+    assert batch.labelled_batch and list(batch.frame.columns) == [*COLUMNS, "label"]
+    assert sorted(batch.frame["label"]) == [0, 1, 1]  # from feedback, not the 9s sent
