@@ -16,7 +16,11 @@ The rule, one for both backends: lowercase the name and turn every run of other
 characters into `-`. If that changed nothing, that is the name. If it changed anything
 (case, `_`, `.`, length), a short hash of the *original* name is appended, so names that
 differ only in case or punctuation (`House_Prices`, `house-prices`, `house.prices`)
-never meet on one object.
+never meet on one object. A name that already ends the way a hashed one does (`-` and 8
+hex digits, or 8 hex digits alone: `my-model-535d4cfe`, the hashed form of `my_model`)
+is hashed too, so a name kept as it is can never equal another name's hashed form: two
+distinct names meet only if their hashes do (tests/kubeflow/test_names.py: none of
+10,000 random and adversarial names do).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ HASH_LEN = 8
 DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+HASHED_TAIL = re.compile(rf"(^|-)[0-9a-f]{{{HASH_LEN}}}$")  # how every hashed label ends
 
 
 def short_hash(text: str) -> str:
@@ -40,7 +45,8 @@ def dns_label(name: str, prefix: str = "", max_len: int = MAX) -> str:
     1123 otherwise), at most `max_len`, with `-<hash>` when the name had to change."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     candidate = f"{prefix}{slug}"
-    if slug == name and len(candidate) <= max_len and DNS_1123_LABEL.match(candidate):
+    kept = slug == name and not HASHED_TAIL.search(name)
+    if kept and len(candidate) <= max_len and DNS_1123_LABEL.match(candidate):
         return candidate
     room = max_len - len(prefix) - HASH_LEN - 1
     slug = slug[:room].rstrip("-")

@@ -21,6 +21,7 @@ the champion's answer to the same request, so one label reaches both.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -60,9 +61,25 @@ def safe_name(model_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
 
 
+FOLDER_KEPT = re.compile(r"[A-Za-z0-9_-]{1,200}")
+# every folder a model's traffic goes to: kept, hashed, and a Seldon shadow's (+ .shadow)
+FOLDER = re.compile(r"[A-Za-z0-9_-]{1,200}(\.[0-9a-f]{16})?(\.shadow)?")
+
+
+def folder_name(model_name: str) -> str:
+    """A registered model's traffic folder, one per name (injective): the name itself when
+    it is only letters, digits, `_` and `-`; else those characters with `.<16 hex of a
+    hash of the name>`. A kept name has no `.`, so it never meets a hashed folder, nor a
+    Seldon shadow's `<folder>.shadow` (`X.shadow` the model gets its own hashed folder)."""
+    if FOLDER_KEPT.fullmatch(model_name):
+        return model_name
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", model_name)[:100]
+    return f"{slug}.{hashlib.sha256(model_name.encode()).hexdigest()[:16]}"
+
+
 def model_folder(root: str | Path, model_name: str) -> str:
     """Where one model's traffic goes under the traffic root (a path or a URI: s3://…)."""
-    return f"{str(root).rstrip('/')}/{safe_name(model_name)}"
+    return f"{str(root).rstrip('/')}/{folder_name(model_name)}"
 
 
 def stack_folder(model_name: str) -> str:

@@ -54,7 +54,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from integrations.traffic import TrafficBuffer, TrafficError, model_folder
+from integrations.traffic import FOLDER, TrafficBuffer, TrafficError
 
 SELDON_REQUEST = "io.seldon.serving.inference.request"
 SELDON_RESPONSE = "io.seldon.serving.inference.response"
@@ -83,9 +83,18 @@ class Sink:
         self.pruned_at = 0.0
         self.tasks: list[asyncio.Task] = []
 
-    def buffer(self, model: str) -> TrafficBuffer:
+    def buffer(self, folder: str) -> TrafficBuffer:
+        """The buffer of the traffic folder the logger URL names (its last segment): the
+        folder itself, as `traffic.folder_name` made it from the model name, never mapped
+        again (an injective name map cannot be applied twice)."""
+        model = folder
+        if not FOLDER.fullmatch(folder):
+            raise web.HTTPNotFound(
+                text=f"'{folder}' is not a model's traffic folder: the request logger posts "
+                "to <sink>/<folder>, the folder the deployer names (integrations/traffic.py)"
+            )
         if model not in self.buffers:
-            buffer = TrafficBuffer(model_folder(self.root, model), self.max_bytes)
+            buffer = TrafficBuffer(f"{self.root.rstrip('/')}/{folder}", self.max_bytes)
             self.buffers[model] = buffer
             self.tasks.append(
                 asyncio.get_running_loop().create_task(buffer.run(self.flush_seconds))

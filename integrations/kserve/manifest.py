@@ -40,7 +40,7 @@ import copy
 
 from integrations import k8s_names
 from integrations.k8s_patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
-from integrations.traffic import safe_name
+from integrations.traffic import folder_name
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 RUNTIME = "zenkube-mlserver"  # stacks/kserve/zenkube-mlserver-runtime.yaml
@@ -91,7 +91,7 @@ def prediction_path(name: str) -> str:
 def logger_url(sink_url: str, model_name: str) -> str:
     """Where KServe's logger posts this model's traffic: `<sink>/<model>`, the folder
     `monitor --from-traffic` reads (integrations/traffic.py, `model_folder`)."""
-    return f"{sink_url.rstrip('/')}/{safe_name(model_name)}"
+    return f"{sink_url.rstrip('/')}/{folder_name(model_name)}"
 
 
 def resources(cpu: str, memory: str) -> dict:

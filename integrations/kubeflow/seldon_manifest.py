@@ -39,7 +39,7 @@ import json
 
 from integrations import k8s_names
 from integrations.k8s_patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
-from integrations.traffic import safe_name
+from integrations.traffic import folder_name
 
 GROUP, VERSION, PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
 SHADOW_FOLDER = ".shadow"  # a shadow's traffic: `<sink>/<model>.shadow`
@@ -80,7 +80,7 @@ def candidate_predictor_name(model_name: str, version: str) -> str:
 def logger_url(sink_url: str, model_name: str, shadow: bool = False) -> str:
     """Where Seldon's request logger posts this model's traffic: `<sink>/<model>` (a
     shadow's: `<sink>/<model>.shadow`, which `monitor --from-traffic` does not read)."""
-    return f"{sink_url.rstrip('/')}/{safe_name(model_name)}{SHADOW_FOLDER if shadow else ''}"
+    return f"{sink_url.rstrip('/')}/{folder_name(model_name)}{SHADOW_FOLDER if shadow else ''}"
 
 
 def zenml_body(config, service_uuid) -> dict:

@@ -19,6 +19,7 @@ from integrations import k8s_names
 from integrations.kubeflow import seldon_manifest
 from integrations.kubeflow.flavors import SELDON_FLAVOR
 from integrations.mlflow_registry import RegisteredModel
+from integrations.traffic import folder_name
 from steps.deployment.deploy import build_deployment_config, serve_champion
 from tests.kubeflow.conftest import SELDON_CRD, cluster_stack, crd_problems, use_test_kubeconfig
 
@@ -111,7 +112,8 @@ def test_with_a_request_logger_url_every_graph_logs_its_traffic_to_the_sink(
     # writes them where `monitor --from-traffic` reads (integrations/traffic_sink.py).
     assert predictor["graph"]["logger"] == {
         "mode": "all",
-        "url": "http://zenkube-traffic-sink.zenkube/house_prices",
+        # `house prices` had to change: its folder carries a hash (integrations/traffic.py)
+        "url": "http://zenkube-traffic-sink.zenkube/house_prices.7c775f494a21d2e2",
     }
 
 
@@ -141,8 +143,10 @@ def test_every_model_name_yields_predictor_names_seldon_and_istio_accept():
         assert not k8s_names.problems(service)  # the operator's Service name
         assert body["metadata"]["labels"]["zenkube.model-name"][-1].isalnum()
         assert body["spec"]["predictors"][0]["graph"]["logger"]["url"].endswith(
-            "/" + name.replace(" ", "_")
+            "/" + folder_name(name)  # the model's own traffic folder (integrations/traffic.py)
         )
+    urls = {b["spec"]["predictors"][0]["graph"]["logger"]["url"] for b in bodies}
+    assert len(urls) == len(NAMES)  # house.prices and house_prices log apart
 
 
 def test_deploy_refuses_a_model_uri_the_storage_initializer_cannot_read(
