@@ -355,6 +355,12 @@ def same_mistake(protocol: str, kind: str) -> str:
             if protocol == "seldon"
             else {"inputs": [{"name": "rows", "shape": [1, 3], "datatype": "FP64", "data": rows}]}
         )
+    elif kind == "one column of another name":
+        body = (
+            {"data": {"names": ["zz"], "ndarray": [[1.0]]}}
+            if protocol == "seldon"
+            else {"inputs": [{"name": "zz", "shape": [1], "datatype": "FP64", "data": [1.0]}]}
+        )
     elif kind == "an empty batch":
         if protocol == "seldon":
             body["data"]["ndarray"] = []
@@ -374,6 +380,7 @@ MISTAKES = {  # the words that name each mistake (both protocols answer exactly 
     "a number in a text column": "column 'city' expects text; row 0 has 7",
     "text in a true/false column": "column 'member' expects true/false; row 0 has 'yes'",
     "a row of the wrong width": "row 0 has 3 values but the model expects 5 (",
+    "one column of another name": "unknown column(s): zz; missing column(s): age, city, ",
     "an empty batch": "the batch is empty: send at least one row",
     "infinity": "column 'age' row 0 is inf: send finite numbers",
 }

@@ -17,7 +17,6 @@ from validation import (
     BadRequest,
     check_names,
     check_v2_input,
-    listing,
     one_warning_filter,
     predict_or_400,
     read_passed_over,
@@ -71,13 +70,13 @@ def v2_rows(
     for wanted in payload.outputs or []:
         if wanted.name != "predictions":
             raise BadRequest(f"unknown output '{wanted.name[:40]}': this model has 'predictions'")
-    if len(inputs) == 1 and inputs[0].name not in expected and inputs[0].name not in passed_over:
-        shape = list(inputs[0].shape)
-        if len(shape) != 2:
-            raise BadRequest(
-                f"input '{inputs[0].name[:40]}' is not a column name ({listing(expected)}) "
-                "and not a 2-D [rows, columns] tensor"
-            )
+    shape = list(inputs[0].shape)
+    if (
+        len(inputs) == 1
+        and len(shape) == 2
+        and inputs[0].name not in expected
+        and inputs[0].name not in passed_over
+    ):  # rows without names; one column of another name is an unknown column (below)
         values = _checked(inputs[0])
         rows, width = tensor_shape(shape, len(values), f"input '{inputs[0].name[:40]}'")
         return [values[i * width : (i + 1) * width] for i in range(rows)], None
