@@ -109,14 +109,18 @@ def preparation_key(stack: str) -> dict:
     }
 
 
+def repository_config() -> Path:
+    """ZenML's repository config (`.zen/config.yaml`, written by `Client.initialize`)."""
+    from core.paths import REPO_ROOT
+
+    return Path(os.environ.get("ZENML_REPOSITORY_PATH") or REPO_ROOT) / ".zen" / "config.yaml"
+
+
 def active_stack_id() -> str | None:
     """The active stack's id as ZenML keeps it: the repository's config, else the global
     one (read as text: ZenML writes `active_stack_id: <uuid>` in both)."""
-    from core.paths import REPO_ROOT
-
-    repo = Path(os.environ.get("ZENML_REPOSITORY_PATH") or REPO_ROOT) / ".zen" / "config.yaml"
     config = Path(os.environ.get("ZENML_CONFIG_PATH", "")) / "config.yaml"
-    for path in (repo, config):
+    for path in (repository_config(), config):
         try:
             found = re.search(r"^active_stack_id:\s*(\S+)", path.read_text(), re.M)
         except OSError:
@@ -136,7 +140,7 @@ def prepared(stack: str = "local") -> dict | None:
     if not isinstance(record, dict) or record.get("key") != preparation_key(stack):
         return None
     store = record.get("stack", {}).get("store_file")
-    if store and not Path(store).exists():
+    if (store and not Path(store).exists()) or not repository_config().exists():
         return None
     if not record.get("stack", {}).get("id") or record["stack"]["id"] != active_stack_id():
         return None
