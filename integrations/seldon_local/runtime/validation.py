@@ -75,7 +75,7 @@ SCHEMA_KEY = "zenkube_input_schema"  # integrations/mlflow_registry.py records i
 def read_passed_over(model_dir: str) -> tuple[str, ...]:
     """Columns of the training file the model left out: its target and the row
     identifiers training dropped (core/schema.py `InputSchema`, recorded in the MLmodel's
-    metadata at registration). A request may carry them; they are ignored. None for a
+    metadata at registration). A request may carry them; they are ignored. Nothing for a
     model without that record."""
     meta = _mlmodel(model_dir)
     recorded = (meta.get("metadata") or {}).get(SCHEMA_KEY) or {}
@@ -170,7 +170,8 @@ def check_names(names, expected: list[str], passed_over: tuple[str, ...] = ()) -
     known = set(expected)
     ignored = [n for n in passed_over if n not in known]
     unknown = [n for n in names if n not in known and n not in ignored]
-    missing = [n for n in expected if n not in names]
+    sent = set(names)
+    missing = [n for n in expected if n not in sent]
     if unknown or missing:
         parts = []
         if unknown:
@@ -179,8 +180,9 @@ def check_names(names, expected: list[str], passed_over: tuple[str, ...] = ()) -
             parts.append(f"missing column(s): {listing(missing)}")
         also = f" (also taken and ignored: {listing(ignored)})" if ignored else ""
         raise BadRequest("; ".join(parts) + f". Expected columns: {listing(expected)}{also}")
-    if len(set(names)) != len(names):
-        twice = list(dict.fromkeys(n for n in names if names.count(n) > 1))
+    if len(sent) != len(names):
+        seen: set[str] = set()
+        twice = list(dict.fromkeys(n for n in names if n in seen or seen.add(n)))
         raise BadRequest(f"duplicate column(s): {listing(twice)}; send each column once")
     return [n for n in names if n in ignored]
 
