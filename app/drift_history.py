@@ -111,8 +111,34 @@ def save(drift_history: DriftHistory, folder: str | os.PathLike) -> tuple[str, s
     with open(path, "w") as f:
         f.write(drift_history.to_html())
     version = save_artifact(drift_history, name=HISTORY_ARTIFACT, tags=[drift_history.model_name])
+    attach_to_latest_run(drift_history, version.id)
     publish_latest(drift_history)
     return path, str(version.id)
+
+
+ATTACHED_TO = "decide_action"  # the monitoring step whose outputs list the history
+
+
+def attach_to_latest_run(drift_history: DriftHistory, version_id) -> str | None:
+    """Make the history an output of the latest monitoring run's decision step, as ZenML's
+    save_artifact links an artifact saved inside a step (zenml/artifacts/utils.py,
+    _link_artifact_version_to_the_step_and_model): the open-source dashboard shows an
+    artifact only from a run page (its Artifacts and Models pages are ZenML Pro's).
+    Returns that run's name (None: no run, or its step is gone)."""
+    from zenml.client import Client
+    from zenml.models import StepRunUpdate
+
+    if not drift_history.runs:
+        return None
+    client, name = Client(), drift_history.runs[-1].run_name
+    try:
+        step = client.get_pipeline_run(name).steps[ATTACHED_TO]
+    except (KeyError, ValueError):
+        return None
+    client.zen_store.update_run_step(
+        step_run_id=step.id, step_run_update=StepRunUpdate(outputs={HISTORY_ARTIFACT: [version_id]})
+    )
+    return name
 
 
 def publish_run(model_name: str, run) -> None:
@@ -187,5 +213,6 @@ def render(result: HistoryResult, echo) -> None:
             echo("  " + line)
     echo(f"\nHistory report: {result.html_path}")
     echo(
-        f"ZenML artifact: {HISTORY_ARTIFACT} ({result.artifact_id}; its visualization in the dashboard)"
+        f"ZenML artifact: {HISTORY_ARTIFACT} ({result.artifact_id}); in the dashboard: run "
+        f"{found.runs[-1].run_name} → step {ATTACHED_TO} → output {HISTORY_ARTIFACT}"
     )

@@ -31,6 +31,7 @@ class MonitoringResult:
     report_path: str
     retraining: TrainingResult | None = None
     deployment: Any = None
+    outcome: Any = None  # steps.skip.RunOutcome: what the run amounted to (its tag)
 
 
 def monitor(
@@ -47,6 +48,7 @@ def monitor(
     """
     from steps.deployment import deploy_if_promoted
     from steps.monitoring import check_quality, decide_action, detect_drift, retrain_if_needed
+    from steps.outcome import record_outcome
 
     run_config = load_run_config(
         "continuous_training",
@@ -62,6 +64,7 @@ def monitor(
         drift=drift_artifact.load(),
         quality=runner.output(run, check_quality),
         report_path=f"{drift_artifact.uri}/report.html",
+        outcome=runner.output(run, record_outcome),
     )
     result.retraining = retraining_result(run)
     if result.retraining is None:

@@ -90,6 +90,8 @@ def monitoring(result, echo: Echo) -> None:
     d, q = result.decision, result.quality
     drifted = f": {', '.join(d.drifted_columns)}" if d.drifted_columns else ""
     echo(f"\nMonitoring run: {result.run_name}")
+    if result.outcome is not None:  # the run's tag: `zenml pipeline runs list --columns …`
+        echo(f"Outcome:      {result.outcome.outcome} (run tag {result.outcome.tag})")
     echo(
         f"Drift:        {len(d.drifted_columns)} of {len(result.drift.columns)} columns "
         f"({d.drift_share:.0%}){drifted}"

@@ -7,7 +7,7 @@ model, no data set and no ZenML Model version (steps/monitoring/retrain.py). The
 has no pipeline-level ZenML Model for the same reason: the retraining step makes the
 version when it registers a model. The last step tags the run with what it amounted to:
 `zenkube:nothing-to-do`, `zenkube:alert`, `zenkube:retrained` or `zenkube:promoted`
-(steps/skip.py), so the runs list tells them apart.
+(steps/skip.py), so `zenml pipeline runs list --columns name,status,tags` tells them apart.
 """
 
 from zenml import pipeline

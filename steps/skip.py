@@ -8,8 +8,9 @@ the step's log show) and return only a decision that says why (the retraining wr
 model, data set or ZenML Model version then).
 
 The last step, `record_outcome` (steps/outcome.py), names what the run amounted to (`nothing to do`,
-`alert`, `retrained`, `promoted`) as a tag on the ZenML run (`zenkube:<outcome>`, in
-`zenml pipeline runs list` and the dashboard), in the run's metadata, and as its output
+`alert`, `retrained`, `promoted`) as a tag on the ZenML run (`zenkube:<outcome>`: `zenml
+pipeline runs list --columns name,status,tags` lists it; the dashboard's runs list shows
+no tags), in the run's metadata (the dashboard's run page, Metadata), and as its output
 (the task's card in the KFP UI), the same on the local stack and in a pod.
 """
 

@@ -112,7 +112,7 @@ def test_held_out_rows_raise_no_alert_and_the_run_looks_like_nothing_happened(ch
     decision = outputs["retraining_decision"][0].load()
     assert decision.reason.startswith("skipped: no retraining needed") and not decision.promoted
     assert decision.candidate_score is None and decision.champion_status == ""
-    # The runs list (`zenml pipeline runs list`, the dashboard) tells this run apart.
+    # `zenml pipeline runs list --columns name,status,tags` tells this run apart (its tag).
     assert outcome_tags(result.run_name) == ["zenkube:nothing-to-do"]
     (listed,) = (
         Client()
@@ -120,6 +120,12 @@ def test_held_out_rows_raise_no_alert_and_the_run_looks_like_nothing_happened(ch
         .items
     )
     assert listed.run_metadata["outcome"] == "nothing to do"
+    # ... and so does run.py's summary
+    from app import render
+
+    lines = []
+    render.monitoring(result, lambda text, **_: lines.append(text))
+    assert "Outcome:      nothing to do (run tag zenkube:nothing-to-do)" in lines
     # MLflow: the figures are on the pipeline's run itself, which has no empty parent or
     # child (a nested monitoring run left a parent run with no metrics each quiet check)
     from mlflow.tracking import MlflowClient
@@ -214,6 +220,9 @@ def test_history_shows_the_runs_so_far_with_effects_and_quality(champion, tmp_pa
 
     artifact = Client().get_artifact_version(result.artifact_id)
     assert artifact.load() == result.history and artifact.visualizations
+    # reachable from a run page: an output of the latest monitoring run's decision step
+    step = Client().get_pipeline_run(flipped.run_name).steps["decide_action"]
+    assert str(step.outputs["drift_history"][0].id) == result.artifact_id
     latest = json.loads(latest_file(MODEL).read_text())
     assert latest["run_name"] == flipped.run_name and latest["quality"] == flipped.quality
 
@@ -301,7 +310,7 @@ def test_a_promoted_retraining_shows_the_gate_in_mlflow_and_monitoring_on_its_ow
     assert tags[mlflow_registry.MONITORING_RUN_TAG] == watch.info.run_id
 
 
-def test_the_local_dashboard_opens_on_the_runs_without_a_survey(module_store):
+def test_the_local_dashboard_asks_nothing_before_showing_the_workspace(module_store):
     """What ZenML's dashboard reads before showing its survey and checklist is answered by
     zenkube's set-up (the store under test was made by it), and answering again is a no-op."""
     from zenml.client import Client
