@@ -99,7 +99,7 @@ def manifests(
     config = deployer.get("configuration") or {}
     if flavor == KSERVE_FLAVOR:
         return [kserve_manifest(model, config)]
-    return [seldon_manifest(model, config, protocol)]
+    return seldon_manifests(model, config, protocol, store)
 
 
 def kserve_manifest(model, configuration: dict) -> dict:
@@ -114,25 +114,60 @@ def kserve_manifest(model, configuration: dict) -> dict:
     )  # fmt: skip
 
 
-def seldon_manifest(model, configuration: dict, protocol: str) -> dict:
+REDACTED = "REDACTED"  # a credential's value: deploy reads it from the artifact store's
+
+
+def seldon_manifests(model, configuration: dict, protocol: str, store: dict) -> list[dict]:
+    """The Secret and the SeldonDeployment `deploy` applies (ZenML's deployer always writes
+    the storage Secret, `zenml-seldon-core-<artifact store id>`, unless
+    `kubernetes_secret_name` names one of yours, and the graph's `envSecretRefName` names
+    it). The ids deploy makes (service, artifact store) are stable stand-ins here, and a
+    credential's value is REDACTED; everything else is what deploy sends."""
     from integrations.kubeflow import seldon_manifest as seldon
     from integrations.kubeflow.flavors import ZenkubeSeldonModelDeployerConfig
     from steps.deployment.deploy import build_deployment_config
 
     c = ZenkubeSeldonModelDeployerConfig(**configuration)
     config = build_deployment_config(model, protocol, "deployment_pipeline", "deploy_champion")
+    settings = store.get("configuration") or {}
+    store_id = uuid.uuid5(uuid.NAMESPACE_URL, f"zenkube:{settings.get('path', '')}")
+    secret_name = c.kubernetes_secret_name or f"{seldon.SECRET_PREFIX}{store_id}"
+    config.secret_name = secret_name
     # ZenML names the object after the service id `deploy` creates; a stable stand-in id
     # keeps the dry run reviewable in Git (the printed comment says so).
     service_id = uuid.uuid5(uuid.NAMESPACE_URL, f"zenkube:{model.name}:{model.version}")
     body = seldon.for_cluster(seldon.zenml_body(config, service_id), c.request_logger_url)
     body["metadata"]["namespace"] = c.kubernetes_namespace
-    return body
+    if c.kubernetes_secret_name:
+        return [body]  # your Secret: deploy writes none
+    has_keys = bool(settings.get("key") and settings.get("secret"))
+    values = seldon.storage_secret_values(
+        REDACTED if has_keys else None,
+        REDACTED if has_keys else None,
+        REDACTED if has_keys and settings.get("token") else None,
+        (settings.get("client_kwargs") or {}).get("endpoint_url"),
+    )
+    secret = seldon.secret_body(secret_name, values)
+    secret["data"] = {  # printed as text: a credential's value is not known here
+        k: REDACTED if REDACTED in (values.get(k.lower()), str(values.get(k.lower()))) else v
+        for k, v in secret["data"].items()
+    }
+    secret = {"apiVersion": "v1", "kind": "Secret", **secret}
+    secret["metadata"]["namespace"] = c.kubernetes_namespace
+    return [secret, body]
 
 
 def describe(body: dict) -> list[str]:
     """Comment lines: what the object and what the operator derives from it are called."""
     meta = body["metadata"]
     lines = [f"# {body['kind']} {meta['namespace']}/{meta['name']}"]
+    if body["kind"] == "Secret":
+        return lines + [
+            "#   the bucket credentials Seldon's storage initializer reads (rclone settings); "
+            "metadata.name is zenml-seldon-core-<artifact store id>: a stable stand-in here",
+            f"#   values of credentials are {REDACTED}: deploy reads them from the artifact "
+            "store's credentials",
+        ]
     if body["kind"] == "InferenceService":
         from integrations.kserve import manifest
 
@@ -150,8 +185,7 @@ def describe(body: dict) -> list[str]:
             "stable for review",
             f"#   predictor (Istio subset): {predictor}; predictor Service: "
             f"{seldon.predictor_service(meta['name'], predictor)}",
-            "#   with `secret` set, deploy also applies the Secret "
-            "zenml-seldon-core-<artifact store id> (bucket credentials; never printed)",
+            "#   graph.envSecretRefName: the Secret above",
         ]
     return lines
 

@@ -63,7 +63,7 @@ class ZenkubeKubeflowOrchestratorConfig(KubeflowOrchestratorConfig):
             `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`; every task gets them as env
             (KFP's `secretAsEnv`), which is what MLflow (boto3) and ZenML's artifact store
             (s3fs) read when they write the bucket. A pod whose Secret is missing does not
-            start (`stack check` says so first). Empty: no Secret, the pods use their own
+            start (CreateContainerConfigError). Empty: no Secret, the pods use their own
             identity (IAM role for the service account / workload identity).
     """
 

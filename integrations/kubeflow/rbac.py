@@ -2,7 +2,7 @@
 
 `integrations/kubeflow/manifests/rbac-<backend>.yaml` hold a Role and a RoleBinding for
 KFP's `pipeline-runner` service account, one file per serving backend. This module reads
-them (which verbs `stack check` asks the API server about), names the request attributes
+them (which verbs the Role grants, for tests/kubeflow/test_rbac.py), names the request attributes
 of an HTTP call to the Kubernetes API, and decides whether rules allow them, as the API
 server does:
 

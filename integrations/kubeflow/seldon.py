@@ -276,15 +276,6 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
         if store.flavor != "s3":
             return super()._convert_artifact_store_secret()
         key, secret, token, _region = store.get_credentials()  # the order it really returns
-        if not (key and secret):
-            return super()._convert_artifact_store_secret()  # pod identity / env auth
-        schema = SeldonS3SecretSchema(
-            rclone_config_s3_access_key_id=key,
-            rclone_config_s3_secret_access_key=secret,
-            rclone_config_s3_session_token=token,
-        )
         endpoint = (store.config.client_kwargs or {}).get("endpoint_url")
-        if endpoint:
-            schema.rclone_config_s3_endpoint = endpoint
-            schema.rclone_config_s3_provider = "Minio"
-        return schema
+        values = seldon_manifest.storage_secret_values(key, secret, token, endpoint)
+        return SeldonS3SecretSchema(**values)  # the same values the dry run prints

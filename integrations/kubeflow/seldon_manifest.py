@@ -108,6 +108,7 @@ def zenml_body(config, service_uuid) -> dict:
     )
     deployment.spec.replicas = config.replicas
     deployment.spec.predictors[0].replicas = config.replicas
+    deployment.mark_as_managed_by_zenml()  # the client's create_deployment does (app=zenml)
     # as the kubernetes client puts it on the wire (JSON: enums become their values)
     return json.loads(json.dumps(deployment.model_dump(exclude_none=True)))
 
@@ -202,3 +203,45 @@ def available(body: dict) -> tuple[bool, str]:
     if status.get("state") == "Available":
         return True, ""
     return False, status.get("description") or status.get("state") or "no status yet"
+
+
+# -- the storage Secret deploy writes beside every SeldonDeployment ----------------------
+SECRET_PREFIX = "zenml-seldon-core-"  # + the artifact store's id (ZenML's deployer)
+
+
+def storage_secret_values(
+    key: str | None, secret: str | None, token: str | None, endpoint: str | None
+) -> dict:
+    """The rclone settings Seldon's storage initializer reads from the Secret, as ZenML's
+    deployer converts an S3 artifact store's credentials (zenml `integrations/seldon/
+    model_deployers/seldon_model_deployer.py`, `_convert_artifact_store_secret`, with
+    the keys in the right order): the keys (and MinIO's endpoint) when the store has
+    keys, else `env_auth` (the cluster's own identity)."""
+    from zenml.integrations.seldon.secret_schemas import SeldonS3SecretSchema
+
+    if not (key and secret):
+        return SeldonS3SecretSchema(rclone_config_s3_env_auth=True).get_values()
+    schema = SeldonS3SecretSchema(
+        rclone_config_s3_access_key_id=key,
+        rclone_config_s3_secret_access_key=secret,
+        rclone_config_s3_session_token=token,
+    )
+    if endpoint:
+        schema.rclone_config_s3_endpoint = endpoint
+        schema.rclone_config_s3_provider = "Minio"
+    return schema.get_values()
+
+
+def secret_body(name: str, values: dict) -> dict:
+    """The Secret as ZenML's Seldon client sends it (zenml `integrations/seldon/
+    seldon_client.py`, `create_or_update_secret`: keys upper-cased, values base64, None
+    dropped, label app=zenml, type Opaque), serialized as the `kubernetes` client does."""
+    import base64
+
+    data = {
+        k.upper(): base64.b64encode(str(v).encode("utf-8")).decode("ascii")
+        for k, v in values.items()
+        if v is not None
+    }
+    return {"data": data, "metadata": {"labels": {"app": "zenml"}, "name": name},
+            "type": "Opaque"}  # fmt: skip
