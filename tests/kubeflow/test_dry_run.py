@@ -135,5 +135,9 @@ def differences(a, b, path: str = "") -> list[str]:
         return [d for k in sorted(set(a) | set(b)) for d in differences(a.get(k), b.get(k),
                 f"{path}.{k}")]  # fmt: skip
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{path}[{i}]")
+        ]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
