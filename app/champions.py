@@ -30,16 +30,35 @@ def history(model_name: str | None, echo=print, registry=None) -> History:
         tags = registry.tags(name)
         found = History(name, registry.champion(name), events(tags, HISTORY_TAG))
         found.releases = events(tags, RELEASE_HISTORY_TAG)
+        versions = registry.version_tags(name)
     else:
         from integrations import champion
 
         current = champion.current(name)
         found = History(name, current.version if current else None, champion.history(name))
         found.releases = champion.release_history(name)
+        versions = champion.versions_with_tags(name)
     echo(f"Champion of '{name}': {'v' + found.current if found.current else 'none yet'}")
     for event in merged(found.events, found.releases):
         echo(history_line(event))
+    if versions:
+        echo("Versions (newest first): the gate's outcome and the rows each trained on")
+        for version, version_tags in versions[:20]:
+            echo(version_line(version, version_tags))
     return found
+
+
+def version_line(version: str, tags: dict[str, str]) -> str:
+    """One version in `history`: the gate's outcome (promote, keep, inconclusive, reject)
+    and, for a version the loop retrained, the batches it trained on."""
+    outcome = tags.get("zenkube.gate_outcome") or tags.get("zenkube.offline_gate") or "-"
+    line = f"  v{version:<4} gate: {outcome:<12}"
+    if tags.get("zenkube.trained_on"):
+        line += f" trained on {tags['zenkube.trained_on']}"
+    reason = tags.get("zenkube.gate_reason", "")
+    if outcome in ("keep", "inconclusive") and reason:
+        line += f"\n          {reason}"
+    return line
 
 
 def registry_for_reading(echo):

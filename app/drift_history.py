@@ -72,6 +72,7 @@ def run_record(run) -> RunRecord | None:
         current_rows=summary.get("current_rows", 0),
         drift_share=summary["drift_share"],
         alert=decision.alert if decision is not None else None,
+        model_version=getattr(decision, "model_version", "") if decision is not None else "",
         columns={
             c["column"]: ColumnPoint(
                 p_value=c["p_value"],

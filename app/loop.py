@@ -69,11 +69,16 @@ def monitor(
     result.retraining = retraining_result(run)
     if result.retraining is None:
         return result
-    rows = sum(
-        runner.saved_output(run, retrain_if_needed, part).run_metadata.get("rows", 0)
+    rows = {
+        part: runner.saved_output(run, retrain_if_needed, part).run_metadata.get("rows", 0)
         for part in ("train_set", "valid_set", "test_set")
+    }
+    echo(
+        "zenkube: alert with labels: retrained on every labelled row kept so far "
+        f"({rows['train_set']} train + {rows['valid_set']} validation rows); the gate "
+        f"compared it with the champion on {rows['test_set']} reserved evaluation rows "
+        "neither was trained on"
     )
-    echo(f"zenkube: alert with labels: retrained on reference + batch ({rows} rows)")
     deployment = runner.output(run, deploy_if_promoted)
     if not deployment.skipped:
         result.deployment = deployment
@@ -125,7 +130,12 @@ def monitor_command(
         listed = ", ".join(shifted[:4]) + (
             f" and {len(shifted) - 4} more" if len(shifted) > 4 else ""
         )
-        what = f"held-out rows with {listed} shifted" if shifted else "held-out rows"
+        what = (
+            f"held-out rows with {listed} shifted"
+            if shifted
+            else "the held-out rows reserved at the first training (never trained on; "
+            "already kept, so they add no new labelled rows)"
+        )
         echo(f"zenkube: monitoring {what} ({input_path})...")
     else:
         echo(f"zenkube: monitoring {input_path}...")
@@ -183,13 +193,19 @@ def schedule(
 
 
 def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:
-    """Held-out rows of the champion (its test split) as a CSV, optionally with 2 shifted columns."""
+    """The held-out rows reserved at the first training (the first champion's test split,
+    which the loop never trains on) as a CSV, optionally with some columns shifted."""
     from integrations import champion
+    from steps.data import pool
     from steps.monitoring.simulate import shift_columns
 
     version = champion.require_champion(model_name, "monitor").zenml_version  # read once
     reference = version.get_artifact("train_set").load()
-    held_out = version.get_artifact("test_set").load()
+    kept = pool.latest_pool(model_name)
+    if pool.usable(kept, reference):
+        held_out = pool.first_held_out(kept)
+    else:  # the loop kept no rows of this champion's data yet: its test split is that
+        held_out = version.get_artifact("test_set").load()
     folder = zenkube_home() / "batches"
     folder.mkdir(parents=True, exist_ok=True)
     if simulate_drift:

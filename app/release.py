@@ -50,6 +50,15 @@ def start(
     percent = percent if percent is not None else spec.canary_percent
     what = f"a canary at {percent:g}%" if mode == "canary" else "a shadow"
     echo(f"zenkube: starting {what} of '{name}'" + (f" v{version}" if version else "") + "...")
+    if version is not None:
+        from integrations import champion, mlflow_registry
+        from steps.deployment.release import older_than_champion
+
+        mlflow_registry.configure_from_stack()
+        current = champion.current(name)
+        older = older_than_champion(str(version), current.version if current else None)
+        if older:
+            echo(f"zenkube: {older}.")
     with _locked(name, "release start", echo):
         settle(name, echo)
         limits = {**spec.thresholds.model_dump(), **(thresholds or {})}

@@ -5,10 +5,12 @@ from __future__ import annotations
 # Metrics where smaller is better; every other metric is "higher is better".
 LOWER_IS_BETTER = frozenset({"rmse", "mae"})
 
-# What zenkube computes for each task. For more than two classes `f1` is the macro
-# average over classes and `roc_auc` the one-vs-rest macro average.
+# What zenkube computes for each task. `f1` is the F1 of the positive class (the larger
+# label) and exists for two classes only; `f1_macro` is the mean F1 over classes (for any
+# number of them) and `roc_auc` the one-vs-rest macro average above two classes. A gate
+# or monitor asking for `f1` of a task with more classes uses `f1_macro` (metric_in).
 TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "f1", "roc_auc"),
+    "classification": ("accuracy", "f1", "f1_macro", "roc_auc"),
     "regression": ("rmse", "mae", "r2"),
 }
 
@@ -28,6 +30,14 @@ DEFAULT_PARAMS = {"random_state": 0}
 def primary_metric(task: str) -> str:
     """The metric the promotion gate compares when the config names none."""
     return PRIMARY_METRIC.get(task, "f1")
+
+
+def metric_in(metric: str, metrics: dict) -> str:
+    """The metric to read from `metrics`: `f1` of a task with more than two classes (which
+    has no positive class) is its `f1_macro`."""
+    if metric == "f1" and "f1" not in metrics and "f1_macro" in metrics:
+        return "f1_macro"
+    return metric
 
 
 def lower_is_better(metric: str) -> bool:

@@ -152,6 +152,12 @@ class GateSpec(_Strict):
             inputs (the mean of the test labels for regression, the most frequent class
             for classification) on the same test rows. On by default, so a model that
             learned nothing (R² ≤ 0) never becomes the first champion.
+        min_rows: against a champion, the fewest evaluation rows a decision is taken on;
+            with fewer the outcome is "inconclusive" and the champion stays.
+        confidence: the paired bootstrap interval of (candidate − champion) on the same
+            rows: promote when all of it is above `min_improvement`, keep the champion
+            when all of it is at or below, else "inconclusive" (the champion stays).
+        resamples: bootstrap resamples of that interval.
     """
 
     metric: str | dict[Task, str] | None = None
@@ -159,6 +165,9 @@ class GateSpec(_Strict):
     min_improvement: float = 0.0
     allow_schema_change: bool = False
     beat_baseline: bool = True
+    min_rows: int = Field(100, ge=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    resamples: int = Field(1000, ge=100)
 
     def metric_for(self, task: str) -> str:
         from core.metrics import primary_metric
@@ -354,13 +363,32 @@ class MonitoringThresholds(_Strict):
         return DEFAULT_QUALITY_DROP[task] if value is None else value
 
 
+class RetrainSpec(_Strict):
+    """Whether and on which rows the loop retrains.
+
+    Attributes:
+        enabled: on an alert with labels, train a candidate (False: alert only).
+        window: which of the labelled rows the loop keeps a retraining learns from: `all`
+            (the default: every row kept so far, so never fewer than the champion's
+            training rows) or a number N (the newest N training rows).
+    """
+
+    enabled: bool = True
+    window: Literal["all"] | Annotated[int, Field(gt=0)] = "all"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bool_is_enabled(cls, value):
+        return {"enabled": value} if isinstance(value, bool) else value
+
+
 class MonitoringParams(_Strict):
     """Parameters of the monitoring pipeline."""
 
     model_name: ModelName = DEFAULT_MODEL_NAME
     batch: str = ""
     thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)
-    retrain: bool = True
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
 
 
 class ContinuousTrainingParams(_Strict):
@@ -373,7 +401,7 @@ class ContinuousTrainingParams(_Strict):
     model_name: ModelName = DEFAULT_MODEL_NAME
     batch: str = ""
     thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)
-    retrain: bool = True
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     gate: GateSpec = Field(default_factory=GateSpec)

@@ -279,6 +279,20 @@ def history(model_name: str) -> list[dict[str, str]]:
     return tag_events(tags, HISTORY_TAG)
 
 
+def versions_with_tags(model_name: str) -> list[tuple[str, dict[str, str]]]:
+    """Every registered version of `model_name` with its tags, newest first ([] without
+    the model)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow_registry.configure_from_stack()
+    try:
+        found = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return []
+    return sorted(((str(v.version), dict(v.tags or {})) for v in found), key=lambda v: -int(v[0]))
+
+
 def release_history(model_name: str) -> list[dict]:
     """Ended releases of `model_name`, newest first: at, version, champion, mode, percent,
     outcome (promoted | aborted), by, reason, started_at (the release's id)."""

@@ -74,6 +74,39 @@ class Registry:
             ).fetchall()
         return dict(rows)
 
+    def version_tags(self, name: str) -> list[tuple[str, dict[str, str]]]:
+        """Every version of the model with its tags, newest first (SqlModelVersion and
+        SqlModelVersionTag of the same file)."""
+        if self.db is None:
+            return self._client_version_tags(name)
+        if not Path(self.db).exists():
+            return []
+        with closing(_read_only(self.db)) as db:
+            versions = db.execute(
+                "SELECT version FROM model_versions WHERE name = ? AND workspace = ?",
+                (name, MLFLOW_WORKSPACE),
+            ).fetchall()
+            rows = db.execute(
+                'SELECT version, "key", value FROM model_version_tags '
+                "WHERE name = ? AND workspace = ?",
+                (name, MLFLOW_WORKSPACE),
+            ).fetchall()
+        found: dict[str, dict[str, str]] = {str(v): {} for (v,) in versions}
+        for version, key, value in rows:
+            found.setdefault(str(version), {})[key] = value
+        return sorted(found.items(), key=lambda item: -int(item[0]))
+
+    def _client_version_tags(self, name: str) -> list[tuple[str, dict[str, str]]]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client().search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            return []
+        return sorted(
+            ((str(v.version), dict(v.tags or {})) for v in found), key=lambda v: -int(v[0])
+        )
+
     def _client(self):
         from mlflow.tracking import MlflowClient
 

@@ -36,6 +36,9 @@ class Dataset:
         note: what these rows are, in words, for messages ("" for a plain split).
         ignored_columns: columns of the source left out as row identifiers (not in the
             frame; a monitoring batch may hold them).
+        batches: where the rows came from, in order: parts `{batch, rows, role, run}`
+            (the loop's kept rows and what a retraining learned from, steps/data/pool.py);
+            empty for rows of one source.
     """
 
     frame: pd.DataFrame
@@ -47,6 +50,7 @@ class Dataset:
     new_rows: int = 0
     note: str = ""
     ignored_columns: list[str] = field(default_factory=list)
+    batches: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.schema:
@@ -98,6 +102,7 @@ class DatasetMaterializer(BaseMaterializer):
             "new_rows": data.new_rows,
             "note": data.note,
             "ignored_columns": data.ignored_columns,
+            "batches": data.batches,
         }
         with self.artifact_store.open(self._path("schema.json"), "w") as f:
             json.dump(meta, f)
@@ -123,6 +128,7 @@ class DatasetMaterializer(BaseMaterializer):
             "task": data.task,
             "schema_fingerprint": data.fingerprint,
             "source": data.name,
+            **({"batches": data.batches} if data.batches else {}),
         }
 
     def save_visualizations(self, data: Dataset) -> dict[str, VisualizationType]:

@@ -43,6 +43,7 @@ class RunRecord(BaseModel):
         columns: column -> its p-value, effect and verdict.
         quality_metric / quality / quality_reference: with labels, the gate metric on the
             batch and on the champion's test split (unset without labels).
+        model_version: the champion version the run watched ("" for older runs).
     """
 
     run_name: str
@@ -55,6 +56,7 @@ class RunRecord(BaseModel):
     quality_metric: str = ""
     quality: float | None = None
     quality_reference: float | None = None
+    model_version: str = ""
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -79,8 +81,10 @@ class DriftHistory(BaseModel):
         # ZenML's run names differ only in their timestamp, at the end: never cut them
         width = max([len("run"), *(len(run.run_name) for run in self.runs)])
         lines = [
-            f"{'started (UTC)':<17} {'run':<{width}} {'rows':>8} {'drift':>6} {'quality':>16}  drifted"
+            f"{'started (UTC)':<17} {'run':<{width}} {'model':>6} {'rows':>8} {'drift':>6} "
+            f"{'quality':>16}  drifted"
         ]
+        previous = None
         for run in self.runs:
             quality = (
                 f"{run.quality_metric}={run.quality:.4f}"
@@ -88,10 +92,14 @@ class DriftHistory(BaseModel):
                 else "no labels"
             )
             drifted = ", ".join(run.drifted_columns) or "-"
+            model = f"v{run.model_version}" if run.model_version else "-"
+            changed = previous is not None and run.model_version != previous
+            previous = run.model_version
             lines.append(
-                f"{run.created[:16].replace('T', ' '):<17} {run.run_name:<{width}} "
+                f"{run.created[:16].replace('T', ' '):<17} {run.run_name:<{width}} {model:>6} "
                 f"{run.current_rows:>8} {run.drift_share:>6.0%} {quality:>16}  {drifted}"
                 f"{'  ALERT' if run.alert else ''}"
+                f"{f'  (new champion {model})' if changed else ''}"
             )
         return lines
 
@@ -121,7 +129,12 @@ class DriftHistory(BaseModel):
         last = self.runs[-1]
         shares = [run.drift_share for run in self.runs]
         overview = _trend_svg(
-            "drift share", shares, [run.alert or False for run in self.runs], None, self._dates()
+            "drift share",
+            shares,
+            [run.alert or False for run in self.runs],
+            None,
+            self._dates(),
+            **self._axis(),
         )
         quality = [run.quality for run in self.runs]
         quality_chart = ""
@@ -129,7 +142,13 @@ class DriftHistory(BaseModel):
             metric = next(run.quality_metric for run in self.runs if run.quality is not None)
             quality_chart = f"<h4>Quality ({html.escape(metric)} on labelled batches)</h4>" + (
                 _trend_svg(
-                    metric, quality, [False] * len(quality), None, self._dates(), from_zero=False
+                    metric,
+                    quality,
+                    [False] * len(quality),
+                    None,
+                    self._dates(),
+                    from_zero=False,
+                    **self._axis(),
                 )
             )
         charts = []
@@ -154,11 +173,14 @@ class DriftHistory(BaseModel):
                     minimum,
                     self._dates(),
                     y_title="effect size",
+                    **self._axis(),
                 )
             )
         rows = "".join(
             f"<tr{' style=background:#fef3f2' if run.alert else ''}><td>{run.created[:16]}</td>"
-            f"<td>{html.escape(run.run_name)}</td><td>{run.current_rows}</td>"
+            f"<td>{html.escape(run.run_name)}</td>"
+            f"<td>{'v' + html.escape(run.model_version) if run.model_version else '-'}</td>"
+            f"<td>{run.current_rows}</td>"
             f"<td>{run.drift_share:.0%}</td><td>"
             + (f"{run.quality:.4f}" if run.quality is not None else "no labels")
             + f"</td><td>{html.escape(', '.join(run.drifted_columns) or '-')}</td></tr>"
@@ -174,17 +196,33 @@ class DriftHistory(BaseModel):
             "reference's standard deviation for numbers and dates, Jensen–Shannon distance for "
             "categories); the dashed line is its minimum effect, red points are runs where the "
             "column drifted (significant and at least that big). A column creeping up towards "
-            "its line is drifting slowly.</p>"
+            "its line is drifting slowly. Runs sit at their time; a purple line marks where "
+            "the champion changed (each model's runs are a line of their own: each is "
+            "compared with its own training data).</p>"
             f"<h4>Drift share per run (red: the run alerted)</h4>{overview}{quality_chart}"
             f"<h3>Columns</h3>{''.join(charts)}"
             "<h3>Runs (newest first)</h3><table border=1 cellpadding=3 "
-            "style='border-collapse:collapse'><tr><th>started (UTC)</th><th>run</th><th>rows</th>"
+            "style='border-collapse:collapse'><tr><th>started (UTC)</th><th>run</th><th>model</th>"
+            "<th>rows</th>"
             f"<th>drift share</th><th>quality</th><th>drifted columns</th></tr>{rows}</table>"
             "</body></html>"
         )
 
     def _dates(self) -> list[str]:
         return [run.created[:16].replace("T", " ") for run in self.runs]
+
+    def _axis(self) -> dict[str, list]:
+        """The charts' x axis: each run at its time, and the model version it watched
+        (a line per version, a mark where the champion changed)."""
+        from datetime import datetime
+
+        times = []
+        for run in self.runs:
+            try:
+                times.append(datetime.fromisoformat(run.created).timestamp())
+            except ValueError:
+                return {"versions": [run.model_version for run in self.runs]}
+        return {"times": times, "versions": [run.model_version for run in self.runs]}
 
 
 def _trend_svg(
@@ -197,11 +235,17 @@ def _trend_svg(
     height: int = 120,
     from_zero: bool = True,
     y_title: str = "",
+    times: list[float] | None = None,
+    versions: list[str] | None = None,
 ) -> str:
     """Values per run as a polyline with a point per run (red where marked), an optional
     dashed threshold line, the scale's top and bottom, the first and last run's date, and
     a title on each axis (`y_title`, else `label`; the runs). Each point's
-    <title> (a native tooltip, no script) names the run's date and value."""
+    <title> (a native tooltip, no script) names the run's date, model version and value.
+
+    With `times` (epoch seconds) runs sit at their time, not their index; with `versions`
+    (the champion each run watched) the line breaks where the version changes, marked by
+    a vertical line labelled with the new version: two models are never drawn as one."""
     y_title = y_title or label
     known = [v for v in values if v is not None]
     if not known:
@@ -212,21 +256,43 @@ def _trend_svg(
         pad = (top - min(known)) * 0.2 or 0.01
         low, top = min(known) - pad, top + pad
     left, bottom, plot_h = 54, height - 18, height - 30
-    step = (width - left - 10) / max(len(values) - 1, 1)
+    span = width - left - 10
+    versions = versions or [""] * len(values)
+
+    def x(i: int) -> float:
+        if len(values) <= 1:
+            return left + span / 2
+        if times and times[-1] > times[0]:
+            return left + span * (times[i] - times[0]) / (times[-1] - times[0])
+        return left + i * span / (len(values) - 1)
 
     def y(v: float) -> float:
         return bottom - plot_h * (v - low) / (top - low)
 
-    points, dots = [], []
+    segments: list[list[str]] = [[]]
+    dots, changes = [], []
     for i, (value, mark) in enumerate(zip(values, marked, strict=True)):
+        if i and versions[i] != versions[i - 1]:
+            segments.append([])  # another model: a line of its own
+            changes.append(
+                f"<line x1='{x(i):.1f}' x2='{x(i):.1f}' y1='{bottom - plot_h}' y2='{bottom}' "
+                "stroke='#7a5af8' stroke-dasharray='2 2'/>"
+                f"<text x='{x(i) + 2:.1f}' y='{bottom - plot_h + 8}' font-size='10' "
+                f"fill='#7a5af8'>v{html.escape(versions[i] or '?')}</text>"
+            )
         if value is None:
             continue
-        x = left + i * step if len(values) > 1 else left + (width - left - 10) / 2
-        points.append(f"{x:.1f},{y(value):.1f}")
+        segments[-1].append(f"{x(i):.1f},{y(value):.1f}")
+        model = f" (v{html.escape(versions[i])})" if versions[i] else ""
         dots.append(
-            f"<circle cx='{x:.1f}' cy='{y(value):.1f}' r='3.5' fill='{'#d92d20' if mark else '#1570ef'}'>"
-            f"<title>{html.escape(dates[i])}: {value:.4g}</title></circle>"
+            f"<circle cx='{x(i):.1f}' cy='{y(value):.1f}' r='3.5' fill='{'#d92d20' if mark else '#1570ef'}'>"
+            f"<title>{html.escape(dates[i])}{model}: {value:.4g}</title></circle>"
         )
+    lines = "".join(
+        f"<polyline points='{' '.join(points)}' fill='none' stroke='#1570ef' stroke-width='1.5'/>"
+        for points in segments
+        if points
+    )
     threshold = (
         f"<line x1='{left}' x2='{width - 10}' y1='{y(line):.1f}' y2='{y(line):.1f}' "
         f"stroke='#667085' stroke-dasharray='4 3'/>"
@@ -247,8 +313,7 @@ def _trend_svg(
         f"transform='rotate(-90 10 {bottom - plot_h / 2:.1f})'>{html.escape(y_title)}</text>"
         f"<text x='{(left + width - 10) / 2:.1f}' y='{height - 4}' font-size='10' "
         "text-anchor='middle' fill='#475467'>monitoring run (start, UTC)</text>"
-        f"{threshold}<polyline points='{' '.join(points)}' fill='none' stroke='#1570ef' "
-        f"stroke-width='1.5'/>{''.join(dots)}"
+        f"{threshold}{''.join(changes)}{lines}{''.join(dots)}"
         f"<text x='{left}' y='{height - 4}' font-size='10'>{html.escape(dates[0])}</text>"
         f"<text x='{width - 10}' y='{height - 4}' font-size='10' text-anchor='end'>"
         f"{html.escape(dates[-1])}</text></svg>"

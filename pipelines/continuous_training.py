@@ -13,7 +13,14 @@ version when it registers a model. The last step tags the run with what it amoun
 from zenml import pipeline
 
 from core.protocol import DEFAULT_PROTOCOL
-from core.specs import GateSpec, MonitoringThresholds, ReleaseSpec, SplitSpec, TrainerSpec
+from core.specs import (
+    GateSpec,
+    MonitoringThresholds,
+    ReleaseSpec,
+    RetrainSpec,
+    SplitSpec,
+    TrainerSpec,
+)
 from pipelines.monitoring import monitor_batch
 from steps.deployment import deploy_if_promoted
 from steps.monitoring import retrain_if_needed
@@ -25,7 +32,7 @@ def continuous_training_pipeline(
     model_name: str,
     batch: str,
     thresholds: MonitoringThresholds,
-    retrain: bool,
+    retrain: RetrainSpec,
     split: SplitSpec,
     trainer: TrainerSpec,
     gate: GateSpec,

@@ -2,7 +2,7 @@
 
 from zenml import pipeline
 
-from core.specs import MonitoringThresholds
+from core.specs import MonitoringThresholds, RetrainSpec
 from steps.monitoring import (
     check_quality,
     decide_action,
@@ -29,7 +29,10 @@ def monitor_batch(
 
 @pipeline(enable_cache=False)
 def monitoring_pipeline(
-    model_name: str, batch: str, thresholds: MonitoringThresholds, retrain: bool = True
+    model_name: str,
+    batch: str,
+    thresholds: MonitoringThresholds,
+    retrain: RetrainSpec | None = None,
 ) -> None:
     """Compare a batch with the champion's training data; decide whether to alert/retrain."""
     monitor_batch(model_name, batch, thresholds)

@@ -29,12 +29,14 @@ FAILED = "failed"
 
 
 def newest_passed(versions: list[tuple[str, dict]], champion: str | None) -> str | None:
-    """The newest version whose offline-gate tag says passed and that is not `champion`
-    (`versions`: (version, its tags)); None when there is none."""
+    """The newest version whose offline-gate tag says passed and that is newer than
+    `champion` (`versions`: (version, its tags)); None when there is none. An older
+    version (a former champion) is released only when named with --version."""
     passed = [
         str(v)
         for v, tags in versions
-        if (tags or {}).get(champions.OFFLINE_GATE_TAG) == PASSED and str(v) != str(champion)
+        if (tags or {}).get(champions.OFFLINE_GATE_TAG) == PASSED
+        and (champion is None or int(v) > int(champion))
     ]
     return max(passed, key=int, default=None)
 
@@ -90,13 +92,24 @@ def version_to_release(model_name: str, given: str | None, champion: str | None)
     version = newest_passed([(v.version, v.tags) for v in found], champion)
     if version is None:
         raise ConfigError(
-            f"No registered version of '{model_name}' other than the champion "
+            f"No registered version of '{model_name}' newer than the champion "
             f"(v{champion or '-'}) passed the offline gate, so there is nothing to release. "
             f"Train one (`python run.py train --model-name {model_name}`; the gate tags "
             f"what passes {champions.OFFLINE_GATE_TAG}=passed), or name a version with "
-            "--version N."
+            "--version N (an older version is released only when named)."
         )
     return mlflow_registry.get_version(model_name, version)
+
+
+def older_than_champion(version: str | None, champion: str | None) -> str:
+    """What to say of a named version older than the champion ("" when it is not)."""
+    numbers = [str(v).isdigit() for v in (version, champion)]
+    if not all(numbers) or int(version) >= int(champion):
+        return ""
+    return (
+        f"v{version} is older than the champion v{champion}: it is released only because "
+        "--version named it"
+    )
 
 
 def check_same_inputs(candidate, champion) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 from zenml import step
 
-from core.metrics import TASK_METRICS, lower_is_better
+from core.metrics import TASK_METRICS, lower_is_better, metric_in
 from core.specs import MonitoringThresholds
 from integrations import mlflow_registry
 from materializers.dataset import Dataset
@@ -50,6 +50,8 @@ class MonitoringDecision(BaseModel):
         retrain: retraining should start (an alert on a labelled batch).
         reasons: one readable sentence per breach.
         drift_share / drifted_columns / quality_drop: the figures behind it.
+        model_version: the champion's MLflow version the batch was checked against ("":
+            not known), so a history marks which model each run watched.
     """
 
     alert: bool
@@ -58,6 +60,7 @@ class MonitoringDecision(BaseModel):
     drift_share: float
     drifted_columns: list[str]
     quality_drop: float | None = None
+    model_version: str = ""
 
 
 def measure_quality(
@@ -67,7 +70,7 @@ def measure_quality(
     if batch.labels is None:
         return QualityReport(labelled=False)
     metrics = prediction_metrics(batch.task, batch.labels, predictions.frame[PREDICTION])
-    metric = primary_metric(batch.task)
+    metric = metric_in(primary_metric(batch.task), metrics)
     current, reference = metrics[metric], champion.metrics.get(metric)
     drop = relative = None
     if reference is not None:
@@ -156,10 +159,11 @@ def record_monitoring(
     decision: MonitoringDecision,
     columns: dict[str, str] | None = None,
     retraining: bool = False,
-) -> None:
+) -> str:
     """The figures go on a run tagged with the champion version it watched: the pipeline's
     run when nothing retrains, else a run nested in it, never on a training run, where
-    they would sit beside (and be mistaken for) the candidate's own metrics."""
+    they would sit beside (and be mistaken for) the candidate's own metrics. Returns that
+    version."""
     from zenml import get_step_context
 
     version = None
@@ -174,6 +178,7 @@ def record_monitoring(
     mlflow_registry.log_monitoring_run(
         model_name or "unknown", version, metrics, tags, retraining=retraining
     )
+    return version or ""
 
 
 @step(enable_cache=False)
@@ -205,7 +210,9 @@ def decide_action(
     metrics.update({f"p_value.{keys[c.column]}": c.p_value for c in drift.columns})
     # The real names by the same index, as tags (any text; MLflow refuses it in a key).
     columns = {f"column.{key.split('_', 1)[0]}": name[:500] for name, key in keys.items()}
-    record_monitoring(model_name, metrics, decision, columns, retrains and decision.retrain)
+    decision.model_version = record_monitoring(
+        model_name, metrics, decision, columns, retrains and decision.retrain
+    )
     if decision.alert:
         for reason in decision.reasons:
             logger.warning("MONITORING ALERT: %s", reason)

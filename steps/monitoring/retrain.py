@@ -1,28 +1,35 @@
-"""Continuous training's retraining: one step that trains only when monitoring asks for it.
+"""Continuous training's retraining: one step that keeps a labelled batch's rows and
+trains only when monitoring asks for it.
 
-It learns from the champion's training rows plus the labelled batch. The batch rows are
-marked (`new_rows`): the split holds part of them out, so the gate compares candidate and
-champion on rows neither was trained on.
+Every labelled row the loop sees is kept (steps/data/pool.py: the ZenML artifact
+`labelled_rows`, tagged with the model): a held-back slice of each new batch joins the
+reserved evaluation rows, the rest the rows to train on. A retraining learns from the
+rows to train on (`retrain.window`: all of them by default, so never fewer than the
+champion's), and the gate scores candidate and champion on all the evaluation rows,
+which neither was trained on.
 
-A run with nothing to retrain writes nothing that looks like a model or a data set: the
-step's one declared output is its decision (`retraining_decision`, "skipped: …" with no
-candidate), and the retraining's artifacts (`train_set`, `valid_set`, `test_set`, `model`,
-`search_results`, `evaluation_report`, `registered_model`) are saved only when it trains,
-into a ZenML Model version created then (not at run start, as a pipeline-level Model
-would), so a quiet run adds no model version either. They are outputs of the step run,
-like any other step's, in the dashboard and through `run.steps[...].outputs`.
+A run with nothing to retrain writes nothing that looks like a model: the step's one
+declared output is its decision (`retraining_decision`, "skipped: …" with no
+candidate); `labelled_rows` is saved only when the batch brought labelled rows the loop
+did not hold yet. The retraining's artifacts (`train_set`, `valid_set`, `test_set`,
+`model`, `search_results`, `evaluation_report`, `registered_model`) are saved only when
+it trains, into a ZenML Model version created then (not at run start, as a
+pipeline-level Model would), so a quiet run adds no model version either. They are
+outputs of the step run, like any other step's, in the dashboard and through
+`run.steps[...].outputs`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import pandas as pd
+from sklearn.model_selection import train_test_split
 from zenml import get_step_context, log_metadata, step
 
-from core.specs import GateSpec, SplitSpec, TrainerSpec
+from core.specs import GateSpec, RetrainSpec, SplitSpec, TrainerSpec
 from materializers.dataset import Dataset
-from steps.data.split import split_dataset
+from steps.data import pool as kept
+from steps.data.split import _part, _stratify
 from steps.monitoring.decide import MonitoringDecision
 from steps.registry.gate import PromotionDecision
 from steps.registry.promote import gate_candidate
@@ -32,39 +39,45 @@ from steps.training.evaluate import evaluate
 from steps.training.train import fit_model
 
 
-def retraining_set(
-    decision: MonitoringDecision, reference: Dataset, batch: Dataset, retrain: bool
-) -> Dataset:
-    """Reference + batch rows (the batch last, counted in `new_rows`) when monitoring asks
-    for retraining; else an empty, skipped set."""
-    if decision.retrain and retrain:
-        frame = pd.concat(
-            [reference.frame, batch.frame[reference.frame.columns]], ignore_index=True
-        )
-        return Dataset(
-            frame=frame,
-            target=reference.target,
-            task=reference.task,
-            name=f"{reference.name} + {batch.name}",
-            schema=dict(reference.schema),
-            new_rows=len(batch.frame),
-            note=f"the new batch {batch.name}",
-            ignored_columns=list(reference.ignored_columns),
-        )
+def why_not(decision: MonitoringDecision, batch: Dataset, retrain: RetrainSpec, added: int):
+    """Why this run trains nothing ("" when it retrains)."""
     if not decision.alert:
-        why = "skipped: no retraining needed (no threshold breached)"
-    elif not decision.retrain:
-        why = "skipped: no retraining (the alert's batch has no labels)"
-    else:
-        why = "skipped: no retraining (retrain: false)"
-    return Dataset(
-        frame=reference.frame.iloc[0:0],
-        target=reference.target,
-        task=reference.task,
-        name=reference.name,
-        schema=dict(reference.schema),
-        skipped=why,
+        return "skipped: no retraining needed (no threshold breached)"
+    if batch.labels is None or not decision.retrain:
+        return "skipped: no retraining (the alert's batch has no labels)"
+    if not retrain.enabled:
+        return "skipped: no retraining (retrain: false)"
+    if not added:
+        return (
+            "skipped: no retraining (no new labelled rows: the loop already keeps every row "
+            "of this batch, so a retraining would learn nothing new)"
+        )
+    return ""
+
+
+def current_pool(model_name: str, reference: Dataset) -> Dataset:
+    """The rows the loop keeps for this champion's data: the newest `labelled_rows` of
+    the model, or (none yet, or another schema) a start from the champion's own splits."""
+    from integrations import champion
+
+    pool = kept.latest_pool(model_name)
+    if kept.usable(pool, reference):
+        return pool
+    current = champion.require_champion(model_name, "retrain")
+    splits = (current.zenml_version.get_artifact(n).load() for n in ("train_set", "valid_set"))
+    test = current.zenml_version.get_artifact("test_set").load()
+    return kept.start_pool(*splits, test, current.registered.version)
+
+
+def train_and_valid(rows: Dataset, split: SplitSpec) -> tuple[Dataset, Dataset]:
+    """The rows to learn from, split into train (fit) and validation (search only)."""
+    stratify = _stratify(rows.frame, rows, split.valid_size)
+    train, valid = train_test_split(
+        rows.frame, test_size=split.valid_size, random_state=split.seed, stratify=stratify
     )
+    train, valid = _part(rows, train, "train"), _part(rows, valid, "valid")
+    train.batches = valid.batches = list(rows.batches)
+    return train, valid
 
 
 def skipped_decision(why: str, model_name: str) -> PromotionDecision:
@@ -113,37 +126,46 @@ def keep(model_version: Any, **artifacts: Any) -> dict[str, Any]:
 
 
 def retrain_candidate(
-    data: Dataset,
+    rows: Dataset,
+    evaluation: Dataset,
     split: SplitSpec,
     trainer: TrainerSpec,
     gate: GateSpec,
     model_name: str,
     release_mode: str = "swap",
+    pool: Any = None,
 ) -> PromotionDecision:
-    """Split, fit, evaluate; then (only now) a ZenML Model version with the artifacts,
-    the MLflow version, and the gate's decision (which may promote the candidate)."""
-    train, valid, test = split_dataset(data, split)
+    """Split the rows to learn from into train/validation, fit, evaluate on the reserved
+    evaluation rows; then (only now) a ZenML Model version with the artifacts (and the
+    kept rows, `pool`, for lineage), the MLflow version, and the gate's decision (which
+    may promote the candidate)."""
+    train, valid = train_and_valid(rows, split)
     model, search = fit_model(train, valid, trainer)
-    report = evaluate(model, test, search)
+    report = evaluate(model, evaluation, search)
     version = new_model_version(model_name)
     saved = keep(
         version,
         train_set=train,
         valid_set=valid,
-        test_set=test,
+        test_set=evaluation,
         model=model,
         search_results=search,
         evaluation_report=report,
     )
+    if pool is not None:
+        from zenml.model.utils import link_artifact_version_to_model_version
+
+        link_artifact_version_to_model_version(pool, version)
     run_name = get_step_context().pipeline_run.name
     registered = register(
         model, train, report, trainer, model_name, run_name, saved["train_set"].uri
     )
     figures = {"test_metrics": report.metrics, **({"search": search} if search else {})}
+    figures["trained_on"] = kept.lineage(train.batches)
     log_metadata({**version_metadata(registered), **figures}, model_version_id=version.id)
     keep(version, registered_model=registered)
     return gate_candidate(
-        registered, report, test, gate, version, saved["test_set"].uri, release_mode
+        registered, report, evaluation, gate, version, saved["test_set"].uri, release_mode
     )
 
 
@@ -157,17 +179,37 @@ def retrain_if_needed(
     decision: MonitoringDecision,
     reference: Dataset,
     batch: Dataset,
-    retrain: bool,
+    retrain: RetrainSpec,
     split: SplitSpec,
     trainer: TrainerSpec,
     gate: GateSpec,
     model_name: str,
     release_mode: str = "swap",
 ) -> Annotated[PromotionDecision, "retraining_decision"]:
-    """On a labelled alert: retrain on reference + batch, register, gate (see the module
-    docstring for what is saved). Otherwise say why not, and save nothing else."""
-    data = retraining_set(decision, reference, batch, retrain)
-    if data.skipped:
-        note_skipped("retrain_if_needed", data.skipped)
-        return skipped_decision(data.skipped, model_name)
-    return retrain_candidate(data, split, trainer, gate, model_name, release_mode)
+    """Keep a labelled batch's new rows; on a labelled alert retrain on the kept rows,
+    register, gate on the reserved evaluation rows (see the module docstring for what is
+    saved). Otherwise say why not."""
+    added, saved_pool, pool = 0, None, None
+    if batch.labels is not None:
+        pool = current_pool(model_name, reference)
+        run_name = get_step_context().pipeline_run.name
+        pool, added, reserved = kept.add_batch(pool, batch, split, run_name)
+        if added or reserved:
+            from zenml import save_artifact
+
+            saved_pool = save_artifact(pool, name=kept.POOL_ARTIFACT, tags=[model_name])
+            log_metadata({"kept_rows": {"train": added, "evaluation": reserved}})
+        added += reserved
+    why = why_not(decision, batch, retrain, added)
+    if why:
+        note_skipped("retrain_if_needed", why)
+        return skipped_decision(why, model_name)
+    rows = kept.in_window(kept.part_of(pool, kept.TRAIN, "rows to train on"), retrain.window)
+    evaluation = kept.part_of(pool, kept.EVALUATION, "evaluation rows")
+    evaluation.note = (
+        f"the {len(evaluation.frame)} reserved evaluation rows ({kept.lineage(evaluation.batches)}), "
+        "which neither the candidate nor the champion was trained on"
+    )
+    return retrain_candidate(
+        rows, evaluation, split, trainer, gate, model_name, release_mode, saved_pool
+    )

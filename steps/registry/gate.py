@@ -11,9 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from core.metrics import lower_is_better, score_is_better
+from core.metrics import lower_is_better, metric_in, score_is_better
 from core.specs import GateSpec
 
+PROMOTE, KEEP, INCONCLUSIVE, REJECT = "promote", "keep", "inconclusive", "reject"
 NO_CHAMPION = "no_champion"
 COMPARED = "compared"
 INCOMPARABLE = "incomparable"
@@ -29,6 +30,11 @@ class ChampionComparison(BaseModel):
         score: its score on the candidate's test rows (only when compared).
         schema_change: how the schemas differ ("" when they do not).
         error: why scoring failed ("" when it did not).
+        difference / low / high: the paired comparison on the same rows (candidate −
+            champion, positive = candidate better) and its bootstrap interval
+            (steps/registry/paired.py); None when not compared.
+        rows: how many rows both were scored on (0 when not compared).
+        confidence: the interval's confidence.
     """
 
     status: Literal["no_champion", "compared", "incomparable"]
@@ -36,6 +42,11 @@ class ChampionComparison(BaseModel):
     score: float | None = None
     schema_change: str = ""
     error: str = ""
+    difference: float | None = None
+    low: float | None = None
+    high: float | None = None
+    rows: int = 0
+    confidence: float = 0.95
 
 
 class PromotionDecision(BaseModel):
@@ -55,6 +66,12 @@ class PromotionDecision(BaseModel):
         compared_on: which test rows the scores are on (how many, where from).
         release: the release mode (canary, shadow) the candidate awaits: it passed the
             gate, but the champion moves only when its release is promoted ("": none).
+        outcome: promote; keep (the champion is better or as good, with confidence);
+            inconclusive (too few rows, or an interval that cannot tell: the champion
+            stays); reject (the candidate fails on its own: threshold, baseline,
+            schema); "" when no candidate was judged.
+        interval: [low, high] of the paired difference against the champion (None when
+            not compared); evaluation_rows: the rows it is on.
     """
 
     promoted: bool
@@ -69,6 +86,9 @@ class PromotionDecision(BaseModel):
     model_name: str = ""
     compared_on: str = ""
     release: str = ""
+    outcome: str = ""
+    interval: list[float] | None = None
+    evaluation_rows: int = 0
 
 
 def decide_promotion(
@@ -84,11 +104,15 @@ def decide_promotion(
     that ignores its inputs, scored on the same rows) and the champion beaten (or absent).
     `rows` says which rows both were scored on (how many, and where they came from).
     """
-    metric = gate.metric_for(task)
+    metric = metric_in(gate.metric_for(task), candidate_metrics)
 
-    def decision(promoted: bool, reason: str, score: float) -> PromotionDecision:
+    def decision(promoted: bool, reason: str, score: float, outcome: str = "") -> PromotionDecision:
+        compared = champion.status == COMPARED and champion.low is not None
         return PromotionDecision(
             promoted=promoted,
+            outcome=outcome or (PROMOTE if promoted else REJECT),
+            interval=[champion.low, champion.high] if compared else None,
+            evaluation_rows=champion.rows,
             reason=reason,
             metric=metric,
             candidate_score=score,
@@ -131,22 +155,75 @@ def decide_promotion(
             score,
         )
     if champion.status == COMPARED:
-        assert champion.score is not None
-        if not score_is_better(metric, score, champion.score, gate.min_improvement):
-            return decision(
-                False,
-                f"{metric}={score:.4f} does not beat the champion's {champion.score:.4f} on "
-                f"{rows} (needs an improvement over {gate.min_improvement})",
-                score,
-            )
-        return decision(
-            True,
-            f"{metric}={score:.4f} beats the champion's {champion.score:.4f} on {rows}",
-            score,
-        )
+        return compared_decision(metric, score, champion, gate, rows, decision)
     return decision(
         True, f"{metric}={score:.4f} passes the gate and there is no champion yet", score
     )
+
+
+def compared_decision(metric, score, champion: ChampionComparison, gate: GateSpec, rows, decision):
+    """Promote, keep or inconclusive, from the paired comparison on the same rows; fails
+    closed: too few rows, or no interval, keeps the champion as "inconclusive"."""
+    assert champion.score is not None
+    versus = f"{metric}={score:.4f} against the champion's {champion.score:.4f} on {rows}"
+    margin = gate.min_improvement
+    if champion.rows < gate.min_rows:
+        return decision(
+            False,
+            f"inconclusive: {versus}: {champion.rows} evaluation rows are fewer than "
+            f"gate.min_rows ({gate.min_rows}), so the champion stays. What would decide it: "
+            f"at least {gate.min_rows - champion.rows} more labelled rows (monitor labelled "
+            "batches: each reserves a slice for evaluation), or a lower gate.min_rows",
+            score,
+            INCONCLUSIVE,
+        )
+    if champion.low is None or champion.high is None or champion.difference is None:
+        return decision(
+            False,
+            f"inconclusive: {versus}, but no paired comparison of the two was made, so the "
+            "champion stays",
+            score,
+            INCONCLUSIVE,
+        )
+    interval = (
+        f"{metric} difference {champion.difference:+.4f}, {champion.confidence:.0%} interval "
+        f"[{champion.low:+.4f}, {champion.high:+.4f}] on {champion.rows} rows"
+    )
+    if champion.low > margin:
+        return decision(
+            True,
+            f"{metric}={score:.4f} beats the champion's {champion.score:.4f} on {rows} "
+            f"({interval}, all above {margin})",
+            score,
+            PROMOTE,
+        )
+    if champion.high <= margin:
+        return decision(
+            False,
+            f"{metric}={score:.4f} does not beat the champion's {champion.score:.4f} on {rows} "
+            f"(needs an improvement over {margin}; {interval}): the champion stays",
+            score,
+            KEEP,
+        )
+    return decision(
+        False,
+        f"inconclusive: {versus}: {interval} holds both an improvement over {margin} and "
+        f"none, so the champion stays. What would decide it: more labelled rows "
+        f"({rows_to_decide(champion, margin)})",
+        score,
+        INCONCLUSIVE,
+    )
+
+
+def rows_to_decide(champion: ChampionComparison, margin: float) -> str:
+    """About how many evaluation rows an interval this wide would need to fall on one
+    side of `margin` (its width shrinks as 1/sqrt(rows))."""
+    gap = abs(champion.difference - margin)
+    half = (champion.high - champion.low) / 2
+    if gap <= 1e-12:
+        return "the two score the same: no number of rows is likely to tell them apart"
+    needed = int(champion.rows * (half / gap) ** 2) + 1
+    return f"about {needed} evaluation rows if the difference stays {champion.difference:+.4f}"
 
 
 def incomparable_reason(champion: ChampionComparison, model_name: str) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from zenml import get_step_context, step
 
 from core.errors import is_interrupt
+from core.metrics import metric_in
 from core.schema import diff_schemas
 from core.specs import GateSpec
 from integrations import champion, mlflow_registry
@@ -22,16 +23,25 @@ from steps.registry.gate import (
     PromotionDecision,
     decide_promotion,
 )
+from steps.registry.paired import compare_paired, row_outputs
 from steps.registry.register import stored_at
 from steps.training.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
 
+GATE_OUTCOME_TAG = "zenkube.gate_outcome"
+GATE_REASON_TAG = "zenkube.gate_reason"
+
 
 def compare_with_champion(
-    candidate: RegisteredModel, test: Dataset, metric: str, champion: RegisteredModel | None
+    candidate: RegisteredModel,
+    test: Dataset,
+    metric: str,
+    champion: RegisteredModel | None,
+    gate: GateSpec | None = None,
 ) -> ChampionComparison:
-    """Score the champion on the candidate's test rows, or say why it cannot be compared.
+    """Score the champion on the candidate's test rows, with the paired comparison of the
+    two on those rows (steps/registry/paired.py), or say why it cannot be compared.
 
     Only errors are caught: a Ctrl-C (KeyboardInterrupt, or ZenML's RunInterruptedException
     inside a step) and SystemExit stop the run.
@@ -56,6 +66,7 @@ def compare_with_champion(
     try:
         model = mlflow_registry.load_model(champion.model_uri)
         score = compute_metrics(test.task, model, test.features, test.labels).get(metric)
+        theirs = row_outputs(metric, model, test.features) if score is not None else None
     except Exception as exc:
         if is_interrupt(exc):
             raise
@@ -66,7 +77,22 @@ def compare_with_champion(
         return ChampionComparison(
             status=INCOMPARABLE, version=version, error=f"its {metric} could not be computed"
         )
-    return ChampionComparison(status=COMPARED, version=version, score=score)
+    gate = gate or GateSpec()
+    # The candidate as it is registered (what would be served), on the same rows.
+    ours = row_outputs(metric, mlflow_registry.load_model(candidate.model_uri), test.features)
+    paired = compare_paired(
+        metric, test.labels, ours, theirs, gate.confidence, gate.resamples, seed=0
+    )
+    return ChampionComparison(
+        status=COMPARED,
+        version=version,
+        score=score,
+        difference=paired.difference,
+        low=paired.low,
+        high=paired.high,
+        rows=paired.rows,
+        confidence=paired.confidence,
+    )
 
 
 def hold_for_release(
@@ -88,12 +114,18 @@ def hold_for_release(
 
 
 def tag_gate_verdict(registered: RegisteredModel, decision: PromotionDecision) -> None:
-    """Tag the version `zenkube.offline_gate` passed|failed (what `release start` picks from)."""
+    """Tag the version `zenkube.offline_gate` passed|failed (what `release start` picks
+    from), with the gate's outcome and reason (what `history` lists)."""
     passed = decision.promoted or bool(decision.release)
     mlflow_registry.tag_version(
         registered.name,
         registered.version,
-        {champion.OFFLINE_GATE_TAG: "passed" if passed else "failed"},
+        {
+            champion.OFFLINE_GATE_TAG: "passed" if passed else "failed",
+            # promote / keep / inconclusive / reject, and why: what `history` shows
+            GATE_OUTCOME_TAG: decision.outcome,
+            GATE_REASON_TAG: decision.reason[:5000],
+        },
     )
 
 
@@ -120,6 +152,8 @@ def gate_figures(decision: PromotionDecision, report: EvaluationReport) -> dict[
         "gate.rows": float(report.rows),
         "gate.promoted": float(decision.promoted),
     }
+    if decision.interval is not None:
+        figures["gate.difference_low"], figures["gate.difference_high"] = decision.interval
     return {k: v for k, v in figures.items() if v is not None}
 
 
@@ -158,6 +192,7 @@ def record_gate(
         + (f" v{decision.champion_version}" if decision.champion_version else ""),
         "gate.reason": decision.reason,
         **gate_comparison_tags(registered, decision),
+        "gate.outcome": decision.outcome,
     }
     mlflow_registry.log_figures(
         registered.run_id, gate_figures(decision, report), registered.model_uri, dataset, tags
@@ -196,8 +231,8 @@ def gate_candidate(
     canary/shadow `release_mode` a winner awaits its release instead (hold_for_release).
     Either way the version is tagged with the verdict."""
     current = champion.current(registered.name)
-    metric = gate.metric_for(report.task)
-    comparison = compare_with_champion(registered, test, metric, current)
+    metric = metric_in(gate.metric_for(report.task), report.metrics)
+    comparison = compare_with_champion(registered, test, metric, current, gate)
     rows = test.note or f"the same {len(test.frame)} test rows"
     decision = decide_promotion(
         report.task, report.metrics, comparison, gate, registered.name, report.baseline, rows

@@ -28,8 +28,33 @@ def run_params(
     return {
         "trainer": {"class_path": class_path, "params": params, "search": trainer.search},
         "estimator": {"class": public_class_path(estimator), **chosen},
-        "data": {"name": train.name, "train_rows": len(train.frame), "test_rows": report.rows},
+        "data": {
+            "name": train.name,
+            "train_rows": len(train.frame),
+            "test_rows": report.rows,
+            **({"batches": len(train.batches)} if train.batches else {}),
+        },
     }
+
+
+TRAINED_ON_TAG = "zenkube.trained_on"
+
+
+def trained_on(batches: list[dict]) -> str:
+    """The parts a version's training rows came from, for its MLflow tag (at most 5000
+    characters: the oldest parts are summed up when there are many)."""
+    words = "; ".join(f"{p['batch']} ({p['rows']})" for p in batches)
+    if len(words) <= 5000:
+        return words
+    tail, kept = [], 0
+    for part in reversed(batches):
+        line = f"{part['batch']} ({part['rows']})"
+        if kept + len(line) > 4800:
+            break
+        tail.insert(0, line)
+        kept += len(line) + 2
+    older = batches[: len(batches) - len(tail)]
+    return f"{len(older)} older parts ({sum(p['rows'] for p in older)}); " + "; ".join(tail)
 
 
 def stored_at(input_name: str, fallback: str) -> str:
@@ -70,6 +95,8 @@ def register(
     beside it (`train_uri`: where the artifact store keeps the training rows)."""
     mlflow_registry.configure_from_stack()
     tags = {"zenml_run": run_name, "schema_fingerprint": train.fingerprint}
+    if train.batches:  # what a retraining learned from (steps/data/pool.py)
+        tags[TRAINED_ON_TAG] = trained_on(train.batches)
     registered = mlflow_registry.log_and_register(
         model,
         train.features,

@@ -20,17 +20,20 @@ __all__ = [
 
 
 def prediction_metrics(task: str, labels: pd.Series, predicted) -> dict[str, float]:
-    """Metrics that need only predictions: accuracy/F1, or RMSE/MAE/R²."""
+    """Metrics that need only predictions: accuracy, F1 (`f1`: of the positive class, the
+    larger label, with two classes; `f1_macro`: the mean over classes), or RMSE/MAE/R²."""
     if task == "regression":
         return {
             "rmse": float(np.sqrt(skm.mean_squared_error(labels, predicted))),
             "mae": float(skm.mean_absolute_error(labels, predicted)),
             "r2": float(skm.r2_score(labels, predicted)),
         }
-    return {
-        "accuracy": float(skm.accuracy_score(labels, predicted)),
-        "f1": float(skm.f1_score(labels, predicted, average="macro")),
-    }
+    result = {"accuracy": float(skm.accuracy_score(labels, predicted))}
+    classes = np.unique(np.concatenate([np.asarray(labels), np.asarray(predicted)]))
+    if len(classes) <= 2:  # the positive class: the larger label, as the gate's paired F1
+        result["f1"] = float(skm.f1_score(labels, predicted, pos_label=classes[-1]))
+    result["f1_macro"] = float(skm.f1_score(labels, predicted, average="macro"))
+    return result
 
 
 def compute_metrics(

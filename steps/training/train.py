@@ -17,7 +17,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler,
 from zenml import log_metadata, step
 
 from core.errors import ConfigError
-from core.metrics import TASK_METRICS
+from core.metrics import TASK_METRICS, metric_in
 from core.schema import CATEGORICAL, DATETIME, NUMERIC
 from core.specs import GateSpec, TrainerSpec
 from materializers.dataset import Dataset
@@ -223,7 +223,8 @@ def fit_model(
         drop_fit_only_state(model.fit(train.features, train.labels))
         if len(candidates) == 1:
             return model, []
-        score = compute_metrics(train.task, model, valid.features, valid.labels)[metric]
+        scores = compute_metrics(train.task, model, valid.features, valid.labels)
+        score = scores[metric_in(metric, scores)]
         results.append({"params": overrides, "score": score})
         if best_score is None or score_is_better(metric, score, best_score):
             best_model, best_score = model, score

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.champions import history_line, merged
 from app.release import describe
-from steps.deployment.release import newest_passed, release_label
+from steps.deployment.release import newest_passed, older_than_champion, release_label
 
 PASSED = {"zenkube.offline_gate": "passed"}
 FAILED = {"zenkube.offline_gate": "failed"}
@@ -14,7 +14,10 @@ FAILED = {"zenkube.offline_gate": "failed"}
 def test_the_default_version_is_the_newest_that_passed_and_is_not_the_champion():
     versions = [("1", PASSED), ("2", PASSED), ("10", PASSED), ("11", FAILED), ("12", {})]
     assert newest_passed(versions, champion="3") == "10"  # 10 > 2 as numbers, not text
-    assert newest_passed(versions, champion="10") == "2"
+    # Never an older version than the champion by default (a former champion, say).
+    assert newest_passed(versions, champion="10") is None
+    assert newest_passed(versions, champion="1") == "10"
+    assert newest_passed(versions, champion=None) == "10"
     assert newest_passed([("4", FAILED), ("5", {})], champion="3") is None
     assert newest_passed([("3", PASSED)], champion="3") is None
 
@@ -161,3 +164,10 @@ def test_training_and_continuous_training_take_the_deployment_release_mode():
     assert looped == deployment and deployment.mode == "swap"  # the default: today's swap
     canary = load_run_config("training", overrides={"release.mode": "canary"}, stack_kind="local")
     assert canary.params.release.mode == "canary"
+
+
+def test_a_named_version_older_than_the_champion_is_said_to_be_older():
+    assert older_than_champion("1", "2") == (
+        "v1 is older than the champion v2: it is released only because --version named it"
+    )
+    assert older_than_champion("3", "2") == "" and older_than_champion("1", None) == ""

@@ -137,3 +137,22 @@ def test_the_fronts_gauges_follow_the_latest_monitoring_run(tmp_path, monkeypatc
     front = Front(0, 0, tmp_path / "router.json", model="churn", version="3", protocol="seldon")
     text = generate_latest(front.metrics.registry).decode()
     assert 'zenkube_drift_share{model="churn"} 0.5' in text
+
+
+def test_each_run_names_the_model_version_it_watched_and_the_charts_sit_on_a_time_axis():
+    history = creeping_history()
+    for run, version in zip(history.runs, ["1", "1", "2", "2"], strict=True):
+        run.model_version = version
+    history.runs[1].created = "2026-11-01T20:00:00"  # half a day after the first run
+    lines = history.table()
+    assert " model " in lines[0] and "v1" in lines[1] and "v2" in lines[4]
+    assert "(new champion v2)" in lines[3] and "new champion" not in lines[1] + lines[2] + lines[4]
+    page = history.to_html()
+    assert "<th>model</th>" in page and "<td>v2</td>" in page
+    age = page[page.index("<h4>age") : page.index("<h4>city")]
+    # v1's runs and v2's runs are two lines, with a mark where the champion changed
+    assert age.count("<polyline") == 2 and ">v2</text>" in age
+    xs = [float(x) for x in re.findall(r"<circle cx='([\d.]+)'", age)]
+    # runs 0 and 1 are 12 hours apart, runs 1 to 2 and 2 to 3 a day or more: time, not index
+    assert (xs[1] - xs[0]) < (xs[3] - xs[2]) / 1.5
+    assert re.findall(r"<title>([^<]+)</title>", age)[2] == "2026-11-03 08:00 (v2): 0.12"

@@ -1,23 +1,24 @@
-"""What the loop retrains on, and why it sometimes retrains on nothing."""
+"""What the loop keeps, what it retrains on, what it evaluates on, and why it sometimes
+retrains on nothing (steps/data/pool.py, steps/monitoring/retrain.py)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from core.specs import GateSpec, SplitSpec
+from core.specs import GateSpec, RetrainSpec, SplitSpec
 from materializers.dataset import Dataset
-from steps.data.split import split_dataset
+from steps.data import pool as kept
 from steps.monitoring.decide import MonitoringDecision
-from steps.monitoring.retrain import retraining_set
+from steps.monitoring.retrain import train_and_valid, why_not
 from steps.registry.gate import ChampionComparison, decide_promotion
 
 
-def dataset(rows: int, offset: int = 0, labelled: bool = True) -> Dataset:
-    frame = pd.DataFrame({"x": range(offset, offset + rows), "c": ["a"] * rows})
+def dataset(rows: int, offset: int = 0, labelled: bool = True, name: str = "") -> Dataset:
+    frame = pd.DataFrame({"x": [float(i) for i in range(offset, offset + rows)], "c": ["a"] * rows})
     if labelled:
         frame["y"] = [i % 2 for i in range(rows)]
-    return Dataset(frame=frame, target="y", task="classification", name=f"d{offset}")
+    return Dataset(frame=frame, target="y", task="classification", name=name or f"d{offset}")
 
 
 def decision(alert: bool, retrain: bool) -> MonitoringDecision:
@@ -26,69 +27,120 @@ def decision(alert: bool, retrain: bool) -> MonitoringDecision:
     )
 
 
-def test_a_labelled_alert_retrains_on_reference_plus_batch_in_the_reference_column_order():
-    reference, batch = dataset(10), dataset(4, offset=100)
-    batch.frame = batch.frame[["y", "c", "x"]]  # same columns, another order
-    combined = retraining_set(decision(True, True), reference, batch, retrain=True)
-    assert not combined.skipped and len(combined.frame) == 14
-    assert list(combined.frame.columns) == ["x", "c", "y"]
-    assert combined.frame["x"].tolist()[-4:] == [100, 101, 102, 103]
-    assert combined.schema == reference.schema
-    assert combined.new_rows == 4  # the batch's rows, last: the split holds part of them out
+def first_pool() -> kept.Dataset:
+    """A champion v1 trained on 0..79, validated on 80..99, tested on 100..139."""
+    return kept.start_pool(dataset(80), dataset(20, 80), dataset(40, 100), "1")
 
 
-@pytest.mark.parametrize(
-    "alert,retrain,switch,why",
-    [
-        (False, False, True, "no threshold breached"),
-        (True, False, True, "has no labels"),
-        (True, True, False, "retrain: false"),
-    ],
-)
-def test_nothing_to_retrain_is_an_empty_set_that_says_why(alert, retrain, switch, why):
-    reference = dataset(10)
-    skipped = retraining_set(decision(alert, retrain), reference, dataset(4), retrain=switch)
-    assert skipped.skipped.startswith("skipped: ") and why in skipped.skipped
-    assert skipped.frame.empty and list(skipped.frame.columns) == ["x", "c", "y"]
-
-
-def rows_of(part: Dataset) -> set[int]:
+def rows_of(part: Dataset) -> set[float]:
     return set(part.frame["x"])
 
 
+def test_the_first_pool_trains_on_the_champions_train_and_valid_rows_and_reserves_its_test_rows():
+    pool = first_pool()
+    assert rows_of(kept.part_of(pool, kept.TRAIN)) == set(range(100))
+    assert rows_of(kept.part_of(pool, kept.EVALUATION)) == set(range(100, 140))
+    assert rows_of(kept.first_held_out(pool)) == set(range(100, 140))
+    assert kept.lineage(pool.batches) == "v1 training rows (100); v1 held-out test rows (40)"
+
+
 @pytest.mark.parametrize("task", ["classification", "regression"])
-def test_the_gate_compares_on_batch_rows_neither_model_trained_on(task):
-    reference, batch = dataset(200), dataset(60, offset=1000)
-    reference.task = batch.task = task
-    combined = retraining_set(decision(True, True), reference, batch, retrain=True)
-    assert combined.new_rows == 60
-    train, valid, test = split_dataset(combined, SplitSpec(batch_test_size=0.5))
-    assert rows_of(test) <= set(range(1000, 1060)) and len(test.frame) == 30
-    assert not rows_of(test) & (rows_of(train) | rows_of(valid))  # the candidate's rows
-    assert not rows_of(test) & rows_of(reference)  # the champion's rows
-    assert rows_of(train) | rows_of(valid) | rows_of(test) == rows_of(combined)
-    assert set(range(200)) <= rows_of(train) | rows_of(valid)  # all of the champion's rows
-    assert "30 rows held out of the new batch d1000" in test.note
-    assert "neither the candidate nor the champion" in test.note
+def test_a_batch_adds_a_held_back_slice_to_evaluation_and_the_rest_to_training(task):
+    pool = first_pool()
+    pool.task = task
+    batch = dataset(60, 1000, name="b.csv")
+    batch.frame = batch.frame[["y", "c", "x"]]  # same columns, another order
+    grown, trained, reserved = kept.add_batch(pool, batch, SplitSpec(batch_test_size=0.5), "r1")
+    assert (trained, reserved) == (30, 30)
+    train, evaluation = kept.part_of(grown, kept.TRAIN), kept.part_of(grown, kept.EVALUATION)
+    assert list(train.frame.columns) == ["x", "c", "y"]
+    assert rows_of(train) | rows_of(evaluation) == set(range(140)) | set(range(1000, 1060))
+    assert not rows_of(train) & rows_of(evaluation)  # nothing reserved is trained on
+    assert set(range(100)) <= rows_of(train) and set(range(100, 140)) <= rows_of(evaluation)
+    assert [(p["batch"], p["rows"], p["role"], p["run"]) for p in grown.batches[2:]] == [
+        ("b.csv", 30, "train", "r1"),
+        ("b.csv", 30, "evaluation", "r1"),
+    ]
+    assert rows_of(kept.first_held_out(grown)) == set(range(100, 140))  # what monitor watches
 
 
-def test_with_a_date_column_the_latest_batch_rows_are_held_out():
-    reference, batch = dataset(100), dataset(40, offset=500)
-    for part, start in ((reference, "2024-01-01"), (batch, "2025-01-01")):
-        days = pd.date_range(start, periods=len(part.frame), freq="D").strftime("%Y-%m-%d")
-        part.frame["day"] = list(days[::-1])  # newest first: the order must not matter
-        part.schema = {}
-        part.__post_init__()
-    assert reference.schema["day"] == "datetime"
-    combined = retraining_set(decision(True, True), reference, batch, retrain=True)
-    _, _, test = split_dataset(combined, SplitSpec(batch_test_size=0.25))
-    assert sorted(test.frame["day"]) == sorted(batch.frame["day"])[-10:]
-    assert "its latest by 'day'" in test.note
+def test_rows_already_kept_are_not_added_again_even_after_a_csv_round_trip(tmp_path):
+    pool = first_pool()
+    pool.frame["x"] = pool.frame["x"] / 3  # floats whose last digit a CSV may change
+    held_out = kept.first_held_out(pool)
+    path = tmp_path / "held-out.csv"
+    held_out.frame.to_csv(path, index=False)
+    again = Dataset(frame=pd.read_csv(path), target="y", task="classification", name="again")
+    grown, trained, reserved = kept.add_batch(pool, again, SplitSpec())
+    assert (trained, reserved) == (0, 0) and grown is pool
+    relabelled = held_out.frame.assign(y=1 - held_out.frame["y"])  # new labels: new rows
+    twice = pd.concat([relabelled, relabelled])  # a row repeated in a batch counts once
+    batch = Dataset(frame=twice, target="y", task="classification", name="flipped")
+    _, trained, reserved = kept.add_batch(pool, batch, SplitSpec())
+    assert trained + reserved == 40
+
+
+def test_training_rows_never_shrink_under_the_default_window_and_a_number_keeps_the_newest():
+    pool = first_pool()
+    sizes = []
+    for i in range(5):
+        pool, _, _ = kept.add_batch(pool, dataset(20, 1000 + 100 * i, name=f"b{i}"), SplitSpec())
+        rows = kept.in_window(kept.part_of(pool, kept.TRAIN), RetrainSpec().window)
+        sizes.append(len(rows.frame))
+    assert sizes == sorted(sizes) and sizes[0] > 100 and sizes[-1] == 100 + 5 * 10
+    newest = kept.in_window(kept.part_of(pool, kept.TRAIN), 25)
+    assert len(newest.frame) == 25 and rows_of(newest) <= set(range(1200, 1500))
+    assert [(p["batch"], p["rows"]) for p in newest.batches] == [("b2", 5), ("b3", 10), ("b4", 10)]
+    train, valid = train_and_valid(kept.part_of(pool, kept.TRAIN), SplitSpec())
+    assert len(train.frame) + len(valid.frame) == 150 and train.batches == valid.batches
+
+
+def test_a_pool_of_other_data_or_with_fewer_rows_than_the_champion_is_not_used():
+    pool, champion_train = first_pool(), dataset(80)
+    assert kept.usable(pool, champion_train)
+    assert not kept.usable(None, champion_train)
+    assert not kept.usable(pool, dataset(101))  # a champion trained on more rows since
+    other = dataset(80)
+    other.frame["z"] = 1.0
+    other.schema = {}
+    other.__post_init__()
+    assert not kept.usable(pool, other)
+
+
+def test_retrain_spec_takes_a_bool_as_before():
+    assert RetrainSpec.model_validate(False) == RetrainSpec(enabled=False)
+    assert RetrainSpec.model_validate({"window": 500}).window == 500
+    with pytest.raises(ValueError):
+        RetrainSpec.model_validate({"window": "last week"})
+
+
+@pytest.mark.parametrize(
+    "alert,retrain,labelled,switch,added,why",
+    [
+        (False, False, True, True, 10, "no threshold breached"),
+        (True, False, False, True, 0, "has no labels"),
+        (True, True, True, False, 10, "retrain: false"),
+        (True, True, True, True, 0, "no new labelled rows"),
+        (True, True, True, True, 10, ""),
+    ],
+)
+def test_why_a_run_retrains_nothing(alert, retrain, labelled, switch, added, why):
+    batch = dataset(10, labelled=labelled)
+    said = why_not(decision(alert, retrain), batch, RetrainSpec(enabled=switch), added)
+    assert (why in said and said.startswith("skipped: ")) if why else said == ""
+
+
+def test_gate_and_retraining_specs_validate():
+    assert GateSpec().min_rows == 100 and GateSpec().confidence == 0.95
+    with pytest.raises(ValueError):
+        GateSpec(min_rows=0)
 
 
 def test_the_gate_reason_says_which_rows_both_models_were_scored_on():
-    champion = ChampionComparison(status="compared", version="1", score=0.7)
+    champion = ChampionComparison(
+        status="compared", version="1", score=0.7, difference=0.1, low=0.05, high=0.15, rows=300
+    )
     rows = "30 rows held out of the new batch b.csv (chosen at random with seed 42)"
     decision_ = decide_promotion("classification", {"f1": 0.8}, champion, GateSpec(), rows=rows)
-    assert decision_.promoted and decision_.reason.endswith(f"on {rows}")
+    assert decision_.promoted and f"on {rows} (f1 difference +0.1000" in decision_.reason
     assert decision_.compared_on == rows

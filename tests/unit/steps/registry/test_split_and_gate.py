@@ -37,8 +37,18 @@ def test_split_is_stratified():
 NONE = ChampionComparison(status="no_champion")
 
 
-def compared(score, version="1"):
-    return ChampionComparison(status="compared", version=version, score=score)
+def compared(score, difference=0.0, spread=0.005, rows=200, version="1"):
+    """A champion compared on `rows` rows: the paired difference (positive = candidate
+    better) and its interval, difference ± spread."""
+    return ChampionComparison(
+        status="compared",
+        version=version,
+        score=score,
+        difference=difference,
+        low=difference - spread,
+        high=difference + spread,
+        rows=rows,
+    )
 
 
 def test_gate_promotes_first_model_that_passes_threshold():
@@ -52,15 +62,46 @@ def test_gate_refuses_below_threshold():
 
 
 def test_gate_refuses_a_model_that_does_not_beat_the_champion():
-    d = decide_promotion("classification", {"f1": 0.9}, compared(0.9), GateSpec())
-    assert not d.promoted and "does not beat" in d.reason
-    assert decide_promotion("classification", {"f1": 0.91}, compared(0.9), GateSpec()).promoted
+    d = decide_promotion("classification", {"f1": 0.9}, compared(0.9, -0.006), GateSpec())
+    assert not d.promoted and "does not beat" in d.reason and d.outcome == "keep"
+    better = decide_promotion("classification", {"f1": 0.91}, compared(0.9, 0.01), GateSpec())
+    assert better.promoted and better.outcome == "promote" and better.interval == [0.005, 0.015]
+
+
+def test_an_interval_that_holds_both_gain_and_loss_is_inconclusive_and_keeps_the_champion():
+    d = decide_promotion("classification", {"f1": 0.91}, compared(0.9, 0.01, 0.03), GateSpec())
+    assert not d.promoted and d.outcome == "inconclusive" and d.evaluation_rows == 200
+    assert "[-0.0200, +0.0400] on 200 rows" in d.reason and "champion stays" in d.reason
+    assert "more labelled rows (about 1801 evaluation rows" in d.reason  # 200 * (0.03/0.01)^2
+
+
+def test_fewer_rows_than_min_rows_is_inconclusive_whatever_the_scores():
+    gate = GateSpec(min_rows=100)
+    d = decide_promotion("classification", {"f1": 0.99}, compared(0.5, 0.49, rows=99), gate)
+    assert not d.promoted and d.outcome == "inconclusive"
+    assert "99 evaluation rows are fewer than gate.min_rows (100)" in d.reason
+    assert "at least 1 more labelled rows" in d.reason
+    assert decide_promotion("classification", {"f1": 0.99}, compared(0.5, 0.49), gate).promoted
+
+
+def test_a_champion_compared_without_an_interval_is_never_replaced():
+    bare = ChampionComparison(status="compared", version="1", score=0.5, rows=500)
+    d = decide_promotion("classification", {"f1": 0.99}, bare, GateSpec())
+    assert not d.promoted and d.outcome == "inconclusive"
+
+
+def test_min_improvement_moves_the_line_the_whole_interval_must_clear():
+    gate = GateSpec(min_improvement=0.02)
+    assert not decide_promotion("classification", {"f1": 0.92}, compared(0.9, 0.02), gate).promoted
+    assert decide_promotion("classification", {"f1": 0.93}, compared(0.9, 0.03), gate).promoted
+    anything = GateSpec(min_improvement=-1.0)  # "promote whatever scores"
+    assert decide_promotion("classification", {"f1": 0.5}, compared(0.9, -0.4), anything).promoted
 
 
 def test_gate_knows_lower_is_better_for_errors():
     gate = GateSpec(metric="rmse", threshold=50)
-    assert decide_promotion("regression", {"rmse": 40}, compared(45), gate).promoted
-    assert not decide_promotion("regression", {"rmse": 46}, compared(45), gate).promoted
+    assert decide_promotion("regression", {"rmse": 40}, compared(45, 5.0), gate).promoted
+    assert not decide_promotion("regression", {"rmse": 46}, compared(45, -1.0), gate).promoted
     assert not decide_promotion("regression", {"rmse": 60}, NONE, gate).promoted
 
 
@@ -137,7 +178,9 @@ def test_gate_refuses_a_candidate_that_does_not_beat_the_baseline():
     d = decide_promotion("regression", {"rmse": 52.0}, NONE, GateSpec(), "m", baseline)
     assert not d.promoted and "always predicting the mean of the labels" in d.reason
     # the same candidate with a champion it beats is still refused
-    d = decide_promotion("regression", {"rmse": 52.0}, compared(60.0), GateSpec(), "m", baseline)
+    d = decide_promotion(
+        "regression", {"rmse": 52.0}, compared(60.0, 8.0), GateSpec(), "m", baseline
+    )
     assert not d.promoted
     assert decide_promotion("regression", {"rmse": 49.0}, NONE, GateSpec(), "m", baseline).promoted
     off = GateSpec(beat_baseline=False)

@@ -1,0 +1,151 @@
+"""Ten iterations of the loop on labelled batches, some shifted, on one real store: the
+rows a retraining learns from never shrink, every gate decision is taken on at least
+`gate.min_rows` reserved rows (or says "inconclusive"), and a plain `monitor` right after
+a promotion watches rows no model trained on, so it does not alert."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app import champions, drift_history, loop, runner
+from core.specs import GateSpec
+from integrations import mlflow_registry
+from steps.data import pool
+from tests.conftest import FAST_TRAINER
+
+MODEL = "looped"
+FEATURES = [f"x{i}" for i in range(6)]
+MIN_ROWS = GateSpec().min_rows
+
+
+def sample(rows: int, seed: int, world: str = "calm") -> pd.DataFrame:
+    """Labelled rows: `calm` as trained; `covariate`: x2 and x4 moved, same rule; `new`:
+    x3 moved far and there the label follows another rule (what a retraining must learn)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({c: rng.normal(size=rows) for c in FEATURES})
+    noise = 0.3 * rng.normal(size=rows)
+    frame["label"] = (frame["x0"] + frame["x1"] + noise > 0).astype(int)
+    if world == "covariate":
+        frame["x2"] += 1.5
+        frame["x4"] -= 1.5
+    elif world == "new":
+        frame["x3"] += 3.0
+        frame["label"] = (frame["x0"] - frame["x1"] + noise > 0).astype(int)
+    return frame
+
+
+# What each iteration's batch is (160 labelled rows each).
+WORLDS = ["calm", "covariate", "calm", "new", "calm", "covariate", "calm", "new", "calm", "calm"]
+
+
+def kept_rows() -> tuple[int, int]:
+    """(rows to train on, reserved evaluation rows) the loop keeps for MODEL."""
+    kept = pool.latest_pool(MODEL)
+    if kept is None:
+        return 0, 0
+    return len(pool.part_of(kept, pool.TRAIN).frame), len(pool.part_of(kept, pool.EVALUATION).frame)
+
+
+def train_rows(version: str) -> int:
+    from mlflow.tracking import MlflowClient
+
+    mlflow_registry.configure_from_stack()  # a pipeline run leaves its own tracking URI
+    client = MlflowClient()
+    run_id = client.get_model_version(MODEL, version).run_id
+    params = client.get_run(run_id).data.params
+    return int(params["data.train_rows"])
+
+
+def monitor(path: str):
+    return loop.monitor(
+        None,
+        {"model_name": MODEL, "batch": path},
+        training_overrides=FAST_TRAINER,
+        redeploy=False,
+        echo=lambda *_: None,
+    )
+
+
+@pytest.fixture(scope="module")
+def iterations(module_store, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("batches")
+    first = folder / "train.csv"
+    sample(400, seed=0).to_csv(first, index=False)
+    trained = runner.train(
+        None,
+        {"model_name": MODEL, **FAST_TRAINER, "data.source": str(first), "data.target": "label"},
+    )
+    assert trained.decision.promoted
+    mlflow_registry.configure_from_stack()
+    record = {"first_train_rows": train_rows(trained.registered.version), "runs": []}
+    for i, world in enumerate(WORLDS):
+        path = folder / f"batch-{i}-{world}.csv"
+        sample(160, seed=100 + i, world=world).to_csv(path, index=False)
+        before = kept_rows()
+        result = monitor(str(path))
+        entry = {"world": world, "result": result, "kept_before": before, "kept": kept_rows()}
+        retraining = result.retraining
+        if retraining is not None:
+            entry["train_rows"] = train_rows(retraining.registered.version)
+            if retraining.decision.promoted:  # a plain `monitor` right after it
+                held_out, _ = loop.batch_file(MODEL, simulate_drift=False)
+                entry["plain"] = monitor(held_out)
+        record["runs"].append(entry)
+    return record
+
+
+def test_every_labelled_row_is_kept_and_training_rows_never_decrease(iterations):
+    runs = iterations["runs"]
+    for entry in runs:
+        (train_before, eval_before), (train_after, eval_after) = entry["kept_before"], entry["kept"]
+        # Each batch's 160 new rows are kept: half reserved for evaluation, half to train on.
+        assert train_after - train_before == 80 and eval_after - eval_before == 80
+    retrained = [entry["train_rows"] for entry in runs if "train_rows" in entry]
+    assert len(retrained) >= 3  # the shifted batches alerted and retrained
+    assert retrained == sorted(retrained)
+    assert retrained[0] >= iterations["first_train_rows"]
+
+
+def test_every_gate_decision_is_on_enough_reserved_rows_or_inconclusive(iterations):
+    decisions = [
+        entry["result"].retraining.decision
+        for entry in iterations["runs"]
+        if entry["result"].retraining is not None
+    ]
+    for decision in decisions:
+        assert decision.champion_status == "compared", decision.reason
+        assert decision.outcome in ("promote", "keep", "inconclusive", "reject")
+        assert decision.evaluation_rows >= MIN_ROWS or decision.outcome == "inconclusive"
+        if decision.outcome != "reject":
+            low, high = decision.interval
+            assert (
+                f"[{low:+.4f}, {high:+.4f}] on {decision.evaluation_rows} rows" in decision.reason
+            )
+    # The new world, learnable only from its own rows, wins at least once.
+    assert any(decision.promoted for decision in decisions)
+
+
+def test_a_plain_monitor_right_after_a_promotion_does_not_alert_on_the_champions_rows(
+    iterations,
+):
+    plain = [entry["plain"] for entry in iterations["runs"] if "plain" in entry]
+    assert plain
+    for result in plain:
+        assert not result.decision.alert, result.decision.reasons
+        assert result.retraining is None
+
+
+def test_history_and_monitor_history_show_each_versions_gate_rows_and_watched_version(
+    iterations,
+):
+    said: list[str] = []
+    champions.history(MODEL, echo=said.append)
+    text = "\n".join(said)
+    assert "gate: promote" in text and "trained on v1 training rows (320)" in text
+    assert "batch-1-covariate.csv (80)" in text
+    found = drift_history.history(MODEL)
+    versions = [run.model_version for run in found.runs]
+    assert versions[0] == "1" and len(set(versions)) > 1  # the champion changed on the way
+    assert any("(new champion v" in line for line in found.table())
