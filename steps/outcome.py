@@ -24,6 +24,8 @@ def record_outcome(
     outcome = run_outcome(decision, promotion, deployment)
     add_tags(tags=[outcome.tag])
     figures = {"outcome": outcome.outcome, "outcome_reasons": outcome.reasons}
+    if promotion.outcome:  # the gate's: promote, keep, inconclusive or reject
+        figures["gate_outcome"] = promotion.outcome
     log_metadata(figures)  # the step's
     log_metadata(figures, run_id_name_or_prefix=get_step_context().pipeline_run.id)  # the run's
     logger.info("zenkube outcome: %s (%s)", outcome.outcome, "; ".join(outcome.reasons))

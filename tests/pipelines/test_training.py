@@ -67,8 +67,9 @@ def test_worse_model_is_not_promoted(first_run):
             "gate.threshold": 0.0,
         }
     )
-    assert not worse.decision.promoted
-    assert "does not beat the champion" in worse.decision.reason
+    assert not worse.decision.promoted and "the champion stays" in worse.decision.reason
+    # Compared paired on the same test rows: worse with confidence, or not shown better.
+    assert worse.decision.outcome in ("keep", "inconclusive") and worse.decision.interval
     assert worse.registered.version != first_run.registered.version
     assert champion_version() == first_run.registered.version
 
