@@ -13,6 +13,7 @@ SCRIPTS = [
     "bench_cli.py",
     "bench_compile.py",
     "bench_drift.py",
+    "bench_gate.py",
     "bench_monitor_memory.py",
     "bench_pipeline.py",
     "bench_release.py",
