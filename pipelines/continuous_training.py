@@ -43,7 +43,7 @@ def continuous_training_pipeline(
     release: ReleaseSpec | None = None,
 ) -> None:
     """Watch the champion on a batch; on a labelled alert retrain, gate and redeploy."""
-    reference, current, decision = monitor_batch(model_name, batch, thresholds, retrain)
+    reference, current, decision = monitor_batch(model_name, batch, thresholds, retrain.enabled)
     mode = release.mode if release else "swap"  # canary/shadow: a pass awaits its release
     promotion = retrain_if_needed(
         decision, reference, current, retrain, split, trainer, gate, model_name, mode
