@@ -111,8 +111,12 @@ def test_a_canary_shows_its_evidence_and_a_promote_by_hand_moves_the_champion(ve
 def test_an_aborted_shadow_leaves_the_champion_and_stops_its_server(versions):
     test, _ = versions
     said, echo = lines()
-    state = release.start(MODEL, "shadow", None, None, echo, watch=False)  # newest passed: v1
+    # Nothing newer than the champion v2 passed the gate: without --version, no release.
+    with pytest.raises(ConfigError, match="newer than the champion"):
+        release.start(MODEL, "shadow", None, None, echo, watch=False)
+    state = release.start(MODEL, "shadow", None, "1", echo, watch=False)  # named: v1
     assert state["mode"] == "shadow" and state["candidate"]["version"] == "1"
+    assert "v1 is older than the champion v2" in "\n".join(said)
     (candidate,) = deployers.candidates(deployers.active_deployer(), MODEL)
     pid = candidate.pid
     assert process.is_alive(pid)
