@@ -32,12 +32,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
 
 logger = logging.getLogger(__name__)
 META = ("_request_id", "_row", "_time", "_prediction", "_version", "_protocol", "_role")
 SHADOW = "shadow"  # a release's candidate answered a copy; the caller got another answer
+ROLES = ("champion", "canary", SHADOW)  # who answered a row (`_role`)
 POSITION = "_col"  # column name prefix for rows sent without names
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -75,6 +77,18 @@ def folder_name(model_name: str) -> str:
         return model_name
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", model_name)[:100]
     return f"{slug}.{hashlib.sha256(model_name.encode()).hexdigest()[:16]}"
+
+
+def logged_as(url: str, role: str, version: str, predictor: str = "") -> str:
+    """A request logger's URL that tells the cluster's traffic sink who answers there:
+    `<sink>/<folder>?role=<role>&version=<version>`. The deployers write it per predictor
+    (the loggers post to the configured URL as it is, query included), so every row the
+    sink writes carries `_role` and `_version` (integrations/traffic_sink.py); Seldon's
+    `predictor`, which the sink checks against the logger's `Ce-Endpoint`."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    query = {"role": role, "version": str(version or "")}
+    return f"{url}?{urlencode(query | ({'predictor': predictor} if predictor else {}))}"
 
 
 def model_folder(root: str | Path, model_name: str) -> str:

@@ -27,6 +27,23 @@ payload as the body):
   response's `id`, the id a client names in its feedback. deploy's smoke request
   (`X-Zenkube-Probe`; Seldon's executor is told `Seldon-Skip-Logging`) is not traffic.
 
+Who answered (`_role`: champion, canary, shadow) and which version (`_version`) come from
+the logger URL's query, `?role=…&version=…`, which the deployers write per predictor
+(`traffic.logged_as`): both loggers post to the configured URL as it is, query included
+(Seldon: `getLogUrl` parses `logger.url`, `sendCloudEvent` posts with
+`cloudevents.WithTarget(logReq.Url.String())`, worker.go:156; KServe:
+`components/component.go:64` puts each component's `logger.url` in the pod's
+`LoggerSinkUrlInternalAnnotationKey`, the agent's `--log-url`, and `sendHttpCloudEvent`
+posts with `WithTarget(logReq.Url.String())`, worker.go:89). The headers alone cannot say
+it: Seldon's `Ce-Endpoint` is the predictor's name (`w.PredictorName`, worker.go:182),
+which our manifests make `<model>` and `<model>-v<N>` but hash when long; KServe's
+`Ce-Component` is `predictor` for the stable and the canary pods alike, `Ce-Endpoint` the
+pod's `endpoint` label (which v0.20 does not set), and `Ce-Source` the pod's name
+(`--source-uri pod.Name`, `agent_injector.go`, empty for a generated name). So the
+headers check the URL where they can: a Seldon event whose `Ce-Endpoint` is not the
+predictor the URL names (`predictor=`) is refused. A URL without `role` (a deployment
+made before) writes champion rows; in a Seldon shadow's `<folder>.shadow`, shadow rows.
+
     python -m integrations.traffic_sink --port 8080 --root s3://bucket/zenml/traffic \\
         [--token-file /var/run/secrets/zenkube-sink/token] [--trust-logged-feedback]
 
@@ -54,7 +71,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from integrations.traffic import FOLDER, TrafficBuffer, TrafficError
+from integrations.traffic import FOLDER, ROLES, SHADOW, TrafficBuffer, TrafficError
 
 SELDON_REQUEST = "io.seldon.serving.inference.request"
 SELDON_RESPONSE = "io.seldon.serving.inference.response"
@@ -118,15 +135,19 @@ class Sink:
         if not request_id:
             header = "Ce-Requestid (the prediction's puid)" if seldon else "Ce-Id"
             return _refuse(f"a {kind} event needs the {header} header")
+        answered_by = _answered_by(model, request.query, headers, seldon)
+        if isinstance(answered_by, str):
+            return _refuse(answered_by)
         body = await request.read()
         if not seldon and PROBE_HEADER in _metadata(headers.get("Ce-Metadata", "")):
             return web.json_response({"skipped": "zenkube's smoke request, not traffic"})
-        # Seldon logs each node of a graph: pair within the node.
-        key = (model, seldon, request_id, headers.get("Ce-Modelid", "") if seldon else "")
-        self.pair(key, kind in REQUESTS, body, model, seldon, request_id)
-        return web.json_response({"accepted": request_id})
+        # Seldon logs each node of a graph: pair within the node (and within the predictor).
+        node = headers.get("Ce-Modelid", "") if seldon else ""
+        key = (model, seldon, request_id, node, answered_by)
+        self.pair(key, kind in REQUESTS, body, model, seldon, request_id, answered_by)
+        return web.json_response({"accepted": request_id, "role": answered_by[0]})
 
-    def pair(self, key, is_request, body, model, seldon, request_id) -> None:
+    def pair(self, key, is_request, body, model, seldon, request_id, answered_by) -> None:
         now = time.monotonic()
         if now - self.pruned_at > 1.0:
             self.waiting = {k: v for k, v in self.waiting.items() if now - v[0] < UNPAIRED_SECONDS}
@@ -139,7 +160,9 @@ class Sink:
         request_body, response_body = (body, first[2]) if is_request else (first[2], body)
         if seldon:  # the rows carry the puid the caller saw (Seldon-Puid), whatever the body
             response_body = _with_puid(response_body, request_id)
-        self.buffer(model).add(request_body, response_body, "seldon" if seldon else "v2")
+        role, version = answered_by
+        protocol = "seldon" if seldon else "v2"
+        self.buffer(model).add(request_body, response_body, protocol, version, role=role)
 
     async def logged_feedback(self, model: str, request: web.Request) -> web.Response:
         """Seldon's feedback API, as its logger forwards it: labels for an earlier puid."""
@@ -178,6 +201,24 @@ class Sink:
             task.cancel()
         for buffer in self.buffers.values():  # what is buffered is written, not lost
             await buffer.flush()
+
+
+def _answered_by(folder: str, query, headers, seldon: bool) -> tuple[str, str] | str:
+    """(role, version) of the predictor whose logger posted, from the URL's query the
+    deployer wrote (module docstring), checked against Seldon's `Ce-Endpoint`; a str: why
+    the event is refused."""
+    default = SHADOW if folder.endswith(".shadow") else "champion"
+    role = query.get("role", default)
+    if role not in ROLES:
+        return f"role={role!r} in the logger URL is not one of {', '.join(ROLES)}"
+    predictor = query.get("predictor", "")
+    endpoint = headers.get("Ce-Endpoint", "")
+    if seldon and predictor and endpoint != predictor:
+        return (
+            f"the logger URL is predictor {predictor!r}'s but Seldon's Ce-Endpoint says "
+            f"{endpoint!r}: a predictor's logger URL was copied to another; redeploy it"
+        )
+    return role, query.get("version", "")
 
 
 def _metadata(text: str) -> dict:

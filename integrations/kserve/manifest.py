@@ -40,7 +40,7 @@ import copy
 
 from integrations import k8s_names
 from integrations.k8s_patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
-from integrations.traffic import folder_name
+from integrations.traffic import folder_name, logged_as
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 RUNTIME = "zenkube-mlserver"  # stacks/kserve/zenkube-mlserver-runtime.yaml
@@ -136,7 +136,7 @@ def inference_service(
     if sink_url:
         predictor["logger"] = {
             "mode": "all",
-            "url": logger_url(sink_url, model_name),
+            "url": logged_as(logger_url(sink_url, model_name), "champion", model_version),
             # forwarded as Ce-Metadata: the sink skips deploy's smoke request
             "metadataHeaders": [PROBE_HEADER],
         }
@@ -191,6 +191,7 @@ def canary(champion: dict, candidate: dict, percent: int, mode: str, release: di
         # sends the rest to the last rolled-out one (the champion's)
         body["spec"] = copy.deepcopy(candidate["spec"])
         body["spec"]["predictor"]["canaryTrafficPercent"] = percent
+        _log_as_canary(body["spec"]["predictor"], release["candidate"]["version"])
         return body
     annotations[DEPLOYMENT_MODE] = STANDARD  # validateCanarySpecs reads the isvc's own
     version = release["candidate"]["version"]
@@ -206,6 +207,7 @@ def canary(champion: dict, candidate: dict, percent: int, mode: str, release: di
             "version (a swap) instead of a release."
         )
     predictor = copy.deepcopy(candidate["spec"]["predictor"])
+    _log_as_canary(predictor, version)
     predictor.pop("minReplicas", None)  # KServe sizes a canary by its share
     predictor["name"] = canary_name(version)
     # the v0.20 CRD requires the canary model's container name (the stable predictor's
@@ -213,6 +215,18 @@ def canary(champion: dict, candidate: dict, percent: int, mode: str, release: di
     predictor["model"]["name"] = "kserve-container"
     body["spec"]["canary"] = [{"trafficPercent": percent, "predictor": predictor}]
     return body
+
+
+def _log_as_canary(predictor: dict, version: str) -> None:
+    """The candidate's logger URL says its rows are the canary's (the sink's `_role`):
+    each pod's agent posts to its own component's `logger.url` (KServe
+    `components/component.go`, the `LoggerSinkUrlInternalAnnotationKey` annotation), and
+    a Knative revision keeps the URL it was made with, so the champion's still says
+    champion."""
+    logger = predictor.get("logger")
+    if logger and logger.get("url"):
+        base = logger["url"].split("?", 1)[0]
+        logger["url"] = logged_as(base, "canary", version)
 
 
 def aborted(champion: dict, mode: str, release: dict) -> dict:

@@ -39,7 +39,7 @@ import json
 
 from integrations import k8s_names
 from integrations.k8s_patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
-from integrations.traffic import folder_name
+from integrations.traffic import folder_name, logged_as
 
 GROUP, VERSION, PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
 SHADOW_FOLDER = ".shadow"  # a shadow's traffic: `<sink>/<model>.shadow`
@@ -121,14 +121,35 @@ def for_cluster(body: dict, sink_url: str = "") -> dict:
     model = registered_model(body)
     labels = body.setdefault("metadata", {}).setdefault("labels", {})
     labels["zenkube.model-name"] = k8s_names.label_value(model)
+    candidate = (read_release(body) or {}).get("candidate") or {}
     for predictor in body.get("spec", {}).get("predictors", []):
         name = predictor.get("name", "")
         if name == model or k8s_names.problems(name):  # ZenML's: the registered model's
             predictor["name"] = predictor_name(model or name)
         if sink_url:
-            url = logger_url(sink_url, model, bool(predictor.get("shadow")))
+            shadow = bool(predictor.get("shadow"))
+            url = logger_url(sink_url, model, shadow)
+            # who answers here, for the sink's rows (`_role`, `_version`)
+            named = candidate.get("predictor") or candidate_predictor_name(
+                model, str(candidate.get("version"))
+            )
+            if candidate and predictor["name"] == named:
+                role, version = ("shadow" if shadow else "canary"), candidate.get("version")
+            else:
+                role, version = "champion", served_version(body)
+            url = logged_as(url, role, version or "", predictor["name"])
             predictor["graph"]["logger"] = {"mode": "all", "url": url}
     return body
+
+
+def served_version(body: dict) -> str:
+    """The model version ZenML's service config annotation says this deployment serves
+    (the champion's, during a release)."""
+    config = ((body.get("metadata") or {}).get("annotations") or {}).get("zenml.service_config")
+    try:
+        return str(json.loads(config).get("model_version") or "")
+    except (TypeError, ValueError, AttributeError):
+        return ""
 
 
 # -- releases (issue #27) ------------------------------------------------------------------

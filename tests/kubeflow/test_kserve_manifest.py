@@ -236,7 +236,8 @@ def test_labels_never_end_in_punctuation_and_the_logger_posts_to_the_model_folde
     assert len(label) <= 63 and label[-1].isalnum() and not k8s_names.problems_label(label)
     logger = body["spec"]["predictor"]["logger"]
     assert logger["metadataHeaders"] == ["X-Zenkube-Probe"]  # the sink skips deploy's smoke
-    url = logger["url"]
+    url, query = logger["url"].split("?")
+    assert query == "role=champion&version=1"  # the sink's rows say who answered
     # the sink writes `<root>/<last path segment>`: the folder `--from-traffic` reads
     assert model_folder("root", url.rsplit("/", 1)[1]) == model_folder("root", long)
 

@@ -63,7 +63,9 @@ def test_a_standard_mode_canary_is_a_spec_canary_entry_v0_20_accepts(percent):
     assert entry["trafficPercent"] == percent
     assert entry["predictor"]["name"] == "v4"
     assert entry["predictor"]["model"]["storageUri"] == CANDIDATE_URI
-    assert entry["predictor"]["logger"]["url"].endswith("/House_Prices")  # callers' answers
+    # callers' answers, to the folder --from-traffic reads; the sink's rows say who answered
+    assert entry["predictor"]["logger"]["url"] == "http://sink/House_Prices?role=canary&version=4"
+    assert predictor["logger"]["url"] == "http://sink/House_Prices?role=champion&version=3"
     assert "minReplicas" not in entry["predictor"]  # KServe sizes it by its share
     env = {e["name"]: e["value"] for e in entry["predictor"]["model"]["env"]}
     assert env["MLSERVER_MODEL_NAME"] == body["metadata"]["name"]  # the same V2 path
@@ -80,6 +82,8 @@ def test_a_serverless_canary_is_canary_traffic_percent_both_releases_accept(perc
     predictor = body["spec"]["predictor"]
     assert predictor["canaryTrafficPercent"] == percent
     assert predictor["model"]["storageUri"] == CANDIDATE_URI  # the latest revision's
+    # its rows are the canary's; the champion's revision keeps the URL it was made with
+    assert predictor["logger"]["url"] == "http://sink/House_Prices?role=canary&version=4"
     assert "canary" not in body["spec"]
     assert body["metadata"]["labels"]["zenkube.model-version"] == "3"
 
@@ -198,8 +202,15 @@ def test_a_seldon_canary_is_two_predictors_with_weights_summing_to_100(model_nam
     assert candidate["graph"]["modelUri"] == CANDIDATE_URI and candidate["traffic"] == percent
     assert candidate["graph"].get("envSecretRefName") == champion["graph"].get("envSecretRefName")
     # both answer callers: both log to the folder `monitor --from-traffic` reads
+    # (the sink's rows say who answered: the role and version in the URL's query, and the
+    # predictor it checks against Seldon's Ce-Endpoint)
     url = seldon.logger_url("http://sink", model_name)
-    assert champion["graph"]["logger"]["url"] == candidate["graph"]["logger"]["url"] == url
+    assert champion["graph"]["logger"]["url"] == (
+        f"{url}?role=champion&version=3&predictor={champion['name']}"
+    )
+    assert candidate["graph"]["logger"]["url"] == (
+        f"{url}?role=canary&version=4&predictor={candidate['name']}"
+    )
     assert seldon.read_release(body)["candidate"]["version"] == "4"
 
 
@@ -215,8 +226,12 @@ def test_a_seldon_shadow_is_a_shadow_predictor_whose_answers_are_logged_apart():
     assert champion["traffic"] == 100 and not champion.get("shadow")
     # no traffic on the shadow: Istio mirrors every request (no mirrorPercentage)
     assert candidate["shadow"] is True and "traffic" not in candidate
-    assert champion["graph"]["logger"]["url"] == "http://sink/House_Prices"
-    assert candidate["graph"]["logger"]["url"] == "http://sink/House_Prices.shadow"
+    assert champion["graph"]["logger"]["url"] == (
+        f"http://sink/House_Prices?role=champion&version=3&predictor={champion['name']}"
+    )
+    assert candidate["graph"]["logger"]["url"] == (
+        f"http://sink/House_Prices.shadow?role=shadow&version=4&predictor={candidate['name']}"
+    )
 
 
 @pytest.mark.parametrize("mode", ["canary", "shadow"])

@@ -113,7 +113,9 @@ def test_with_a_request_logger_url_every_graph_logs_its_traffic_to_the_sink(
     assert predictor["graph"]["logger"] == {
         "mode": "all",
         # `house prices` had to change: its folder carries a hash (integrations/traffic.py)
-        "url": "http://zenkube-traffic-sink.zenkube/house_prices.7c775f494a21d2e2",
+        # and its rows say who answered: the champion, version 4 (integrations/traffic_sink.py)
+        "url": "http://zenkube-traffic-sink.zenkube/house_prices.7c775f494a21d2e2"
+        f"?role=champion&version=4&predictor={predictor['name']}",
     }
 
 
@@ -142,8 +144,12 @@ def test_every_model_name_yields_predictor_names_seldon_and_istio_accept():
         service = seldon_manifest.predictor_service(body["metadata"]["name"], predictor)
         assert not k8s_names.problems(service)  # the operator's Service name
         assert body["metadata"]["labels"]["zenkube.model-name"][-1].isalnum()
-        assert body["spec"]["predictors"][0]["graph"]["logger"]["url"].endswith(
-            "/" + folder_name(name)  # the model's own traffic folder (integrations/traffic.py)
+        assert (
+            body["spec"]["predictors"][0]["graph"]["logger"]["url"]
+            .split("?")[0]
+            .endswith(
+                "/" + folder_name(name)  # the model's own traffic folder (integrations/traffic.py)
+            )
         )
     urls = {b["spec"]["predictors"][0]["graph"]["logger"]["url"] for b in bodies}
     assert len(urls) == len(NAMES)  # house.prices and house_prices log apart

@@ -62,7 +62,7 @@ def sink(tmp_path_factory):
     process.wait(timeout=20)
 
 
-def seldon_event(url, kind, puid, body, node="classifier"):
+def seldon_event(url, kind, puid, body, node="classifier", endpoint="house-prices"):
     """As Seldon's executor posts it: `sendCloudEvent` (cloudevents sdk-go v1, binary)."""
     headers = {
         "Ce-Id": str(uuid.uuid4()),  # fresh per message: never the pairing key
@@ -74,7 +74,7 @@ def seldon_event(url, kind, puid, body, node="classifier"):
         "Ce-Requestid": puid,
         "Ce-Inferenceservicename": "zenml-0f6c2d9e-4b7a-4f0e-9a51-3b1e8c7d2a10",
         "Ce-Namespace": "zenkube",
-        "Ce-Endpoint": "house-prices",
+        "Ce-Endpoint": endpoint,  # the predictor's name (worker.go: w.PredictorName)
         "Ce-Protocol": "seldon",
         "Content-Type": "application/json",
     }
@@ -189,6 +189,77 @@ def test_kserve_logged_v2_predictions_land_in_the_model_folder(sink):
     time.sleep(1)  # a flush later: still no row of the smoke request
     assert "probe" not in set(read_kind(folder, "requests", None)["_request_id"])
     assert list(wait_for_rows(folder, "feedback", 1)["_request_id"]) == [ids[0]]
+
+
+def test_a_canary_release_rows_say_who_answered_and_labels_join_their_request(sink):
+    """Seldon and KServe canaries: each predictor's logger posts to the URL the deployer
+    wrote for it (`traffic.logged_as`; tests/kubeflow/test_release_manifests.py checks the
+    manifests write these), so every row carries `_role` and `_version`, and a label
+    reaches the row of the request it rates, whichever version answered it."""
+    from integrations.kserve import manifest as kserve
+    from integrations.kubeflow import seldon_manifest as seldon
+    from integrations.traffic import logged_as
+
+    model = "canary_model"
+    base = seldon.logger_url(url := sink[0], model)
+    predictors = {
+        "champion": (seldon.predictor_name(model), "3"),
+        "canary": (seldon.candidate_predictor_name(model, "4"), "4"),
+    }
+    sent = {}
+    for i in range(6):
+        role = "canary" if i % 3 == 0 else "champion"
+        predictor, version = predictors[role]
+        target = logged_as(base, role, version, predictor)
+        puid = str(uuid.uuid4())
+        sent[puid] = (role, version)
+        request = {"data": {"names": COLUMNS, "ndarray": [[50.0 + i, 2]]}}
+        response = {"data": {"names": [], "ndarray": [i % 2]}, "meta": {}}
+        for kind, body in ((SELDON_REQUEST, request), (SELDON_RESPONSE, response)):
+            answer = seldon_event(target, kind, puid, body, endpoint=predictor)
+            assert answer.status_code == 200 and answer.json()["role"] == role
+    # a predictor's URL under another predictor's executor: refused, not written as its
+    champion_url = logged_as(base, "champion", "3", predictors["champion"][0])
+    wrong = seldon_event(champion_url, SELDON_REQUEST, "p", {}, endpoint=predictors["canary"][0])
+    assert wrong.status_code == 400 and "Ce-Endpoint" in wrong.json()["error"]
+    bad_role = requests.post(f"{base}?role=boss", json={}, timeout=10,
+                             headers={"Ce-Type": KSERVE_REQUEST, "Ce-Id": "x"})  # fmt: skip
+    assert bad_role.status_code == 400 and "champion, canary, shadow" in bad_role.json()["error"]
+    rated = next(p for p, (role, _) in sent.items() if role == "canary")
+    message = {"response": {"meta": {"puid": rated}}, "truth": {"data": {"ndarray": [1]}}}
+    assert requests.post(f"{base}/feedback", json=message, timeout=10).status_code == 200
+
+    folder = model_folder(sink[1], model)
+    rows = wait_for_rows(folder, "requests", 6)
+    got = {r["_request_id"]: (r["_role"], r["_version"]) for _, r in rows.iterrows()}
+    assert got == sent and sorted(rows["_role"]).count("canary") == 2
+    labels = wait_for_rows(folder, "feedback", 1)
+    joined = rows.merge(labels[["_request_id", "_row", "_label"]], on=["_request_id", "_row"])
+    assert list(joined["_role"]) == ["canary"] and list(joined["_version"]) == ["4"]
+
+    # KServe: the stable and the canary pods' agents send the same headers (Ce-Component
+    # `predictor` for both), so only the URL the manifest wrote per predictor tells them apart
+    kmodel = "canary_kserve"
+    kbase = kserve.logger_url(url, kmodel)
+    for i, (role, version) in enumerate([("champion", "3"), ("canary", "4"), ("champion", "3")]):
+        target = logged_as(kbase, role, version)
+        request = {"inputs": [{"name": "size", "shape": [1, 1], "datatype": "FP64",
+                               "data": [60.0 + i]}]}  # fmt: skip
+        response = {"id": f"{role}-{i}", "outputs": [{"name": "predict", "shape": [1],
+                                                       "datatype": "INT64", "data": [1]}]}  # fmt: skip
+        for kind, body in ((KSERVE_REQUEST, request), (KSERVE_RESPONSE, response)):
+            assert kserve_event(target, kind, f"ce-{i}", body).status_code == 200
+    assert requests.post(f"{kbase}/feedback", json={"id": "canary-1", "truth": [0]},
+                         timeout=10).status_code == 200  # fmt: skip
+    kfolder = model_folder(sink[1], kmodel)
+    krows = wait_for_rows(kfolder, "requests", 3)
+    assert sorted(zip(krows["_request_id"], krows["_role"], krows["_version"], strict=True)) == [
+        ("canary-1", "canary", "4"), ("champion-0", "champion", "3"),
+        ("champion-2", "champion", "3"),
+    ]  # fmt: skip
+    klabels = wait_for_rows(kfolder, "feedback", 1)
+    kjoined = krows.merge(klabels[["_request_id", "_row", "_label"]], on=["_request_id", "_row"])
+    assert list(kjoined["_role"]) == ["canary"]
 
 
 def test_events_the_loggers_never_send_are_refused_with_a_reason(sink):
