@@ -126,12 +126,14 @@ class RoleStats:
         self.numeric_labels = 0  # labelled answers where both were numbers
         self.error_sum = self.error_sq = 0.0  # their absolute errors
 
-    def answered(self, status: int, seconds: float, predictions: list | None = None) -> None:
-        """One answer of this role (status 599: it could not be reached)."""
+    def answered(self, status: int, seconds: float | None, predictions: list | None = None) -> None:
+        """One answer of this role (status 599: it could not be reached; `seconds` None:
+        its latency is not known, as in a logged row without one)."""
         self.requests += 1
         if status == 200:
             self.ok += 1
-            self.latency.add(seconds * 1000)
+            if seconds is not None:
+                self.latency.add(seconds * 1000)
             for value in predictions or []:
                 self.prediction(value)
             self.rows += len(predictions or [])
@@ -297,6 +299,53 @@ def evidence(champion: RoleStats, candidate: RoleStats) -> dict:
         "shift": shift(champion, candidate),
         "quality": quality(champion, candidate),
     }
+
+
+# -- the same evidence from logged rows (a release on a cluster) ---------------------------
+ROW_ROLES = {"champion": "champion", "canary": "candidate", "shadow": "candidate"}
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def evidence_from_rows(rows) -> dict:
+    """The evidence of a release from served rows, as the cluster's traffic sink writes them
+    (integrations/traffic.py `release_rows`: one dict per scored row with `_role`,
+    `_request_id`, `_row`, `_prediction`, `_label` when feedback rated it, and `_status` /
+    `_latency_ms` when known): the rows of one request are one answer of its role, fed to
+    the same RoleStats the local front fills, so `decide` judges a cluster release with the
+    same thresholds and gives the same outputs. `canary` and `shadow` rows are the
+    candidate's. A request without `_status` was answered (200); without `_latency_ms`, its
+    latency is unknown and not judged."""
+    answers: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        role = ROW_ROLES.get(str(row.get("_role") or "champion"))
+        if role is None:
+            continue
+        held = answers.setdefault(
+            (role, str(row.get("_request_id"))),
+            {"status": 200, "latency": None, "predictions": {}, "labels": {}},
+        )
+        if not _missing(row.get("_status")):
+            held["status"] = int(row["_status"])
+        if not _missing(row.get("_latency_ms")):
+            held["latency"] = float(row["_latency_ms"])
+        index = 0 if _missing(row.get("_row")) else int(row["_row"])
+        if "_prediction" in row and not _missing(row["_prediction"]):
+            held["predictions"][index] = row["_prediction"]
+        if not _missing(row.get("_label")):
+            held["labels"][index] = row["_label"]
+    roles = {"champion": RoleStats(), "candidate": RoleStats()}
+    for (role, _), held in answers.items():
+        predictions = held["predictions"]
+        seconds = None if held["latency"] is None else held["latency"] / 1000
+        status = held["status"]
+        roles[role].answered(status, seconds, [predictions[i] for i in sorted(predictions)])
+        for index, label in sorted(held["labels"].items()):
+            if status == 200 and index in predictions:
+                roles[role].label(predictions[index], label)
+    return evidence(roles["champion"], roles["candidate"])
 
 
 # -- the decision --------------------------------------------------------------------------

@@ -385,6 +385,32 @@ def traffic_batch(
     )
 
 
+RELEASE_COLUMNS = ("_role", "_version", "_request_id", "_row", "_prediction", "_status",
+                   "_latency_ms")  # fmt: skip
+
+
+def release_rows(folders: list[str | Path], since: float | None) -> list[dict]:
+    """The rows served since `since` (epoch seconds) in `folders` (a model's folder, and a
+    Seldon shadow's `<folder>.shadow`), each with the `_label` feedback gave it (joined by
+    request id and row in each folder): what `release_gate.evidence_from_rows` judges."""
+    out: list[dict] = []
+    for folder in folders:
+        requests = read_kind(folder, "requests", since)
+        if requests.empty:
+            continue
+        requests = requests.drop_duplicates(["_request_id", "_row", "_role"], keep="last")
+        keep = [c for c in RELEASE_COLUMNS if c in requests.columns]
+        feedback = read_kind(folder, "feedback", None)
+        frame = requests[keep]
+        if not feedback.empty:
+            labels = feedback.drop_duplicates(["_request_id", "_row"], keep="last")
+            frame = frame.merge(
+                labels[["_request_id", "_row", "_label"]], on=["_request_id", "_row"], how="left"
+            )
+        out.extend(frame.to_dict("records"))
+    return out
+
+
 def _window(seconds: float) -> str:
     for unit in ("w", "d", "h", "m"):
         if seconds >= SECONDS[unit] and seconds % SECONDS[unit] == 0:

@@ -195,3 +195,73 @@ def test_the_request_id_a_caller_sent_is_found_in_each_protocol():
     seldon = b'{"data": {"ndarray": [[1], [0]]}, "meta": {"puid": "p"}}'
     assert read_answer("seldon", seldon) == ("p", [1, 0])
     assert read_answer("seldon", b"nope") == ("", [])
+
+
+# -- one gate, any backend: the same evidence through the front's path and the sink's rows --
+def answers(kind: str, seed: int = 7) -> list[tuple]:
+    """(role, request id, status, latency ms, predictions, labels) of a release's traffic:
+    300 champion and 120 candidate requests of 2 rows; every third labelled."""
+    rng = random.Random(seed)
+    out = []
+    for role, n in (("champion", 300), ("candidate", 120)):
+        for i in range(n):
+            status = 500 if kind == "5xx" and role == "candidate" and i % 4 == 0 else 200
+            slow = 60.0 if kind == "slow" and role == "candidate" else 0.0
+            latency = 10.0 + slow + rng.uniform(0, 4)
+            truth = [rng.choice(["low", "high"]) for _ in range(2)]
+            wrong = kind == "wrong" and role == "candidate" and i % 2 == 0
+            predictions = [{"low": "high", "high": "low"}[t] if wrong else t for t in truth]
+            labels = truth if i % 3 == 0 else None
+            out.append((role, f"{role}-{i}", status, latency, predictions, labels))
+    return out
+
+
+def local_decision(traffic: list[tuple]):
+    """As the local front fills the evidence (seldon_local/router.py: `answered` per answer,
+    `labelled` per feedback row)."""
+    roles = {"champion": RoleStats(), "candidate": RoleStats()}
+    for role, _, status, latency, predictions, labels in traffic:
+        answered = predictions if status == 200 else []
+        roles[role].answered(status, latency / 1000, answered)
+        for prediction, label in zip(answered, labels or [], strict=False):
+            roles[role].label(prediction, label)
+    return decide(gate.evidence(roles["champion"], roles["candidate"]), LIMITS, 60.0)
+
+
+def rows_decision(traffic: list[tuple], folder):
+    """As a cluster release is judged: the rows written as the sink writes them (Parquet
+    under the model's folder, labels as feedback files), read back by `release_rows`."""
+    import pandas as pd
+
+    from integrations.traffic import TrafficLog, release_rows
+
+    requests, feedback = [], []
+    for role, request_id, status, latency, predictions, labels in traffic:
+        written = "canary" if role == "candidate" else "champion"
+        version = "4" if role == "candidate" else "3"
+        for row, prediction in enumerate(predictions if status == 200 else [None]):
+            requests.append({"size": 50.0, "_request_id": request_id, "_row": row,
+                             "_time": 0.0, "_prediction": prediction, "_version": version,
+                             "_protocol": "v2", "_role": written, "_status": status,
+                             "_latency_ms": latency})  # fmt: skip
+        for row, label in enumerate(labels if status == 200 and labels else []):
+            feedback.append({"_request_id": request_id, "_row": row, "_label": label,
+                             "_time": 0.0})  # fmt: skip
+    log = TrafficLog(folder)
+    log.write("requests", pd.DataFrame(requests))
+    log.write("feedback", pd.DataFrame(feedback))
+    found = gate.evidence_from_rows(release_rows([folder], None))
+    return decide(found, LIMITS, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcome", "why"),
+    [("5xx", "abort", "5xx share"), ("slow", "abort", "latency"),
+     ("wrong", "abort", "accuracy"), ("good", "promote", "inside its bound")],
+)  # fmt: skip
+def test_the_local_and_the_cluster_rows_paths_take_the_same_decision(kind, outcome, why, tmp_path):
+    traffic = answers(kind)
+    local = local_decision(traffic)
+    from_rows = rows_decision(traffic, tmp_path / "traffic" / "m")
+    assert local[0] == outcome and why in " ".join(local[1])
+    assert from_rows == local  # outcome, reasons (with their figures) and what comes next
