@@ -160,6 +160,8 @@ def test_five_commands_at_once_never_crash_nor_lose_an_update(served):
         for command, process in zip(commands, started, strict=True):
             out, err = process.communicate(timeout=600)
             said = f"round {round_number}, {' '.join(command)}:\n{out}\n{err}"
+            if process.returncode != 0 and log.exists():  # the traceback the log keeps
+                said += "\nzenkube.log:\n" + log.read_text(errors="replace")[before_log:][-6000:]
             assert process.returncode == 0, said
             assert "Traceback" not in out + err and "Unexpected error" not in err, said
             assert PREPARED_LINE not in out, said
