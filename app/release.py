@@ -13,6 +13,7 @@ champion records name the old version.
 from __future__ import annotations
 
 import getpass
+import os
 import time
 
 import click
@@ -81,14 +82,7 @@ def status(model_name: str | None, echo=print, view=None) -> dict | None:
     front_of = getattr(deployer, "front_of", None)
     last = front_of(name).release_status() if front_of and not state else None
     if last and last.get("stale"):  # the front is down: what it last wrote
-        version = (last.get("candidate") or {}).get("version")
-        echo(
-            f"The model's front is not running, so the release of '{name}' v{version} "
-            f"(last {last.get('state')}) was cut off with it: no traffic reaches either "
-            f"version. `python run.py deploy --model-name {name}` serves the champion again "
-            "(and ends the release as aborted); what the front last wrote:"
-        )
-        show(name, {**last, "active": False}, echo)
+        interrupted(name, last, front_of(name).keeper_alive(), echo)
         return last
     if not state:
         echo(f"'{name}' has no release. Start one: python run.py release start --model-name {name}")
@@ -107,6 +101,43 @@ def _watched(deployer, name: str) -> bool:
     from integrations.local_records import watcher_alive
 
     return watcher_alive(deployer.front_of(name).dir, name)
+
+
+def interrupted(name: str, last: dict, restarting: bool, echo=print) -> list[str]:
+    """`release status` while the model's front is down: one story from what the front
+    last wrote (`last`): an active release is interrupted, and what happens next depends
+    on whether its keeper runs (`restarting`: it restarts the front, which resumes the
+    release) or not (a deploy serves the champion again, ending the release)."""
+    version = (last.get("candidate") or {}).get("version")
+    champ = (last.get("champion") or {}).get("version")
+    was = last.get("state")
+    if not last.get("active"):  # it had ended before the front went down
+        echo(
+            f"The model's front is not running; its last release ('{name}' v{version}) had "
+            f"already ended ({was}). `python run.py deploy --model-name {name}` serves "
+            f"v{champ} again. What the front last wrote:"
+        )
+        return show(name, {**last, "active": False}, echo)
+    if restarting:
+        echo(
+            f"The model's front is restarting (its keeper starts it again within seconds), "
+            f"so the release of '{name}' v{version} is interrupted: no request is answered "
+            "until it is back. The restarted front resumes the release as it was (same "
+            "candidate, share, budget and decision); its evidence counts again from the "
+            "restart. What the front last wrote:"
+        )
+        following = "the front resumes the release when it is back (seconds)"
+    else:
+        echo(
+            f"The model's front is not running, nor its keeper, so the release of '{name}' "
+            f"v{version} is interrupted: no traffic reaches either version. What the front "
+            "last wrote:"
+        )
+        following = (
+            f"`python run.py deploy --model-name {name}` serves the champion v{champ} again "
+            f"and ends this release as aborted (v{version} was never made the champion)"
+        )
+    return show(name, {**last, "active": False, "state": "interrupted", "next": following}, echo)
 
 
 def promote(model_name: str | None, echo=print) -> dict:
@@ -239,9 +270,45 @@ def watch(model_name: str, state_dir: str, interval: float = 0.5, echo=print) ->
     from integrations.seldon_local.front import ModelFront
 
     front = ModelFront(state_dir, model_name)
+    lock = _watch_lock(front.dir)
+    if lock is None:
+        echo(f"{_now()} another watcher watches this release: this one stops")
+        return "duplicate"
+    try:
+        return _watch(model_name, front, interval, echo)
+    finally:  # ended by itself: the front must not start another (it does for a killed one)
+        pid_file = front.dir / "release-watch.pid"
+        try:
+            if int(pid_file.read_text()) == os.getpid():
+                pid_file.unlink()
+        except (OSError, ValueError):
+            pass
+        os.close(lock)
+
+
+def _watch_lock(folder) -> int | None:
+    """An exclusive lock on the model's watcher (two started at once: one watches)."""
+    import fcntl
+
+    try:
+        fd = os.open(folder / "release-watch.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _watch(model_name: str, front, interval: float, echo) -> str:
     started, gone_since, state = None, None, {}
     echo(f"{_now()} watching the release of '{model_name}' (front: {front.dir})")
     while True:
+        if not front.dir.exists():  # `make clean` removed the state: nothing to finish
+            echo(f"{_now()} the front's folder is gone: stopping")
+            return "front gone"
         if front.status() is None:
             gone_since = gone_since or time.monotonic()
             if time.monotonic() - gone_since > 30:
@@ -298,7 +365,7 @@ def describe(name: str, state: dict) -> list[str]:
     ended = state.get("ended_at")
     took = ((ended or time.time()) - since) if since else None
     when = f"started {_clock(since)}" if since else ""
-    if took is not None:
+    if took is not None and (ended or state.get("active")):
         when += f", {'ran' if ended else 'running for'} {took:.0f}s"
     lines = [
         f"Release of '{name}': v{cand} ({share}) beside champion v{champ}: "
@@ -357,6 +424,11 @@ def describe(name: str, state: dict) -> list[str]:
         lines.append(line)
         if backend.get("routing"):
             lines.append(f"  routing:   {backend['routing']}")
+    for at in state.get("resumed_at") or []:
+        lines.append(
+            f"  restarted: the front restarted at {_clock(at)} and resumed the release; "
+            "the evidence above counts from then"
+        )
     decision = state.get("decision")
     if decision:
         reasons = "; ".join(decision.get("reasons") or [])

@@ -275,6 +275,11 @@ def stop(model_name: str | None, echo=print) -> None:
         deployer.stop_model_server(service.uuid, timeout=30)
         name, version = service.config.model_name, service.config.model_version
         echo(f"stopped {name} v{version} (a release's candidate)")
+    from steps.deployment.release import stop_watcher
+
+    for name in dict.fromkeys(s.config.model_name for s in services):
+        if stop_watcher(deployer, name):  # nothing left for it to finish
+            echo(f"stopped the release watcher of {name}")
 
 
 def repair(model_name: str | None, echo=print) -> list[str]:

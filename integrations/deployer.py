@@ -139,7 +139,11 @@ def protocols(deployer) -> tuple[str, ...]:
 
 
 def served_protocol(deployer, model_name: str) -> str | None:
-    """The protocol `model_name` is served with now (None: nothing of it runs)."""
+    """The protocol `model_name` is served with (None: nothing of it was served). A
+    backend with a served-state record answers from it, also while its processes are
+    down; otherwise the newest running service's."""
+    if isinstance(deployer, DeployerContract):
+        return deployer.served_protocol(model_name)
     service = served(deployer, model_name)
     return protocol_of(deployer, service) if service is not None else None
 
@@ -309,7 +313,10 @@ class DeployerContract(BaseModelDeployer):
         return services
 
     def served_protocol(self, model_name: str) -> str | None:
-        return served_protocol(self, model_name)
+        """The protocol of the newest running service (a backend with a served-state
+        record that outlives its processes answers from that)."""
+        service = served(self, model_name)
+        return self.protocol_of(service) if service is not None else None
 
     def deploy(self, request: DeploymentRequest, timeout: int = 300) -> BaseDeploymentService:
         """Serve `request`; any interruption before the switch leaves the served version

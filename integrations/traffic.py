@@ -34,7 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-import pandas as pd
+
+class _Pandas:
+    """pandas, imported at first use: the front (router.py) imports this module, and a
+    front its keeper restarts must answer within a second, not after pandas' ~2 s."""
+
+    def __getattr__(self, name: str):
+        import pandas
+
+        return getattr(pandas, name)
+
+
+pd = _Pandas()
 
 logger = logging.getLogger(__name__)
 META = ("_request_id", "_row", "_time", "_prediction", "_version", "_protocol", "_role")
@@ -227,6 +238,14 @@ def feedback_labels(protocol: str, body: bytes) -> pd.DataFrame:
 
 
 # -- writing and reading ------------------------------------------------------------------
+class OverCap(TrafficError):
+    """One batch larger than the folder's whole cap (written, it would only rotate the
+    older files out and then itself)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status=413)
+
+
 @dataclass
 class TrafficLog:
     """One model's traffic folder (a local path or a URI such as s3://bucket/traffic/m),
@@ -246,6 +265,13 @@ class TrafficLog:
         tmp = path[: -len(".parquet")] + ".partial"
         with fs.open(tmp, "wb") as f:
             _text_objects(frame).to_parquet(f, index=False)
+        size = fs.size(tmp)
+        if size > self.max_bytes:  # it would rotate everything out, itself too: not kept
+            fs.rm(tmp)
+            raise OverCap(
+                f"a {kind} batch of {size} bytes is over the folder's cap of "
+                f"{self.max_bytes} bytes: it was not written and nothing older was removed"
+            )
         fs.mv(tmp, path)  # readers never see half a file
         self.rotate()
         return path
@@ -470,6 +496,13 @@ class TrafficBuffer:
     def add_feedback(self, protocol: str, body: bytes) -> pd.DataFrame:
         """Labels from one feedback body, kept for the next batch; TrafficError (the
         client's 4xx, or 503 while the buffer is full) when they cannot be."""
+        if len(body) > self.budget:  # it would never fit: not a wait, a smaller body
+            raise TrafficError(
+                f"the feedback body is {len(body)} bytes; one batch of this endpoint's "
+                f"traffic holds at most {self.budget} (a quarter of its folder's cap): send "
+                "the labels in smaller batches",
+                413,
+            )
         if self.pending_bytes + len(body) > self.budget:
             self.on_drop("buffer_full", "feedback refused with 503 until the next write")
             raise TrafficError(
@@ -516,6 +549,9 @@ class TrafficBuffer:
                     warnings.simplefilter("ignore", FutureWarning)
                     frame = pd.concat(parts, ignore_index=True)
                 self.log.write(kind, frame)
+            except OverCap as exc:  # the folder as it was: older files all kept
+                for _ in parts:
+                    self.on_drop("over_cap", str(exc))
             except Exception as exc:  # noqa: BLE001 - this batch is lost, not the recorder
                 for _ in parts:
                     self.on_drop("write_failed", f"{type(exc).__name__}: {str(exc)[:200]}")

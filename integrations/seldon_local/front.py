@@ -1,8 +1,13 @@
 """Start, switch and stop the front (router.py) of one served model.
 
 One front per registered model name, on the stable port clients call; it outlives the
-model servers behind it. Its record (`fronts/<model>/router.json`) says pid, port and the
-backend port it forwards to. It is controlled over a Unix socket in that folder
+model servers behind it. Its keeper (keeper.py: a parent that does nothing else) holds
+the port and restarts the front within a second when it dies; the front restarts its
+keeper. Their record (`fronts/<model>/router.json`) is the served state: what is served
+(model, version, protocol, columns), the port and the backend port it forwards to, the
+server's folder, where traffic goes, the release, and the processes (pid, keeper, group).
+It outlives every process: a restarted front serves from it, and commands read it
+(`served_state`, standard library only). It is controlled over a Unix socket in that folder
 (`control.sock`; the folder is 0700 and the socket 0600), never over the serving port:
 only the user who runs zenkube can switch where it forwards or read its pids and ports.
 """
@@ -21,6 +26,15 @@ from pathlib import Path
 from integrations.seldon_local import process
 
 ROUTER = Path(__file__).resolve().parent / "router.py"
+KEEPER = Path(__file__).resolve().parent / "keeper.py"
+
+
+def served_state(state_dir: str | Path, model_name: str) -> dict:
+    """The served state of `model_name`'s endpoint (router.json; {} when it was never
+    served): model, version, protocol, port, backend, server_dir, columns, traffic_dir,
+    release (state, mode, percent, champion, candidate, ...), front_restarts. It is what
+    the front serves, or served when it died (its keeper serves it again)."""
+    return ModelFront(state_dir, model_name).record()
 
 
 class FrontError(RuntimeError):
@@ -81,9 +95,10 @@ class ModelFront:
 
     def record(self) -> dict:
         try:
-            return json.loads(self.record_file.read_text())
+            data = json.loads(self.record_file.read_text())
         except (OSError, ValueError):
             return {}
+        return data if isinstance(data, dict) else {}
 
     @property
     def port(self) -> int | None:
@@ -92,6 +107,10 @@ class ModelFront:
     @property
     def pid(self) -> int | None:
         return self.record().get("pid")
+
+    def keeper_alive(self) -> bool:
+        """Whether the front's keeper runs (it restarts the front when it died)."""
+        return process.is_alive(self.record().get("keeper"))
 
     def status(self) -> dict | None:
         """What the running front says about itself (pid, port, backend, requests in
@@ -105,14 +124,22 @@ class ModelFront:
         return answer if code == 200 else None
 
     def restarts_note(self) -> str | None:
-        """How often the front restarted a dead server behind it, for `serve status`."""
+        """How often the front restarted a dead server behind it, and its keeper the
+        front, for `serve status`."""
         status = self.status() or {}
+        notes = []
         if status.get("restart_note"):
-            return status["restart_note"]
-        if not status.get("restarts"):
-            return None
-        last = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(status["last_restart"]))
-        return f"{status['restarts']} (the server died; last restarted {last} UTC)"
+            notes.append(status["restart_note"])
+        elif status.get("restarts"):
+            last = _clock(status["last_restart"])
+            notes.append(f"{status['restarts']} (the server died; last restarted {last})")
+        if status.get("front_restarts"):
+            last = _clock(status["last_front_restart"])
+            notes.append(
+                f"front {status['front_restarts']} (it died; its keeper restarted it, last "
+                f"{last}; the metrics' counters start again at each)"
+            )
+        return "; ".join(notes) or None
 
     def server_dir(self, backend: int) -> str:
         """The folder of the server listening on `backend` (its `server.json` says the
@@ -145,23 +172,24 @@ class ModelFront:
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)  # the control socket's folder: its owner only
         command = [
-            sys.executable, str(ROUTER),
+            sys.executable, str(KEEPER), "--port", str(port), "--record", str(self.record_file),
+            "--", sys.executable, str(ROUTER),
             "--port", str(port), "--backend", str(backend), "--record", str(self.record_file),
             "--control", str(self.control_socket), "--log", str(self.log_file),
             "--server-dir", self.server_dir(backend),
         ]  # fmt: skip
         for key, value in {**(served or {}), **(traffic or {})}.items():
             command += [f"--{key}", str(value)]
-        pid = process.spawn(command, self.log_file, {}, record_launch=False)
+        keeper = process.spawn(command, self.log_file, {}, record_launch=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = self.status()
-            if status and status["pid"] == pid:
+            if status and status.get("keeper") == keeper:
                 return
-            if not process.is_alive(pid):
+            if not process.is_alive(keeper):
                 break
             time.sleep(0.1)
-        process.stop_group(pid)
+        process.stop_group(keeper)
         raise FrontError(
             f"The model's front on port {port} did not start. Last log lines "
             f"({self.log_file}):\n{process.log_tail(self.log_file)}"
@@ -274,8 +302,21 @@ class ModelFront:
             raise FrontError(f"The model's front did not answer ({what}): {exc}") from exc
 
     def stop(self) -> None:
-        process.stop_group(self.pid, timeout=10)
+        """Stop the keeper and the front (one process group; a SIGTERM each: the front
+        writes what it buffered). The record keeps the served state, without pids."""
+        record = self.record()
+        for pid in dict.fromkeys([record.get("group"), record.get("keeper"), record.get("pid")]):
+            process.stop_group(pid, timeout=10)
         if self.record_file.exists():
             data = self.record()
-            data["pid"] = None
-            self.record_file.write_text(json.dumps(data))
+            data["pid"] = data["keeper"] = None
+            tmp = self.record_file.with_name("router.json.tmp")
+            tmp.write_text(json.dumps(data))
+            tmp.replace(self.record_file)
+
+
+def _clock(epoch) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(epoch)))
+    except (TypeError, ValueError):
+        return "?"

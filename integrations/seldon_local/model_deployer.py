@@ -147,6 +147,12 @@ class SeldonLocalModelDeployer(DeployerContract):
 
         return ModelFront(self.state_dir(), model_name)
 
+    def served_protocol(self, model_name: str) -> str | None:
+        """The protocol the model's served-state record says (router.json: it outlives
+        the front, its keeper and the servers), else the newest running service's."""
+        protocol = self.front_of(model_name).record().get("protocol")
+        return protocol or super().served_protocol(model_name)
+
     def release_state(self, model_name: str) -> dict | None:
         """What the model's front says of its current or last release (None: it never
         had one, or the front is not running)."""

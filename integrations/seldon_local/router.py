@@ -77,6 +77,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -129,6 +130,22 @@ def error(status: int, reason: str, headers: dict | None = None) -> web.Response
         status=status,
         headers=headers,
     )
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a file ({} when it is missing, unreadable or not an object)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Written whole or not at all (a reader never sees half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, default=str))
+    tmp.replace(path)
 
 
 def short(text: str, limit: int = 60) -> str:
@@ -276,6 +293,9 @@ def answer_text(body: bytes, encoding: str | None) -> bytes:
         return b""
 
 
+# What router.json keeps of a release (release.json beside it has the evidence too).
+RELEASE_KEYS = ("active", "state", "mode", "percent", "champion", "candidate", "started_at",
+                "ended_at", "decision", "resumed_at")  # fmt: skip
 LABELS = ("model", "version", "protocol")
 ROLE_LABELS = (*LABELS, "role")  # role: champion, canary (a release's candidate), shadow
 
@@ -312,6 +332,13 @@ class Metrics:
         self.restarts = Counter(
             "zenkube_server_restarts",
             "Times the front restarted a model server that had died.",
+            LABELS,
+            registry=self.registry,
+        )
+        self.front_restarts = Counter(
+            "zenkube_front_restarts",
+            "Times the front's keeper restarted the front (this process) after it died; "
+            "the other series start again from zero at each restart.",
             LABELS,
             registry=self.registry,
         )
@@ -425,6 +452,34 @@ class Release:
         self.shadow_skipped = 0
         self.shadow_tasks: set[asyncio.Task] = set()
         self.answered = collections.Counter()  # answers callers got, by role
+        self.resumed_at: list[float] = []  # when a restarted front resumed it
+
+    @classmethod
+    def resumed(cls, state: dict, model: str, protocol: str) -> Release:
+        """An active release a killed front process left (its release.json), resumed by
+        the restarted front: the same candidate, mode, share, thresholds, start (the
+        budget goes on) and decision; the evidence starts again (it was in memory)."""
+        candidate, champion = state.get("candidate") or {}, state.get("champion") or {}
+        wanted = {
+            "mode": state.get("mode"),
+            "percent": state.get("percent"),
+            "port": candidate.get("port"),
+            "version": candidate.get("version"),
+            "columns": candidate.get("columns") or [],
+            "server_dir": candidate.get("server_dir"),
+            "thresholds": state.get("thresholds") or {},
+        }
+        try:
+            champ = (str(champion["version"]), int(champion["port"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("its champion has no port") from None
+        release = cls(wanted, champ, model, protocol)
+        release.started_at = float(state.get("started_at") or release.started_at)
+        if state.get("state") == "decided" and state.get("decision"):
+            release.state, release.decision = "decided", state["decision"]
+        release.resumed_at = [*(state.get("resumed_at") or []), time.time()]
+        release.next = "the front restarted: the release goes on; evidence counts from the restart"
+        return release
 
     @property
     def active(self) -> bool:
@@ -525,8 +580,10 @@ class Release:
                 "version": self.version,
                 "port": self.port,
                 "server_dir": self.server_dir,
+                "columns": self.columns,
             },
             "started_at": self.started_at,
+            "resumed_at": self.resumed_at,
             "ended_at": self.ended_at,
             "thresholds": self.thresholds,
             "evidence": self.evidence(),
@@ -588,6 +645,7 @@ class Front:
         protocol: str = "", columns: list[str] | None = None, traffic_dir: str = "",
         traffic_max_bytes: int = 512 * 2**20, server_dir: str = "",
         cors_origins: list[str] | None = None, log_file: Path | None = None,
+        keeper: int | None = None, restore: bool = False,
     ):  # fmt: skip
         self.port = port
         self.backend = backend
@@ -615,7 +673,18 @@ class Front:
         self.recorder_task: asyncio.Task | None = None
         self.release: Release | None = None  # the last one, also after it ended
         self.release_written = ""
-        self.release_before = self.restored_release()  # one a previous front process ran
+        self.hangups, self.hangup_logged = 0, -1e9  # clients that hung up mid-body
+        self.keeper = keeper  # the parent that restarts this front (keeper.py)
+        self.listen_fd: int | None = None  # the serving socket the keeper handed over
+        self.stopping = False
+        earlier = read_json(record) if restore else {}
+        self.front_restarts = int(earlier.get("front_restarts") or 0) + bool(restore)
+        self.last_front_restart = time.time() if restore else earlier.get("last_front_restart")
+        # the release a previous front process ran: resumed by a restart (--restore),
+        # recorded as aborted by a fresh start (a deploy that found no front)
+        self.release_before = self.restored_release(resume=restore)
+        if self.front_restarts:
+            self.metrics.front_restarts.labels(*self.labels).inc(self.front_restarts)
 
     @property
     def labels(self) -> tuple[str, str, str]:
@@ -633,21 +702,44 @@ class Front:
             )  # fmt: skip
 
     def write_record(self) -> None:
-        tmp = self.record.with_suffix(".tmp")
-        record = {"pid": os.getpid(), "port": self.port, "backend": self.backend}
-        record.update(model=self.model, version=self.version, protocol=self.protocol)
-        tmp.write_text(json.dumps(record))
-        tmp.replace(self.record)
+        """router.json: the served state (what is served, on which protocol, where its
+        server is, where traffic goes, the release) and this front's processes. It
+        outlives the front: a restarted front (--restore) serves from it, and commands
+        read it (front.py `served_state`) with the standard library."""
+        release = self.release.as_dict() if self.release else self.release_before
+        write_json(
+            self.record,
+            {
+                "pid": os.getpid(),
+                "keeper": self.keeper,
+                "group": os.getpgid(0),
+                "port": self.port,
+                "backend": self.backend,
+                "model": self.model,
+                "version": self.version,
+                "protocol": self.protocol,
+                "columns": self.columns,
+                "server_dir": str(self.server_dir or ""),
+                "traffic_dir": str(self.recorder.log.folder) if self.recorder else "",
+                "traffic_max_mb": self.recorder.log.max_bytes // 2**20 if self.recorder else 0,
+                "front_restarts": self.front_restarts,
+                "last_front_restart": self.last_front_restart,
+                "release": {k: v for k, v in (release or {}).items() if k in RELEASE_KEYS},
+            },
+        )
 
     def status(self) -> dict:
         return {
             "pid": os.getpid(),
+            "keeper": self.keeper if self.keeper and process.is_alive(self.keeper) else None,
             "port": self.port,
             "backend": self.backend,
             "inflight": {str(p): n for p, n in self.inflight.items() if n},
             "restarts": self.restarts,
             "last_restart": self.last_restart,
             "restart_note": self.restart_note,
+            "front_restarts": self.front_restarts,
+            "last_front_restart": self.last_front_restart,
             "traffic_dir": str(self.recorder.log.folder) if self.recorder else "",
             "release": self.release.as_dict() if self.release else self.release_before,
         }
@@ -664,6 +756,8 @@ class Front:
         self.tasks.append(loop.create_task(self.supervise()))
         self.tasks.append(loop.create_task(self.keep_logs_small()))
         self.tasks.append(loop.create_task(self.judge_release()))
+        self.tasks.append(loop.create_task(self.watch_keeper()))
+        self.tasks.append(loop.create_task(self.watch_watcher()))
 
     async def stop(self, app: web.Application) -> None:
         for task in [*self.tasks, self.recorder_task]:
@@ -685,6 +779,9 @@ class Front:
             answer = error(
                 413, f"the request body is too large: the limit is {MAX_BODY // 2**20} MiB"
             )
+        except ConnectionResetError:  # the client hung up before its body was all sent
+            self.hung_up(request)
+            answer = error(499, "the client closed the connection before its body ended")
         self.metrics.count(request.get("zenkube_labels", self.labels), handler, answer.status)
         return answer
 
@@ -728,6 +825,21 @@ class Front:
         if origin is not None:
             answer.headers.update(self.cors_headers(origin))
         return answer
+
+    def hung_up(self, request: web.Request) -> None:
+        """One line for a client that hung up mid-body (not aiohttp's traceback); at most
+        one a minute, with how many more there were."""
+        self.hangups += 1
+        now = time.monotonic()
+        if now - self.hangup_logged >= 60:
+            more = (
+                f" ({self.hangups - 1} more since the last such line)" if self.hangups > 1 else ""
+            )
+            log.warning(
+                "a client hung up before its body ended (%s %s)%s",
+                request.method, short(request.rel_url.raw_path, 40), more,
+            )  # fmt: skip
+            self.hangup_logged, self.hangups = now, 0
 
     def cors_headers(self, origin: str) -> dict[str, str]:
         return {
@@ -871,6 +983,10 @@ class Front:
         """The headers sent on to a model server, and a Seldon prediction's request id."""
         skip = HOP_BY_HOP | {"content-encoding", "origin"}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        # aiohttp's client would ask for gzip itself: the server's answer (an error too)
+        # comes back compressed only when the caller asked for it
+        if "Accept-Encoding" not in request.headers:
+            headers["Accept-Encoding"] = "identity"
         puid = None
         if self.protocol == "seldon" and request.path.endswith(("/predictions", "/predict")):
             # As Seldon's executor does: every prediction gets a request id (the
@@ -917,83 +1033,122 @@ class Front:
 
     # -- supervision ------------------------------------------------------------------
     def server_record(self) -> dict:
-        if self.server_dir is None:
-            return {}
-        try:
-            return json.loads((self.server_dir / "server.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_json(self.server_dir / "server.json") if self.server_dir else {}
+
+    def supervised(self) -> list[tuple[str, Path, int]]:
+        """(role, server folder, port) of each model server this front restarts when it
+        dies: the champion, and an active release's candidate."""
+        found = []
+        if self.server_dir is not None:
+            found.append(("champion", self.server_dir, self.backend))
+        release = self.release
+        if release is not None and release.active and release.server_dir:
+            found.append(("candidate", Path(release.server_dir), release.port))
+        return found
+
+    def watching(self, server_dir: Path, port: int) -> bool:
+        """Whether the server in `server_dir` on `port` is still one this front serves."""
+        return any(d == server_dir and p == port for _, d, p in self.supervised())
 
     async def supervise(self, every: float = 0.5) -> None:
-        """Restart the server behind the front when it dies, with backoff."""
-        failures, up_since = 0, time.monotonic()
+        """Restart a model server this front serves (champion or candidate) when it
+        dies, with backoff (1 s doubling to 60 s; reset after 60 s up)."""
+        backoff: dict[tuple[str, int], list[float]] = {}  # -> [failures, up since, next try]
+        running: dict[tuple[str, int], asyncio.Task] = {}
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(every)
-            record = self.server_record()
-            if record.get("port") != self.backend or not record.get("pid"):
-                continue  # not ours to watch (being replaced, stopped, or not told)
-            if process.is_alive(record["pid"]):
-                if time.monotonic() - up_since > 60:
-                    failures = 0
-                continue
-            delay = min(60.0, 2.0**failures) if failures else 0.0
-            self.restart_note = f"restarting (attempt {failures + 1})"
-            await asyncio.sleep(delay)
-            try:
-                started = await self.restart(record)
-            except Exception as exc:  # noqa: BLE001 - logged; the next round retries
-                log.warning("could not restart the model server: %s", exc)
-                started = False
-            if started:
-                failures, up_since = 0, time.monotonic()
-                self.restart_note = ""
-            else:
-                failures += 1
+            now = time.monotonic()
+            for role, server_dir, port in self.supervised():
+                key = (str(server_dir), port)
+                if key in running and not running[key].done():
+                    continue
+                failures, up_since, next_try = backoff.setdefault(key, [0, now, 0.0])
+                if key in running:  # a restart just ended
+                    if running.pop(key).result():
+                        backoff[key] = [0, now, 0.0]
+                        if role == "champion":
+                            self.restart_note = ""
+                    else:
+                        failures += 1
+                        backoff[key] = [failures, up_since, now + min(60.0, 2.0**failures)]
+                    continue
+                record = read_json(server_dir / "server.json")
+                if record.get("port") != port or not record.get("pid"):
+                    continue  # not ours to watch (being replaced, stopped, or not told)
+                if process.is_alive(record["pid"]):
+                    if now - up_since > 60:
+                        backoff[key][0] = 0
+                    continue
+                if now < next_try:
+                    continue
+                if role == "champion":
+                    self.restart_note = f"restarting (attempt {int(failures) + 1})"
+                running[key] = loop.create_task(self.restart(record, role, server_dir, port))
 
-    async def restart(self, record: dict) -> bool:
-        """Start the dead server again from its launch spec; True once it is healthy."""
-        server_dir, backend = self.server_dir, self.backend
+    async def restart(self, record: dict, role: str, server_dir: Path, port: int) -> bool:
+        """Start the dead server again from its launch spec; True once it is healthy (or
+        no longer this front's to serve)."""
+        try:
+            return await self.restart_once(record, role, server_dir, port)
+        except Exception as exc:  # noqa: BLE001 - logged; the next round retries
+            log.warning("could not restart the %s's model server: %s", role, exc)
+            return False
+
+    async def restart_once(self, record: dict, role: str, server_dir: Path, port: int) -> bool:
         spec_file = server_dir / "server.launch.json"
+        champion = role == "champion"
         if not spec_file.exists() or not (server_dir / "model").exists():
-            self.restart_note = "cannot restart: its launch record or model copy is gone"
+            if champion:
+                self.restart_note = "cannot restart: its launch record or model copy is gone"
             return False
         spec = json.loads(spec_file.read_text())
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, self.copy_is_intact, server_dir):
-            self.restart_note = (
-                "not restarted: the served model copy does not match its digest; "
-                "`python run.py deploy` fetches it again"
-            )
+            if champion:
+                self.restart_note = (
+                    "not restarted: the served model copy does not match its digest; "
+                    "`python run.py deploy` fetches it again"
+                )
             log.warning("the model server died and its model copy is damaged: %s", server_dir)
             return False
         # workers of a killed leader may still hold the port: the whole group goes first
         await loop.run_in_executor(None, process.stop_group, record["pid"], 10.0)
-        if self.backend != backend or self.server_record().get("pid") != record["pid"]:
+        current = read_json(server_dir / "server.json")
+        if not self.watching(server_dir, port) or current.get("pid") != record["pid"]:
             return True  # a deploy replaced it meanwhile
-        log.warning("the model server (pid %s) died; starting it again", record["pid"])
+        log.warning("the %s's model server (pid %s) died; starting it again", role, record["pid"])
         pid = process.spawn(spec["command"], Path(spec["log"]), spec.get("env", {}), False)
         # Recorded at once: `serve stop` and `deploy` find (and end) the new process.
-        self.write_server_record({**self.server_record(), "pid": pid})
+        self.write_server_record({**current, "pid": pid}, server_dir)
         protocol = record.get("protocol") or self.protocol
-        health = f"http://{HOST}:{backend}{HEALTH.get(protocol, HEALTH['seldon'])}"
+        health = f"http://{HOST}:{port}{HEALTH.get(protocol, HEALTH['seldon'])}"
         deadline = time.monotonic() + float(spec.get("start_timeout", 120))
-        while time.monotonic() < deadline and process.is_alive(pid) and self.backend == backend:
-            if self.server_record().get("pid") != pid:  # a deploy started its own meanwhile
+        while (
+            time.monotonic() < deadline
+            and process.is_alive(pid)
+            and self.watching(server_dir, port)
+        ):
+            if read_json(server_dir / "server.json").get("pid") != pid:  # a deploy's own
                 await loop.run_in_executor(None, process.stop_group, pid, 10.0)
                 return True
             try:
                 async with self.session.get(health, timeout=ClientTimeout(total=2)) as answer:
                     if answer.status == 200:
-                        self.restarts += 1
-                        self.last_restart = time.time()
-                        self.metrics.restarts.labels(*self.labels).inc()
-                        log.warning("the model server is back (pid %s)", pid)
+                        labels = self.labels
+                        if champion:
+                            self.restarts += 1
+                            self.last_restart = time.time()
+                        elif self.release is not None:
+                            labels = self.release.labels("canary")[:3]
+                        self.metrics.restarts.labels(*labels).inc()
+                        log.warning("the %s's model server is back (pid %s)", role, pid)
                         return True
             except (TimeoutError, ClientError):
                 pass
             await asyncio.sleep(0.25)
         await loop.run_in_executor(None, process.stop_group, pid, 10.0)  # unhealthy or unused
-        return False
+        return not self.watching(server_dir, port)
 
     @staticmethod
     def copy_is_intact(server_dir: Path) -> bool:
@@ -1003,10 +1158,51 @@ class Front:
             return True  # a copy from before digests were kept
         return process.tree_digest(server_dir / "model") == digest_file.read_text().strip()
 
-    def write_server_record(self, record: dict) -> None:
-        tmp = self.server_dir / "server.json.tmp"
-        tmp.write_text(json.dumps(record))
-        tmp.replace(self.server_dir / "server.json")
+    def write_server_record(self, record: dict, server_dir: Path | None = None) -> None:
+        write_json((server_dir or self.server_dir) / "server.json", record)
+
+    # -- who watches the watchers -----------------------------------------------------
+    async def watch_keeper(self, every: float = 0.2) -> None:
+        """The keeper restarts this front; this front restarts its keeper (kill -9 of
+        it): a new one adopts this process and the serving socket, in the same process
+        group (a group stop still ends both). A front whose state folder is removed
+        (`make clean`) stops."""
+        while not self.stopping:
+            await asyncio.sleep(every)
+            if not self.record.parent.exists():
+                log.warning("the front's folder %s is gone: stopping", self.record.parent)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            if self.keeper is None or self.listen_fd is None or process.is_alive(self.keeper):
+                continue
+            if self.stopping:
+                return
+            self.keeper = spawn_keeper(self.listen_fd, self.record)
+            log.warning("the front's keeper died: a new one (pid %s) keeps it", self.keeper)
+            self.write_record()
+
+    async def watch_watcher(self, every: float = 1.0) -> None:
+        """While a release is active, the `release watch` process that finishes it
+        (started by `release start`, its pid in release-watch.pid) is started again when
+        it died (kill -9); a watcher that ended by itself removes its pid file."""
+        pid_file = self.record.with_name("release-watch.pid")
+        missing_since = None
+        while True:
+            await asyncio.sleep(every)
+            release = self.release
+            try:
+                pid = int(pid_file.read_text())
+            except (OSError, ValueError):
+                pid = None
+            if pid is None or release is None or not release.active or watcher_alive(pid):
+                missing_since = None
+                continue
+            missing_since = missing_since or time.monotonic()
+            if time.monotonic() - missing_since < 2 * every:
+                continue  # seen dead twice: not one that is just being replaced
+            missing_since = None
+            new = spawn_watcher(self.model, self.record.parent.parent.parent, pid_file)
+            log.warning("the release watcher (pid %s) died: a new one runs as pid %s", pid, new)
 
     async def keep_logs_small(self, every: float = 1.0) -> None:
         while True:
@@ -1054,17 +1250,28 @@ class Front:
             except Exception:  # noqa: BLE001 - the gate must outlive one bad round
                 log.exception("the release gate failed a round")
 
-    def restored_release(self) -> dict:
+    def restored_release(self, resume: bool = False) -> dict:
         """The release a previous front process left in release.json. One that was still
-        active is over: this front does not send it traffic (fail closed), so it is
-        recorded as aborted, and the controller finishes the abort."""
+        active is resumed when this front is its restart (`resume`: the keeper restarted
+        it): the same candidate, mode, share, budget and decision, with the evidence
+        gathered from now on. After a fresh start it is over (fail closed: this front
+        sends that candidate nothing), recorded as aborted; the controller finishes it."""
         target = self.record.with_name("release.json")
-        try:
-            state = json.loads(target.read_text())
-        except (OSError, ValueError):
+        state = read_json(target)
+        if not state:
             return {}
-        if not isinstance(state, dict):
-            return {}
+        if state.get("active") and resume:
+            try:
+                self.release = Release.resumed(state, self.model, self.protocol)
+            except ValueError as exc:
+                log.warning("the release in %s cannot be resumed: %s", target, exc)
+            else:
+                log.warning(
+                    "release of version %s resumed after a front restart (%s)",
+                    self.release.version, self.release.state,
+                )  # fmt: skip
+                self.write_release()
+                return {}
         if state.get("active"):
             now = time.time()
             reason = "the front restarted during the release; the candidate gets no traffic"
@@ -1085,11 +1292,9 @@ class Front:
         fingerprint = json.dumps(changes, sort_keys=True, default=str)
         if fingerprint == self.release_written:
             return
-        target = self.record.with_name("release.json")
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, default=str))
-        tmp.replace(target)
+        write_json(self.record.with_name("release.json"), state)
         self.release_written = fingerprint
+        self.write_record()  # the served record's release part
 
     async def drain(self, port: int, timeout: float) -> bool:
         """True once `port` has no request in flight (False: still some after `timeout`)."""
@@ -1207,6 +1412,68 @@ class Front:
         return web.json_response({"error": "unknown control path"}, status=404)
 
 
+KEEPER = Path(__file__).resolve().with_name("keeper.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESTART_FLAGS = {"--listen-fd": 1, "--keeper": 1, "--restore": 0}  # what a keeper adds
+
+
+def base_command(argv: list[str]) -> list[str]:
+    """This front's command line without what its keeper added (to hand a new keeper)."""
+    out, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg in RESTART_FLAGS:
+            skip = RESTART_FLAGS[arg]
+        else:
+            out.append(arg)
+    return out
+
+
+def spawn_keeper(listen_fd: int, record: Path) -> int:
+    """A new keeper (keeper.py) for this running front: it adopts this process and the
+    serving socket, in this process group."""
+    command = [
+        sys.executable, str(KEEPER), "--listen-fd", str(listen_fd), "--adopt", str(os.getpid()),
+        "--record", str(record), "--", sys.executable, *base_command(sys.argv),
+    ]  # fmt: skip
+    child = subprocess.Popen(
+        command, pass_fds=(listen_fd,), stdin=subprocess.DEVNULL, process_group=os.getpgid(0)
+    )
+    return child.pid
+
+
+def watcher_alive(pid: int) -> bool:
+    """Whether `pid` is a live `release watch` process."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return process.is_alive(pid) and b"release" in command and b"watch" in command
+
+
+def spawn_watcher(model: str, state_dir: Path, pid_file: Path) -> int:
+    """`python run.py release watch` again, detached, logging beside the front (as
+    steps/deployment/release.py spawn_watcher starts the first one)."""
+    command = [
+        sys.executable, str(REPO_ROOT / "run.py"), "release", "watch",
+        "--model-name", model, "--state-dir", str(state_dir),
+    ]  # fmt: skip
+    with open(pid_file.with_name("release-watch.log"), "ab") as out:
+        child = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(REPO_ROOT), start_new_session=True,
+        )  # fmt: skip
+    write_text_atomic(pid_file, str(child.pid))
+    return child.pid
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def unix_listener(path: Path) -> socket.socket:
     """A listening Unix socket at `path` that only this user can connect to (the folder
     is made 0700, the socket 0600). Long paths (over the 107-byte limit) are bound
@@ -1242,13 +1509,23 @@ async def serve(front: Front, control_path: Path) -> None:
     control_runner = web.AppRunner(control, access_log=None)
     await runner.setup()
     await control_runner.setup()
-    await web.TCPSite(runner, HOST, front.port, reuse_address=True).start()
+    if front.listen_fd is not None:  # the keeper's socket: it stays open across restarts
+        sock = socket.socket(fileno=front.listen_fd)
+        sock.setblocking(False)
+        await web.SockSite(runner, sock).start()
+    else:
+        await web.TCPSite(runner, HOST, front.port, reuse_address=True).start()
     await web.SockSite(control_runner, unix_listener(control_path)).start()
     front.write_record()
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        front.stopping = True
+        stopped.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopped.set)
+        loop.add_signal_handler(sig, stop)
     await stopped.wait()
     await control_runner.cleanup()
     await runner.cleanup()
@@ -1269,21 +1546,45 @@ def main() -> None:
     parser.add_argument("--columns", default="[]", help="the model's input columns (JSON)")
     parser.add_argument("--traffic-dir", default="", help="record served traffic here")
     parser.add_argument("--traffic-max-mb", type=int, default=512, help="cap of that folder")
+    parser.add_argument("--listen-fd", type=int, help="serve on this socket (the keeper's)")
+    parser.add_argument("--keeper", type=int, help="the keeper's pid (it restarts this front)")
+    parser.add_argument(
+        "--restore", action="store_true", help="a restart: serve what router.json says"
+    )
     parser.add_argument(
         "--cors-origins",
         default=os.environ.get("ZENKUBE_CORS_ORIGINS", ""),
         help="comma-separated web origins allowed to call the endpoint (default: none)",
     )
     args = parser.parse_args()
+    if args.restore:
+        restore_args(args, read_json(args.record))
+    args.columns = json.loads(args.columns)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for name in ("aiohttp.server", "aiohttp.access", "aiohttp.web"):
         logging.getLogger(name).addFilter(OnceLog())
     front = Front(
         args.port, args.backend, args.record, args.model, args.version, args.protocol,
-        json.loads(args.columns), args.traffic_dir, args.traffic_max_mb * 2**20,
-        args.server_dir, args.cors_origins.split(","), args.log,
+        args.columns, args.traffic_dir, args.traffic_max_mb * 2**20,
+        args.server_dir, args.cors_origins.split(","), args.log, args.keeper, args.restore,
     )  # fmt: skip
+    front.listen_fd = args.listen_fd
     asyncio.run(serve(front, args.control))
+
+
+def restore_args(args: argparse.Namespace, record: dict) -> None:
+    """The served state in `record` (router.json) over the command line's: a restarted
+    front serves what its predecessor served last (deploys and promotes since its start
+    switched it), on the same port."""
+    for key in ("backend", "model", "version", "protocol", "server_dir", "traffic_dir"):
+        if record.get(key) not in (None, ""):
+            setattr(args, key, record[key])
+    if isinstance(record.get("columns"), list):
+        args.columns = json.dumps(record["columns"])
+    if "traffic_dir" in record:
+        args.traffic_dir = record["traffic_dir"] or ""
+    if record.get("traffic_max_mb"):
+        args.traffic_max_mb = int(record["traffic_max_mb"])
 
 
 if __name__ == "__main__":

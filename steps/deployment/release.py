@@ -182,6 +182,22 @@ def watcher_alive(deployer, model_name: str) -> bool:
     return log is not None and alive(log.parent, model_name)
 
 
+def stop_watcher(deployer, model_name: str) -> bool:
+    """Stop the release watcher of `model_name` (`serve stop`: the front it watches is
+    gone, so it has nothing to finish); True when one ran."""
+    if not watcher_alive(deployer, model_name):
+        return False
+    import signal
+
+    pid_file = watcher_log(deployer, model_name).with_name("release-watch.pid")
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    except (OSError, ValueError):
+        return False
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
 def spawn_watcher(deployer, model_name: str) -> int | None:
     """Start `python run.py release watch` detached (own session, logging beside the
     front): it finishes the release when the front decides it. Local stack only."""

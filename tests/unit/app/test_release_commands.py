@@ -4,7 +4,7 @@ with champion changes, what `release status` prints, and the gate's hold for a r
 from __future__ import annotations
 
 from app.champions import history_line, merged
-from app.release import describe
+from app.release import describe, interrupted
 from steps.deployment.release import newest_passed, older_than_champion, release_label
 
 PASSED = {"zenkube.offline_gate": "passed"}
@@ -133,6 +133,40 @@ def test_release_status_says_shares_evidence_decision_and_what_is_next():
     assert "decision:  abort by gate: 5xx 10% vs 0%" in text
     assert "release abort" not in text  # nothing to end by hand
     assert "accuracy: not judged yet" in text
+
+
+def test_release_status_tells_one_story_when_the_front_is_gone():
+    """What the front last wrote of a running release, once it is down: interrupted, and
+    what happens next; never "running" or "N more candidate requests" (issue #34)."""
+    last = {
+        "active": True, "state": "running", "mode": "canary", "percent": 50.0,
+        "champion": {"version": "1", "port": 1}, "candidate": {"version": "2", "port": 2},
+        "started_at": 1_700_000_000.0, "ended_at": None, "decision": None,
+        "evidence": {"candidate": {"requests": 33, "ok": 33}},
+        "next": "167 more candidate requests before rates are judged",
+        "thresholds": {"min_requests": 200}, "stale": True,
+    }  # fmt: skip
+    for restarting, then in (
+        (True, "the front resumes the release when it is back"),
+        (False, "`python run.py deploy --model-name m` serves the champion v1 again"),
+    ):
+        said: list[str] = []
+        interrupted("m", last, restarting, said.append)
+        text = "\n".join(said)
+        assert "is interrupted" in said[0] and "v2" in said[0]
+        assert "beside champion v1: interrupted" in said[1]
+        assert f"next:      {then}" in text
+        assert "running" not in text.replace("not running", "")
+        for stale in ("more candidate requests", "bounds:", "by hand:"):
+            assert stale not in text
+    said = []
+    interrupted("m", {**last, "active": False, "state": "aborted"}, False, said.append)
+    assert "had already ended (aborted)" in said[0] and "interrupted" not in "\n".join(said)
+    resumed = describe("m", {**last, "stale": False, "resumed_at": [1_700_000_060.0]})
+    assert any(
+        line.startswith("  restarted: the front restarted at 22:14:20 UTC and resumed")
+        for line in resumed
+    )
 
 
 def test_history_names_who_moved_the_champion_after_the_release():

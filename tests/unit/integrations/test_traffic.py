@@ -177,6 +177,36 @@ def test_one_batch_is_at_most_a_quarter_of_the_folder_and_feedback_waits_when_fu
     assert dropped == ["buffer_full", "buffer_full"]
 
 
+def test_a_batch_over_the_cap_deletes_nothing_to_make_room_for_itself(tmp_path):
+    """1 MiB cap: feedback too large for one batch is refused (413) before anything is
+    held, and a batch whose file comes out over the whole cap is not written: the
+    earlier traffic files all stay (issue #34: they were rotated out, then it too)."""
+    import asyncio
+
+    from integrations.traffic import OverCap, TrafficBuffer, TrafficLog
+
+    dropped = []
+    buffer = TrafficBuffer(tmp_path, 2**20, on_drop=lambda r, d: dropped.append(r))
+    buffer.add(*seldon([[1.0, "a"], [2.0, "b"]], puid="p1"), "seldon", "1", COLUMNS)
+    asyncio.run(buffer.flush())
+    before = sorted(p.name for p in tmp_path.glob("*.parquet"))
+    assert len(before) == 1
+    big = json.dumps({"id": "r1", "truth": [1] * 200_000}).encode()  # 600 KB > 256 KiB budget
+    with pytest.raises(TrafficError, match="smaller batches") as refused:
+        buffer.add_feedback("v2", big)
+    assert refused.value.status == 413
+    # a batch that comes out bigger than the folder's whole cap is not written
+    log = TrafficLog(tmp_path, max_bytes=2**20)
+    labels = pd.DataFrame({"_request_id": "r1", "_row": range(300_000), "_time": time.time()})
+    with pytest.raises(OverCap, match="nothing older was removed"):
+        log.write("feedback", labels)
+    assert sorted(p.name for p in tmp_path.glob("*.parquet")) == before
+    assert not list(tmp_path.glob("*.partial"))
+    buffer.labels.append(labels)
+    asyncio.run(buffer.flush())
+    assert dropped == ["over_cap"] and sorted(p.name for p in tmp_path.glob("*.parquet")) == before
+
+
 def test_a_garbage_file_in_the_folder_is_skipped_and_named(tmp_path):
     write_requests(tmp_path, [[float(i), "a"] for i in range(3)], "p1")
     bad = tmp_path / "requests-20991231T000000.000000-garbage.parquet"

@@ -1,17 +1,22 @@
 """The front as a process (router.py, no model server behind it): its control socket is
-the owner's alone, the serving port has no control paths, and a client sending malformed
-HTTP cannot grow its log past the cap."""
+the owner's alone, the serving port has no control paths, a client sending malformed
+HTTP cannot grow its log past the cap, and kill -9 of the front or of its keeper is
+undone by the other (issue #34)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
 import stat
+import time
 
 import pytest
 import requests
 
 from integrations.seldon_local import process
-from integrations.seldon_local.front import ModelFront, control_request
+from integrations.seldon_local.front import ModelFront, control_request, served_state
 
 LOG_CAP = 4000
 
@@ -59,3 +64,55 @@ def test_log_traffic_follows_each_deploy_of_a_running_front(front, tmp_path):
     assert front.status()["traffic_dir"] == str(tmp_path / "t")
     front.switch(backend, drain=[], traffic={})  # log_traffic: false
     assert front.status()["traffic_dir"] == ""
+
+
+def wait_for(check, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("not within the time allowed")
+
+
+def test_a_killed_front_comes_back_on_its_port_with_what_it_served_and_its_release(front):
+    """kill -9 of the front: its keeper starts it again from the served record (version,
+    protocol, backend, release); serve status and the metrics say it restarted."""
+    backend, candidate = process.free_port(), process.free_port()
+    front.switch(backend, drain=[], served={"version": "7", "protocol": "v2", "model": "m"})
+    front.release_start(candidate, "canary", 30, {"version": "8"}, "", {})
+    port, pid, keeper = front.port, front.pid, front.record()["keeper"]
+    os.kill(pid, signal.SIGKILL)
+    status = wait_for(lambda: (s := front.status()) and s["pid"] != pid and s)
+    assert (status["port"], status["backend"], status["keeper"]) == (port, backend, keeper)
+    record = served_state(front.state_dir, "m")
+    assert (record["version"], record["protocol"], record["front_restarts"]) == ("7", "v2", 1)
+    release = front.release_status()
+    assert release["active"] and release["state"] == "running" and release["percent"] == 30
+    assert release["candidate"]["version"] == "8" and release["candidate"]["port"] == candidate
+    assert len(release["resumed_at"]) == 1 and record["release"]["state"] == "running"
+    metrics = requests.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=5)
+    assert metrics.status_code == 503  # the v2 protocol's path, forwarded (nothing behind)
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    restarts = [line for line in text.splitlines() if line.startswith("zenkube_front_restarts")]
+    assert restarts == ['zenkube_front_restarts_total{model="",protocol="v2",version="7"} 1.0']
+    assert front.restarts_note().startswith("front 1 (it died; its keeper restarted it")
+
+
+def test_a_killed_keeper_is_replaced_by_its_front_and_a_stop_still_ends_everything(front):
+    pid, keeper, group = front.pid, front.record()["keeper"], front.record()["group"]
+    os.kill(keeper, signal.SIGKILL)
+    new = wait_for(lambda: (k := front.record()["keeper"]) != keeper and process.is_alive(k) and k)
+    assert front.pid == pid and front.status()["keeper"] == new
+    os.kill(pid, signal.SIGKILL)  # the new keeper keeps the front as the first did
+    wait_for(lambda: (s := front.status()) and s["pid"] != pid)
+    front.stop()
+    assert process.group_members(group) == [] and front.status() is None
+    assert front.record()["protocol"] == "seldon"  # the served state outlives the processes
+
+
+def test_removing_the_state_folder_ends_the_keeper_and_the_front(front):
+    group = front.record()["group"]
+    shutil.rmtree(front.dir)
+    wait_for(lambda: not process.group_members(group))
