@@ -28,6 +28,22 @@ def served_version(model_name: str) -> str | None:
     return str(service.config.model_version) if service is not None else None
 
 
+def served_record(model_name: str, state_dir: str | None = None) -> dict:
+    """The served state of `model_name`'s local endpoint ({} when it was never served):
+    version, protocol, port, release, ... (integrations/seldon_local/front.py
+    `served_state`; standard library, no ZenML). `state_dir`: the local deployer's
+    (default `$ZENKUBE_HOME/serving`)."""
+    from core.paths import zenkube_home
+    from integrations.seldon_local.front import served_state
+
+    return served_state(state_dir or zenkube_home() / "serving", model_name)
+
+
+def _state_name(state) -> str:
+    """A service state's name: ZenML's enum or the ZenML-free view's text."""
+    return str(getattr(state, "value", state))
+
+
 def current_service(model_name: str | None, protocol: str | None = None):
     """The newest deployment of `model_name` (any, when None) speaking `protocol` (any)."""
     from integrations.deployer import protocol_of
@@ -186,6 +202,8 @@ def status(model_name: str | None, echo=print, view: LocalDeployerView | None = 
     lines = []
     for service in services:
         state = "up" if service.is_running else "down"
+        if state == "down" and _state_name(service.status.state) == "pending_startup":
+            state = "restarting"  # its front died; the front's keeper starts it again
         info = deployer.get_model_server_info(service)
         where = (
             f"log: {info['LOG_FILE']}"
@@ -203,6 +221,8 @@ def status(model_name: str | None, echo=print, view: LocalDeployerView | None = 
             lines.append(f"    metrics: {info['METRICS_URL']}")
         if info.get("RESTARTS"):  # the model's front restarted a server that died
             lines.append(f"    restarts: {info['RESTARTS']}")
+        if state == "restarting":
+            lines.append(f"    why: {service.status.last_error}; no command is needed")
         if state == "down":
             why = service.status.last_error or "not running"
             lines.append(

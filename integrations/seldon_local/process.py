@@ -239,7 +239,7 @@ def server_state(
     model_name: str,
 ) -> tuple[str, str]:  # fmt: skip
     """A local model server's state as ZenML's `ServiceState` values name them (active,
-    inactive, error) and why: its process, whether the model's `front` (a ModelFront)
+    inactive, error; pending_startup while the front's keeper restarts the front) and why: its process, whether the model's `front` (a ModelFront)
     forwards to it (as the champion, or as a running release's candidate), its health.
     No ZenML here: `serve status` reads it without importing ZenML."""
     if not is_alive(pid):
@@ -257,6 +257,8 @@ def server_state(
     candidate = release.get("active") and (
         (release.get("candidate") or {}).get("port") == backend_port
     )
+    if status is None and front.keeper_alive():
+        return "pending_startup", "the model's front is restarting (its keeper restarts it)"
     if status is None or (status.get("backend") != backend_port and not candidate):
         return "inactive", "the model's front is not forwarding to this server"
     backend_health = protocol.url(backend_port, served_name, protocol.health_path)

@@ -1112,8 +1112,9 @@ class Front:
                 )
             log.warning("the model server died and its model copy is damaged: %s", server_dir)
             return False
-        # workers of a killed leader may still hold the port: the whole group goes first
-        await loop.run_in_executor(None, process.stop_group, record["pid"], 10.0)
+        # workers of a killed leader may still hold the port: the whole group goes first,
+        # at once (their leader is dead: nothing is left to shut down gracefully)
+        await loop.run_in_executor(None, process.stop_group, record["pid"], 0.5)
         current = read_json(server_dir / "server.json")
         if not self.watching(server_dir, port) or current.get("pid") != record["pid"]:
             return True  # a deploy replaced it meanwhile

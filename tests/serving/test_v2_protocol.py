@@ -192,3 +192,71 @@ def test_v2_two_dimensional_tensors_flat_or_nested_and_bool_columns(served):
     unknown = {**body, "outputs": [{"name": "probabilities"}]}
     answer = requests.post(info.prediction_url, json=unknown, timeout=10)
     assert answer.status_code == 400 and "unknown output" in answer.json()["error"]
+
+
+def raw_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+    """A POST with exactly these headers (no client adds Accept-Encoding, as curl does)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    head = f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(head.encode() + body)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    top, _, rest = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in fields.items()}, rest
+
+
+def test_v2_errors_come_back_uncompressed_unless_the_caller_asks(served):
+    """MLServer gzips an answer (a long 400 too) when asked: the front no longer asks
+    for the caller (aiohttp's client would); a caller that asks still gets gzip."""
+    import json
+    import zlib
+
+    info, _, _ = served
+    names = [f"c{i:05d}" + "x" * 40 for i in range(300)]
+    inputs = [{"name": n, "shape": [1], "datatype": "FP64", "data": [1.0]} for n in names]
+    body = json.dumps({"inputs": inputs}).encode()
+    json_type = {"Content-Type": "application/json"}
+    status, headers, text = raw_post(info.prediction_url, body, json_type)
+    assert status == 400 and "content-encoding" not in headers
+    assert json.loads(text)["error"]
+    status, headers, text = raw_post(
+        info.prediction_url, body, {**json_type, "Accept-Encoding": "gzip"}
+    )
+    assert status == 400 and headers.get("content-encoding") == "gzip"
+    assert json.loads(zlib.decompress(text, 16 + zlib.MAX_WBITS))["error"]
+
+
+def test_deploy_keeps_v2_after_every_process_of_the_endpoint_was_killed(served):
+    """The served record (router.json) says v2 and outlives the processes: after kill -9
+    of keeper, front and model server at once, `serve repair` and a `deploy` without
+    --protocol serve v2 again on the same URL (issue #34: it fell back to seldon)."""
+    import os
+    import signal
+
+    from app import runner, serving
+    from integrations import deployer as deployers
+    from integrations.seldon_local import process
+
+    info, test, model = served
+    active = deployers.active_deployer()
+    front = active.front_of(MODEL)
+    (service,) = active.services_for(MODEL)
+    for group in (front.record()["group"], service.pid):
+        os.killpg(group, signal.SIGKILL)
+    process.stop_group(front.record()["group"], timeout=5)  # until they are gone
+    process.stop_group(service.pid, timeout=5)
+    assert front.status() is None and not process.is_alive(service.pid)
+    serving.repair(MODEL, lambda *_: None)
+    again = runner.deploy(None, {"model_name": MODEL})
+    assert again.protocol == "v2" and again.prediction_url == info.prediction_url
+    predicted = client.predict(again.prediction_url, "v2", test.features.head(5))
+    np.testing.assert_array_equal(predicted, model.predict(test.features.head(5)))
