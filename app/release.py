@@ -270,6 +270,9 @@ def watch(model_name: str, state_dir: str, interval: float = 0.5, echo=print) ->
     from integrations.seldon_local.front import ModelFront
 
     front = ModelFront(state_dir, model_name)
+    if not front.dir.exists():
+        echo(f"{_now()} the model has no front folder ({front.dir}): nothing to watch")
+        return "front gone"
     lock = _watch_lock(front.dir)
     if lock is None:
         echo(f"{_now()} another watcher watches this release: this one stops")
@@ -327,6 +330,10 @@ def _watch(model_name: str, front, interval: float, echo) -> str:
         time.sleep(interval)
     decision = state.get("decision") or {}
     echo(f"{_now()} the release is {state.get('state')}: {decision}")
+    if state.get("state") in OUTCOMES.values() and str(decision.get("by")).startswith("release ("):
+        # ended by a release command (`finish`), which recorded and cleaned up after it
+        echo(f"{_now()} ended by a command that put everything right: nothing to finish")
+        return str(state.get("state"))
     from app import session
 
     session.ready(echo, runs_on_stack=False)
