@@ -1140,6 +1140,7 @@ class Front:
                         if champion:
                             self.restarts += 1
                             self.last_restart = time.time()
+                            self.restart_note = ""
                         elif self.release is not None:
                             labels = self.release.labels("canary")[:3]
                         self.metrics.restarts.labels(*labels).inc()
