@@ -373,6 +373,9 @@ def traffic_batch(
     requests = read_kind(folder, "requests", cutoff, skipped)
     if "_role" in requests:  # what callers were answered with, never a shadow's answers
         requests = requests[requests["_role"] != SHADOW].reset_index(drop=True)
+    if "_status" in requests:  # a request the cluster's sink saw fail has no rows to judge
+        answered = requests["_status"].isna() | (requests["_status"] == 200)
+        requests = requests[answered].reset_index(drop=True)
     window = _window(since_seconds)
     if len(requests) < min_rows:
         raise TrafficError(
@@ -469,6 +472,7 @@ class TrafficBuffer:
         self.pending: list[tuple] = []
         self.pending_bytes = 0
         self.labels: list[pd.DataFrame] = []
+        self.failed: list[dict] = []
         self.on_drop = on_drop or (lambda reason, detail: None)
 
     def add(
@@ -480,6 +484,7 @@ class TrafficBuffer:
         columns: list[str] | None = None,
         role: str = "champion",
         request_id: str | None = None,
+        latency_ms: float | None = None,
     ) -> None:
         """One answered request; `role` says who answered (champion, canary, shadow) and
         `request_id`, when given, replaces the answer's own (a shadow's answer is kept
@@ -489,9 +494,21 @@ class TrafficBuffer:
             self.on_drop("buffer_full", "the traffic buffer is full until the next write")
             return
         self.pending.append(
-            (time.time(), protocol, version, columns or [], request, answer, role, request_id)
-        )
+            (time.time(), protocol, version, columns or [], request, answer, role, request_id,
+             latency_ms)
+        )  # fmt: skip
         self.pending_bytes += size
+
+    def add_failed(
+        self, request_id: str, protocol: str, version: str, role: str, status: int
+    ) -> None:
+        """A request that got no answer (the cluster's sink: a logged request without its
+        response): one row with its `_status`, no inputs or prediction; monitoring leaves
+        it out, the release gate counts it."""
+        self.failed.append(
+            {"_request_id": request_id, "_row": 0, "_time": time.time(), "_version": version,
+             "_protocol": protocol, "_role": role, "_status": status}
+        )  # fmt: skip
 
     def add_feedback(self, protocol: str, body: bytes) -> pd.DataFrame:
         """Labels from one feedback body, kept for the next batch; TrafficError (the
@@ -525,12 +542,17 @@ class TrafficBuffer:
     async def flush(self) -> None:
         pending, self.pending, self.pending_bytes = self.pending, [], 0
         labels, self.labels = self.labels, []
-        if pending or labels:
-            await asyncio.get_running_loop().run_in_executor(None, self.write, pending, labels)
+        failed, self.failed = self.failed, []
+        if pending or labels or failed:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.write, pending, labels, failed
+            )
 
-    def write(self, pending: list[tuple], labels: list[pd.DataFrame]) -> None:
-        frames = []
-        for at, protocol, version, columns, request, answer, role, request_id in pending:
+    def write(
+        self, pending: list[tuple], labels: list[pd.DataFrame], failed: list[dict] | None = None
+    ) -> None:
+        frames = [pd.DataFrame(failed)] if failed else []
+        for at, protocol, version, columns, request, answer, role, request_id, latency in pending:
             try:
                 _, frame = answered_rows(protocol, request, answer, columns)
             except Exception as exc:  # noqa: BLE001 - served, but not readable back
@@ -538,6 +560,8 @@ class TrafficBuffer:
                 continue
             frame["_time"], frame["_version"], frame["_protocol"] = at, version, protocol
             frame["_role"] = role
+            if latency is not None:
+                frame["_latency_ms"] = latency
             if request_id:
                 frame["_request_id"] = request_id
             frames.append(frame)

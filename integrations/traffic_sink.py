@@ -67,6 +67,7 @@ import asyncio
 import hmac
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -81,7 +82,8 @@ KSERVE_RESPONSE = "org.kubeflow.serving.inference.response"
 PAIRED = {SELDON_REQUEST, SELDON_RESPONSE, KSERVE_REQUEST, KSERVE_RESPONSE}
 REQUESTS = {SELDON_REQUEST, KSERVE_REQUEST}
 PROBE_HEADER = "X-Zenkube-Probe"  # deploy's smoke request (integrations/seldon_local/client.py)
-UNPAIRED_SECONDS = 120.0  # a request whose response never came (an error) is dropped
+UNPAIRED_SECONDS = 120.0  # a request whose response never came by then failed
+FAILED_STATUS = 500  # what such a request's row says (`_status`)
 
 
 class Sink:
@@ -92,11 +94,13 @@ class Sink:
         flush_seconds: float,
         token: str = "",
         trust_logged_feedback: bool = True,
+        unpaired_seconds: float = UNPAIRED_SECONDS,
     ):
+        self.unpaired_seconds = unpaired_seconds
         self.root, self.max_bytes, self.flush_seconds = root, max_bytes, flush_seconds
         self.token, self.trust_logged_feedback = token, trust_logged_feedback
         self.buffers: dict[str, TrafficBuffer] = {}
-        self.waiting: dict[tuple, tuple[float, bool, bytes]] = {}
+        self.waiting: dict[tuple, tuple[float, bool, bytes, float | None]] = {}
         self.pruned_at = 0.0
         self.tasks: list[asyncio.Task] = []
 
@@ -144,25 +148,57 @@ class Sink:
         # Seldon logs each node of a graph: pair within the node (and within the predictor).
         node = headers.get("Ce-Modelid", "") if seldon else ""
         key = (model, seldon, request_id, node, answered_by)
-        self.pair(key, kind in REQUESTS, body, model, seldon, request_id, answered_by)
+        at = _event_time(headers.get("Ce-Time", ""))
+        self.pair(key, kind in REQUESTS, body, model, seldon, request_id, answered_by, at)
         return web.json_response({"accepted": request_id, "role": answered_by[0]})
 
-    def pair(self, key, is_request, body, model, seldon, request_id, answered_by) -> None:
+    def pair(self, key, is_request, body, model, seldon, request_id, answered_by, at=None) -> None:
         now = time.monotonic()
-        if now - self.pruned_at > 1.0:
-            self.waiting = {k: v for k, v in self.waiting.items() if now - v[0] < UNPAIRED_SECONDS}
-            self.pruned_at = now
+        if now - self.pruned_at > 0.2:
+            self.prune(now)
         first = self.waiting.get(key)
         if first is None or first[1] == is_request:
-            self.waiting[key] = (now, is_request, body)
+            self.waiting[key] = (now, is_request, body, at)
             return
         del self.waiting[key]  # the other half of this prediction
         request_body, response_body = (body, first[2]) if is_request else (first[2], body)
+        # latency: the response's Ce-Time minus the request's. KServe stamps the times the
+        # request came and the answer left (handler.go:123 and :181, `OccurrenceTime`);
+        # Seldon's executor stamps the logger's send time (`cloudevents.WithTimeNow()`,
+        # worker.go), so there it also holds the logger queue's delay.
+        times = (at, first[3]) if is_request else (first[3], at)
+        latency_ms = None
+        if None not in times and times[1] >= times[0]:
+            latency_ms = (times[1] - times[0]) * 1000
         if seldon:  # the rows carry the puid the caller saw (Seldon-Puid), whatever the body
             response_body = _with_puid(response_body, request_id)
         role, version = answered_by
         protocol = "seldon" if seldon else "v2"
-        self.buffer(model).add(request_body, response_body, protocol, version, role=role)
+        self.buffer(model).add(
+            request_body, response_body, protocol, version, role=role, latency_ms=latency_ms
+        )
+
+    def prune(self, now: float) -> None:
+        """Requests whose response never came within `unpaired_seconds` failed: both loggers
+        log a response only for an answer (KServe: status 200, handler.go:183; Seldon: a
+        predict without error, predictor_process.go:133-138), so each becomes one row with
+        `_status` 500 (the sink cannot tell a 4xx from a 5xx: counted as the stricter one)
+        and its role, for the release gate's error share."""
+        kept = {}
+        for key, value in self.waiting.items():
+            if now - value[0] < self.unpaired_seconds:
+                kept[key] = value
+            elif value[1]:  # a request alone
+                model, seldon, request_id, _node, (role, version) = key
+                self.buffer(model).add_failed(
+                    request_id, "seldon" if seldon else "v2", version, role, FAILED_STATUS
+                )
+        self.waiting, self.pruned_at = kept, now
+
+    async def prune_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.prune(time.monotonic())
 
     async def logged_feedback(self, model: str, request: web.Request) -> web.Response:
         """Seldon's feedback API, as its logger forwards it: labels for an earlier puid."""
@@ -219,6 +255,16 @@ def _answered_by(folder: str, query, headers, seldon: bool) -> tuple[str, str] |
             f"{endpoint!r}: a predictor's logger URL was copied to another; redeploy it"
         )
     return role, query.get("version", "")
+
+
+def _event_time(text: str) -> float | None:
+    """A CloudEvent's `Ce-Time` (RFC 3339) as epoch seconds; None when absent or not one."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _metadata(text: str) -> dict:
@@ -281,9 +327,19 @@ def app_for(
     flush_seconds: float = 5.0,
     token: str = "",
     trust_logged_feedback: bool = False,
+    unanswered_seconds: float = UNPAIRED_SECONDS,
 ) -> web.Application:
-    sink = Sink(root, max_bytes, flush_seconds, token, trust_logged_feedback or not token)
+    sink = Sink(
+        root, max_bytes, flush_seconds, token, trust_logged_feedback or not token,
+        unanswered_seconds,
+    )  # fmt: skip
     app = web.Application(client_max_size=64 * 2**20)
+
+    async def start_pruning(_app) -> None:
+        every = max(0.1, min(5.0, unanswered_seconds / 4))
+        sink.tasks.append(asyncio.get_running_loop().create_task(sink.prune_every(every)))
+
+    app.on_startup.append(start_pruning)
     app.router.add_get("/healthz", lambda _: web.json_response({"ok": True}))
     app.router.add_post("/{model}/feedback", sink.feedback)
     app.router.add_post("/{model}", sink.event)
@@ -312,6 +368,12 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--max-mb", type=int, default=512, help="cap of each model's folder")
     parser.add_argument("--flush-seconds", type=float, default=5.0)
     parser.add_argument(
+        "--unanswered-seconds",
+        type=float,
+        default=UNPAIRED_SECONDS,
+        help="a logged request with no logged response by then failed (a row with _status 500)",
+    )
+    parser.add_argument(
         "--token-file", help="file holding the token feedback must carry (a mounted Secret)"
     )
     parser.add_argument(
@@ -333,7 +395,12 @@ def main() -> None:
         )
     web.run_app(
         app_for(
-            args.root, args.max_mb * 2**20, args.flush_seconds, token, args.trust_logged_feedback
+            args.root,
+            args.max_mb * 2**20,
+            args.flush_seconds,
+            token,
+            args.trust_logged_feedback,
+            args.unanswered_seconds,
         ),
         host=args.host,
         port=args.port,

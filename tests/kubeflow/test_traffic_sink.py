@@ -81,14 +81,14 @@ def seldon_event(url, kind, puid, body, node="classifier", endpoint="house-price
     return requests.post(url, data=json.dumps(body), headers=headers, timeout=10)
 
 
-def kserve_event(url, kind, request_id, body, metadata="{}"):
+def kserve_event(url, kind, request_id, body, metadata="{}", at="2026-12-01T12:00:00.000000Z"):
     """As KServe's logger posts it: `sendHttpCloudEvent` (cloudevents sdk-go v2, binary)."""
     headers = {
         "Ce-Id": request_id,  # the same for a request and its response
         "Ce-Specversion": "1.0",
         "Ce-Type": kind,
         "Ce-Source": "http://localhost:9081/",
-        "Ce-Time": "2026-12-01T12:00:00.000000Z",
+        "Ce-Time": at,  # OccurrenceTime: the request's arrival, the answer's departure
         "Ce-Inferenceservicename": "zenkube-house-prices-501dc41e",
         "Ce-Namespace": "zenkube",
         "Ce-Component": "predictor",
@@ -260,6 +260,48 @@ def test_a_canary_release_rows_say_who_answered_and_labels_join_their_request(si
     klabels = wait_for_rows(kfolder, "feedback", 1)
     kjoined = krows.merge(klabels[["_request_id", "_row", "_label"]], on=["_request_id", "_row"])
     assert list(kjoined["_role"]) == ["canary"]
+
+
+def test_a_cluster_release_is_judged_from_the_sinks_rows_errors_and_latency_included(tmp_path):
+    """KServe's logger logs a response only for a 200 (handler.go:183) and stamps each
+    message with its OccurrenceTime: the sink writes a request left without a response as
+    a failed row of its role, and the answers' latency from the two times; the release
+    gate reads them (release_rows -> evidence_from_rows), monitoring leaves them out."""
+    from integrations import release_gate
+    from integrations.kserve import manifest as kserve
+    from integrations.traffic import logged_as, release_rows
+
+    root = tmp_path / "traffic"
+    process, url = start_sink(root, "--unanswered-seconds", "1")
+    try:
+        base = kserve.logger_url(url, "judged")
+        for i in range(12):
+            role, version, latency = ("canary", "4", 70) if i % 3 == 0 else ("champion", "3", 10)
+            target = logged_as(base, role, version)
+            request = {"inputs": [{"name": "size", "shape": [1, 1], "datatype": "FP64",
+                                   "data": [60.0 + i]}]}  # fmt: skip
+            response = {"id": f"r{i}", "outputs": [{"name": "predict", "shape": [1],
+                                                     "datatype": "INT64", "data": [1]}]}  # fmt: skip
+            sent = kserve_event(target, KSERVE_REQUEST, f"ce-{i}", request,
+                                at="2026-12-01T12:00:00.000000Z")  # fmt: skip
+            assert sent.status_code == 200
+            if role == "canary" and i % 2 == 0:
+                continue  # the canary answered 500: KServe logs no response
+            answered = kserve_event(target, KSERVE_RESPONSE, f"ce-{i}", response,
+                                    at=f"2026-12-01T12:00:00.{latency:03d}000Z")  # fmt: skip
+            assert answered.status_code == 200
+        folder = model_folder(root, "judged")
+        wait_for_rows(folder, "requests", 12)
+        found = release_gate.evidence_from_rows(release_rows([folder], None))
+        assert found["champion"]["requests"] == 8 and found["champion"]["5xx"] == 0
+        assert found["candidate"]["requests"] == 4 and found["candidate"]["5xx"] == 2
+        assert found["champion"]["latency_ms"]["p50"] == pytest.approx(10, abs=0.01)
+        assert found["candidate"]["latency_ms"]["p50"] == pytest.approx(70, abs=0.01)
+        batch = traffic_batch(folder, ["size"], "y", 3600, min_rows=10)
+        assert batch.rows == 10  # the two failed requests are no monitoring rows
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def test_events_the_loggers_never_send_are_refused_with_a_reason(sink):
