@@ -5,10 +5,12 @@ annotation holds what was started (mode, share, champion, candidate, thresholds,
 candidate's deployment request) and how it ended, so any process that reaches the API
 server (the CLI on a laptop, a pipeline pod) reads the same state back.
 
-There is no front on a cluster, so no live evidence: nothing counts the two versions'
-answers, errors or latencies here. Promote and abort are by hand (`release promote` /
-`release abort`, after watching the backend's own metrics); the time budget still ends
-an undecided release as abort (fail closed) when the release's state is read after it.
+There is no front on a cluster. The traffic sink's rows carry both versions' answers
+(`_role`, `_version`, failed requests, latency; integrations/traffic_sink.py), and
+`release_gate.evidence_from_rows` judges them with the local gate's code, but nothing on
+the cluster runs it yet and this state shows no evidence: promote and abort are by hand
+(`release promote` / `release abort`); the time budget still ends an undecided release
+as abort (fail closed) when the release's state is read after it.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def state(release: dict, backend: dict, now: float | None = None) -> dict:
         )
     elif release.get("active"):
         out["next"] = (
-            "No live evidence is gathered on a cluster (there is no front): watch the "
+            "No live evidence is judged on a cluster yet (the traffic sink's rows hold both "
+            "versions' answers, but nothing there runs the gate): watch them or the "
             "backend's own metrics, then `release promote` or `release abort`; undecided "
             f"after {budget:g} s, the release ends as an abort."
         )
