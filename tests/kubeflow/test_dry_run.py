@@ -40,7 +40,9 @@ def test_dry_run_prints_manifests_the_crds_accept_with_distinct_names(tmp_path):
             if kind == "SeldonDeployment":
                 name = body["spec"]["predictors"][0]["name"]  # the Service / Istio subset
                 assert body["spec"]["predictors"][0]["graph"]["modelUri"] == URI
-                assert body["spec"]["predictors"][0]["graph"]["logger"]["url"].endswith(model)
+                logged = body["spec"]["predictors"][0]["graph"]["logger"]["url"]
+                folder, query = logged.split("?")
+                assert folder.endswith(model) and query.startswith("role=champion&version=1")
             else:
                 name = body["metadata"]["name"]
                 assert body["spec"]["predictor"]["model"]["storageUri"] == URI
