@@ -264,6 +264,24 @@ def stack_show_cmd() -> None:
     session.stack_show(click.echo)
 
 
+@stack_group.command("check")
+@click.pass_context
+def stack_check_cmd(ctx) -> None:
+    """Preflight of the active Kubeflow stack, before the first run on a cluster.
+
+    Asks the cluster (your kubeconfig's current context, or the deployer's
+    kubernetes_context) whether KFP's `pipeline-runner` service account may do every verb
+    of the shipped Role (integrations/kubeflow/manifests/rbac-<backend>.yaml) in the
+    serving namespace (one SubjectAccessReview each), whether the SeldonDeployment or
+    InferenceService CRD is installed and serves the version deploy writes, whether the
+    storage secret (the orchestrator's storage_secret) exists in the KFP namespace, and
+    whether the stack's MLflow and ZenML servers answer. One line per check (✓/✗) with
+    the fix for each failure; exits 1 if any check fails.
+    """
+    if not session.stack_check(click.echo):
+        ctx.exit(1)
+
+
 @cli.group("serve")
 def serve_group() -> None:
     """Inspect, stop or repair model servers."""

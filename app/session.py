@@ -205,3 +205,31 @@ def stack_show(echo: Callable[[str], None] = print) -> None:
     echo(f"Active stack: {stack['name']}")
     for ctype, name, flavor in stack["components"]:
         echo(f"  {ctype:20s} {name} ({flavor})")
+
+
+def stack_check(echo: Callable[[str], None] = print) -> bool:
+    """Preflight of the active Kubeflow stack against its cluster (one line per check,
+    with the fix for each failure); True when every check passes. The stack's settings
+    are read through ZenML; the cluster is asked with the user's kubeconfig."""
+    from core.errors import ConfigError
+    from integrations.kubeflow import preflight
+
+    record = prepared() or ready(echo, runs_on_stack=False)
+    flavors = {ctype: flavor for ctype, _name, flavor in record["stack"]["components"]}
+    if flavors.get("orchestrator") not in ("zenkube_kubeflow", "kubeflow"):
+        raise ConfigError(
+            f"The active stack '{record['stack']['name']}' is not a Kubeflow stack (its "
+            f"orchestrator is {flavors.get('orchestrator')}), so there is no cluster to "
+            "check. Run `python run.py stack up kubeflow` (or kubeflow-kserve) first."
+        )
+    _zenml_source_root()
+    _route_library_logs()
+    settings = preflight.settings_of_active_stack()
+    checks = preflight.run_checks(preflight.api_client(settings.kube_context), settings)
+    for check in checks:
+        for line in check.lines():
+            echo(line)
+    failed = sum(not check.ok for check in checks)
+    echo(f"{len(checks) - failed} of {len(checks)} checks passed."
+         + (" Fix the ✗ lines above and run `run.py stack check` again." if failed else ""))  # fmt: skip
+    return not failed

@@ -23,6 +23,56 @@ from urllib.parse import parse_qs, urlparse
 
 SELDON = "/apis/machinelearning.seldon.io/v1/namespaces/"
 CORE = "/api/v1/namespaces/"
+REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
+def path_of(obj: dict) -> str:
+    """Where the API server keeps `obj` (its REST path), for seeding the stand-in."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    plural = obj["kind"].lower() + ("es" if obj["kind"].endswith("s") else "s")
+    if obj["kind"] == "CustomResourceDefinition":
+        plural = "customresourcedefinitions"
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    namespace = obj["metadata"].get("namespace")
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"{base}{where}/{plural}/{obj['metadata']['name']}"
+
+
+def subject_access_review(objects: list[dict], review: dict) -> tuple[int, dict]:
+    """POST /apis/authorization.k8s.io/v1/subjectaccessreviews as the API server answers it:
+    kubernetes `pkg/registry/authorization/subjectaccessreview/rest.go`, `REST.Create`,
+    validates the spec (`ValidateSubjectAccessReviewSpec`: a user or groups; exactly one of
+    resourceAttributes and nonResourceAttributes, else 422 Invalid), asks the authorizer
+    about the attributes (`authorizationutil.ResourceAttributesFrom`) and returns the review
+    with `status.allowed` (decision Allow), `status.denied` (decision Deny, which RBAC never
+    gives: no rule is NoOpinion) and `status.reason`. The authorizer here is RBAC alone,
+    with the rule matching of rbac.go that integrations/kubeflow/rbac.py follows."""
+    from integrations.kubeflow import rbac
+
+    spec = review.get("spec") or {}
+    attributes = spec.get("resourceAttributes")
+    problems = []
+    if not spec.get("user") and not spec.get("groups"):
+        problems.append("spec.user: at least one of user or group must be specified")
+    if bool(attributes) == bool(spec.get("nonResourceAttributes")):
+        problems.append("spec: exactly one of nonResourceAttributes or resourceAttributes")
+    if problems:
+        return 422, {"kind": "Status", "reason": "Invalid", "code": 422,
+                     "message": "; ".join(problems)}  # fmt: skip
+    request = rbac.Request(
+        attributes.get("verb", ""),
+        attributes.get("group", ""),
+        attributes.get("resource", ""),
+        attributes.get("namespace", ""),
+        attributes.get("name", ""),
+        attributes.get("subresource", ""),
+    )
+    allowed = rbac.authorize(objects, spec.get("user", ""), spec.get("groups") or [], request)
+    status = {"allowed": allowed, "denied": False}
+    if allowed:
+        status["reason"] = "RBAC: allowed"
+    return 201, {**review, "status": status}
 
 
 def merge(target: dict, patch: dict) -> dict:
@@ -123,8 +173,17 @@ class KubernetesApi:
 
     # --- the API server -----------------------------------------------------------------
 
+    def apply(self, *objects: dict) -> None:
+        """Seed objects (RBAC, CRDs, Secrets) as `kubectl apply` would create them."""
+        with self.lock:
+            for obj in objects:
+                self.objects[path_of(obj)] = obj
+
     def handle(self, method: str, path: str, query: dict, body) -> tuple[int, dict]:
         with self.lock:
+            if method == "POST" and path == REVIEWS:
+                rules = [o for o in self.objects.values() if o.get("kind") in RBAC_KINDS]
+                return subject_access_review(rules, body or {})
             if method == "GET" and path in self.objects:
                 return 200, self.objects[path]
             if method == "GET" and path.endswith(("/secrets", "/seldondeployments")):

@@ -25,6 +25,7 @@ def cli(tmp_path_factory):
         ["monitor", "history"],
         ["serve"],
         ["stack"],
+        ["stack", "check"],
         ["compile"],
         ["schedule"],
         ["champion"],
@@ -135,3 +136,12 @@ def test_a_300_character_model_name_and_a_log_folder_that_is_a_file_are_explaine
     assert result.returncode == 2, result.stderr
     assert f"If {blocked.home / 'logs'} is a file, move it away" in result.stderr
     assert "Unexpected error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_stack_check_without_a_kubeflow_stack_is_one_paragraph(cli):
+    helped = cli("stack", "check", "--help")
+    assert helped.returncode == 0 and "SubjectAccessReview" in helped.stdout
+    result = cli("stack", "check")  # the local stack is active
+    assert result.returncode == 2
+    assert "is not a Kubeflow stack" in result.stderr and "stack up kubeflow" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
