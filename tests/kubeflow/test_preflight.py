@@ -167,3 +167,35 @@ def test_a_cluster_that_does_not_answer_is_one_paragraph(servers, tmp_path):
         preflight.run_checks(client, settings("seldon", servers))
     with pytest.raises(ConfigError, match="kubeconfig could not be loaded"):
         preflight.api_client(None, str(tmp_path / "missing"))
+
+
+def test_the_settings_come_from_the_active_kubeflow_stack(
+    zenml_store, monkeypatch, cluster, servers
+):
+    from zenml.client import Client
+
+    from stacks.manage import stack_up
+
+    monkeypatch.setenv("ZENKUBE_MLFLOW_URI", servers[0])
+    monkeypatch.setenv("SELDON_NAMESPACE", "models")
+    monkeypatch.setenv("KFP_NAMESPACE", "kfp")
+    monkeypatch.setenv("ZENKUBE_STORAGE_SECRET", "bucket-keys")
+    Client().create_secret("zenkube-mlflow", values={"username": "u", "password": "p"})
+    stack_up("kubeflow")
+    found = preflight.settings_of_active_stack()
+    assert found == preflight.Settings("seldon", "models", "kfp", "bucket-keys", servers[0], None)
+    documents = copy.deepcopy(rbac.documents("seldon"))
+    for document in documents:
+        document["metadata"]["namespace"] = "models"
+    documents[1]["subjects"][0]["namespace"] = "kfp"
+    secret = {**SECRET, "metadata": {"name": "bucket-keys", "namespace": "kfp"}}
+    cluster.apply(*documents, crd("seldon"), secret)
+    failed = [c.name for c in preflight.run_checks(cluster.client, found) if not c.ok]
+    assert failed == ["ZenML server: the stack uses a local store"]
+
+
+def test_a_local_stack_has_nothing_to_check(zenml_store):
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is not a Kubeflow stack"):
+        preflight.settings_of_active_stack()
