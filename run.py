@@ -57,11 +57,9 @@ def loop_cmd() -> None:
 @click.option("--target", help="Label column (required for your own files).")
 @click.option("--model-name", help=MODEL_NAME_HELP)
 def train_cmd(config, dataset, target, model_name) -> None:
-    """Train, evaluate and register a model; promote it if it beats the champion.
-
-    The gate fails closed: a champion with another input schema, or one that cannot be
-    scored on the new test rows, is never replaced (see gate.allow_schema_change).
-    """
+    """Train, evaluate and register a model; promote it if it beats the champion. The gate
+    fails closed: a champion with another input schema, or one that cannot be scored on the
+    new test rows, is never replaced (see gate.allow_schema_change)."""
     session.ready(click.echo)
     # None keeps the config's value.
     overrides = {"data.source": dataset, "data.target": target, "model_name": model_name}
@@ -151,11 +149,8 @@ def monitor_history_cmd(model_name, config, last, column, out) -> None:
 @config_option("monitoring")
 @click.option("--model-name", help="Registered model to watch.")
 def schedule_cmd(cron, input_path, config, model_name) -> None:
-    """Run the whole loop (monitor → retrain → gate → deploy) on a schedule.
-
-    On Kubeflow: a KFP recurring run of the continuous-training pipeline. Locally: prints
-    the crontab line that runs the same loop.
-    """
+    """Run the whole loop (monitor → retrain → gate → deploy) on a schedule: a KFP recurring
+    run of the continuous-training pipeline on Kubeflow; locally, the crontab line to add."""
     session.ready(click.echo)
     scheduled, message = loop.schedule(
         cron, config, {"batch": input_path, "model_name": model_name}
@@ -170,10 +165,8 @@ def schedule_cmd(cron, input_path, config, model_name) -> None:
 @click.option("--model-name", help="Registered model the pipelines train, serve and watch.")
 @click.option("--pipeline", "pipelines", multiple=True, type=click.Choice(PIPELINES), help="Only this one.")  # fmt: skip
 def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
-    """Write KFP v2 IR YAML for all pipelines (no cluster, no Docker needed).
-
-    Upload the files in the Kubeflow Pipelines UI, or run them with the stack active.
-    """
+    """Write KFP v2 IR YAML for all pipelines (no cluster, no Docker needed); upload the
+    files in the Kubeflow Pipelines UI, or run them with the stack active."""
     session.ready(click.echo, runs_on_stack=False)  # compiling needs no server
     compile_and_check(out_dir, stack, click.echo, zenml_url, model_name, list(pipelines) or None)
 
@@ -267,17 +260,9 @@ def stack_show_cmd() -> None:
 @stack_group.command("check")
 @click.pass_context
 def stack_check_cmd(ctx) -> None:
-    """Preflight of the active Kubeflow stack, before the first run on a cluster.
-
-    Asks the cluster (your kubeconfig's current context, or the deployer's
-    kubernetes_context) whether KFP's `pipeline-runner` service account may do every verb
-    of the shipped Role (integrations/kubeflow/manifests/rbac-<backend>.yaml) in the
-    serving namespace (one SubjectAccessReview each), whether the SeldonDeployment or
-    InferenceService CRD is installed and serves the version deploy writes, whether the
-    storage secret (the orchestrator's storage_secret) exists in the KFP namespace, and
-    whether the stack's MLflow and ZenML servers answer. One line per check (✓/✗) with
-    the fix for each failure; exits 1 if any check fails.
-    """
+    """Preflight of the active Kubeflow stack: may KFP's pipeline-runner do what our pods
+    do (SubjectAccessReviews for the shipped Role), are the CRD, the storage secret and the
+    MLflow/ZenML servers there? One line per check with its fix; exit 1 if any fails."""
     if not session.stack_check(click.echo):
         ctx.exit(1)
 

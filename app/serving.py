@@ -168,12 +168,13 @@ def local_view(record: dict | None) -> LocalDeployerView | None:
 
 def view_for_reading(echo) -> LocalDeployerView | None:
     """For a read-only command: the ZenML-free view when the prepared stack has one;
-    otherwise ZenML is prepared (once) and None says to ask it."""
+    otherwise ZenML is prepared (once) and None says to ask it. A stack whose steps run in
+    pods keeps its deployments in the ZenML server's store: without a server, one paragraph."""
     from app import session
 
     view = local_view(session.prepared())
     if view is None:
-        session.ready(echo, runs_on_stack=False)
+        session.ready(echo)
     return view
 
 
