@@ -22,7 +22,7 @@ READ_ONLY = [
     ["release", "status", "--model-name", MODEL],
     ["stack", "show"],
 ]
-ROUNDS = int(os.environ.get("ZENKUBE_SIDE_BY_SIDE_ROUNDS", "20"))
+ROUNDS = int(os.environ.get("ZENKUBE_SIDE_BY_SIDE_ROUNDS", "8"))
 
 # Runs run.py in this process's interpreter and writes which heavy packages it imported.
 PROBE = """
