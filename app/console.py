@@ -241,12 +241,28 @@ class ZenkubeGroup(click.Group):
             raise
         except KeyboardInterrupt:
             _interrupted()
+        except BrokenPipeError as exc:
+            if _stdout_closed():  # `run.py history | head`: the reader left, as with any tool
+                raise  # click's main() ends quietly on EPIPE (status 1)
+            _fail(exc, bool(ctx.params.get("debug")))
         except Exception as exc:
             from core.errors import interrupted
 
             if interrupted(exc):  # ZenML turns a Ctrl-C inside a step into an Exception
                 _interrupted()
             _fail(exc, bool(ctx.params.get("debug")))
+
+
+def _stdout_closed() -> bool:
+    """Whether the console's own output is the pipe that broke (not a socket of ours)."""
+    import select
+
+    try:  # a pipe whose reader has gone polls as an error on its writing end
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _interrupted() -> None:

@@ -136,4 +136,5 @@ def cli_in(home: Path):
         )
 
     run.home = home / "home"
+    run.env = env
     return run

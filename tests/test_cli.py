@@ -145,3 +145,27 @@ def test_stack_check_without_a_kubeflow_stack_is_one_paragraph(cli):
     assert result.returncode == 2
     assert "is not a Kubeflow stack" in result.stderr and "stack up kubeflow" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(cli):
+    """`run.py stack show | head -1`: the pipe's reader is gone before the command prints.
+    Like any Unix tool the command stops without an error message; a pipe of ours that
+    breaks (not the console's) stays an error."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    assert cli("stack", "show").returncode == 0  # prepared, so the next one only prints
+    env = cli.env
+    proc = subprocess.Popen(
+        [sys.executable, "run.py", "stack", "show"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader leaves at once
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1
+    assert "Unexpected error" not in err and "BrokenPipe" not in err and "Traceback" not in err
