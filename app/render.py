@@ -48,14 +48,16 @@ def training(result, echo: Echo) -> None:
 
 
 def left_out(registered) -> str | None:
-    """The columns of the training file the model does not take (row identifiers)."""
+    """The columns of the training file the model does not take (row identifiers, or
+    columns data.features did not list)."""
     ignored = registered.input_schema.ignored_columns if registered.input_schema else []
     if not ignored:
         return None
     return (
-        f"Left out:     {', '.join(ignored)}: they identify rows, so the model does not take "
-        "them; requests and files may still hold them, which are ignored (set "
-        "data.drop_id_columns: false, or list them in data.features, to keep them)"
+        f"Left out:     {', '.join(ignored)}: the model does not take them (they identify "
+        "rows, or data.features does not list them); requests and files may still hold "
+        "them, which are ignored (list them in data.features, or set "
+        "data.drop_id_columns: false, to keep them)"
     )
 
 

@@ -110,8 +110,9 @@ class InputSchema(BaseModel):
         columns: the input columns in the model's order.
         target: the label column it was trained to predict ("" when unknown).
         task: classification or regression ("" when unknown).
-        ignored_columns: columns of the training file left out as row identifiers (a
-            batch may still hold them; they are not inputs).
+        ignored_columns: columns of the training file the model does not take: row
+            identifiers, and columns data.features did not list (a request or a batch
+            may still hold them; they are ignored).
     """
 
     columns: list[SchemaColumn] = Field(default_factory=list)

@@ -34,8 +34,9 @@ class Dataset:
             the champion never trained on (the split holds part of them out for the
             gate); 0 otherwise.
         note: what these rows are, in words, for messages ("" for a plain split).
-        ignored_columns: columns of the source left out as row identifiers (not in the
-            frame; a monitoring batch may hold them).
+        ignored_columns: columns of the source the model does not take: row identifiers
+            and columns data.features did not list (not in the frame; a monitoring batch
+            or a request may hold them).
         batches: where the rows came from, in order: parts `{batch, rows, role, run}`
             (the loop's kept rows and what a retraining learned from, steps/data/pool.py);
             empty for rows of one source.

@@ -148,12 +148,15 @@ def load_dataset(spec: DataSpec) -> Dataset:
         task = spec.task
         if task == "auto":
             task = infer_task(frame[target]) if target in frame.columns else "classification"
+    ignored = []
     if spec.features is not None:
         keep = [c for c in frame.columns if c in spec.features or c == target]
+        # Columns not listed are left out like row identifiers: the model does not take
+        # them, and rows of the same file may still carry them (they are ignored).
+        ignored = [str(c) for c in frame.columns if c not in keep]
         # Unknown feature names are kept out of the frame but reported by validation.
         frame = frame[keep]
     frame.columns = [str(c) for c in frame.columns]
-    ignored = []
     if spec.drop_id_columns:
         found = {
             c: why
@@ -161,14 +164,14 @@ def load_dataset(spec: DataSpec) -> Dataset:
             if c not in (spec.features or [])
         }
         if found:
-            ignored = list(found)
+            ignored += list(found)
             logger.warning(
                 "Left out %d column(s) that identify rows rather than describe them: %s. "
                 "Set data.drop_id_columns: false (or list them in data.features) to keep them.",
                 len(found),
                 "; ".join(f"'{c}' ({why})" for c, why in found.items()),
             )
-            frame = frame.drop(columns=ignored)
+            frame = frame.drop(columns=list(found))
     return Dataset(
         frame=frame.reset_index(drop=True),
         target=target,

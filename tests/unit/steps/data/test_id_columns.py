@@ -53,6 +53,12 @@ def test_id_columns_stay_when_asked_for(csv_with_index):
         DataSpec(source=csv_with_index, target="Price", features=["PID", "Area", "Rooms"])
     )
     assert list(listed.schema) == ["PID", "Area", "Rooms"]
+    # the columns data.features leaves out are passed over like identifiers: the file's
+    # own rows (and a monitoring batch of them) may still carry them
+    assert listed.ignored_columns == ["Unnamed: 0", "Street"]
+    assert listed.input_schema.ignored_columns == ["Unnamed: 0", "Street"]
+    batch = check_batch(pd.read_csv(csv_with_index), listed, "new.csv")
+    assert list(batch.features.columns) == ["PID", "Area", "Rooms"]
 
 
 def test_a_monitoring_batch_may_still_carry_the_id_columns(csv_with_index):
@@ -93,6 +99,8 @@ def test_the_training_summary_names_the_columns_left_out(csv_with_index):
     registered = RegisteredModel(
         name="m", version="1", model_uri="", artifact_location="", input_schema=data.input_schema
     )
-    assert left_out(registered).startswith("Left out:     Unnamed: 0, PID: they identify rows")
+    assert left_out(registered).startswith(
+        "Left out:     Unnamed: 0, PID: the model does not take them (they identify rows"
+    )
     kept = registered.model_copy(update={"input_schema": None})
     assert left_out(kept) is None
