@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--virtual-time-budget=5000",  # let the iframe's document load before the screenshot
+    "--virtual-time-budget=5000",  # let scripts and the iframe's document load first
 ]  # fmt: skip
 
 
@@ -61,7 +61,8 @@ def sample_reports():
 
 def sample_history() -> str:
     """Twelve daily runs: `income` creeps by 0.015 SD a day and drifts from day 8; the
-    other columns wobble; every third batch is labelled and quality sags as income moves."""
+    other columns wobble; every third batch is labelled and quality sags as income moves;
+    version 2 became champion on day 10."""
     import numpy as np
 
     from materializers.drift_history import ColumnPoint, DriftHistory, RunRecord
@@ -98,33 +99,50 @@ def sample_history() -> str:
                 quality_metric="f1" if labelled else "",
                 quality=0.91 - 0.01 * day if labelled else None,
                 quality_reference=0.91 if labelled else None,
+                model_version="1" if day < 10 else "2",  # retrained on day 10
             )
         )
     return DriftHistory(model_name="churn", runs=runs).to_html()
 
 
-def sandboxed(page: str, height: int = 2400) -> str:
+def sandboxed(page: Path, height: int = 2400) -> str:
     """The page inside an iframe with `sandbox` and no `allow-scripts`, as ZenML's
-    dashboard shows an HTML visualization: its scripts cannot run."""
+    dashboard shows an HTML visualization: its scripts cannot run. (The iframe loads the
+    file beside it: Chromium often screenshots a `srcdoc` iframe before painting it.)"""
     return (
         "<!doctype html><html><body style='margin:0'><iframe sandbox='' "
-        f"style='border:0;width:100%;height:{height}px' srcdoc=\"{html.escape(page)}\">"
+        f"style='border:0;width:100%;height:{height}px' src=\"{html.escape(page.name)}\">"
         "</iframe></body></html>"
     )
 
 
-def screenshot(page: Path, png: Path, height: int = 1400) -> None:
+def blank(png: Path) -> bool:
+    """Whether the screenshot is one colour (taken before the page was painted)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        low_high = image.convert("L").getextrema()
+    return low_high[0] == low_high[1]
+
+
+def screenshot(page: Path, png: Path, height: int = 1400, tries: int = 3) -> None:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    with tempfile.TemporaryDirectory() as profile:
-        flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size=1000,{height}"]
-        subprocess.run(
-            [chromium, *flags, f"--screenshot={png}", page.as_uri()],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-    if not png.exists():
-        raise SystemExit(f"Chromium wrote no screenshot of {page}")
+    for _ in range(tries):
+        png.unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory() as profile:
+            flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size=1000,{height}"]
+            subprocess.run(
+                [chromium, *flags, f"--screenshot={png}", page.as_uri()],
+                check=True,
+                stdout=subprocess.DEVNULL,  # with its stdout on a pipe, Chromium more often
+                stderr=subprocess.PIPE,  # screenshots an iframe before painting it
+                timeout=120,
+            )
+        if not png.exists():
+            raise SystemExit(f"Chromium wrote no screenshot of {page}")
+        if not blank(png):
+            return
+    raise SystemExit(f"Chromium's screenshots of {page} stayed blank ({tries} tries)")
 
 
 def main(out: Path) -> None:
@@ -141,7 +159,7 @@ def main(out: Path) -> None:
         shown = page
         if not javascript:  # (Chromium writes no screenshot with scripts switched off)
             shown = out / f"{name}.sandboxed.html"
-            shown.write_text(sandboxed(content))
+            shown.write_text(sandboxed(page))
         screenshot(shown, out / f"{name}.png", 1400 if javascript else 2400)
         print(f"{page} → {out / f'{name}.png'}")
 
