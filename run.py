@@ -161,12 +161,12 @@ def schedule_cmd(cron, input_path, config, model_name) -> None:
 @cli.command("compile")
 @click.option("--out", "out_dir", type=click.Path(), default="compiled", help="Output folder.")
 @click.option("--stack", default="kubeflow", help="Stack spec (stacks/<name>.yaml or a path).")
-@click.option("--zenml-url", help="ZenML server the pods report to (default: the connected one).")
+@click.option("--zenml-url", help="The ZenML server as pods reach it (default: login URL).")
 @click.option("--model-name", help="Registered model the pipelines train, serve and watch.")
 @click.option("--pipeline", "pipelines", multiple=True, type=click.Choice(PIPELINES), help="Only this one.")  # fmt: skip
 def compile_cmd(out_dir, stack, zenml_url, model_name, pipelines) -> None:
-    """Write KFP v2 IR YAML for all pipelines (no cluster, no Docker needed); upload the
-    files in the Kubeflow Pipelines UI, or run them with the stack active."""
+    """Write KFP v2 IR YAML for all pipelines (no cluster or Docker; a ZenML server: the
+    stack and snapshots the YAML loads are registered there, no run); upload them in KFP."""
     session.ready(click.echo, runs_on_stack=False)  # compiling needs no server
     compile_and_check(out_dir, stack, click.echo, zenml_url, model_name, list(pipelines) or None)
 

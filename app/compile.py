@@ -7,11 +7,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.config import PIPELINES, load_run_config
+from core.errors import ConfigError
 
 # Where compiled monitoring pipelines read their batch unless the run sets `batch`.
 DEFAULT_BATCH = "batches/current.parquet"
 # Where compiled batch-inference pipelines write unless the run sets `output_path`.
 DEFAULT_PREDICTIONS = "predictions/current.parquet"
+
+
+def local_store_refusal(zenml_url: str | None) -> str:
+    """Why compile stops on a local store, and what to do, in one sentence."""
+    server = zenml_url or "https://YOUR-ZENML-SERVER"
+    return (
+        "compile registers the stack and the pipelines' snapshots on the ZenML server the "
+        "pods report to (the YAML names them by id), but this machine uses a local ZenML "
+        f"store no pod can read: connect to the server first (`zenml login {server}`, "
+        "docs/kubeflow.md section 4) and compile again."
+    )
 
 
 def compile_for_kubeflow(
@@ -21,12 +33,17 @@ def compile_for_kubeflow(
     zenml_url: str | None = None,
     model_name: str | None = None,
     pipelines: list[str] | None = None,
+    require_server: bool = True,
 ) -> dict[str, Path]:
     """Write KFP v2 IR YAML for the pipelines, compiled on the Kubeflow stack `stack`.
 
-    The tasks reach the ZenML server `zenml_url`; by default the connected server's, and
-    offline (local store) a placeholder the output tells the user to set. `pipelines`
-    limits which pipelines are compiled (default: all).
+    The stack and each pipeline's snapshot are registered on the connected ZenML server,
+    which the YAML names by id; no run and no model version is created. The tasks reach
+    that server at `zenml_url` (default: the URL this machine connects to; an in-cluster
+    address may differ). A local store is refused before anything is registered or
+    written (no pod can read it); `require_server=False` compiles on it anyway, for
+    checking the YAML's shape only (its ids exist nowhere else; the tasks get a
+    placeholder URL). `pipelines` limits which pipelines are compiled (default: all).
     """
     from zenml.client import Client
 
@@ -44,15 +61,18 @@ def compile_for_kubeflow(
 
     if zenml_url is not None:
         check_store_url(zenml_url)  # before anything is registered or written
+    local_store = Client().zen_store.is_local_store()
+    if local_store and require_server:
+        raise ConfigError(local_store_refusal(zenml_url))
     spec = load_spec(stack)
-    changes = stack_up(stack, activate=False, placeholder_secrets=True)
+    # On a server the pods resolve the secrets for real: a missing one is named, not faked.
+    changes = stack_up(stack, activate=False, placeholder_secrets=local_store)
     for name in changes.placeholder_secrets:
         echo(
             f"zenkube: created the ZenML secret '{name}' with placeholder values so the stack "
             f"can be compiled; set real values before running on a cluster "
             f"(`zenml secret update {name} ...`)."
         )
-    local_store = Client().zen_store.is_local_store()
     store_url = zenml_url or (STORE_URL_PLACEHOLDER if local_store else None)
     written = {}
     with active_stack(spec["stack_name"]):
@@ -113,9 +133,5 @@ def compile_and_check(
         tasks = f"{summary.tasks} task{'' if summary.tasks == 1 else 's'}"
         echo(f"  {name}: {tasks}, KFP checks passed ({path})")
     echo(f"Compiled in {time.monotonic() - started:.1f}s.")
-    if Client().zen_store.is_local_store():
-        echo(
-            "Note: the stack and snapshot ids in the YAML are this machine's store's. To run on "
-            f"a cluster, connect to your ZenML server (`zenml login https://...`), `stack up "
-            f"{stack}` there and compile again; see docs/kubeflow.md."
-        )
+    server = Client().zen_store.url
+    echo(f"Registered on the ZenML server {server}: the stack and one snapshot per file, no run.")

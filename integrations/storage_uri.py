@@ -22,6 +22,8 @@ from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 READABLE_SCHEMES = ("s3", "gs", "pvc")
+# MLflow's own pointers (a run's artifact, a registered version): resolved by MLflow.
+MLFLOW_REFERENCES = ("runs", "models")
 BACKENDS = {"zenkube_seldon": "Seldon Core", "seldon": "Seldon Core", "zenkube_kserve": "KServe"}
 
 
@@ -38,6 +40,17 @@ def unreadable(uri: str, backend: str, shared_volume: str | None = None) -> str:
     if shared_volume and scheme in ("", "file") and PurePosixPath(path).is_absolute():
         if PurePosixPath(path).is_relative_to(PurePosixPath(shared_volume)):
             return ""
+    if scheme in MLFLOW_REFERENCES:
+        # A pointer MLflow resolves, not a storage location; the server is not at fault.
+        return (
+            f"The model URI '{uri}' cannot be read by {backend}'s storage initializer on the "
+            f"cluster: {scheme}:/ is a reference MLflow resolves, not a storage location (it "
+            "reads s3://, gs:// or pvc:// URIs), so use the location it resolves to, like "
+            "s3://<bucket>/mlflow/1/models/m-…/artifacts (`mlflow.MlflowClient()"
+            ".get_model_version(NAME, VERSION).source` of a version zenkube registered; "
+            "register a hand-made version from that location, or give it to `deploy "
+            "--dry-run --model-uri`)."
+        )
     return (
         f"The model URI '{uri}' cannot be read by {backend}'s storage initializer on the "
         "cluster (it reads s3://, gs:// or pvc:// URIs): start the MLflow server with "

@@ -1,9 +1,18 @@
 """Compile zenkube's pipelines to KFP v2 IR YAML with ZenML's own Kubeflow orchestrator.
 
 ZenML 0.98 has no compile-only mode: its orchestrator compiles, then uploads. We let it
-do everything up to the upload and keep the YAML. ZenML also refuses a remote
-orchestrator on a local store; for compiling (no task runs) we allow it, and say that
-the YAML then points at this machine's store (connect to a ZenML server to run it).
+do everything up to the upload and keep the YAML. The YAML names what its tasks load by
+id (`--snapshot_id`, the stack), so it runs only against the store that holds them: the
+ZenML server compile registered them on (app/compile.py refuses a local store).
+
+What a `pipeline(...)` call does first (zenml/pipelines/pipeline_definition.py,
+`Pipeline._run`) is create the snapshot and then a *placeholder run* (`run_utils.
+create_placeholder_run`: status initializing, provisioning once submitted), and the store
+creates the run's Model version with it (sql_zen_store `_get_or_create_model_version_for_run`).
+A compiled pipeline is not run here, so `submit_snapshot` creates the snapshot and submits
+it with no placeholder run, as ZenML submits a scheduled snapshot: no run and no model
+version is left behind, and the first task of a KFP run creates the ZenML run (by its
+orchestrator run id) as it does for every run of a schedule.
 """
 
 from __future__ import annotations
@@ -94,6 +103,19 @@ def compile_only() -> Iterator[list[str]]:
         KubeflowOrchestrator._upload_and_run_pipeline = original_upload
         Stack.requires_remote_server = original_remote
         Stack.prepare_pipeline_submission = original_prepare
+
+
+def submit_snapshot(pipeline_obj, kwargs: dict[str, Any]):
+    """`pipeline_obj(**kwargs)` without the placeholder run (module docstring): prepare,
+    create the snapshot, submit it (in `compile_only`, the orchestrator writes the YAML and
+    stops). Returns the snapshot the YAML's tasks load."""
+    from zenml.client import Client
+    from zenml.execution.pipeline.utils import submit_pipeline
+
+    pipeline_obj.prepare(**kwargs)
+    snapshot = pipeline_obj._create_snapshot(**pipeline_obj._run_args)
+    submit_pipeline(snapshot=snapshot, stack=Client().active_stack, placeholder_run=None)
+    return snapshot
 
 
 def describe(pipeline_name: str, spec: dict) -> str:
@@ -190,7 +212,7 @@ def compile_pipeline(
     # Nothing runs here, so there are no pipeline logs to ship to the (remote) bucket.
     options = {"enable_pipeline_logs": False, **options}
     with compile_only() as compiled:
-        pipeline_obj.with_options(**options)(**kwargs)
+        submit_snapshot(pipeline_obj.with_options(**options), kwargs)
     if not compiled:
         raise RuntimeError(f"{pipeline_obj.name}: the Kubeflow orchestrator wrote no YAML")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,10 @@
-"""Compiled KFP YAML passes KFP's own checks and has the ZenML pipeline's graph."""
+"""Compiled KFP YAML passes KFP's own checks and has the ZenML pipeline's graph.
+
+The YAML's shape does not depend on the store, so this module compiles on its own SQL
+store (`require_server=False`: what `run.py compile` refuses, tested below) and needs no
+ZenML server; tests/kubeflow/test_submit_path.py compiles through the CLI against a real
+server and runs the result as KFP would.
+"""
 
 from __future__ import annotations
 
@@ -39,12 +45,25 @@ def s3():
         yield recorder
 
 
+def store_contents() -> dict[str, int]:
+    """What compiling must not add to a store: runs and model versions (and how many
+    snapshots it holds, which compiling must add: one per pipeline)."""
+    client = Client()
+    return {
+        "runs": client.list_pipeline_runs(size=1).total,
+        "model_versions": client.list_model_versions(size=1).total,
+        "snapshots": client.list_snapshots(size=1, named_only=False).total,
+    }
+
+
 @pytest.fixture(scope="module")
 def compile_output(module_store, s3, tmp_path_factory):
     out, said = tmp_path_factory.mktemp("compiled"), []
+    before = store_contents()
     with pytest.MonkeyPatch.context() as mp:  # an S3-compatible bucket (MinIO's case)
         mp.setenv("ZENKUBE_S3_ENDPOINT_URL", s3.url)
-        return compile_for_kubeflow(out, echo=said.append), said
+        written = compile_for_kubeflow(out, echo=said.append, require_server=False)
+    return written, said, before, store_contents()
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +71,37 @@ def compiled(compile_output):
     return compile_output[0]
 
 
-def zenml_graph(pipeline_name: str) -> set[tuple[str, str]]:
-    run = Client().get_pipeline(pipeline_name).last_run
-    steps = run.snapshot.step_configurations
+def snapshot_of(path) -> str:
+    """The snapshot id every task of a compiled file loads (`--snapshot_id`)."""
+    found = set()
+    for executor in load_documents(path)[0]["deploymentSpec"]["executors"].values():
+        command = executor["container"].get("command", []) + executor["container"]["args"]
+        found.add(command[command.index("--snapshot_id") + 1])
+    (snapshot,) = found
+    return snapshot
+
+
+def steps_of(path):
+    return Client().get_snapshot(snapshot_of(path)).step_configurations
+
+
+def zenml_graph(path) -> set[tuple[str, str]]:
+    steps = steps_of(path)
     return {(up, name) for name, step in steps.items() for up in step.spec.upstream_steps}
+
+
+def test_compiling_leaves_no_run_and_no_model_version(compile_output):
+    """ZenML's own `pipeline()` call leaves a placeholder run per pipeline (stuck in
+    'provisioning') and a Model version per run; compiling must leave neither, so the first
+    real training is version 1. The snapshots the YAML loads are there, one per file."""
+    written, _, before, after = compile_output
+    assert after["runs"] == before["runs"]
+    assert after["model_versions"] == before["model_versions"]
+    assert after["snapshots"] == before["snapshots"] + len(written)
+    for name, path in written.items():
+        snapshot = Client().get_snapshot(snapshot_of(path))
+        assert snapshot.pipeline_configuration.name == PIPELINE_NAMES[name]
+        assert Client().list_pipeline_runs(snapshot_id=snapshot.id).total == 0
 
 
 @pytest.mark.parametrize("name", list(PIPELINE_NAMES))
@@ -72,16 +118,15 @@ def test_kfp_task_graph_equals_zenml_graph(compiled, name):
     spec = parse_strict(load_documents(compiled[name])[0])
     display, edges = task_graph(spec)
     named_edges = {(display[a], display[b]) for a, b in edges}
-    steps = Client().get_pipeline(PIPELINE_NAMES[name]).last_run.snapshot.step_configurations
+    steps = steps_of(compiled[name])
     assert set(display.values()) == set(steps)  # readable task names: ZenML step names
-    assert named_edges == zenml_graph(PIPELINE_NAMES[name])
+    assert named_edges == zenml_graph(compiled[name])
 
 
 @pytest.mark.parametrize("name", list(PIPELINE_NAMES))
 def test_kfp_ui_description_points_to_zenml_and_mlflow(compiled, name):
     info = load_documents(compiled[name])[0]["pipelineInfo"]
-    snapshot = Client().get_pipeline(PIPELINE_NAMES[name]).last_run.snapshot.id
-    assert f"ZenML snapshot {snapshot}" in info["description"]
+    assert f"ZenML snapshot {snapshot_of(compiled[name])}" in info["description"]
     assert (
         "MLflow: http://mlflow.mlflow.svc.cluster.local:5000/#/experiments" in info["description"]
     )
@@ -151,7 +196,11 @@ def test_compiled_yaml_holds_no_path_of_this_machine(compiled, name):
 
 def test_zenml_url_option_is_what_the_tasks_reach(module_store, tmp_path):
     written = compile_for_kubeflow(
-        tmp_path, echo=lambda *_: None, zenml_url="https://zenml.example.com"
+        tmp_path,
+        echo=lambda *_: None,
+        zenml_url="https://zenml.example.com",
+        pipelines=["deployment"],
+        require_server=False,
     )
     spec = load_documents(written["deployment"])[0]
     for executor in spec["deploymentSpec"]["executors"].values():
@@ -212,7 +261,7 @@ def test_a_zenml_url_with_credentials_is_refused_before_anything_is_written(tmp_
     from core.errors import ConfigError
 
     with pytest.raises(ConfigError) as refused:
-        compile_for_kubeflow(tmp_path, echo=lambda *_: None, zenml_url=url)
+        compile_for_kubeflow(tmp_path, echo=lambda *_: None, zenml_url=url, require_server=False)
     message = str(refused.value)
     assert "PASSWORD" not in message and "holds credentials" in message
     assert "--zenml-url https://zenml.example.com" in message
@@ -310,3 +359,31 @@ def test_an_empty_endpoint_leaves_aws_s3_alone(monkeypatch):
     assert "client_kwargs" not in store["configuration"]  # botocore refuses endpoint ""
     (orchestrator,) = spec["components"]["orchestrator"]
     assert orchestrator["configuration"]["storage_secret"] == STORAGE_SECRET
+
+
+def test_compile_on_a_local_store_refuses_in_one_sentence_and_registers_nothing(tmp_path):
+    """A fresh clone (local store): `run.py compile` says to connect to a ZenML server,
+    writes no file and leaves no Kubeflow stack, run or model version in the store."""
+    from tests.conftest import cli_in
+
+    cli = cli_in(tmp_path / "clone")
+    out = tmp_path / "compiled"
+    result = cli("compile", "--out", str(out), "--zenml-url", "https://zenml.example.com")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    (paragraph,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "local ZenML store" in paragraph
+    assert "`zenml login https://zenml.example.com`" in paragraph
+    assert not out.exists()
+    root = tmp_path / "clone"
+    listed = subprocess.run(
+        [sys.executable, "-c", "import json; from zenml.client import Client; c = Client(); "
+         "print(json.dumps([[s.name for s in c.list_stacks(size=50).items], "
+         "c.list_pipeline_runs().total, c.list_model_versions().total]))"],
+        env={**__import__("os").environ, "ZENML_CONFIG_PATH": str(root / "home" / "zenml"),
+             "ZENML_REPOSITORY_PATH": str(root / "repo"), "ZENKUBE_HOME": str(root / "home")},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    stacks, runs, versions = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert not [name for name in stacks if "kubeflow" in name], stacks
+    assert (runs, versions) == (0, 0)

@@ -181,6 +181,12 @@ def test_which_model_uris_a_storage_initializer_reads():
         assert unreadable(uri, "KServe") == ""
     for uri in ("mlflow-artifacts:/1/m", "models:/m/1", "runs:/r/model", "/data/m", "s3://"):
         assert "cannot be read by KServe's storage initializer" in unreadable(uri, "KServe")
+    # An MLflow reference is resolved, not fixed by restarting the MLflow server.
+    for uri in ("models:/m/1", "runs:/r/model"):
+        message = unreadable(uri, "KServe")
+        assert "--default-artifact-root" not in message and ".source" in message
+        assert message.count(". ") == 0  # one sentence
+    assert "--default-artifact-root s3://" in unreadable("mlflow-artifacts:/1/m", "KServe")
     # a path on the shared volume every pod mounts is read in place; others are not
     assert unreadable("/mnt/shared/mlflow/1/m", "Seldon Core", "/mnt/shared") == ""
     assert unreadable("file:///mnt/shared/m", "Seldon Core", "/mnt/shared") == ""

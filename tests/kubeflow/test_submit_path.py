@@ -385,6 +385,18 @@ def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_ke
         extra_env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"Registered on the ZenML server {env['ZENML_STORE_URL']}" in result.stdout
+    # Compiling left no run (ZenML's placeholder run would sit in 'provisioning' forever);
+    # the snapshot the YAML loads is on the server, and the KFP run below makes the one run.
+    args = next(iter(load_documents(out / "monitoring.yaml")[0]["deploymentSpec"]["executors"]
+                     .values()))["container"]["args"]  # fmt: skip
+    snapshot = args[args.index("--snapshot_id") + 1]
+    count_runs = (
+        "import json; from zenml.client import Client; "
+        f"runs = Client().list_pipeline_runs(snapshot_id='{snapshot}').items; "
+        "print(json.dumps([str(r.status) for r in runs]))"
+    )
+    assert zenml_script(cluster, count_runs) == []
     batch = (
         load_breast_cancer(as_frame=True).frame.drop(columns="target").sample(120, random_state=1)
     )
@@ -405,3 +417,4 @@ def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_ke
     assert drift["metadata"]["current_rows"] == 120
     decision = uploads["decide_action"]["card"][1].read_text()
     assert "**alert:** False" in decision
+    assert zenml_script(cluster, count_runs) == ["completed"]
