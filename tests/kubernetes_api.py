@@ -40,39 +40,120 @@ def path_of(obj: dict) -> str:
 
 
 def subject_access_review(objects: list[dict], review: dict) -> tuple[int, dict]:
-    """POST /apis/authorization.k8s.io/v1/subjectaccessreviews as the API server answers it:
-    kubernetes `pkg/registry/authorization/subjectaccessreview/rest.go`, `REST.Create`,
-    validates the spec (`ValidateSubjectAccessReviewSpec`: a user or groups; exactly one of
-    resourceAttributes and nonResourceAttributes, else 422 Invalid), asks the authorizer
-    about the attributes (`authorizationutil.ResourceAttributesFrom`) and returns the review
-    with `status.allowed` (decision Allow), `status.denied` (decision Deny, which RBAC never
-    gives: no rule is NoOpinion) and `status.reason`. The authorizer here is RBAC alone,
-    with the rule matching of rbac.go that integrations/kubeflow/rbac.py follows."""
+    """POST /apis/authorization.k8s.io/v1/subjectaccessreviews as the API server answers it.
+
+    kubernetes `pkg/registry/authorization/subjectaccessreview/rest.go`, `REST.Create`
+    (v1.30-v1.35; read from the kubernetes/kubernetes sources): it validates the review
+    (`pkg/apis/authorization/validation/validation.go`, `ValidateSubjectAccessReview`:
+    both or neither of resourceAttributes/nonResourceAttributes, no user and no groups,
+    metadata not empty: 422 Invalid, `apierrors.NewInvalid`), asks the authorizer about
+    `authorizationutil.AuthorizationAttributesFrom(spec)` and returns 201 with the review
+    and `status = {allowed: decision == Allow, denied: decision == Deny, reason,
+    evaluationError: BuildEvaluationError(err, attrs)}` (empty fields are left out of the
+    JSON: omitempty). The authorizer here is RBAC alone, `rbac_decision`; it never says
+    Deny and never returns an error, so `denied` and `evaluationError` never appear.
+    """
+    spec = review.get("spec") or {}
+    resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    causes = []  # (field, value as Go's %#v-like quoting, detail), in validation.go's order
+    if resource is not None and non_resource is not None:
+        causes.append(("spec.nonResourceAttributes", json.dumps(non_resource),
+                       "cannot be specified in combination with resourceAttributes"))  # fmt: skip
+    if resource is None and non_resource is None:
+        causes.append(("spec.resourceAttributes", "null",
+                       "exactly one of nonResourceAttributes or resourceAttributes must be "
+                       "specified"))  # fmt: skip
+    if not spec.get("user") and not spec.get("groups"):
+        causes.append(("spec.user", json.dumps(spec.get("user") or ""),
+                       "at least one of user or group must be specified"))  # fmt: skip
+    metadata = {k: v for k, v in (review.get("metadata") or {}).items() if k != "managedFields"}
+    if any(v not in (None, "", {}, []) for v in metadata.values()):
+        causes.append(("metadata", json.dumps(metadata), "must be empty"))
+    if causes:
+        return 422, invalid("SubjectAccessReview", "authorization.k8s.io", causes)
+    if resource is None:  # RBAC's non-resource rules: not used by zenkube, not stood in
+        return 201, {**review, "status": {"allowed": False}}
+    allowed, reason = rbac_decision(
+        objects, spec.get("user", ""), spec.get("groups") or [], resource
+    )
+    status = {"allowed": allowed, **({"reason": reason} if reason else {})}
+    return 201, {**review, "status": status}
+
+
+def invalid(kind: str, group: str, causes: list[tuple[str, str, str]]) -> dict:
+    """The Status body of `apierrors.NewInvalid(kind, "", errs)` (k8s.io/apimachinery
+    pkg/api/errors/errors.go): 422, reason Invalid, one cause per field error, and the
+    message `<Kind>.<group> "" is invalid: <errs.ToAggregate()>`."""
+    errors = [f"{field}: Invalid value: {value}: {detail}" for field, value, detail in causes]
+    return {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": f'{kind}.{group} "" is invalid: {aggregate(errors)}',
+        "reason": "Invalid",
+        "details": {"group": group, "kind": kind, "causes": [
+            {"reason": "FieldValueInvalid", "message": f"Invalid value: {value}: {detail}",
+             "field": field} for field, value, detail in causes]},
+        "code": 422,
+    }  # fmt: skip
+
+
+def aggregate(messages: list[str]) -> str:
+    """utilerrors.NewAggregate(errs).Error(): one message as it is, several de-duplicated
+    in order inside [..., ...]."""
+    unique = list(dict.fromkeys(messages))
+    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
+
+
+def rbac_decision(objects: list[dict], user: str, groups: list[str], attributes: dict):
+    """(allowed, reason) of kubernetes `plugin/pkg/auth/authorizer/rbac/rbac.go`
+    `RBACAuthorizer.Authorize` for a resource request. Rules are visited in
+    `pkg/registry/rbac/validation/rule.go` `DefaultRuleResolver.VisitRulesFor` order: every
+    ClusterRoleBinding that applies, then (for a namespaced request) every RoleBinding of
+    the namespace that applies, each with its role's rules; a role that does not exist is
+    a resolution error (`<kind>.rbac.authorization.k8s.io "<name>" not found`). The first
+    rule that allows (`RuleAllows`) gives DecisionAllow and the reason `RBAC: allowed by
+    <binding>` (rule.go `roleBindingDescriber`/`clusterRoleBindingDescriber`.String);
+    otherwise DecisionNoOpinion with the reason "" or `RBAC: <the resolution errors>`."""
     from integrations.kubeflow import rbac
 
-    spec = review.get("spec") or {}
-    attributes = spec.get("resourceAttributes")
-    problems = []
-    if not spec.get("user") and not spec.get("groups"):
-        problems.append("spec.user: at least one of user or group must be specified")
-    if bool(attributes) == bool(spec.get("nonResourceAttributes")):
-        problems.append("spec: exactly one of nonResourceAttributes or resourceAttributes")
-    if problems:
-        return 422, {"kind": "Status", "reason": "Invalid", "code": 422,
-                     "message": "; ".join(problems)}  # fmt: skip
     request = rbac.Request(
-        attributes.get("verb", ""),
-        attributes.get("group", ""),
-        attributes.get("resource", ""),
-        attributes.get("namespace", ""),
-        attributes.get("name", ""),
-        attributes.get("subresource", ""),
-    )
-    allowed = rbac.authorize(objects, spec.get("user", ""), spec.get("groups") or [], request)
-    status = {"allowed": allowed, "denied": False}
-    if allowed:
-        status["reason"] = "RBAC: allowed"
-    return 201, {**review, "status": status}
+        attributes.get("verb", ""), attributes.get("group", ""),
+        attributes.get("resource", ""), attributes.get("namespace", ""),
+        attributes.get("name", ""), attributes.get("subresource", ""),
+    )  # fmt: skip
+    roles = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+             for o in objects if o["kind"] in ("Role", "ClusterRole")}  # fmt: skip
+    cluster = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    local = [o for o in objects if o["kind"] == "RoleBinding"
+             and o["metadata"].get("namespace", "") == request.namespace]  # fmt: skip
+    errors = []
+    for binding in cluster + (local if request.namespace else []):
+        where = binding["metadata"].get("namespace", "")
+        subject = next((s for s in binding.get("subjects") or []
+                        if rbac.applies_to(s, user, groups, where)), None)  # fmt: skip
+        if subject is None:
+            continue
+        ref = binding["roleRef"]
+        role = roles.get((ref["kind"], where if ref["kind"] == "Role" else "", ref["name"]))
+        if role is None:
+            errors.append(f'{ref["kind"].lower()}.rbac.authorization.k8s.io "{ref["name"]}" '
+                          "not found")  # fmt: skip
+            continue
+        if any(rbac.rule_allows(rule, request) for rule in role.get("rules") or []):
+            return True, f"RBAC: allowed by {describe(binding, subject)}"
+    return False, f"RBAC: {aggregate(errors)}" if errors else ""
+
+
+def describe(binding: dict, subject: dict) -> str:
+    """rule.go `roleBindingDescriber.String` / `clusterRoleBindingDescriber.String` with
+    `describeSubject` (a ServiceAccount is "name/namespace", else its name)."""
+    where = binding["metadata"].get("namespace", "")
+    name = binding["metadata"]["name"] + (f"/{where}" if binding["kind"] == "RoleBinding" else "")
+    if subject.get("kind") == "ServiceAccount":
+        who = json.dumps(f"{subject['name']}/{subject.get('namespace') or where}")
+    else:
+        who = json.dumps(subject.get("name", ""))
+    ref = binding["roleRef"]
+    return f"{binding['kind']} {json.dumps(name)} of {ref['kind']} {json.dumps(ref['name'])} to {subject.get('kind')} {who}"
 
 
 def merge(target: dict, patch: dict) -> dict:

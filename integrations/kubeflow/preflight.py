@@ -111,8 +111,9 @@ def access_review(api_client, settings: Settings, request: rbac.Request) -> tupl
     )
     if status >= 400:
         return False, f"the review itself was refused ({status}: {reply.get('message', '')})"
-    answer = reply.get("status") or {}
-    return bool(answer.get("allowed")), answer.get("reason") or ""
+    answer = reply.get("status") or {}  # rest.go: allowed, denied, reason, evaluationError
+    said = "; ".join(answer[k] for k in ("reason", "evaluationError") if answer.get(k))
+    return bool(answer.get("allowed")), said
 
 
 def rbac_checks(api_client, settings: Settings) -> list[Check]:

@@ -122,6 +122,57 @@ def test_a_binding_in_another_namespace_grants_nothing(cluster, servers):
     assert all(c.ok for c in checks if "may" not in c.name)
 
 
+def review(cluster, body: dict) -> tuple[int, dict]:
+    """POST a SubjectAccessReview to the stand-in through the kubernetes client."""
+    return preflight._call(
+        cluster.client, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body
+    )
+
+
+RUNNER = {"user": "system:serviceaccount:kubeflow:pipeline-runner",
+          "groups": ["system:serviceaccounts", "system:authenticated"]}  # fmt: skip
+
+
+def test_the_stand_in_answers_a_review_as_rest_go_and_rbac_go_do(cluster):
+    """tests/kubernetes_api.py follows subjectaccessreview/rest.go `Create` and rbac.go
+    `Authorize`: 201 with status.allowed and the binding that allowed it as the reason; a
+    request no rule allows is NoOpinion (allowed false, no `denied`, no reason); a binding
+    whose Role is missing is a resolution error in the reason; a review without a subject
+    or attributes is 422 Invalid with the field."""
+    seed(cluster, "seldon")
+    create = {"namespace": "zenkube", "verb": "create", "group": "", "resource": "secrets"}
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {**RUNNER, "resourceAttributes": create}}  # fmt: skip
+    status, answer = review(cluster, body)
+    binding = rbac.binding("seldon")
+    assert status == 201 and answer["status"] == {
+        "allowed": True,
+        "reason": f'RBAC: allowed by RoleBinding "{binding["metadata"]["name"]}/zenkube" of '
+        f'Role "{binding["roleRef"]["name"]}" to ServiceAccount "pipeline-runner/kubeflow"',
+    }
+    list_pods = {**create, "verb": "list", "resource": "pods"}
+    status, answer = review(cluster, {**body, "spec": {**RUNNER, "resourceAttributes": list_pods}})
+    assert status == 201 and answer["status"] == {"allowed": False}
+    # The Role deleted, its binding left: rbac.go says why in the reason; so does the check.
+    cluster.objects = {k: v for k, v in cluster.objects.items() if v.get("kind") != "Role"}
+    status, answer = review(cluster, body)
+    missing = f'role.rbac.authorization.k8s.io "{binding["roleRef"]["name"]}" not found'
+    assert status == 201 and answer["status"] == {"allowed": False, "reason": f"RBAC: {missing}"}
+    allowed, said = preflight.access_review(
+        cluster.client, settings("seldon", ["http://x", "http://y"]),
+        rbac.Request("create", "", "secrets", "zenkube", "", ""),
+    )  # fmt: skip
+    assert (allowed, said) == (False, f"RBAC: {missing}")
+    status, answer = review(cluster, {**body, "spec": {"resourceAttributes": create}})
+    assert status == 422 and answer["reason"] == "Invalid"
+    assert answer["message"] == (
+        'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": '
+        "at least one of user or group must be specified"
+    )
+    status, answer = review(cluster, {**body, "spec": RUNNER})
+    assert status == 422 and answer["details"]["causes"][0]["field"] == "spec.resourceAttributes"
+
+
 def test_a_missing_crd_or_version_is_reported_with_the_install_step(cluster, servers):
     cluster.apply(*rbac.documents("kserve"), SECRET)
     (failed,) = [c for c in report(cluster, settings("kserve", servers)).values() if not c.ok]
