@@ -135,11 +135,9 @@ def monitor_cmd(ctx, input_path, simulate_drift, from_traffic, since, min_rows, 
 @click.option("--out", type=click.Path(file_okay=False), help="HTML report folder.")
 def monitor_history_cmd(model_name, config, last, column, out) -> None:
     """Drift over time: each monitoring run's drift share, per-column effect and p-value,
-    and quality; writes an HTML report with a trend chart per column (also saved as the
-    `drift_history` artifact, shown in the ZenML dashboard)."""
-    session.ready(click.echo)
-    name = model_name_for(model_name, path=config)
-    drift_history.render(drift_history.run(name, last, column, out), click.secho)
+    and quality; writes an HTML report with a trend chart per column (each monitoring run
+    saves it as the `drift_history` artifact, shown in the ZenML dashboard)."""
+    drift_history.command(model_name_for(model_name, path=config), last, column, out, click.secho)
 
 
 @cli.command("schedule")

@@ -56,7 +56,7 @@ def monitor(
         {**(overrides or {}), **(training_overrides or {}), "deploy": redeploy},
     )
     run = runner.finished_run(runner.run_pipeline(run_config))
-    drift_history.publish_run(run_config.params.model_name, run)  # the front's gauges
+    drift_history.after_run(run_config.params.model_name, run)  # history artifact, gauges
     drift_artifact = runner.output_artifact(run, detect_drift)
     result = MonitoringResult(
         run_name=run.name,

@@ -4,8 +4,9 @@ The store and the stack are prepared once and recorded in ZENKUBE_HOME/prepared.
 (what was prepared, and a description of the active stack). A later command checks the
 record cheaply (a few small files, no ZenML import) and prepares again only when the
 stack spec, the project's or ZenML's version, the store or the active stack changed.
-Read-only commands (`serve status`, `history`, `release status`, `stack show`) answer
-from the record without importing ZenML at all (app/local_view.py).
+Read-only commands (`serve status`, `history`, `release status`, `monitor history`,
+`stack show`) answer from the record without importing ZenML at all
+(integrations/local_records.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ read is small and kept in files on this machine:
   tracking server (http) is read through MLflow's client instead, imported then;
 - ZenML's service records in its SQLite store (zenml/zen_stores/schemas/
   service_schemas.py, ServiceSchema: `labels`, `config` and `status` are base64-encoded
-  JSON; `to_model` decodes them the same way), for the local Seldon deployer;
+  JSON; `to_model` decodes them the same way), for the local Seldon deployer, and its
+  completed pipeline runs with their steps' output artifacts, for `monitor history`;
 - the model's front, over its Unix socket, and the server folders (integrations/
   seldon_local/front.py, process.py), which are ZenML-free already.
 
@@ -249,10 +250,7 @@ def service_records(
             continue
         if (labels.get(CANDIDATE_LABEL[0]) == CANDIDATE_LABEL[1]) != candidates:
             continue
-        uuid = str(service_id)
-        if len(uuid) == 32:  # ZenML stores UUIDs as 32 hex digits
-            uuid = f"{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-{uuid[16:20]}-{uuid[20:]}"
-        found.append(LocalService(uuid=uuid, config=_Config(config), labels=labels))
+        found.append(LocalService(uuid=_uuid(service_id), config=_Config(config), labels=labels))
     return found
 
 
@@ -273,3 +271,78 @@ def watcher_alive(front_dir: Path, model_name: str) -> bool:
     except (OSError, ValueError):
         return False
     return b"release" in command and b"watch" in command and model_name.encode() in command
+
+
+# -- monitoring runs and their artifacts, from ZenML's store ---------------------------------
+@dataclass
+class StoredRun:
+    """A completed pipeline run as `monitor history` reads it: its name, pipeline, start
+    (ZenML's `created`, UTC) and each step's outputs {(step, output): [(artifact version
+    id, uri), ...]} oldest first (zenml/zen_stores/schemas: PipelineRunSchema,
+    StepRunSchema, StepRunOutputArtifactSchema, ArtifactVersionSchema)."""
+
+    id: str
+    name: str
+    pipeline: str
+    created: str
+    outputs: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
+
+    def output(self, step: str, name: str) -> tuple[str, str] | None:
+        """The newest (artifact version id, uri) `step` output as `name` (None: none)."""
+        found = self.outputs.get((step, name))
+        return found[-1] if found else None
+
+
+def _uuid(value) -> str:
+    text = str(value)
+    if len(text) == 32:  # ZenML stores UUIDs as 32 hex digits
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return text
+
+
+def completed_runs(
+    store_file: str, pipelines: tuple[str, ...], parameter: tuple[str, str], limit: int
+) -> list[StoredRun]:
+    """The newest `limit` completed runs of `pipelines` whose pipeline parameter
+    `parameter[0]` is `parameter[1]`, oldest first, with their steps' outputs (as ZenML's
+    `list_pipeline_runs(status="completed", sort_by="desc:created")` and `run.steps` give
+    them: the run's parameters are its snapshot's pipeline configuration, or its own for a
+    run without one; a retried step's earlier attempt is not one of its steps)."""
+    if not Path(store_file).exists() or not pipelines:
+        return []
+    key, wanted = parameter
+    marks = ", ".join("?" * len(pipelines))
+    with closing(_read_only(store_file)) as db:
+        rows = db.execute(
+            "SELECT r.id, r.name, r.created, p.name, "
+            "COALESCE(s.pipeline_configuration, r.pipeline_configuration) "
+            "FROM pipeline_run r JOIN pipeline p ON p.id = r.pipeline_id "
+            "LEFT JOIN pipeline_snapshot s ON s.id = r.snapshot_id "
+            f"WHERE p.name IN ({marks}) AND r.status = 'completed' ORDER BY r.created DESC",
+            pipelines,
+        ).fetchall()
+        runs: dict[str, list[StoredRun]] = {name: [] for name in pipelines}
+        for run_id, name, created, pipeline, configuration in rows:
+            mine = runs[pipeline]
+            if len(mine) >= limit:
+                continue
+            try:
+                parameters = json.loads(configuration or "{}").get("parameters") or {}
+            except ValueError:
+                continue
+            if parameters.get(key) == wanted:
+                mine.append(StoredRun(run_id, name, pipeline, created))
+        found = sorted((r for mine in runs.values() for r in mine), key=lambda r: r.created)
+        found = found[-limit:]
+        for run in found:
+            outputs = db.execute(
+                "SELECT st.name, o.name, av.id, av.uri FROM step_run st "
+                "JOIN step_run_output_artifact o ON o.step_id = st.id "
+                "JOIN artifact_version av ON av.id = o.artifact_id "
+                "WHERE st.pipeline_run_id = ? AND st.status != 'retried' "
+                "ORDER BY st.created, av.created",
+                (run.id,),
+            ).fetchall()
+            for step, output, artifact_id, uri in outputs:
+                run.outputs.setdefault((step, output), []).append((_uuid(artifact_id), uri))
+    return found

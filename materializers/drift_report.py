@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 
+from core.drift_history import p_text
+
 
 class ColumnDrift(BaseModel):
     """One column's drift test.
@@ -154,14 +156,6 @@ class DriftReport(BaseModel):
             "distance of the category shares): with many rows, a p-value alone flags changes too "
             "small to matter." + (f" Own thresholds: {', '.join(own)}." if own else "")
         )
-
-
-def p_text(p_value: float) -> str:
-    """A p-value as it is, in scientific notation (1e-51 is `1.0e-51`, never a rounded 0);
-    a test whose p-value underflowed to 0 says how small it is at least."""
-    if p_value <= 0:
-        return "< 1e-300"
-    return f"{p_value:.1e}"
 
 
 def _effect(column: ColumnDrift) -> str:

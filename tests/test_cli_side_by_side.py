@@ -20,6 +20,7 @@ READ_ONLY = [
     ["serve", "status"],
     ["history", "--model-name", MODEL],
     ["release", "status", "--model-name", MODEL],
+    ["monitor", "history", "--model-name", MODEL],
     ["stack", "show"],
 ]
 ROUNDS = int(os.environ.get("ZENKUBE_SIDE_BY_SIDE_ROUNDS", "8"))
@@ -94,6 +95,8 @@ def test_a_read_only_command_imports_neither_zenml_nor_mlflow(served, command, t
         assert f"{MODEL} v1 [seldon] up" in result.stdout
     if command[0] == "history":
         assert f"Champion of '{MODEL}': v1" in result.stdout
+    if command[0] == "monitor":  # its reading of runs: tests/pipelines/test_monitoring.py
+        assert f"No monitoring runs of '{MODEL}' yet" in result.stdout
 
 
 HELP_PROBE = """

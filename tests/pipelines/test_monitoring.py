@@ -195,17 +195,45 @@ def test_degraded_labels_raise_a_quality_alert(champion):
     assert result.decision.alert and any("fell from" in r for r in result.decision.reasons)
 
 
+# `monitor history` on a local store, in a process of its own: what it imports and found.
+READER = """
+import json, sys
+from app import drift_history
+result = drift_history.run(sys.argv[1], out=sys.argv[2], store_file=sys.argv[3])
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"zenml", "mlflow", "sklearn"})
+print(json.dumps({"heavy": heavy, "history": result.history.model_dump(),
+                  "html": result.html_path, "artifact": result.artifact_id}))
+"""
+
+
 def test_history_shows_the_runs_so_far_with_effects_and_quality(champion, tmp_path):
     """The three monitoring runs of the tests above (held-out rows, two shifted columns, flipped
-    labels), read back from the store as `monitor history` does; the gauges file holds the
-    latest run's figures. (Reads those runs: run it with the module.)"""
-    import json
+    labels), read back from the store as `monitor history` does: without ZenML, from the
+    store's SQLite file and the artifacts' files, the same history ZenML reads; the
+    `drift_history` artifact is the one the latest monitoring run saved (an output of its
+    decision step) and holds the same; the gauges file holds the latest run's figures.
+    (Reads those runs: run it with the module.)"""
+    import subprocess
+    import sys
+
+    from zenml.client import Client
 
     from app import drift_history
+    from core.drift_history import DriftHistory
     from integrations.monitoring_gauges import latest_file
+    from tests.conftest import REPO_ROOT
 
-    result = drift_history.run(MODEL, out=str(tmp_path))
-    runs = result.history.runs
+    store_file = drift_history._store_file()
+    saved_before = Client().list_artifact_versions(artifact="drift_history").total
+    read = subprocess.run(
+        [sys.executable, "-c", READER, MODEL, str(tmp_path), store_file],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = json.loads(read.stdout.splitlines()[-1])
+    assert found["heavy"] == []  # neither ZenML nor MLflow imported
+    result = DriftHistory.model_validate(found["history"])
+    assert result == drift_history.history(MODEL)  # what ZenML reads from the same runs
+    runs = result.runs
     assert len(runs) == 3, "the runs come from the tests above: run the whole module"
     same, shifted, flipped = runs
     assert [r.drift_share for r in runs] == [0.0, pytest.approx(2 / 6), 0.0]
@@ -214,15 +242,15 @@ def test_history_shows_the_runs_so_far_with_effects_and_quality(champion, tmp_pa
     assert shifted.columns["x2"].p_value < 1e-10 and same.columns["x2"].effect < 0.2
     assert flipped.quality_metric == "f1" and flipped.quality < same.quality - 0.5
     assert all(r.pipeline == "continuous_training_pipeline" for r in runs)
-    page = open(result.html_path).read()
+    page = open(found["html"]).read()
     assert "<script" not in page.lower() and page.count("<svg") == 2 + len(FEATURES)
-    from zenml.client import Client
-
-    artifact = Client().get_artifact_version(result.artifact_id)
-    assert artifact.load() == result.history and artifact.visualizations
-    # reachable from a run page: an output of the latest monitoring run's decision step
+    assert page == result.to_html()
+    # saved by the latest monitoring run (each saves it), reachable from its run page
+    assert Client().list_artifact_versions(artifact="drift_history").total == saved_before
+    artifact = Client().get_artifact_version(found["artifact"])
+    assert artifact.load() == result and artifact.visualizations
     step = Client().get_pipeline_run(flipped.run_name).steps["decide_action"]
-    assert str(step.outputs["drift_history"][0].id) == result.artifact_id
+    assert str(step.outputs["drift_history"][0].id) == found["artifact"]
     latest = json.loads(latest_file(MODEL).read_text())
     assert latest["run_name"] == flipped.run_name and latest["quality"] == flipped.quality
 
