@@ -101,16 +101,16 @@ def start_zenkube(protocol: str, model_dir: Path, workers: int):
     return pid, proto.url(port, "classifier", proto.predict_path)
 
 
-def start_front(folder: Path, seldon_url: str):
-    """The model's front (what `deploy` puts before the server) forwarding to `seldon_url`:
-    the endpoint users call."""
+def start_front(folder: Path, server_url: str, protocol: str):
+    """The model's front (what `deploy` puts before the server) forwarding to
+    `server_url`: the endpoint users call."""
     from integrations.seldon_local.front import ModelFront
 
-    backend = int(seldon_url.split(":")[2].split("/")[0])
-    front = ModelFront(folder / "state", "bench")
+    backend = int(server_url.split(":")[2].split("/")[0])
+    front = ModelFront(folder / f"state-{protocol}", "bench")
     port = process.free_port()
-    front.start(port, backend, served={"model": "bench", "version": "1", "protocol": "seldon"})
-    return front.pid, seldon_url.replace(f":{backend}/", f":{port}/")
+    front.start(port, backend, served={"model": "bench", "version": "1", "protocol": protocol})
+    return front.pid, server_url.replace(f":{backend}/", f":{port}/")
 
 
 def start_mlflow_serve(model_dir: Path, workers: int):
@@ -148,7 +148,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
+    parser.add_argument(
+        "--batches", default="1,100,10000", help="batch sizes to measure (comma-separated)"
+    )
     args = parser.parse_args()
+    sizes = [int(b) for b in args.batches.split(",")]
     scale = 0.2 if args.quick else 1.0
     folder = Path(tempfile.mkdtemp(prefix="zenkube-bench-serving-"))
     model, features = train_model(folder / "model")
@@ -156,10 +160,13 @@ def main() -> None:
     try:
         for protocol in ("seldon", "v2"):
             servers[protocol] = start_zenkube(protocol, folder / "model", args.workers)
-        servers["seldon via front"] = start_front(folder, servers["seldon"][1])
+        for protocol in ("seldon", "v2"):
+            servers[f"{protocol} via front"] = start_front(folder, servers[protocol][1], protocol)
         servers["mlflow serve"] = start_mlflow_serve(folder / "model", args.workers)
         results, rows = [], []
         for batch_rows, per_client in BATCHES.items():
+            if batch_rows not in sizes:
+                continue
             batch = batch_of(features, batch_rows)
             expected = model.predict(batch).tolist()
             for clients in (1, 8):
@@ -183,7 +190,7 @@ def main() -> None:
                             r = s.post(url, data=body, headers=JSON, timeout=120)
                             return r.status_code == 200 and len(r.json()["predictions"]) == n_rows
                     else:
-                        protocol = "seldon" if name == "seldon via front" else name
+                        protocol = name.split()[0]
                         body = json.dumps(client.request_body(protocol, batch))
                         proto = process.get_protocol(protocol)
 
@@ -193,7 +200,7 @@ def main() -> None:
 
                     row[name] = load(send, batch_rows, clients, n)
                 results.append(row)
-                for name in ("in-process", "seldon", "seldon via front", "v2", "mlflow serve"):
+                for name in ("in-process", *servers):
                     m = row[name]
                     rows.append(
                         [

@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+from core.protocol import seldon, v2, wire
+from core.protocol.wire import flat
+
 
 class _Pandas:
     """pandas, imported at first use: the front (router.py) imports this module, and a
@@ -136,46 +139,28 @@ def parse_duration(text: str) -> float:
 # -- what one answered request holds ------------------------------------------------------
 def seldon_rows(request: dict, response: dict, columns: list[str]) -> tuple[str, pd.DataFrame]:
     """(request id, rows with predictions) of an answered Seldon request."""
-    data = request["data"]
-    names = data.get("names") or columns or None
-    if "ndarray" in data:
-        rows = data["ndarray"]
-    else:
-        tensor = data["tensor"]
-        rows_n, width = tensor["shape"]
-        values = tensor["values"]
-        rows = [values[i * width : (i + 1) * width] for i in range(rows_n)]
+    rows, names = seldon.decode_request(request)
+    names = names or columns or None
     frame = pd.DataFrame(rows, columns=names)
     if names is None:  # a client that sent no names, seen by a sink that knows no schema
         frame.columns = [f"{POSITION}{i}" for i in range(frame.shape[1])]
-    request_id = str((response.get("meta") or {}).get("puid") or "")
-    frame["_prediction"] = list(response["data"]["ndarray"])
+    request_id, predictions = seldon.decode_response(response)
+    frame["_prediction"] = list(predictions)
     return request_id, frame
 
 
 def v2_rows(request: dict, response: dict, columns: list[str]) -> tuple[str, pd.DataFrame]:
     """(request id, rows with predictions) of an answered V2 request."""
-    inputs = request["inputs"]
-    if len(inputs) == 1 and inputs[0]["name"] not in columns:
-        rows_n, width = inputs[0]["shape"]
-        values = _flat(inputs[0]["data"])
+    values, names = v2.decode_inputs(request, columns, check_values=False)
+    if names is None:  # one 2-D input of rows
         # a sink that knows no schema keeps a tensor's columns by position (as for Seldon)
-        names = columns or [f"{POSITION}{i}" for i in range(width)]
-        frame = pd.DataFrame(
-            [values[i * width : (i + 1) * width] for i in range(rows_n)], columns=names
-        )
+        width = len(values[0]) if values else 0
+        frame = pd.DataFrame(values, columns=columns or [f"{POSITION}{i}" for i in range(width)])
     else:
-        frame = pd.DataFrame({i["name"]: _flat(i["data"]) for i in inputs})
-    output = response["outputs"][0]
-    frame["_prediction"] = _flat(output["data"])
-    return str(response.get("id") or ""), frame
-
-
-def _flat(values: list) -> list:
-    out: list = []
-    for value in values:
-        out.extend(_flat(value) if isinstance(value, list) else [value])
-    return out
+        frame = pd.DataFrame(values)
+    request_id, predictions = v2.decode_response(response)
+    frame["_prediction"] = flat(predictions)
+    return request_id, frame
 
 
 def answered_rows(
@@ -183,7 +168,7 @@ def answered_rows(
 ) -> tuple[str, pd.DataFrame]:
     """The rows of one answered request, with `_request_id` and `_row`."""
     parse = v2_rows if protocol == "v2" else seldon_rows
-    request_id, frame = parse(json.loads(request_body), json.loads(response_body), columns)
+    request_id, frame = parse(wire.loads(request_body), wire.loads(response_body), columns)
     frame["_request_id"] = request_id
     frame["_row"] = range(len(frame))
     return request_id, frame
@@ -207,20 +192,9 @@ def feedback_labels(protocol: str, body: bytes) -> pd.DataFrame:
         raise TrafficError("the feedback body is nested too deeply to be feedback") from None
     if not isinstance(message, dict):
         raise TrafficError("the feedback body must be a JSON object")
-    if protocol == "v2":
-        request_id, truth = message.get("id"), message.get("truth")
-        example = '{"id": "<the id of the infer response>", "truth": [label, ...]}'
-    else:
-        ids = [
-            ((message.get(part) or {}).get("meta") or {}).get("puid")
-            for part in ("response", "request")
-        ]
-        request_id = next((i for i in ids if i), None)
-        truth = ((message.get("truth") or {}).get("data") or {}).get("ndarray")
-        example = (
-            '{"response": {"meta": {"puid": "<puid of the prediction>"}}, '
-            '"truth": {"data": {"ndarray": [label, ...]}}}'
-        )
+    codec = v2 if protocol == "v2" else seldon
+    request_id, truth = codec.decode_feedback(message)
+    example = codec.FEEDBACK_EXAMPLE
     if not request_id or not isinstance(truth, list) or not truth:
         raise TrafficError(f"feedback needs the request id and the true labels: send {example}")
     if not isinstance(request_id, str | int) or len(str(request_id)) > MAX_ID_CHARS:

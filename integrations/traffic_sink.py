@@ -72,6 +72,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from core.protocol import seldon as seldon_codec
+from core.protocol import wire
 from integrations.traffic import FOLDER, ROLES, SHADOW, TrafficBuffer, TrafficError
 
 SELDON_REQUEST = "io.seldon.serving.inference.request"
@@ -170,13 +172,13 @@ class Sink:
         latency_ms = None
         if None not in times and times[1] >= times[0]:
             latency_ms = (times[1] - times[0]) * 1000
-        if seldon:  # the rows carry the puid the caller saw (Seldon-Puid), whatever the body
-            response_body = _with_puid(response_body, request_id)
         role, version = answered_by
         protocol = "seldon" if seldon else "v2"
         self.buffer(model).add(
-            request_body, response_body, protocol, version, role=role, latency_ms=latency_ms
-        )
+            request_body, response_body, protocol, version, role=role, latency_ms=latency_ms,
+            # Seldon: the rows carry the puid the caller saw (Seldon-Puid), whatever the body
+            request_id=request_id if seldon else None,
+        )  # fmt: skip
 
     def prune(self, now: float) -> None:
         """Requests whose response never came within `unpaired_seconds` failed: both loggers
@@ -230,7 +232,7 @@ class Sink:
         except TrafficError as exc:
             return _refuse(str(exc), exc.status)
         puid = str(frame["_request_id"].iloc[0])
-        return web.json_response({"data": {"names": [], "ndarray": []}, "meta": {"puid": puid}})
+        return web.json_response(seldon_codec.feedback_answer(puid))
 
     async def close(self, app: web.Application) -> None:
         for task in self.tasks:
@@ -280,43 +282,25 @@ def _refuse(reason: str, status: int = 400) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
 
-def _with_puid(response: bytes, puid: str) -> bytes:
-    """A Seldon response body whose `meta.puid` is the prediction's puid."""
-    try:
-        message = json.loads(response)
-    except ValueError:
-        return response  # not JSON: the buffer counts it as unreadable
-    if not isinstance(message, dict):
-        return response
-    meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
-    message["meta"] = {**meta, "puid": puid}
-    return json.dumps(message).encode()
-
-
 def _with_feedback_puid(body: bytes, puid: str) -> bytes:
     """A Seldon feedback message; when it names no puid, the one in `Ce-Requestid` (the
     `Seldon-Puid` header its caller sent) is the prediction it labels."""
     try:
-        message = json.loads(body)
-    except ValueError:
+        message = wire.loads(body)
+    except (ValueError, RecursionError):
         return body
-    if not (isinstance(message, dict) and puid):
-        return body
-    named = [
-        ((message.get(p) or {}).get("meta") or {}).get("puid") for p in ("response", "request")
-    ]
-    if any(named):
+    if not (isinstance(message, dict) and puid) or any(seldon_codec.feedback_ids(message)):
         return body
     response = message.get("response") if isinstance(message.get("response"), dict) else {}
-    message["response"] = {**response, "meta": {**(response.get("meta") or {}), "puid": puid}}
-    return json.dumps(message).encode()
+    message["response"] = seldon_codec.with_puid(response, puid)
+    return wire.dumps(message)
 
 
 def _feedback_protocol(body: bytes) -> str:
     """zenkube's V2 feedback (`{"id": …, "truth": [...]}`) or Seldon's message."""
     try:
-        message = json.loads(body)
-    except ValueError:
+        message = wire.loads(body)
+    except (ValueError, RecursionError):
         return "seldon"  # the Seldon reader says what is wrong
     return "v2" if isinstance(message, dict) and "id" in message else "seldon"
 

@@ -48,34 +48,19 @@ class Protocol:
     def url(self, port: int, model_name: str, path: str) -> str:
         return f"http://{HOST}:{port}{path.format(model=model_name)}"
 
+    @property
+    def codec(self):
+        """The protocol's wire codec (core/protocol/seldon.py or v2.py)."""
+        from core.protocol import seldon, v2
+
+        return seldon if self.name == "seldon" else v2
+
     def request_body(self, columns: list[str], rows: list[list]) -> dict:
         """A JSON body for these rows; NaN (not valid JSON) is sent as null, i.e. missing."""
-        rows = [[None if _is_nan(v) else v for v in row] for row in rows]
-        if self.name == "seldon":
-            return {"data": {"names": columns, "ndarray": rows}}
-        inputs = []
-        for i, name in enumerate(columns):
-            values = [row[i] for row in rows]
-            present = [v for v in values if v is not None]
-            if any(isinstance(v, str) for v in present):
-                datatype = "BYTES"
-            elif present and all(isinstance(v, bool) for v in present):
-                datatype = "BOOL"
-            else:
-                datatype = "FP64"
-            inputs.append(
-                {"name": name, "shape": [len(rows), 1], "datatype": datatype, "data": values}
-            )
-        return {"parameters": {"content_type": "pd"}, "inputs": inputs}
+        return self.codec.encode_request(columns, rows)
 
     def predictions(self, body: dict) -> list:
-        if self.name == "seldon":
-            return body["data"]["ndarray"]
-        return body["outputs"][0]["data"]
-
-
-def _is_nan(value) -> bool:
-    return isinstance(value, float) and value != value
+        return self.codec.decode_response(body)[1]
 
 
 PROTOCOLS = {

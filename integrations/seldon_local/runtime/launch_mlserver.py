@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from loopback import HOST, MAX_BODY, free_port, launcher_arguments  # noqa: E402
+from loopback import HOST, MAX_BODY, REPO_ROOT, free_port, launcher_arguments  # noqa: E402
 
 
 def _refused_class():
@@ -43,28 +43,25 @@ def _parse_like_seldon() -> None:
     NaN is a missing value, Infinity and huge numbers get the column's reason."""
     import json
 
-    import orjson
     from mlserver.rest import requests as mlserver_requests
-    from validation import BadRequest, check_v2_request
+
+    from core.protocol import v2, wire
 
     async def json_body(self):
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
-                self._json = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                try:
-                    self._json = json.loads(body)  # still invalid: FastAPI's 400 below
-                except json.JSONDecodeError:
-                    raise
-                except RecursionError:
-                    raise Refused("the body is nested too deeply to be a V2 request") from None
-                except ValueError:  # binary (say, gzip data sent without its header)
-                    raise Refused("the body is not valid JSON (not UTF-8 text)") from None
+                self._json = wire.loads(body)  # orjson, then the stdlib for NaN/Infinity
+            except json.JSONDecodeError:
+                raise  # invalid: FastAPI's 400 below
+            except RecursionError:
+                raise Refused("the body is nested too deeply to be a V2 request") from None
+            except ValueError:  # binary (say, gzip data sent without its header)
+                raise Refused("the body is not valid JSON (not UTF-8 text)") from None
             if self.url.path.endswith("/infer"):
                 try:
-                    check_v2_request(self._json)
-                except BadRequest as exc:
+                    v2.check_request(self._json)
+                except wire.BadRequest as exc:
                     raise Refused(str(exc)) from None
         return self._json
 
@@ -140,7 +137,7 @@ def main() -> None:
     global SERVED_NAME
     SERVED_NAME = args.model_name
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
+        [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", ""), REPO_ROOT]
     )
     _patch_app()
     from mlserver import MLServer

@@ -5,6 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
+
+# zenkube's wire codecs (core/protocol: standard library and numpy only) are shared with
+# the servers: the repository's root goes last on the path, so nothing of the server's
+# own environment is shadowed (README.md here).
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+if REPO_ROOT not in sys.path:
+    sys.path.append(REPO_ROOT)
 
 HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
 MAX_BODY = int(os.environ.get("ZENKUBE_MAX_BODY_BYTES", str(64 * 1024 * 1024)))

@@ -15,12 +15,13 @@ from seldon_core.flask_utils import SeldonMicroserviceException
 from validation import (
     BadRequest,
     one_warning_filter,
-    parse_seldon_request,
     predict_or_400,
     read_passed_over,
     read_schema,
     rows_to_frame,
 )
+
+from core.protocol import seldon  # the Seldon wire codec (loopback.py puts it on the path)
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class ZenkubeSeldonModel:
         if not self.ready:
             self.load()
         try:
-            rows, names = parse_seldon_request(message)
+            rows, names = seldon.decode_request(message)
             frame = rows_to_frame(rows, names, self.schema, self.passed_over)
             one_warning_filter()  # anything imported since load may have added some
             predictions = predict_or_400(self.model, frame)
@@ -56,12 +57,8 @@ class ZenkubeSeldonModel:
             ) from None
         # Seldon's executor gives every prediction a `puid` (header Seldon-Puid; the
         # client's, when it sent one), logs it as the CloudEvent id, and feedback names it.
-        meta = message.get("meta") if isinstance(message.get("meta"), dict) else {}
-        puid = str(_puid_header() or meta.get("puid") or uuid.uuid4().hex)
-        return {
-            "data": {"names": [], "ndarray": predictions.tolist()},
-            "meta": {"puid": puid, "requestPath": {"classifier": f"zenkube/{self.model_name}"}},
-        }
+        puid = str(_puid_header() or seldon.request_puid(message) or uuid.uuid4().hex)
+        return seldon.encode_response(predictions, puid, self.model_name)
 
     def health_status(self):
         if not self.ready:

@@ -27,7 +27,6 @@ integers in range, FP* numbers, BYTES text; null is missing in any of them).
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -36,8 +35,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+# The wire codecs: how a body becomes rows, and the refusal (runtime/README.md)
+from core.protocol.wire import MAX_ROWS, BadRequest, is_missing_text, short
+
 NUMERIC_TYPES = {"double", "float", "long", "integer", "int"}
-MAX_ROWS = int(os.environ.get("ZENKUBE_MAX_ROWS", "200000"))
 
 
 def listing(names, limit: int = 8) -> str:
@@ -45,10 +46,6 @@ def listing(names, limit: int = 8) -> str:
     names = [n if len(str(n)) <= 40 else f"{str(n)[:40]}… ({len(str(n))} chars)" for n in names]
     shown = ", ".join(names[:limit])
     return shown + (f" … ({len(names)} in all)" if len(names) > limit else "")
-
-
-class BadRequest(ValueError):
-    """The request cannot be scored; the message says why (answered as HTTP 400)."""
 
 
 @dataclass(frozen=True)
@@ -82,12 +79,6 @@ def read_passed_over(model_dir: str) -> tuple[str, ...]:
     inputs = {c.name for c in read_schema(model_dir)}
     names = [recorded.get("target") or "", *(recorded.get("ignored_columns") or [])]
     return tuple(n for n in dict.fromkeys(map(str, names)) if n and n not in inputs)
-
-
-def short(value, limit: int = 40) -> str:
-    """A bad value for an error message: its type and at most a short prefix."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 
 def one_warning_filter() -> None:
@@ -161,6 +152,50 @@ def rows_to_frame(
     return typed_frame(frame.drop(columns=extra) if extra else frame, schema)
 
 
+def columns_to_frame(columns: dict[str, list], schema: list[Column]) -> pd.DataFrame:
+    """A V2 request's columns (names already checked, ignored ones left out; see
+    core.protocol.v2.decode_inputs) as a typed frame in the model's order: a numeric
+    column of numbers becomes one float array, with no rows built in between."""
+    length = len(next(iter(columns.values()))) if columns else 0
+    if length == 0:
+        raise BadRequest("the batch is empty: send at least one row")
+    if length > MAX_ROWS:
+        raise BadRequest(f"{length} rows in one request; the limit is {MAX_ROWS}")
+    by_name = {c.name: c for c in schema}
+    data: dict[str, list | np.ndarray] = {}
+    for name, values in columns.items():
+        numbers = _float_column(values) if by_name[name].numeric else None
+        data[name] = values if numbers is None else numbers
+    expected = [c.name for c in schema]
+    if all(isinstance(data.get(n), np.ndarray) for n in expected):  # all-numeric batches
+        block = np.column_stack([data[n] for n in expected])
+        if not np.isinf(block).any():  # else typed_frame names the value
+            return pd.DataFrame(block, columns=expected)
+    try:
+        frame = pd.DataFrame(data)
+    except OverflowError:
+        frame = pd.DataFrame({n: pd.Series(v, dtype=object) for n, v in data.items()})
+    return typed_frame(frame, schema)
+
+
+_NUMBERS = {int, float, bool, type(None)}
+
+
+def _float_column(values: list) -> np.ndarray | None:
+    """A column of JSON numbers as float64 (true/false as 1/0 and null as NaN, as numpy
+    and pandas read them in-process); None when any value is not a number (typed_frame
+    then names it: "1.5" must not pass as 1.5)."""
+    try:
+        array = np.array(values)
+        if array.dtype.kind in "fiub":
+            return array.astype(float, copy=False)
+        if array.dtype == object and set(map(type, values)) <= _NUMBERS:
+            return np.array(values, dtype=float)
+    except (OverflowError, ValueError, TypeError):
+        pass  # integers beyond float64: typed_frame says so
+    return None
+
+
 def check_names(names, expected: list[str], passed_over: tuple[str, ...] = ()) -> list[str]:
     """Column names must be the model's, each once (in any order); those in `passed_over`
     (columns the model left out at training) may come too and are returned, for the
@@ -219,7 +254,7 @@ def typed_frame(frame: pd.DataFrame, schema: list[Column], first_row: int = 0) -
             continue
         wanted, label = (bool, "true/false") if by_name[name].boolean else (str, "text")
         column = frame[name]
-        missing = column.map(_is_missing_text)
+        missing = column.map(is_missing_text)
         bad = ~missing & column.map(lambda v, t=wanted: not isinstance(v, t))
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
@@ -232,15 +267,6 @@ def typed_frame(frame: pd.DataFrame, schema: list[Column], first_row: int = 0) -
             # As pandas reads a missing cell: NaN, which the model's imputer fills.
             frame[name] = column.astype(object).where(~missing, np.nan)
     return frame[expected]
-
-
-def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _is_missing_text(value) -> bool:
-    """Missing in a text, date or true/false column: null, NaN or "" (a CSV's empty cell)."""
-    return _is_missing(value) or (isinstance(value, str) and value == "")
 
 
 def _numeric_fast_path(rows, names: list[str], width: int) -> pd.DataFrame | None:
@@ -279,143 +305,3 @@ def _first_non_number(frame: pd.DataFrame, numeric_names: list[str], first_row: 
             if isinstance(value, int) and abs(value) > 1.7e308:
                 return f"column '{name}' row {row} is too large for a number: {short(value)}"
     return "non-numeric values in numeric columns"
-
-
-def parse_seldon_request(message) -> tuple[list, list | None]:
-    """(rows, names) from a Seldon v1 message: data.ndarray or data.tensor."""
-    if not isinstance(message, dict):
-        raise BadRequest('the body must be a JSON object like {"data": {"ndarray": [[...]]}}')
-    data = message.get("data")
-    if data is None:
-        raise BadRequest('missing "data": send {"data": {"names": [...], "ndarray": [[...], ...]}}')
-    if not isinstance(data, dict):
-        raise BadRequest('"data" must be an object with "ndarray" or "tensor"')
-    names = data.get("names") or None
-    if "ndarray" in data:
-        return data["ndarray"], names
-    if "tensor" in data:
-        tensor = data["tensor"]
-        if not isinstance(tensor, dict) or "shape" not in tensor or "values" not in tensor:
-            raise BadRequest('data.tensor needs "shape" ([rows, columns]) and "values"')
-        values = tensor["values"]
-        if not isinstance(values, list):
-            raise BadRequest("data.tensor.values must be a flat list of numbers")
-        rows, width = tensor_shape(tensor["shape"], len(values), "data.tensor")
-        for i, value in enumerate(values):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise BadRequest(
-                    f"data.tensor.values holds only numbers (null for missing); value {i} is "
-                    f"{short(value)}: send text columns with ndarray"
-                )
-        array = np.array([np.nan if v is None else v for v in values], dtype=float)
-        return array.reshape(rows, width), names
-    raise BadRequest('"data" needs "ndarray" (rows) or "tensor" (shape + values)')
-
-
-def tensor_shape(shape, count: int, where: str) -> tuple[int, int]:
-    """(rows, columns) of a 2-D tensor shape, checked against `count` values before any
-    allocation: integers ≥ 0 only, at most MAX_ROWS rows, product equal to the values sent."""
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-    ):
-        raise BadRequest(
-            f"{where}.shape must be [rows, columns] (two integers); got {short(shape)}"
-        )
-    rows, width = shape
-    if rows < 0 or width < 0:
-        raise BadRequest(f"{where}.shape {shape} has a negative dimension")
-    if rows > MAX_ROWS:
-        raise BadRequest(f"{rows} rows in one request; the limit is {MAX_ROWS}")
-    if rows * width != count:
-        raise BadRequest(f"{where}.shape {shape} needs {rows * width} values; {count} were sent")
-    if rows == 0:
-        raise BadRequest("the batch is empty: send at least one row")
-    return rows, width
-
-
-MAX_ID_CHARS = 256
-
-
-def check_v2_request(message) -> None:
-    """What MLServer's schema would coerce or crash on, refused as the client sent it:
-    a shape holding anything but integers ("1" became 1), `"data": null` (a traceback),
-    an `id` that is not short text (echoed into the answer and its headers)."""
-    if not isinstance(message, dict):
-        return  # the schema's own 400 says what is wrong
-    request_id = message.get("id")
-    if request_id is not None and (
-        not isinstance(request_id, str) or len(request_id) > MAX_ID_CHARS
-    ):
-        raise BadRequest(f'"id" must be text of at most {MAX_ID_CHARS} characters')
-    inputs = message.get("inputs")
-    if not isinstance(inputs, list):
-        return
-    for i, request_input in enumerate(inputs):
-        if not isinstance(request_input, dict):
-            continue
-        name = request_input.get("name")
-        where = f"input '{name[:40]}'" if isinstance(name, str) else f"input {i}"
-        shape = request_input.get("shape")
-        if "shape" in request_input and not (
-            isinstance(shape, list)
-            and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-        ):
-            raise BadRequest(f"{where}: shape must be a list of integers; got {short(shape)}")
-        if "data" in request_input and request_input["data"] is None:
-            raise BadRequest(
-                f"{where}: data is null; send a list of values (null for a missing one)"
-            )
-
-
-V2_INT_RANGES = {
-    **{f"INT{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)},
-    **{f"UINT{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)},
-}
-
-
-def check_v2_input(name: str, datatype: str, shape, values: list, data: bool = True) -> None:
-    """One V2 input: its shape must describe its data, and (with `data`) its data match
-    its datatype; null and NaN are a missing value in any datatype, and "" in BYTES and
-    BOOL (as on Seldon in a text or true/false column).
-    Inputs the model ignores (see `read_passed_over`) are checked with `data=False`."""
-    where = f"input '{name[:40]}'"
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) for d in shape
-    ):
-        raise BadRequest(f"{where}: shape must be a list of integers; got {short(shape)}")
-    if any(d < 0 for d in shape):
-        raise BadRequest(f"{where}: shape {shape} has a negative dimension")
-    if shape and shape[0] > MAX_ROWS:
-        raise BadRequest(f"{shape[0]} rows in one request; the limit is {MAX_ROWS}")
-    size = 1
-    for d in shape:
-        size *= d
-        if size > len(values):
-            break
-    if size != len(values):
-        raise BadRequest(f"{where}: shape {shape} does not match its {len(values)} values")
-    if not data:
-        return
-    if datatype == "BOOL":
-        ok, wanted = (lambda v: isinstance(v, bool)), "true/false"
-    elif datatype in V2_INT_RANGES:
-        low, high = V2_INT_RANGES[datatype]
-        ok = lambda v: (  # noqa: E731
-            isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
-        )
-        wanted = f"integers from {low} to {high}"
-    elif datatype.startswith("FP"):
-        ok = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
-        wanted = "numbers"
-    else:  # BYTES
-        ok, wanted = (lambda v: isinstance(v, str)), "text"
-    text = datatype in ("BYTES", "BOOL")  # "" is missing there, as in a text column
-    for i, value in enumerate(values):
-        if not (_is_missing_text(value) if text else _is_missing(value)) and not ok(value):
-            raise BadRequest(
-                f"{where} is {datatype}, which holds {wanted}; value {i} is {short(value)}"
-            )

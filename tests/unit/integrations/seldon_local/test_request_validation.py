@@ -14,15 +14,18 @@ from validation import (  # noqa: E402
     BadRequest,
     Column,
     _numeric_fast_path,
-    check_v2_input,
-    check_v2_request,
+    columns_to_frame,
     one_warning_filter,
-    parse_seldon_request,
     predict_or_400,
     read_passed_over,
     rows_to_frame,
-    tensor_shape,
 )
+
+# The wire codecs the servers decode with (core/protocol/)
+from core.protocol.seldon import decode_request as parse_seldon_request  # noqa: E402
+from core.protocol.v2 import check_input as check_v2_input  # noqa: E402
+from core.protocol.v2 import check_request as check_v2_request  # noqa: E402
+from core.protocol.wire import tensor_shape  # noqa: E402
 
 NUMERIC = [Column("a", True), Column("b", True)]
 MIXED = [Column("a", True), Column("color", False)]
@@ -271,3 +274,25 @@ def test_the_server_keeps_one_warning_filter_and_a_forest_answers_the_same():
         assert len(warnings.filters) == 1 and warnings.filters[0][0] == "default"
         np.testing.assert_array_equal(forest.predict(frame), before)
         assert len(warnings.filters) == 1  # sklearn's per-tree filter dance restores it
+
+
+def test_v2_columns_become_the_same_frame_as_the_same_rows():
+    """V2 builds the frame from its columns (no rows in between): the frame, and the
+    reason for a bad value, are those of the same values sent as Seldon rows."""
+    rows = [[1, "red"], [None, ""], [2.5, None], [True, "blue"]]
+    columns = {"a": [r[0] for r in rows], "color": [r[1] for r in rows]}
+    assert columns_to_frame(columns, MIXED).equals(rows_to_frame(rows, ["a", "color"], MIXED))
+    numbers = np.random.default_rng(1).normal(size=(20, 2))
+    by_column = {"b": numbers[:, 1].tolist(), "a": numbers[:, 0].tolist()}
+    assert columns_to_frame(by_column, NUMERIC).equals(
+        rows_to_frame(numbers.tolist(), ["a", "b"], NUMERIC)
+    )
+    for bad in ("1.5", float("inf"), 2**1100):
+        values = {"a": [1.0, bad], "b": [1.0, 2.0]}
+        with pytest.raises(BadRequest) as by_column:
+            columns_to_frame(values, NUMERIC)
+        with pytest.raises(BadRequest) as by_row:
+            rows_to_frame([[1.0, 1.0], [bad, 2.0]], ["a", "b"], NUMERIC)
+        assert str(by_column.value) == str(by_row.value)
+    with pytest.raises(BadRequest, match="the batch is empty"):
+        columns_to_frame({"a": [], "b": []}, NUMERIC)

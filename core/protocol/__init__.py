@@ -4,6 +4,18 @@ A model is served with one protocol: `seldon` (Seldon Core v1 REST, /api/v1.0/pr
 or `v2` (the Open Inference Protocol, /v2/models/<name>/infer). A deploy serves what was
 asked for; with nothing asked, what is served now (a redeploy, a rollback and a retraining
 redeploy never switch a live endpoint's protocol); with nothing served, the config's.
+
+The wire codecs live beside this rule, one module per protocol, shared by everything
+that reads or writes a request or an answer (the client, the front and its recorder,
+the model-server runtimes, the cluster's traffic sink):
+
+- `core.protocol.wire`: what both share (BadRequest, the row cap, tensor shapes, JSON);
+- `core.protocol.seldon`: Seldon Core v1 messages (`data.ndarray` / `data.tensor`);
+- `core.protocol.v2`: the Open Inference Protocol (inputs, datatypes, outputs).
+
+They import the standard library and numpy only, so the model-server environments
+(seldon-core 1.18, MLServer 1.7) import them too (runtime/README.md). Importing this
+package itself loads neither (the command line imports it).
 """
 
 from __future__ import annotations
