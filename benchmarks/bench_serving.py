@@ -250,6 +250,20 @@ def main() -> None:
                         f"{name} < 0.9× in-process at batch {row['batch']}×{row['clients']} "
                         f"({m['rows_per_s'] / base['rows_per_s']:.2f}×)"
                     )
+        for row in results:  # issue #37: a 10,000-row batch through the front
+            if row["batch"] != 10_000:
+                continue
+            base, mlf = row["in-process"]["rows_per_s"], row["mlflow serve"]["rows_per_s"]
+            fronts = {p: row[f"{p} via front"]["rows_per_s"] / base for p in ("seldon", "v2")}
+            if max(fronts.values()) < 0.5:
+                verdicts.append(
+                    f"10000x{row['clients']} via the front below 0.5x in-process on both "
+                    f"protocols ({fronts['seldon']:.2f}x, {fronts['v2']:.2f}x)"
+                )
+            if row["v2 via front"]["rows_per_s"] < mlf:
+                verdicts.append(
+                    f"v2 via the front slower than mlflow serve at 10000x{row['clients']}"
+                )
         print("Targets: " + ("all met" if not verdicts else "NOT met: " + "; ".join(verdicts)))
         print(
             f"JSON: {save('serving', {'workers': args.workers, 'results': results, 'misses': verdicts})}"

@@ -124,6 +124,16 @@ def decode_feedback(message: dict) -> tuple[object, object]:
     return request_id, truth
 
 
+def reward_only(message) -> bool:
+    """Feedback that brings no labels, only a reward for earlier answers
+    (SeldonClient.microservice_feedback sends no truth)."""
+    return (
+        isinstance(message, dict)
+        and "truth" not in message
+        and bool({"reward", "request", "response"} & message.keys())
+    )
+
+
 def feedback_answer(puid: str) -> dict:
     """What Seldon answers to feedback: an empty message naming the prediction."""
     return {"data": {"names": [], "ndarray": []}, "meta": {"puid": puid}}

@@ -51,11 +51,22 @@ def datatype_of(values: list) -> str:
 def encode_request(columns: list[str], rows: list[list]) -> dict:
     """A request for these rows (JSON values), one input per column, MLServer's pandas
     content type; NaN (not valid JSON) is sent as null."""
+    return encode_columns({name: [r[i] for r in rows] for i, name in enumerate(columns)})
+
+
+def encode_columns(columns: dict[str, list]) -> dict:
+    """A request for these columns of JSON values (a client that holds columns sends
+    them as they are: no rows in between); NaN is sent as null."""
     inputs = []
-    for i, name in enumerate(columns):
-        values = [None if isinstance(v, float) and v != v else v for v in (r[i] for r in rows)]
+    for name, values in columns.items():
+        values = [None if isinstance(v, float) and v != v else v for v in values]
         inputs.append(
-            {"name": name, "shape": [len(rows), 1], "datatype": datatype_of(values), "data": values}
+            {
+                "name": name,
+                "shape": [len(values), 1],
+                "datatype": datatype_of(values),
+                "data": values,
+            }
         )
     return {"parameters": {"content_type": "pd"}, "inputs": inputs}
 
@@ -272,6 +283,12 @@ def decode_response(answer) -> tuple[str, list]:
 def answered_rows(answer) -> int:
     """How many rows an answer scored (its output's first dimension)."""
     return int(answer["outputs"][0]["shape"][0])
+
+
+def request_id(message) -> str | None:
+    """The `id` a request names (text or a number), if any."""
+    found = message.get("id") if isinstance(message, dict) else None
+    return str(found) if isinstance(found, str | int) and str(found) else None
 
 
 def decode_feedback(message: dict) -> tuple[object, object]:

@@ -10,21 +10,30 @@ import pandas as pd
 import requests
 
 from core.errors import ZenkubeError
+from core.protocol import v2
 from integrations.seldon_local.process import get_protocol
 
 
-def _jsonable(frame: pd.DataFrame) -> list[list]:
-    """Rows as JSON values: missing -> null, dates -> ISO text, numpy scalars -> Python."""
-    frame = frame.copy()
-    for column in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: v.isoformat() if pd.notna(v) else None)
-    rows = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
-    return [[v.item() if isinstance(v, np.generic) else v for v in row] for row in rows]
+def _jsonable(frame: pd.DataFrame) -> dict[str, list]:
+    """Columns of JSON values: missing -> null, dates -> ISO text, numpy scalars -> Python."""
+    columns = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            column = column.map(lambda v: v.isoformat() if pd.notna(v) else None)
+        values = column.astype(object).where(column.notna(), None).tolist()
+        columns[str(name)] = [v.item() if isinstance(v, np.generic) else v for v in values]
+    return columns
 
 
 def request_body(protocol: str, frame: pd.DataFrame) -> dict:
-    return get_protocol(protocol).request_body(list(map(str, frame.columns)), _jsonable(frame))
+    """The body of a request for these rows in the protocol's codec (core/protocol/):
+    V2 takes the frame's columns as they are, Seldon its rows."""
+    columns = _jsonable(frame)
+    if protocol == "v2":
+        return v2.encode_columns(columns)
+    rows = [list(row) for row in zip(*columns.values(), strict=True)]
+    return get_protocol(protocol).request_body(list(columns), rows)
 
 
 PROBE_HEADER = "X-Zenkube-Probe"  # a check of zenkube's own: not traffic to monitor

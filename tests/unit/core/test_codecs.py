@@ -252,3 +252,12 @@ def test_flat_keeps_a_flat_list_and_flattens_nested_row_major():
     values = [1, 2]
     assert wire.flat(values) is values
     assert wire.flat([[1, [2, 3]], [4]]) == [1, 2, 3, 4]
+
+
+def test_reward_only_feedback_and_a_v2_request_id():
+    assert seldon.reward_only({"reward": 1, "response": {}})
+    assert not seldon.reward_only({"reward": 1, "truth": {"data": {"ndarray": [1]}}})
+    assert not seldon.reward_only({"data": {}}) and not seldon.reward_only([1])
+    assert v2.request_id({"id": "r1"}) == "r1" and v2.request_id({"id": 7}) == "7"
+    assert v2.request_id({"id": ""}) is None and v2.request_id({"id": [1]}) is None
+    assert v2.request_id([1]) is None
