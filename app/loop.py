@@ -44,7 +44,7 @@ def monitor(
     """Run the continuous-training pipeline on a batch; return what it found and did.
 
     The redeploy keeps the protocol the model is served with now (the deploy step applies
-    core/protocol.py's rule); `redeploy=False` retrains and gates but leaves serving alone.
+    core/protocol/'s rule); `redeploy=False` retrains and gates but leaves serving alone.
     """
     from steps.deployment import deploy_if_promoted
     from steps.monitoring import check_quality, decide_action, detect_drift, retrain_if_needed

@@ -193,7 +193,7 @@ def train_command(config, overrides: dict[str, Any], echo) -> TrainingResult:
 
 
 def deploy_command(config, model_name: str | None, protocol: str | None, echo):
-    """`deploy`: serve the champion (its protocol chosen by core/protocol.py's rule)."""
+    """`deploy`: serve the champion (its protocol chosen by core/protocol/'s rule)."""
     from app import render
     from app.config import model_name as resolve_name
 

@@ -266,7 +266,7 @@ class DeploymentParams(_Strict):
     """Parameters of the deployment pipeline."""
 
     model_name: ModelName = DEFAULT_MODEL_NAME
-    # Asked for (`deploy --protocol`); None keeps the protocol being served (core/protocol.py).
+    # Asked for (`deploy --protocol`); None keeps the protocol being served (core/protocol/).
     protocol: Protocol | None = None
     # The protocol of a model that is not served yet.
     default_protocol: Protocol = DEFAULT_PROTOCOL
@@ -405,7 +405,7 @@ class ContinuousTrainingParams(_Strict):
     split: SplitSpec = Field(default_factory=SplitSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
-    # Asked for (`deploy --protocol`); None keeps the protocol being served (core/protocol.py).
+    # Asked for (`deploy --protocol`); None keeps the protocol being served (core/protocol/).
     protocol: Protocol | None = None
     # The protocol of a model that is not served yet.
     default_protocol: Protocol = DEFAULT_PROTOCOL

@@ -120,7 +120,7 @@ def serve_champion(
     """Hand the champion to the active stack's model deployer, whichever flavor it is.
 
     The protocol is `protocol` when asked for, else the one the model is served with now,
-    else `default_protocol` (core/protocol.py); the model's lock is held throughout."""
+    else `default_protocol` (core/protocol/); the model's lock is held throughout."""
     deployer = deployers.active_deployer()
     check_stack_model_uri(champion.artifact_location)  # before anything reaches a cluster
     with locks.model_lock(champion.name, "deploy", logger.info):
