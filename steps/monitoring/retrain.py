@@ -11,7 +11,8 @@ which neither was trained on.
 A run with nothing to retrain writes nothing that looks like a model: the step's one
 declared output is its decision (`retraining_decision`, "skipped: …" with no
 candidate); `labelled_rows` is saved only when the batch brought labelled rows the loop
-did not hold yet. The retraining's artifacts (`train_set`, `valid_set`, `test_set`,
+did not hold yet, and by a retraining only once its candidate is registered and gated
+(an interrupted retraining leaves the batch's rows new for the next run). The retraining's artifacts (`train_set`, `valid_set`, `test_set`,
 `model`, `search_results`, `evaluation_report`, `registered_model`) are saved only when
 it trains, into a ZenML Model version created then (not at run start, as a
 pipeline-level Model would), so a quiet run adds no model version either. They are
@@ -133,7 +134,8 @@ def retrain_candidate(
     gate: GateSpec,
     model_name: str,
     release_mode: str = "swap",
-    pool: Any = None,
+    pool: Dataset | None = None,
+    kept_rows: dict[str, int] | None = None,
 ) -> PromotionDecision:
     """Split the rows to learn from into train/validation, fit, evaluate on the reserved
     evaluation rows; then (only now) a ZenML Model version with the artifacts (and the
@@ -152,10 +154,6 @@ def retrain_candidate(
         search_results=search,
         evaluation_report=report,
     )
-    if pool is not None:
-        from zenml.model.utils import link_artifact_version_to_model_version
-
-        link_artifact_version_to_model_version(pool, version)
     run_name = get_step_context().pipeline_run.name
     registered = register(
         model, train, report, trainer, model_name, run_name, saved["train_set"].uri
@@ -164,9 +162,28 @@ def retrain_candidate(
     figures["trained_on"] = kept.lineage(train.batches)
     log_metadata({**version_metadata(registered), **figures}, model_version_id=version.id)
     keep(version, registered_model=registered)
-    return gate_candidate(
+    decision = gate_candidate(
         registered, report, evaluation, gate, version, saved["test_set"].uri, release_mode
     )
+    if pool is not None:  # only now: see save_pool
+        from zenml.model.utils import link_artifact_version_to_model_version
+
+        link_artifact_version_to_model_version(save_pool(pool, model_name, kept_rows), version)
+    return decision
+
+
+def save_pool(pool: Dataset, model_name: str, kept_rows: dict[str, int] | None) -> Any:
+    """Save the kept rows with a batch's new rows in them. A retraining saves them only
+    after its candidate is registered and gated: the batch's rows count as seen from then
+    on, so a run interrupted (or failing) while it trains leaves them new, and the next
+    run with that batch trains on them (saved first, they read as "already kept" and the
+    retraining they called for would never happen)."""
+    from zenml import save_artifact
+
+    saved = save_artifact(pool, name=kept.POOL_ARTIFACT, tags=[model_name])
+    if kept_rows:
+        log_metadata({"kept_rows": kept_rows})
+    return saved
 
 
 # What its saved artifacts show in the KFP UI (integrations/kubeflow/ui_outputs.py): the
@@ -189,19 +206,18 @@ def retrain_if_needed(
     """Keep a labelled batch's new rows; on a labelled alert retrain on the kept rows,
     register, gate on the reserved evaluation rows (see the module docstring for what is
     saved). Otherwise say why not."""
-    added, saved_pool, pool = 0, None, None
+    added, grown, pool, kept_rows = 0, None, None, None
     if batch.labels is not None:
         pool = current_pool(model_name, reference)
         run_name = get_step_context().pipeline_run.name
         pool, added, reserved = kept.add_batch(pool, batch, split, run_name)
         if added or reserved:
-            from zenml import save_artifact
-
-            saved_pool = save_artifact(pool, name=kept.POOL_ARTIFACT, tags=[model_name])
-            log_metadata({"kept_rows": {"train": added, "evaluation": reserved}})
+            grown, kept_rows = pool, {"train": added, "evaluation": reserved}
         added += reserved
     why = why_not(decision, batch, retrain, added)
     if why:
+        if grown is not None:  # a labelled batch with no retraining: its rows are kept now
+            save_pool(grown, model_name, kept_rows)
         note_skipped("retrain_if_needed", why)
         return skipped_decision(why, model_name)
     rows = kept.in_window(kept.part_of(pool, kept.TRAIN, "rows to train on"), retrain.window)
@@ -211,5 +227,5 @@ def retrain_if_needed(
         "which neither the candidate nor the champion was trained on"
     )
     return retrain_candidate(
-        rows, evaluation, split, trainer, gate, model_name, release_mode, saved_pool
+        rows, evaluation, split, trainer, gate, model_name, release_mode, grown, kept_rows
     )

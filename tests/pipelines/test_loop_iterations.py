@@ -173,3 +173,29 @@ def test_history_and_monitor_history_show_each_versions_gate_rows_and_watched_ve
     versions = [run.model_version for run in found.runs]
     assert versions[0] == "1" and len(set(versions)) > 1  # the champion changed on the way
     assert any("(new champion v" in line for line in found.table())
+
+
+def test_a_retraining_that_fails_while_it_trains_leaves_the_batchs_rows_new(
+    iterations, tmp_path, monkeypatch
+):
+    """The batch's rows count as kept only once its candidate is registered and gated: a
+    retraining killed or failing mid-fit leaves them new, so the next run on the same
+    batch retrains on them (saved first, they read "already kept" and it never would)."""
+    from steps.monitoring import retrain
+
+    path = tmp_path / "late-new-world.csv"
+    sample(160, seed=999, world="new").to_csv(path, index=False)
+    before = kept_rows()
+
+    def broken_fit(*_args, **_kwargs):
+        raise RuntimeError("the training machine went away")
+
+    monkeypatch.setattr(retrain, "fit_model", broken_fit)
+    with pytest.raises(Exception, match="the training machine went away"):
+        monitor(str(path))
+    assert kept_rows() == before  # nothing counted as seen
+
+    monkeypatch.undo()
+    result = monitor(str(path))
+    assert result.retraining is not None, result.decision.reasons  # it trains now
+    assert kept_rows() == (before[0] + 80, before[1] + 80)
