@@ -23,6 +23,7 @@ from core.specs import (
     ContinuousTrainingParams,
     DeploymentParams,
     MonitoringParams,
+    ReleaseCheckParams,
     TrainingParams,
     check_model_name,
 )
@@ -83,6 +84,12 @@ PIPELINES: dict[str, PipelineEntry] = {
             "batch_inference_pipeline",
             BatchInferenceParams,
             shared_from=(("thresholds", "monitoring"),),
+        ),
+        PipelineEntry(
+            "release_check",
+            "pipelines.release_check",
+            "release_check_pipeline",
+            ReleaseCheckParams,
         ),
     )
 }

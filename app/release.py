@@ -87,6 +87,8 @@ def status(model_name: str | None, echo=print, view=None) -> dict | None:
     if not state:
         echo(f"'{name}' has no release. Start one: python run.py release start --model-name {name}")
         return None
+    if state.get("active") and state.get("backend"):  # a cluster release: the gate's look now
+        state = with_verdict(name, state)
     show(name, state, echo)
     if state.get("active") and getattr(deployer, "front_of", None) and not _watched(deployer, name):
         echo(
@@ -95,6 +97,89 @@ def status(model_name: str | None, echo=print, view=None) -> dict | None:
             f"serve repair --model-name {name}` starts one"
         )
     return state
+
+
+def with_verdict(name: str, state: dict, now: float | None = None) -> dict:
+    """A cluster release's state with the evidence the traffic sink's rows give now and
+    what the gate makes of it (integrations/cluster_release.py `verdict`: the local gate's
+    code), so `release status` shows the same table as on the local stack."""
+    from core.errors import is_interrupt
+    from integrations import cluster_release
+
+    try:
+        verdict = cluster_release.verdict(name, state, now)
+    except Exception as exc:  # the bucket unreadable, say: the record still shows
+        if is_interrupt(exc):
+            raise
+        why = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return {
+            **state,
+            "next": f"{state.get('next', '')} (the sink's rows could not be read: {why})",
+        }
+    out = {**state, "evidence": verdict["evidence"]}
+    if state.get("state") != "running":
+        return out
+    if verdict["outcome"]:
+        out["next"] = (
+            f"the gate decides {verdict['outcome']} ({'; '.join(verdict['reasons'])}); the "
+            "release watcher ends it at its next run (`python run.py release check` does it now)"
+        )
+    else:
+        out["next"] = (
+            f"{verdict['next']}. The release watcher (`python run.py release schedule`) "
+            "looks again at its next run"
+        )
+    return out
+
+
+def check(model_name: str | None, echo=print) -> dict:
+    """`release check`: the cluster's release watcher, one look, here (what each run of the
+    release-check pipeline does): judge the running release and end it if the gate decides."""
+    from steps.deployment.release import check_cluster_release
+
+    name = resolve_name(model_name, "deployment")
+    result = check_cluster_release(name)
+    if result["outcome"] == "idle":
+        echo(f"'{name}': {result['reasons'][0]}.")
+        return result
+    state = {**result["state"], "evidence": result["evidence"]}
+    if result["outcome"] == "inconclusive":
+        state["next"] = f"inconclusive: {result['next']}; the next look decides"
+    show(name, state, echo)
+    return result
+
+
+def schedule(model_name: str | None, cron: str, echo=print) -> bool:
+    """`release schedule`: the release-check pipeline of the model as a recurring run of the
+    stack's orchestrator (KFP), as `run.py schedule` schedules the loop; the local
+    orchestrator cannot schedule, so the message is a crontab line (True: scheduled)."""
+    import sys
+
+    from zenml.client import Client
+    from zenml.config.schedule import Schedule
+
+    from app import runner
+    from app.config import load_run_config
+    from core.paths import REPO_ROOT, zenkube_home
+
+    name = resolve_name(model_name, "deployment")
+    run_config = load_run_config("release_check", overrides={"model_name": name})
+    orchestrator = Client().active_stack.orchestrator
+    if orchestrator.flavor in ("local", "local_docker"):
+        echo(
+            f"The '{orchestrator.flavor}' orchestrator of the active stack cannot schedule "
+            "runs; nothing was scheduled. Run the same check from cron (`crontab -e`):\n"
+            f"{cron} cd {REPO_ROOT} && {sys.executable} run.py release check --model-name "
+            f"'{name}' >> {zenkube_home()}/logs/cron.log 2>&1"
+        )
+        return False
+    runner.run_pipeline(run_config, schedule=Schedule(cron_expression=cron))
+    echo(
+        f"Scheduled the release-check pipeline of '{name}' with cron '{cron}' "
+        f"({orchestrator.flavor}: a recurring run, listed in the Kubeflow Pipelines UI): each "
+        "run judges the running release, if any, and promotes or aborts it when the gate decides."
+    )
+    return True
 
 
 def _watched(deployer, name: str) -> bool:
@@ -161,9 +246,8 @@ def finish(name: str, outcome: str, by: str, reason: str, echo=print) -> dict:
     traffic to the candidate and the old server goes; if the champion cannot be moved,
     the release is aborted instead. abort: no more candidate traffic, its server stops.
     Both are recorded in the release history. Under the model's lock, uninterrupted."""
-    from integrations import champion, locks, mlflow_registry
     from integrations import deployer as deployers
-    from steps.deployment.release import release_label
+    from steps.deployment.release import end_release, release_label
 
     deployer = deployers.active_deployer()
     with _locked(name, f"release {outcome}", echo):
@@ -172,32 +256,7 @@ def finish(name: str, outcome: str, by: str, reason: str, echo=print) -> dict:
         if not state.get("active"):
             raise ConfigError(_not_active(name, state))
         label = release_label(state.get("mode", ""), state.get("percent"))
-        who = f"{label} {by}"
-        version = str((state.get("candidate") or {}).get("version"))
-        with locks.uninterrupted():
-            if outcome == "promote":
-                try:
-                    champion.promote(
-                        name,
-                        version,
-                        champion.zenml_version_for(name, version),
-                        {mlflow_registry.REASON_TAG: f"{label}: {reason}"},
-                        who,
-                    )
-                except Exception as exc:
-                    from core.errors import is_interrupt
-
-                    if is_interrupt(exc):
-                        raise
-                    why = f"the champion could not be moved to v{version}: {exc}"
-                    ended = deployers.release_end(deployer, name, "abort", who, why)
-                    champion.record_release(name, ended, "aborted", who, why)
-                    raise ConfigError(
-                        f"The release of {name} v{version} was aborted: {why}. The champion "
-                        "keeps all traffic."
-                    ) from exc
-            ended = deployers.release_end(deployer, name, outcome, who, reason)
-            champion.record_release(name, ended, OUTCOMES[outcome], who, reason)
+        ended = end_release(deployer, name, state, outcome, f"{label} {by}", reason)
     show(name, ended, echo)
     return ended
 
@@ -580,6 +639,31 @@ def abort_cmd(reason, model_name) -> None:
 
     session.ready(click.echo)
     abort(model_name, reason, click.echo)
+
+
+@release_group.command("check")
+@MODEL
+def check_cmd(model_name) -> None:
+    """On a cluster: judge the running release on the traffic sink's rows now and promote
+    or abort it if the gate decides (what each scheduled release-check run does)."""
+    from app import session
+
+    session.ready(click.echo)
+    check(model_name, click.echo)
+
+
+@release_group.command("schedule")
+@click.option("--cron", default="*/5 * * * *", show_default=True,
+              help="When the release-check pipeline runs (cron expression).")  # fmt: skip
+@MODEL
+def schedule_cmd(cron, model_name) -> None:
+    """On a Kubeflow stack: run the release-check pipeline on a schedule (a KFP recurring
+    run), the cluster's release watcher: each run promotes or aborts the model's running
+    release once the gate decides, and does nothing when none runs."""
+    from app import session
+
+    session.ready(click.echo)
+    schedule(model_name, cron, click.echo)
 
 
 @release_group.command("watch", hidden=True)

@@ -414,6 +414,13 @@ class ContinuousTrainingParams(_Strict):
     release: ReleaseSpec = Field(default_factory=ReleaseSpec)  # configs/deployment.yaml's
 
 
+class ReleaseCheckParams(_Strict):
+    """Parameters of the release-check pipeline (the cluster's release watcher, scheduled
+    by `python run.py release schedule`): the model whose running release each run judges."""
+
+    model_name: ModelName = DEFAULT_MODEL_NAME
+
+
 class BatchInferenceParams(_Strict):
     """Parameters of the batch-inference pipeline (`python run.py predict --output`).
 

@@ -6,11 +6,12 @@ candidate's deployment request) and how it ended, so any process that reaches th
 server (the CLI on a laptop, a pipeline pod) reads the same state back.
 
 There is no front on a cluster. The traffic sink's rows carry both versions' answers
-(`_role`, `_version`, failed requests, latency; integrations/traffic_sink.py), and
-`release_gate.evidence_from_rows` judges them with the local gate's code, but nothing on
-the cluster runs it yet and this state shows no evidence: promote and abort are by hand
-(`release promote` / `release abort`); the time budget still ends an undecided release
-as abort (fail closed) when the release's state is read after it.
+(`_role`, `_version`, failed requests, latency; integrations/traffic_sink.py); `verdict`
+reads them and judges them with the local gate's own code (`release_gate.evidence_from_rows`
+and `decide`, the release's thresholds): promote, abort, or inconclusive (None: look
+again later; `decide` aborts once the budget is spent). The cluster's release watcher
+(the release-check pipeline, steps/deployment/release.py `check_cluster_release`) acts on
+it through the deployer's `release_end`; `release status` shows the same evidence.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import time
 
 from core.errors import ConfigError, ZenkubeError
+from integrations import release_gate
 from integrations.deployer import DeploymentRequest
 
 DEFAULT_BUDGET_SECONDS = 1800.0  # core.specs.ReleaseThresholds' default
@@ -89,14 +91,49 @@ def state(release: dict, backend: dict, now: float | None = None) -> dict:
         )
     elif release.get("active"):
         out["next"] = (
-            "No live evidence is judged on a cluster yet (the traffic sink's rows hold both "
-            "versions' answers, but nothing there runs the gate): watch them or the "
-            "backend's own metrics, then `release promote` or `release abort`; undecided "
-            f"after {budget:g} s, the release ends as an abort."
+            "The release watcher (`python run.py release schedule`: a recurring run of the "
+            "release-check pipeline) judges the traffic sink's rows each run and promotes or "
+            "aborts (by hand: `release promote` or `release abort`); undecided after "
+            f"{budget:g} s, the release ends as an abort."
         )
     else:
         out["next"] = "Nothing: the release is over."
     return out
+
+
+def judge(release: dict, rows: list[dict], now: float | None = None) -> dict:
+    """The gate's look at a cluster release from the sink's rows (`rows`: as
+    `traffic.release_rows` reads them): {evidence, outcome, reasons, next}, where outcome
+    is "promote", "abort" or None (inconclusive: not enough evidence yet; `decide` aborts
+    once the budget is spent). Only rows of the release's two versions count (a row
+    without a version, from a logger configured before rows carried one, counts as its
+    role's); the thresholds are the release's own, on top of the gate's defaults."""
+    versions = {
+        str((release.get(role) or {}).get("version") or "") for role in ("champion", "candidate")
+    }
+    mine = [r for r in rows if str(r.get("_version") or "") in versions | {"", "nan", "None"}]
+    evidence = release_gate.evidence_from_rows(mine)
+    limits = {**release_gate.DEFAULTS, **(release.get("thresholds") or {})}
+    elapsed = (now or time.time()) - float(release.get("started_at") or 0)
+    outcome, reasons, following = release_gate.decide(evidence, limits, elapsed)
+    return {"evidence": evidence, "outcome": outcome, "reasons": reasons, "next": following}
+
+
+def release_folders(model_name: str) -> list[str]:
+    """Where the cluster's traffic sink writes a release's rows: the model's folder in the
+    stack's artifact store, and a Seldon shadow's `<folder>.shadow`."""
+    from integrations.traffic import stack_folder
+
+    folder = stack_folder(model_name)
+    return [folder, folder + ".shadow"]
+
+
+def verdict(model_name: str, release: dict, now: float | None = None) -> dict:
+    """`judge` on the rows the sink wrote since the release started."""
+    from integrations.traffic import release_rows
+
+    rows = release_rows(release_folders(model_name), release.get("started_at"))
+    return judge(release, rows, now)
 
 
 def refuse_start(

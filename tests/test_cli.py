@@ -34,6 +34,8 @@ def cli(tmp_path_factory):
         ["release"],
         ["release", "start"],
         ["release", "status"],
+        ["release", "check"],
+        ["release", "schedule"],
     ],
 )
 def test_every_command_explains_itself(cli, command):

@@ -37,6 +37,10 @@ class KServeModelDeployerConfig(BaseModelDeployerConfig):
             docs/kubeflow.md installs) or `Serverless` (Knative): a canary release is a
             `spec.canary` entry (Standard, KServe >= v0.20) or `canaryTrafficPercent`
             (Serverless); see integrations/kserve/manifest.py.
+        canary_routing: how a Standard-mode canary's share reaches it: `ingress` (KServe
+            v0.20.0's Kubernetes Ingress routes to the stable predictor only, so a
+            Standard canary is refused before it starts) or `gateway-api` (a KServe with
+            #5912, whose Gateway API HTTPRoutes split by the canary's share).
     """
 
     kubernetes_context: str | None = None
@@ -49,6 +53,7 @@ class KServeModelDeployerConfig(BaseModelDeployerConfig):
     request_logger_url: str = ""
     ready_timeout: float = 600.0
     deployment_mode: Literal["Standard", "Serverless"] = "Standard"
+    canary_routing: Literal["ingress", "gateway-api"] = "ingress"
 
     @property
     def is_local(self) -> bool:

@@ -61,6 +61,20 @@ STANDARD_ROUTING = (
     "share reaches it through Gateway API HTTPRoutes, from KServe #5912 on (after v0.20.0); "
     "behind an Ingress the candidate is deployed but answers no live request"
 )
+GATEWAY_ROUTING = (
+    "Gateway API HTTPRoutes split the requests by the canary's share (canary_routing: "
+    "gateway-api, KServe #5912)"
+)
+STANDARD_CANARY_REFUSED = (
+    "KServe v0.20.0 routes its Kubernetes Ingress to the stable predictor only (a "
+    "spec.canary predictor gets its share through Gateway API HTTPRoutes, from KServe #5912 "
+    "on, after v0.20.0), so a Standard-mode canary behind an Ingress would be deployed but "
+    "answer no live request and leave the gate nothing to judge; nothing was started. If "
+    "your KServe has #5912 and serves through the Gateway API, set canary_routing: "
+    "gateway-api in the KServe model deployer's config (KSERVE_CANARY_ROUTING=gateway-api, "
+    "then `python run.py stack up kubeflow-kserve`); if KServe runs on Knative, set "
+    "deployment_mode: Serverless; or replace the champion at once with `deploy` (a swap)."
+)
 SHADOW_REFUSED = (
     "KServe has no shadow traffic: an InferenceService cannot mirror requests to a second "
     "model (kserve/kserve#2978, open since 2023), so a shadow release cannot run on the "

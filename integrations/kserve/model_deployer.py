@@ -137,6 +137,8 @@ class KServeModelDeployer(DeployerContract):
         share = k8s_patch.whole_percent(percent, "KServe")
         check_stack_model_uri(request.model_uri)
         dmode = self.config.deployment_mode
+        if dmode == manifest.STANDARD and self.config.canary_routing == "ingress":
+            raise ConfigError(manifest.STANDARD_CANARY_REFUSED)  # before anything changes
         with locks.model_lock(request.model_name, "release", logger.info):
             champion = served(self, request.model_name)
             body = champion.read() if champion is not None else None
@@ -151,6 +153,7 @@ class KServeModelDeployer(DeployerContract):
                 {"predictor": manifest.canary_name(request.model_version)},
             )  # fmt: skip
             release["deployment_mode"] = dmode
+            release["canary_routing"] = self.config.canary_routing
             new = manifest.canary(champion.body(), candidate.body(), share, dmode, release)
             try:
                 champion.apply(new)
@@ -163,8 +166,6 @@ class KServeModelDeployer(DeployerContract):
                         "deployer's config if KServe runs on Knative (canaryTrafficPercent), "
                         "upgrade KServe to v0.20 or later, or `deploy` the version (a swap)."
                     )
-                if dmode == manifest.STANDARD:
-                    logger.warning("%s.", manifest.STANDARD_ROUTING)
                 if timeout:
                     self._wait_canary(
                         champion, request.model_version, min(timeout, self.config.ready_timeout)
@@ -234,7 +235,11 @@ class KServeModelDeployer(DeployerContract):
             or [],
         }
         if release.get("deployment_mode") == manifest.STANDARD:
-            backend["routing"] = manifest.STANDARD_ROUTING
+            backend["routing"] = (
+                manifest.GATEWAY_ROUTING
+                if release.get("canary_routing") == "gateway-api"
+                else manifest.STANDARD_ROUTING
+            )
         if release.get("active"):
             ok, why = manifest.canary_ready(
                 body or {}, release.get("deployment_mode"), release["candidate"]["version"]

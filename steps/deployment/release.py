@@ -2,8 +2,10 @@
 a shadow, on the active stack's model deployer (plain functions: `release start`, and
 `deploy` / continuous training with `release.mode` canary|shadow in configs/deployment.yaml).
 
-The release's end (promote: champion alias + stage moved, then all traffic; abort) is
-app/release.py's: the local stack runs `python run.py release watch` for it, detached.
+A release ends in `end_release` (promote: champion alias + stage moved, then all
+traffic; abort), whoever decided: a command by hand, the local stack's detached `release
+watch` (app/release.py), or on a cluster `check_cluster_release`, the release watcher
+the release-check pipeline runs on a schedule (pipelines/release_check.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ logger = get_logger(__name__)
 
 PASSED = "passed"
 FAILED = "failed"
+OUTCOMES = {"promote": "promoted", "abort": "aborted"}
 
 
 def newest_passed(versions: list[tuple[str, dict]], champion: str | None) -> str | None:
@@ -222,3 +225,76 @@ def spawn_watcher(deployer, model_name: str) -> int | None:
     log.with_name("release-watch.pid").write_text(str(child.pid))
     logger.info("The release watcher of %s runs as pid %s (log: %s)", model_name, child.pid, log)
     return child.pid
+
+
+def end_release(deployer, model_name: str, state: dict, outcome: str, who: str, reason: str):
+    """End the active release `state` of `model_name` (`who`: "release (mode) by ...").
+
+    promote: champion.promote (alias + stage + history) first, then the deployer sends all
+    traffic to the candidate; if the champion cannot be moved, the release is aborted
+    instead (a ConfigError says why). abort: the candidate gets no more traffic. Both go
+    to the release history. The caller holds the model's lock; uninterrupted."""
+    label = release_label(state.get("mode", ""), state.get("percent"))
+    version = str((state.get("candidate") or {}).get("version"))
+    with locks.uninterrupted():
+        if outcome == "promote":
+            try:
+                champions.promote(
+                    model_name,
+                    version,
+                    champions.zenml_version_for(model_name, version),
+                    {mlflow_registry.REASON_TAG: f"{label}: {reason}"},
+                    who,
+                )
+            except Exception as exc:
+                if is_interrupt(exc):
+                    raise
+                why = f"the champion could not be moved to v{version}: {exc}"
+                ended = deployers.release_end(deployer, model_name, "abort", who, why)
+                champions.record_release(model_name, ended, "aborted", who, why)
+                raise ConfigError(
+                    f"The release of {model_name} v{version} was aborted: {why}. The champion "
+                    "keeps all traffic."
+                ) from exc
+        ended = deployers.release_end(deployer, model_name, outcome, who, reason)
+        champions.record_release(model_name, ended, OUTCOMES[outcome], who, reason)
+    return ended
+
+
+def check_cluster_release(model_name: str, now: float | None = None) -> dict:
+    """The cluster's release watcher, one look (the release-check pipeline's step and
+    `release check`): the model's running release is judged by the local gate's code on
+    the traffic sink's rows since it started (integrations/cluster_release.py `verdict`),
+    and ended as a local release is (`end_release`: promote or abort, in MLflow and the
+    history, `by` "release (...) by the gate") when the gate decides; inconclusive leaves
+    it running for the next look (the gate aborts it once its budget is spent).
+
+    Returns {outcome: promoted | aborted | inconclusive | idle, reasons, next, state,
+    evidence}. The local stack's front judges its own releases: a ConfigError there."""
+    from integrations import cluster_release
+
+    deployer = deployers.active_deployer()
+    if getattr(deployer, "front_of", None):
+        raise ConfigError(
+            f"On the local stack the model's front judges the release of {model_name} "
+            "live and its own watcher ends it; `release check` is the cluster's watcher. "
+            f"`python run.py release status --model-name {model_name}` shows the evidence."
+        )
+    with locks.model_lock(model_name, "release check", logger.info):
+        state = deployers.release_state(deployer, model_name) or {}
+        if not state.get("active"):
+            said = f"its last release is {state['state']}" if state else "it has no release"
+            return {"outcome": "idle", "reasons": [f"nothing to judge: {said}"],
+                    "next": "", "state": state, "evidence": {}}  # fmt: skip
+        verdict = cluster_release.verdict(model_name, state, now)
+        result = {"state": state, "evidence": verdict["evidence"], "reasons": verdict["reasons"]}
+        if verdict["outcome"] is None:
+            return result | {"outcome": "inconclusive", "next": verdict["next"]}
+        champions.repair(model_name)
+        label = release_label(state.get("mode", ""), state.get("percent"))
+        reason = "; ".join(verdict["reasons"])
+        ended = end_release(
+            deployer, model_name, state, verdict["outcome"], f"{label} by the gate", reason
+        )
+        ended = {**ended, "evidence": verdict["evidence"]}
+        return result | {"outcome": OUTCOMES[verdict["outcome"]], "next": "", "state": ended}

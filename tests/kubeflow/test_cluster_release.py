@@ -6,6 +6,8 @@ writes the status they would report. Every object applied passes the vendored CR
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from zenml.client import Client
 
@@ -47,7 +49,10 @@ def configured(**config):
     stack = client.active_stack_model
     old = stack.components[T.MODEL_DEPLOYER][0]
     new = client.create_stack_component(
-        "changed", old.flavor_name, T.MODEL_DEPLOYER, {**old.configuration, **config}
+        f"changed-{uuid.uuid4().hex[:8]}",
+        old.flavor_name,
+        T.MODEL_DEPLOYER,
+        {**old.configuration, **config},
     )
     client.update_stack(stack.id, component_updates={T.MODEL_DEPLOYER: [new.id]})
     return Client().active_stack.model_deployer
@@ -73,6 +78,27 @@ def test_kserve_runs_no_shadow_and_says_why(kserve_stack):  # noqa: F811
     assert "kserve/kserve#2978" in str(refused.value)  # with KServe's own reason
 
 
+def test_a_standard_canary_behind_an_ingress_is_refused_before_anything_starts(
+    kserve_stack,  # noqa: F811
+    kubernetes_api,
+):
+    """KServe v0.20.0's Ingress routes to the stable predictor only: a Standard canary there
+    would get no live request, so release start refuses in one paragraph and writes nothing."""
+    serve_v3(kubernetes_api)
+    deployer = configured(canary_routing="ingress")  # what stack up writes by default
+    before = [c for c in kubernetes_api if c["method"] != "GET"]
+    with pytest.raises(ConfigError) as refused:
+        contract.release_start(deployer, request("4"), "canary", 10, THRESHOLDS, 0)
+    message = str(refused.value)
+    assert "stable predictor only" in message and "nothing was started" in message
+    assert "canary_routing: gateway-api" in message and "Serverless" in message
+    assert "\n" not in message
+    assert [c for c in kubernetes_api if c["method"] != "GET"] == before
+    assert deployer.release_state("House Prices") is None  # no release was recorded
+    serverless = configured(canary_routing="ingress", deployment_mode="Serverless")
+    assert serverless.release_start(request("4"), "canary", 10, THRESHOLDS, 0)["active"]
+
+
 def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
     kserve_stack,  # noqa: F811
     kubernetes_api,
@@ -92,10 +118,10 @@ def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
     assert state["champion"]["version"] == "3" and state["evidence"] == {}
     assert "release promote" in state["next"] and "request" not in state
     assert state["backend"]["candidate_ready"] is False  # KServe has not reported yet
-    assert "Gateway API" in state["backend"]["routing"]  # v0.20.0's Ingress: stable only
+    assert "Gateway API HTTPRoutes" in state["backend"]["routing"]  # canary_routing
     text = "\n".join(describe("House Prices", state))  # what `release status` prints
     assert f"InferenceService zenkube/{HOUSE}: ready; candidate not ready (KServe has" in text
-    assert "no live evidence" in text.lower() and "routing:   KServe v0.20.0" in text
+    assert "release watcher" in text and "routing:   Gateway API HTTPRoutes split" in text
     # what KServe v0.20 reports once the canary's Deployment is available
     body["status"]["canaryStatuses"] = [{"name": "v4", "ready": True, "trafficPercent": 10}]
     assert deployer.release_state("House Prices")["backend"]["candidate_ready"] is True

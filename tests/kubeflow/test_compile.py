@@ -36,6 +36,7 @@ PIPELINE_NAMES = {
     "monitoring": "monitoring_pipeline",
     "continuous_training": "continuous_training_pipeline",
     "batch_inference": "batch_inference_pipeline",
+    "release_check": "release_check_pipeline",
 }
 
 

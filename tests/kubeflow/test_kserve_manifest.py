@@ -43,6 +43,9 @@ def kserve_stack(zenml_store, tmp_path, monkeypatch):
         "kubernetes_namespace": "zenkube",
         "base_url": "http://kserve.example.com",
         "service_account": "zenkube-storage",
+        # a KServe whose Gateway API HTTPRoutes route a Standard canary (#5912); the
+        # Ingress refusal is test_cluster_release's
+        "canary_routing": "gateway-api",
     }
     cluster_stack("kserve-cluster", FLAVOR_NAME, config, ACCESS_KEY, SECRET_KEY)
 
