@@ -18,10 +18,13 @@ DEFAULT_PREDICTIONS = "predictions/current.parquet"
 def local_store_refusal(zenml_url: str | None) -> str:
     """Why compile stops on a local store, and what to do, in one sentence."""
     server = zenml_url or "https://YOUR-ZENML-SERVER"
+    zenml = (
+        f"ZENML_CONFIG_PATH={os.environ.get('ZENML_CONFIG_PATH', '.zenkube/zenml')} .venv/bin/zenml"
+    )
     return (
         "compile registers the stack and the pipelines' snapshots on the ZenML server the "
         "pods report to (the YAML names them by id), but this machine uses a local ZenML "
-        f"store no pod can read: connect to the server first (`zenml login {server}`, "
+        f"store no pod can read: connect to the server first (`{zenml} login {server}`, "
         "docs/kubeflow.md section 4) and compile again."
     )
 

@@ -362,6 +362,10 @@ def test_an_empty_endpoint_leaves_aws_s3_alone(monkeypatch):
     assert orchestrator["configuration"]["storage_secret"] == STORAGE_SECRET
 
 
+def root_of(cli) -> str:
+    return str(cli.home / "zenml")
+
+
 def test_compile_on_a_local_store_refuses_in_one_sentence_and_registers_nothing(tmp_path):
     """A fresh clone (local store): `run.py compile` says to connect to a ZenML server,
     writes no file and leaves no Kubeflow stack, run or model version in the store."""
@@ -374,7 +378,8 @@ def test_compile_on_a_local_store_refuses_in_one_sentence_and_registers_nothing(
     assert "Traceback" not in result.stdout + result.stderr
     (paragraph,) = [line for line in result.stderr.splitlines() if line.strip()]
     assert "local ZenML store" in paragraph
-    assert "`zenml login https://zenml.example.com`" in paragraph
+    assert "zenml login https://zenml.example.com`" in paragraph
+    assert f"ZENML_CONFIG_PATH={root_of(cli)}" in paragraph  # zenkube's config, not the global one
     assert not out.exists()
     root = tmp_path / "clone"
     listed = subprocess.run(
