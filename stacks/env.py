@@ -190,5 +190,5 @@ def require_server_for_remote_stack() -> None:
         "and pods report to a ZenML server, but this machine uses a local ZenML store. "
         f"Connect to your ZenML server first (`{zenml} login https://YOUR-ZENML-SERVER`, "
         "see docs/kubeflow.md), or go back to the local stack with "
-        "`python run.py stack up local`. (`python run.py compile` works without a server.)"
+        "`python run.py stack up local`."
     )

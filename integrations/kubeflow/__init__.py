@@ -1,1 +1,1 @@
-"""Kubeflow: compile ZenML pipelines to KFP v2 IR YAML offline, validate it, fix defects."""
+"""Kubeflow: compile ZenML pipelines to KFP v2 IR YAML without a cluster, validate it, fix defects."""

@@ -30,7 +30,8 @@ from core.errors import ConfigError
 from integrations.kubeflow.secrets import is_credential, strip_credentials
 
 STORE_TOKEN_SECRET = "zenml-store-credentials"
-# What the YAML says when it was compiled offline and no --zenml-url was given.
+# The tasks' URL when compiled on a local store (require_server=False: tests of the YAML's
+# shape only; run.py compile refuses a local store) and no --zenml-url was given.
 STORE_URL_PLACEHOLDER = "https://SET-ZENML-SERVER-URL.invalid"
 # The pods' API key for the ZenML server, from the Kubernetes Secret STORE_TOKEN_SECRET.
 STORE_KEY_ENV = "ZENML_STORE_API_KEY"
