@@ -117,7 +117,7 @@ def labelled_batch(predictions: str, labels: str, model_name: str | None) -> tup
     import pyarrow.parquet as pq
     from zenml.io import fileio
 
-    from integrations import champion
+    from integrations.mlflow import champion
     from steps.data.load import read_table
     from steps.inference.score import ROW_ID
     from steps.monitoring.batch import champion_artifacts

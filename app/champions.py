@@ -1,4 +1,4 @@
-"""Champion commands: history, rollback and a move by hand (integrations/champion.py
+"""Champion commands: history, rollback and a move by hand (integrations/mlflow/champion.py
 reads and writes the champion; this module composes a command from it)."""
 
 from __future__ import annotations
@@ -20,19 +20,19 @@ class History:
 def history(model_name: str | None, echo=print, registry=None) -> History:
     """`history`: the champion now and every change, newest first (full run names).
 
-    With `registry` (integrations/local_records.Registry), the MLflow registry is read
+    With `registry` (integrations/seldon_local/local_records.Registry), the MLflow registry is read
     without importing ZenML or MLflow: the champion is its alias (the commands that act
     on it check that ZenML's stage agrees, and stop when it does not)."""
     name = resolve_name(model_name)
     if registry is not None:
-        from integrations.local_records import HISTORY_TAG, RELEASE_HISTORY_TAG, events
+        from integrations.seldon_local.local_records import HISTORY_TAG, RELEASE_HISTORY_TAG, events
 
         tags = registry.tags(name)
         found = History(name, registry.champion(name), events(tags, HISTORY_TAG))
         found.releases = events(tags, RELEASE_HISTORY_TAG)
         versions = registry.version_tags(name)
     else:
-        from integrations import champion
+        from integrations.mlflow import champion
 
         current = champion.current(name)
         found = History(name, current.version if current else None, champion.history(name))
@@ -65,7 +65,7 @@ def registry_for_reading(echo):
     """For `history`: the ZenML-free registry reader of the prepared stack (None: nothing
     prepared, or no MLflow tracker recorded; ZenML is prepared and asked instead)."""
     from app import session
-    from integrations.local_records import Registry
+    from integrations.seldon_local.local_records import Registry
 
     stack = (session.prepared() or {}).get("stack") or {}
     if stack.get("tracking_uri") and stack.get("model_registry"):
@@ -100,7 +100,8 @@ def rollback(model_name: str | None, to: str | None, echo=print):
 
     Returns (name, the version now champion, the one it replaced, the deployment)."""
     from app import runner
-    from integrations import champion, locks
+    from core.champion import locks
+    from integrations.mlflow import champion
 
     name = resolve_name(model_name)
     with locks.model_lock(name, "rollback", echo):
@@ -125,7 +126,7 @@ def _undo_unless_served(name: str, before: str, why: str) -> None:
     unless the endpoint already serves the new one (the swap is the point of no return).
     Alias, stage, history and endpoint agree either way."""
     from app.serving import served_version
-    from integrations import champion
+    from integrations.mlflow import champion
 
     now = champion.current(name)
     if now is not None and now.version != before and served_version(name) != now.version:
@@ -134,7 +135,8 @@ def _undo_unless_served(name: str, before: str, why: str) -> None:
 
 def set_by_hand(model_name: str | None, version: str, echo=print):
     """Make `version` the champion outside the gate (alias and stage together)."""
-    from integrations import champion, locks
+    from core.champion import locks
+    from integrations.mlflow import champion
 
     name = resolve_name(model_name)
     with locks.model_lock(name, "champion set", echo):
@@ -150,7 +152,7 @@ def set_by_hand(model_name: str | None, version: str, echo=print):
 def _refuse_during_release(name: str, command: str) -> None:
     """A champion moved by hand while a release runs would be taken for the release's
     promote (or pull the champion from under it): refused, with what to do."""
-    from integrations.deployer import DeployerContract, active_deployer
+    from integrations.zenml_adapters.deployer import DeployerContract, active_deployer
 
     deployer = active_deployer()
     if isinstance(deployer, DeployerContract):

@@ -7,10 +7,10 @@ parameters (which model) in the ZenML store. That is the record, on both stacks:
 store and folder, or the ZenML server and the bucket. This module reads it back into a
 `DriftHistory`, saves that as an artifact (its HTML is a visualization in the ZenML
 dashboard) and writes the latest figures where the model's front exports them to
-Prometheus (`integrations/monitoring_gauges.py`).
+Prometheus (`core/monitoring/gauges.py`).
 
 On a local store the reading needs no ZenML (issue #33): the runs, their parameters and
-their artifacts' folders come from ZenML's SQLite file (integrations/local_records.py),
+their artifacts' folders come from ZenML's SQLite file (integrations/seldon_local/local_records.py),
 the figures from the artifacts' files (`summary.json`, and the `data_v2.json` ZenML's
 PydanticMaterializer writes). The `drift_history` artifact is then saved by each
 monitoring command right after its run (`after_run`), so `monitor history` only reads
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.drift_history import DriftHistory, RunRecord
-    from integrations.local_records import StoredRun
+    from integrations.seldon_local.local_records import StoredRun
 
 MONITORING_PIPELINES = ("monitoring_pipeline", "continuous_training_pipeline")
 HISTORY_ARTIFACT = "drift_history"
@@ -153,7 +153,7 @@ def local_history(
     latest run carries, None when it carries none), read without ZenML; None when a run's
     artifacts are not files here."""
     from core.drift_history import DriftHistory
-    from integrations.local_records import completed_runs
+    from integrations.seldon_local.local_records import completed_runs
 
     runs = completed_runs(store_file, MONITORING_PIPELINES, ("model_name", model_name), limit)
     try:
@@ -259,7 +259,7 @@ def publish_run(model_name: str, run) -> None:
 
 def publish_latest(drift_history: DriftHistory) -> None:
     """The latest run's drift share and quality, for the model's front to export."""
-    from integrations.monitoring_gauges import write_latest
+    from core.monitoring.gauges import write_latest
 
     if drift_history.runs:
         last = drift_history.runs[-1]

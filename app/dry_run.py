@@ -30,7 +30,7 @@ def _component(spec: dict, kind: str) -> dict[str, Any]:
 def champion(spec: dict, model_name: str, model_uri: str | None, version: str | None) -> Any:
     """The registered model to render: `--model-uri` as given, else the champion in the
     stack's MLflow server (reached with MLFLOW_TRACKING_USERNAME/PASSWORD)."""
-    from integrations import mlflow_registry
+    from integrations.mlflow import registry as mlflow_registry
 
     if model_uri:
         return mlflow_registry.RegisteredModel(
@@ -74,8 +74,8 @@ def manifests(
     protocol: str = "seldon",
 ) -> list[dict]:
     """The objects `deploy` would apply for `model_name` on the cluster stack `stack`."""
-    from integrations.shared_volume import FLAVOR_NAME as SHARED_VOLUME
-    from integrations.storage_uri import BACKENDS, unreadable
+    from integrations.k8s.storage_uri import BACKENDS, unreadable
+    from integrations.zenml_adapters.shared_volume import FLAVOR_NAME as SHARED_VOLUME
     from stacks.manage import load_spec
 
     spec = load_spec(stack)

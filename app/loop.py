@@ -195,7 +195,7 @@ def schedule(
 def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:
     """The held-out rows reserved at the first training (the first champion's test split,
     which the loop never trains on) as a CSV, optionally with some columns shifted."""
-    from integrations import champion
+    from integrations.mlflow import champion
     from steps.data import pool
     from steps.monitoring.simulate import shift_columns
 
@@ -225,8 +225,8 @@ def traffic_batch_file(model_name: str, since: str, min_rows: int) -> tuple[str,
     labelled batch once there are `min_rows` of them; otherwise every served row, unlabelled.
     """
     from core.errors import DataValidationError
-    from integrations import champion
-    from integrations.traffic import TrafficError, parse_duration, stack_folder, traffic_batch
+    from core.traffic.rows import TrafficError, parse_duration, stack_folder, traffic_batch
+    from integrations.mlflow import champion
 
     version = champion.require_champion(model_name, "monitor").zenml_version
     reference = version.get_artifact("train_set").load()

@@ -2,7 +2,7 @@
 aborted on live evidence (issue #27).
 
 The local stack's front splits or mirrors the traffic, gathers the evidence and runs the
-gate (integrations/release_gate.py); `release start` spawns a detached `release watch`
+gate (core/release/gate.py); `release start` spawns a detached `release watch`
 that finishes a decided release: promote = the champion's alias + stage move (one history
 entry, `by` "release (...)"), then all traffic to the candidate, then the old server
 goes; abort = the candidate stops. Anything cut off is put right by the next release
@@ -52,7 +52,8 @@ def start(
     what = f"a canary at {percent:g}%" if mode == "canary" else "a shadow"
     echo(f"zenkube: starting {what} of '{name}'" + (f" v{version}" if version else "") + "...")
     if version is not None:
-        from integrations import champion, mlflow_registry
+        from integrations.mlflow import champion
+        from integrations.mlflow import registry as mlflow_registry
         from steps.deployment.release import older_than_champion
 
         mlflow_registry.configure_from_stack()
@@ -75,7 +76,7 @@ def status(model_name: str | None, echo=print, view=None) -> dict | None:
     if view is not None:
         deployer, state = view, view.release_state(name)
     else:
-        from integrations import deployer as deployers
+        from integrations.zenml_adapters import deployer as deployers
 
         deployer = deployers.active_deployer()
         state = deployers.release_state(deployer, name)
@@ -101,10 +102,10 @@ def status(model_name: str | None, echo=print, view=None) -> dict | None:
 
 def with_verdict(name: str, state: dict, now: float | None = None) -> dict:
     """A cluster release's state with the evidence the traffic sink's rows give now and
-    what the gate makes of it (integrations/cluster_release.py `verdict`: the local gate's
+    what the gate makes of it (integrations/k8s/release.py `verdict`: the local gate's
     code), so `release status` shows the same table as on the local stack."""
     from core.errors import is_interrupt
-    from integrations import cluster_release
+    from integrations.k8s import release as cluster_release
 
     try:
         verdict = cluster_release.verdict(name, state, now)
@@ -183,7 +184,7 @@ def schedule(model_name: str | None, cron: str, echo=print) -> bool:
 
 
 def _watched(deployer, name: str) -> bool:
-    from integrations.local_records import watcher_alive
+    from integrations.seldon_local.local_records import watcher_alive
 
     return watcher_alive(deployer.front_of(name).dir, name)
 
@@ -246,7 +247,7 @@ def finish(name: str, outcome: str, by: str, reason: str, echo=print) -> dict:
     traffic to the candidate and the old server goes; if the champion cannot be moved,
     the release is aborted instead. abort: no more candidate traffic, its server stops.
     Both are recorded in the release history. Under the model's lock, uninterrupted."""
-    from integrations import deployer as deployers
+    from integrations.zenml_adapters import deployer as deployers
     from steps.deployment.release import end_release, release_label
 
     deployer = deployers.active_deployer()
@@ -266,10 +267,10 @@ def settle(name: str, echo=print, revive_watcher: bool = False) -> list[str]:
     command and `serve repair` run it): a champion already moved to the candidate gets the
     traffic too (the promote is completed); a champion moved to a candidate whose release
     was aborted meanwhile is put back; an ended release gets its history entry; candidate
-    servers and records follow their release (integrations/deployer.py repair_release)."""
+    servers and records follow their release (integrations/zenml_adapters/deployer.py repair_release)."""
     from app.serving import served_version
-    from integrations import champion
-    from integrations import deployer as deployers
+    from integrations.mlflow import champion
+    from integrations.zenml_adapters import deployer as deployers
     from steps.deployment.release import release_label, spawn_watcher, watcher_alive
 
     deployer = deployers.active_deployer()
@@ -446,7 +447,7 @@ def describe(name: str, state: dict) -> list[str]:
             "  shares:    champion answers 100%; the candidate gets a copy of each (unseen)"
         )
     evidence = state.get("evidence") or {}
-    from integrations.release_gate import DEFAULTS
+    from core.release.gate import DEFAULTS
 
     # a release records only the thresholds it was given (a cluster's: its budget)
     limits = {**DEFAULTS, **state["thresholds"]} if state.get("thresholds") else {}
@@ -476,7 +477,7 @@ def describe(name: str, state: dict) -> list[str]:
                 + (f"; aborts over {limits['max_quality_drop']:g}" if limits else "")
             )
     backend = state.get("backend") or {}
-    if backend:  # a cluster release: what the operator reports (integrations/cluster_release.py)
+    if backend:  # a cluster release: what the operator reports (integrations/k8s/release.py)
 
         def said(ok, why) -> str:
             return "ready" if ok else f"not ready ({why or 'no status yet'})"
@@ -572,7 +573,7 @@ def _not_active(name: str, state: dict) -> str:
 
 
 def _locked(name: str, command: str, echo):
-    from integrations import locks
+    from core.champion import locks
 
     return locks.model_lock(name, command, echo)
 

@@ -160,7 +160,7 @@ def training_result(run) -> TrainingResult:
 def train(config: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
     """Run the training pipeline; return what it decided.
 
-    The gate's promotion takes the model's lock itself (integrations/champion.py), so a
+    The gate's promotion takes the model's lock itself (integrations/mlflow/champion.py), so a
     deploy or rollback of the same model waits for it rather than the whole training."""
     run_config = load_run_config("training", config, overrides)
     preflight_training(run_config.params)
@@ -173,7 +173,7 @@ def deploy(
     echo=print,
 ):
     """Run the deployment pipeline under the model's lock; return its `DeploymentInfo`."""
-    from integrations import locks
+    from core.champion import locks
     from steps.deployment import deploy_champion
 
     run_config = load_run_config("deployment", config, overrides)

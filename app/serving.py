@@ -11,7 +11,7 @@ from core.errors import ConfigError, ZenkubeError
 
 def served_services(model_name: str | None = None) -> tuple[Any, list]:
     """(The active model deployer, its services for `model_name` or all), newest first."""
-    from integrations import deployer
+    from integrations.zenml_adapters import deployer
 
     active = deployer.active_deployer()
     return active, deployer.services_for(active, model_name)
@@ -19,7 +19,7 @@ def served_services(model_name: str | None = None) -> tuple[Any, list]:
 
 def served_version(model_name: str) -> str | None:
     """The MLflow version `model_name`'s endpoint serves now (None: nothing running)."""
-    from integrations import deployer
+    from integrations.zenml_adapters import deployer
 
     try:
         service = deployer.served(deployer.active_deployer(), model_name)
@@ -46,7 +46,7 @@ def _state_name(state) -> str:
 
 def current_service(model_name: str | None, protocol: str | None = None):
     """The newest deployment of `model_name` (any, when None) speaking `protocol` (any)."""
-    from integrations.deployer import protocol_of
+    from integrations.zenml_adapters.deployer import protocol_of
 
     deployer, services = served_services(model_name)
     if protocol:
@@ -59,8 +59,8 @@ def current_service(model_name: str | None, protocol: str | None = None):
 
 def predict(input_path: str, protocol: str | None, model_name: str | None) -> Any:
     """Send the rows of `input_path` to the served model; its predictions."""
-    from integrations.deployer import protocol_of
     from integrations.seldon_local import client
+    from integrations.zenml_adapters.deployer import protocol_of
 
     frame = read_rows(input_path)
     deployer, _ = served_services(model_name)
@@ -78,7 +78,7 @@ def predict(input_path: str, protocol: str | None, model_name: str | None) -> An
 def served_schema(service):
     """The input schema recorded with the served model (None when it cannot be read)."""
     from core.errors import is_interrupt
-    from integrations import mlflow_registry
+    from integrations.mlflow import registry as mlflow_registry
 
     try:
         mlflow_registry.configure_from_stack()
@@ -107,8 +107,8 @@ def not_inputs_dropped(frame, schema) -> tuple[Any, list[str]]:
 
 class LocalDeployerView:
     """The local Seldon deployer as `serve status` and `release status` read it: its
-    service records, server folders and fronts, without ZenML (integrations/
-    local_records.py). It answers what SeldonLocalModelDeployer answers to them."""
+    service records, server folders and fronts, without ZenML
+    (integrations/seldon_local/local_records.py). It answers what SeldonLocalModelDeployer answers to them."""
 
     PROTOCOLS = ("seldon", "v2")
 
@@ -120,7 +120,7 @@ class LocalDeployerView:
         return self._state_dir
 
     def services_for(self, model_name: str | None = None, candidates: bool = False) -> list:
-        from integrations.local_records import service_records
+        from integrations.seldon_local.local_records import service_records
 
         return service_records(self.store_file, "seldon_local", model_name, candidates)
 
@@ -187,7 +187,7 @@ def _deployer_and_services(model_name: str | None, view) -> tuple[Any, list]:
 def _protocol_of(deployer, service) -> str:
     if isinstance(deployer, LocalDeployerView):
         return deployer.protocol_of(service)
-    from integrations.deployer import protocol_of
+    from integrations.zenml_adapters.deployer import protocol_of
 
     return protocol_of(deployer, service)
 
@@ -240,8 +240,8 @@ def candidate_lines(deployer, model_name: str | None) -> list[str]:
     if isinstance(deployer, LocalDeployerView):
         found, release_state = deployer.candidates_for(model_name), deployer.release_state
     else:
-        from integrations.deployer import candidates
-        from integrations.deployer import release_state as state_of
+        from integrations.zenml_adapters.deployer import candidates
+        from integrations.zenml_adapters.deployer import release_state as state_of
 
         found = candidates(deployer, model_name)
 
@@ -290,7 +290,7 @@ def stop(model_name: str | None, echo=print) -> None:
             if up
             else f"{what} was not running (`python run.py deploy` starts it again)"
         )
-    from integrations.deployer import candidates
+    from integrations.zenml_adapters.deployer import candidates
 
     for service in candidates(deployer, model_name):  # its release ends with the front
         deployer.stop_model_server(service.uuid, timeout=30)
@@ -304,9 +304,11 @@ def stop(model_name: str | None, echo=print) -> None:
 
 
 def repair(model_name: str | None, echo=print) -> list[str]:
-    """Put right what an interrupted or crashed command left (see integrations/deployer.py)."""
+    """Put right what an interrupted or crashed command left (see integrations/zenml_adapters/deployer.py)."""
     from app.config import model_name as resolve_name
-    from integrations import champion, deployer, locks
+    from core.champion import locks
+    from integrations.mlflow import champion
+    from integrations.zenml_adapters import deployer
 
     name = resolve_name(model_name)
     with locks.model_lock(name, "serve repair", echo):
@@ -323,7 +325,7 @@ def repair(model_name: str | None, echo=print) -> list[str]:
 
 def example_rows(model_name: str, rows: int = 3):
     """A few held-out feature rows of the champion (for a smoke prediction and a curl)."""
-    from integrations import champion
+    from integrations.mlflow import champion
 
     version = champion.require_champion(model_name, "serve").zenml_version
     return version.get_artifact("train_set").load().features.head(rows)

@@ -6,7 +6,7 @@ record cheaply (a few small files, no ZenML import) and prepares again only when
 stack spec, the project's or ZenML's version, the store or the active stack changed.
 Read-only commands (`serve status`, `history`, `release status`, `monitor history`,
 `stack show`) answer from the record without importing ZenML at all
-(integrations/local_records.py).
+(integrations/seldon_local/local_records.py).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def forget() -> None:
 def preparation_lock(echo: Callable[[str], None] | None = print) -> Iterator[None]:
     """One preparation at a time: ZenML writes its config and store while it prepares,
     and a command reading them meanwhile could see a half-written file."""
-    from integrations import locks
+    from core.champion import locks
 
     with locks.named_lock("zenml-preparation", "preparing the ZenML store", echo):
         yield

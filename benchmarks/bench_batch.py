@@ -60,7 +60,7 @@ def plain(model_dir: str, source: str, out: str) -> dict:
 
 
 def zenkube(model_dir: str, source: str, out: str) -> dict:
-    from integrations import mlflow_registry
+    from integrations.mlflow import registry as mlflow_registry
     from integrations.seldon_local.runtime import validation
     from steps.inference.score import ScoringModel, score_file
 
@@ -132,7 +132,7 @@ def main() -> None:
     import pandas as pd
 
     from app import runner
-    from integrations import mlflow_registry
+    from integrations.mlflow import registry as mlflow_registry
 
     data_dir = HOME / "data"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Releases under steady load (issue #27): real Seldon model servers behind the model's
 front, 4 clients posting one row per request, the release gate at its defaults
-(integrations/release_gate.py DEFAULTS = configs/deployment.yaml `release:`).
+(core/release/gate.py DEFAULTS = configs/deployment.yaml `release:`).
 
 For each candidate it prints what callers saw: the share of requests the candidate
 answered, how many of its requests (and of all requests) passed before the gate decided,
@@ -49,7 +49,7 @@ def start_servers(root):
     """{name: port} of one Seldon server per model, and (X, y), and the pids to stop."""
     from sklearn.linear_model import LogisticRegression
 
-    from integrations.mlflow_registry import PICKLE_ENV
+    from integrations.mlflow.registry import PICKLE_ENV
     from integrations.seldon_local import process
     from integrations.seldon_local.environments import runtime_python
     from tests.serving import release_models

@@ -182,7 +182,7 @@ RELEASE_SPEC_MODES = ("swap", "canary", "shadow")
 
 
 class ReleaseThresholds(_Strict):
-    """When the live-evidence gate decides a release (integrations/release_gate.py).
+    """When the live-evidence gate decides a release (core/release/gate.py).
 
     Attributes:
         min_requests: candidate answers before rates, latency and shift are judged.

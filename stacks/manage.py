@@ -179,7 +179,7 @@ class StackChanges:
 ZENKUBE_FLAVORS = {
     "shared_volume": (
         "artifact_store",
-        "integrations.shared_volume.SharedVolumeArtifactStoreFlavor",
+        "integrations.zenml_adapters.shared_volume.SharedVolumeArtifactStoreFlavor",
     ),
     "seldon_local": (
         "model_deployer",

@@ -326,7 +326,7 @@ class KubernetesApi:
         import shutil
         from urllib.parse import urlparse
 
-        from integrations.mlflow_registry import PICKLE_ENV
+        from integrations.mlflow.registry import PICKLE_ENV
         from integrations.seldon_local import process
         from integrations.seldon_local.environments import runtime_python
 

@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import copy
 
-from integrations import k8s_names
-from integrations.k8s_patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
-from integrations.traffic import folder_name, logged_as
+from core.traffic.rows import folder_name, logged_as
+from integrations.k8s import names as k8s_names
+from integrations.k8s.patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 RUNTIME = "zenkube-mlserver"  # stacks/kserve/zenkube-mlserver-runtime.yaml
@@ -87,7 +87,7 @@ SHADOW_REFUSED = (
 def service_name(model_name: str, namespace: str = "zenkube") -> str:
     """The model's InferenceService name: `zenkube-<model>` as a DNS-1035 label, short
     enough that KServe's predictor host label fits 63 in `namespace`, with `-<hash>`
-    when the model name had to change (integrations/k8s_names.py)."""
+    when the model name had to change (integrations/k8s/names.py)."""
     room = k8s_names.MAX - len(PREDICTOR_HOST_SUFFIX) - len(namespace)
     return k8s_names.dns_label(model_name, PREFIX, min(k8s_names.MAX, room))
 
@@ -104,7 +104,7 @@ def prediction_path(name: str) -> str:
 
 def logger_url(sink_url: str, model_name: str) -> str:
     """Where KServe's logger posts this model's traffic: `<sink>/<model>`, the folder
-    `monitor --from-traffic` reads (integrations/traffic.py, `model_folder`)."""
+    `monitor --from-traffic` reads (core/traffic/rows.py, `model_folder`)."""
     return f"{sink_url.rstrip('/')}/{folder_name(model_name)}"
 
 

@@ -1,4 +1,4 @@
-"""zenkube's KServe model deployer: the deployer contract (integrations/deployer.py) for one
+"""zenkube's KServe model deployer: the deployer contract (integrations/zenml_adapters/deployer.py) for one
 InferenceService per registered model."""
 
 from __future__ import annotations
@@ -9,12 +9,19 @@ from uuid import uuid4
 
 from zenml.logger import get_logger
 
+from core.champion import locks
 from core.errors import ConfigError, ZenkubeError
-from integrations import cluster_release, k8s_patch, locks
-from integrations.deployer import DeployerContract, DeploymentRequest, check_release, served
+from integrations.k8s import patch as k8s_patch
+from integrations.k8s import release as cluster_release
 from integrations.kserve import manifest
 from integrations.kserve.flavor import KServeModelDeployerConfig, KServeModelDeployerFlavor
 from integrations.kserve.service import KServeService, KServeServiceConfig
+from integrations.zenml_adapters.deployer import (
+    DeployerContract,
+    DeploymentRequest,
+    check_release,
+    served,
+)
 
 logger = get_logger(__name__)
 
@@ -129,7 +136,7 @@ class KServeModelDeployer(DeployerContract):
         """The candidate answers `percent` % beside the served version: `spec.canary`
         (Standard) or `canaryTrafficPercent` (Serverless). If it is not Ready within
         `timeout`, the InferenceService goes back to the champion alone (fail closed)."""
-        from integrations.storage_uri import check_stack_model_uri
+        from integrations.k8s.storage_uri import check_stack_model_uri
 
         if mode == "shadow":
             raise ConfigError(manifest.SHADOW_REFUSED)

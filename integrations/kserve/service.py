@@ -12,7 +12,7 @@ from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService, ServiceConfig
 from zenml.services.service_status import ServiceStatus
 
-from integrations import k8s_patch
+from integrations.k8s import patch as k8s_patch
 from integrations.kserve import manifest
 
 
@@ -104,7 +104,7 @@ class KServeService(BaseDeploymentService):
         body = self.body()
         release = manifest.read_release(self._get())
         if release and release.get("active"):
-            from integrations.cluster_release import finished
+            from integrations.k8s.release import finished
 
             reason = f"a deploy of version {self.config.model_version} replaced the spec"
             ended = finished(release, "abort", "deploy", reason)
@@ -113,7 +113,7 @@ class KServeService(BaseDeploymentService):
 
     def apply(self, body: dict) -> dict:
         """Create the InferenceService as `body`, or patch it so that its spec is exactly
-        `body`'s (a merge patch with nulls for what `body` lacks: integrations/k8s_patch.py)."""
+        `body`'s (a merge patch with nulls for what `body` lacks: integrations/k8s/patch.py)."""
         api, _ = self._api()
         args = (manifest.GROUP, manifest.VERSION, self.config.namespace, manifest.PLURAL)
         current = self._get()

@@ -92,7 +92,7 @@ class ZenkubeSeldonModelDeployerConfig(SeldonModelDeployerConfig):
     """ZenML's Seldon deployer config, plus where Seldon's request logger sends traffic.
 
     Attributes:
-        request_logger_url: the traffic sink (`python -m integrations.traffic_sink`, see
+        request_logger_url: the traffic sink (`python -m core.traffic.sink`, see
             docs/kubeflow.md), e.g. `http://zenkube-traffic-sink.zenkube`; every
             SeldonDeployment's graph then logs requests and responses to
             `<url>/<model name>`. Empty: no request logger.

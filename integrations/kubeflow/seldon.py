@@ -11,11 +11,18 @@ from zenml.integrations.seldon.secret_schemas import SeldonS3SecretSchema
 from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentService
 from zenml.logger import get_logger
 
+from core.champion import locks
 from core.errors import ConfigError
-from integrations import cluster_release, k8s_patch, locks
-from integrations.deployer import DeployerContract, DeploymentRequest, check_release, served
+from integrations.k8s import patch as k8s_patch
+from integrations.k8s import release as cluster_release
 from integrations.kubeflow import seldon_manifest
 from integrations.kubeflow.flavors import ZenkubeSeldonModelDeployerFlavor
+from integrations.zenml_adapters.deployer import (
+    DeployerContract,
+    DeploymentRequest,
+    check_release,
+    served,
+)
 
 logger = get_logger(__name__)
 
@@ -150,7 +157,7 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
         """The candidate as a second predictor of the served SeldonDeployment: a canary
         (`traffic` weights) or a shadow (`shadow: true`). If the SeldonDeployment is not
         Available again within `timeout`, the candidate goes (fail closed)."""
-        from integrations.storage_uri import check_stack_model_uri
+        from integrations.k8s.storage_uri import check_stack_model_uri
 
         check_release(self, mode, percent)
         share = k8s_patch.whole_percent(percent, "Seldon Core") if mode == "canary" else 0

@@ -239,7 +239,7 @@ class ModelFront:
         """Start a release: the candidate server on `port` answers `percent` % of the
         predictions (mode canary) or a copy of each (mode shadow). `served` says what it
         serves (version, columns: as for `switch`); `thresholds` the gate's (defaults:
-        integrations/release_gate.DEFAULTS). Returns the release state."""
+        core/release/gate.DEFAULTS). Returns the release state."""
         wanted = {
             "mode": mode,
             "percent": float(percent),

@@ -1,4 +1,4 @@
-"""zenkube's local Seldon model deployer: the deployer contract (integrations/deployer.py)
+"""zenkube's local Seldon model deployer: the deployer contract (integrations/zenml_adapters/deployer.py)
 for real Seldon / MLServer processes on 127.0.0.1 behind the model's front."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ from typing import ClassVar, cast
 from zenml.logger import get_logger
 from zenml.services.service import BaseService
 
+from core.champion import locks
 from core.errors import is_interrupt
 from core.paths import zenkube_home
-from integrations import locks
-from integrations.deployer import DeployerContract, DeployFailed, DeploymentRequest
+from core.traffic.rows import stack_folder
 from integrations.seldon_local import process
 from integrations.seldon_local.flavor import (
     SeldonLocalModelDeployerConfig,
     SeldonLocalModelDeployerFlavor,
 )
 from integrations.seldon_local.service import SeldonLocalService, SeldonLocalServiceConfig
-from integrations.traffic import stack_folder
+from integrations.zenml_adapters.deployer import DeployerContract, DeployFailed, DeploymentRequest
 
 logger = get_logger(__name__)
 
@@ -33,7 +33,7 @@ class SeldonLocalModelDeployer(DeployerContract):
 
     Releases: the candidate is a second server, proven like a deploy, that the front
     sends a share of requests (canary) or a copy of each (shadow) beside the champion;
-    the front gathers the evidence and runs the gate (integrations/release_gate.py).
+    the front gathers the evidence and runs the gate (core/release/gate.py).
     """
 
     NAME: ClassVar[str] = "Seldon (local)"

@@ -38,7 +38,7 @@ each answered prediction is copied to the candidate as a background task (at mos
 ZENKUBE_SHADOW_INFLIGHT=32 in flight; more are skipped and counted); its answer is
 evidence and recorded, never returned. Health, metadata and feedback go to the champion;
 feedback labels are joined by request id to both roles' answers. Every 0.5 s the gate
-(integrations/release_gate.py) judges the evidence per role: an abort (or the budget
+(core/release/gate.py) judges the evidence per role: an abort (or the budget
 spent) stops the candidate's traffic at once; a promote marks the release "decided" and
 the controller ends it (POST /release/end promote: the candidate becomes the backend, as
 PUT /backend would). The state is kept in release.json beside the record; a release a
@@ -53,11 +53,11 @@ zenkube_server_restarts_total and in the control answer.
 Metrics for Prometheus at GET /metrics: every answered request by handler and HTTP status,
 prediction latency and rows scored, labelled with model, version, protocol and role
 (champion; during a release canary or shadow for the candidate's answers); and the
-latest monitoring run's drift share and quality (integrations/monitoring_gauges.py).
+latest monitoring run's drift share and quality (core/monitoring/gauges.py).
 
 With --traffic-dir, every answered prediction (its rows, prediction and request id) is
 kept off the request path and written every few seconds as a Parquet batch there
-(integrations/traffic.py), never to the log, with the version and role that answered;
+(core/traffic/rows.py), never to the log, with the version and role that answered;
 labels sent to the feedback endpoint (Seldon: POST /api/v1.0/feedback; V2: POST
 /v2/models/<name>/feedback) are written beside them. What cannot be recorded (buffer full, unreadable, a failed write) is counted in
 zenkube_traffic_dropped_total{reason} and logged once per reason; recording goes on.
@@ -96,10 +96,10 @@ from prometheus_client import (
 from prometheus_client.exposition import generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
-from integrations import release_gate  # noqa: E402
-from integrations.monitoring_gauges import MonitoringGauges  # noqa: E402
+from core.monitoring.gauges import MonitoringGauges  # noqa: E402
+from core.release import gate as release_gate  # noqa: E402
+from core.traffic.rows import TrafficBuffer, TrafficError, feedback_labels  # noqa: E402
 from integrations.seldon_local import process  # noqa: E402
-from integrations.traffic import TrafficBuffer, TrafficError, feedback_labels  # noqa: E402
 
 disable_created_metrics()  # no *_created series: they carry nothing a query uses
 

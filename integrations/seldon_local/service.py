@@ -21,7 +21,7 @@ from zenml.services.service import BaseDeploymentService
 from zenml.services.service_status import ServiceStatus
 
 from core.protocol import DEFAULT_PROTOCOL, OLD_V2_NAME, v2_model_name
-from integrations.mlflow_registry import PICKLE_ENV
+from integrations.mlflow.registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront
@@ -51,7 +51,7 @@ class SeldonLocalServiceConfig(SeldonDeploymentConfig):
         state_dir: folder for this deployment's model copy, log and process record.
         start_timeout: seconds allowed to become healthy.
         traffic_dir: where the model's front records served requests and feedback as
-            Parquet (integrations/traffic.py); empty: not recorded.
+            Parquet (core/traffic/rows.py); empty: not recorded.
         traffic_max_mb: cap of that folder; the oldest files go first.
     """
 

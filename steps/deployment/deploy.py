@@ -8,15 +8,16 @@ from pydantic import BaseModel
 from zenml import get_step_context, step
 from zenml.logger import get_logger
 
+from core.champion import locks
 from core.errors import ConfigError, is_interrupt
 from core.protocol import DEFAULT_PROTOCOL
 from core.protocol import choose as choose_protocol
 from core.specs import ReleaseSpec
-from integrations import champion as champions
-from integrations import deployer as deployers
-from integrations import locks, mlflow_registry
-from integrations.deployer import DeploymentRequest
-from integrations.storage_uri import check_stack_model_uri
+from integrations.k8s.storage_uri import check_stack_model_uri
+from integrations.mlflow import champion as champions
+from integrations.mlflow import registry as mlflow_registry
+from integrations.zenml_adapters import deployer as deployers
+from integrations.zenml_adapters.deployer import DeploymentRequest
 from steps.registry.gate import PromotionDecision
 from steps.skip import note_skipped
 

@@ -16,12 +16,13 @@ import sys
 
 from zenml.logger import get_logger
 
+from core.champion import locks
 from core.errors import ConfigError, is_interrupt
 from core.paths import REPO_ROOT
-from integrations import champion as champions
-from integrations import deployer as deployers
-from integrations import locks, mlflow_registry
-from integrations.storage_uri import check_stack_model_uri
+from integrations.k8s.storage_uri import check_stack_model_uri
+from integrations.mlflow import champion as champions
+from integrations.mlflow import registry as mlflow_registry
+from integrations.zenml_adapters import deployer as deployers
 from steps.deployment.deploy import deployment_request
 
 logger = get_logger(__name__)
@@ -179,7 +180,7 @@ def watcher_log(deployer, model_name: str):
 def watcher_alive(deployer, model_name: str) -> bool:
     """Whether the release watcher of `model_name` runs (its pid file names a live
     `release watch` process)."""
-    from integrations.local_records import watcher_alive as alive
+    from integrations.seldon_local.local_records import watcher_alive as alive
 
     log = watcher_log(deployer, model_name)
     return log is not None and alive(log.parent, model_name)
@@ -264,14 +265,14 @@ def end_release(deployer, model_name: str, state: dict, outcome: str, who: str, 
 def check_cluster_release(model_name: str, now: float | None = None) -> dict:
     """The cluster's release watcher, one look (the release-check pipeline's step and
     `release check`): the model's running release is judged by the local gate's code on
-    the traffic sink's rows since it started (integrations/cluster_release.py `verdict`),
+    the traffic sink's rows since it started (integrations/k8s/release.py `verdict`),
     and ended as a local release is (`end_release`: promote or abort, in MLflow and the
     history, `by` "release (...) by the gate") when the gate decides; inconclusive leaves
     it running for the next look (the gate aborts it once its budget is spent).
 
     Returns {outcome: promoted | aborted | inconclusive | idle, reasons, next, state,
     evidence}. The local stack's front judges its own releases: a ConfigError there."""
-    from integrations import cluster_release
+    from integrations.k8s import release as cluster_release
 
     deployer = deployers.active_deployer()
     if getattr(deployer, "front_of", None):

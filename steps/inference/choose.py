@@ -7,8 +7,9 @@ from typing import Annotated
 from zenml import step
 
 from core.errors import ConfigError
-from integrations import champion, mlflow_registry
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow import champion
+from integrations.mlflow import registry as mlflow_registry
+from integrations.mlflow.registry import RegisteredModel
 from materializers.dataset import Dataset
 
 

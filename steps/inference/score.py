@@ -23,8 +23,8 @@ from zenml import log_metadata, step
 from zenml.io import fileio
 
 from core.errors import ConfigError, DataValidationError
-from integrations import mlflow_registry
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow import registry as mlflow_registry
+from integrations.mlflow.registry import RegisteredModel
 from integrations.seldon_local.runtime import validation
 from materializers.dataset import Dataset
 from steps.inference.chunks import check_readable, read_chunks

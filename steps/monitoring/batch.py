@@ -9,7 +9,8 @@ import pandas as pd
 from zenml import step
 
 from core.errors import ConfigError, DataValidationError
-from integrations import champion, mlflow_registry
+from integrations.mlflow import champion
+from integrations.mlflow import registry as mlflow_registry
 from materializers.dataset import NUMERIC, Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.data.load import read_table

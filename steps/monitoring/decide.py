@@ -11,7 +11,7 @@ from zenml import step
 
 from core.metrics import TASK_METRICS, lower_is_better, metric_in
 from core.specs import MonitoringThresholds
-from integrations import mlflow_registry
+from integrations.mlflow import registry as mlflow_registry
 from materializers.dataset import Dataset
 from materializers.drift_report import DriftReport
 from materializers.evaluation_report import EvaluationReport

@@ -12,7 +12,7 @@ from zenml import log_metadata, step
 
 from core.errors import ConfigError
 from core.specs import MonitoringThresholds
-from integrations.evidently_drift import drift_report
+from integrations.evidently.drift import drift_report
 from materializers.dataset import DATETIME, NUMERIC, Dataset
 from materializers.drift_report import ColumnDrift, DriftReport
 
@@ -216,7 +216,7 @@ def evidently_frames(reference: Dataset, current: pd.DataFrame) -> tuple[pd.Data
 
 
 def evidently_report(reference: Dataset, current: pd.DataFrame, thresholds: MonitoringThresholds):
-    """Evidently's report with our tests and thresholds (see integrations/evidently_drift),
+    """Evidently's report with our tests and thresholds (see integrations/evidently/drift),
     on at most `html_max_rows` rows of each side, sampled before anything is copied."""
     limit, rows = thresholds.html_max_rows, (len(reference.frame), len(current))
     sampled = reference

@@ -59,7 +59,7 @@ def why_not(decision: MonitoringDecision, batch: Dataset, retrain: RetrainSpec, 
 def current_pool(model_name: str, reference: Dataset) -> Dataset:
     """The rows the loop keeps for this champion's data: the newest `labelled_rows` of
     the model, or (none yet, or another schema) a start from the champion's own splits."""
-    from integrations import champion
+    from integrations.mlflow import champion
 
     pool = kept.latest_pool(model_name)
     if kept.usable(pool, reference):

@@ -11,8 +11,9 @@ from core.errors import is_interrupt
 from core.metrics import metric_in
 from core.schema import diff_schemas
 from core.specs import GateSpec
-from integrations import champion, mlflow_registry
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow import champion
+from integrations.mlflow import registry as mlflow_registry
+from integrations.mlflow.registry import RegisteredModel
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.registry.gate import (
@@ -132,7 +133,7 @@ def tag_gate_verdict(registered: RegisteredModel, decision: PromotionDecision) -
 def make_champion(
     registered: RegisteredModel, decision: PromotionDecision, zenml_model_version: Any
 ) -> None:
-    """Move the MLflow alias and the ZenML stage together (see integrations/champion.py);
+    """Move the MLflow alias and the ZenML stage together (see integrations/mlflow/champion.py);
     `zenml_model_version` is the ZenML Model version that registered the candidate."""
     tags = {mlflow_registry.REASON_TAG: decision.reason}
     if decision.schema_change:

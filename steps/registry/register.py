@@ -9,8 +9,8 @@ from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 
 from core.specs import TrainerSpec
-from integrations import mlflow_registry
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow import registry as mlflow_registry
+from integrations.mlflow.registry import RegisteredModel
 from materializers.dataset import Dataset
 from materializers.evaluation_report import EvaluationReport
 from steps.training import features as feature_code
@@ -113,7 +113,7 @@ def register(
 
 def version_metadata(registered: RegisteredModel) -> dict[str, str]:
     """What the ZenML Model version records of the MLflow version it registered (the
-    champion's two records are matched by `mlflow_version`, integrations/champion.py)."""
+    champion's two records are matched by `mlflow_version`, integrations/mlflow/champion.py)."""
     return {
         "mlflow_model_name": registered.name,
         "mlflow_version": registered.version,

@@ -1,7 +1,7 @@
 """Missing cells and date columns, inside the model (so the served model takes raw rows).
 
 This module is pickled by value into every logged model (see
-`integrations/mlflow_registry.py`): the model servers, which do not have zenkube
+`integrations/mlflow/registry.py`): the model servers, which do not have zenkube
 installed, can load it. Keep it free of imports from zenkube.
 """
 

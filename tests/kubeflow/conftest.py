@@ -16,7 +16,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
 from kubernetes.config import kube_config
 
-from integrations import k8s_names
+from integrations.k8s import names as k8s_names
 from tests.kubernetes_api import merge
 
 KUBECONFIG = """

@@ -33,20 +33,20 @@ from zenml.client import Client
 from zenml.enums import StackComponentType as T
 
 from app.release import describe, status
-from integrations import champion as champions
-from integrations import mlflow_registry
-from integrations.deployer import DeploymentRequest
-from integrations.kserve import manifest as kserve_manifest
-from integrations.kserve.flavor import FLAVOR_NAME as KSERVE_FLAVOR
-from integrations.kubeflow.flavors import SELDON_FLAVOR
-from integrations.mlflow_registry import RegisteredModel
-from integrations.traffic import folder_name, model_folder, read_kind
-from integrations.traffic_sink import (
+from core.traffic.rows import folder_name, model_folder, read_kind
+from core.traffic.sink import (
     KSERVE_REQUEST,
     KSERVE_RESPONSE,
     SELDON_REQUEST,
     SELDON_RESPONSE,
 )
+from integrations.kserve import manifest as kserve_manifest
+from integrations.kserve.flavor import FLAVOR_NAME as KSERVE_FLAVOR
+from integrations.kubeflow.flavors import SELDON_FLAVOR
+from integrations.mlflow import champion as champions
+from integrations.mlflow import registry as mlflow_registry
+from integrations.mlflow.registry import RegisteredModel
+from integrations.zenml_adapters.deployer import DeploymentRequest
 from stacks.manage import ensure_flavors
 from steps.deployment.deploy import serve_champion
 from steps.deployment.release import check_cluster_release
@@ -222,7 +222,7 @@ def cluster(request, zenml_store, tmp_path, monkeypatch):
 
 def start(backend: str, kubernetes_api, name: str) -> dict:
     """v3 served and Ready, then a canary of v4 at 25% with the gate's limits."""
-    from integrations import deployer as deployers
+    from integrations.zenml_adapters import deployer as deployers
 
     protocol = "v2" if backend == "kserve" else "seldon"
     serve_champion(version(name, "3"), protocol, "deployment_pipeline", "deploy_champion", 0)
@@ -265,8 +265,8 @@ def evidence_lines(lines: list[str]) -> list[str]:
 def test_the_cluster_watcher_takes_the_local_gates_decisions_on_both_backends(
     cluster, kubernetes_api
 ):
-    from integrations import release_gate as gate
-    from integrations.release_gate import RoleStats
+    from core.release import gate as gate
+    from core.release.gate import RoleStats
 
     backend, volume = cluster
     loggers = Loggers(backend)

@@ -8,8 +8,8 @@ import base64
 
 import yaml
 
-from integrations import k8s_names
-from integrations.mlflow_registry import RegisteredModel
+from integrations.k8s import names as k8s_names
+from integrations.mlflow.registry import RegisteredModel
 from tests.conftest import cli_in
 from tests.kubeflow.conftest import SELDON_CRD, crd_problems, kserve_crds
 from tests.kubeflow.test_seldon_manifest import seldon_stack  # noqa: F401

@@ -38,7 +38,7 @@ modules = [
     "integrations.kubeflow.orchestrator",
     "integrations.kubeflow.seldon",
     "integrations.kubeflow.ui_outputs",
-    "integrations.traffic_sink",
+    "core.traffic.sink",
     "pipelines.training",
     "pipelines.deployment",
     "pipelines.monitoring",

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from zenml.client import Client
 
-from integrations import k8s_names
+from integrations.k8s import names as k8s_names
 from integrations.kserve import manifest
 from integrations.kserve.flavor import FLAVOR_NAME
 from integrations.kserve.manifest import RUNTIME_CLASS, prediction_path, service_name
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow.registry import RegisteredModel
 from stacks.manage import ensure_flavors
 from steps.deployment.deploy import serve_champion
 from tests.kubeflow.conftest import cluster_stack, crd_problems, kserve_crds, use_test_kubeconfig
@@ -237,7 +237,7 @@ def test_every_model_name_yields_a_distinct_inference_service_kserve_accepts(nam
 
 
 def test_labels_never_end_in_punctuation_and_the_logger_posts_to_the_model_folder():
-    from integrations.traffic import model_folder
+    from core.traffic.rows import model_folder
 
     long = "x" * 62 + "_y"  # cut at 63 would end in `_`
     body = manifest.inference_service(long, "1", "s3://b/m", "zenkube", "sa", sink_url="http://s/")

@@ -13,10 +13,10 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from integrations import k8s_names
+from core.traffic.rows import FOLDER, folder_name
+from integrations.k8s import names as k8s_names
 from integrations.kserve.manifest import service_name
 from integrations.kubeflow.seldon_manifest import SHADOW_FOLDER, predictor_name
-from integrations.traffic import FOLDER, folder_name
 
 NAMES = st.text(min_size=1, max_size=80).filter(lambda s: s.strip() and "/" not in s)
 NAMES |= st.from_regex(r"[A-Za-z0-9_. -]{1,70}", fullmatch=True)
@@ -91,9 +91,9 @@ def test_the_sink_writes_where_monitor_reads_and_refuses_other_paths():
     import pytest
     from aiohttp import web
 
+    from core.traffic.rows import model_folder
+    from core.traffic.sink import Sink
     from integrations.kubeflow.seldon_manifest import logger_url
-    from integrations.traffic import model_folder
-    from integrations.traffic_sink import Sink
 
     async def run():
         sink = Sink("root", 2**20, 60)

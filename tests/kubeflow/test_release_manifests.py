@@ -10,10 +10,11 @@ from copy import deepcopy
 import pytest
 
 from core.errors import ConfigError
-from integrations import k8s_names, k8s_patch
+from integrations.k8s import names as k8s_names
+from integrations.k8s import patch as k8s_patch
 from integrations.kserve import manifest as kserve
 from integrations.kubeflow import seldon_manifest as seldon
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow.registry import RegisteredModel
 from steps.deployment.deploy import build_deployment_config
 from tests.kubeflow.conftest import SELDON_CRD, crd_problems, kserve_crds
 from tests.kubernetes_api import merge

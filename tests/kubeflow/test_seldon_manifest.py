@@ -15,11 +15,11 @@ import pytest
 from zenml.client import Client
 from zenml.enums import StackComponentType as T
 
-from integrations import k8s_names
+from core.traffic.rows import folder_name
+from integrations.k8s import names as k8s_names
 from integrations.kubeflow import seldon_manifest
 from integrations.kubeflow.flavors import SELDON_FLAVOR
-from integrations.mlflow_registry import RegisteredModel
-from integrations.traffic import folder_name
+from integrations.mlflow.registry import RegisteredModel
 from steps.deployment.deploy import build_deployment_config, serve_champion
 from tests.kubeflow.conftest import SELDON_CRD, cluster_stack, crd_problems, use_test_kubeconfig
 
@@ -109,11 +109,11 @@ def test_with_a_request_logger_url_every_graph_logs_its_traffic_to_the_sink(
     sdep = deployment["body"]["metadata"]["name"]
     assert not k8s_names.problems(seldon_manifest.predictor_service(sdep, predictor["name"]))
     # Seldon's executor posts each request and response as CloudEvents to the sink, which
-    # writes them where `monitor --from-traffic` reads (integrations/traffic_sink.py).
+    # writes them where `monitor --from-traffic` reads (core/traffic/sink.py).
     assert predictor["graph"]["logger"] == {
         "mode": "all",
-        # `house prices` had to change: its folder carries a hash (integrations/traffic.py)
-        # and its rows say who answered: the champion, version 4 (integrations/traffic_sink.py)
+        # `house prices` had to change: its folder carries a hash (core/traffic/rows.py)
+        # and its rows say who answered: the champion, version 4 (core/traffic/sink.py)
         "url": "http://zenkube-traffic-sink.zenkube/house_prices.7c775f494a21d2e2"
         f"?role=champion&version=4&predictor={predictor['name']}",
     }
@@ -148,7 +148,7 @@ def test_every_model_name_yields_predictor_names_seldon_and_istio_accept():
             body["spec"]["predictors"][0]["graph"]["logger"]["url"]
             .split("?")[0]
             .endswith(
-                "/" + folder_name(name)  # the model's own traffic folder (integrations/traffic.py)
+                "/" + folder_name(name)  # the model's own traffic folder (core/traffic/rows.py)
             )
         )
     urls = {b["spec"]["predictors"][0]["graph"]["logger"]["url"] for b in bodies}
@@ -175,7 +175,7 @@ def test_deploy_refuses_a_model_uri_the_storage_initializer_cannot_read(
 
 
 def test_which_model_uris_a_storage_initializer_reads():
-    from integrations.storage_uri import unreadable
+    from integrations.k8s.storage_uri import unreadable
 
     for uri in ("s3://b/mlflow/1/models/m/artifacts", "gs://b/m", "pvc://claim/m"):
         assert unreadable(uri, "KServe") == ""

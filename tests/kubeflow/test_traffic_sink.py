@@ -19,15 +19,15 @@ import uuid
 import pytest
 import requests
 
-from integrations.seldon_local.process import free_port
-from integrations.traffic import model_folder, read_kind, traffic_batch
-from integrations.traffic_sink import (
+from core.traffic.rows import model_folder, read_kind, traffic_batch
+from core.traffic.sink import (
     KSERVE_REQUEST,
     KSERVE_RESPONSE,
     SELDON_FEEDBACK,
     SELDON_REQUEST,
     SELDON_RESPONSE,
 )
+from integrations.seldon_local.process import free_port
 from tests.conftest import REPO_ROOT
 
 COLUMNS = ["size", "rooms"]
@@ -37,7 +37,7 @@ TOKEN = "s3cr3t-token-from-a-kubernetes-secret"
 def start_sink(root, *extra):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "integrations.traffic_sink", "--port", str(port), "--host",
+        [sys.executable, "-m", "core.traffic.sink", "--port", str(port), "--host",
          "127.0.0.1", "--root", str(root), "--flush-seconds", "0.3", *extra],
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
@@ -196,9 +196,9 @@ def test_a_canary_release_rows_say_who_answered_and_labels_join_their_request(si
     wrote for it (`traffic.logged_as`; tests/kubeflow/test_release_manifests.py checks the
     manifests write these), so every row carries `_role` and `_version`, and a label
     reaches the row of the request it rates, whichever version answered it."""
+    from core.traffic.rows import logged_as
     from integrations.kserve import manifest as kserve
     from integrations.kubeflow import seldon_manifest as seldon
-    from integrations.traffic import logged_as
 
     model = "canary_model"
     base = seldon.logger_url(url := sink[0], model)
@@ -267,9 +267,9 @@ def test_a_cluster_release_is_judged_from_the_sinks_rows_errors_and_latency_incl
     message with its OccurrenceTime: the sink writes a request left without a response as
     a failed row of its role, and the answers' latency from the two times; the release
     gate reads them (release_rows -> evidence_from_rows), monitoring leaves them out."""
-    from integrations import release_gate
+    from core.release import gate as release_gate
+    from core.traffic.rows import logged_as, release_rows
     from integrations.kserve import manifest as kserve
-    from integrations.traffic import logged_as, release_rows
 
     root = tmp_path / "traffic"
     process, url = start_sink(root, "--unanswered-seconds", "1")
@@ -346,7 +346,7 @@ def test_the_documented_sink_objects_fit_the_sink_and_each_other():
 
     import yaml
 
-    from integrations import traffic_sink
+    from core.traffic import sink as traffic_sink
     from tests.conftest import REPO_ROOT
 
     text = (REPO_ROOT / "docs/kubeflow.md").read_text()
@@ -357,7 +357,7 @@ def test_the_documented_sink_objects_fit_the_sink_and_each_other():
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     command = container["command"]
-    assert command[:3] == ["python", "-m", "integrations.traffic_sink"]
+    assert command[:3] == ["python", "-m", "core.traffic.sink"]
     args = traffic_sink.arguments().parse_args(command[3:])  # the sink's own parser
     assert args.root.startswith("s3://") and args.root.endswith("/traffic")
     token_file = command[command.index("--token-file") + 1]

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from app import runner as runs
-from integrations import mlflow_registry
+from integrations.mlflow import registry as mlflow_registry
 from tests.conftest import FAST_TRAINER
 
 

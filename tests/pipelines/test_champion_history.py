@@ -21,11 +21,13 @@ import requests
 from zenml.client import Client
 
 from app import champions, loop, runner, serving
+from core.champion import locks
 from core.errors import ConfigError, ZenkubeError
-from integrations import champion, locks, service_records
+from integrations.mlflow import champion
 from integrations.seldon_local import client, process
 from integrations.seldon_local.front import ModelFront
 from integrations.seldon_local.service import SeldonLocalService
+from integrations.zenml_adapters import service_records
 from tests.conftest import FAST_TRAINER, REPO_ROOT
 from tests.serving.helpers import deploy_folder, stop_all
 
@@ -237,7 +239,7 @@ def test_a_deploy_killed_after_the_switch_is_completed_by_the_next_command(train
     """Moment: kill -9 after the front switched, before the record was finished."""
     served = deployer().services_for(MODEL)[0]
     killed_deploy(
-        "integrations.service_records:save", served.model_dir, "after-switch",
+        "integrations.zenml_adapters.service_records:save", served.model_dir, "after-switch",
         served.config.protocol,
     )  # fmt: skip
     champion_version = champion.current(MODEL).version
@@ -256,7 +258,7 @@ def test_rollback_interrupted_at_its_moves_is_undone_and_listed(trained, monkeyp
     v1, v2 = first.registered.version, second.registered.version
     quiet = lambda *a, **k: None  # noqa: E731
 
-    from integrations import mlflow_registry
+    from integrations.mlflow import registry as mlflow_registry
 
     sigint_at(monkeypatch, mlflow_registry, "set_champion")
     with pytest.raises(KeyboardInterrupt):
@@ -275,7 +277,7 @@ def test_rollback_interrupted_at_its_moves_is_undone_and_listed(trained, monkeyp
 
 def test_ctrl_c_during_the_gates_promotion_leaves_a_listed_champion(trained, monkeypatch):
     """Moment: train's promote step, between the MLflow alias and the ZenML stage."""
-    from integrations import mlflow_registry
+    from integrations.mlflow import registry as mlflow_registry
 
     before = champion.current(MODEL).version
     sigint_at(monkeypatch, mlflow_registry, "set_champion")
@@ -293,7 +295,7 @@ def test_a_second_command_on_the_model_waits_or_is_refused_with_a_sentence(train
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             sys.path.insert(0, {str(REPO_ROOT)!r})
-            from integrations import locks
+            from core.champion import locks
             with locks.model_lock({MODEL!r}, "deploy", echo=None):
                 print("held", flush=True)
                 time.sleep(float(sys.argv[1]))

@@ -11,7 +11,7 @@ import pytest
 
 from app import champions, drift_history, loop, runner
 from core.specs import GateSpec
-from integrations import mlflow_registry
+from integrations.mlflow import registry as mlflow_registry
 from steps.data import pool
 from tests.conftest import FAST_TRAINER
 

@@ -10,8 +10,8 @@ from zenml.client import Client
 from app import loop
 from app import runner as runs
 from core.errors import ConfigError, DataValidationError
-from integrations import champion as champions
-from integrations import mlflow_registry
+from integrations.mlflow import champion as champions
+from integrations.mlflow import registry as mlflow_registry
 from tests.conftest import FAST_TRAINER
 from tests.messy import messy_frame, write_csv
 

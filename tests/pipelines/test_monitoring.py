@@ -11,7 +11,7 @@ import pytest
 
 from app import loop, runner
 from core.errors import DataValidationError
-from integrations import mlflow_registry
+from integrations.mlflow import registry as mlflow_registry
 from tests.conftest import FAST_TRAINER
 
 MODEL = "monitored"
@@ -220,7 +220,7 @@ def test_history_shows_the_runs_so_far_with_effects_and_quality(champion, tmp_pa
 
     from app import drift_history
     from core.drift_history import DriftHistory
-    from integrations.monitoring_gauges import latest_file
+    from core.monitoring.gauges import latest_file
     from tests.conftest import REPO_ROOT
 
     store_file = drift_history._store_file()

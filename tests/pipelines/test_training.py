@@ -9,7 +9,7 @@ import pytest
 
 from app import runner as runs
 from core.errors import DataValidationError
-from integrations import mlflow_registry
+from integrations.mlflow import registry as mlflow_registry
 from tests.conftest import FAST_TRAINER
 
 MODEL = "test-model"

@@ -25,7 +25,7 @@ from pathlib import Path
 import requests
 
 from core.paths import REPO_ROOT
-from integrations.mlflow_registry import PICKLE_ENV
+from integrations.mlflow.registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront, served_state

@@ -35,7 +35,7 @@ def deploy_folder(model_name: str, folder, version: str, **extra_args):
     """Deploy an MLflow model folder as `version` with the production config builder."""
     from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentService
 
-    from integrations.mlflow_registry import RegisteredModel
+    from integrations.mlflow.registry import RegisteredModel
     from steps.deployment.deploy import build_deployment_config
 
     model = RegisteredModel(

@@ -43,7 +43,7 @@ def save(model, folder: Path, X: pd.DataFrame) -> Path:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from integrations.mlflow_registry import _model_requirements
+    from integrations.mlflow.registry import _model_requirements
 
     cloudpickle.register_pickle_by_value(__import__(__name__, fromlist=["_"]))
     example = X.head(5)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from app import batch
 from core.errors import DataValidationError
-from integrations import mlflow_registry
+from integrations.mlflow import registry as mlflow_registry
 from integrations.seldon_local import client
 from steps.inference.score import load_scoring_model, score_file
 from tests.serving import test_conformance as conformance

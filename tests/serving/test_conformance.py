@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from zenml.client import Client
 
 from app import runner as runs
-from integrations import mlflow_registry
+from core.traffic.rows import read_kind, stack_folder, traffic_batch
+from integrations.mlflow import registry as mlflow_registry
 from integrations.seldon_local import client
 from integrations.seldon_local.process import get_protocol
-from integrations.traffic import read_kind, stack_folder, traffic_batch
 from steps.inference.score import load_scoring_model, score_file
 from tests.conftest import FAST_TRAINER
 from tests.messy import messy_frame, write_csv

@@ -16,7 +16,7 @@ from zenml.client import Client
 
 from app import loop
 from app import runner as runs
-from integrations import mlflow_registry
+from integrations.mlflow import registry as mlflow_registry
 from integrations.seldon_local import client
 from steps.training.metrics import prediction_metrics
 from tests.conftest import FAST_TRAINER

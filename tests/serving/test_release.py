@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 import requests
 
-from integrations.mlflow_registry import PICKLE_ENV
+from core.traffic.rows import read_kind
+from integrations.mlflow.registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront
-from integrations.traffic import read_kind
 from tests.serving import release_models
 
 CLIENTS = 4

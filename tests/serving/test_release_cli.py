@@ -13,9 +13,10 @@ from zenml.client import Client
 
 from app import champions, release, runner, serving
 from core.errors import ConfigError
-from integrations import champion, mlflow_registry
-from integrations import deployer as deployers
+from integrations.mlflow import champion
+from integrations.mlflow import registry as mlflow_registry
 from integrations.seldon_local import client, process
+from integrations.zenml_adapters import deployer as deployers
 from steps.deployment.release import pending_release
 from tests.conftest import FAST_TRAINER
 from tests.serving.helpers import stop_all, train_champion

@@ -17,8 +17,8 @@ import requests
 from zenml.client import Client
 
 from app import runner as runs
+from core.traffic.rows import read_kind, stack_folder
 from integrations.seldon_local import client
-from integrations.traffic import read_kind, stack_folder
 from tests.serving.helpers import deploy_folder, serve_champion_for_tests
 
 MODEL = "served-model"

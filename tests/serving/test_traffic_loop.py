@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from app import loop, runner
-from integrations import mlflow_registry
+from core.traffic.rows import read_kind, stack_folder
+from integrations.mlflow import registry as mlflow_registry
 from integrations.seldon_local import client
-from integrations.traffic import read_kind, stack_folder
 from tests.conftest import FAST_TRAINER
 from tests.serving.helpers import stop_all
 

@@ -243,8 +243,8 @@ def test_deploy_keeps_v2_after_every_process_of_the_endpoint_was_killed(served):
     import signal
 
     from app import runner, serving
-    from integrations import deployer as deployers
     from integrations.seldon_local import process
+    from integrations.zenml_adapters import deployer as deployers
 
     info, test, model = served
     active = deployers.active_deployer()

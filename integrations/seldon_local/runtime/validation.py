@@ -66,7 +66,7 @@ def read_schema(model_dir: str) -> list[Column]:
     return [Column(c["name"], c["type"] in NUMERIC_TYPES, c["type"] == "boolean") for c in inputs]
 
 
-SCHEMA_KEY = "zenkube_input_schema"  # integrations/mlflow_registry.py records it
+SCHEMA_KEY = "zenkube_input_schema"  # integrations/mlflow/registry.py records it
 
 
 def read_passed_over(model_dir: str) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import pytest
 from zenml.exceptions import RunInterruptedException, RunStoppedException
 
 from core.errors import ConfigError, interrupted, is_interrupt
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow.registry import RegisteredModel
 from steps.registry import promote
 
 

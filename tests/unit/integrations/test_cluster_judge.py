@@ -1,4 +1,4 @@
-"""The cluster watcher's judgement (integrations/cluster_release.py `judge`): the gate's
+"""The cluster watcher's judgement (integrations/k8s/release.py `judge`): the gate's
 own decide on the sink's rows of the release's two versions, with its thresholds and
 elapsed time: promote, abort, or inconclusive until the budget is spent."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from integrations import cluster_release
-from integrations import release_gate as gate
+from core.release import gate as gate
+from integrations.k8s import release as cluster_release
 from tests.unit.integrations.test_release_gate import LIMITS, answers, local_decision
 
 

@@ -3,7 +3,7 @@ names that differ only in case or punctuation, readable when nothing had to chan
 
 from __future__ import annotations
 
-from integrations import k8s_names
+from integrations.k8s import names as k8s_names
 
 NAMES = ["House_Prices", "house-prices", "house.prices", "HOUSE PRICES", "churn_v2", "my.model"]
 NAMES += ["m" * 62, "m" * 63, "m" * 64, "x" * 62 + "-", "", "---", "9lives", "Ünïcode"]

@@ -1,10 +1,10 @@
 """`history` lists every version with its gate outcome and the batches it trained on; the
-ZenML-free reader (integrations/local_records.py) reads them from MLflow's own SQLite
+ZenML-free reader (integrations/seldon_local/local_records.py) reads them from MLflow's own SQLite
 file as MLflow's client does."""
 
 from __future__ import annotations
 
-from integrations.local_records import Registry
+from integrations.seldon_local.local_records import Registry
 
 
 def test_version_tags_read_from_the_file_match_mlflows_client(tmp_path):

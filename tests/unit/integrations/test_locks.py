@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from integrations import locks
+from core.champion import locks
 from tests.conftest import REPO_ROOT
 
 HOLD = textwrap.dedent(f"""
     import sys, time
     sys.path.insert(0, {str(REPO_ROOT)!r})
-    from integrations import locks
+    from core.champion import locks
     with locks.model_lock("m", "rollback", echo=None):
         print("held", flush=True)
         time.sleep(float(sys.argv[1]))

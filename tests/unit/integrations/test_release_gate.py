@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from integrations import release_gate as gate
-from integrations.release_gate import Allocator, RoleStats, decide
+from core.release import gate as gate
+from core.release.gate import Allocator, RoleStats, decide
 
 LIMITS = {**gate.DEFAULTS, "min_requests": 50, "min_labelled": 20}
 
@@ -233,7 +233,7 @@ def rows_decision(traffic: list[tuple], folder):
     under the model's folder, labels as feedback files), read back by `release_rows`."""
     import pandas as pd
 
-    from integrations.traffic import TrafficLog, release_rows
+    from core.traffic.rows import TrafficLog, release_rows
 
     requests, feedback = [], []
     for role, request_id, status, latency, predictions, labels in traffic:

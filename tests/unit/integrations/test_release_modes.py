@@ -3,7 +3,7 @@
 import pytest
 
 from core.errors import ConfigError
-from integrations.deployer import DeployerContract, check_release, release_modes
+from integrations.zenml_adapters.deployer import DeployerContract, check_release, release_modes
 
 
 def test_a_deployer_refuses_a_release_mode_it_does_not_run():

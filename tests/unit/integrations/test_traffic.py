@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from integrations.traffic import (
+from core.traffic.rows import (
     TrafficError,
     TrafficLog,
     answered_rows,
@@ -129,7 +129,7 @@ def test_durations():
 
 
 def test_files_written_before_the_window_are_not_read(tmp_path, monkeypatch):
-    import integrations.traffic as traffic
+    import core.traffic.rows as traffic
 
     write_requests(tmp_path, [[1.0, "a"]], "new")
     old = TrafficLog(tmp_path).write("requests", pd.DataFrame({"size": [2.0], "_time": [0.0]}))
@@ -147,7 +147,7 @@ def test_a_request_that_cannot_be_read_back_is_counted_and_recording_goes_on(tmp
     """A request nested 1,020 deep used to stop the recorder for good."""
     import asyncio
 
-    from integrations.traffic import TrafficBuffer, read_kind
+    from core.traffic.rows import TrafficBuffer, read_kind
 
     dropped = []
     buffer = TrafficBuffer(tmp_path, on_drop=lambda reason, detail: dropped.append(reason))
@@ -163,7 +163,7 @@ def test_a_request_that_cannot_be_read_back_is_counted_and_recording_goes_on(tmp
 
 
 def test_one_batch_is_at_most_a_quarter_of_the_folder_and_feedback_waits_when_full(tmp_path):
-    from integrations.traffic import TrafficBuffer
+    from core.traffic.rows import TrafficBuffer
 
     dropped = []
     buffer = TrafficBuffer(tmp_path, 40_000, on_drop=lambda r, d: dropped.append(r))
@@ -183,7 +183,7 @@ def test_a_batch_over_the_cap_deletes_nothing_to_make_room_for_itself(tmp_path):
     earlier traffic files all stay (issue #34: they were rotated out, then it too)."""
     import asyncio
 
-    from integrations.traffic import OverCap, TrafficBuffer, TrafficLog
+    from core.traffic.rows import OverCap, TrafficBuffer, TrafficLog
 
     dropped = []
     buffer = TrafficBuffer(tmp_path, 2**20, on_drop=lambda r, d: dropped.append(r))
@@ -220,7 +220,7 @@ def test_rows_say_who_answered_and_the_batch_holds_only_what_callers_got(tmp_pat
     and `monitor --from-traffic` reads only the answers callers got."""
     import asyncio
 
-    from integrations.traffic import TrafficBuffer, read_kind
+    from core.traffic.rows import TrafficBuffer, read_kind
 
     buffer = TrafficBuffer(tmp_path)
     buffer.add(*seldon([[1.0, "a"], [2.0, "b"]], puid="p1"), "seldon", "1", COLUMNS)

@@ -93,7 +93,7 @@ def test_a_numeric_column_with_a_stray_word_is_not_an_id_but_a_validation_proble
 
 def test_the_training_summary_names_the_columns_left_out(csv_with_index):
     from app.render import left_out
-    from integrations.mlflow_registry import RegisteredModel
+    from integrations.mlflow.registry import RegisteredModel
 
     data = load_dataset(DataSpec(source=csv_with_index, target="Price"))
     registered = RegisteredModel(

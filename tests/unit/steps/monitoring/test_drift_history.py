@@ -105,7 +105,7 @@ def test_history_artifact_round_trip(artifact_store):  # noqa: F811
 
 
 def gauges(model: str) -> dict:
-    from integrations.monitoring_gauges import MonitoringGauges
+    from core.monitoring.gauges import MonitoringGauges
 
     registry = CollectorRegistry()
     registry.register(MonitoringGauges(model))

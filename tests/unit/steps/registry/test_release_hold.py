@@ -1,6 +1,6 @@
 """Under a canary/shadow release mode, the gate's pass does not move the champion."""
 
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow.registry import RegisteredModel
 from steps.registry.gate import PromotionDecision
 from steps.registry.promote import hold_for_release
 

@@ -32,7 +32,7 @@ class ModelBusy(ZenkubeError):
 
 
 def lock_path(model_name: str):
-    from integrations.traffic import safe_name
+    from core.traffic.rows import safe_name
 
     return zenkube_home() / "locks" / f"{safe_name(model_name)}.lock"
 

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 MLFLOW_WORKSPACE = "default"
-CHAMPION_ALIAS = "champion"  # integrations/mlflow_registry.CHAMPION_ALIAS
-HISTORY_TAG = "zenkube.champion_history"  # integrations/champion.py keeps it, newest last
+CHAMPION_ALIAS = "champion"  # integrations/mlflow/registry.CHAMPION_ALIAS
+HISTORY_TAG = "zenkube.champion_history"  # integrations/mlflow/champion.py keeps it, newest last
 RELEASE_HISTORY_TAG = "zenkube.release_history"
-CANDIDATE_LABEL = ("zenkube.release", "candidate")  # integrations/service_records.py
+CANDIDATE_LABEL = ("zenkube.release", "candidate")  # integrations/zenml_adapters/service_records.py
 
 
 def _read_only(path: str | Path) -> sqlite3.Connection:
@@ -233,7 +233,7 @@ def service_records(
 ) -> list[LocalService]:
     """The finished service records of `flavor` in ZenML's SQLite store (of one model),
     newest first: the served ones, or (`candidates`) releases' candidates; as
-    integrations/service_records.records selects them."""
+    integrations/zenml_adapters/service_records.records selects them."""
     if not Path(store_file).exists():
         return []
     with closing(_read_only(store_file)) as db:

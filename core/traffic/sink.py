@@ -3,7 +3,7 @@ here, and the served traffic lands where `python run.py monitor --from-traffic` 
 
 Each deployment's logger URL is `<sink>/<model>` (set by the `zenkube_seldon` and
 `zenkube_kserve` deployers), and the sink writes the same Parquet batches as the local
-front (integrations/traffic.py) under `<root>/<model>/`: with `--root` the stack's
+front (core/traffic/rows.py) under `<root>/<model>/`: with `--root` the stack's
 artifact store plus `/traffic`, that is `traffic/<model>/`, the folder
 `--from-traffic` reads for that model.
 
@@ -44,7 +44,7 @@ headers check the URL where they can: a Seldon event whose `Ce-Endpoint` is not 
 predictor the URL names (`predictor=`) is refused. A URL without `role` (a deployment
 made before) writes champion rows; in a Seldon shadow's `<folder>.shadow`, shadow rows.
 
-    python -m integrations.traffic_sink --port 8080 --root s3://bucket/zenml/traffic \\
+    python -m core.traffic.sink --port 8080 --root s3://bucket/zenml/traffic \\
         [--token-file /var/run/secrets/zenkube-sink/token] [--trust-logged-feedback]
 
     POST /<model>            a CloudEvent from Seldon's or KServe's logger
@@ -74,7 +74,7 @@ from aiohttp import web
 
 from core.protocol import seldon as seldon_codec
 from core.protocol import wire
-from integrations.traffic import FOLDER, ROLES, SHADOW, TrafficBuffer, TrafficError
+from core.traffic.rows import FOLDER, ROLES, SHADOW, TrafficBuffer, TrafficError
 
 SELDON_REQUEST = "io.seldon.serving.inference.request"
 SELDON_RESPONSE = "io.seldon.serving.inference.response"
@@ -114,7 +114,7 @@ class Sink:
         if not FOLDER.fullmatch(folder):
             raise web.HTTPNotFound(
                 text=f"'{folder}' is not a model's traffic folder: the request logger posts "
-                "to <sink>/<folder>, the folder the deployer names (integrations/traffic.py)"
+                "to <sink>/<folder>, the folder the deployer names (core/traffic/rows.py)"
             )
         if model not in self.buffers:
             buffer = TrafficBuffer(f"{self.root.rstrip('/')}/{folder}", self.max_bytes)

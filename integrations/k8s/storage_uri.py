@@ -66,7 +66,7 @@ def check_stack_model_uri(uri: str) -> None:
     from zenml.client import Client
 
     from core.errors import ConfigError
-    from integrations.shared_volume import FLAVOR_NAME as SHARED_VOLUME
+    from integrations.zenml_adapters.shared_volume import FLAVOR_NAME as SHARED_VOLUME
 
     stack = Client().active_stack
     deployer = stack.model_deployer

@@ -13,11 +13,12 @@ from typing import Any
 
 from zenml.logger import get_logger
 
+from core.champion import locks
 from core.errors import ConfigError
-from integrations import locks, mlflow_registry
-from integrations.local_records import HISTORY_TAG, RELEASE_HISTORY_TAG  # noqa: F401
-from integrations.local_records import events as tag_events
-from integrations.mlflow_registry import RegisteredModel
+from integrations.mlflow import registry as mlflow_registry
+from integrations.mlflow.registry import RegisteredModel
+from integrations.seldon_local.local_records import HISTORY_TAG, RELEASE_HISTORY_TAG  # noqa: F401
+from integrations.seldon_local.local_records import events as tag_events
 
 logger = get_logger(__name__)
 
@@ -25,7 +26,7 @@ STAGE = "production"
 # Champion changes, newest last, as JSON in a registered-model tag (MLflow keeps it):
 # HISTORY_TAG. Releases (canary/shadow, issue #27) and their outcome, newest last:
 # RELEASE_HISTORY_TAG, apart from the champion changes, which `repair` reads (an aborted
-# release moved no champion). Both names live in integrations/local_records.py, which
+# release moved no champion). Both names live in integrations/seldon_local/local_records.py, which
 # `history` reads them with (imported above).
 # The offline gate's verdict on a registered version (what `release start` picks from).
 OFFLINE_GATE_TAG = "zenkube.offline_gate"
@@ -173,7 +174,7 @@ def move_journal(model_name: str):
     present only between the start and the end of a move, so after a kill -9 it tells
     `repair` that a disagreement is a move cut off halfway, not a hand move."""
     from core.paths import zenkube_home
-    from integrations.traffic import safe_name
+    from core.traffic.rows import safe_name
 
     return zenkube_home() / "champion-moves" / f"{safe_name(model_name)}.json"
 

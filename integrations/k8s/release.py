@@ -6,7 +6,7 @@ candidate's deployment request) and how it ended, so any process that reaches th
 server (the CLI on a laptop, a pipeline pod) reads the same state back.
 
 There is no front on a cluster. The traffic sink's rows carry both versions' answers
-(`_role`, `_version`, failed requests, latency; integrations/traffic_sink.py); `verdict`
+(`_role`, `_version`, failed requests, latency; core/traffic/sink.py); `verdict`
 reads them and judges them with the local gate's own code (`release_gate.evidence_from_rows`
 and `decide`, the release's thresholds): promote, abort, or inconclusive (None: look
 again later; `decide` aborts once the budget is spent). The cluster's release watcher
@@ -19,8 +19,8 @@ from __future__ import annotations
 import time
 
 from core.errors import ConfigError, ZenkubeError
-from integrations import release_gate
-from integrations.deployer import DeploymentRequest
+from core.release import gate as release_gate
+from integrations.zenml_adapters.deployer import DeploymentRequest
 
 DEFAULT_BUDGET_SECONDS = 1800.0  # core.specs.ReleaseThresholds' default
 
@@ -122,7 +122,7 @@ def judge(release: dict, rows: list[dict], now: float | None = None) -> dict:
 def release_folders(model_name: str) -> list[str]:
     """Where the cluster's traffic sink writes a release's rows: the model's folder in the
     stack's artifact store, and a Seldon shadow's `<folder>.shadow`."""
-    from integrations.traffic import stack_folder
+    from core.traffic.rows import stack_folder
 
     folder = stack_folder(model_name)
     return [folder, folder + ".shadow"]
@@ -130,7 +130,7 @@ def release_folders(model_name: str) -> list[str]:
 
 def verdict(model_name: str, release: dict, now: float | None = None) -> dict:
     """`judge` on the rows the sink wrote since the release started."""
-    from integrations.traffic import release_rows
+    from core.traffic.rows import release_rows
 
     rows = release_rows(release_folders(model_name), release.get("started_at"))
     return judge(release, rows, now)

@@ -97,7 +97,7 @@ def logged_as(url: str, role: str, version: str, predictor: str = "") -> str:
     """A request logger's URL that tells the cluster's traffic sink who answers there:
     `<sink>/<folder>?role=<role>&version=<version>`. The deployers write it per predictor
     (the loggers post to the configured URL as it is, query included), so every row the
-    sink writes carries `_role` and `_version` (integrations/traffic_sink.py); Seldon's
+    sink writes carries `_role` and `_version` (core/traffic/sink.py); Seldon's
     `predictor`, which the sink checks against the logger's `Ce-Endpoint`."""
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")

@@ -32,9 +32,10 @@ from zenml.logger import get_logger
 from zenml.model_deployers import BaseModelDeployer
 from zenml.services.service import BaseDeploymentService, BaseService, ServiceConfig
 
+from core.champion import locks
 from core.errors import ConfigError, ZenkubeError
 from core.protocol import DEFAULT_PROTOCOL, PROTOCOLS
-from integrations import locks, service_records
+from integrations.zenml_adapters import service_records
 
 logger = get_logger(__name__)
 

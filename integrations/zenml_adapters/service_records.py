@@ -1,4 +1,4 @@
-"""ZenML's service records of zenkube's model deployers (integrations/deployer.py).
+"""ZenML's service records of zenkube's model deployers (integrations/zenml_adapters/deployer.py).
 
 ZenML's `find_model_server` filters by ZenML Model version, not by the served registry
 model, and deletes records that are still being deployed; so the deployers read and

@@ -311,7 +311,7 @@ def _missing(value) -> bool:
 
 def evidence_from_rows(rows) -> dict:
     """The evidence of a release from served rows, as the cluster's traffic sink writes them
-    (integrations/traffic.py `release_rows`: one dict per scored row with `_role`,
+    (core/traffic/rows.py `release_rows`: one dict per scored row with `_role`,
     `_request_id`, `_row`, `_prediction`, `_label` when feedback rated it, and `_status` /
     `_latency_ms` when known): the rows of one request are one answer of its role, fed to
     the same RoleStats the local front fills, so `decide` judges a cluster release with the

@@ -1,0 +1,1 @@
+"""The champion's rules: one move at a time per model."""

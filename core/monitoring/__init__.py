@@ -1,0 +1,1 @@
+"""Monitoring: what the latest monitoring run exposes to Prometheus."""

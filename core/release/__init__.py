@@ -1,0 +1,1 @@
+"""Release rules: the live-evidence gate."""

@@ -1,0 +1,1 @@
+"""Traffic: the rows a served model answered, written, read back and sunk."""

@@ -1,0 +1,1 @@
+"""Evidently: drift tests and reports."""

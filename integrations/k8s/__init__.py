@@ -1,0 +1,1 @@
+"""Kubernetes: names, patches, cluster releases and what a cluster can read."""

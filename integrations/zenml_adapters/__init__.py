@@ -1,0 +1,1 @@
+"""ZenML: the model deployer contract, service records, the shared-volume artifact store."""
