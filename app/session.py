@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 PREPARING = "zenkube: preparing the ZenML store and the '{stack}' stack..."
-RECORD_VERSION = 1
+# 2: the record lists the files of zenkube's flavors (`flavor_modules`); a record of 1 was
+# written before issue #37 moved modules into folders, so its store is prepared again.
+RECORD_VERSION = 2
 
 
 def prepare() -> None:
@@ -145,14 +147,19 @@ def prepared(stack: str = "local") -> dict | None:
         return None
     if not record.get("stack", {}).get("id") or record["stack"]["id"] != active_stack_id():
         return None
+    from core.paths import REPO_ROOT
+
+    if not all((REPO_ROOT / module).is_file() for module in record.get("flavor_modules", [])):
+        return None  # a flavor's class moved: the store holds its old source path
     return record
 
 
 def write_record(stack: str) -> dict:
     """Record the preparation just done, with the active stack as ZenML describes it."""
-    from stacks.manage import describe_active_stack
+    from stacks.manage import describe_active_stack, flavor_modules
 
     record = {"key": preparation_key(stack), "stack": describe_active_stack()}
+    record["flavor_modules"] = flavor_modules()
     record["stack"]["id"] = active_stack_id() or record["stack"]["id"]
     path = record_path()
     path.parent.mkdir(parents=True, exist_ok=True)

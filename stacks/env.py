@@ -162,9 +162,10 @@ def ensure_zenml_ready(stack: str = "local") -> None:
     """
     from zenml.client import Client
 
-    from stacks.manage import load_spec, stack_up
+    from stacks.manage import ensure_flavors, load_spec, stack_up
 
     prepare_zenml()
+    ensure_flavors()  # also for a stack of the user's own that uses one of zenkube's flavors
     active = Client().active_stack_model.name
     if active in ("default", load_spec(stack)["stack_name"]):
         stack_up(stack)

@@ -194,15 +194,33 @@ ZENKUBE_FLAVORS = {
 
 
 def ensure_flavors() -> None:
-    """Register zenkube's own flavors (no-op when already registered)."""
+    """Register zenkube's own flavors (no-op when already registered). A flavor the store
+    holds by a source path its class has moved from (issue #37 moved modules into
+    folders) is pointed at where the class lives now: ZenML loads a flavor by the source
+    it stored, so the old path would fail every command on a stack that uses it."""
     from zenml.client import Client
     from zenml.enums import StackComponentType
+    from zenml.models import FlavorUpdate
 
     client = Client()
     for name, (ctype, source) in ZENKUBE_FLAVORS.items():
         stype = StackComponentType(ctype)
-        if name not in {f.name for f in client.get_flavors_by_type(stype)}:
+        registered = {f.name: f for f in client.get_flavors_by_type(stype)}
+        if name not in registered:
             client.create_flavor(source=source, component_type=stype)
+        elif registered[name].is_custom and registered[name].source != source:
+            client.zen_store.update_flavor(registered[name].id, FlavorUpdate(source=source))
+
+
+def flavor_modules() -> list[str]:
+    """The files that define zenkube's flavors, relative to the repository root: a store
+    prepared when one of them was elsewhere must be prepared again (app/session.py)."""
+    return sorted(
+        {
+            source.rsplit(".", 1)[0].replace(".", "/") + ".py"
+            for _, source in ZENKUBE_FLAVORS.values()
+        }
+    )
 
 
 def stack_up(
