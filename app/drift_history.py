@@ -269,6 +269,7 @@ def publish_latest(drift_history: DriftHistory) -> None:
             quality=last.quality,
             metric=last.quality_metric,
             run_name=last.run_name,
+            model_version=last.model_version,
         )
 
 

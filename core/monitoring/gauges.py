@@ -25,7 +25,12 @@ def latest_file(model_name: str) -> Path:
 
 
 def write_latest(
-    model_name: str, drift_share: float, quality: float | None, metric: str, run_name: str
+    model_name: str,
+    drift_share: float,
+    quality: float | None,
+    metric: str,
+    run_name: str,
+    model_version: str = "",
 ) -> Path:
     """Record the latest run's figures (atomically: a scrape never reads half a file)."""
     path = latest_file(model_name)
@@ -38,6 +43,7 @@ def write_latest(
                 "quality": quality,
                 "metric": metric,
                 "run_name": run_name,
+                "model_version": model_version,
                 "written": time.time(),
             }
         )
@@ -49,7 +55,9 @@ def write_latest(
 class MonitoringGauges(Collector):
     """zenkube_drift_share, zenkube_quality{metric} and zenkube_monitoring_run_timestamp_seconds
     for one model, read from its latest-monitoring file at each scrape (nothing before the
-    first monitoring run; no quality gauge when that run had no labels)."""
+    first monitoring run; no quality gauge when that run had no labels). Each is labelled
+    with the model and the champion `version` that run watched ("" for a file written
+    before versions were recorded), so a dashboard sees a champion change as a new series."""
 
     def __init__(self, model_name: str):
         self.model_name = model_name
@@ -62,22 +70,23 @@ class MonitoringGauges(Collector):
         share = GaugeMetricFamily(
             "zenkube_drift_share",
             "Share of feature columns that drifted in the latest monitoring run.",
-            labels=["model"],
+            labels=["model", "version"],
         )
-        share.add_metric([self.model_name], float(latest.get("drift_share", 0.0)))
+        ours = [self.model_name, str(latest.get("model_version") or "")]
+        share.add_metric(ours, float(latest.get("drift_share", 0.0)))
         yield share
         if latest.get("quality") is not None:
             quality = GaugeMetricFamily(
                 "zenkube_quality",
                 "The gate metric on the latest labelled monitoring batch.",
-                labels=["model", "metric"],
+                labels=["model", "version", "metric"],
             )
-            quality.add_metric([self.model_name, str(latest.get("metric", ""))], latest["quality"])
+            quality.add_metric([*ours, str(latest.get("metric", ""))], latest["quality"])
             yield quality
         when = GaugeMetricFamily(
             "zenkube_monitoring_run_timestamp_seconds",
             "When the latest monitoring figures were recorded (Unix time).",
-            labels=["model"],
+            labels=["model", "version"],
         )
-        when.add_metric([self.model_name], float(latest.get("written", 0.0)))
+        when.add_metric(ours, float(latest.get("written", 0.0)))
         yield when

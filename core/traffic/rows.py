@@ -316,7 +316,11 @@ def read_kind(
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame()
-    frame = pd.concat(frames, ignore_index=True)
+    # A column that is empty in one file (no feedback yet, no version) takes its type from
+    # the files that hold values, as it did before pandas deprecated that in concat.
+    columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+    frames = [f.dropna(axis=1, how="all") for f in frames]
+    frame = pd.concat(frames, ignore_index=True).reindex(columns=columns)
     if since is not None and "_time" in frame:
         frame = frame[frame["_time"] >= since]
     return frame

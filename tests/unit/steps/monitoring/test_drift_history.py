@@ -124,19 +124,25 @@ def test_the_fronts_gauges_follow_the_latest_monitoring_run(tmp_path, monkeypatc
     monkeypatch.setenv("ZENKUBE_HOME", str(tmp_path))
     assert gauges("churn") == {}  # nothing before the first monitoring run
     history = creeping_history()
+    for run, version in zip(history.runs, ["1", "1", "2", "2"], strict=True):
+        run.model_version = version  # the champion each run watched
+    publish_latest(DriftHistory(model_name="churn", runs=history.runs[:2]))
+    v1 = (("model", "churn"), ("version", "1"))
+    assert gauges("churn")[("zenkube_drift_share", v1)] == 0.0
     publish_latest(DriftHistory(model_name="churn", runs=history.runs[:3]))
     got = gauges("churn")
-    assert got[("zenkube_drift_share", (("model", "churn"),))] == 0.5
-    assert got[("zenkube_quality", (("metric", "f1"), ("model", "churn")))] == pytest.approx(0.81)
+    v2 = (("model", "churn"), ("version", "2"))
+    assert got[("zenkube_drift_share", v2)] == 0.5 and ("zenkube_drift_share", v1) not in got
+    assert got[("zenkube_quality", (("metric", "f1"), *v2))] == pytest.approx(0.81)
     publish_latest(history)  # read at each scrape: the next run's figures, no restart
     got = gauges("churn")
-    assert got[("zenkube_drift_share", (("model", "churn"),))] == 0.5
+    assert got[("zenkube_drift_share", v2)] == 0.5
     assert not any(name == "zenkube_quality" for name, _ in got)  # the last run had no labels
     assert gauges("other") == {}
     # The front registers them on its own /metrics registry.
     front = Front(0, 0, tmp_path / "router.json", model="churn", version="3", protocol="seldon")
     text = generate_latest(front.metrics.registry).decode()
-    assert 'zenkube_drift_share{model="churn"} 0.5' in text
+    assert 'zenkube_drift_share{model="churn",version="2"} 0.5' in text
 
 
 def test_each_run_names_the_model_version_it_watched_and_the_charts_sit_on_a_time_axis():
