@@ -153,6 +153,11 @@ COVERED: dict[str, str | Tested] = {
         ("scheduled", "test_schedule_on_the_kubeflow_stack_creates_a_recurring_run"),
         ("schedule", "--cron", "0 * * * *", "--input"),
     ),
+    ".venv/bin/python run.py release schedule --model-name house_prices --cron */5 * * * *": Tested(
+        SUBMIT,
+        ("test_release_schedule_on_the_kubeflow_stack_creates_a_recurring_release_check",),
+        ("release", "schedule", "--model-name", "--cron", "*/5 * * * *"),
+    ),
     "kubectl apply -f https://github.com/cert-manager/cert-manager/releases/download/v1.16.2/"
     "cert-manager.yaml": UPSTREAM,
     "envsubst $ZENKUBE_REGISTRY < stacks/kserve/zenkube-mlserver-runtime.yaml | kubectl apply "

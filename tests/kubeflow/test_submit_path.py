@@ -418,3 +418,23 @@ def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_ke
     decision = uploads["decide_action"]["card"][1].read_text()
     assert "**alert:** False" in decision
     assert zenml_script(cluster, count_runs) == ["completed"]
+
+
+def test_release_schedule_on_the_kubeflow_stack_creates_a_recurring_release_check(cluster):
+    """docs/kubeflow.md's `release schedule --model-name M --cron ...`: the release-check
+    pipeline of the model as a KFP recurring run (last in this module: the tests above
+    count the loop's recurring run alone)."""
+    result = cluster["cli"](
+        "release", "schedule", "--model-name", MODEL, "--cron", "*/5 * * * *",
+        extra_env=cluster["env"],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"Scheduled the release-check pipeline of '{MODEL}'" in result.stdout
+    checks = []
+    for recurring in cluster["kfp"].recurring:
+        spec = recurring["pipeline_spec"]
+        spec = spec.get("pipeline_spec", spec)
+        if spec["pipelineInfo"]["name"].startswith("release-check-pipeline"):
+            checks.append(recurring)
+    (check,) = checks
+    assert check["trigger"]["cron_schedule"]["cron"] == "*/5 * * * *"
