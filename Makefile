@@ -9,11 +9,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# --compile-bytecode: the packages' .pyc once, at install (uv writes none by default; with
+# PYTHONDONTWRITEBYTECODE set, every command would compile zenml, mlflow, sklearn... again:
+# about half of train's start, docs/performance.md §13).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv
 	@echo "zenkube: installing the environment into $(VENV) (uv)..."
-	$(VENV)/bin/uv pip install --python $(PY) -q -e ".[dev]"
+	$(VENV)/bin/uv pip install --python $(PY) -q --compile-bytecode -e ".[dev]"
 	$(PY) -m pip check
 	@touch $(STAMP)
 
