@@ -320,10 +320,11 @@ def run(
 
 def command(model_name: str, limit: int, column: str | None, out: str | None, echo) -> None:
     """`monitor history`: read from the prepared local store when there is one (no ZenML
-    import), else prepare ZenML and ask it; print what was found."""
+    import; the first command of a clone, or after a change, prepares it first), else ask
+    ZenML; print what was found."""
     from app import session
 
-    stack = (session.prepared() or {}).get("stack") or {}
+    stack = (session.prepared() or session.ready(echo)).get("stack") or {}
     store_file = stack.get("store_file") if not stack.get("remote") else None
     render(run(model_name, limit, column, out, store_file, lambda: session.ready(echo)), echo)
 
