@@ -276,6 +276,9 @@ def test_the_cluster_watcher_takes_the_local_gates_decisions_on_both_backends(
         started = start(backend, kubernetes_api, name)
         assert started["active"] and started["candidate"]["version"] == "4"
         urls = logger_urls(backend, kubernetes_api.objects, name)
+        waiting = check_cluster_release(name)  # no traffic yet: inconclusive, nothing changes
+        assert waiting["outcome"] == "inconclusive" and "more candidate requests" in waiting["next"]
+        assert Client().active_stack.model_deployer.release_state(name)["state"] == "running"
         sent = traffic(kind)
         send(loggers, urls, sent)
         folder = model_folder(volume / "traffic", name)
@@ -334,3 +337,31 @@ def test_the_cluster_watcher_takes_the_local_gates_decisions_on_both_backends(
             assert "canary" not in body["spec"]
         again = check_cluster_release(name)  # the next scheduled run: nothing to do
         assert again["outcome"] == "idle" and expected in again["reasons"][0]
+
+
+def test_an_inconclusive_cluster_release_is_aborted_by_the_watcher_once_the_budget_is_spent(
+    cluster, kubernetes_api
+):
+    """Too little evidence: each look leaves the release running until its budget is
+    spent; then the gate's abort, with that reason, ends it like any abort."""
+    from integrations import k8s_patch
+
+    backend, volume = cluster
+    name = "watched_budget"
+    registered(name, volume)
+    start(backend, kubernetes_api, name)
+    urls = logger_urls(backend, kubernetes_api.objects, name)
+    send(Loggers(backend), urls, traffic("good")[:160])  # 150 champion, 10 candidate
+    wait_for(model_folder(volume / "traffic", name), traffic("good")[:160])
+    assert check_cluster_release(name)["outcome"] == "inconclusive"
+    for body in kubernetes_api.objects.values():  # the release began 31 minutes ago
+        record = k8s_patch.read_release(body)
+        if record and record.get("active"):
+            record["started_at"] -= 1860
+            body["metadata"]["annotations"].update(k8s_patch.release_annotation(record))
+    result = check_cluster_release(name)
+    assert result["outcome"] == "aborted"
+    assert result["reasons"] == ["no decision within the budget of 1800 s"]
+    (entry, *_) = champions.release_history(name)
+    assert entry["outcome"] == "aborted" and "budget" in entry["reason"]
+    assert champions.current(name).version == "3"

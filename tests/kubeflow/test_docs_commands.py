@@ -155,8 +155,9 @@ COVERED: dict[str, str | Tested] = {
     ),
     ".venv/bin/python run.py release schedule --model-name house_prices --cron */5 * * * *": Tested(
         SUBMIT,
-        ("test_release_schedule_on_the_kubeflow_stack_creates_a_recurring_release_check",),
-        ("release", "schedule", "--model-name", "--cron", "*/5 * * * *"),
+        ("test_release_schedule_is_a_recurring_run_whose_pods_judge_the_release",),
+        ("release", "schedule", "--cron", "*/5 * * * *", "--model-name"),
+        "the release-check pipeline's recurring run; a run KFP starts runs in a pod",
     ),
     "kubectl apply -f https://github.com/cert-manager/cert-manager/releases/download/v1.16.2/"
     "cert-manager.yaml": UPSTREAM,

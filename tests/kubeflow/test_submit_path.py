@@ -420,21 +420,32 @@ def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_ke
     assert zenml_script(cluster, count_runs) == ["completed"]
 
 
-def test_release_schedule_on_the_kubeflow_stack_creates_a_recurring_release_check(cluster):
-    """docs/kubeflow.md's `release schedule --model-name M --cron ...`: the release-check
-    pipeline of the model as a KFP recurring run (last in this module: the tests above
-    count the loop's recurring run alone)."""
+def test_release_schedule_is_a_recurring_run_whose_pods_judge_the_release(cluster):
+    """`release schedule` on the Kubeflow stack: a recurring run of the release-check
+    pipeline (the cluster's release watcher); a run KFP starts at its cron time runs the
+    check in a pod, against the ZenML server and the Kubernetes API the pods reach. No
+    release of the model runs here, so the run ends idle, changing nothing. (Last in this
+    module: the tests above count the loop's recurring run alone.)"""
+    kfp, before = cluster["kfp"], len(cluster["kfp"].recurring)
     result = cluster["cli"](
-        "release", "schedule", "--model-name", MODEL, "--cron", "*/5 * * * *",
+        "release", "schedule", "--cron", "*/5 * * * *", "--model-name", MODEL,
         extra_env=cluster["env"],
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"Scheduled the release-check pipeline of '{MODEL}'" in result.stdout
-    checks = []
-    for recurring in cluster["kfp"].recurring:
-        spec = recurring["pipeline_spec"]
-        spec = spec.get("pipeline_spec", spec)
-        if spec["pipelineInfo"]["name"].startswith("release-check-pipeline"):
-            checks.append(recurring)
-    (check,) = checks
-    assert check["trigger"]["cron_schedule"]["cron"] == "*/5 * * * *"
+    recurring = kfp.recurring[before]
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "*/5 * * * *"
+    spec = recurring["pipeline_spec"]
+    spec = spec.get("pipeline_spec", spec)
+    assert spec["pipelineInfo"]["name"].startswith("release-check-pipeline")
+    run = kfp.wait(kfp.trigger(recurring))
+    assert run["state"] == "SUCCEEDED", run.get("error")
+    assert run["order"] == ["check_release"]
+    said = zenml_script(
+        cluster,
+        "import json; from zenml.client import Client; "
+        "run = Client().get_pipeline('release_check_pipeline').last_run; "
+        "step = run.steps['check_release']; "
+        "print(json.dumps([str(run.status), str(step.status), len(step.outputs['release_check'])]))",
+    )
+    assert said == ["completed", "completed", 1]
