@@ -7,7 +7,7 @@ server (the CLI on a laptop, a pipeline pod) reads the same state back.
 
 There is no front on a cluster. The traffic sink's rows carry both versions' answers
 (`_role`, `_version`, failed requests, latency; core/traffic/sink.py); `verdict`
-reads them and judges them with the local gate's own code (`release_gate.evidence_from_rows`
+reads them and judges them with the local gate's own code (core/release/gate.py `evidence_from_rows`
 and `decide`, the release's thresholds): promote, abort, or inconclusive (None: look
 again later; `decide` aborts once the budget is spent). The cluster's release watcher
 (the release-check pipeline, steps/deployment/release.py `check_cluster_release`) acts on

@@ -344,7 +344,7 @@ def test_an_inconclusive_cluster_release_is_aborted_by_the_watcher_once_the_budg
 ):
     """Too little evidence: each look leaves the release running until its budget is
     spent; then the gate's abort, with that reason, ends it like any abort."""
-    from integrations import k8s_patch
+    from integrations.k8s import patch as k8s_patch
 
     backend, volume = cluster
     name = "watched_budget"
