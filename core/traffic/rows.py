@@ -399,7 +399,19 @@ RELEASE_COLUMNS = ("_role", "_version", "_request_id", "_row", "_prediction", "_
 def release_rows(folders: list[str | Path], since: float | None) -> list[dict]:
     """The rows served since `since` (epoch seconds) in `folders` (a model's folder, and a
     Seldon shadow's `<folder>.shadow`), each with the `_label` feedback gave it (joined by
-    request id and row in each folder): what `release_gate.evidence_from_rows` judges."""
+    request id and row): what `release_gate.evidence_from_rows` judges. Labels are read
+    from every folder and reach the rows of all: callers post feedback to the model's
+    folder, and a shadow's row of the same request (the request id the caller sent, which
+    Istio's mirror copies) is labelled by it too."""
+    found = [read_kind(folder, "feedback", None) for folder in folders]
+    found = [frame for frame in found if not frame.empty]
+    labels = None
+    if found:
+        labels = pd.concat(found, ignore_index=True)
+        if "_time" in labels:
+            labels = labels.sort_values("_time", kind="stable")
+        labels = labels.drop_duplicates(["_request_id", "_row"], keep="last")
+        labels = labels[["_request_id", "_row", "_label"]]
     out: list[dict] = []
     for folder in folders:
         requests = read_kind(folder, "requests", since)
@@ -407,13 +419,9 @@ def release_rows(folders: list[str | Path], since: float | None) -> list[dict]:
             continue
         requests = requests.drop_duplicates(["_request_id", "_row", "_role"], keep="last")
         keep = [c for c in RELEASE_COLUMNS if c in requests.columns]
-        feedback = read_kind(folder, "feedback", None)
         frame = requests[keep]
-        if not feedback.empty:
-            labels = feedback.drop_duplicates(["_request_id", "_row"], keep="last")
-            frame = frame.merge(
-                labels[["_request_id", "_row", "_label"]], on=["_request_id", "_row"], how="left"
-            )
+        if labels is not None:
+            frame = frame.merge(labels, on=["_request_id", "_row"], how="left")
         out.extend(frame.to_dict("records"))
     return out
 

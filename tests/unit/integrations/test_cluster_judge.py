@@ -58,3 +58,36 @@ def test_only_the_two_versions_rows_count():
     judged = cluster_release.judge(release(), good + stale)
     assert judged["outcome"] == "promote"
     assert judged["evidence"] == gate.evidence_from_rows(good)
+
+
+def test_a_seldon_shadows_rows_get_the_labels_callers_post_to_the_model(tmp_path):
+    """Feedback goes to `<sink>/<model>/feedback`; the shadow predictor's rows are in
+    `<model>.shadow`: a label reaches the shadow's answer to the same request too, so a
+    wrong shadow is judged on quality as a wrong canary is."""
+    import pandas as pd
+
+    from core.traffic.rows import TrafficLog, release_rows
+
+    folder = tmp_path / "m"
+    requests, shadow, feedback = [], [], []
+    for i, (_, request_id, _, latency, predictions, labels) in enumerate(answers("wrong")):
+        for row, prediction in enumerate(predictions):
+            served = {"_request_id": f"r{i % 300}", "_row": row, "_time": 1.0 + i,
+                      "_prediction": prediction, "_latency_ms": latency}  # fmt: skip
+            if request_id.startswith("champion"):
+                requests.append(served | {"_role": "champion", "_version": "3"})
+                label = labels[row] if labels else None
+                if label is not None:
+                    feedback.append({"_request_id": f"r{i}", "_row": row, "_label": label,
+                                     "_time": 2.0 + i})  # fmt: skip
+            else:
+                shadow.append(served | {"_role": "shadow", "_version": "4"})
+    TrafficLog(folder).write("requests", pd.DataFrame(requests))
+    TrafficLog(f"{folder}.shadow").write("requests", pd.DataFrame(shadow))
+    TrafficLog(folder).write("feedback", pd.DataFrame(feedback))
+    rows = release_rows([folder, f"{folder}.shadow"], None)
+    labelled = [r for r in rows if r["_role"] == "shadow" and pd.notna(r.get("_label"))]
+    assert labelled  # the shadow's rows of labelled requests carry the caller's label
+    evidence = gate.evidence_from_rows(rows)
+    assert evidence["candidate"]["labelled"] == len(labelled)
+    assert evidence["quality"]["drop"] is not None
