@@ -125,6 +125,20 @@ def test_schedule_on_the_local_stack_gives_the_crontab_line_for_the_same_loop(cl
     assert "--input /data/new.csv" in line
 
 
+def test_release_schedule_and_check_on_the_local_stack_say_what_watches_there(cli):
+    """The cluster's release watcher: the local orchestrator cannot schedule it (a crontab
+    line instead), and `release check` says the local front judges its own releases."""
+    result = cli("release", "schedule", "--cron", "*/5 * * * *", "--model-name", "quiet-model")
+    assert result.returncode == 0, result.stderr
+    assert "cannot schedule runs; nothing was scheduled" in result.stdout
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("*/5 * * * * cd ")
+    assert "run.py release check --model-name 'quiet-model'" in line
+    checked = cli("release", "check", "--model-name", "quiet-model")
+    assert checked.returncode != 0 and "Traceback" not in checked.stdout + checked.stderr
+    assert "the model's front judges the release of quiet-model" in checked.stderr
+
+
 def test_a_300_character_model_name_and_a_log_folder_that_is_a_file_are_explained(cli, tmp_path):
     result = cli("history", "--model-name", "m" * 300)
     assert result.returncode == 2, result.stderr
