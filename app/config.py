@@ -217,6 +217,8 @@ def _explain(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown key `parameters.{where}` (check the spelling)")
+        elif not where:  # a rule across keys: its message names them
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
         else:
             parts.append(f"`parameters.{where}`: {err['msg']}")
     return "; ".join(parts)

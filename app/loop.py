@@ -133,8 +133,8 @@ def monitor_command(
         what = (
             f"held-out rows with {listed} shifted"
             if shifted
-            else "the held-out rows reserved at the first training (never trained on; "
-            "already kept, so they add no new labelled rows)"
+            else "the oldest held-out rows still reserved (at first, the first champion's "
+            "test rows; never trained on; already kept, so they add no new labelled rows)"
         )
         echo(f"zenkube: monitoring {what} ({input_path})...")
     else:
@@ -193,8 +193,9 @@ def schedule(
 
 
 def batch_file(model_name: str, simulate_drift: bool) -> tuple[str, list[str]]:
-    """The held-out rows reserved at the first training (the first champion's test split,
-    which the loop never trains on) as a CSV, optionally with some columns shifted."""
+    """The oldest held-out rows still reserved (the first champion's test split until the
+    evaluation cap retires it; no model trains on reserved rows) as a CSV, optionally with
+    some columns shifted."""
     from integrations.mlflow import champion
     from steps.data import pool
     from steps.monitoring.simulate import shift_columns

@@ -370,11 +370,37 @@ class RetrainSpec(_Strict):
         enabled: on an alert with labels, train a candidate (False: alert only).
         window: which of the labelled rows the loop keeps a retraining learns from: `all`
             (the default: every row kept so far, so never fewer than the champion's
-            training rows) or a number N (the newest N training rows).
+            training rows), a number N (the newest N training rows) or `Dd` (the rows
+            whose batch arrived in the last D days, e.g. `30d`).
+        max_evaluation_rows: the reserved evaluation rows kept; above it, the oldest are
+            retired into the rows to train on (never dropped). At least `gate.min_rows`.
     """
 
     enabled: bool = True
-    window: Literal["all"] | Annotated[int, Field(gt=0)] = "all"
+    window: int | str = "all"
+    max_evaluation_rows: int = Field(10_000, gt=0)
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value):
+        import re
+
+        if value == "all":
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        text = str(value).strip().lower().replace(" ", "") if isinstance(value, str) else ""
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+        days = re.match(r"^([1-9][0-9]*)(d|day|days)$", text)
+        if days:
+            return f"{int(days.group(1))}d"
+        raise ValueError(
+            f"{value!r} is not a training window. Use `all` (every labelled row kept so far, "
+            "the default), a number of rows N (the newest N rows to train on, e.g. 5000) or "
+            "a number of days `Dd` (the rows whose batch arrived in the last D days, e.g. "
+            "`30d`)"
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -412,6 +438,17 @@ class ContinuousTrainingParams(_Strict):
     timeout: int = Field(300, gt=0)
     deploy: bool = True  # False: retrain and gate, but leave serving alone
     release: ReleaseSpec = Field(default_factory=ReleaseSpec)  # configs/deployment.yaml's
+
+    @model_validator(mode="after")
+    def _evaluation_rows_can_decide(self):
+        if self.retrain.max_evaluation_rows < self.gate.min_rows:
+            raise ValueError(
+                f"retrain.max_evaluation_rows ({self.retrain.max_evaluation_rows}) is below "
+                f"gate.min_rows ({self.gate.min_rows}): every gate would be inconclusive. "
+                "Raise retrain.max_evaluation_rows (configs/monitoring.yaml) or lower "
+                "gate.min_rows (configs/training.yaml)"
+            )
+        return self
 
 
 class ReleaseCheckParams(_Strict):

@@ -11,12 +11,20 @@ where `role` is
   champion's test rows (also what a plain `monitor` watches), then the held-back slice of
   each new labelled batch. The gate scores champion and candidate on all of them.
 
+Each part also says when it arrived (`at`, UTC), which a window of days reads. Rows leave
+the evaluation pile by one rule: when it holds more than `retrain.max_evaluation_rows`,
+its oldest rows are retired into the rows to train on (their part is marked `retired`;
+never dropped), so rows nothing trained on become training rows only once enough newer
+ones stand in for them.
+
 A row the loop already keeps (same values, same label) is not added twice, so watching
 the held-out rows again adds nothing: "no new labelled rows".
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -42,16 +50,23 @@ def _like(data: Dataset, frame: pd.DataFrame, name: str, batches: list[dict[str,
     )
 
 
-def start_pool(train: Dataset, valid: Dataset, test: Dataset, version: str) -> Dataset:
+def _now(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).isoformat(timespec="seconds")
+
+
+def start_pool(
+    train: Dataset, valid: Dataset, test: Dataset, version: str, now: datetime | None = None
+) -> Dataset:
     """The pool of a champion the loop has no rows for yet: its training and validation
     rows to train on, its test rows reserved for evaluation (and for `monitor`)."""
     columns = list(train.frame.columns)
     frame = pd.concat([train.frame, valid.frame[columns], test.frame[columns]], ignore_index=True)
+    at = _now(now)
     batches = [
         {"batch": f"v{version} training rows", "rows": len(train.frame) + len(valid.frame),
-         "role": TRAIN, "run": ""},
+         "role": TRAIN, "run": "", "at": at},
         {"batch": f"v{version} held-out test rows", "rows": len(test.frame),
-         "role": EVALUATION, "run": ""},
+         "role": EVALUATION, "run": "", "at": at},
     ]  # fmt: skip
     return _like(train, frame, "labelled rows", batches)
 
@@ -76,7 +91,8 @@ def part_of(pool: Dataset, role: str, name: str = "") -> Dataset:
 
 
 def first_held_out(pool: Dataset) -> Dataset:
-    """The rows reserved at the first training (what a plain `monitor` watches)."""
+    """The oldest rows still reserved (what a plain `monitor` watches): the rows reserved
+    at the first training, until the evaluation pile's cap retires them."""
     for part, rows in _slices(pool):
         if part["role"] == EVALUATION:
             return _like(pool, pool.frame.iloc[rows], part["batch"], [part])
@@ -108,7 +124,7 @@ def unseen_rows(pool: Dataset, batch: Dataset) -> pd.DataFrame:
 
 
 def add_batch(
-    pool: Dataset, batch: Dataset, split: SplitSpec, run_name: str = ""
+    pool: Dataset, batch: Dataset, split: SplitSpec, run_name: str = "", now: datetime | None = None
 ) -> tuple[Dataset, int, int]:
     """The pool with the batch's new rows: a held-back slice (`split.batch_test_size`,
     the latest by date when there is a date column) reserved for evaluation, the rest to
@@ -122,14 +138,64 @@ def add_batch(
     parts, frames = list(pool.batches), [pool.frame]
     for rows, role in ((train, TRAIN), (held, EVALUATION)):
         if len(rows):
-            parts.append({"batch": batch.name, "rows": len(rows), "role": role, "run": run_name})
+            parts.append({"batch": batch.name, "rows": len(rows), "role": role, "run": run_name,
+                          "at": _now(now)})  # fmt: skip
             frames.append(rows)
     frame = pd.concat(frames, ignore_index=True)
     return _like(pool, frame, pool.name, parts), len(train), len(held)
 
 
-def in_window(rows: Dataset, window: str | int) -> Dataset:
-    """The training rows a retraining learns from: all of them, or the newest `window`."""
+def retire_evaluation(
+    pool: Dataset, max_rows: int | None, run_name: str = ""
+) -> tuple[Dataset, int]:
+    """The pool with its oldest evaluation rows beyond `max_rows` moved to the rows to train
+    on (None: no cap). Their part keeps its place (and so its rows) and is marked
+    `retired` by `run_name`; a part retired in part is split in two. Returns (pool, rows
+    retired)."""
+    evaluation = sum(p["rows"] for p in pool.batches if p["role"] == EVALUATION)
+    excess = evaluation - max_rows if max_rows is not None else 0
+    if excess <= 0:
+        return pool, 0
+    parts, left = [], excess
+    for part in pool.batches:
+        if part["role"] != EVALUATION or left <= 0:
+            parts.append(part)
+            continue
+        moved = min(part["rows"], left)
+        left -= moved
+        parts.append({**part, "rows": moved, "role": TRAIN, "retired": run_name or True})
+        if part["rows"] > moved:
+            parts.append({**part, "rows": part["rows"] - moved})
+    return _like(pool, pool.frame, pool.name, parts), excess
+
+
+DAYS = re.compile(r"^([1-9][0-9]*)d$")
+
+
+def window_days(window: str | int) -> int | None:
+    """The D of a window of `Dd` (None: not a window of days)."""
+    found = DAYS.match(window) if isinstance(window, str) else None
+    return int(found.group(1)) if found else None
+
+
+def in_window(rows: Dataset, window: str | int, now: datetime | None = None) -> Dataset:
+    """The training rows a retraining learns from: all of them, the newest `window` (a
+    number), or (`Dd`) those whose batch arrived in the last D days (a part saved before
+    arrival times were recorded counts as older than any window)."""
+    days = window_days(window)
+    if days is not None:
+        since = (now or datetime.now(UTC)) - timedelta(days=days)
+        keep = [
+            (part, rows_)
+            for part, rows_ in _slices(rows)
+            if part.get("at") and datetime.fromisoformat(part["at"]) >= since
+        ]
+        frame = (
+            pd.concat([rows.frame.iloc[r] for _, r in keep], ignore_index=True)
+            if keep
+            else rows.frame.iloc[0:0]
+        )
+        return _like(rows, frame, rows.name, [part for part, _ in keep])
     if window == "all" or len(rows.frame) <= int(window):
         return rows
     keep, parts, left = int(window), [], int(window)
@@ -143,7 +209,10 @@ def in_window(rows: Dataset, window: str | int) -> Dataset:
 
 def lineage(batches: list[dict[str, Any]]) -> str:
     """The parts rows came from, in words: `v1 training rows (455); drift.csv (200)`."""
-    return "; ".join(f"{p['batch']} ({p['rows']})" for p in batches)
+    return "; ".join(
+        f"{p['batch']} ({p['rows']}{', retired from evaluation' if p.get('retired') else ''})"
+        for p in batches
+    )
 
 
 def latest_pool(model_name: str) -> Dataset | None:

@@ -3,10 +3,12 @@ trains only when monitoring asks for it.
 
 Every labelled row the loop sees is kept (steps/data/pool.py: the ZenML artifact
 `labelled_rows`, tagged with the model): a held-back slice of each new batch joins the
-reserved evaluation rows, the rest the rows to train on. A retraining learns from the
-rows to train on (`retrain.window`: all of them by default, so never fewer than the
-champion's), and the gate scores candidate and champion on all the evaluation rows,
-which neither was trained on.
+reserved evaluation rows, the rest the rows to train on; above
+`retrain.max_evaluation_rows` the oldest evaluation rows are retired into the rows to train
+on. A retraining learns from the rows to train on (`retrain.window`: all of them by
+default, so never fewer than the champion's; the newest N; or those of the last D days),
+and the gate scores candidate and champion on all the evaluation rows, which neither was
+trained on.
 
 A run with nothing to retrain writes nothing that looks like a model: the step's one
 declared output is its decision (`retraining_decision`, "skipped: …" with no
@@ -211,8 +213,10 @@ def retrain_if_needed(
         pool = current_pool(model_name, reference)
         run_name = get_step_context().pipeline_run.name
         pool, added, reserved = kept.add_batch(pool, batch, split, run_name)
-        if added or reserved:
-            grown, kept_rows = pool, {"train": added, "evaluation": reserved}
+        pool, retired = kept.retire_evaluation(pool, retrain.max_evaluation_rows, run_name)
+        if added or reserved or retired:
+            grown = pool
+            kept_rows = {"train": added, "evaluation": reserved, "retired": retired}
         added += reserved
     why = why_not(decision, batch, retrain, added)
     if why:
@@ -221,6 +225,14 @@ def retrain_if_needed(
         note_skipped("retrain_if_needed", why)
         return skipped_decision(why, model_name)
     rows = kept.in_window(kept.part_of(pool, kept.TRAIN, "rows to train on"), retrain.window)
+    if rows.frame.empty:  # a window of days that no kept batch arrived in
+        why = (
+            f"skipped: no retraining (no rows to train on arrived within retrain.window "
+            f"{retrain.window}: widen it)"
+        )
+        save_pool(grown, model_name, kept_rows)  # the batch's rows are kept all the same
+        note_skipped("retrain_if_needed", why)
+        return skipped_decision(why, model_name)
     evaluation = kept.part_of(pool, kept.EVALUATION, "evaluation rows")
     evaluation.note = (
         f"the {len(evaluation.frame)} reserved evaluation rows ({kept.lineage(evaluation.batches)}), "

@@ -1,7 +1,8 @@
 """Ten iterations of the loop on labelled batches, some shifted, on one real store: the
 rows a retraining learns from never shrink, every gate decision is taken on at least
-`gate.min_rows` reserved rows (or says "inconclusive"), and a plain `monitor` right after
-a promotion watches rows no model trained on, so it does not alert."""
+`gate.min_rows` reserved rows (or says "inconclusive"), reserved rows over the cap retire
+into the rows to train on, and a plain `monitor` right after a promotion watches rows no
+model trained on, so it does not alert."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.conftest import FAST_TRAINER
 MODEL = "looped"
 FEATURES = [f"x{i}" for i in range(6)]
 MIN_ROWS = GateSpec().min_rows
+CAP = 400  # retrain.max_evaluation_rows: reached at the fifth batch, so rows retire
 
 
 def sample(rows: int, seed: int, world: str = "calm") -> pd.DataFrame:
@@ -61,7 +63,7 @@ def train_rows(version: str) -> int:
 def monitor(path: str):
     return loop.monitor(
         None,
-        {"model_name": MODEL, "batch": path},
+        {"model_name": MODEL, "batch": path, "retrain.max_evaluation_rows": CAP},
         training_overrides=FAST_TRAINER,
         redeploy=False,
         echo=lambda *_: None,
@@ -103,8 +105,11 @@ def test_every_labelled_row_is_kept_and_training_rows_never_decrease(iterations)
         # (train + validation) to train on and its 80 test rows reserved.
         (train_before, eval_before) = entry["kept_before"] if entry["kept_before"][0] else (320, 80)
         train_after, eval_after = entry["kept"]
-        # Each batch's 160 new rows are kept: half reserved for evaluation, half to train on.
-        assert train_after - train_before == 80 and eval_after - eval_before == 80
+        # Each batch's 160 new rows are kept: half reserved for evaluation, half to train on;
+        # reserved rows over CAP retire, oldest first, into the rows to train on (not lost).
+        assert train_after + eval_after - train_before - eval_before == 160
+        assert eval_after == min(eval_before + 80, CAP)
+    assert runs[-1]["kept"] == (320 + 10 * 80 + (80 + 10 * 80 - CAP), CAP)
     retrained = [entry["train_rows"] for entry in runs if "train_rows" in entry]
     assert len(retrained) >= 3  # the shifted batches alerted and retrained
     assert retrained == sorted(retrained)
@@ -198,4 +203,5 @@ def test_a_retraining_that_fails_while_it_trains_leaves_the_batchs_rows_new(
     monkeypatch.undo()
     result = monitor(str(path))
     assert result.retraining is not None, result.decision.reasons  # it trains now
-    assert kept_rows() == (before[0] + 80, before[1] + 80)
+    train, evaluation = kept_rows()  # 80 more of each, less what the cap retires
+    assert train + evaluation == sum(before) + 160 and evaluation == min(before[1] + 80, CAP)

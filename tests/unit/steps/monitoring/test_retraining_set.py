@@ -3,10 +3,12 @@ retrains on nothing (steps/data/pool.py, steps/monitoring/retrain.py)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pandas as pd
 import pytest
 
-from core.specs import GateSpec, RetrainSpec, SplitSpec
+from core.specs import ContinuousTrainingParams, GateSpec, RetrainSpec, SplitSpec
 from materializers.dataset import Dataset
 from steps.data import pool as kept
 from steps.monitoring.decide import MonitoringDecision
@@ -112,6 +114,81 @@ def test_retrain_spec_takes_a_bool_as_before():
     assert RetrainSpec.model_validate({"window": 500}).window == 500
     with pytest.raises(ValueError):
         RetrainSpec.model_validate({"window": "last week"})
+
+
+@pytest.mark.parametrize(
+    "given,window",
+    [("all", "all"), (500, 500), ("500", 500), ("30d", "30d"), ("7 days", "7d"), ("1D", "1d")],
+)
+def test_a_window_is_all_rows_or_days(given, window):
+    assert RetrainSpec(window=given).window == window
+
+
+@pytest.mark.parametrize("given", ["last week", "0d", 0, -3, "30h", True, "d"])
+def test_a_wrong_window_is_one_paragraph_naming_the_three_forms(given, tmp_path):
+    from app.config import load_run_config
+    from core.errors import ConfigError
+
+    config = tmp_path / "monitoring.yaml"
+    config.write_text(f"parameters:\n  retrain:\n    window: {given!r}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_run_config("monitoring", config, stack_kind="local")
+    said = str(raised.value)
+    assert "`parameters.retrain.window`" in said and "is not a training window" in said
+    assert "`all`" in said and "e.g. 5000" in said and "`30d`" in said
+    assert "\n" not in said
+
+
+def test_fewer_evaluation_rows_than_the_gate_needs_is_refused():
+    with pytest.raises(ValueError, match="below gate.min_rows"):
+        ContinuousTrainingParams(retrain={"max_evaluation_rows": 50}, gate={"min_rows": 100})
+    assert ContinuousTrainingParams().retrain.max_evaluation_rows == 10_000
+
+
+def test_a_window_of_days_keeps_the_rows_of_the_batches_that_arrived_in_it():
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    pool = kept.start_pool(dataset(80), dataset(20, 80), dataset(40, 100), "1", now=start)
+    for day in (10, 20, 28):  # three batches of 20 rows: 10 to train on each
+        batch = dataset(20, 1000 * day, name=f"day{day}")
+        pool, _, _ = kept.add_batch(pool, batch, SplitSpec(), now=start + timedelta(days=day))
+    train = kept.part_of(pool, kept.TRAIN)
+    now = start + timedelta(days=30)
+    week = kept.in_window(train, "7d", now=now)
+    assert [p["batch"] for p in week.batches] == ["day28"] and len(week.frame) == 10
+    assert rows_of(week) <= set(range(28000, 28020))
+    month = kept.in_window(train, "30d", now=now)
+    assert len(month.frame) == len(train.frame) == 130  # the champion's rows too
+    assert len(kept.in_window(train, "15d", now=now).frame) == 20
+    assert kept.in_window(train, "1d", now=now).frame.empty
+    old = kept.part_of(pool, kept.TRAIN)
+    old.batches = [{k: v for k, v in p.items() if k != "at"} for p in old.batches]
+    assert kept.in_window(old, "30d", now=now).frame.empty  # kept before times were recorded
+
+
+def test_evaluation_rows_over_the_cap_retire_oldest_first_into_training_and_none_is_lost():
+    pool = first_pool()  # 100 rows to train on, 40 reserved (100..139)
+    for i in range(3):  # 3 batches of 40 rows: 20 reserved each
+        pool, _, _ = kept.add_batch(pool, dataset(40, 1000 + 100 * i, name=f"b{i}"), SplitSpec())
+    before = set(pool.frame["x"])
+    evaluation = kept.part_of(pool, kept.EVALUATION)
+    assert len(evaluation.frame) == 100
+    same, none = kept.retire_evaluation(pool, 100, "r0")
+    assert none == 0 and same is pool
+    capped, retired = kept.retire_evaluation(pool, 50, "r1")
+    assert retired == 50 and set(capped.frame["x"]) == before  # nothing dropped
+    train, evaluation = kept.part_of(capped, kept.TRAIN), kept.part_of(capped, kept.EVALUATION)
+    assert len(evaluation.frame) == 50 and len(train.frame) == 160 + 50
+    assert not rows_of(train) & rows_of(evaluation)
+    # the oldest first: all 40 first held-out rows, then 10 of b0's reserved slice
+    assert set(range(100, 140)) <= rows_of(train)
+    b0 = [p for p in capped.batches if p["batch"] == "b0"]
+    assert [(p["role"], p["rows"], p.get("retired")) for p in b0] == [
+        ("train", 20, None), ("train", 10, "r1"), ("evaluation", 10, None),
+    ]  # fmt: skip
+    assert "v1 held-out test rows (40, retired from evaluation)" in kept.lineage(train.batches)
+    # a plain monitor now watches the oldest rows still reserved: none of them trains
+    assert rows_of(kept.first_held_out(capped)) <= rows_of(evaluation)
+    assert len(kept.first_held_out(capped).frame) == 10
 
 
 @pytest.mark.parametrize(
