@@ -1,6 +1,6 @@
 """zenkube's `seldon_local` model deployer: the Seldon serving runtime on 127.0.0.1.
 
-The flavor is imported on first use, so the model's front (router.py) can use this
+The flavor is imported on first use, so the model's front (router/) can use this
 package's plain modules without importing ZenML."""
 
 __all__ = ["FLAVOR_NAME", "SeldonLocalModelDeployerFlavor"]

@@ -1,4 +1,4 @@
-"""Start, switch and stop the front (router.py) of one served model.
+"""Start, switch and stop the front (the router package) of one served model.
 
 One front per registered model name, on the stable port clients call; it outlives the
 model servers behind it. Its keeper (keeper.py: a parent that does nothing else) holds
@@ -19,13 +19,15 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+from core.paths import REPO_ROOT
 from integrations.seldon_local import process
 
-ROUTER = Path(__file__).resolve().parent / "router.py"
+ROUTER = Path(__file__).resolve().parent / "router"  # a folder: its __main__.py runs
 KEEPER = Path(__file__).resolve().parent / "keeper.py"
 
 
@@ -92,6 +94,7 @@ class ModelFront:
         self.log_file = self.dir / "router.log"
         self.control_socket = self.dir / "control.sock"
         self.state_dir = Path(state_dir)
+        self.model_name = model_name
 
     def record(self) -> dict:
         try:
@@ -222,7 +225,7 @@ class ModelFront:
                 return
             time.sleep(0.05)
 
-    # -- a release: a candidate server beside the champion (router.py's /release) ------
+    # -- a release: a candidate server beside the champion (router/control.py) --------
     @property
     def release_file(self) -> Path:
         return self.dir / "release.json"
@@ -301,6 +304,38 @@ class ModelFront:
         except OSError as exc:
             raise FrontError(f"The model's front did not answer ({what}): {exc}") from exc
 
+    # -- the release watcher: `release watch`, which ends a decided release ----------
+    @property
+    def watcher_log(self) -> Path:
+        return self.dir / "release-watch.log"
+
+    def watcher_pid(self) -> int | None:
+        """The pid in release-watch.pid (None: none was started, or it ended by itself)."""
+        try:
+            return int((self.dir / "release-watch.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def spawn_watcher(self) -> int:
+        """Start `python run.py release watch` for this model, detached (its own
+        session), logging to release-watch.log and its pid in release-watch.pid here.
+        `release start` starts the first (steps/deployment/release.py); the front starts
+        it again when it died during a release (router/supervise.py)."""
+        command = [
+            sys.executable, str(REPO_ROOT / "run.py"), "release", "watch",
+            "--model-name", self.model_name, "--state-dir", str(self.state_dir),
+        ]  # fmt: skip
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.watcher_log, "ab") as out:
+            child = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=str(REPO_ROOT), start_new_session=True,
+            )  # fmt: skip
+        tmp = self.dir / "release-watch.pid.tmp"
+        tmp.write_text(str(child.pid))
+        tmp.replace(self.dir / "release-watch.pid")
+        return child.pid
+
     def stop(self) -> None:
         """Stop the keeper and the front (one process group; a SIGTERM each: the front
         writes what it buffered). The record keeps the served state, without pids."""
@@ -313,6 +348,17 @@ class ModelFront:
             tmp = self.record_file.with_name("router.json.tmp")
             tmp.write_text(json.dumps(data))
             tmp.replace(self.record_file)
+
+
+def watcher_alive(pid: int | None) -> bool:
+    """Whether `pid` is a live `release watch` process."""
+    if not pid:
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return process.is_alive(pid) and b"release" in command and b"watch" in command
 
 
 def _clock(epoch) -> str:

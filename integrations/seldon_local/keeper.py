@@ -1,7 +1,8 @@
 """The front's keeper: a parent that does nothing but hold the public port and restart
-the front (router.py) when it dies (standard library only, so it starts and runs lean).
+the front (the `router` package) when it dies (standard library only: it starts and
+runs lean).
 
-    python keeper.py --port 8000 --record fronts/m/router.json -- python router.py ...
+    python keeper.py --port 8000 --record fronts/m/router.json -- python router ...
 
 It binds the serving port itself and hands the listening socket to the front it starts
 (`--listen-fd N --keeper PID`, as systemd's socket activation hands a socket to a

@@ -11,14 +11,11 @@ the release-check pipeline runs on a schedule (pipelines/release_check.py).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 from zenml.logger import get_logger
 
 from core.champion import locks
 from core.errors import ConfigError, is_interrupt
-from core.paths import REPO_ROOT
 from integrations.k8s.storage_uri import check_stack_model_uri
 from integrations.mlflow import champion as champions
 from integrations.mlflow import registry as mlflow_registry
@@ -204,28 +201,17 @@ def stop_watcher(deployer, model_name: str) -> bool:
 
 def spawn_watcher(deployer, model_name: str) -> int | None:
     """Start `python run.py release watch` detached (own session, logging beside the
-    front): it finishes the release when the front decides it. Local stack only."""
-    log = watcher_log(deployer, model_name)
-    if log is None:
+    front: front.py `ModelFront.spawn_watcher`): it finishes the release when the front
+    decides it. Local stack only."""
+    front_of = getattr(deployer, "front_of", None)
+    if front_of is None:
         return None
-    command = [
-        sys.executable, str(REPO_ROOT / "run.py"), "release", "watch",
-        "--model-name", model_name, "--state-dir", str(deployer.state_dir()),
-    ]  # fmt: skip
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        child = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(REPO_ROOT),
-            env=dict(os.environ),
-            start_new_session=True,
-        )
-    log.with_name("release-watch.pid").write_text(str(child.pid))
-    logger.info("The release watcher of %s runs as pid %s (log: %s)", model_name, child.pid, log)
-    return child.pid
+    front = front_of(model_name)
+    pid = front.spawn_watcher()
+    logger.info(
+        "The release watcher of %s runs as pid %s (log: %s)", model_name, pid, front.watcher_log
+    )
+    return pid
 
 
 def end_release(deployer, model_name: str, state: dict, outcome: str, who: str, reason: str):

@@ -180,7 +180,7 @@ def test_latency_percentiles_come_from_a_bounded_sample():
 def test_the_request_id_a_caller_sent_is_found_in_each_protocol():
     from aiohttp.test_utils import make_mocked_request
 
-    from integrations.seldon_local.router import read_answer, sticky_id
+    from integrations.seldon_local.router.release import read_answer, sticky_id
 
     def asked(headers: dict, body: bytes, protocol: str):
         return sticky_id(protocol, make_mocked_request("POST", "/", headers=headers), body)

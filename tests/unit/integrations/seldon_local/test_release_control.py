@@ -103,7 +103,7 @@ def test_a_release_the_front_was_running_when_it_restarted_is_over(front):
 
 def test_the_gate_ends_a_release_by_itself_and_a_decided_one_nobody_ends():
     """No server: the front's release object judged at chosen times."""
-    from integrations.seldon_local.router import Release
+    from integrations.seldon_local.router.release import Release
 
     def release(**limits):
         wanted = {"mode": "canary", "percent": 50, "port": 2, "version": "4"}

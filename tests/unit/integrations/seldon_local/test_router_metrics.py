@@ -10,15 +10,9 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from integrations.seldon_local.router import (
-    BodyError,
-    Metrics,
-    answer_text,
-    cap_log,
-    decode_body,
-    route,
-    rows_in,
-)
+from integrations.seldon_local.router.metrics import Metrics, rows_in
+from integrations.seldon_local.router.supervise import cap_log
+from integrations.seldon_local.router.wire import BodyError, answer_text, decode_body, route
 
 
 def samples(metrics: Metrics) -> dict:
@@ -149,7 +143,7 @@ def test_logs_are_cut_at_their_cap_and_the_writer_goes_on(tmp_path):
 
 def test_a_damaged_model_copy_is_not_restarted(tmp_path):
     from integrations.seldon_local.process import tree_digest
-    from integrations.seldon_local.router import Front
+    from integrations.seldon_local.router.proxy import Front
 
     (tmp_path / "model" / "artifacts").mkdir(parents=True)
     (tmp_path / "model" / "MLmodel").write_text("flavors: {}")

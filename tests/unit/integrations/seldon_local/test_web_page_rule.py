@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
-from integrations.seldon_local.router import from_a_web_page, seldon_message, without_truth
+from integrations.seldon_local.router.wire import from_a_web_page, seldon_message, without_truth
 
 pytestmark = pytest.mark.unit
 

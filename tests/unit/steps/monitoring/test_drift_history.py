@@ -119,7 +119,7 @@ def gauges(model: str) -> dict:
 
 def test_the_fronts_gauges_follow_the_latest_monitoring_run(tmp_path, monkeypatch):
     from app.drift_history import publish_latest
-    from integrations.seldon_local.router import Front
+    from integrations.seldon_local.router.proxy import Front
 
     monkeypatch.setenv("ZENKUBE_HOME", str(tmp_path))
     assert gauges("churn") == {}  # nothing before the first monitoring run
