@@ -217,8 +217,8 @@ def answers(kind: str, seed: int = 7) -> list[tuple]:
 
 
 def local_decision(traffic: list[tuple]):
-    """As the local front fills the evidence (seldon_local/router.py: `answered` per answer,
-    `labelled` per feedback row)."""
+    """As the local front fills the evidence (seldon_local/router/routing.py: `answered`
+    per answer, `labelled` per feedback row)."""
     roles = {"champion": RoleStats(), "candidate": RoleStats()}
     for role, _, status, latency, predictions, labels in traffic:
         answered = predictions if status == 200 else []

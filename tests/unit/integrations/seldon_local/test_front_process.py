@@ -1,4 +1,4 @@
-"""The front as a process (router.py, no model server behind it): its control socket is
+"""The front as a process (router/, no model server behind it): its control socket is
 the owner's alone, the serving port has no control paths, a client sending malformed
 HTTP cannot grow its log past the cap, and kill -9 of the front or of its keeper is
 undone by the other (issue #34)."""

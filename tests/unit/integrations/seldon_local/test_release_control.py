@@ -1,4 +1,4 @@
-"""A release's control API on the front's socket (router.py as a process, no model server
+"""A release's control API on the front's socket (router/ as a process, no model server
 behind it): start, refuse a second one, status, promote and abort, release.json."""
 
 from __future__ import annotations
