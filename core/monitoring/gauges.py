@@ -2,7 +2,7 @@
 
 After each monitoring run (and `monitor history`) the CLI writes the run's drift share and
 quality to `$ZENKUBE_HOME/monitoring/<model>.json`; the model's front (the local
-deployer's `router.py`) registers `MonitoringGauges`, which reads that file whenever
+deployer's `router/` package) registers `MonitoringGauges`, which reads that file whenever
 Prometheus scrapes /metrics, so the gauges are current without a restart and the front
 needs no ZenML. Standard library and prometheus_client only (the front imports this).
 """

@@ -1,7 +1,7 @@
 """A release's live evidence and the decision taken from it (plain Python, no imports
 beyond the standard library: the model's front runs it in its own process).
 
-While a release runs, the front (seldon_local/router.py) keeps, per role (`champion`,
+While a release runs, the front (seldon_local/router/) keeps, per role (`champion`,
 `candidate`), what the traffic showed: requests, answers by status, fallbacks, latency
 percentiles from a bounded reservoir, rows scored, the predictions' distribution, and the
 quality of the answers that feedback labels arrived for. `decide` turns that evidence

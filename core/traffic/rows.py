@@ -1,7 +1,7 @@
 """Served traffic as data: the rows a model answered, their predictions, and labels that
 arrive later as feedback — written as Parquet batches, read back as a monitoring batch.
 
-Plain pandas/pyarrow (no ZenML): the model's front (`seldon_local/router.py`) writes with
+Plain pandas/pyarrow (no ZenML): the model's front (`seldon_local/router/`) writes with
 it, and `python run.py monitor --from-traffic` reads with it.
 
 Layout of one model's folder (`<artifact store>/traffic/<model>/`):
@@ -39,7 +39,7 @@ from core.protocol.wire import flat
 
 
 class _Pandas:
-    """pandas, imported at first use: the front (router.py) imports this module, and a
+    """pandas, imported at first use: the front (seldon_local/router/) imports this module, and a
     front its keeper restarts must answer within a second, not after pandas' ~2 s."""
 
     def __getattr__(self, name: str):

@@ -17,7 +17,7 @@ from the stand-in here), as the operators configure the loggers.
 
 Four candidates per backend, as the issue asks: one failing (5xx), one slow, one wrong
 (feedback labels), one good: aborted, aborted, aborted, promoted, each with the decision
-the local gate (the front's RoleStats, seldon_local/router.py) takes on the same traffic.
+the local gate (the front's RoleStats, seldon_local/router/routing.py) takes on the same traffic.
 """
 
 from __future__ import annotations
