@@ -40,6 +40,7 @@ from core.traffic.sink import (
     SELDON_REQUEST,
     SELDON_RESPONSE,
 )
+from integrations.k8s import patch as k8s_patch
 from integrations.kserve import manifest as kserve_manifest
 from integrations.kserve.flavor import FLAVOR_NAME as KSERVE_FLAVOR
 from integrations.kubeflow.flavors import SELDON_FLAVOR
@@ -338,15 +339,8 @@ def test_the_cluster_watcher_takes_the_local_gates_decisions_on_both_backends(
         again = check_cluster_release(name)  # the next scheduled run: nothing to do
         assert again["outcome"] == "idle" and expected in again["reasons"][0]
 
-
-def test_an_inconclusive_cluster_release_is_aborted_by_the_watcher_once_the_budget_is_spent(
-    cluster, kubernetes_api
-):
-    """Too little evidence: each look leaves the release running until its budget is
-    spent; then the gate's abort, with that reason, ends it like any abort."""
-    from integrations.k8s import patch as k8s_patch
-
-    backend, volume = cluster
+    # Too little evidence: each look leaves the release running until its budget is
+    # spent; then the gate's abort, with that reason, ends it like any abort.
     name = "watched_budget"
     registered(name, volume)
     start(backend, kubernetes_api, name)
