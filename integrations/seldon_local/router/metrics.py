@@ -5,9 +5,9 @@ candidate's answers), traffic not recorded, server and front restarts."""
 
 from __future__ import annotations
 
-import json
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+from core.protocol import seldon, v2, wire
 
 disable_created_metrics()  # no *_created series: they carry nothing a query uses
 
@@ -76,11 +76,10 @@ def _with_role(labels: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def rows_in(protocol: str, body: bytes) -> int:
-    """How many rows a 200 answer scored (Seldon: ndarray length; V2: the output's shape)."""
+    """How many rows a 200 answer scored (its codec's count: Seldon's ndarray length,
+    V2's output shape); 0 when unreadable."""
+    codec = v2 if protocol == "v2" else seldon
     try:
-        answer = json.loads(body)
-        if protocol == "v2":
-            return int(answer["outputs"][0]["shape"][0])
-        return len(answer["data"]["ndarray"])
-    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        return codec.answered_rows(wire.loads(body))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return 0

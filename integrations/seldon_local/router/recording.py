@@ -18,6 +18,7 @@ import logging
 
 from aiohttp import web
 
+from core.protocol import seldon, v2
 from core.traffic.rows import TrafficBuffer, TrafficError, feedback_labels
 from integrations.seldon_local.router.release import Release
 from integrations.seldon_local.router.wire import (
@@ -91,10 +92,8 @@ class Recording:
             release.labelled(frame)
         request_id = str(frame["_request_id"].iloc[0])
         if self.protocol == "v2":
-            return web.json_response({"id": request_id, "labels": len(frame)})
-        return web.json_response(
-            {"data": {"names": [], "ndarray": []}, "meta": {"puid": request_id}}
-        )
+            return web.json_response(v2.feedback_answer(request_id, len(frame)))
+        return web.json_response(seldon.feedback_answer(request_id))
 
     async def record_traffic(self, folder: str, max_mb: int) -> None:
         """Record served traffic in `folder` from now on (empty: stop recording); what

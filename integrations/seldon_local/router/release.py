@@ -21,6 +21,7 @@ import time
 
 from aiohttp import web
 
+from core.protocol import seldon, v2, wire
 from core.release import gate as release_gate
 from integrations.seldon_local.router.record import read_json, write_json
 
@@ -28,19 +29,14 @@ log = logging.getLogger("zenkube.front")
 
 
 def read_answer(protocol: str, text: bytes) -> tuple[str, list]:
-    """(request id, one prediction per row) of a 200 answer; ("", []) when unreadable."""
+    """(request id, one prediction per row) of a 200 answer, read by the protocol's codec;
+    ("", []) when unreadable."""
+    codec = v2 if protocol == "v2" else seldon
     try:
-        answer = json.loads(text)
-        if protocol == "v2":
-            values = answer["outputs"][0]["data"]
-            request_id = answer.get("id") or ""
-        else:
-            values = answer["data"]["ndarray"]
-            request_id = (answer.get("meta") or {}).get("puid") or ""
-        values = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in values]
-        return str(request_id), values
+        request_id, values = codec.decode_response(wire.loads(text))
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return "", []
+    return request_id, [v[0] if isinstance(v, list) and len(v) == 1 else v for v in values]
 
 
 STICKY_BODY_BYTES = 256 * 1024  # a V2 body's "id" is read for stickiness up to this size
@@ -55,10 +51,9 @@ def sticky_id(protocol: str, request: web.Request, body: bytes) -> str | None:
         return request.headers["X-Request-Id"]
     if len(body) <= STICKY_BODY_BYTES and b'"id"' in body:
         try:
-            found = json.loads(body).get("id")
-        except (ValueError, AttributeError, RecursionError):
+            return v2.request_id(wire.loads(body))
+        except (ValueError, RecursionError):
             return None
-        return str(found) if isinstance(found, str | int) and str(found) else None
     return None
 
 

@@ -7,13 +7,15 @@ Plain functions over bytes and headers (no front state): the front (proxy.py) as
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import zlib
 from urllib.parse import parse_qs
 
 from aiohttp import web
+
+from core.protocol import seldon
+from core.protocol import wire as protocol_wire
 
 HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
 MAX_BODY = 64 * 1024 * 1024  # the model servers' own cap; larger bodies get 413 here
@@ -169,14 +171,9 @@ def without_truth(message: bytes) -> bool:
     server takes it as in a cluster (seldon_core/seldon_methods.py send_feedback counts
     the reward)."""
     try:
-        parsed = json.loads(message)
+        return seldon.reward_only(protocol_wire.loads(message))
     except (ValueError, RecursionError):
         return False
-    return (
-        isinstance(parsed, dict)
-        and "truth" not in parsed
-        and bool({"reward", "request", "response"} & parsed.keys())
-    )
 
 
 def answer_text(body: bytes, encoding: str | None) -> bytes:
