@@ -209,8 +209,8 @@ def interrupted(name: str, last: dict, restarting: bool, echo=print) -> list[str
             f"The model's front is restarting (its keeper starts it again within seconds), "
             f"so the release of '{name}' v{version} is interrupted: no request is answered "
             "until it is back. The restarted front resumes the release as it was (same "
-            "candidate, share, budget and decision); its evidence counts again from the "
-            "restart. What the front last wrote:"
+            "candidate, share, budget, decision and the evidence it had written, at most "
+            "half a second old). What the front last wrote:"
         )
         following = "the front resumes the release when it is back (seconds)"
     else:
@@ -493,8 +493,9 @@ def describe(name: str, state: dict) -> list[str]:
             lines.append(f"  routing:   {backend['routing']}")
     for at in state.get("resumed_at") or []:
         lines.append(
-            f"  restarted: the front restarted at {_clock(at)} and resumed the release; "
-            "the evidence above counts from then"
+            f"  restarted: the front restarted at {_clock(at)} and resumed the release "
+            "with the evidence it had (answers not yet labelled then cannot be joined "
+            "to feedback)"
         )
     decision = state.get("decision")
     if decision:

@@ -102,6 +102,14 @@ class Reservoir:
             if slot < self.size:
                 self.values[slot] = value
 
+    def state(self) -> dict:
+        return {"seen": self.seen, "values": list(self.values)}
+
+    def restore(self, state: dict) -> None:
+        """What `state` held (a new front process goes on with the sample it had)."""
+        self.seen = int(state.get("seen") or 0)
+        self.values = [float(v) for v in state.get("values") or []][: self.size]
+
     def percentile(self, q: float) -> float | None:
         if not self.values:
             return None
@@ -177,6 +185,32 @@ class RoleStats:
             return {"metric": "mae", "value": mean, "se": math.sqrt(var / n), "n": n}
         p = self.hits / n
         return {"metric": "accuracy", "value": p, "se": math.sqrt(p * (1 - p) / n), "n": n}
+
+    COUNTS = ("requests", "ok", "c4xx", "c5xx", "fallbacks", "rows", "labelled", "hits")
+    SUMS = ("numeric_labels", "error_sum", "error_sq")
+
+    def state(self) -> dict:
+        """All this role's evidence, as JSON (`restored` reads it back): a front restarted
+        mid-release goes on with the evidence its predecessor had."""
+        return {
+            **{key: getattr(self, key) for key in (*self.COUNTS, *self.SUMS)},
+            "latency": self.latency.state(),
+            "numbers": self.numbers.state(),
+            "classes": dict(self.classes),
+        }
+
+    @classmethod
+    def restored(cls, state: dict) -> RoleStats:
+        stats = cls()
+        for key in stats.COUNTS:
+            setattr(stats, key, int(state.get(key) or 0))
+        stats.numeric_labels = int(state.get("numeric_labels") or 0)
+        stats.error_sum = float(state.get("error_sum") or 0.0)
+        stats.error_sq = float(state.get("error_sq") or 0.0)
+        stats.latency.restore(state.get("latency") or {})
+        stats.numbers.restore(state.get("numbers") or {})
+        stats.classes.update({str(k): int(v) for k, v in (state.get("classes") or {}).items()})
+        return stats
 
     def as_dict(self, metric: str | None = None) -> dict:
         quality = self.quality(metric)

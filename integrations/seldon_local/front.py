@@ -274,6 +274,8 @@ class ModelFront:
             state = json.loads(self.release_file.read_text())
         except (OSError, ValueError):
             return None
+        if isinstance(state, dict):
+            state.pop("stats", None)  # the evidence in full, for a restarted front only
         return {**state, "stale": True} if state else None
 
     def release_end(self, outcome: str, by: str, reason: str = "", timeout: float = 60) -> dict:

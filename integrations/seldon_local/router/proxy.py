@@ -81,8 +81,6 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
             else None
         )
         self.server_dir = Path(server_dir) if server_dir else None
-        self.restarts = 0
-        self.last_restart: float | None = None
         self.restart_note = ""
         self.tasks: list[asyncio.Task] = []
         self.recorder_task: asyncio.Task | None = None
@@ -93,6 +91,8 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
         self.listen_fd: int | None = None  # the serving socket the keeper handed over
         self.stopping = False
         earlier = read_json(record) if restore else {}
+        self.restarts = int(earlier.get("restarts") or 0)  # the server's, before this front
+        self.last_restart = earlier.get("last_restart")
         self.front_restarts = int(earlier.get("front_restarts") or 0) + bool(restore)
         self.last_front_restart = time.time() if restore else earlier.get("last_front_restart")
         # the release a previous front process ran: resumed by a restart (--restore),
@@ -126,6 +126,8 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
                 "server_dir": str(self.server_dir or ""),
                 "traffic_dir": str(self.recorder.log.folder) if self.recorder else "",
                 "traffic_max_mb": self.recorder.log.max_bytes // 2**20 if self.recorder else 0,
+                "restarts": self.restarts,
+                "last_restart": self.last_restart,
                 "front_restarts": self.front_restarts,
                 "last_front_restart": self.last_front_restart,
                 "release": {k: v for k, v in (release or {}).items() if k in RELEASE_KEYS},

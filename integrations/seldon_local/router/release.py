@@ -5,8 +5,9 @@ caller's request id; shadow: a copy of each), its evidence per role, its state a
 gate's decision (core/release/gate.py judges the evidence). `ReleaseKeeping` is
 the front's part: the gate's round every 0.5 s (an abort stops the candidate's traffic at
 once; a promote marks it "decided" for the controller to end), release.json beside the
-record, and what a restarted front does with the release its predecessor left (resumed
-after a keeper's restart; recorded as aborted after a fresh start: fail closed).
+record (with the evidence in full, `stats`), and what a restarted front does with the
+release its predecessor left (resumed after a keeper's restart, with its evidence;
+recorded as aborted after a fresh start: fail closed).
 Which server answers a prediction is routing.py's; the control API is control.py's.
 """
 
@@ -109,7 +110,9 @@ class Release:
     def resumed(cls, state: dict, model: str, protocol: str) -> Release:
         """An active release a killed front process left (its release.json), resumed by
         the restarted front: the same candidate, mode, share, thresholds, start (the
-        budget goes on) and decision; the evidence starts again (it was in memory)."""
+        budget goes on), decision and the evidence gathered until its last write (`stats`,
+        at most one gate round old); only the answers feedback labels would have been
+        joined to are gone (they were in memory)."""
         candidate, champion = state.get("candidate") or {}, state.get("champion") or {}
         wanted = {
             "mode": state.get("mode"),
@@ -129,8 +132,27 @@ class Release:
         if state.get("state") == "decided" and state.get("decision"):
             release.state, release.decision = "decided", state["decision"]
         release.resumed_at = [*(state.get("resumed_at") or []), time.time()]
-        release.next = "the front restarted: the release goes on; evidence counts from the restart"
+        stats = state.get("stats") or {}
+        try:
+            for role, kept in (stats.get("roles") or {}).items():
+                if role in release.roles:
+                    release.roles[role] = release_gate.RoleStats.restored(kept)
+            release.answered.update({str(k): int(v) for k, v in stats.get("answered", {}).items()})
+            release.shadow_skipped = int(stats.get("shadow_skipped") or 0)
+        except (AttributeError, TypeError, ValueError):  # unreadable: the evidence restarts
+            release.roles = {role: release_gate.RoleStats() for role in release.roles}
+            release.answered.clear()
+            log.warning("the release's evidence in release.json is unreadable: counted anew")
+        release.next = "the front restarted: the release goes on with the evidence it had"
         return release
+
+    def stats(self) -> dict:
+        """The evidence in full, for release.json (what `resumed` reads back)."""
+        return {
+            "roles": {role: stats.state() for role, stats in self.roles.items()},
+            "answered": dict(self.answered),
+            "shadow_skipped": self.shadow_skipped,
+        }
 
     @property
     def active(self) -> bool:
@@ -275,9 +297,10 @@ class ReleaseKeeping:
         state = read_json(target)
         if not state:
             return {}
+        stats = state.pop("stats", None)  # the evidence in full: only a resume reads it
         if state.get("active") and resume:
             try:
-                self.release = Release.resumed(state, self.model, self.protocol)
+                self.release = Release.resumed({**state, "stats": stats}, self.model, self.protocol)
             except ValueError as exc:
                 log.warning("the release in %s cannot be resumed: %s", target, exc)
             else:
@@ -293,7 +316,7 @@ class ReleaseKeeping:
             state.update(active=False, state="aborted", ended_at=now, next=reason)
             state["decision"] = {"outcome": "abort", "by": "front", "reasons": [reason], "at": now}
             tmp = target.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state, default=str))
+            tmp.write_text(json.dumps({**state, "stats": stats}, default=str))
             tmp.replace(target)
         return state
 
@@ -307,6 +330,6 @@ class ReleaseKeeping:
         fingerprint = json.dumps(changes, sort_keys=True, default=str)
         if fingerprint == self.release_written:
             return
-        write_json(self.record.with_name("release.json"), state)
+        write_json(self.record.with_name("release.json"), {**state, "stats": release.stats()})
         self.release_written = fingerprint
         self.write_record()  # the served record's release part

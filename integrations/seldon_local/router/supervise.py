@@ -168,6 +168,7 @@ class Supervision:
                             self.restarts += 1
                             self.last_restart = time.time()
                             self.restart_note = ""
+                            self.write_record()  # the count outlives this front too
                         elif self.release is not None:
                             labels = self.release.labels("canary")[:3]
                         self.metrics.restarts.labels(*labels).inc()

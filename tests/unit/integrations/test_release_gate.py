@@ -3,6 +3,7 @@ predictions go (plain functions, no server)."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import Counter
@@ -265,3 +266,20 @@ def test_the_local_and_the_cluster_rows_paths_take_the_same_decision(kind, outco
     from_rows = rows_decision(traffic, tmp_path / "traffic" / "m")
     assert local[0] == outcome and why in " ".join(local[1])
     assert from_rows == local  # outcome, reasons (with their figures) and what comes next
+
+
+def test_a_roles_evidence_is_restored_whole_from_its_json_state():
+    """What a front restarted mid-release reads back from release.json (issue #34)."""
+    stats = RoleStats()
+    for i in range(3000):  # past the latency reservoir's 2,000 values
+        stats.answered(200, 0.001 * (i % 97), [i % 3])
+    stats.answered(503, 0.2)
+    stats.answered(404, 0.01)
+    stats.fallbacks = 2
+    for i in range(60):
+        stats.label(i % 3, (i + i // 10) % 3)
+    back = RoleStats.restored(json.loads(json.dumps(stats.state())))
+    assert back.as_dict() == stats.as_dict() and back.quality() == stats.quality()
+    assert back.classes == stats.classes and back.numbers.values == stats.numbers.values
+    back.answered(200, 0.5, [1])
+    assert back.requests == stats.requests + 1 and back.latency.seen == 3001

@@ -5,6 +5,7 @@ undone by the other (issue #34)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -116,3 +117,50 @@ def test_removing_the_state_folder_ends_the_keeper_and_the_front(front):
     group = front.record()["group"]
     shutil.rmtree(front.dir)
     wait_for(lambda: not process.group_members(group))
+
+
+def test_a_killed_front_goes_on_with_the_release_evidence_it_had(front):
+    """kill -9 of the front (not its keeper) mid-release: `release status` shows the
+    evidence gathered before (issue #34), and it grows from there. Nothing listens
+    behind the front, so each prediction is a 503 of the champion; a canary's share is
+    tried on the candidate first (a 503 too, then a fallback)."""
+    backend, candidate = process.free_port(), process.free_port()
+    front.switch(backend, drain=[], served={"version": "7", "protocol": "seldon", "model": "m"})
+    front.release_start(candidate, "canary", 50, {"version": "8"}, "", {"min_requests": 1000})
+    url = f"http://127.0.0.1:{front.port}/api/v1.0/predictions"
+
+    def predict(ids) -> None:
+        for i in ids:
+            body, puid = {"data": {"ndarray": [[1, 2]]}}, {"Seldon-Puid": f"r{i}"}
+            assert requests.post(url, json=body, headers=puid, timeout=10).status_code == 503
+
+    def on_disk() -> dict:
+        return json.loads((front.dir / "release.json").read_text())["evidence"]
+
+    predict(range(20))
+    before = wait_for(lambda: (e := on_disk())["champion"]["requests"] == 20 and e)
+    tried = before["candidate"]["requests"]
+    assert 0 < tried < 20 and before["candidate"]["fallbacks"] == tried
+    assert before["answered"] == {"champion": 20, "candidate": 0, "candidate_share": 0.0}
+    pid = front.pid
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: (s := front.status()) and s["pid"] != pid)
+    release = front.release_status()
+    assert release["active"] and len(release["resumed_at"]) == 1
+    assert release["evidence"] == before and "with the evidence it had" in release["next"]
+    assert "stats" not in release  # the full evidence stays in release.json
+    predict(range(20, 25))
+    live = front.release_status
+    after = wait_for(lambda: (e := live()["evidence"])["answered"]["champion"] == 25 and e)
+    assert after["champion"]["requests"] == 25 and after["champion"]["5xx"] == 25
+
+
+def test_a_restarted_front_keeps_the_count_of_server_restarts(tmp_path):
+    """serve status' 'restarts' of the model server outlive the front (router.json)."""
+    from integrations.seldon_local.router.proxy import Front
+
+    record = tmp_path / "router.json"
+    record.write_text(json.dumps({"restarts": 3, "last_restart": 1.5e9, "front_restarts": 1}))
+    status = Front(0, 0, record, restore=True).status()
+    assert (status["restarts"], status["last_restart"], status["front_restarts"]) == (3, 1.5e9, 2)
+    assert Front(0, 0, record).status()["restarts"] == 0  # a fresh start counts anew
