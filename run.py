@@ -10,7 +10,7 @@ import json
 
 import click
 
-from app import batch, champions, drift_history, loop, release, runner, serving, session
+from app import batch, champions, drift_history, loop, release, repair, runner, serving, session
 from app.compile import compile_and_check
 from app.config import PIPELINES
 from app.config import model_name as model_name_for
@@ -290,7 +290,7 @@ def serve_stop_cmd(model_name) -> None:
 def serve_repair_cmd(model_name) -> None:
     """Put right what a cut-off command left (records, servers, history, releases): said."""
     session.ready(click.echo)
-    serving.repair(model_name, click.echo)
+    repair.repair(model_name, click.echo)
 
 
 cli.add_command(release.release_group)

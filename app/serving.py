@@ -303,26 +303,6 @@ def stop(model_name: str | None, echo=print) -> None:
             echo(f"stopped the release watcher of {name}")
 
 
-def repair(model_name: str | None, echo=print) -> list[str]:
-    """Put right what an interrupted or crashed command left (see integrations/zenml_adapters/deployer.py)."""
-    from app.config import model_name as resolve_name
-    from core.champion import locks
-    from integrations.mlflow import champion
-    from integrations.zenml_adapters import deployer
-
-    name = resolve_name(model_name)
-    with locks.model_lock(name, "serve repair", echo):
-        fixed = champion.repair(name)
-        from app.release import settle
-
-        # a cut-off release: its champion, traffic, records and watcher
-        fixed += settle(name, echo, revive_watcher=True)
-        fixed += deployer.repair(deployer.active_deployer(), name)
-    for line in fixed or [f"Nothing to repair for '{name}': champion, records and servers agree."]:
-        echo(line)
-    return fixed
-
-
 def example_rows(model_name: str, rows: int = 3):
     """A few held-out feature rows of the champion (for a smoke prediction and a curl)."""
     from integrations.mlflow import champion

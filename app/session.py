@@ -52,7 +52,7 @@ def ready(echo: Callable[[str], None], stack: str = "local", runs_on_stack: bool
 
 
 def _prepare(stack: str, echo: Callable[[str], None]) -> dict:
-    from stacks.env import ensure_zenml_ready
+    from stacks.manage import ensure_zenml_ready
 
     echo(PREPARING.format(stack=stack))
     ensure_zenml_ready(stack)

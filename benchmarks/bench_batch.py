@@ -77,7 +77,8 @@ def zenkube(model_dir: str, source: str, out: str) -> dict:
 
 
 def pipeline(model_dir: str, source: str, out: str) -> dict:
-    from stacks.env import ensure_zenml_ready, prepare_environment
+    from stacks.env import prepare_environment
+    from stacks.manage import ensure_zenml_ready
 
     prepare_environment()
     ensure_zenml_ready("local")
@@ -124,7 +125,8 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    from stacks.env import ensure_zenml_ready, prepare_environment
+    from stacks.env import prepare_environment
+    from stacks.manage import ensure_zenml_ready
 
     prepare_environment()
     ensure_zenml_ready("local")

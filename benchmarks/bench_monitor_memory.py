@@ -38,7 +38,8 @@ def frame(rows: int, seed: int, labels: bool):
 
 def child(batch: str) -> None:
     """Run the monitoring loop on `batch`; print seconds as JSON (RSS is read by the parent)."""
-    from stacks.env import ensure_zenml_ready, prepare_environment
+    from stacks.env import prepare_environment
+    from stacks.manage import ensure_zenml_ready
 
     prepare_environment()
     ensure_zenml_ready("local")
@@ -76,7 +77,8 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    from stacks.env import ensure_zenml_ready, prepare_environment
+    from stacks.env import prepare_environment
+    from stacks.manage import ensure_zenml_ready
 
     prepare_environment()
     ensure_zenml_ready("local")

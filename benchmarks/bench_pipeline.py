@@ -12,7 +12,8 @@ from common import isolated_home, save, table
 
 isolated_home("pipeline")
 
-from stacks.env import ensure_zenml_ready, prepare_environment  # noqa: E402
+from stacks.env import prepare_environment  # noqa: E402
+from stacks.manage import ensure_zenml_ready  # noqa: E402
 
 prepare_environment()
 

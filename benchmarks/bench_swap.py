@@ -98,7 +98,8 @@ def swap(protocol: str) -> dict:
 
 def main() -> None:
     isolated_home("swap")
-    from stacks.env import ensure_zenml_ready, prepare_environment
+    from stacks.env import prepare_environment
+    from stacks.manage import ensure_zenml_ready
 
     prepare_environment()
     ensure_zenml_ready("local")

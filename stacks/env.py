@@ -154,23 +154,6 @@ def _config_text(config) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def ensure_zenml_ready(stack: str = "local") -> None:
-    """Initialise the ZenML repository; register the zenkube stack unless another is active.
-
-    A fresh store (ZenML's `default` stack active) gets `stack` registered and activated;
-    a user who switched to another stack (`python run.py stack up kubeflow`) keeps it.
-    """
-    from zenml.client import Client
-
-    from stacks.manage import ensure_flavors, load_spec, stack_up
-
-    prepare_zenml()
-    ensure_flavors()  # also for a stack of the user's own that uses one of zenkube's flavors
-    active = Client().active_stack_model.name
-    if active in ("default", load_spec(stack)["stack_name"]):
-        stack_up(stack)
-
-
 def require_server_for_remote_stack() -> None:
     """Stop with one clear message when the active stack runs steps remotely on a local store.
 

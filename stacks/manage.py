@@ -13,7 +13,7 @@ from core.errors import ConfigError
 from core.paths import zenkube_home
 from integrations.kserve.flavor import FLAVOR_NAME as KSERVE_FLAVOR
 from integrations.kubeflow.flavors import FLAVORS, KUBEFLOW_FLAVOR, SELDON_FLAVOR
-from stacks.env import REPO_ROOT, STACKS_DIR, _expand, expand_vars, spec_path  # noqa: F401 (re-exported)
+from stacks.env import REPO_ROOT, STACKS_DIR, _expand, expand_vars, prepare_zenml, spec_path  # noqa: F401 (re-exported)
 
 
 def load_spec(name_or_path: str) -> dict[str, Any]:
@@ -329,3 +329,18 @@ def describe_active_stack() -> dict[str, Any]:
         if store_url.startswith("sqlite:")
         else None,
     }
+
+
+def ensure_zenml_ready(stack: str = "local") -> None:
+    """Initialise the ZenML repository; register the zenkube stack unless another is active.
+
+    A fresh store (ZenML's `default` stack active) gets `stack` registered and activated;
+    a user who switched to another stack (`python run.py stack up kubeflow`) keeps it.
+    """
+    from zenml.client import Client
+
+    prepare_zenml()
+    ensure_flavors()  # also for a stack of the user's own that uses one of zenkube's flavors
+    active = Client().active_stack_model.name
+    if active in ("default", load_spec(stack)["stack_name"]):
+        stack_up(stack)

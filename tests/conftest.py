@@ -42,7 +42,8 @@ class IsolatedZenML:
             self._saved[key] = os.environ.get(key)
             os.environ[key] = value
         _reset_zenml()
-        from stacks.env import ensure_zenml_ready, prepare_environment
+        from stacks.env import prepare_environment
+        from stacks.manage import ensure_zenml_ready
 
         prepare_environment()
         ensure_zenml_ready("local")

@@ -20,7 +20,7 @@ import time
 
 from core.errors import ConfigError, ZenkubeError
 from core.release import gate as release_gate
-from integrations.zenml_adapters.deployer import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest
 
 DEFAULT_BUDGET_SECONDS = 1800.0  # core.specs.ReleaseThresholds' default
 

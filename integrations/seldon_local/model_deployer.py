@@ -18,7 +18,8 @@ from integrations.seldon_local.flavor import (
     SeldonLocalModelDeployerFlavor,
 )
 from integrations.seldon_local.service import SeldonLocalService, SeldonLocalServiceConfig
-from integrations.zenml_adapters.deployer import DeployerContract, DeployFailed, DeploymentRequest
+from integrations.zenml_adapters.deployer import DeployerContract, DeployFailed
+from integrations.zenml_adapters.request import DeploymentRequest
 
 logger = get_logger(__name__)
 

@@ -19,15 +19,15 @@ how to prove, discard, switch and retire.
 A release (issue #27) serves a candidate version beside the served one (canary: a share
 of live requests; shadow: a copy of each) until it is promoted or aborted: a backend
 lists the modes it runs in RELEASE_MODES and fills `release_start`, `release_state` and
-`release_end`; the base refuses any other mode with a clear error. The request is typed (`DeploymentRequest`):
-the protocol and resources ride in it, not in ZenML's `extra_args`.
+`release_end`; the base refuses any other mode with a clear error. The request is typed
+(`DeploymentRequest`, request.py): the protocol and resources ride in it, not in ZenML's
+`extra_args`.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel
 from zenml.logger import get_logger
 from zenml.model_deployers import BaseModelDeployer
 from zenml.services.service import BaseDeploymentService, BaseService, ServiceConfig
@@ -36,68 +36,13 @@ from core.champion import locks
 from core.errors import ConfigError, ZenkubeError
 from core.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from integrations.zenml_adapters import service_records
+from integrations.zenml_adapters.request import DeploymentRequest
 
 logger = get_logger(__name__)
 
 
 class DeployFailed(ZenkubeError, RuntimeError):
     """A new server failed its checks (the message says why); the served version serves on."""
-
-
-class DeploymentRequest(BaseModel):
-    """What to serve and how: one registered model version, its protocol and resources."""
-
-    model_name: str
-    model_version: str
-    model_uri: str  # the model's files (MLflow artifact location)
-    protocol: str = DEFAULT_PROTOCOL
-    cpu: str | None = None
-    memory: str | None = None
-    start_timeout: float | None = None  # seconds to become healthy; None: the deployer's
-    pipeline_name: str = ""
-    pipeline_step_name: str = ""
-
-    def seldon_config(self):
-        """The same request as ZenML's `SeldonDeploymentConfig` (what ZenML's own
-        deployers and their records take)."""
-        from zenml.integrations.seldon.seldon_client import SeldonResourceRequirements
-        from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentConfig
-
-        limits = {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v}
-        return SeldonDeploymentConfig(
-            model_uri=self.model_uri,
-            model_name=self.model_name,
-            model_version=self.model_version,
-            implementation="MLFLOW_SERVER",
-            replicas=1,
-            parameters=None,
-            resources=SeldonResourceRequirements(limits=limits, requests=limits)
-            if limits
-            else None,
-            secret_name=None,  # the cluster deployer references its own Kubernetes secret
-            extra_args={"protocol": self.protocol}
-            | ({"start_timeout": self.start_timeout} if self.start_timeout else {}),
-            pipeline_name=self.pipeline_name,
-            pipeline_step_name=self.pipeline_step_name,
-        )
-
-    @classmethod
-    def from_config(cls, config: ServiceConfig) -> DeploymentRequest:
-        """A request from a ZenML deployment config (a caller that speaks ZenML's API)."""
-        data = config.model_dump()
-        extra = data.get("extra_args") or {}
-        limits = ((data.get("resources") or {}).get("limits")) or {}
-        return cls(
-            model_name=data["model_name"],
-            model_version=str(data.get("model_version") or ""),
-            model_uri=data["model_uri"],
-            protocol=data.get("protocol") or extra.get("protocol") or DEFAULT_PROTOCOL,
-            cpu=limits.get("cpu"),
-            memory=limits.get("memory"),
-            start_timeout=extra.get("start_timeout"),
-            pipeline_name=data.get("pipeline_name") or "",
-            pipeline_step_name=data.get("pipeline_step_name") or "",
-        )
 
 
 def active_deployer():

@@ -17,7 +17,7 @@ from integrations.k8s.storage_uri import check_stack_model_uri
 from integrations.mlflow import champion as champions
 from integrations.mlflow import registry as mlflow_registry
 from integrations.zenml_adapters import deployer as deployers
-from integrations.zenml_adapters.deployer import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest
 from steps.registry.gate import PromotionDecision
 from steps.skip import note_skipped
 
@@ -46,25 +46,11 @@ class DeploymentInfo(BaseModel):
     skipped: str = ""
 
 
-def deployment_request(
-    champion: mlflow_registry.RegisteredModel, protocol: str, pipeline: str, step_name: str
-) -> DeploymentRequest:
-    """What to serve: the champion's files in the artifact store, on `protocol`."""
-    return DeploymentRequest(
-        model_uri=champion.artifact_location,
-        model_name=champion.name,
-        model_version=champion.version,
-        protocol=protocol,
-        pipeline_name=pipeline,
-        pipeline_step_name=step_name,
-    )
-
-
 def build_deployment_config(
     champion: mlflow_registry.RegisteredModel, protocol: str, pipeline: str, step_name: str
 ):
     """The same request as ZenML's `SeldonDeploymentConfig` (what ZenML's deployers take)."""
-    return deployment_request(champion, protocol, pipeline, step_name).seldon_config()
+    return DeploymentRequest.for_model(champion, protocol, pipeline, step_name).seldon_config()
 
 
 def champion_to_serve(model_name: str) -> mlflow_registry.RegisteredModel:
@@ -130,7 +116,7 @@ def serve_champion(
         default = default_protocol if default_protocol in supported else supported[0]
         chosen = choose_protocol(protocol, served, default)
         schema_change = schema_change_from_served(deployer, champion)
-        request = deployment_request(champion, chosen, pipeline_name, step_name)
+        request = DeploymentRequest.for_model(champion, chosen, pipeline_name, step_name)
         service = deployers.deploy(deployer, request, timeout)
     info = deployer.get_model_server_info(service)
     return DeploymentInfo(

@@ -20,7 +20,7 @@ from integrations.k8s.storage_uri import check_stack_model_uri
 from integrations.mlflow import champion as champions
 from integrations.mlflow import registry as mlflow_registry
 from integrations.zenml_adapters import deployer as deployers
-from steps.deployment.deploy import deployment_request
+from integrations.zenml_adapters.request import DeploymentRequest
 
 logger = get_logger(__name__)
 
@@ -161,7 +161,7 @@ def start_release(
         chosen = version_to_release(model_name, version, current.version)
         check_stack_model_uri(chosen.artifact_location)
         check_same_inputs(chosen, current)
-        request = deployment_request(chosen, "", pipeline_name, step_name)
+        request = DeploymentRequest.for_model(chosen, "", pipeline_name, step_name)
         state = deployers.release_start(deployer, request, mode, percent, thresholds, timeout)
     if watch:
         spawn_watcher(deployer, model_name)

@@ -16,7 +16,7 @@ from core.errors import ConfigError
 from integrations.kserve import manifest
 from integrations.kubeflow import seldon_manifest
 from integrations.zenml_adapters import deployer as contract
-from integrations.zenml_adapters.deployer import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest
 from steps.deployment.deploy import serve_champion
 from tests.kubeflow.conftest import SELDON_CRD, crd_problems, kserve_crds
 from tests.kubeflow.test_kserve_manifest import HOUSE, ISVC_PATH, champion, kserve_stack  # noqa: F401

@@ -20,7 +20,7 @@ import pytest
 import requests
 from zenml.client import Client
 
-from app import champions, loop, runner, serving
+from app import champions, loop, repair, runner, serving
 from core.champion import locks
 from core.errors import ConfigError, ZenkubeError
 from integrations.mlflow import champion
@@ -224,14 +224,14 @@ def test_a_deploy_killed_before_the_switch_is_repaired_by_the_next_command(train
     )  # fmt: skip
     (left,) = service_records.unfinished(SeldonLocalService, MODEL)
     assert process.is_alive(left.pid)  # the proven server of the killed deploy
-    fixed = serving.repair(MODEL, echo=lambda *a, **k: None)
+    fixed = repair.repair(MODEL, echo=lambda *a, **k: None)
     assert any(str(left.uuid) in line and "unfinished" in line for line in fixed), fixed
     assert not process.is_alive(left.pid) and not left.workdir.exists()
     serves(before)
     # The same deploy again works (its record no longer collides) and serves.
     new = deploy_folder(MODEL, served.model_dir, "killed", protocol=protocol)
     serves("killed")
-    assert serving.repair(MODEL, echo=lambda *a, **k: None) == []
+    assert repair.repair(MODEL, echo=lambda *a, **k: None) == []
     assert new.is_running
 
 

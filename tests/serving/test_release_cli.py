@@ -11,7 +11,7 @@ import time
 import pytest
 from zenml.client import Client
 
-from app import champions, release, runner, serving
+from app import champions, release, repair, runner, serving
 from core.errors import ConfigError
 from integrations.mlflow import champion
 from integrations.mlflow import registry as mlflow_registry
@@ -234,7 +234,7 @@ def test_a_promote_cut_off_after_the_champion_moved_is_completed_by_serve_repair
     # and the candidate's server was killed meanwhile: once promoted, the front restarts it
     (candidate,) = deployers.candidates(deployers.active_deployer(), MODEL)
     process.stop_group(candidate.pid, timeout=10)
-    fixed = serving.repair(MODEL, echo)
+    fixed = repair.repair(MODEL, echo)
     assert any("completed the promote of release-model v2" in line for line in fixed), fixed
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and serving.served_version(MODEL) != "2":

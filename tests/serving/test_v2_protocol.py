@@ -242,7 +242,7 @@ def test_deploy_keeps_v2_after_every_process_of_the_endpoint_was_killed(served):
     import os
     import signal
 
-    from app import runner, serving
+    from app import repair, runner
     from integrations.seldon_local import process
     from integrations.zenml_adapters import deployer as deployers
 
@@ -255,7 +255,7 @@ def test_deploy_keeps_v2_after_every_process_of_the_endpoint_was_killed(served):
     process.stop_group(front.record()["group"], timeout=5)  # until they are gone
     process.stop_group(service.pid, timeout=5)
     assert front.status() is None and not process.is_alive(service.pid)
-    serving.repair(MODEL, lambda *_: None)
+    repair.repair(MODEL, lambda *_: None)
     again = runner.deploy(None, {"model_name": MODEL})
     assert again.protocol == "v2" and again.prediction_url == info.prediction_url
     predicted = client.predict(again.prediction_url, "v2", test.features.head(5))
