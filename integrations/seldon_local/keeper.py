@@ -31,29 +31,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root (run as a script)
+from integrations.seldon_local.pids import is_alive  # noqa: E402
+
 HOST = os.environ.get("ZENKUBE_HOST", "127.0.0.1")
 QUICK_DEATH = 10.0  # a front that dies sooner than this after its start backs off
-
-
-def alive(pid: int, child: bool) -> bool:
-    """Whether `pid` runs (a zombie does not; a child of ours is reaped)."""
-    if child:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def listener(port: int) -> socket.socket:
@@ -105,7 +87,7 @@ def main() -> None:
         if not args.record.parent.exists():  # the state folder was removed: nothing to keep
             log("the front's folder is gone: stopping it")
             break
-        if alive(front, child):
+        if is_alive(front, child):
             continue
         if stopping:
             break
@@ -121,7 +103,7 @@ def main() -> None:
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and alive(front, child):
+    while time.monotonic() < deadline and is_alive(front, child):
         time.sleep(0.05)
     log("stopped")
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from integrations.seldon_local.server_files import ServerFiles
+
 MLFLOW_WORKSPACE = "default"
 CHAMPION_ALIAS = "champion"  # integrations/mlflow/registry.CHAMPION_ALIAS
 HISTORY_TAG = "zenkube.champion_history"  # integrations/mlflow/champion.py keeps it, newest last
@@ -143,7 +145,7 @@ class Status:
 
 
 @dataclass
-class LocalService:
+class LocalService(ServerFiles):
     """A local Seldon service as `serve status` shows it: the fields of its ZenML record
     (integrations/seldon_local/service.py, SeldonLocalService) it needs, with the same
     file and process reads, without the ZenML classes."""
@@ -154,47 +156,13 @@ class LocalService:
     status: Status = field(default_factory=Status)
 
     @property
-    def workdir(self) -> Path:
-        return Path(self.config.state_dir) / str(self.uuid)
-
-    @property
-    def log_file(self) -> Path:
-        return self.workdir / "server.log"
-
-    def _record(self) -> dict:
-        try:
-            return json.loads((self.workdir / "server.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    @property
     def port(self) -> int | None:
         record = self._record()
         return record.get("public_port") or record.get("port")
 
     @property
-    def backend_port(self) -> int | None:
-        return self._record().get("port")
-
-    @property
     def pid(self) -> int | None:
         return self._record().get("pid")
-
-    @property
-    def port_note(self) -> str:
-        return self._record().get("port_note") or ""
-
-    @property
-    def front(self):
-        from integrations.seldon_local.front import ModelFront
-
-        return ModelFront(self.config.state_dir, self.config.model_name)
-
-    @property
-    def protocol(self):
-        from integrations.seldon_local import process
-
-        return process.get_protocol(self.config.protocol)
 
     @property
     def prediction_url(self) -> str | None:

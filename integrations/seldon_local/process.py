@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 
 from core.errors import ZenkubeError
+from integrations.seldon_local.pids import is_alive  # process.is_alive for its callers
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 HOST = "127.0.0.1"
@@ -140,28 +141,6 @@ def unix_address(path: Path, folder_fd: int | None = None) -> str:
     if len(os.fsencode(path)) < 100 or folder_fd is None:
         return str(path)
     return f"/proc/self/fd/{folder_fd}/{path.name}"
-
-
-def is_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purposes
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        if state == "Z":
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            return False
-    except OSError:
-        pass
-    return True
 
 
 def stop_group(pid: int | None, timeout: float = 15.0) -> None:

@@ -24,8 +24,8 @@ from core.protocol import DEFAULT_PROTOCOL, OLD_V2_NAME, v2_model_name
 from integrations.mlflow.registry import PICKLE_ENV
 from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
-from integrations.seldon_local.front import ModelFront
 from integrations.seldon_local.process import tree_digest
+from integrations.seldon_local.server_files import ServerFiles
 
 logger = get_logger(__name__)
 
@@ -80,7 +80,7 @@ class SeldonLocalServiceStatus(ServiceStatus):
     pid: int | None = None
 
 
-class SeldonLocalService(BaseDeploymentService):
+class SeldonLocalService(ServerFiles, BaseDeploymentService):
     """A Seldon (or V2) model server on 127.0.0.1 that outlives the pipeline run."""
 
     SERVICE_TYPE = ServiceType(
@@ -93,22 +93,10 @@ class SeldonLocalService(BaseDeploymentService):
     config: SeldonLocalServiceConfig
     status: SeldonLocalServiceStatus = Field(default_factory=SeldonLocalServiceStatus)
 
-    # -- where things are -------------------------------------------------------------
-    @property
-    def workdir(self) -> Path:
-        return Path(self.config.state_dir) / str(self.uuid)
-
-    @property
-    def log_file(self) -> Path:
-        return self.workdir / "server.log"
-
+    # -- where things are (the folder's files: server_files.py) --------------------------
     @property
     def model_dir(self) -> Path:
         return self.workdir / "model"
-
-    @property
-    def protocol(self) -> process.Protocol:
-        return process.get_protocol(self.config.protocol)
 
     @property
     def served_name(self) -> str:
@@ -125,12 +113,6 @@ class SeldonLocalService(BaseDeploymentService):
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             return v2_model_name(self.config.model_name)
 
-    def _record(self) -> dict:
-        try:
-            return json.loads((self.workdir / "server.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
     @property
     def port(self) -> int | None:
         """The stable port clients call (the model's front)."""
@@ -138,22 +120,8 @@ class SeldonLocalService(BaseDeploymentService):
         return record.get("public_port") or record.get("port") or self.status.port
 
     @property
-    def port_note(self) -> str:
-        """Set when the endpoint had to move to another port (the old one was taken)."""
-        return self._record().get("port_note") or ""
-
-    @property
-    def backend_port(self) -> int | None:
-        """The port the model server itself listens on, behind the front."""
-        return self._record().get("port")
-
-    @property
     def pid(self) -> int | None:
         return self._record().get("pid") or self.status.pid
-
-    @property
-    def front(self) -> ModelFront:
-        return ModelFront(self.config.state_dir, self.config.model_name)
 
     @property
     def served_labels(self) -> dict[str, str]:

@@ -1,0 +1,49 @@
+"""The files of one local model server, `<state_dir>/<service uuid>/`, and what they say:
+shared by its ZenML service record (service.py, SeldonLocalService) and the ZenML-free
+reader of the read-only commands (local_records.py, LocalService). No ZenML here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class ServerFiles:
+    """Needs `self.uuid` and `self.config` with `state_dir`, `model_name`, `protocol`."""
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.config.state_dir) / str(self.uuid)
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "server.log"
+
+    def _record(self) -> dict:
+        try:
+            return json.loads((self.workdir / "server.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def port_note(self) -> str:
+        """Set when the endpoint had to move to another port (the old one was taken)."""
+        return self._record().get("port_note") or ""
+
+    @property
+    def backend_port(self) -> int | None:
+        """The port the model server itself listens on, behind the front."""
+        return self._record().get("port")
+
+    @property
+    def front(self):
+        """The model's front (front.py): the stable port clients call."""
+        from integrations.seldon_local.front import ModelFront
+
+        return ModelFront(self.config.state_dir, self.config.model_name)
+
+    @property
+    def protocol(self):
+        from integrations.seldon_local import process
+
+        return process.get_protocol(self.config.protocol)
