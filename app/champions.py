@@ -25,7 +25,7 @@ def history(model_name: str | None, echo=print, registry=None) -> History:
     on it check that ZenML's stage agrees, and stop when it does not)."""
     name = resolve_name(model_name)
     if registry is not None:
-        from integrations.seldon_local.local_records import HISTORY_TAG, RELEASE_HISTORY_TAG, events
+        from integrations.mlflow.tags import HISTORY_TAG, RELEASE_HISTORY_TAG, events
 
         tags = registry.tags(name)
         found = History(name, registry.champion(name), events(tags, HISTORY_TAG))

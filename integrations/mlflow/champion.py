@@ -17,17 +17,13 @@ from core.champion import locks
 from core.errors import ConfigError
 from integrations.mlflow import registry as mlflow_registry
 from integrations.mlflow.registry import RegisteredModel
-from integrations.seldon_local.local_records import HISTORY_TAG, RELEASE_HISTORY_TAG  # noqa: F401
-from integrations.seldon_local.local_records import events as tag_events
+from integrations.mlflow.tags import HISTORY_TAG, RELEASE_HISTORY_TAG
+from integrations.mlflow.tags import events as tag_events
 
 logger = get_logger(__name__)
 
 STAGE = "production"
-# Champion changes, newest last, as JSON in a registered-model tag (MLflow keeps it):
-# HISTORY_TAG. Releases (canary/shadow, issue #27) and their outcome, newest last:
-# RELEASE_HISTORY_TAG, apart from the champion changes, which `repair` reads (an aborted
-# release moved no champion). Both names live in integrations/seldon_local/local_records.py, which
-# `history` reads them with (imported above).
+# The champion's and the releases' histories: HISTORY_TAG and RELEASE_HISTORY_TAG (tags.py).
 # The offline gate's verdict on a registered version (what `release start` picks from).
 OFFLINE_GATE_TAG = "zenkube.offline_gate"
 HISTORY_KEEP = 20

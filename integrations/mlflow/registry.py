@@ -19,8 +19,8 @@ from pydantic import BaseModel
 
 from core.errors import ConfigError
 from core.schema import CATEGORICAL, DATETIME, NUMERIC, InputSchema, SchemaColumn
+from integrations.mlflow.tags import CHAMPION_ALIAS
 
-CHAMPION_ALIAS = "champion"
 SCHEMA_KEY = "zenkube_input_schema"
 # Model version tags that explain the champion's history.
 REASON_TAG = "zenkube.promotion_reason"

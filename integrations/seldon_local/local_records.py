@@ -29,12 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from integrations.mlflow.tags import CHAMPION_ALIAS
 from integrations.seldon_local.server_files import ServerFiles
 
 MLFLOW_WORKSPACE = "default"
-CHAMPION_ALIAS = "champion"  # integrations/mlflow/registry.CHAMPION_ALIAS
-HISTORY_TAG = "zenkube.champion_history"  # integrations/mlflow/champion.py keeps it, newest last
-RELEASE_HISTORY_TAG = "zenkube.release_history"
 CANDIDATE_LABEL = ("zenkube.release", "candidate")  # integrations/zenml_adapters/service_records.py
 
 
@@ -130,11 +128,6 @@ class Registry:
             return dict(self._client().get_registered_model(name).tags or {})
         except MlflowException:
             return {}
-
-
-def events(tags: dict[str, str], tag: str) -> list[dict]:
-    """A history kept as JSON in a registered-model tag (oldest first), newest first."""
-    return list(reversed(json.loads(tags.get(tag) or "[]")))
 
 
 # -- the local Seldon deployer's services, from ZenML's store --------------------------------
