@@ -10,7 +10,7 @@ import json
 
 import click
 
-from app import batch, champions, drift_history, loop, release, repair, runner, serving, session
+from app import batch, champions, drift_history, loop, release_cli, repair, runner, serving, session
 from app.compile import compile_and_check
 from app.config import PIPELINES
 from app.config import model_name as model_name_for
@@ -293,6 +293,6 @@ def serve_repair_cmd(model_name) -> None:
     repair.repair(model_name, click.echo)
 
 
-cli.add_command(release.release_group)
+cli.add_command(release_cli.release_group)
 if __name__ == "__main__":
     cli()

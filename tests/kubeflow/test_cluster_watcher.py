@@ -47,7 +47,7 @@ from integrations.kubeflow.flavors import SELDON_FLAVOR
 from integrations.mlflow import champion as champions
 from integrations.mlflow import registry as mlflow_registry
 from integrations.mlflow.registry import RegisteredModel
-from integrations.zenml_adapters.deployer import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest
 from stacks.manage import ensure_flavors
 from steps.deployment.deploy import serve_champion
 from steps.deployment.release import check_cluster_release
