@@ -20,6 +20,7 @@ import time
 
 from core.errors import ConfigError, ZenkubeError
 from core.release import gate as release_gate
+from core.release.running import refuse_while_running
 from integrations.zenml_adapters.request import DeploymentRequest
 
 DEFAULT_BUDGET_SECONDS = 1800.0  # core.specs.ReleaseThresholds' default
@@ -163,15 +164,7 @@ def refuse_start(
 def refuse_deploy(state: dict | None, model_name: str) -> None:
     """A ConfigError while a release of `model_name` runs: a swap now would pull the
     champion (and the release's object) from under it."""
-    if not (state or {}).get("active"):
-        return
-    version = (state.get("candidate") or {}).get("version")
-    raise ConfigError(
-        f"A {state.get('mode')} release of {model_name} v{version} is running on the "
-        f"cluster, so this deploy changed nothing. End it first: `python run.py release "
-        f"promote --model-name {model_name}` (v{version} is deployed and becomes the "
-        f"champion) or `python run.py release abort --model-name {model_name}`."
-    )
+    refuse_while_running(state, model_name, "deploy", " on the cluster")
 
 
 def why(error: BaseException) -> str:

@@ -380,17 +380,9 @@ def set_by_hand(model_name: str, version: str, who: str) -> RegisteredModel:
 
 
 def _set(model_name: str, version: str, by: str, reason: str) -> RegisteredModel:
-    from mlflow.exceptions import MlflowException
-
     mlflow_registry.configure_from_stack()
     repair(model_name)
-    try:
-        chosen = mlflow_registry.get_version(model_name, str(version))
-    except MlflowException as exc:
-        raise ConfigError(
-            f"'{model_name}' has no MLflow version {version}; `python run.py history "
-            f"--model-name {model_name}` lists its champions."
-        ) from exc
+    chosen = mlflow_registry.require_version(model_name, version)
     tags = {mlflow_registry.REASON_TAG: reason}
     promote(model_name, chosen.version, zenml_version_for(model_name, chosen.version), tags, by)
     return chosen

@@ -177,6 +177,18 @@ def get_version(name: str, version: str) -> RegisteredModel:
     return _describe(client, client.get_model_version(name, version))
 
 
+def require_version(name: str, version: str, hint: str = "") -> RegisteredModel:
+    """MLflow `version` of `name`; a ConfigError that says where the versions are listed
+    (and `hint`) when there is none."""
+    try:
+        return get_version(name, str(version))
+    except MlflowException as exc:
+        raise ConfigError(
+            f"'{name}' has no MLflow version {version}; `python run.py history "
+            f"--model-name {name}` lists its champions{hint}."
+        ) from exc
+
+
 def _describe(client: MlflowClient, version) -> RegisteredModel:
     location = ""
     if version.source.startswith("models:/m-"):

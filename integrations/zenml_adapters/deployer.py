@@ -35,6 +35,7 @@ from zenml.services.service import BaseDeploymentService, BaseService, ServiceCo
 from core.champion import locks
 from core.errors import ConfigError, ZenkubeError
 from core.protocol import DEFAULT_PROTOCOL, PROTOCOLS
+from core.release.running import refuse_while_running
 from integrations.zenml_adapters import service_records
 from integrations.zenml_adapters.request import DeploymentRequest
 
@@ -395,16 +396,7 @@ class DeployerContract(BaseModelDeployer):
         promote as a deploy: theirs to guard.)"""
         if not self.CANDIDATE_RECORDS:
             return
-        state = self.release_state(model_name) or {}
-        if state.get("active"):
-            version = (state.get("candidate") or {}).get("version")
-            raise ConfigError(
-                f"A {state.get('mode')} release of {model_name} v{version} is running, so "
-                f"this {command} changed nothing. End it first: `python run.py release "
-                f"promote --model-name {model_name}` (v{version} becomes the champion and "
-                f"takes all traffic) or `python run.py release abort --model-name "
-                f"{model_name}`; `python run.py release status` shows its evidence."
-            )
+        refuse_while_running(self.release_state(model_name), model_name, command)
 
     def start_release(
         self,

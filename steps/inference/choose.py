@@ -6,7 +6,6 @@ from typing import Annotated
 
 from zenml import step
 
-from core.errors import ConfigError
 from integrations.mlflow import champion
 from integrations.mlflow import registry as mlflow_registry
 from integrations.mlflow.registry import RegisteredModel
@@ -18,21 +17,13 @@ def scoring_version(model_name: str, version: str = "") -> tuple[RegisteredModel
 
     Both are resolved once, so the rows are scored and checked for drift against the same
     version even if the champion moves while the batch is scored."""
-    from mlflow.exceptions import MlflowException
-
     if not version:
         chosen = champion.require(model_name, "score the batch")
         zenml_version = champion.zenml_version(model_name)
     else:
         mlflow_registry.configure_from_stack()
-        try:
-            chosen = mlflow_registry.get_version(model_name, str(version))
-        except MlflowException as exc:
-            raise ConfigError(
-                f"'{model_name}' has no MLflow version {version}; `python run.py history "
-                f"--model-name {model_name}` lists its champions (leave out --version to "
-                "score with the champion)."
-            ) from exc
+        hint = " (leave out --version to score with the champion)"
+        chosen = mlflow_registry.require_version(model_name, version, hint)
         zenml_version = champion.zenml_version_for(model_name, chosen.version)
     return chosen, zenml_version.get_artifact("train_set").load()
 
