@@ -22,21 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from common import isolated_home, save, table
+from common import frame, isolated_home, local_store, save, table, train_big
 
 HOME = Path(os.environ["ZENKUBE_HOME"]) if "--child" in sys.argv else isolated_home("batch")
-COLUMNS = [f"c{i}" for i in range(30)]
-
-
-def frame(rows: int, seed: int, labels: bool):
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    data = pd.DataFrame(rng.normal(size=(rows, len(COLUMNS))), columns=COLUMNS)
-    if labels:
-        data["label"] = (data["c0"] + data["c1"] > 0).astype(int)
-    return data
 
 
 def rss_mb(field: str) -> float:
@@ -77,11 +65,7 @@ def zenkube(model_dir: str, source: str, out: str) -> dict:
 
 
 def pipeline(model_dir: str, source: str, out: str) -> dict:
-    from stacks.env import prepare_environment
-    from stacks.manage import ensure_zenml_ready
-
-    prepare_environment()
-    ensure_zenml_ready("local")
+    local_store()
     from app import batch
 
     baseline = rss_mb("VmRSS")
@@ -125,24 +109,15 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    from stacks.env import prepare_environment
-    from stacks.manage import ensure_zenml_ready
-
-    prepare_environment()
-    ensure_zenml_ready("local")
+    local_store()
     import mlflow
     import pandas as pd
 
-    from app import runner
     from integrations.mlflow import registry as mlflow_registry
 
     data_dir = HOME / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    train = data_dir / "train.csv"
-    frame(5_000, 0, labels=True).to_csv(train, index=False)
-    overrides = {"model_name": "big", "data.source": str(train), "data.target": "label"}
     forest = "sklearn.ensemble.RandomForestClassifier"  # the figures in docs/performance.md §11
-    runner.train(None, {**overrides, "trainer.class_path": forest, "trainer.search": {}})
+    train_big(data_dir, **{"trainer.class_path": forest})
     mlflow_registry.configure_from_stack()
     champion = mlflow_registry.get_champion("big")
     model_dir = mlflow.artifacts.download_artifacts(

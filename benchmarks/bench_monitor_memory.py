@@ -17,32 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-from common import isolated_home, save, table
+from common import COLUMNS, frame, isolated_home, local_store, save, table, train_big
 
 # The child reuses the parent's store (inherited through the environment).
 HOME = Path(os.environ["ZENKUBE_HOME"]) if "--child" in sys.argv else isolated_home("monitor-mem")
 
-COLUMNS = [f"c{i}" for i in range(30)]
-
-
-def frame(rows: int, seed: int, labels: bool):
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    data = pd.DataFrame(rng.normal(size=(rows, len(COLUMNS))), columns=COLUMNS)
-    if labels:
-        data["label"] = (data["c0"] + data["c1"] > 0).astype(int)
-    return data
-
 
 def child(batch: str) -> None:
     """Run the monitoring loop on `batch`; print seconds as JSON (RSS is read by the parent)."""
-    from stacks.env import prepare_environment
-    from stacks.manage import ensure_zenml_ready
-
-    prepare_environment()
-    ensure_zenml_ready("local")
+    local_store()
     from app import loop
 
     started = time.perf_counter()
@@ -77,19 +60,10 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    from stacks.env import prepare_environment
-    from stacks.manage import ensure_zenml_ready
-
-    prepare_environment()
-    ensure_zenml_ready("local")
-    from app import runner
+    local_store()
 
     data_dir = HOME / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    train = data_dir / "train.csv"
-    frame(5_000, 0, labels=True).to_csv(train, index=False)
-    overrides = {"model_name": "big", "data.source": str(train), "data.target": "label"}
-    runner.train(None, {**overrides, "trainer.search": {}})
+    train_big(data_dir)
     batch = data_dir / "batch.parquet"
     frame(args.rows, 1, labels=False).to_parquet(batch, index=False)
     before = stored_copies(args.rows)[0]

@@ -1,4 +1,5 @@
-"""Shared helpers: machine facts, tables, JSON results, an isolated zenkube home."""
+"""Shared helpers: machine facts, tables, JSON results, an isolated zenkube home, its
+prepared local store, and the 30-column synthetic table the batch benchmarks score."""
 
 from __future__ import annotations
 
@@ -67,3 +68,38 @@ def isolated_home(prefix: str) -> Path:
     os.environ["ZENML_REPOSITORY_PATH"] = str(home / "repo")
     os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
     return home
+
+
+def local_store() -> None:
+    """Prepare the isolated home's ZenML store and the local stack (as every command does)."""
+    from stacks.env import prepare_environment
+    from stacks.manage import ensure_zenml_ready
+
+    prepare_environment()
+    ensure_zenml_ready("local")
+
+
+COLUMNS = [f"c{i}" for i in range(30)]
+
+
+def frame(rows: int, seed: int, labels: bool):
+    """`rows` rows of 30 normal columns; with `labels`, a `label` learnable from two."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    data = pd.DataFrame(rng.normal(size=(rows, len(COLUMNS))), columns=COLUMNS)
+    if labels:
+        data["label"] = (data["c0"] + data["c1"] > 0).astype(int)
+    return data
+
+
+def train_big(data_dir: Path, **trainer) -> None:
+    """Train the `big` model on 5,000 labelled rows of `frame` (no search)."""
+    from app import runner
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    train = data_dir / "train.csv"
+    frame(5_000, 0, labels=True).to_csv(train, index=False)
+    overrides = {"model_name": "big", "data.source": str(train), "data.target": "label"}
+    runner.train(None, {**overrides, **trainer, "trainer.search": {}})
