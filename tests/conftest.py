@@ -67,9 +67,16 @@ def stop_servers_under(serving_dir: Path) -> None:
 
     for record in [*serving_dir.glob("*/server.json"), *serving_dir.glob("fronts/*/router.json")]:
         try:
-            stop_group(json.loads(record.read_text()).get("pid"), timeout=5)
+            data = json.loads(record.read_text())
         except (OSError, ValueError):
-            pass
+            continue
+        # A front's group is its keeper's (the leader), as ModelFront.stop stops it: the
+        # front's own pid names no group, so stopping only that left keeper and front up.
+        for pid in dict.fromkeys([data.get("group"), data.get("keeper"), data.get("pid")]):
+            try:
+                stop_group(pid, timeout=5)
+            except OSError:
+                pass
 
 
 def _reset_zenml() -> None:
