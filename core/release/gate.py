@@ -281,15 +281,18 @@ def normed_wasserstein(reference: list[float], current: list[float]) -> float | 
     return distance / sd if sd > 0 else (0.0 if distance == 0 else math.inf)
 
 
-def shift(champion: RoleStats, candidate: RoleStats) -> dict:
+TASKS = ("classification", "regression")  # what a model predicts (core/schema.py `task`)
+
+
+def shift(champion: RoleStats, candidate: RoleStats, task: str = "") -> dict:
     """{metric, value}: how far apart the two roles' predictions are. Class shares
-    (Jensen–Shannon) unless the predictions are numbers with more than 50 distinct values
-    (a regression: Wasserstein over the champion's σ; class shares of so many values
-    would differ by sampling alone)."""
-    distinct = len(set(champion.classes) | set(candidate.classes))
+    (Jensen–Shannon) for a classifier; for a regression (numbers), Wasserstein over the
+    champion's σ (class shares of many values differ by sampling alone). `task` is what
+    the model recorded at registration; without one, numbers with more than 50 distinct
+    values are taken for a regression."""
     numeric = champion.numbers.values and candidate.numbers.values
     numeric = numeric and champion.numbers.seen == sum(champion.classes.values())
-    if numeric and distinct > MAX_CLASSES_FOR_SHIFT:
+    if numeric and _regression(champion, candidate, task):
         value = normed_wasserstein(champion.numbers.values, candidate.numbers.values)
         metric = "wasserstein_norm"
     else:
@@ -298,18 +301,25 @@ def shift(champion: RoleStats, candidate: RoleStats) -> dict:
     return {"metric": metric, "value": None if value is None else round(value, 4)}
 
 
-def quality_metric(champion: RoleStats, candidate: RoleStats) -> str:
-    """The metric both roles are judged on: the mean absolute error for numbers with more
-    than 50 distinct values (a regression), else accuracy."""
-    distinct = len(set(champion.classes) | set(candidate.classes))
+def _regression(champion: RoleStats, candidate: RoleStats, task: str) -> bool:
+    """Whether the two roles answer as a regression: the recorded task says so, or (none
+    recorded) their predictions take more than 50 distinct values."""
+    if task in TASKS:
+        return task == "regression"
+    return len(set(champion.classes) | set(candidate.classes)) > MAX_CLASSES_FOR_SHIFT
+
+
+def quality_metric(champion: RoleStats, candidate: RoleStats, task: str = "") -> str:
+    """The metric both roles are judged on: the mean absolute error for a regression
+    whose labels and predictions are all numbers, else accuracy."""
     numbers = all(r.numeric_labels == r.labelled for r in (champion, candidate))
-    return "mae" if numbers and distinct > MAX_CLASSES_FOR_SHIFT else "accuracy"
+    return "mae" if numbers and _regression(champion, candidate, task) else "accuracy"
 
 
-def quality(champion: RoleStats, candidate: RoleStats) -> dict:
+def quality(champion: RoleStats, candidate: RoleStats, task: str = "") -> dict:
     """The two roles' quality on labelled answers and the candidate's relative drop
     (positive: worse), with its standard error."""
-    metric = quality_metric(champion, candidate)
+    metric = quality_metric(champion, candidate, task)
     a, b = champion.quality(metric), candidate.quality(metric)
     if a is None or b is None:
         return {"metric": metric, "drop": None, "se": None}
@@ -325,13 +335,16 @@ def quality(champion: RoleStats, candidate: RoleStats) -> dict:
     }
 
 
-def evidence(champion: RoleStats, candidate: RoleStats) -> dict:
-    metric = quality_metric(champion, candidate)
+def evidence(champion: RoleStats, candidate: RoleStats, task: str = "") -> dict:
+    """Both roles' figures, their prediction shift and their quality. `task`: the
+    candidate's recorded task (classification or regression; "" when it recorded none:
+    then inferred from the predictions, see `shift`)."""
+    metric = quality_metric(champion, candidate, task)
     return {
         "champion": champion.as_dict(metric),
         "candidate": candidate.as_dict(metric),
-        "shift": shift(champion, candidate),
-        "quality": quality(champion, candidate),
+        "shift": shift(champion, candidate, task),
+        "quality": quality(champion, candidate, task),
     }
 
 
@@ -343,7 +356,7 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def evidence_from_rows(rows) -> dict:
+def evidence_from_rows(rows, task: str = "") -> dict:
     """The evidence of a release from served rows, as the cluster's traffic sink writes them
     (core/traffic/rows.py `release_rows`: one dict per scored row with `_role`,
     `_request_id`, `_row`, `_prediction`, `_label` when feedback rated it, and `_status` /
@@ -379,7 +392,7 @@ def evidence_from_rows(rows) -> dict:
         for index, label in sorted(held["labels"].items()):
             if status == 200 and index in predictions:
                 roles[role].label(predictions[index], label)
-    return evidence(roles["champion"], roles["candidate"])
+    return evidence(roles["champion"], roles["candidate"], task)
 
 
 # -- the decision --------------------------------------------------------------------------

@@ -108,12 +108,14 @@ def judge(release: dict, rows: list[dict], now: float | None = None) -> dict:
     is "promote", "abort" or None (inconclusive: not enough evidence yet; `decide` aborts
     once the budget is spent). Only rows of the release's two versions count (a row
     without a version, from a logger configured before rows carried one, counts as its
-    role's); the thresholds are the release's own, on top of the gate's defaults."""
+    role's); the thresholds are the release's own, on top of the gate's defaults; the
+    candidate's recorded task (its deployment request's) says how its answers are judged."""
     versions = {
         str((release.get(role) or {}).get("version") or "") for role in ("champion", "candidate")
     }
     mine = [r for r in rows if str(r.get("_version") or "") in versions | {"", "nan", "None"}]
-    evidence = release_gate.evidence_from_rows(mine)
+    task = str((release.get("request") or {}).get("task") or "")
+    evidence = release_gate.evidence_from_rows(mine, task)
     limits = {**release_gate.DEFAULTS, **(release.get("thresholds") or {})}
     elapsed = (now or time.time()) - float(release.get("started_at") or 0)
     outcome, reasons, following = release_gate.decide(evidence, limits, elapsed)

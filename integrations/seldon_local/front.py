@@ -241,7 +241,7 @@ class ModelFront:
     ) -> dict:
         """Start a release: the candidate server on `port` answers `percent` % of the
         predictions (mode canary) or a copy of each (mode shadow). `served` says what it
-        serves (version, columns: as for `switch`); `thresholds` the gate's (defaults:
+        serves (version, columns: as for `switch`; task: classification or regression); `thresholds` the gate's (defaults:
         core/release/gate.DEFAULTS). Returns the release state."""
         wanted = {
             "mode": mode,
@@ -249,6 +249,7 @@ class ModelFront:
             "port": int(port),
             "version": str(served.get("version", "")),
             "columns": served.get("columns", "[]"),
+            "task": str(served.get("task", "")),
             "server_dir": str(server_dir or self.server_dir(port)),
             "thresholds": dict(thresholds or {}),
         }

@@ -17,7 +17,11 @@ from integrations.seldon_local.flavor import (
     SeldonLocalModelDeployerConfig,
     SeldonLocalModelDeployerFlavor,
 )
-from integrations.seldon_local.service import SeldonLocalService, SeldonLocalServiceConfig
+from integrations.seldon_local.service import (
+    SeldonLocalService,
+    SeldonLocalServiceConfig,
+    input_task,
+)
 from integrations.zenml_adapters.deployer import DeployerContract, DeployFailed
 from integrations.zenml_adapters.request import DeploymentRequest
 
@@ -177,7 +181,7 @@ class SeldonLocalModelDeployer(DeployerContract):
                 candidate.backend_port,
                 mode,
                 percent,
-                candidate.served_labels,
+                {**candidate.served_labels, "task": input_task(candidate.model_dir)},
                 str(candidate.workdir),
                 thresholds,
             )

@@ -41,6 +41,19 @@ def input_columns(model_dir: Path) -> list[str]:
         return []
 
 
+def input_task(model_dir: Path) -> str:
+    """What the model predicts ("classification" or "regression"), as recorded with it at
+    registration (integrations/mlflow/registry.py `SCHEMA_KEY`); "" when not recorded."""
+    import yaml
+
+    try:
+        meta = yaml.safe_load((Path(model_dir) / "MLmodel").read_text())
+        task = str(((meta.get("metadata") or {}).get("zenkube_input_schema") or {}).get("task"))
+    except (OSError, AttributeError, TypeError, ValueError):
+        return ""
+    return task if task in ("classification", "regression") else ""
+
+
 class SeldonLocalServiceConfig(SeldonDeploymentConfig):
     """A `SeldonDeploymentConfig` plus what a local process needs.
 

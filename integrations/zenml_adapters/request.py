@@ -22,6 +22,7 @@ class DeploymentRequest(BaseModel):
     start_timeout: float | None = None  # seconds to become healthy; None: the deployer's
     pipeline_name: str = ""
     pipeline_step_name: str = ""
+    task: str = ""  # classification or regression, as recorded with the model ("": unknown)
 
     def seldon_config(self):
         """The same request as ZenML's `SeldonDeploymentConfig` (what ZenML's own

@@ -113,8 +113,9 @@ def older_than_champion(version: str | None, champion: str | None) -> str:
     )
 
 
-def check_same_inputs(candidate, champion) -> None:
-    """A ConfigError when the two take other inputs: both answer the same requests."""
+def check_same_inputs(candidate, champion):
+    """A ConfigError when the two take other inputs: both answer the same requests.
+    Returns the candidate's recorded input schema (None: it could not be read)."""
     from core.schema import diff_schemas
 
     try:
@@ -123,7 +124,7 @@ def check_same_inputs(candidate, champion) -> None:
     except Exception as exc:  # a schema that cannot be read: the smoke test still runs
         if is_interrupt(exc):
             raise
-        return
+        return None
     change = diff_schemas(old, new) if old is not None and new is not None else None
     if change:
         raise ConfigError(
@@ -132,6 +133,7 @@ def check_same_inputs(candidate, champion) -> None:
             "requests, so it cannot compare them. Replace the champion at once instead "
             "(`release.mode: swap`, promoted with gate.allow_schema_change)."
         )
+    return new
 
 
 def release_label(mode: str, percent: float | None) -> str:
@@ -160,8 +162,9 @@ def start_release(
         current = champions.require(model_name, "release beside")
         chosen = version_to_release(model_name, version, current.version)
         check_stack_model_uri(chosen.artifact_location)
-        check_same_inputs(chosen, current)
+        schema = check_same_inputs(chosen, current)
         request = DeploymentRequest.for_model(chosen, "", pipeline_name, step_name)
+        request.task = schema.task if schema is not None else ""
         state = deployers.release_start(deployer, request, mode, percent, thresholds, timeout)
     if watch:
         spawn_watcher(deployer, model_name)

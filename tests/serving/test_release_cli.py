@@ -73,6 +73,8 @@ def test_a_canary_shows_its_evidence_and_a_promote_by_hand_moves_the_champion(ve
     said, echo = lines()
     state = release.start(MODEL, "canary", 50, None, echo, watch=False)
     assert state["active"] and state["candidate"]["version"] == "2"
+    # the task recorded with v2 at registration reaches the gate (not guessed from answers)
+    assert state["candidate"]["task"] == "classification"
     assert state["champion"]["version"] == "1"
     with pytest.raises(ConfigError, match="A canary release of release-model v2 is running"):
         release.start(MODEL, "canary", 10, None, echo, watch=False)

@@ -91,6 +91,10 @@ class Release:
             raise ValueError('"columns" is a JSON list of the input columns') from None
         self.mode, self.percent = mode, 100.0 if mode == "shadow" else percent
         self.version = str(wanted.get("version") or "")
+        task = str(wanted.get("task") or "")
+        if task not in ("", *release_gate.TASKS):
+            raise ValueError('"task" is "classification" or "regression" (or "": unknown)')
+        self.task = task  # what the candidate predicts: how the gate judges its answers
         self.server_dir = str(wanted.get("server_dir") or "")
         self.model, self.protocol = model, protocol
         self.champion_version, self.champion_port = champion
@@ -120,6 +124,7 @@ class Release:
             "port": candidate.get("port"),
             "version": candidate.get("version"),
             "columns": candidate.get("columns") or [],
+            "task": candidate.get("task") or "",
             "server_dir": candidate.get("server_dir"),
             "thresholds": state.get("thresholds") or {},
         }
@@ -190,7 +195,7 @@ class Release:
             self.remembered -= sum(len(p) for p in old.values())
 
     def evidence(self) -> dict:
-        found = release_gate.evidence(self.roles["champion"], self.roles["candidate"])
+        found = release_gate.evidence(self.roles["champion"], self.roles["candidate"], self.task)
         total = sum(self.answered.values())
         found["answered"] = {
             "champion": self.answered["champion"],
@@ -254,6 +259,7 @@ class Release:
                 "port": self.port,
                 "server_dir": self.server_dir,
                 "columns": self.columns,
+                "task": self.task,
             },
             "started_at": self.started_at,
             "resumed_at": self.resumed_at,

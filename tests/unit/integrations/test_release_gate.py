@@ -119,6 +119,38 @@ def test_a_regression_candidates_quality_is_its_mean_absolute_error():
     assert outcome == "abort" and reasons[0].startswith("mae")
 
 
+def test_the_recorded_task_decides_how_answers_are_judged_not_their_count():
+    """A regression answering one repeated request gives few distinct numbers; a
+    classifier may have more than 50 numbered classes. The task recorded with the model
+    decides, where a guess from the number of distinct answers would judge each wrongly."""
+    few = [10.0, 10.5, 11.0]  # a regression asked the same three rows again and again
+    champion, candidate = role(300, predictions=few), role(100, predictions=[v + 0.05 for v in few])
+    for stats in (champion, candidate):
+        for i in range(40):
+            stats.label(10.5, 10.4 + (i % 3) * 0.1)
+    guessed = gate.evidence(champion, candidate)
+    assert guessed["shift"]["metric"] == "jensenshannon"  # three "classes", none shared
+    assert guessed["quality"]["metric"] == "accuracy"  # 10.5 is never exactly right
+    told = gate.evidence(champion, candidate, "regression")
+    assert told["shift"]["metric"] == "wasserstein_norm" and told["shift"]["value"] < 0.2
+    assert told["quality"] == {**told["quality"], "metric": "mae", "drop": 0.0}
+    assert decide(guessed, LIMITS, 10.0)[0] == "abort"  # a shift of disjoint classes
+    assert decide(told, LIMITS, 10.0)[0] == "promote"  # 0.05 over a σ of 0.4, same error
+    # a classifier with 100 numbered classes: class shares and accuracy, told so
+    classes = list(range(100))
+    a, b = role(300, predictions=classes), role(100, predictions=classes)
+    assert gate.evidence(a, b)["shift"]["metric"] == "wasserstein_norm"
+    assert gate.evidence(a, b, "classification")["shift"]["metric"] == "jensenshannon"
+    # the cluster's path (the sink's rows) takes the task the same way
+    rows = [
+        {"_role": role_, "_request_id": f"{role_}{i}", "_row": 0, "_prediction": 10.0 + i % 3}
+        for role_ in ("champion", "canary")
+        for i in range(30)
+    ]
+    assert gate.evidence_from_rows(rows)["shift"]["metric"] == "jensenshannon"
+    assert gate.evidence_from_rows(rows, "regression")["shift"]["metric"] == "wasserstein_norm"
+
+
 def test_the_budget_ends_an_undecided_release_as_abort():
     outcome, reasons, _ = judge(role(300), role(10), elapsed=1800)
     assert outcome == "abort" and "budget of 1800 s" in reasons[0]

@@ -130,3 +130,22 @@ def test_the_gate_ends_a_release_by_itself_and_a_decided_one_nobody_ends():
     assert not good.judge(good.started_at + 95 + 299)  # nobody ended it yet: it waits
     assert good.judge(good.started_at + 95 + 301) and good.state == "aborted"
     assert good.decision["by"] == "budget" and "nobody ended it" in good.decision["reasons"][0]
+
+
+def test_a_release_keeps_the_candidates_task_through_a_front_restart():
+    """The task (core/release/gate.py `evidence`) travels with the release state and
+    comes back with a resumed release; an unknown one is refused."""
+    from integrations.seldon_local.router.release import Release
+
+    wanted = {"mode": "canary", "percent": 50, "port": 2, "version": "4", "task": "regression"}
+    release = Release(wanted, ("3", 1), "m", "seldon")
+    for role in ("champion", "candidate"):
+        release.roles[role].answered(200, 0.01, [10.0, 10.5])
+    assert release.evidence()["shift"]["metric"] == "wasserstein_norm"
+    state = release.as_dict()
+    assert state["candidate"]["task"] == "regression"
+    resumed = Release.resumed({**state, "stats": release.stats()}, "m", "seldon")
+    assert resumed.task == "regression"
+    assert resumed.evidence()["shift"]["metric"] == "wasserstein_norm"
+    with pytest.raises(ValueError, match='"task" is "classification" or "regression"'):
+        Release({**wanted, "task": "ranking"}, ("3", 1), "m", "seldon")
