@@ -53,11 +53,13 @@ def left_out(registered) -> str | None:
     ignored = registered.input_schema.ignored_columns if registered.input_schema else []
     if not ignored:
         return None
+    one = len(ignored) == 1
+    them, they = ("it", "it identifies") if one else ("them", "they identify")
     return (
-        f"Left out:     {', '.join(ignored)}: the model does not take them (they identify "
-        "rows, or data.features does not list them); requests and files may still hold "
-        "them, which are ignored (list them in data.features, or set "
-        "data.drop_id_columns: false, to keep them)"
+        f"Left out:     {', '.join(ignored)}: the model does not take {them} ({they} "
+        f"rows, or data.features does not list {them}); requests and files may still hold "
+        f"{them}: ignored (list {them} in data.features, or set data.drop_id_columns: "
+        f"false, to keep {them})"
     )
 
 

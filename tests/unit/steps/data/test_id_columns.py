@@ -104,3 +104,7 @@ def test_the_training_summary_names_the_columns_left_out(csv_with_index):
     )
     kept = registered.model_copy(update={"input_schema": None})
     assert left_out(kept) is None
+    one = data.input_schema.model_copy(update={"ignored_columns": ["PID"]})
+    line = left_out(registered.model_copy(update={"input_schema": one}))
+    assert line.startswith("Left out:     PID: the model does not take it (it identifies rows")
+    assert "them" not in line
