@@ -15,6 +15,7 @@ from app.compile import compile_and_check
 from app.config import PIPELINES
 from app.config import model_name as model_name_for
 from app.console import ZenkubeGroup
+from app.options import MODEL, config_option
 from core.protocol import DESCRIPTIONS, PROTOCOLS
 
 session.prepare()  # before ZenML is imported
@@ -22,10 +23,6 @@ session.prepare()  # before ZenML is imported
 MODEL_NAME_HELP = ("Registered model name (default: the config's model_name). Each name has its "
                    "own champion and endpoint; use a new name for data with other columns.")  # fmt: skip
 PROTOCOL_HELP = "; ".join(f"{name}: {what}" for name, what in DESCRIPTIONS.items())
-
-
-def config_option(pipeline: str):
-    return click.option("--config", type=click.Path(), help=f"Run config (default: configs/{pipeline}.yaml).")  # fmt: skip
 
 
 @click.group(cls=ZenkubeGroup, invoke_without_command=True,
@@ -208,14 +205,14 @@ def predict_cmd(input_path, output_path, model_name, version, id_column, config,
 
 
 @cli.command("history")
-@click.option("--model-name", help="Registered model (default: the config's model_name).")
+@MODEL
 def history_cmd(model_name) -> None:
     """Champion changes and releases, newest first: when, which version, who or what, why."""
     champions.history(model_name, click.echo, champions.registry_for_reading(click.echo))
 
 
 @cli.command("rollback")
-@click.option("--model-name", help="Registered model (default: the config's model_name).")
+@MODEL
 @click.option("--to", "to", help="Version to bring back (default: the previous champion).")
 def rollback_cmd(model_name, to) -> None:
     """Bring back the previous champion (or --to VERSION) and serve it with no downtime."""
@@ -229,7 +226,7 @@ def champion_group() -> None:
 
 
 @champion_group.command("set")
-@click.option("--model-name", help="Registered model (default: the config's model_name).")
+@MODEL
 @click.option("--version", required=True, help="MLflow version to make the champion.")
 def champion_set_cmd(model_name, version) -> None:
     """Make VERSION the champion by hand (outside the gate); `deploy` then serves it."""
@@ -286,7 +283,7 @@ def serve_stop_cmd(model_name) -> None:
 
 
 @serve_group.command("repair")
-@click.option("--model-name", help="Registered model (default: the config's model_name).")
+@MODEL
 def serve_repair_cmd(model_name) -> None:
     """Put right what a cut-off command left (records, servers, history, releases): said."""
     session.ready(click.echo)

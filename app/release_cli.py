@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from app.options import MODEL
 from app.release import abort, check, promote, schedule, start, status, watch
 
 
@@ -14,9 +15,6 @@ def release_group() -> None:
     promotes or aborts it. The local stack's front gathers the evidence (errors,
     latency, prediction shift, quality once feedback arrives) and decides with the
     thresholds of configs/deployment.yaml's `release:` block."""
-
-
-MODEL = click.option("--model-name", help="Registered model (default: the config's model_name).")
 
 
 @release_group.command("start")

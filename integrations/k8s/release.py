@@ -12,15 +12,20 @@ and `decide`, the release's thresholds): promote, abort, or inconclusive (None: 
 again later; `decide` aborts once the budget is spent). The cluster's release watcher
 (the release-check pipeline, steps/deployment/release.py `check_cluster_release`) acts on
 it through the deployer's `release_end`; `release status` shows the same evidence.
+
+`ClusterDeployer` holds what both cluster deployers do alike around their object: no
+`deploy` while a release runs, and which `release_end` has a release to end.
 """
 
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 from core.errors import ConfigError, ZenkubeError
 from core.release import gate as release_gate
 from core.release.running import refuse_while_running
+from integrations.zenml_adapters.deployer import DeployerContract
 from integrations.zenml_adapters.request import DeploymentRequest
 
 DEFAULT_BUDGET_SECONDS = 1800.0  # core.specs.ReleaseThresholds' default
@@ -174,3 +179,29 @@ def why(error: BaseException) -> str:
     if isinstance(error, ZenkubeError):
         return str(error)[:500]
     return f"the release start was cut off ({type(error).__name__})"
+
+
+def to_end(release: dict | None, model_name: str, outcome: str, backend: str) -> bool:
+    """Whether `release` (the object's record) runs, so `outcome` can end it; False for an
+    abort of an aborted release (the caller answers its state: idempotent); otherwise a
+    ConfigError: there is nothing to end."""
+    if release and release.get("active"):
+        return True
+    if outcome == "abort" and release and release.get("state") == "aborted":
+        return False
+    raise ConfigError(
+        f"{model_name} has no release running on {backend}, so there is nothing to "
+        f"{outcome}. `release status` shows the last one."
+    )
+
+
+class ClusterDeployer(DeployerContract):
+    """The deployer contract for a backend whose releases live on a Kubernetes object."""
+
+    BACKEND: ClassVar[str]  # how errors name it: KServe, Seldon Core
+
+    def deploy(self, request: DeploymentRequest, timeout: int = 300):
+        """`deploy`, refused while a release of the model runs (its promote deploys the
+        candidate through the contract's own `deploy`)."""
+        refuse_deploy(self.release_state(request.model_name), request.model_name)
+        return DeployerContract.deploy(self, request, timeout)

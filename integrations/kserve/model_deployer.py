@@ -16,12 +16,8 @@ from integrations.k8s import release as cluster_release
 from integrations.kserve import manifest
 from integrations.kserve.flavor import KServeModelDeployerConfig, KServeModelDeployerFlavor
 from integrations.kserve.service import KServeService, KServeServiceConfig
-from integrations.zenml_adapters.deployer import (
-    DeployerContract,
-    DeploymentRequest,
-    check_release,
-    served,
-)
+from integrations.zenml_adapters.deployer import DeployerContract, check_release, served
+from integrations.zenml_adapters.request import DeploymentRequest, ReleaseRequest
 
 logger = get_logger(__name__)
 
@@ -30,7 +26,7 @@ class KServeDeployError(ZenkubeError):
     """A new revision did not become Ready; the previous model serves on."""
 
 
-class KServeModelDeployer(DeployerContract):
+class KServeModelDeployer(cluster_release.ClusterDeployer):
     """One InferenceService per registered model, on the V2 protocol.
 
     A new version replaces the InferenceService's spec; KServe keeps the old revision
@@ -39,6 +35,7 @@ class KServeModelDeployer(DeployerContract):
     """
 
     NAME: ClassVar[str] = "KServe"
+    BACKEND: ClassVar[str] = "KServe"
     FLAVOR: ClassVar[type] = KServeModelDeployerFlavor
     SERVICE_CLASS: ClassVar[type] = KServeService
     PROTOCOLS: ClassVar[tuple[str, ...]] = ("v2",)
@@ -125,23 +122,17 @@ class KServeModelDeployer(DeployerContract):
         )  # fmt: skip
         return KServeService(uuid=uuid4(), config=config)
 
-    def release_start(
-        self,
-        request: DeploymentRequest,
-        mode: str,
-        percent: float,
-        thresholds: dict,
-        timeout: int = 300,
-    ) -> dict:
+    def release_start(self, release: ReleaseRequest, timeout: int = 300) -> dict:
         """The candidate answers `percent` % beside the served version: `spec.canary`
         (Standard) or `canaryTrafficPercent` (Serverless). If it is not Ready within
         `timeout`, the InferenceService goes back to the champion alone (fail closed)."""
         from integrations.k8s.storage_uri import check_stack_model_uri
 
+        request, mode = release.candidate, release.mode
         if mode == "shadow":
             raise ConfigError(manifest.SHADOW_REFUSED)
-        check_release(self, mode, percent)
-        share = k8s_patch.whole_percent(percent, "KServe")
+        check_release(self, mode, release.percent)
+        share = k8s_patch.whole_percent(release.percent, self.BACKEND)
         check_stack_model_uri(request.model_uri)
         dmode = self.config.deployment_mode
         if dmode == manifest.STANDARD and self.config.canary_routing == "ingress":
@@ -150,18 +141,18 @@ class KServeModelDeployer(DeployerContract):
             champion = served(self, request.model_name)
             body = champion.read() if champion is not None else None
             last = manifest.read_release(body) if body is not None else None
-            cluster_release.refuse_start(request, "KServe", body, last, champion)
+            cluster_release.refuse_start(request, self.BACKEND, body, last, champion)
             # the champion's protocol: the same requests reach both (and its promote's deploy)
-            request = request.model_copy(update={"protocol": self.protocol_of(champion)})
+            request = release.with_protocol(self.protocol_of(champion)).candidate
             candidate = KServeService(uuid=uuid4(), config=self.service_config(request))
-            release = cluster_release.started(
-                request, mode, share, thresholds,
+            record = cluster_release.started(
+                request, mode, share, release.thresholds,
                 {"version": champion.config.model_version, "model_uri": champion.config.model_uri},
                 {"predictor": manifest.canary_name(request.model_version)},
             )  # fmt: skip
-            release["deployment_mode"] = dmode
-            release["canary_routing"] = self.config.canary_routing
-            new = manifest.canary(champion.body(), candidate.body(), share, dmode, release)
+            record["deployment_mode"] = dmode
+            record["canary_routing"] = self.config.canary_routing
+            new = manifest.canary(champion.body(), candidate.body(), share, dmode, record)
             try:
                 champion.apply(new)
                 kept = (champion.read() or {}).get("spec") or {}
@@ -179,7 +170,7 @@ class KServeModelDeployer(DeployerContract):
                     )
             except BaseException as exc:
                 with locks.uninterrupted():
-                    self._abort(champion, release, "release start", cluster_release.why(exc))
+                    self._abort(champion, record, "release start", cluster_release.why(exc))
                 raise
         return self.release_state(request.model_name) or {}
 
@@ -214,12 +205,6 @@ class KServeModelDeployer(DeployerContract):
         mode = release.get("deployment_mode", manifest.STANDARD)
         isvc.apply(manifest.aborted(champion.body(), mode, ended))
         return ended
-
-    def deploy(self, request: DeploymentRequest, timeout: int = 300):
-        """`deploy`, refused while a release of the model runs (its promote deploys the
-        candidate through the contract's own `deploy`)."""
-        cluster_release.refuse_deploy(self.release_state(request.model_name), request.model_name)
-        return DeployerContract.deploy(self, request, timeout)
 
     def release_state(self, model_name: str) -> dict | None:
         """The model's release, read back from its InferenceService: the record zenkube
@@ -261,13 +246,8 @@ class KServeModelDeployer(DeployerContract):
         with locks.model_lock(model_name, f"release {outcome}", logger.info):
             isvc = self._isvc(model_name)
             release = manifest.read_release(isvc.read())
-            if not release or not release.get("active"):
-                if outcome == "abort" and release and release.get("state") == "aborted":
-                    return self.release_state(model_name) or {}
-                raise ConfigError(
-                    f"{model_name} has no release running on KServe, so there is nothing to "
-                    f"{outcome}. `release status` shows the last one."
-                )
+            if not cluster_release.to_end(release, model_name, outcome, self.BACKEND):
+                return self.release_state(model_name) or {}
             if outcome == "promote":
                 request = DeploymentRequest(**release["request"])
                 try:

@@ -17,12 +17,8 @@ from integrations.k8s import patch as k8s_patch
 from integrations.k8s import release as cluster_release
 from integrations.kubeflow import seldon_manifest
 from integrations.kubeflow.flavors import ZenkubeSeldonModelDeployerFlavor
-from integrations.zenml_adapters.deployer import (
-    DeployerContract,
-    DeploymentRequest,
-    check_release,
-    served,
-)
+from integrations.zenml_adapters.deployer import DeployerContract, check_release, served
+from integrations.zenml_adapters.request import DeploymentRequest, ReleaseRequest
 
 logger = get_logger(__name__)
 
@@ -57,13 +53,14 @@ class _WithRequestLogger:
         )
 
 
-class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
+class ZenkubeSeldonModelDeployer(cluster_release.ClusterDeployer, SeldonModelDeployer):
     """ZenML's Seldon Core deployer on zenkube's deployer contract: one SeldonDeployment
     per served version (ZenML names it after the service id); a new one must be Ready
     before the old one is deleted, and an interrupted deploy deletes the new one."""
 
     FLAVOR = ZenkubeSeldonModelDeployerFlavor  # error messages name our flavor
     SERVICE_CLASS = SeldonDeploymentService
+    BACKEND = "Seldon Core"
     PROTOCOLS = ("seldon",)  # MLFLOW_SERVER without spec.protocol: Seldon's v1 REST
     RELEASE_MODES = ("canary", "shadow")  # traffic weights / a shadow predictor
     RELEASE_TIMEOUT: ClassVar[int] = 300  # seconds a candidate (or a promote) gets Ready
@@ -146,21 +143,15 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
     def _finished(self, body: dict) -> dict:
         return seldon_manifest.for_cluster(body, getattr(self.config, "request_logger_url", ""))
 
-    def release_start(
-        self,
-        request: DeploymentRequest,
-        mode: str,
-        percent: float,
-        thresholds: dict,
-        timeout: int = 300,
-    ) -> dict:
+    def release_start(self, release: ReleaseRequest, timeout: int = 300) -> dict:
         """The candidate as a second predictor of the served SeldonDeployment: a canary
         (`traffic` weights) or a shadow (`shadow: true`). If the SeldonDeployment is not
         Available again within `timeout`, the candidate goes (fail closed)."""
         from integrations.k8s.storage_uri import check_stack_model_uri
 
-        check_release(self, mode, percent)
-        share = k8s_patch.whole_percent(percent, "Seldon Core") if mode == "canary" else 0
+        request, mode = release.candidate, release.mode
+        check_release(self, mode, release.percent)
+        share = k8s_patch.whole_percent(release.percent, self.BACKEND) if mode == "canary" else 0
         check_stack_model_uri(request.model_uri)
         model = request.model_name
         with locks.model_lock(model, "release", logger.info):
@@ -168,11 +159,11 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
             name = champion.seldon_deployment_name if champion is not None else ""
             body = self._read(name) if champion is not None else None
             last = seldon_manifest.read_release(body) if body is not None else None
-            cluster_release.refuse_start(request, "Seldon Core", body, last, champion)
+            cluster_release.refuse_start(request, self.BACKEND, body, last, champion)
             # the champion's protocol: the same requests reach both (and its promote's deploy)
-            request = request.model_copy(update={"protocol": self.protocol_of(champion)})
+            request = release.with_protocol(self.protocol_of(champion)).candidate
             record = cluster_release.started(
-                request, mode, share, thresholds,
+                request, mode, share, release.thresholds,
                 {"version": champion.config.model_version, "model_uri": champion.config.model_uri,
                  "predictor": seldon_manifest.champion_predictor(body)["name"], "deployment": name},
                 {"predictor": seldon_manifest.candidate_predictor_name(model, request.model_version)},
@@ -216,12 +207,6 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
         name = records[0].seldon_deployment_name
         return name, self._read(name)
 
-    def deploy(self, request: DeploymentRequest, timeout: int = 300):
-        """`deploy`, refused while a release of the model runs (its promote deploys the
-        candidate through the contract's own `deploy`)."""
-        cluster_release.refuse_deploy(self.release_state(request.model_name), request.model_name)
-        return DeployerContract.deploy(self, request, timeout)
-
     def release_state(self, model_name: str) -> dict | None:
         """The model's release, read back from its SeldonDeployment: the record zenkube
         wrote, the predictors' shares and the operator's status; None: it never had one."""
@@ -253,13 +238,8 @@ class ZenkubeSeldonModelDeployer(DeployerContract, SeldonModelDeployer):
         with locks.model_lock(model_name, f"release {outcome}", logger.info):
             name, body = self._release_object(model_name)
             record = seldon_manifest.read_release(body)
-            if not record or not record.get("active"):
-                if outcome == "abort" and record and record.get("state") == "aborted":
-                    return self.release_state(model_name) or {}
-                raise ConfigError(
-                    f"{model_name} has no release running on Seldon Core, so there is "
-                    f"nothing to {outcome}. `release status` shows the last one."
-                )
+            if not cluster_release.to_end(record, model_name, outcome, self.BACKEND):
+                return self.release_state(model_name) or {}
             if outcome != "promote":
                 self._abort(name, record, by, reason)
                 return self.release_state(model_name) or {}

@@ -23,7 +23,7 @@ from integrations.seldon_local.service import (
     input_task,
 )
 from integrations.zenml_adapters.deployer import DeployerContract, DeployFailed
-from integrations.zenml_adapters.request import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest, ReleaseRequest
 
 logger = get_logger(__name__)
 
@@ -167,23 +167,18 @@ class SeldonLocalModelDeployer(DeployerContract):
         return front.release_status() or None
 
     def hand_over(
-        self,
-        candidate: SeldonLocalService,
-        champion: SeldonLocalService,
-        mode: str,
-        percent: float,
-        thresholds: dict,
+        self, candidate: SeldonLocalService, champion: SeldonLocalService, release: ReleaseRequest
     ) -> dict:
         from integrations.seldon_local.front import FrontError
 
         try:
             return candidate.front.release_start(
                 candidate.backend_port,
-                mode,
-                percent,
+                release.mode,
+                release.percent,
                 {**candidate.served_labels, "task": input_task(candidate.model_dir)},
                 str(candidate.workdir),
-                thresholds,
+                release.thresholds,
             )
         except FrontError as exc:
             raise DeployFailed(f"{exc}. The champion serves on alone.") from None

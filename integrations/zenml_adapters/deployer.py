@@ -19,9 +19,9 @@ how to prove, discard, switch and retire.
 A release (issue #27) serves a candidate version beside the served one (canary: a share
 of live requests; shadow: a copy of each) until it is promoted or aborted: a backend
 lists the modes it runs in RELEASE_MODES and fills `release_start`, `release_state` and
-`release_end`; the base refuses any other mode with a clear error. The request is typed
-(`DeploymentRequest`, request.py): the protocol and resources ride in it, not in ZenML's
-`extra_args`.
+`release_end`; the base refuses any other mode with a clear error. The requests are typed
+(`DeploymentRequest`, `ReleaseRequest`: request.py): the protocol and resources ride in
+them, not in ZenML's `extra_args`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from core.errors import ConfigError, ZenkubeError
 from core.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from core.release.running import refuse_while_running
 from integrations.zenml_adapters import service_records
-from integrations.zenml_adapters.request import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest, ReleaseRequest
 
 logger = get_logger(__name__)
 
@@ -143,17 +143,10 @@ def check_release(deployer, mode: str, percent: float) -> None:
         )
 
 
-def release_start(
-    deployer,
-    request: DeploymentRequest,
-    mode: str,
-    percent: float,
-    thresholds: dict,
-    timeout: int = 300,
-) -> dict:
-    """Start a `mode` release of `request` beside the served version; its state."""
-    check_release(deployer, mode, percent)
-    return deployer.release_start(request, mode, percent, thresholds, timeout)
+def release_start(deployer, release: ReleaseRequest, timeout: int = 300) -> dict:
+    """Start `release` (its candidate beside the served version); its state."""
+    check_release(deployer, release.mode, release.percent)
+    return deployer.release_start(release, timeout)
 
 
 def candidates(deployer, model_name: str | None = None) -> list:
@@ -349,31 +342,24 @@ class DeployerContract(BaseModelDeployer):
     # The release state is a dict (RELEASE-DESIGN.md): active, state (running | decided |
     # aborted | promoted), mode, percent, champion / candidate {version, ...}, started_at,
     # ended_at, thresholds, evidence, decision {outcome, by, reasons, at} | None, next.
-    def release_start(
-        self,
-        request: DeploymentRequest,
-        mode: str,
-        percent: float,
-        thresholds: dict,
-        timeout: int = 300,
-    ) -> dict:
-        """Serve `request` as the candidate of a `mode` release (canary: `percent` % of
-        live requests; shadow: a copy of each) beside the served version, which stays the
-        champion; returns the release state. A backend that runs releases lists their
+    def release_start(self, release: ReleaseRequest, timeout: int = 300) -> dict:
+        """Serve `release.candidate` beside the served version (canary: `percent` % of
+        live requests; shadow: a copy of each), which stays the champion; returns the
+        release state. A backend that runs releases lists their
         modes in RELEASE_MODES and either fills `hand_over` (+ `in_release`) for the
         base's `start_release` (record, prove, discard like `deploy`), or overrides this,
         calling `check_release` first."""
-        check_release(self, mode, percent)
-        return self.start_release(request, mode, percent, thresholds, timeout)
+        check_release(self, release.mode, release.percent)
+        return self.start_release(release, timeout)
 
     def release_state(self, model_name: str) -> dict | None:
         """The model's current or last release state; None when it never had one."""
         return None
 
     # A backend that runs releases with the base's `start_release` fills these:
-    def hand_over(self, candidate, champion, mode: str, percent: float, thresholds: dict) -> dict:
-        """Send the proven `candidate` its share (or copy) of `champion`'s traffic; the
-        release state."""
+    def hand_over(self, candidate, champion, release: ReleaseRequest) -> dict:
+        """Send the proven `candidate` its share (or copy) of `champion`'s traffic, as
+        `release` says; the release state."""
         raise NotImplementedError
 
     def in_release(self, candidate, state: dict, ended: bool = False) -> bool:
@@ -398,14 +384,7 @@ class DeployerContract(BaseModelDeployer):
             return
         refuse_while_running(self.release_state(model_name), model_name, command)
 
-    def start_release(
-        self,
-        request: DeploymentRequest,
-        mode: str,
-        percent: float,
-        thresholds: dict,
-        timeout: int = 300,
-    ) -> dict:
+    def start_release(self, release: ReleaseRequest, timeout: int = 300) -> dict:
         """The release dance, like `deploy`'s: record the candidate (labelled as one),
         prove it (health + smoke) without traffic, then hand it over (uninterrupted, with
         its record finished). Any failure or interruption before that discards it: its
@@ -413,6 +392,7 @@ class DeployerContract(BaseModelDeployer):
         lock; the candidate speaks the champion's protocol (the same requests reach both)."""
         from zenml.client import Client
 
+        request = release.candidate
         name = request.model_name
         with locks.model_lock(name, "release start", logger.info):
             self.repair(name)
@@ -429,8 +409,8 @@ class DeployerContract(BaseModelDeployer):
                     "release needs another version as its candidate (--version N)."
                 )
             self.refuse_during_release(name, "release start")
-            request = request.model_copy(update={"protocol": self.protocol_of(champion)})
-            config = self.service_config(request)
+            release = release.with_protocol(self.protocol_of(champion))
+            config = self.service_config(release.candidate)
             response = Client().create_service(
                 config=config, service_type=self.SERVICE_CLASS.SERVICE_TYPE, model_version_id=None
             )
@@ -439,7 +419,7 @@ class DeployerContract(BaseModelDeployer):
                 service_records.mark_candidate(response.id)
                 self.prove(new, [champion], timeout)
                 with locks.uninterrupted():
-                    state = self.hand_over(new, champion, mode, percent, thresholds)
+                    state = self.hand_over(new, champion, release)
                     service_records.save(new, candidate=True)
             except BaseException as exc:
                 with locks.uninterrupted():

@@ -1,6 +1,8 @@
 """What a deployer is asked to serve (`DeploymentRequest`): typed, so the protocol and the
 resources ride in it rather than in ZenML's `extra_args`; it converts to and from ZenML's
-`SeldonDeploymentConfig` for the deployers and records that speak ZenML's API."""
+`SeldonDeploymentConfig` for the deployers and records that speak ZenML's API. A release
+to start (`ReleaseRequest`) carries its candidate's request, its mode, share and gate
+thresholds in one typed object, from the step down to each backend."""
 
 from __future__ import annotations
 
@@ -78,3 +80,20 @@ class DeploymentRequest(BaseModel):
             pipeline_name=data.get("pipeline_name") or "",
             pipeline_step_name=data.get("pipeline_step_name") or "",
         )
+
+
+class ReleaseRequest(BaseModel):
+    """A release to start beside the served champion: the `candidate` to serve, the
+    `mode` (canary: `percent` % of live requests; shadow: a copy of each) and the
+    live-evidence gate's `thresholds` (on top of core/release/gate.DEFAULTS)."""
+
+    candidate: DeploymentRequest
+    mode: str
+    percent: float = 0.0
+    thresholds: dict = {}
+
+    def with_protocol(self, protocol: str) -> ReleaseRequest:
+        """The same release, its candidate speaking `protocol` (the champion's: the same
+        requests reach both)."""
+        candidate = self.candidate.model_copy(update={"protocol": protocol})
+        return self.model_copy(update={"candidate": candidate})

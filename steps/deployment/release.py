@@ -20,7 +20,7 @@ from integrations.k8s.storage_uri import check_stack_model_uri
 from integrations.mlflow import champion as champions
 from integrations.mlflow import registry as mlflow_registry
 from integrations.zenml_adapters import deployer as deployers
-from integrations.zenml_adapters.request import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest, ReleaseRequest
 
 logger = get_logger(__name__)
 
@@ -165,7 +165,10 @@ def start_release(
         schema = check_same_inputs(chosen, current)
         request = DeploymentRequest.for_model(chosen, "", pipeline_name, step_name)
         request.task = schema.task if schema is not None else ""
-        state = deployers.release_start(deployer, request, mode, percent, thresholds, timeout)
+        release = ReleaseRequest(
+            candidate=request, mode=mode, percent=percent, thresholds=thresholds
+        )
+        state = deployers.release_start(deployer, release, timeout)
     if watch:
         spawn_watcher(deployer, model_name)
     return state

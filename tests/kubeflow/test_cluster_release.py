@@ -16,7 +16,7 @@ from core.errors import ConfigError
 from integrations.kserve import manifest
 from integrations.kubeflow import seldon_manifest
 from integrations.zenml_adapters import deployer as contract
-from integrations.zenml_adapters.request import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest, ReleaseRequest
 from steps.deployment.deploy import serve_champion
 from tests.kubeflow.conftest import SELDON_CRD, crd_problems, kserve_crds
 from tests.kubeflow.test_kserve_manifest import HOUSE, ISVC_PATH, champion, kserve_stack  # noqa: F401
@@ -32,6 +32,10 @@ def request(version: str) -> DeploymentRequest:
         model_name=model.name, model_version=version, model_uri=model.artifact_location,
         protocol="v2",
     )  # fmt: skip
+
+
+def release(candidate: DeploymentRequest, mode: str, percent: float, thresholds=THRESHOLDS):
+    return ReleaseRequest(candidate=candidate, mode=mode, percent=percent, thresholds=thresholds)
 
 
 def assert_kserve_accepts(body: dict, releases=("v0.20.0", "v0.15.0")) -> None:
@@ -69,12 +73,12 @@ def test_kserve_runs_no_shadow_and_says_why(kserve_stack):  # noqa: F811
     deployer = Client().active_stack.model_deployer
     assert deployer.RELEASE_MODES == ("canary",)
     with pytest.raises(ConfigError) as refused:
-        deployer.release_start(request("4"), "shadow", 0, THRESHOLDS, 0)
+        deployer.release_start(release(request("4"), "shadow", 0), 0)
     message = str(refused.value)
     assert "kserve/kserve#2978" in message and "--canary PCT" in message
     assert "\n" not in message
     with pytest.raises(ConfigError, match="only canary releases") as refused:  # the contract's
-        contract.release_start(deployer, request("4"), "shadow", 0, THRESHOLDS, 0)
+        contract.release_start(deployer, release(request("4"), "shadow", 0), 0)
     assert "kserve/kserve#2978" in str(refused.value)  # with KServe's own reason
 
 
@@ -88,7 +92,7 @@ def test_a_standard_canary_behind_an_ingress_is_refused_before_anything_starts(
     deployer = configured(canary_routing="ingress")  # what stack up writes by default
     before = [c for c in kubernetes_api if c["method"] != "GET"]
     with pytest.raises(ConfigError) as refused:
-        contract.release_start(deployer, request("4"), "canary", 10, THRESHOLDS, 0)
+        contract.release_start(deployer, release(request("4"), "canary", 10), 0)
     message = str(refused.value)
     assert "stable predictor only" in message and "nothing was started" in message
     assert "canary_routing: gateway-api" in message and "Serverless" in message
@@ -96,7 +100,7 @@ def test_a_standard_canary_behind_an_ingress_is_refused_before_anything_starts(
     assert [c for c in kubernetes_api if c["method"] != "GET"] == before
     assert deployer.release_state("House Prices") is None  # no release was recorded
     serverless = configured(canary_routing="ingress", deployment_mode="Serverless")
-    assert serverless.release_start(request("4"), "canary", 10, THRESHOLDS, 0)["active"]
+    assert serverless.release_start(release(request("4"), "canary", 10), 0)["active"]
 
 
 def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
@@ -106,7 +110,7 @@ def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
     path = f"{ISVC_PATH}/{HOUSE}"
     serve_v3(kubernetes_api)
     deployer = Client().active_stack.model_deployer
-    state = contract.release_start(deployer, request("4"), "canary", 10, THRESHOLDS, 0)
+    state = contract.release_start(deployer, release(request("4"), "canary", 10), 0)
     body = kubernetes_api.objects[path]
     assert_kserve_accepts(body, ("v0.20.0",))
     (entry,) = body["spec"]["canary"]
@@ -127,7 +131,7 @@ def test_a_kserve_canary_starts_reads_back_and_aborts_to_the_champion(
     assert deployer.release_state("House Prices")["backend"]["candidate_ready"] is True
     assert contract.served(deployer, "House Prices").config.model_version == "3"
     with pytest.raises(ConfigError, match="one release per model"):
-        deployer.release_start(request("5"), "canary", 10, THRESHOLDS, 0)
+        deployer.release_start(release(request("5"), "canary", 10), 0)
 
     ended = deployer.release_end("House Prices", "abort", "alice", "p95 too high")
     body = kubernetes_api.objects[path]
@@ -152,7 +156,7 @@ def test_a_kserve_promote_deploys_the_candidate_and_the_canary_goes(
     path = f"{ISVC_PATH}/{HOUSE}"
     serve_v3(kubernetes_api)
     deployer = configured(ready_timeout=0)  # the stand-in has no controller to wait for
-    deployer.release_start(request("4"), "canary", 25, THRESHOLDS, 0)
+    deployer.release_start(release(request("4"), "canary", 25), 0)
     ended = deployer.release_end("House Prices", "promote", "release (canary 25%)", "good")
     body = kubernetes_api.objects[path]
     assert "canary" not in body["spec"]
@@ -171,7 +175,7 @@ def test_a_kserve_serverless_canary_is_canary_traffic_percent_and_aborts_to_zero
     path = f"{ISVC_PATH}/{HOUSE}"
     serve_v3(kubernetes_api)
     deployer = configured(deployment_mode="Serverless")
-    deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
+    deployer.release_start(release(request("4"), "canary", 10), 0)
     body = kubernetes_api.objects[path]
     assert body["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert body["spec"]["predictor"]["model"]["storageUri"] == champion("4").artifact_location
@@ -201,7 +205,7 @@ def test_a_kserve_canary_that_never_gets_ready_is_aborted(
     monkeypatch.setattr(model_deployer.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(model_deployer.time, "sleep", lambda _: None)
     with pytest.raises(model_deployer.KServeDeployError, match="did not get Ready"):
-        deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 60)
+        deployer.release_start(release(request("4"), "canary", 10), 60)
     body = kubernetes_api.objects[path]
     assert "canary" not in body["spec"]
     state = deployer.release_state("House Prices")
@@ -215,7 +219,7 @@ def test_an_undecided_cluster_release_is_decided_abort_by_the_budget(
 ):
     serve_v3(kubernetes_api)
     deployer = Client().active_stack.model_deployer
-    deployer.release_start(request("4"), "canary", 10, {"budget_seconds": 60}, 0)
+    deployer.release_start(release(request("4"), "canary", 10, {"budget_seconds": 60}), 0)
     body = kubernetes_api.objects[f"{ISVC_PATH}/{HOUSE}"]
     record = manifest.read_release(body)
     record["started_at"] -= 61  # a minute ago
@@ -252,7 +256,7 @@ def test_a_seldon_release_starts_reads_back_and_aborts_to_the_champion(
     path, _ = serve_seldon_v3(kubernetes_api)
     deployer = Client().active_stack.model_deployer
     assert deployer.RELEASE_MODES == ("canary", "shadow")
-    state = contract.release_start(deployer, seldon_request("4"), mode, 10, THRESHOLDS, 0)
+    state = contract.release_start(deployer, release(seldon_request("4"), mode, 10), 0)
     body = kubernetes_api.objects[path]
     assert crd_problems(body, SELDON_CRD) == []
     champ, cand = body["spec"]["predictors"]
@@ -285,7 +289,7 @@ def test_a_seldon_promote_deploys_the_candidate_and_the_released_object_goes(
     monkeypatch.setattr(ZenkubeSeldonModelDeployer, "RELEASE_TIMEOUT", 0)  # no operator here
     path, _ = serve_seldon_v3(kubernetes_api)
     deployer = Client().active_stack.model_deployer
-    deployer.release_start(seldon_request("4"), "canary", 10, THRESHOLDS, 0)
+    deployer.release_start(release(seldon_request("4"), "canary", 10), 0)
     assert deployer.release_state("House Prices")["candidate"]["version"] == "4"
     ended = deployer.release_end("House Prices", "promote", "release (canary 10%)", "good")
     assert path not in kubernetes_api.objects  # the released SeldonDeployment went
@@ -310,7 +314,7 @@ def test_a_standard_canary_on_a_kserve_without_spec_canary_is_refused_at_once(
     kubernetes_api.prune_with = "kserve-v0.15.0_inferenceservices.yaml.gz"
     deployer = Client().active_stack.model_deployer
     with pytest.raises(ConfigError, match="dropped the InferenceService's spec.canary"):
-        deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
+        deployer.release_start(release(request("4"), "canary", 10), 0)
     body = kubernetes_api.objects[path]
     assert "canary" not in body["spec"]
     assert body["spec"]["predictor"]["model"]["storageUri"] == champion("3").artifact_location
@@ -325,7 +329,7 @@ def test_a_deploy_during_a_cluster_release_is_refused_and_changes_nothing(
     path = f"{ISVC_PATH}/{HOUSE}"
     serve_v3(kubernetes_api)
     deployer = Client().active_stack.model_deployer
-    deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
+    deployer.release_start(release(request("4"), "canary", 10), 0)
     before = [c for c in kubernetes_api if c["method"] != "GET"]
     with pytest.raises(ConfigError, match="release abort --model-name House Prices"):
         serve_champion(champion("5"), "v2", "deployment_pipeline", "deploy_champion", 0)

@@ -47,7 +47,7 @@ from integrations.kubeflow.flavors import SELDON_FLAVOR
 from integrations.mlflow import champion as champions
 from integrations.mlflow import registry as mlflow_registry
 from integrations.mlflow.registry import RegisteredModel
-from integrations.zenml_adapters.request import DeploymentRequest
+from integrations.zenml_adapters.request import DeploymentRequest, ReleaseRequest
 from stacks.manage import ensure_flavors
 from steps.deployment.deploy import serve_champion
 from steps.deployment.release import check_cluster_release
@@ -234,7 +234,8 @@ def start(backend: str, kubernetes_api, name: str) -> dict:
     request = DeploymentRequest(model_name=name, model_version="4",
                                 model_uri=candidate.artifact_location, protocol=protocol)  # fmt: skip
     deployer = Client().active_stack.model_deployer
-    return deployers.release_start(deployer, request, "canary", 25, LIMITS, 0)
+    release = ReleaseRequest(candidate=request, mode="canary", percent=25, thresholds=LIMITS)
+    return deployers.release_start(deployer, release, 0)
 
 
 def send(loggers: Loggers, urls: dict, kind_traffic: list[tuple]) -> None:

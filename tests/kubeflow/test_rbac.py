@@ -25,7 +25,7 @@ from integrations.kubeflow import rbac
 from integrations.kubeflow.rbac import Request
 from tests.kubeflow.conftest import metadata_problems
 from tests.kubeflow.test_cluster_release import (
-    THRESHOLDS,
+    release,
     request,
     seldon_request,
     serve_seldon_v3,
@@ -138,9 +138,9 @@ def test_the_seldon_role_grants_exactly_what_the_seldon_deployer_calls(
     monkeypatch.setattr(ZenkubeSeldonModelDeployer, "RELEASE_TIMEOUT", 0)  # no operator here
     serve_seldon_v3(kubernetes_api)  # the Secret, then a SeldonDeployment
     deployer = Client().active_stack.model_deployer
-    deployer.release_start(seldon_request("4"), "canary", 10, THRESHOLDS, 0)
+    deployer.release_start(release(seldon_request("4"), "canary", 10), 0)
     deployer.release_end("House Prices", "abort", "alice", "5xx")
-    deployer.release_start(seldon_request("4"), "shadow", 0, THRESHOLDS, 0)
+    deployer.release_start(release(seldon_request("4"), "shadow", 0), 0)
     deployer.release_end("House Prices", "promote", "alice", "good")  # a new one, old goes
     serve_champion(champion("5"), "seldon", "deployment_pipeline", "deploy_champion", 0)
     assert {c["method"] for c in kubernetes_api} == {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -155,9 +155,9 @@ def test_the_kserve_role_grants_exactly_what_the_kserve_deployer_calls(
 
     serve_v3(kubernetes_api)  # create
     deployer = Client().active_stack.model_deployer
-    deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
+    deployer.release_start(release(request("4"), "canary", 10), 0)
     deployer.release_end("House Prices", "abort", "alice", "5xx")
-    deployer.release_start(request("4"), "canary", 10, THRESHOLDS, 0)
+    deployer.release_start(release(request("4"), "canary", 10), 0)
     deployer.release_end("House Prices", "promote", "alice", "good")
     serve_champion(champion("5"), "v2", "deployment_pipeline", "deploy_champion", 0)
     assert {c["method"] for c in kubernetes_api} == {"GET", "POST", "PATCH"}
