@@ -30,6 +30,7 @@ JSON = {"Content-Type": "application/json"}
 # Request bodies are encoded once, outside the timed loop: the figures compare servers,
 # and in-process predict pays no client-side encoding either.
 BATCHES = {1: 300, 100: 60, 10_000: 6}  # batch size → requests per client
+ROUNDS = 3  # each cell's requests are spread over rounds that visit every server in turn
 
 
 def train_model(folder: Path):
@@ -60,7 +61,9 @@ def percentile(values, q):
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
-def load(send, batch_rows: int, clients: int, requests_per_client: int) -> dict:
+def load(send, clients: int, requests_per_client: int) -> tuple[list[float], int, float]:
+    """(latencies, errors, wall seconds) of `clients` threads each sending in a loop."""
+
     def loop(_):
         latencies, errors = [], 0
         session = requests.Session()
@@ -78,13 +81,33 @@ def load(send, batch_rows: int, clients: int, requests_per_client: int) -> dict:
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(loop, range(clients)))
     wall = time.perf_counter() - started
-    latencies = [x for lat, _ in results for x in lat]
-    errors = sum(e for _, e in results)
+    return [x for lat, _ in results for x in lat], sum(e for _, e in results), wall
+
+
+def interleaved(sends: dict, batch_rows: int, clients: int, requests_per_client: int) -> dict:
+    """Each server's figures, measured in ROUNDS rounds that visit every server in turn
+    (each round starting one server later): the machine is shared, and a load that
+    changes during the run then slows every server alike instead of the one measured at
+    that moment (a ratio of one run measured server after server moved by ±50%)."""
+    names = list(sends)
+    rounds = max(1, min(ROUNDS, requests_per_client))
+    per_round = [
+        requests_per_client // rounds + (r < requests_per_client % rounds) for r in range(rounds)
+    ]
+    got = {name: ([], 0, 0.0) for name in names}
+    for r, n in enumerate(per_round):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            latencies, errors, wall = load(sends[name], clients, n)
+            before = got[name]
+            got[name] = (before[0] + latencies, before[1] + errors, before[2] + wall)
     return {
-        "p50_ms": percentile(latencies, 50),
-        "p99_ms": percentile(latencies, 99),
-        "rows_per_s": batch_rows * len(latencies) / wall,
-        "errors": errors,
+        name: {
+            "p50_ms": percentile(latencies, 50),
+            "p99_ms": percentile(latencies, 99),
+            "rows_per_s": batch_rows * len(latencies) / wall,
+            "errors": errors,
+        }
+        for name, (latencies, errors, wall) in got.items()
     }
 
 
@@ -154,6 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(b) for b in args.batches.split(",")]
     scale = 0.2 if args.quick else 1.0
+    load_before = os.getloadavg()[0]
     folder = Path(tempfile.mkdtemp(prefix="zenkube-bench-serving-"))
     model, features = train_model(folder / "model")
     servers = {}
@@ -171,10 +195,7 @@ def main() -> None:
             expected = model.predict(batch).tolist()
             for clients in (1, 8):
                 n = max(2, int(per_client * scale / (2 if clients == 8 else 1)))
-                inproc = load(
-                    lambda s, b=batch: model.predict(b) is not None, batch_rows, clients, n
-                )
-                row = {"batch": batch_rows, "clients": clients, "in-process": inproc}
+                sends = {"in-process": lambda s, b=batch: model.predict(b) is not None}
                 for name, (_, url) in servers.items():
                     if name == "mlflow serve":
                         body = json.dumps(
@@ -198,7 +219,9 @@ def main() -> None:
                             r = s.post(url, data=body, headers=JSON, timeout=120)
                             return r.status_code == 200 and proto.predictions(r.json()) == expected
 
-                    row[name] = load(send, batch_rows, clients, n)
+                    sends[name] = send
+                row = {"batch": batch_rows, "clients": clients}
+                row.update(interleaved(sends, batch_rows, clients, n))
                 results.append(row)
                 for name in ("in-process", *servers):
                     m = row[name]
@@ -264,9 +287,11 @@ def main() -> None:
                 verdicts.append(
                     f"v2 via the front slower than mlflow serve at 10000x{row['clients']}"
                 )
+        load_after = os.getloadavg()[0]
+        print(f"Load average (1 min) at the start {load_before:.1f}, at the end {load_after:.1f}")
         print("Targets: " + ("all met" if not verdicts else "NOT met: " + "; ".join(verdicts)))
         print(
-            f"JSON: {save('serving', {'workers': args.workers, 'results': results, 'misses': verdicts})}"
+            f"JSON: {save('serving', {'workers': args.workers, 'results': results, 'misses': verdicts, 'load': [load_before, load_after]})}"
         )
     finally:
         for pid, _ in servers.values():
