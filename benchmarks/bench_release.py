@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 import time
 
 import numpy as np
 import requests
 from common import REPO_ROOT, save, table
 from sklearn.base import BaseEstimator, ClassifierMixin
+
+from tests.serving.load import ClientThreads, row_for, seldon_server
 
 CLIENTS = 4
 
@@ -74,7 +75,7 @@ def start_servers(root):
     return {n: p for n, (p, _) in started.items()}, [pid for _, pid in started.values()], X, y
 
 
-class Load:
+class Load(ClientThreads):
     """4 clients, one row per request; who answered each (Seldon's meta.requestPath)."""
 
     def __init__(self, url: str, X, y, labels: bool):
@@ -85,14 +86,12 @@ class Load:
         self.seldon, self.columns = process.get_protocol("seldon"), COLUMNS
         self.answers: list[tuple[float, float, str]] = []  # (sent at, seconds, who)
         self.failed = 0
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(CLIENTS)]
+        super().__init__(CLIENTS, join_timeout=None)
 
     def run(self, client: int) -> None:
         session, i = requests.Session(), 0
         while not self.stop.is_set():
-            row = (client * 997 + i * 31) % len(self.X)
+            row = row_for(client, i, len(self.X))
             i += 1
             body = self.seldon.request_body(self.columns, [self.X.iloc[row].tolist()])
             started = time.perf_counter()
@@ -101,8 +100,8 @@ class Load:
                 seconds = time.perf_counter() - started
                 if answer.status_code != 200:
                     raise ValueError(answer.status_code)
-                meta = answer.json()["meta"]
-                who = meta["requestPath"]["classifier"].removeprefix("zenkube/")
+                got = answer.json()
+                meta, who = got["meta"], seldon_server(row, got)
                 if self.labels:
                     truth = {"data": {"ndarray": [int(self.y.iloc[row])]}}
                     session.post(
@@ -116,16 +115,6 @@ class Load:
                 continue
             with self.lock:
                 self.answers.append((started, seconds, who))
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
 
 
 def release(front, ports, name: str, version: str, percent: float, X, y, labels: bool) -> dict:

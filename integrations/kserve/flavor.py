@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from zenml.model_deployers.base_model_deployer import (
     BaseModelDeployerConfig,
     BaseModelDeployerFlavor,
 )
 
-from integrations.kubeflow.flavors import _NoDocs
-
-if TYPE_CHECKING:
-    from integrations.kserve.model_deployer import KServeModelDeployer
+from integrations.zenml_adapters.flavors import DeclaredFlavor, NoDocs
 
 FLAVOR_NAME = "zenkube_kserve"
 
@@ -60,19 +57,9 @@ class KServeModelDeployerConfig(BaseModelDeployerConfig):
         return False
 
 
-class KServeModelDeployerFlavor(_NoDocs, BaseModelDeployerFlavor):
+class KServeModelDeployerFlavor(DeclaredFlavor, NoDocs, BaseModelDeployerFlavor):
     """Flavor of zenkube's KServe model deployer."""
 
-    @property
-    def name(self) -> str:
-        return FLAVOR_NAME
-
-    @property
-    def config_class(self) -> type[KServeModelDeployerConfig]:
-        return KServeModelDeployerConfig
-
-    @property
-    def implementation_class(self) -> type[KServeModelDeployer]:
-        from integrations.kserve.model_deployer import KServeModelDeployer
-
-        return KServeModelDeployer
+    NAME = FLAVOR_NAME
+    CONFIG = KServeModelDeployerConfig
+    IMPLEMENTATION = "integrations.kserve.model_deployer.KServeModelDeployer"

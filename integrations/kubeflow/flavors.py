@@ -25,6 +25,8 @@ from zenml.integrations.seldon.flavors.seldon_model_deployer_flavor import (
     SeldonModelDeployerFlavor,
 )
 
+from integrations.zenml_adapters.flavors import DeclaredFlavor, NoDocs
+
 KUBEFLOW_FLAVOR = "zenkube_kubeflow"
 SELDON_FLAVOR = "zenkube_seldon"
 
@@ -36,18 +38,6 @@ def memory_quantity(resource_settings) -> str | None:
     if not resource_settings or not resource_settings.memory:
         return None
     return f"{int(round(resource_settings.get_memory(ByteUnit.MIB)))}Mi"
-
-
-class _NoDocs:
-    """Our flavors have no page on docs.zenml.io (ZenML would derive a wrong one)."""
-
-    @property
-    def docs_url(self) -> str | None:
-        return None
-
-    @property
-    def sdk_docs_url(self) -> str | None:
-        return None
 
 
 # The Kubernetes Secret (in KFP's namespace) whose bucket keys every task gets as env.
@@ -70,22 +60,12 @@ class ZenkubeKubeflowOrchestratorConfig(KubeflowOrchestratorConfig):
     storage_secret: str = STORAGE_SECRET
 
 
-class ZenkubeKubeflowOrchestratorFlavor(_NoDocs, KubeflowOrchestratorFlavor):
+class ZenkubeKubeflowOrchestratorFlavor(DeclaredFlavor, NoDocs, KubeflowOrchestratorFlavor):
     """ZenML's Kubeflow orchestrator with memory settings KFP accepts."""
 
-    @property
-    def name(self) -> str:
-        return KUBEFLOW_FLAVOR
-
-    @property
-    def config_class(self) -> type[ZenkubeKubeflowOrchestratorConfig]:
-        return ZenkubeKubeflowOrchestratorConfig
-
-    @property
-    def implementation_class(self):
-        from integrations.kubeflow.orchestrator import ZenkubeKubeflowOrchestrator
-
-        return ZenkubeKubeflowOrchestrator
+    NAME = KUBEFLOW_FLAVOR
+    CONFIG = ZenkubeKubeflowOrchestratorConfig
+    IMPLEMENTATION = "integrations.kubeflow.orchestrator.ZenkubeKubeflowOrchestrator"
 
 
 class ZenkubeSeldonModelDeployerConfig(SeldonModelDeployerConfig):
@@ -101,22 +81,12 @@ class ZenkubeSeldonModelDeployerConfig(SeldonModelDeployerConfig):
     request_logger_url: str = ""
 
 
-class ZenkubeSeldonModelDeployerFlavor(_NoDocs, SeldonModelDeployerFlavor):
+class ZenkubeSeldonModelDeployerFlavor(DeclaredFlavor, NoDocs, SeldonModelDeployerFlavor):
     """ZenML's Seldon model deployer with the S3 credentials read in the right order."""
 
-    @property
-    def name(self) -> str:
-        return SELDON_FLAVOR
-
-    @property
-    def config_class(self) -> type[ZenkubeSeldonModelDeployerConfig]:
-        return ZenkubeSeldonModelDeployerConfig
-
-    @property
-    def implementation_class(self):
-        from integrations.kubeflow.seldon import ZenkubeSeldonModelDeployer
-
-        return ZenkubeSeldonModelDeployer
+    NAME = SELDON_FLAVOR
+    CONFIG = ZenkubeSeldonModelDeployerConfig
+    IMPLEMENTATION = "integrations.kubeflow.seldon.ZenkubeSeldonModelDeployer"
 
 
 FLAVORS: dict[str, tuple[str, Any]] = {

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from zenml.config.base_settings import BaseSettings
 from zenml.model_deployers.base_model_deployer import (
     BaseModelDeployerConfig,
     BaseModelDeployerFlavor,
 )
 
-if TYPE_CHECKING:
-    from integrations.seldon_local.model_deployer import SeldonLocalModelDeployer
+from integrations.zenml_adapters.flavors import DeclaredFlavor
 
 FLAVOR_NAME = "seldon_local"
 
@@ -50,19 +47,9 @@ class SeldonLocalModelDeployerConfig(BaseModelDeployerConfig, SeldonLocalModelDe
         return True
 
 
-class SeldonLocalModelDeployerFlavor(BaseModelDeployerFlavor):
+class SeldonLocalModelDeployerFlavor(DeclaredFlavor, BaseModelDeployerFlavor):
     """Flavor of zenkube's local Seldon model deployer."""
 
-    @property
-    def name(self) -> str:
-        return FLAVOR_NAME
-
-    @property
-    def config_class(self) -> type[SeldonLocalModelDeployerConfig]:
-        return SeldonLocalModelDeployerConfig
-
-    @property
-    def implementation_class(self) -> type[SeldonLocalModelDeployer]:
-        from integrations.seldon_local.model_deployer import SeldonLocalModelDeployer
-
-        return SeldonLocalModelDeployer
+    NAME = FLAVOR_NAME
+    CONFIG = SeldonLocalModelDeployerConfig
+    IMPLEMENTATION = "integrations.seldon_local.model_deployer.SeldonLocalModelDeployer"

@@ -15,6 +15,8 @@ from zenml.artifact_stores.local_artifact_store import (
     LocalArtifactStoreFlavor,
 )
 
+from integrations.zenml_adapters.flavors import DeclaredFlavor
+
 FLAVOR_NAME = "shared_volume"
 
 
@@ -39,17 +41,9 @@ class SharedVolumeArtifactStore(LocalArtifactStore):
         return None
 
 
-class SharedVolumeArtifactStoreFlavor(LocalArtifactStoreFlavor):
+class SharedVolumeArtifactStoreFlavor(DeclaredFlavor, LocalArtifactStoreFlavor):
     """Flavor of the shared-volume artifact store."""
 
-    @property
-    def name(self) -> str:
-        return FLAVOR_NAME
-
-    @property
-    def config_class(self) -> type[SharedVolumeArtifactStoreConfig]:
-        return SharedVolumeArtifactStoreConfig
-
-    @property
-    def implementation_class(self) -> type[SharedVolumeArtifactStore]:
-        return SharedVolumeArtifactStore
+    NAME = FLAVOR_NAME
+    CONFIG = SharedVolumeArtifactStoreConfig
+    IMPLEMENTATION = f"{__name__}.SharedVolumeArtifactStore"

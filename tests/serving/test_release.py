@@ -26,6 +26,7 @@ from integrations.seldon_local import process
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront
 from tests.serving import release_models
+from tests.serving.load import ClientThreads, row_for, seldon_server
 
 CLIENTS = 4
 SELDON = process.get_protocol("seldon")
@@ -113,7 +114,7 @@ def front(servers, tmp_path_factory):
         yield front
 
 
-class Clients:
+class Clients(ClientThreads):
     """Four clients posting one row each request; two send their own request id (Seldon:
     the Seldon-Puid header; V2: the body's id, and one more the X-Request-Id header), the
     others none. With `labels`, each answer's true label is sent back as feedback.
@@ -128,12 +129,8 @@ class Clients:
         self.answered: dict[str, str] = {}  # request id -> the server that answered
         self.rows: dict[str, int] = {}  # request id -> the row it sent
         self.failures: list[str] = []
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
         self.run_id = uuid.uuid4().hex[:6]
-        self.threads = [
-            threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(CLIENTS)
-        ]
+        super().__init__(CLIENTS)
 
     def request(self, client: int, i: int, row: int) -> tuple[dict, dict]:
         proto = process.get_protocol(self.protocol)
@@ -149,7 +146,7 @@ class Clients:
         session = requests.Session()
         i = 0
         while not self.stop.is_set():
-            row = (client * 997 + i * 31) % len(self.X)
+            row = row_for(client, i, len(self.X))
             body, headers = self.request(client, i, row)
             i += 1
             try:
@@ -193,21 +190,6 @@ class Clients:
         with self.lock:
             known = [v for v in self.answered.values() if v != "either"]
             return sum(v == name for v in known) / max(1, len(known))
-
-    def __enter__(self) -> Clients:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-
-def seldon_server(row: int, answer: dict) -> str:
-    """The server that answered: its model name, which Seldon puts in meta.requestPath."""
-    return answer["meta"]["requestPath"]["classifier"].removeprefix("zenkube/")
 
 
 def url_of(front: ModelFront) -> str:

@@ -7,7 +7,6 @@ one only after its requests finished.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -18,22 +17,21 @@ from app import runner
 from integrations.seldon_local import client
 from integrations.seldon_local.process import get_protocol, is_alive
 from tests.serving.helpers import deploy_folder, stop_all, train_champion
+from tests.serving.load import ClientThreads
 
 CLIENTS = 8
 
 
-class Load:
+class Load(ClientThreads):
     """Clients that post the same rows in a loop, each on its own keep-alive session."""
 
     def __init__(self, url: str, body: dict, rows: int):
         self.url, self.body, self.rows = url, body, rows
         self.ok = 0
         self.failures: list[str] = []
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(CLIENTS)]
+        super().__init__(CLIENTS)
 
-    def run(self) -> None:
+    def run(self, client: int) -> None:
         session = requests.Session()
         while not self.stop.is_set():
             try:
@@ -48,16 +46,6 @@ class Load:
                 else:
                     self.failures.append(reason)
             time.sleep(0.01)
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
 
 
 @pytest.mark.parametrize("protocol", ["seldon", "v2"])
