@@ -152,6 +152,7 @@ class LocalDeployerView:
             "FRONT_LOG": str(front.log_file),
             "METRICS_URL": front.metrics_url,
             "RESTARTS": front.restarts_note(),
+            "REPLICAS": front.replicas_note(),
             "PORT_NOTE": service.port_note or None,
         }
 
@@ -220,6 +221,8 @@ def status(model_name: str | None, echo=print, view: LocalDeployerView | None = 
             lines.append(f"    Host header: {info['HOST_HEADER']}")
         if info.get("METRICS_URL") and state == "up":
             lines.append(f"    metrics: {info['METRICS_URL']}")
+        if info.get("REPLICAS") and state == "up":
+            lines.append(f"    replicas: {info['REPLICAS']}")
         if info.get("RESTARTS"):  # the model's front restarted a server that died
             lines.append(f"    restarts: {info['RESTARTS']}")
         if state == "restarting":

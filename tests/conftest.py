@@ -16,6 +16,10 @@ os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
 # The default model (HistGradientBoosting) uses every core through OpenMP; tests run in
 # two workers on two cores, where more threads than cores only wait on each other.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A deploy starts one model-server process, not a user's two replicas (a warm standby:
+# integrations/seldon_local/replicas.py): a second start per deploy would add minutes to
+# the suite. The fault test (tests/serving/test_faults.py) runs the champion as two.
+os.environ.setdefault("ZENKUBE_REPLICAS", "1")
 
 # Small and quick, but the same code path as the defaults.
 FAST_TRAINER = {
@@ -72,7 +76,10 @@ def stop_servers_under(serving_dir: Path) -> None:
             continue
         # A front's group is its keeper's (the leader), as ModelFront.stop stops it: the
         # front's own pid names no group, so stopping only that left keeper and front up.
-        for pid in dict.fromkeys([data.get("group"), data.get("keeper"), data.get("pid")]):
+        standbys = [s.get("pid") for s in data.get("standbys") or [] if isinstance(s, dict)]
+        for pid in dict.fromkeys(
+            [data.get("group"), data.get("keeper"), data.get("pid"), *standbys]
+        ):
             try:
                 stop_group(pid, timeout=5)
             except OSError:

@@ -19,6 +19,9 @@ class SeldonLocalModelDeployerSettings(BaseSettings):
     Attributes:
         port: fixed port on 127.0.0.1; None keeps the current port or picks a free one.
         workers: server worker processes (each holds a copy of the model).
+        replicas: model-server processes of the served version (each with its workers):
+            the primary and warm standbys that answer at once when it dies (replicas.py);
+            ZENKUBE_REPLICAS overrides it.
         start_timeout: seconds a new server has to become healthy.
         log_traffic: record served rows, predictions and feedback labels as Parquet in
             the artifact store (`traffic/<model>/`) for `monitor --from-traffic`.
@@ -27,6 +30,7 @@ class SeldonLocalModelDeployerSettings(BaseSettings):
 
     port: int | None = None
     workers: int = 2
+    replicas: int = 2
     start_timeout: float = 120.0
     log_traffic: bool = True
     traffic_max_mb: int = 512

@@ -144,6 +144,18 @@ class ModelFront:
             )
         return "; ".join(notes) or None
 
+    def replicas_note(self) -> str | None:
+        """How many of the served version's model-server replicas are ready, for `serve
+        status` (None: the front does not answer)."""
+        replicas = (self.status() or {}).get("replicas")
+        if not replicas:
+            return None
+        ready, total = replicas.get("ready", 0), replicas.get("total", 0)
+        note = f"{ready}/{total} ready"
+        if ready < total:
+            note += " (the front restarts the missing; the ready ones answer meanwhile)"
+        return note
+
     def server_dir(self, backend: int) -> str:
         """The folder of the server listening on `backend` (its `server.json` says the
         port): the front watches that server and restarts it if it dies."""

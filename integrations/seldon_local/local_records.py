@@ -178,7 +178,7 @@ class LocalService(ServerFiles):
 
         state, why = process.server_state(
             self.pid, self.backend_port, self.front, self.protocol, "classifier",
-            self.config.model_name,
+            self.config.model_name, self.standbys,
         )  # fmt: skip
         self.status = Status(state, why)
 

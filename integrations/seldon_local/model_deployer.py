@@ -12,7 +12,7 @@ from core.champion import locks
 from core.errors import is_interrupt
 from core.paths import zenkube_home
 from core.traffic.rows import stack_folder
-from integrations.seldon_local import process
+from integrations.seldon_local import process, replicas
 from integrations.seldon_local.flavor import (
     SeldonLocalModelDeployerConfig,
     SeldonLocalModelDeployerFlavor,
@@ -61,6 +61,7 @@ class SeldonLocalModelDeployer(DeployerContract):
         settings = self.config
         base = request.seldon_config().model_dump(exclude={"type"})
         base.pop("resources", None)  # one process on this machine: no limits to set
+        base["replicas"] = replicas.wanted(settings.replicas)  # a primary + warm standbys
         return SeldonLocalServiceConfig(
             **base,
             protocol=request.protocol,
@@ -73,7 +74,9 @@ class SeldonLocalModelDeployer(DeployerContract):
         )
 
     def same(self, service: SeldonLocalService, config: SeldonLocalServiceConfig) -> bool:
-        keys = ("model_uri", "model_version", "protocol", "workers", "port", "traffic_dir")
+        keys = (
+            "model_uri", "model_version", "protocol", "workers", "replicas", "port", "traffic_dir",
+        )  # fmt: skip
         return all(getattr(service.config, k) == getattr(config, k) for k in keys)
 
     def revive(self, service: SeldonLocalService, timeout: int) -> SeldonLocalService:
@@ -115,7 +118,7 @@ class SeldonLocalModelDeployer(DeployerContract):
             status is not None
             and service.backend_port is not None
             and status.get("backend") == service.backend_port
-            and process.is_alive(service.pid)
+            and any(process.is_alive(pid) for pid in [service.pid, *dict(service.standbys)])
         )
 
     def switch(self, new: SeldonLocalService, old: list[SeldonLocalService]) -> None:
@@ -226,5 +229,6 @@ class SeldonLocalModelDeployer(DeployerContract):
             "FRONT_LOG": str(service.front.log_file),
             "METRICS_URL": service.front.metrics_url,
             "RESTARTS": service.front.restarts_note(),
+            "REPLICAS": service.front.replicas_note(),
             "PORT_NOTE": service.port_note or None,
         }

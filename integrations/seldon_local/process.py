@@ -200,13 +200,16 @@ def _pgid_of(pid: str) -> int | None:
 
 def server_state(
     pid: int | None, backend_port: int | None, front, protocol: Protocol, served_name: str,
-    model_name: str,
+    model_name: str, standbys: list[tuple[int | None, int]] = (),
 ) -> tuple[str, str]:  # fmt: skip
     """A local model server's state as ZenML's `ServiceState` values name them (active,
-    inactive, error; pending_startup while the front's keeper restarts the front) and why: its process, whether the model's `front` (a ModelFront)
-    forwards to it (as the champion, or as a running release's candidate), its health.
-    No ZenML here: `serve status` reads it without importing ZenML."""
-    if not is_alive(pid):
+    inactive, error; pending_startup while the front's keeper restarts the front) and
+    why: its processes (the primary on `backend_port`, and its warm `standbys`, (pid,
+    port) each: replicas.py; one alive and healthy is enough), whether the model's
+    `front` (a ModelFront) forwards to it (as the champion, or as a running release's
+    candidate), its health. No ZenML here: `serve status` reads it without ZenML."""
+    alive = [(p, port) for p, port in [(pid, backend_port), *standbys] if is_alive(p)]
+    if not alive:
         left = group_members(pid)
         if left:
             return "error", (
@@ -225,14 +228,19 @@ def server_state(
         return "pending_startup", "the model's front is restarting (its keeper restarts it)"
     if status is None or (status.get("backend") != backend_port and not candidate):
         return "inactive", "the model's front is not forwarding to this server"
-    backend_health = protocol.url(backend_port, served_name, protocol.health_path)
-    try:
-        response = requests.get(backend_health, timeout=10)  # a loaded server answers slowly
-    except requests.RequestException as exc:
-        return "error", f"health check failed: {exc}"
-    if response.status_code == 200:
-        return "active", ""
-    return "error", f"health check answered HTTP {response.status_code}"
+    why = ""
+    for _, port in alive:  # the first healthy replica is enough: the front sends it requests
+        try:  # a loaded server answers slowly
+            response = requests.get(
+                protocol.url(port, served_name, protocol.health_path), timeout=10
+            )
+        except requests.RequestException as exc:
+            why = why or f"health check failed: {exc}"
+            continue
+        if response.status_code == 200:
+            return "active", ""
+        why = why or f"health check answered HTTP {response.status_code}"
+    return "error", why
 
 
 def log_tail(log_file: Path, lines: int = 30) -> str:

@@ -36,6 +36,13 @@ class ServerFiles:
         return self._record().get("port")
 
     @property
+    def standbys(self) -> list[tuple[int | None, int]]:
+        """(pid, port) of each warm standby of this server (replicas.py)."""
+        from integrations.seldon_local import replicas
+
+        return [(r.pid, r.port) for r in replicas.of(self._record())[1:]]
+
+    @property
     def front(self):
         """The model's front (front.py): the stable port clients call."""
         from integrations.seldon_local.front import ModelFront

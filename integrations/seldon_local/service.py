@@ -22,7 +22,7 @@ from zenml.services.service_status import ServiceStatus
 
 from core.protocol import DEFAULT_PROTOCOL, OLD_V2_NAME, v2_model_name
 from integrations.mlflow.registry import PICKLE_ENV
-from integrations.seldon_local import process
+from integrations.seldon_local import process, replicas
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.process import tree_digest
 from integrations.seldon_local.server_files import ServerFiles
@@ -61,6 +61,9 @@ class SeldonLocalServiceConfig(SeldonDeploymentConfig):
         protocol: `seldon` (Seldon Core v1 REST, as ZenML's seldon deployer calls) or `v2`.
         port: requested port; None keeps the previous deployment's port or picks a free one.
         workers: server worker processes.
+        replicas: (SeldonDeploymentConfig's, as on a cluster) model-server processes of
+            this version (integrations/seldon_local/replicas.py): the primary and
+            `replicas - 1` warm standbys.
         state_dir: folder for this deployment's model copy, log and process record.
         start_timeout: seconds allowed to become healthy.
         traffic_dir: where the model's front records served requests and feedback as
@@ -223,28 +226,34 @@ class SeldonLocalService(ServerFiles, BaseDeploymentService):
         env = {**PICKLE_ENV, "ZENKUBE_HOST": process.HOST}
         pid = process.spawn(command, self.log_file, env)
         try:
-            process.wait_healthy(
-                pid,
-                self.protocol.url(port, self.served_name, self.protocol.health_path),
-                self.log_file,
-                self.config.start_timeout,
-            )
-            process.smoke_test(self.protocol, port, self.served_name, self.model_dir)
+            self.prove_server(pid, port, self.log_file)
+            # its warm standbys, one at a time, at low priority (replicas.py)
+            standbys = replicas.start_standbys(
+                self.workdir, command, env, self.config.replicas - 1, self.prove_server,
+                process.free_port, process.spawn, process.stop_group,
+            )  # fmt: skip
         except BaseException:  # Ctrl-C while it starts too: no server is left behind
             process.stop_group(pid)
             raise
+        record = {"pid": pid, "port": port, "protocol": self.config.protocol}
         (self.workdir / "server.json").write_text(
-            json.dumps({"pid": pid, "port": port, "protocol": self.config.protocol})
+            json.dumps({**record, "standbys": standbys} if standbys else record)
         )
         self.status.port, self.status.pid = port, pid
         self.status.update_state(ServiceState.ACTIVE)
+
+    def prove_server(self, pid: int, port: int, log_file: Path) -> None:
+        """Healthy within the start timeout and a smoke prediction answered, or raise."""
+        health = self.protocol.url(port, self.served_name, self.protocol.health_path)
+        process.wait_healthy(pid, health, log_file, self.config.start_timeout)
+        process.smoke_test(self.protocol, port, self.served_name, self.model_dir)
 
     def provision(self) -> None:
         """(Re)start this server behind the model's front, on the port clients know."""
         if self.is_running:
             return
         # A server whose main process was killed can leave workers in its group: end them.
-        process.stop_group(self.pid)
+        self.stop_processes()
         wanted = self.port or self.config.port
         backend = process.free_port()
         self.start_on(backend)
@@ -268,19 +277,22 @@ class SeldonLocalService(ServerFiles, BaseDeploymentService):
             front.stop()
         self.stop_server()
 
+    def stop_processes(self) -> None:
+        """Stop every replica's process group (at the same time)."""
+        replicas.stop_all(replicas.pids(self._record()) or [self.pid], process.stop_group)
+
     def stop_server(self) -> None:
-        process.stop_group(self.pid)
         record = self.workdir / "server.json"
-        if record.exists():
-            data = self._record()
-            data["pid"] = None
-            record.write_text(json.dumps(data))
+        data = self._record()
+        if record.exists():  # first: the front restarts no replica that is being stopped
+            record.write_text(json.dumps(replicas.without_pids(data)))
+        replicas.stop_all(replicas.pids(data) or [self.status.pid], process.stop_group)
         self.status.pid = None
 
     def check_status(self) -> tuple[ServiceState, str]:
         state, why = process.server_state(
             self.pid, self.backend_port, self.front, self.protocol, self.served_name,
-            self.config.model_name,
+            self.config.model_name, self.standbys,
         )  # fmt: skip
         return ServiceState(state), why
 

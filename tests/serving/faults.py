@@ -1,7 +1,8 @@
 """kill -9 of each serving process kind under load (issue #34), for the fault test and
-benchmarks/bench_faults.py: one served model on V2 behind its front and keeper, a canary
-release at 50% of a second version (its own model server) and the release watcher; four
-clients post one row each request while one process is killed at a time.
+benchmarks/bench_faults.py: one served model on V2 behind its front and keeper, as two
+replicas (a primary and a warm standby: integrations/seldon_local/replicas.py), a canary
+release at 50% of a second version (its own model server, two replicas too) and the
+release watcher; four clients post one row each request while one process is killed at a time.
 
 No ZenML pipeline: the servers are started as `SeldonLocalService.start_on` starts them
 (a model copy, `server.launch.json`, `server.json` in a folder under the state folder),
@@ -26,7 +27,7 @@ import requests
 
 from core.paths import REPO_ROOT
 from integrations.mlflow.registry import PICKLE_ENV
-from integrations.seldon_local import process
+from integrations.seldon_local import process, replicas
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront, served_state
 from tests.serving import release_models
@@ -34,34 +35,47 @@ from tests.serving import release_models
 MODEL = "faults"
 PROTOCOL = "v2"
 CLIENTS = 4
-KINDS = ("front", "model server", "candidate", "watcher", "keeper")
+# "model server": the champion's primary replica; "standby": its warm standby
+KINDS = ("front", "model server", "standby", "candidate", "watcher", "keeper")
+REPLICAS = 2  # the champion's and the candidate's, as a user's deploy runs them
 # the release never decides by itself here: it stays running through every kill
 UNDECIDED = {"min_requests": 10**9, "budget_seconds": 24 * 3600}
 
 
-def start_server(folder: Path, model_dir: Path, protocol: str = PROTOCOL) -> int:
-    """A model server as a deployment's: its model copy, launch spec and record in
-    `folder`; returns its port once it is healthy."""
+def start_server(folder: Path, model_dir: Path, protocol: str = PROTOCOL, count: int = 1) -> int:
+    """A model server as a deployment's, with `count` replicas (replicas.py): its model
+    copy, launch specs and record in `folder`; returns its port once all are healthy."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(model_dir, folder / "model")
     proto, port = process.get_protocol(protocol), process.free_port()
     command = proto.command(runtime_python(protocol), folder / "model", "classifier", port, 1)
     env = {**PICKLE_ENV, "ZENKUBE_HOST": process.HOST}
+
+    def prove(pid: int, on: int, log: Path) -> None:
+        process.wait_healthy(pid, proto.url(on, "classifier", proto.health_path), log, 180)
+
     pid = process.spawn(command, folder / "server.log", env)
-    process.wait_healthy(
-        pid, proto.url(port, "classifier", proto.health_path), folder / "server.log", 180
-    )
-    (folder / "server.json").write_text(
-        json.dumps({"pid": pid, "port": port, "protocol": protocol})
-    )
+    prove(pid, port, folder / "server.log")
+    standbys = replicas.start_standbys(
+        folder, command, env, count - 1, prove, process.free_port, process.spawn,
+        process.stop_group,
+    )  # fmt: skip
+    record = {"pid": pid, "port": port, "protocol": protocol}
+    (folder / "server.json").write_text(json.dumps({**record, "standbys": standbys}))
     return port
 
 
-def server_pid(folder: Path) -> int | None:
+def server_record(folder: Path) -> dict:
     try:
-        return json.loads((folder / "server.json").read_text()).get("pid")
+        return json.loads((folder / "server.json").read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+
+
+def server_pid(folder: Path, index: int = 0) -> int | None:
+    """The pid of replica `index` (0: the primary) of the server in `folder`."""
+    found = [r.pid for r in replicas.of(server_record(folder)) if r.index == index]
+    return found[0] if found else None
 
 
 def spawn_watcher(front: ModelFront) -> int:
@@ -98,6 +112,8 @@ class Served:
             return self.front.record().get("keeper")
         if kind == "model server":
             return server_pid(self.champion_dir)
+        if kind == "standby":
+            return server_pid(self.champion_dir, 1)
         if kind == "candidate":
             return server_pid(self.candidate_dir)
         try:
@@ -112,8 +128,10 @@ class Served:
             return False
         if kind == "front":
             return (self.front.status() or {}).get("pid") == pid
-        if kind in ("model server", "candidate"):
-            port = self.champion_port if kind == "model server" else self.candidate_port
+        if kind in ("model server", "standby", "candidate"):
+            folder = self.candidate_dir if kind == "candidate" else self.champion_dir
+            index = 1 if kind == "standby" else 0
+            (port,) = [r.port for r in replicas.of(server_record(folder)) if r.index == index]
             proto = process.get_protocol(PROTOCOL)
             try:
                 url = proto.url(port, "classifier", proto.health_path)
@@ -147,8 +165,8 @@ def served_release(root: Path):
     champion_dir, candidate_dir = state / "champion", state / "candidate"
     front = ModelFront(state, MODEL)
     try:
-        champion_port = start_server(champion_dir, folders["champion"])
-        candidate_port = start_server(candidate_dir, folders["good"])
+        champion_port = start_server(champion_dir, folders["champion"], count=REPLICAS)
+        candidate_port = start_server(candidate_dir, folders["good"], count=REPLICAS)
         columns = json.dumps(release_models.COLUMNS)
         served = {"model": MODEL, "version": "1", "protocol": PROTOCOL, "columns": columns}
         front.start(process.free_port(), champion_port, served=served)
@@ -170,7 +188,7 @@ def served_release(root: Path):
         except (OSError, ValueError):
             pass
         for folder in (champion_dir, candidate_dir):
-            process.stop_group(server_pid(folder), timeout=5)
+            replicas.stop_all(replicas.pids(server_record(folder)), process.stop_group, 5)
 
 
 @dataclass

@@ -1,14 +1,29 @@
 """kill -9 of each serving process kind in turn under 4 clients (issue #34): the front,
-the model server, the release's candidate, the release watcher and the front's keeper.
-After each, the endpoint answers again on the same port with the same version, protocol
-(V2) and release (a canary at 50% of v2, still running), with no command run. How many
-seconds each took is benchmarks/bench_faults.py's to print (docs/performance.md)."""
+the champion's primary model server and its warm standby (two replicas, as a user's
+deploy runs them: integrations/seldon_local/replicas.py), the release's candidate (its
+primary), the
+release watcher and the front's keeper. After each, the endpoint answers again on the
+same port with the same version, protocol (V2) and release (a canary at 50% of v2, still
+running), with no command run, and the killed process is replaced. How many seconds each
+took is benchmarks/bench_faults.py's to print (docs/performance.md)."""
 
 from __future__ import annotations
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving.faults import KINDS, Load, kill_and_recover, served_release
+from tests.serving.faults import CLIENTS, KINDS, REPLICAS, Load, kill_and_recover, served_release
+
+
+def ready_replicas(metrics_url: str) -> float:
+    text = requests.get(metrics_url, timeout=10).text
+    (sample,) = [
+        s
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "zenkube_ready_replicas"
+    ]
+    return sample.value
 
 
 def test_every_serving_process_killed_in_turn_is_replaced_and_serves_what_it_served(
@@ -18,6 +33,7 @@ def test_every_serving_process_killed_in_turn_is_replaced_and_serves_what_it_ser
     with served_release(tmp_path) as served, Load(served.url, served.body) as load:
         start = served.state()
         assert start["protocol"] == "v2" and start["release"] == ("running", "canary", 50.0, "2")
+        assert served.front.replicas_note() == f"{REPLICAS}/{REPLICAS} ready"
         for kind in KINDS:
             result = kill_and_recover(served, kind, load)
             results.append(result)
@@ -25,12 +41,18 @@ def test_every_serving_process_killed_in_turn_is_replaced_and_serves_what_it_ser
             assert result["after"] == start, result
             answer = requests.post(served.url, json=served.body, timeout=10)
             assert answer.status_code == 200 and "outputs" in answer.json(), kind
-        # the front restarted once; the model servers behind it were restarted by it
+        # the front restarted once; both champion replicas were restarted by it
         status = served.front.status()
-        assert status["front_restarts"] == 1 and status["restarts"] == 1
+        assert status["front_restarts"] == 1 and status["restarts"] == 2
+        assert status["replicas"] == {"ready": REPLICAS, "total": REPLICAS}
+        assert ready_replicas(served.front.metrics_url) == REPLICAS
         assert load.answered > 0
     by_kind = {r["kind"]: r for r in results}
-    # a candidate, a watcher or a keeper killed costs callers nothing: the champion
-    # answers a canary's share while its candidate restarts, the others serve no request
-    for kind in ("candidate", "watcher", "keeper"):
+    # the champion's primary killed: its standby answers at once, so at most the
+    # requests in flight on the killed process fail (one per client), not a restart's worth
+    assert by_kind["model server"]["failed"] <= CLIENTS, by_kind["model server"]
+    # a standby, the candidate's primary, the watcher or the keeper killed costs callers
+    # nothing: the other replica answers meanwhile (the candidate's standby too, so its
+    # 5xx share stays zero and the release is not aborted), the others serve no request
+    for kind in ("standby", "candidate", "watcher", "keeper"):
         assert by_kind[kind]["failed"] == 0, by_kind[kind]

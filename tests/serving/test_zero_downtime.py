@@ -1,8 +1,9 @@
 """A redeploy under load loses no request, on both protocols (real servers, real HTTP).
 
 Eight clients post continuously to the stable URL while a new version is deployed; the
-model's front switches to the new server only after it proved itself, and stops the old
-one only after its requests finished.
+model's front switches to the new server only after it proved itself (on V2 here with two
+replicas, as a user's deploy runs: both up before the switch), and stops the old one (all
+its replicas) only after its requests finished.
 """
 
 from __future__ import annotations
@@ -49,14 +50,19 @@ class Load(ClientThreads):
 
 
 @pytest.mark.parametrize("protocol", ["seldon", "v2"])
-def test_a_redeploy_under_load_from_eight_clients_loses_no_request(module_store, protocol):
+def test_a_redeploy_under_load_from_eight_clients_loses_no_request(
+    module_store, protocol, monkeypatch
+):
     name = f"swap-{protocol}"
     _, test, _ = train_champion(name)
+    replicas = 2 if protocol == "v2" else 1  # V2: as a user's deploy, a warm standby each
+    monkeypatch.setenv("ZENKUBE_REPLICAS", str(replicas))
     try:
         first = runner.deploy(None, {"model_name": name, "protocol": protocol})
         deployer = Client().active_stack.model_deployer
         (old,) = deployer.services_for(name)
-        old_pid, folder = old.pid, old.model_dir
+        old_pids, folder = [old.pid, *dict(old.standbys)], old.model_dir
+        assert len(old_pids) == replicas and all(is_alive(p) for p in old_pids)
         body = client.request_body(protocol, test.features.head(5))
         with Load(first.prediction_url, body, 5) as load:
             time.sleep(1.0)
@@ -69,7 +75,10 @@ def test_a_redeploy_under_load_from_eight_clients_loses_no_request(module_store,
         assert swapped.prediction_url == first.prediction_url  # the same stable URL
         (current,) = deployer.services_for(name)
         assert current.config.model_version == "2" and current.is_running
-        assert not is_alive(old_pid)  # the old server was drained, then stopped
+        # the new version's replicas were all up before the switch (none failed meanwhile)
+        assert len(current.standbys) == replicas - 1
+        assert all(is_alive(pid) for pid, _ in current.standbys)
+        assert not any(is_alive(p) for p in old_pids)  # the old ones drained, then stopped
         answer = requests.post(first.prediction_url, json=body, timeout=10)
         assert len(get_protocol(protocol).predictions(answer.json())) == 5
     finally:

@@ -1,11 +1,18 @@
 """What Prometheus scrapes from the front at GET /metrics: every answered request by
 handler and HTTP status, prediction latency and rows scored, labelled with model,
 version, protocol and role (champion; during a release canary or shadow for the
-candidate's answers), traffic not recorded, server and front restarts."""
+candidate's answers), traffic not recorded, server and front restarts, and the
+champion's model-server replicas ready and wanted."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from core.protocol import seldon, v2, wire
 
@@ -57,6 +64,26 @@ class Metrics:
             LABELS,
             registry=self.registry,
         )
+
+        self.replicas = Gauge(
+            "zenkube_ready_replicas",
+            "The served version's model-server replicas ready to answer (the primary and "
+            "its warm standbys); zenkube_replicas is how many it runs.",
+            LABELS,
+            registry=self.registry,
+        )
+        self.replicas_total = Gauge(
+            "zenkube_replicas",
+            "The served version's model-server replicas (ready or being restarted).",
+            LABELS,
+            registry=self.registry,
+        )
+
+    def set_replicas(self, labels: tuple[str, ...], ready: int, total: int) -> None:
+        """The served version's replicas now (only its series: a swap's old one goes)."""
+        for gauge, value in ((self.replicas, ready), (self.replicas_total, total)):
+            gauge.clear()
+            gauge.labels(*labels[:3]).set(value)
 
     def count(self, labels: tuple[str, ...], handler: str, status: int) -> None:
         """One answered request; `labels`: model, version, protocol and role (champion

@@ -25,20 +25,29 @@ import time
 import uuid
 from pathlib import Path
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import (
+    ClientConnectorError,
+    ClientError,
+    ClientOSError,
+    ClientSession,
+    ClientTimeout,
+    ServerDisconnectedError,
+    TCPConnector,
+    web,
+)
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.exposition import generate_latest
 
 from core.monitoring.gauges import MonitoringGauges
 from core.traffic.rows import TrafficBuffer
-from integrations.seldon_local import process
+from integrations.seldon_local import process, replicas
 from integrations.seldon_local.router.control import Control
 from integrations.seldon_local.router.metrics import Metrics
 from integrations.seldon_local.router.record import RELEASE_KEYS, read_json, write_json
 from integrations.seldon_local.router.recording import Recording
 from integrations.seldon_local.router.release import Release, ReleaseKeeping
 from integrations.seldon_local.router.routing import Routing
-from integrations.seldon_local.router.supervise import Supervision
+from integrations.seldon_local.router.supervise import DOWN_SECONDS, Supervision
 from integrations.seldon_local.router.wire import (
     HOP_BY_HOP,
     HOST,
@@ -81,6 +90,12 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
             else None
         )
         self.server_dir = Path(server_dir) if server_dir else None
+        # each server's replicas (replicas.py): its backend port -> its replicas' ports,
+        # primary first (supervise.py reads them from server.json); when each was last
+        # seen down (refused a connection, dead, being restarted); how many are ready
+        self.replica_ports: dict[int, list[int]] = {}
+        self.down: dict[int, float] = {}
+        self.ready: dict[int, tuple[int, int]] = {}
         self.restart_note = ""
         self.tasks: list[asyncio.Task] = []
         self.recorder_task: asyncio.Task | None = None
@@ -144,6 +159,7 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
             "restarts": self.restarts,
             "last_restart": self.last_restart,
             "restart_note": self.restart_note,
+            "replicas": self.replicas_of(self.backend),
             "front_restarts": self.front_restarts,
             "last_front_restart": self.last_front_restart,
             "traffic_dir": str(self.recorder.log.folder) if self.recorder else "",
@@ -277,28 +293,57 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
         url = str(request.rel_url)
         return await self.send(self.backend, request.method, url, headers, body, bool(puid))
 
+    def targets(self, port: int) -> list[int]:
+        """The replicas of the server on `port` to try, in order: the ready ones, primary
+        first (primary + standby, replicas.py says why), then those seen down lately."""
+        ports = self.replica_ports.get(port) or [port]
+        now = time.monotonic()
+        ready = [p for p in ports if now - self.down.get(p, -1e9) > DOWN_SECONDS]
+        return ready + [p for p in ports if p not in ready]
+
+    def replicas_of(self, port: int) -> dict:
+        """{"ready": R, "total": N} of the server on `port`'s replicas (supervise.py
+        counts them each round; before its first, the record's live processes)."""
+        if port not in self.ready:
+            folders = [d for _, d, p in self.supervised() if p == port]
+            record = read_json(folders[0] / "server.json") if folders else {}
+            members = replicas.of(record) if record.get("port") == port else []
+            alive = sum(process.is_alive(r.pid) for r in members)
+            return {"ready": alive, "total": len(members)} if members else {}
+        ready, total = self.ready[port]
+        return {"ready": ready, "total": total}
+
     async def send(
-        self, port: int, method: str, url: str, headers: dict, body: bytes, puid: bool = True
-    ) -> web.Response:
-        """One request to the model server on `port`; 503 when it does not answer. With
-        `puid`, a Seldon prediction's request id is returned in the Seldon-Puid header."""
+        self, port: int, method: str, url: str, headers: dict, body: bytes, puid: bool = True,
+        idempotent: bool = False,
+    ) -> web.Response:  # fmt: skip
+        """One request to the model server on `port` (to its first ready replica); 503
+        when none answers. A replica that refuses the connection (dead) is marked down and
+        the next one is asked; one that drops it mid-request too, when the request may be
+        sent twice (`idempotent`: a prediction; GET). With `puid`, a Seldon prediction's
+        request id is returned in the Seldon-Puid header. In flight it counts under
+        `port`, whichever replica answers (a swap drains the server, all its replicas)."""
         self.inflight[port] += 1
+        again = idempotent or method in ("GET", "HEAD")
         try:
-            async with self.session.request(
-                method, f"http://{HOST}:{port}{url}", data=body, headers=headers,
-                allow_redirects=False,
-            ) as answer:  # fmt: skip
-                data = await answer.read()
-                out = {
-                    k: v
-                    for k, v in answer.headers.items()
-                    if k.lower() not in HOP_BY_HOP and not k.lower().startswith("access-control-")
-                }
-                if puid and headers.get("Seldon-Puid"):
-                    out["Seldon-Puid"] = headers["Seldon-Puid"]
-                return web.Response(status=answer.status, body=data, headers=out)
-        except (TimeoutError, ClientError) as exc:
-            why = "it is being restarted" if self.restart_note else type(exc).__name__
+            targets = self.targets(port)
+            for n, target in enumerate(targets, 1):
+                try:
+                    return await self.send_once(target, method, url, headers, body, puid)
+                except ClientConnectorError as exc:  # not sent: any replica may take it
+                    self.down[target] = time.monotonic()
+                    failure = exc
+                except (ServerDisconnectedError, ClientOSError) as exc:
+                    failure = exc
+                    if not again:
+                        break
+                except (TimeoutError, ClientError) as exc:
+                    failure = exc
+                    break
+                if n < len(targets):
+                    log.info("replica on port %s did not answer (%s): the next one is asked",
+                             target, type(failure).__name__)  # fmt: skip
+            why = "it is being restarted" if self.restart_note else type(failure).__name__
             return error(
                 503,
                 f"the model server is not answering ({why}); the front restarts a server "
@@ -306,3 +351,20 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
             )
         finally:
             self.inflight[port] -= 1
+
+    async def send_once(
+        self, port: int, method: str, url: str, headers: dict, body: bytes, puid: bool
+    ) -> web.Response:
+        async with self.session.request(
+            method, f"http://{HOST}:{port}{url}", data=body, headers=headers,
+            allow_redirects=False,
+        ) as answer:  # fmt: skip
+            data = await answer.read()
+            out = {
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower() not in HOP_BY_HOP and not k.lower().startswith("access-control-")
+            }
+            if puid and headers.get("Seldon-Puid"):
+                out["Seldon-Puid"] = headers["Seldon-Puid"]
+            return web.Response(status=answer.status, body=data, headers=out)

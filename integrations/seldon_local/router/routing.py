@@ -69,7 +69,7 @@ class Routing:
         port = self.backend if release is None else release.port_of(role)
         labels = release.labels(role) if release else self.labels
         started = time.perf_counter()
-        answer = await self.send(port, request.method, url, headers, body)
+        answer = await self.send(port, request.method, url, headers, body, idempotent=True)
         elapsed = time.perf_counter() - started
         text = b""
         if answer.status == 200:
@@ -101,7 +101,7 @@ class Routing:
         try:
             labels = release.labels("shadow")
             started = time.perf_counter()
-            answer = await self.send(release.port, "POST", url, headers, body)
+            answer = await self.send(release.port, "POST", url, headers, body, idempotent=True)
             elapsed = time.perf_counter() - started
             text = b""
             if answer.status == 200:

@@ -1,16 +1,18 @@
 """Who watches whom: the front restarts the model servers behind it, its keeper above
 it, and the release watcher beside it; and keeps the logs small.
 
-- A model server this front serves (the champion, and an active release's candidate;
-  its record `server.json` and launch spec `server.launch.json` in its folder) is
-  restarted when it dies, on the same port, with backoff (1 s doubling to 60 s; reset
-  after 60 s up); restarts are counted in zenkube_server_restarts_total and in the
-  control answer. A damaged model copy (digest mismatch) is not restarted.
+- Each replica of a model server this front serves (the champion, and an active
+  release's candidate; its record `server.json` and launch specs `server.launch.json`,
+  `standby<i>.launch.json` in its folder: replicas.py) is restarted when it dies, on
+  the same port, with backoff (1 s doubling to 60 s; reset after 60 s up); meanwhile the
+  front sends requests to another ready replica (proxy.py `targets`). Restarts are
+  counted in zenkube_server_restarts_total and in the control answer, ready replicas in
+  zenkube_ready_replicas. A damaged model copy (digest mismatch) is not restarted.
 - The keeper (keeper.py) restarts this front; this front starts a new keeper when it
   died (kill -9), which adopts this process and the serving socket.
 - While a release is active, a dead `release watch` is started again (front.py
   `ModelFront.spawn_watcher`, as `release start` starts the first).
-- This front's log and the server's are kept under ZENKUBE_LOG_MAX_BYTES each (default
+- This front's log and the servers' are kept under ZENKUBE_LOG_MAX_BYTES each (default
   10 MiB; the previous part is kept as `<log>.1`).
 """
 
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from aiohttp import ClientError, ClientTimeout
 
-from integrations.seldon_local import process
+from integrations.seldon_local import process, replicas
 from integrations.seldon_local.front import ModelFront, watcher_alive
 from integrations.seldon_local.router.record import read_json, write_json
 from integrations.seldon_local.router.wire import HEALTH, HOST
@@ -36,6 +38,7 @@ from integrations.seldon_local.router.wire import HEALTH, HOST
 log = logging.getLogger("zenkube.front")
 LOG_MAX_BYTES = int(os.environ.get("ZENKUBE_LOG_MAX_BYTES", str(10 * 2**20)))
 KEEPER = Path(__file__).resolve().parents[1] / "keeper.py"
+DOWN_SECONDS = 1.0  # a replica that refused a connection is tried last for this long
 RESTART_FLAGS = {"--listen-fd": 1, "--keeper": 1, "--restore": 0}  # what a keeper adds
 
 
@@ -78,8 +81,9 @@ class Supervision:
         return any(d == server_dir and p == port for _, d, p in self.supervised())
 
     async def supervise(self, every: float = 0.5) -> None:
-        """Restart a model server this front serves (champion or candidate) when it
-        dies, with backoff (1 s doubling to 60 s; reset after 60 s up)."""
+        """Restart each replica of a model server this front serves (champion or
+        candidate) when it dies, with backoff (1 s doubling to 60 s; reset after 60 s
+        up); keep which replicas each has and how many are ready (proxy.py `targets`)."""
         backoff: dict[tuple[str, int], list[float]] = {}  # -> [failures, up since, next try]
         running: dict[tuple[str, int], asyncio.Task] = {}
         loop = asyncio.get_running_loop()
@@ -87,43 +91,63 @@ class Supervision:
             await asyncio.sleep(every)
             now = time.monotonic()
             for role, server_dir, port in self.supervised():
-                key = (str(server_dir), port)
-                if key in running and not running[key].done():
-                    continue
-                failures, up_since, next_try = backoff.setdefault(key, [0, now, 0.0])
-                if key in running:  # a restart just ended
-                    if running.pop(key).result():
-                        backoff[key] = [0, now, 0.0]
-                        if role == "champion":
-                            self.restart_note = ""
-                    else:
-                        failures += 1
-                        backoff[key] = [failures, up_since, now + min(60.0, 2.0**failures)]
-                    continue
                 record = read_json(server_dir / "server.json")
-                if record.get("port") != port or not record.get("pid"):
-                    continue  # not ours to watch (being replaced, stopped, or not told)
-                if process.is_alive(record["pid"]):
-                    if now - up_since > 60:
-                        backoff[key][0] = 0
-                    continue
-                if now < next_try:
-                    continue
+                if record.get("port") != port:
+                    continue  # not ours to watch (being replaced, or not told)
+                members = replicas.of(record)
+                self.replica_ports[port] = [r.port for r in members]
+                ready = 0
+                for replica in members:
+                    key = (str(server_dir), replica.port)
+                    if key in running and not running[key].done():
+                        self.down[replica.port] = now  # being restarted: not asked
+                        continue
+                    failures, up_since, next_try = backoff.setdefault(key, [0, now, 0.0])
+                    if key in running:  # a restart just ended
+                        if running.pop(key).result():
+                            backoff[key] = [0, now, 0.0]
+                            if role == "champion":
+                                self.restart_note = ""
+                        else:
+                            failures += 1
+                            backoff[key] = [failures, up_since, now + min(60.0, 2.0**failures)]
+                        continue
+                    if not replica.pid:
+                        continue  # stopped (`serve stop`, a deploy retiring it)
+                    if process.is_alive(replica.pid):
+                        if now - up_since > 60:
+                            backoff[key][0] = 0
+                        ready += now - self.down.get(replica.port, -1e9) > DOWN_SECONDS
+                        continue
+                    self.down[replica.port] = now  # dead: not asked until it is back
+                    if now < next_try:
+                        continue
+                    if role == "champion":
+                        which = f"replica {replica.index + 1} " if len(members) > 1 else ""
+                        self.restart_note = f"{which}restarting (attempt {int(failures) + 1})"
+                    running[key] = loop.create_task(
+                        self.restart(record, role, server_dir, port, replica.index)
+                    )
+                self.ready[port] = (ready, len(members))
                 if role == "champion":
-                    self.restart_note = f"restarting (attempt {int(failures) + 1})"
-                running[key] = loop.create_task(self.restart(record, role, server_dir, port))
+                    self.metrics.set_replicas(self.labels, ready, len(members))
 
-    async def restart(self, record: dict, role: str, server_dir: Path, port: int) -> bool:
-        """Start the dead server again from its launch spec; True once it is healthy (or
-        no longer this front's to serve)."""
+    async def restart(
+        self, record: dict, role: str, server_dir: Path, port: int, index: int = 0
+    ) -> bool:
+        """Start the dead replica `index` of the server on `port` again from its launch
+        spec; True once it is healthy (or no longer this front's to serve)."""
         try:
-            return await self.restart_once(record, role, server_dir, port)
+            return await self.restart_once(record, role, server_dir, port, index)
         except Exception as exc:  # noqa: BLE001 - logged; the next round retries
             log.warning("could not restart the %s's model server: %s", role, exc)
             return False
 
-    async def restart_once(self, record: dict, role: str, server_dir: Path, port: int) -> bool:
-        spec_file = server_dir / "server.launch.json"
+    async def restart_once(
+        self, record: dict, role: str, server_dir: Path, port: int, index: int = 0
+    ) -> bool:
+        (replica,) = [r for r in replicas.of(record) if r.index == index]
+        spec_file = server_dir / replica.spec
         champion = role == "champion"
         if not spec_file.exists() or not (server_dir / "model").exists():
             if champion:
@@ -141,23 +165,31 @@ class Supervision:
             return False
         # workers of a killed leader may still hold the port: the whole group goes first,
         # at once (their leader is dead: nothing is left to shut down gracefully)
-        await loop.run_in_executor(None, process.stop_group, record["pid"], 0.5)
+        await loop.run_in_executor(None, process.stop_group, replica.pid, 0.5)
         current = read_json(server_dir / "server.json")
-        if not self.watching(server_dir, port) or current.get("pid") != record["pid"]:
+
+        def pid_now() -> int | None:
+            mine = [
+                r for r in replicas.of(read_json(server_dir / "server.json")) if r.index == index
+            ]
+            return mine[0].pid if mine else None
+
+        if not self.watching(server_dir, port) or pid_now() != replica.pid:
             return True  # a deploy replaced it meanwhile
-        log.warning("the %s's model server (pid %s) died; starting it again", role, record["pid"])
+        what = f"the {role}'s model server" + (f" (replica {index + 1})" if index else "")
+        log.warning("%s (pid %s) died; starting it again", what, replica.pid)
         pid = process.spawn(spec["command"], Path(spec["log"]), spec.get("env", {}), False)
         # Recorded at once: `serve stop` and `deploy` find (and end) the new process.
-        self.write_server_record({**current, "pid": pid}, server_dir)
+        self.write_server_record(replicas.with_pid(current, index, pid), server_dir)
         protocol = record.get("protocol") or self.protocol
-        health = f"http://{HOST}:{port}{HEALTH.get(protocol, HEALTH['seldon'])}"
+        health = f"http://{HOST}:{replica.port}{HEALTH.get(protocol, HEALTH['seldon'])}"
         deadline = time.monotonic() + float(spec.get("start_timeout", 120))
         while (
             time.monotonic() < deadline
             and process.is_alive(pid)
             and self.watching(server_dir, port)
         ):
-            if read_json(server_dir / "server.json").get("pid") != pid:  # a deploy's own
+            if pid_now() != pid:  # a deploy's own
                 await loop.run_in_executor(None, process.stop_group, pid, 10.0)
                 return True
             try:
@@ -172,7 +204,8 @@ class Supervision:
                         elif self.release is not None:
                             labels = self.release.labels("canary")[:3]
                         self.metrics.restarts.labels(*labels).inc()
-                        log.warning("the %s's model server is back (pid %s)", role, pid)
+                        self.down.pop(replica.port, None)
+                        log.warning("%s is back (pid %s)", what, pid)
                         return True
             except (TimeoutError, ClientError):
                 pass
@@ -234,8 +267,11 @@ class Supervision:
     async def keep_logs_small(self, every: float = 1.0) -> None:
         while True:
             await asyncio.sleep(every)
-            for path in (self.log_file, self.server_dir and self.server_dir / "server.log"):
-                if path is not None:
+            logs = [self.log_file]
+            for _, server_dir, _ in self.supervised():
+                logs += [server_dir / replicas.log_name(i) for i in range(replicas.MAX_REPLICAS)]
+            for path in logs:
+                if path is not None and path.exists():
                     cap_log(path)
 
 
