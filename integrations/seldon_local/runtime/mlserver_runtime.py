@@ -22,6 +22,7 @@ from validation import (
     read_passed_over,
     read_schema,
     rows_to_frame,
+    settle_loaded,
 )
 
 from core.protocol import v2  # the V2 wire codec (loopback.py puts it on the path)
@@ -68,6 +69,7 @@ class ZenkubeMLflowRuntime(MLflowRuntime):
         # pyfunc wrapper enforces the signature and refuses missing values in columns
         # that had none in the input example, which the model imputes in-process.
         self._sklearn = mlflow.sklearn.load_model(model_uri)
+        settle_loaded()
         return loaded
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:

@@ -19,6 +19,7 @@ from validation import (
     read_passed_over,
     read_schema,
     rows_to_frame,
+    settle_loaded,
 )
 
 from core.protocol import seldon  # the Seldon wire codec (loopback.py puts it on the path)
@@ -40,6 +41,7 @@ class ZenkubeSeldonModel:
         self.passed_over = read_passed_over(self.model_uri)  # taken and ignored
         self.model = mlflow.sklearn.load_model(self.model_uri)
         one_warning_filter()
+        settle_loaded()
         self.ready = True
         logger.info("Loaded %s with %d input columns", self.model_uri, len(self.schema))
 

@@ -26,6 +26,7 @@ integers in range, FP* numbers, BYTES text; null is missing in any of them).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import warnings
@@ -91,6 +92,16 @@ def one_warning_filter() -> None:
     if len(warnings.filters) > 1:
         warnings.resetwarnings()
         warnings.simplefilter("default")
+
+
+def settle_loaded() -> None:
+    """Leave what the server holds once its model is loaded (the imports of mlflow,
+    scikit-learn, pandas and the server, the model: ~300,000 objects) out of the cycle
+    collector's full passes: each pass walked all of them, ~100 ms every few 10,000-row
+    requests, which made a request's mean CPU time 72 ms where its median was 56
+    (docs/performance.md §16). Called once the model is loaded."""
+    gc.collect()
+    gc.freeze()
 
 
 def predict_or_400(model, frame: pd.DataFrame):

@@ -3,6 +3,7 @@ rows; every V2 datatype the runtime accepts round-trips; a bad body gets its one
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
@@ -246,6 +247,24 @@ def test_wire_json_reads_nan_and_infinity_and_refuses_what_is_not_json():
         "a": [1, 2],
         "b": 0.5,
     }
+
+
+def test_parsing_pauses_the_cycle_collector_and_leaves_it_as_it_found_it(monkeypatch):
+    seen = []
+    real = wire.orjson.loads if wire.orjson else json.loads
+    monkeypatch.setattr(wire, "orjson", None)  # the stdlib parser: the same pause
+    monkeypatch.setattr(wire.json, "loads", lambda body: seen.append(gc.isenabled()) or real(body))
+    assert gc.isenabled()
+    assert wire.loads(b"[[1, 2], [3, 4]]") == [[1, 2], [3, 4]]
+    with pytest.raises(ValueError):
+        wire.loads(b"{not json")
+    assert gc.isenabled() and seen == [False, False]  # paused while parsing, then back on
+    gc.disable()
+    try:
+        wire.loads(b"[1]")
+        assert not gc.isenabled()  # a caller that turned it off keeps it off
+    finally:
+        gc.enable()
 
 
 def test_flat_keeps_a_flat_list_and_flattens_nested_row_major():
