@@ -16,9 +16,10 @@ from app.config import PIPELINES
 from app.config import model_name as model_name_for
 from app.console import ZenkubeGroup
 from app.options import MODEL, config_option
+from app.warm_cli import warm_group
 from core.protocol import DESCRIPTIONS, PROTOCOLS
 
-session.prepare()  # before ZenML is imported
+session.prepare(__name__)  # before ZenML is imported; a pipeline command may go to app/warm.py
 
 MODEL_NAME_HELP = ("Registered model name (default: the config's model_name). Each name has its "
                    "own champion and endpoint; use a new name for data with other columns.")  # fmt: skip
@@ -290,6 +291,7 @@ def serve_repair_cmd(model_name) -> None:
     repair.repair(model_name, click.echo)
 
 
-cli.add_command(release_cli.release_group)
+for group in (release_cli.release_group, warm_group):
+    cli.add_command(group)
 if __name__ == "__main__":
     cli()

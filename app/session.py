@@ -25,11 +25,18 @@ PREPARING = "zenkube: preparing the ZenML store and the '{stack}' stack..."
 RECORD_VERSION = 2
 
 
-def prepare() -> None:
-    """Point ZenML and MLflow at zenkube's state folder (before ZenML is imported)."""
+def prepare(program: str | None = None) -> None:
+    """Point ZenML and MLflow at zenkube's state folder (before ZenML is imported). As the
+    program (run.py passes its `__name__`), a pipeline command then runs in the warm
+    worker when one runs for this environment, and this process exits with its status
+    (app/warm.py)."""
     from stacks.env import prepare_environment
 
     prepare_environment()
+    if program == "__main__":
+        from app.warm import exit_if_forwarded
+
+        exit_if_forwarded()
 
 
 def ready(echo: Callable[[str], None], stack: str = "local", runs_on_stack: bool = True) -> dict:

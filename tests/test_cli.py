@@ -36,6 +36,9 @@ def cli(tmp_path_factory):
         ["release", "status"],
         ["release", "check"],
         ["release", "schedule"],
+        ["warm"],
+        ["warm", "start"],
+        ["warm", "stop"],
     ],
 )
 def test_every_command_explains_itself(cli, command):
@@ -185,3 +188,32 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(cli):
     err = proc.stderr.read().decode()
     assert proc.wait() == 1
     assert "Unexpected error" not in err and "BrokenPipe" not in err and "Traceback" not in err
+
+
+def test_a_pipeline_command_in_the_warm_worker_runs_and_ends_as_it_does_cold(cli):
+    """`warm start`: train runs in a fork of the worker (its log says so), prints what a
+    cold train prints and ends with the same status; a refused command too."""
+    import time
+
+    started = cli("warm", "start")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "warm worker is ready" in started.stdout
+        trained = cli("train", "--model-name", "warm-model")
+        assert trained.returncode == 0, trained.stderr
+        assert "✓ train_model (" in trained.stdout and "Promoted:     yes" in trained.stdout
+        assert "INFO" not in trained.stdout + trained.stderr
+        refused = cli("train", "--dataset", "missing.csv", "--target", "y")
+        assert refused.returncode == 2
+        assert refused.stderr.startswith("Error: Data file not found: missing.csv")
+        log = cli.home / "logs" / "warm.log"
+        ran = [line for line in log.read_text().splitlines() if " runs " in line]
+        assert len(ran) == 2 and "['train', '--model-name', 'warm-model']" in ran[0]
+        deadline = time.monotonic() + 10
+        while "ended with status 2" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "ended with status 0" in log.read_text() and "ended with status 2" in log.read_text()
+    finally:
+        stopped = cli("warm", "stop")
+    assert "stopped the warm worker" in stopped.stdout
+    assert not (cli.home / "warm.sock").exists() and not (cli.home / "warm.json").exists()
