@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from app import runner as runs
 from core.traffic.rows import read_kind, stack_folder
 from integrations.seldon_local import client
 from tests.serving.helpers import deploy_folder, serve_champion_for_tests
+from tests.serving.load import wrong_answers
 
 MODEL = "served-model"
 
@@ -138,16 +138,10 @@ def test_bounded_concurrent_load_has_no_errors(served):
     body = client.request_body("seldon", test.features.head(1))
     expected = model.predict(test.features.head(1)).tolist()
 
-    def client_loop(_):
-        session, errors = requests.Session(), 0
-        for _ in range(250):
-            response = session.post(info.prediction_url, json=body, timeout=30)
-            if response.status_code != 200 or response.json()["data"]["ndarray"] != expected:
-                errors += 1
-        return errors
+    def ndarray(answer: dict) -> list:
+        return answer["data"]["ndarray"]
 
-    with ThreadPoolExecutor(8) as pool:
-        assert sum(pool.map(client_loop, range(8))) == 0
+    assert wrong_answers(info.prediction_url, body, expected, ndarray, each=250) == 0
 
 
 def test_redeploying_the_same_version_is_a_no_op(served):

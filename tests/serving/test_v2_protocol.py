@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 import requests
@@ -11,6 +9,7 @@ import requests
 from integrations.seldon_local import client
 from integrations.seldon_local.process import get_protocol
 from tests.serving.helpers import serve_champion_for_tests
+from tests.serving.load import wrong_answers
 
 MODEL = "v2-model"
 
@@ -85,16 +84,10 @@ def test_v2_bounded_concurrent_load_has_no_errors(served):
     body = client.request_body("v2", test.features.head(1))
     expected = model.predict(test.features.head(1)).tolist()
 
-    def client_loop(_):
-        session, errors = requests.Session(), 0
-        for _ in range(100):
-            response = session.post(info.prediction_url, json=body, timeout=30)
-            if response.status_code != 200 or response.json()["outputs"][0]["data"] != expected:
-                errors += 1
-        return errors
+    def first_output(answer: dict) -> list:
+        return answer["outputs"][0]["data"]
 
-    with ThreadPoolExecutor(8) as pool:
-        assert sum(pool.map(client_loop, range(8))) == 0
+    assert wrong_answers(info.prediction_url, body, expected, first_output, each=100) == 0
 
 
 def _column_inputs(columns, row, first):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from app.champions import history_line, merged
 from app.release import describe, interrupted
+from core.specs import ReleaseThresholds
 from steps.deployment.release import newest_passed, older_than_champion, release_label
 
 PASSED = {"zenkube.offline_gate": "passed"}
@@ -101,15 +102,7 @@ def test_release_status_says_shares_evidence_decision_and_what_is_next():
         },
         "decision": None,
         "next": "180 more candidate answers before rates are judged",
-        "thresholds": {
-            "min_requests": 200,
-            "max_5xx_increase": 0.01,
-            "max_4xx_increase": 0.05,
-            "max_p95_latency_ratio": 1.5,
-            "max_p50_latency_increase_ms": 30,
-            "max_prediction_shift": 0.2,
-            "max_quality_drop": 0.02,
-        },  # fmt: skip
+        "thresholds": ReleaseThresholds().model_dump(),  # the defaults the text quotes
     }
     text = "\n".join(describe("m", state))
     assert "Release of 'm': v4 (canary 10%) beside champion v3: running" in text
