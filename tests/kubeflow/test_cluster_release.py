@@ -69,6 +69,14 @@ def serve_v3(kubernetes_api) -> dict:
     return body
 
 
+def kserve_canary(kubernetes_api, thresholds=THRESHOLDS):
+    """v3 served by the stack's KServe deployer, then a 10% canary of v4: the deployer."""
+    serve_v3(kubernetes_api)
+    deployer = Client().active_stack.model_deployer
+    deployer.release_start(release(request("4"), "canary", 10, thresholds), 0)
+    return deployer
+
+
 def test_kserve_runs_no_shadow_and_says_why(kserve_stack):  # noqa: F811
     deployer = Client().active_stack.model_deployer
     assert deployer.RELEASE_MODES == ("canary",)
@@ -217,9 +225,7 @@ def test_an_undecided_cluster_release_is_decided_abort_by_the_budget(
     kserve_stack,  # noqa: F811
     kubernetes_api,
 ):
-    serve_v3(kubernetes_api)
-    deployer = Client().active_stack.model_deployer
-    deployer.release_start(release(request("4"), "canary", 10, {"budget_seconds": 60}), 0)
+    deployer = kserve_canary(kubernetes_api, {"budget_seconds": 60})
     body = kubernetes_api.objects[f"{ISVC_PATH}/{HOUSE}"]
     record = manifest.read_release(body)
     record["started_at"] -= 61  # a minute ago
@@ -327,9 +333,7 @@ def test_a_deploy_during_a_cluster_release_is_refused_and_changes_nothing(
     kubernetes_api,
 ):
     path = f"{ISVC_PATH}/{HOUSE}"
-    serve_v3(kubernetes_api)
-    deployer = Client().active_stack.model_deployer
-    deployer.release_start(release(request("4"), "canary", 10), 0)
+    deployer = kserve_canary(kubernetes_api)
     before = [c for c in kubernetes_api if c["method"] != "GET"]
     with pytest.raises(ConfigError, match="release abort --model-name House Prices"):
         serve_champion(champion("5"), "v2", "deployment_pipeline", "deploy_champion", 0)

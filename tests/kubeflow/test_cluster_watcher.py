@@ -23,7 +23,6 @@ the local gate (the front's RoleStats, seldon_local/router/routing.py) takes on 
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 
@@ -53,7 +52,7 @@ from steps.deployment.deploy import serve_champion
 from steps.deployment.release import check_cluster_release
 from tests.kubeflow.conftest import use_test_kubeconfig
 from tests.kubeflow.test_traffic_sink import start_sink
-from tests.unit.integrations.test_release_gate import LIMITS, local_decision
+from tests.unit.integrations.test_release_gate import LIMITS, answers, local_decision
 
 KINDS = {"5xx": "aborted", "slow": "aborted", "wrong": "aborted", "good": "promoted"}
 NAMESPACE = "zenkube"
@@ -66,19 +65,12 @@ def traffic(kind: str, seed: int = 3) -> list[tuple]:
     """(role, request id, status, latency ms, predictions, labels): 150 champion and 75
     candidate requests of two rows; every third labelled. Latencies are whole
     microseconds, as Ce-Time carries them."""
-    rng = random.Random(seed)
-    out = []
-    for role, n in (("champion", 150), ("candidate", 75)):
-        for i in range(n):
-            status = 500 if kind == "5xx" and role == "candidate" and i % 4 == 0 else 200
-            slow = 60.0 if kind == "slow" and role == "candidate" else 0.0
-            latency = round(10.0 + slow + rng.uniform(0, 4), 3)
-            truth = [rng.choice([0, 1]) for _ in range(2)]
-            wrong = kind == "wrong" and role == "candidate" and i % 2 == 0
-            predictions = [1 - t if wrong else t for t in truth]
-            labels = truth if i % 3 == 0 else None
-            out.append((role, f"{kind}-{role}-{i}", status, latency, predictions, labels))
-    return out
+    return [
+        (role, f"{kind}-{request_id}", status, round(ms, 3), predictions, labels)
+        for role, request_id, status, ms, predictions, labels in answers(
+            kind, seed, (150, 75), (0, 1)
+        )
+    ]
 
 
 def at(latency_ms: float = 0.0) -> str:

@@ -25,11 +25,11 @@ from integrations.kubeflow import rbac
 from integrations.kubeflow.rbac import Request
 from tests.kubeflow.conftest import metadata_problems
 from tests.kubeflow.test_cluster_release import (
+    kserve_canary,
     release,
     request,
     seldon_request,
     serve_seldon_v3,
-    serve_v3,
 )
 from tests.kubeflow.test_kserve_manifest import champion, kserve_stack  # noqa: F401
 from tests.kubeflow.test_seldon_manifest import seldon_stack  # noqa: F401
@@ -153,9 +153,7 @@ def test_the_kserve_role_grants_exactly_what_the_kserve_deployer_calls(
 ):
     from steps.deployment.deploy import serve_champion
 
-    serve_v3(kubernetes_api)  # create
-    deployer = Client().active_stack.model_deployer
-    deployer.release_start(release(request("4"), "canary", 10), 0)
+    deployer = kserve_canary(kubernetes_api)  # create, then patch
     deployer.release_end("House Prices", "abort", "alice", "5xx")
     deployer.release_start(release(request("4"), "canary", 10), 0)
     deployer.release_end("House Prices", "promote", "alice", "good")

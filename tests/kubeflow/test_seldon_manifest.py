@@ -42,16 +42,23 @@ def seldon_stack(zenml_store, tmp_path, monkeypatch):
     return cluster_stack("seldon-cluster", SELDON_FLAVOR, SELDON, ACCESS_KEY, SECRET_KEY)
 
 
+def serve_on_seldon(name: str, version: str, model_id: str, location: str = ""):
+    """Serve `name` v`version` (MLflow model `model_id`, its files in the stack's bucket
+    unless `location` says) with the deployment step, on the stack's Seldon deployer."""
+    champion = RegisteredModel(
+        name=name,
+        version=version,
+        model_uri=f"models:/{model_id}",
+        artifact_location=location
+        or f"s3://zenkube-artifacts/mlflow/1/models/{model_id}/artifacts",
+    )
+    return serve_champion(champion, "seldon", "deployment_pipeline", "deploy_champion", timeout=0)
+
+
 def test_deployment_step_builds_a_seldon_deployment_with_a_secret_reference(
     seldon_stack, kubernetes_api
 ):
-    champion = RegisteredModel(
-        name="zenkube-model",
-        version="3",
-        model_uri="models:/m-abc",
-        artifact_location="s3://zenkube-artifacts/mlflow/1/models/m-abc/artifacts",
-    )
-    serve_champion(champion, "seldon", "deployment_pipeline", "deploy_champion", timeout=0)
+    serve_on_seldon("zenkube-model", "3", "m-abc")
 
     posted = [c for c in kubernetes_api if c["method"] in {"POST", "PUT", "PATCH"}]
     secrets = [c for c in posted if c["path"].endswith("/secrets") or "/secrets/" in c["path"]]
@@ -69,7 +76,7 @@ def test_deployment_step_builds_a_seldon_deployment_with_a_secret_reference(
     graph = predictor["graph"]
     assert graph["name"] == "classifier" and graph["type"] == "MODEL"
     assert graph["implementation"] == "MLFLOW_SERVER"
-    assert graph["modelUri"] == champion.artifact_location
+    assert graph["modelUri"] == "s3://zenkube-artifacts/mlflow/1/models/m-abc/artifacts"
     expected_secret = f"zenml-seldon-core-{seldon_stack.id}"
     assert graph["envSecretRefName"] == expected_secret
     assert predictor["replicas"] == 1
@@ -95,13 +102,7 @@ def test_with_a_request_logger_url_every_graph_logs_its_traffic_to_the_sink(
         {**SELDON, "request_logger_url": "http://zenkube-traffic-sink.zenkube/"},
     )
     client.update_stack("seldon-cluster", component_updates={T.MODEL_DEPLOYER: [logged.id]})
-    champion = RegisteredModel(
-        name="house prices",
-        version="4",
-        model_uri="models:/m-def",
-        artifact_location="s3://zenkube-artifacts/mlflow/1/models/m-def/artifacts",
-    )
-    serve_champion(champion, "seldon", "deployment_pipeline", "deploy_champion", timeout=0)
+    serve_on_seldon("house prices", "4", "m-def")
     (deployment,) = [c for c in kubernetes_api if "seldondeployments" in c["path"] and c["body"]]
     assert crd_problems(deployment["body"], SELDON_CRD) == []
     (predictor,) = deployment["body"]["spec"]["predictors"]
@@ -160,14 +161,8 @@ def test_deploy_refuses_a_model_uri_the_storage_initializer_cannot_read(
 ):
     from core.errors import ConfigError
 
-    champion = RegisteredModel(
-        name="house prices",
-        version="5",
-        model_uri="models:/m-ghi",
-        artifact_location="mlflow-artifacts:/1/models/m-ghi/artifacts",
-    )
     with pytest.raises(ConfigError) as refused:
-        serve_champion(champion, "seldon", "deployment_pipeline", "deploy_champion", timeout=0)
+        serve_on_seldon("house prices", "5", "m-ghi", "mlflow-artifacts:/1/models/m-ghi/artifacts")
     message = str(refused.value)
     assert message.count(". ") == 0 and "mlflow-artifacts:/1/models/m-ghi" in message
     assert "--default-artifact-root s3://" in message  # how to fix it

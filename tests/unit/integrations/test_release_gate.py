@@ -231,19 +231,22 @@ def test_the_request_id_a_caller_sent_is_found_in_each_protocol():
 
 
 # -- one gate, any backend: the same evidence through the front's path and the sink's rows --
-def answers(kind: str, seed: int = 7) -> list[tuple]:
+def answers(
+    kind: str, seed: int = 7, counts: tuple[int, int] = (300, 120), classes=("low", "high")
+) -> list[tuple]:
     """(role, request id, status, latency ms, predictions, labels) of a release's traffic:
-    300 champion and 120 candidate requests of 2 rows; every third labelled."""
+    `counts` champion and candidate requests of 2 rows of `classes`; every third labelled.
+    `kind`: what is wrong with the candidate (5xx, slow, wrong answers; else nothing)."""
     rng = random.Random(seed)
     out = []
-    for role, n in (("champion", 300), ("candidate", 120)):
+    for role, n in zip(("champion", "candidate"), counts, strict=True):
         for i in range(n):
             status = 500 if kind == "5xx" and role == "candidate" and i % 4 == 0 else 200
             slow = 60.0 if kind == "slow" and role == "candidate" else 0.0
             latency = 10.0 + slow + rng.uniform(0, 4)
-            truth = [rng.choice(["low", "high"]) for _ in range(2)]
+            truth = [rng.choice(classes) for _ in range(2)]
             wrong = kind == "wrong" and role == "candidate" and i % 2 == 0
-            predictions = [{"low": "high", "high": "low"}[t] if wrong else t for t in truth]
+            predictions = [classes[1 - classes.index(t)] if wrong else t for t in truth]
             labels = truth if i % 3 == 0 else None
             out.append((role, f"{role}-{i}", status, latency, predictions, labels))
     return out
