@@ -48,7 +48,10 @@ PRELOAD = (
     "zenml.pipelines.pipeline_definition",
     "zenml.orchestrators.step_launcher",
     "zenml.integrations.registry",
+    "zenml.deployers",
+    "zenml.log_stores",
     "mlflow",
+    "mlflow.pyfunc",
     "pandas",
     "scipy.stats",
     "sklearn",
@@ -250,6 +253,9 @@ def preload() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()  # ZenML's store models: done at the first query otherwise (no database)
     from zenml.client import Client
     from zenml.config.global_config import GlobalConfiguration
 
@@ -312,10 +318,13 @@ def _write_state(state: dict) -> None:
 def _reap() -> None:
     with contextlib.suppress(ChildProcessError):
         while True:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
             if not pid:
                 break
-            _log(f"pid {pid} ended with status {os.waitstatus_to_exitcode(status)}")
+            cpu = usage.ru_utime + usage.ru_stime
+            _log(
+                f"pid {pid} ended with status {os.waitstatus_to_exitcode(status)} ({cpu:.2f} s CPU)"
+            )
 
 
 def _serve_one(server: socket.socket, conn: socket.socket) -> None:
