@@ -3,36 +3,29 @@ live in core/drift_history.py, which `monitor history` uses without ZenML)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
-from zenml.enums import ArtifactType, VisualizationType
-from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.enums import VisualizationType
 
 from core.drift_history import ColumnPoint, DriftHistory, RunRecord
+from materializers.json_model import JsonModelMaterializer
 
 __all__ = ["ColumnPoint", "DriftHistory", "DriftHistoryMaterializer", "RunRecord"]
 
 
-class DriftHistoryMaterializer(BaseMaterializer):
+class DriftHistoryMaterializer(JsonModelMaterializer):
     """Stores `history.json` and `history.html` (the visualization: no script, so it renders
     in ZenML's sandboxed iframe)."""
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (DriftHistory,)
-    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
-
-    def load(self, data_type: type[Any]) -> DriftHistory:
-        with self.artifact_store.open(os.path.join(self.uri, "history.json"), "r") as f:
-            return DriftHistory.model_validate_json(f.read())
+    FILE: ClassVar[str] = "history.json"
 
     def save(self, data: DriftHistory) -> None:
-        with self.artifact_store.open(os.path.join(self.uri, "history.json"), "w") as f:
-            f.write(data.model_dump_json())
-        with self.artifact_store.open(os.path.join(self.uri, "history.html"), "w") as f:
-            f.write(data.to_html())
+        super().save(data)
+        self.write("history.html", data.to_html())
 
     def extract_metadata(self, data: DriftHistory) -> dict[str, Any]:
         return {"model_name": data.model_name, "runs": len(data.runs)}
 
     def save_visualizations(self, data: DriftHistory) -> dict[str, VisualizationType]:
-        return {os.path.join(self.uri, "history.html"): VisualizationType.HTML}
+        return {self.path("history.html"): VisualizationType.HTML}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import html
-import os
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
-from zenml.enums import ArtifactType, VisualizationType
-from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.enums import VisualizationType
 
 from core.drift_history import p_text
+from materializers.json_model import JsonModelMaterializer
 
 
 class ColumnDrift(BaseModel):
@@ -247,33 +246,29 @@ def _histogram_svg(column: ColumnDrift, width: int = 460, height: int = 150) -> 
     )
 
 
-class DriftReportMaterializer(BaseMaterializer):
+class DriftReportMaterializer(JsonModelMaterializer):
     """Stores `summary.json`, `report.html` (zenkube's script-free report, the visualization:
     it renders in ZenML's sandboxed iframe) and `evidently.html` (a file to open in a browser:
     it needs scripts, which that iframe does not run)."""
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (DriftReport,)
-    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
+    FILE: ClassVar[str] = "summary.json"
     # What a Kubeflow task with this output shows in the KFP UI (integrations/kubeflow/ui_outputs)
     KFP_UI: ClassVar[tuple[str, ...]] = ("metrics", "report")
 
     def load(self, data_type: type[Any]) -> DriftReport:
-        with self.artifact_store.open(os.path.join(self.uri, "summary.json"), "r") as f:
-            report = DriftReport.model_validate_json(f.read())
-        html_path = os.path.join(self.uri, "evidently.html")
+        report = super().load(data_type)
+        html_path = self.path("evidently.html")
         if self.artifact_store.exists(html_path):
             with self.artifact_store.open(html_path, "r") as f:
                 report.html = f.read()
         return report
 
     def save(self, data: DriftReport) -> None:
-        with self.artifact_store.open(os.path.join(self.uri, "summary.json"), "w") as f:
-            f.write(data.model_copy(update={"html": ""}).model_dump_json())
-        evidently = os.path.join(self.uri, "evidently.html")
-        with self.artifact_store.open(os.path.join(self.uri, "report.html"), "w") as f:
-            f.write(data.to_html(evidently))
-        with self.artifact_store.open(evidently, "w") as f:
-            f.write(data.html or "<html><body>No Evidently report.</body></html>")
+        super().save(data.model_copy(update={"html": ""}))
+        evidently = self.path("evidently.html")
+        self.write("report.html", data.to_html(evidently))
+        self.write("evidently.html", data.html or "<html><body>No Evidently report.</body></html>")
 
     # Columns whose figures go into the metadata (the KFP UI's metrics): the drifted ones
     # and the biggest effects first, so a wide table does not flood the store.
@@ -294,4 +289,4 @@ class DriftReportMaterializer(BaseMaterializer):
 
     def save_visualizations(self, data: DriftReport) -> dict[str, VisualizationType]:
         # Only what renders in the dashboard's script-free iframe: evidently.html is a file.
-        return {os.path.join(self.uri, "report.html"): VisualizationType.HTML}
+        return {self.path("report.html"): VisualizationType.HTML}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import html
-import os
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
-from zenml.enums import ArtifactType, VisualizationType
-from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.enums import VisualizationType
+
+from materializers.json_model import JsonModelMaterializer
 
 
 class EvaluationReport(BaseModel):
@@ -216,27 +216,17 @@ def _thin(xs: list[float], ys: list[float], most: int = 400) -> tuple[list, list
     return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
-class EvaluationReportMaterializer(BaseMaterializer):
+class EvaluationReportMaterializer(JsonModelMaterializer):
     """Stores an `EvaluationReport` as `report.json`; metrics become artifact metadata."""
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (EvaluationReport,)
-    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
+    FILE: ClassVar[str] = "report.json"
     # What a Kubeflow task with this output shows in the KFP UI (integrations/kubeflow/ui_outputs)
     KFP_UI: ClassVar[tuple[str, ...]] = ("metrics", "classification", "report")
-
-    def load(self, data_type: type[Any]) -> EvaluationReport:
-        with self.artifact_store.open(os.path.join(self.uri, "report.json"), "r") as f:
-            return EvaluationReport.model_validate_json(f.read())
-
-    def save(self, data: EvaluationReport) -> None:
-        with self.artifact_store.open(os.path.join(self.uri, "report.json"), "w") as f:
-            f.write(data.model_dump_json())
 
     def extract_metadata(self, data: EvaluationReport) -> dict[str, Any]:
         return {**data.metrics, "rows": data.rows}
 
     def save_visualizations(self, data: EvaluationReport) -> dict[str, VisualizationType]:
-        path = os.path.join(self.uri, "report.html")
-        with self.artifact_store.open(path, "w") as f:
-            f.write(data.to_html())
-        return {path: VisualizationType.HTML}
+        self.write("report.html", data.to_html())
+        return {self.path("report.html"): VisualizationType.HTML}

@@ -264,7 +264,11 @@ def repair(model_name: str) -> list[str]:
 
 def history(model_name: str) -> list[dict[str, str]]:
     """Champion changes of `model_name`, newest first: at, version, by, reason."""
+    return model_events(model_name, HISTORY_TAG)
 
+
+def model_events(model_name: str, tag: str) -> list[dict]:
+    """The events the registered model's `tag` holds, newest first ([] without the model)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -273,7 +277,7 @@ def history(model_name: str) -> list[dict[str, str]]:
         tags = MlflowClient().get_registered_model(model_name).tags or {}
     except MlflowException:
         return []
-    return tag_events(tags, HISTORY_TAG)
+    return tag_events(tags, tag)
 
 
 def versions_with_tags(model_name: str) -> list[tuple[str, dict[str, str]]]:
@@ -293,16 +297,7 @@ def versions_with_tags(model_name: str) -> list[tuple[str, dict[str, str]]]:
 def release_history(model_name: str) -> list[dict]:
     """Ended releases of `model_name`, newest first: at, version, champion, mode, percent,
     outcome (promoted | aborted), by, reason, started_at (the release's id)."""
-
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    mlflow_registry.configure_from_stack()
-    try:
-        tags = MlflowClient().get_registered_model(model_name).tags or {}
-    except MlflowException:
-        return []
-    return tag_events(tags, RELEASE_HISTORY_TAG)
+    return model_events(model_name, RELEASE_HISTORY_TAG)
 
 
 def record_release(model_name: str, state: dict, outcome: str, by: str, reason: str) -> bool:

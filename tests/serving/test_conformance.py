@@ -131,6 +131,24 @@ def test_two_models_are_served_side_by_side_on_their_own_endpoints(served):
 
 
 GOOD = {"age": 30.0, "score": 0.1, "city": "Oslo", "signup": "2024-01-01", "member": True}
+WRONG_VALUE = {  # a good row with one value of the wrong type: (column, value)
+    "text in a numeric column": ("age", "old"),
+    "a numeric string": ("score", "1.5"),
+    "a number in a text column": ("city", 7),
+    "text in a true/false column": ("member", "yes"),
+}
+
+
+def wrong_row(kind: str) -> pd.DataFrame:
+    """The good row, with one value of the wrong type (`kind` in WRONG_VALUE) or without
+    `age` (a missing column)."""
+    frame = pd.DataFrame([GOOD])
+    if kind == "a missing column":
+        return frame.drop(columns=["age"])
+    if kind in WRONG_VALUE:
+        column, value = WRONG_VALUE[kind]
+        frame[column] = [value]
+    return frame
 
 
 def bad_request(protocol: str, kind: str) -> tuple[str, str | bytes, dict]:
@@ -141,16 +159,9 @@ def bad_request(protocol: str, kind: str) -> tuple[str, str | bytes, dict]:
     if kind in ENCODED:
         coding, body = ENCODED[kind](good)
         return "POST", body, {**json_header, "Content-Encoding": coding}
-    if kind == "text in a numeric column":
-        frame["age"] = ["old"]
-    elif kind == "a numeric string":
-        frame["score"] = ["1.5"]
-    elif kind == "a number in a text column":
-        frame["city"] = [7]
-    elif kind == "an unknown column":
+    frame = wrong_row(kind)
+    if kind == "an unknown column":
         frame = frame.rename(columns={"age": "years"})
-    elif kind == "a missing column":
-        frame = frame.drop(columns=["age"])
     elif kind == "invalid JSON":
         return "POST", "{nope", json_header
     elif kind == "a wrong method":
@@ -326,21 +337,11 @@ def test_a_missing_text_value_means_the_same_on_both_protocols(served, missing):
 
 def same_mistake(protocol: str, kind: str) -> str:
     """One mistake, made as a client of `protocol` makes it."""
-    frame = pd.DataFrame([GOOD])
+    frame = wrong_row(kind)
     if kind == "an unknown column":
         frame["zz"] = [1]
     elif kind == "a misspelt id beside the ignored ones":
         frame = pd.DataFrame([{"Order": 1, "PID": "p1", **GOOD, "tier": "gold", "Ordr": 2}])
-    elif kind == "a missing column":
-        frame = frame.drop(columns=["age"])
-    elif kind == "text in a numeric column":
-        frame["age"] = ["old"]
-    elif kind == "a numeric string":
-        frame["score"] = ["1.5"]
-    elif kind == "a number in a text column":
-        frame["city"] = [7]
-    elif kind == "text in a true/false column":
-        frame["member"] = ["yes"]
     body = client.request_body(protocol, frame)
     if kind == "a duplicate column":
         if protocol == "seldon":
