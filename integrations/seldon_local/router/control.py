@@ -63,6 +63,7 @@ class Control:
                     str(wanted["traffic_dir"] or ""), int(wanted.get("traffic_max_mb") or 512)
                 )
             self.restart_note = ""
+            self.learn_replicas()
             self.write_record()
             return web.json_response({"backend": port})
         return web.json_response({"error": "unknown control path"}, status=404)
@@ -100,6 +101,7 @@ class Control:
             except ValueError as exc:
                 return web.json_response({"error": str(exc)}, status=400)
             self.release = started
+            self.learn_replicas()
             started.next = release_gate.decide(started.evidence(), started.thresholds, 0.0)[2]
             self.write_release()
             log.warning(

@@ -29,6 +29,7 @@ from aiohttp import (
     ClientConnectorError,
     ClientError,
     ClientOSError,
+    ClientPayloadError,
     ClientSession,
     ClientTimeout,
     ServerDisconnectedError,
@@ -172,6 +173,7 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
             timeout=ClientTimeout(total=None, sock_connect=5, sock_read=600),
             auto_decompress=False,
         )
+        self.learn_replicas()  # a restarted front knows the standbys at its first request
         loop = asyncio.get_running_loop()
         if self.recorder is not None:
             self.recorder_task = loop.create_task(self.recorder.run())
@@ -333,7 +335,7 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
                 except ClientConnectorError as exc:  # not sent: any replica may take it
                     self.down[target] = time.monotonic()
                     failure = exc
-                except (ServerDisconnectedError, ClientOSError) as exc:
+                except (ServerDisconnectedError, ClientOSError, ClientPayloadError) as exc:
                     failure = exc
                     if not again:
                         break

@@ -80,6 +80,14 @@ class Supervision:
         """Whether the server in `server_dir` on `port` is still one this front serves."""
         return any(d == server_dir and p == port for _, d, p in self.supervised())
 
+    def learn_replicas(self) -> None:
+        """Which replicas each served server has (server.json), before the next round:
+        at the front's start and when it is told of a new server."""
+        for _, server_dir, port in self.supervised():
+            record = read_json(server_dir / "server.json")
+            if record.get("port") == port:
+                self.replica_ports[port] = [r.port for r in replicas.of(record)]
+
     async def supervise(self, every: float = 0.5) -> None:
         """Restart each replica of a model server this front serves (champion or
         candidate) when it dies, with backoff (1 s doubling to 60 s; reset after 60 s
