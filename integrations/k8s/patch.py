@@ -66,20 +66,6 @@ def object_patch(current: dict, body: dict) -> dict:
     return patch
 
 
-def apply(target: dict, patch: dict) -> dict:
-    """RFC 7386 applied to `target` in place, as the API server applies a merge patch."""
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            apply(target[key], value)
-        elif isinstance(value, dict):
-            target[key] = apply({}, value)
-        else:
-            target[key] = copy.deepcopy(value)
-    return target
-
-
 def whole_percent(percent: float, backend: str) -> int:
     """A canary's share as the operators take it: whole percents (KServe's `trafficPercent`
     / `canaryTrafficPercent`, Seldon's `traffic`, all integers); a fraction is refused
