@@ -151,12 +151,17 @@ def test_redeploying_the_same_version_is_a_no_op(served):
     assert again.prediction_url == info.prediction_url
 
 
+def copy_of_served(folder: Path):
+    """The served model's files copied to `folder`: (the served service, `folder`)."""
+    service = Client().active_stack.model_deployer.services_for(MODEL)[0]
+    shutil.copytree(service.model_dir, folder)
+    return service, folder
+
+
 def test_broken_new_model_leaves_the_old_one_serving(served, tmp_path):
     info, test, model = served
     deployer = Client().active_stack.model_deployer
-    service = deployer.services_for(MODEL)[0]
-    broken = tmp_path / "broken"
-    shutil.copytree(service.model_dir, broken)
+    _, broken = copy_of_served(tmp_path / "broken")
     (broken / "model.pkl").write_bytes(b"this is not a pickle")
     with pytest.raises(RuntimeError) as failure:
         deploy_folder(MODEL, broken, "broken", start_timeout=60)
@@ -244,9 +249,7 @@ def test_a_killed_leader_leaves_no_workers_behind_and_serve_stop_ends_everything
 def test_new_version_replaces_the_old_one_on_the_same_port(served, tmp_path):
     info, test, model = served
     deployer = Client().active_stack.model_deployer
-    current = deployer.services_for(MODEL)[0]
-    copy = tmp_path / "v-next"
-    shutil.copytree(current.model_dir, copy)
+    current, copy = copy_of_served(tmp_path / "v-next")
     new = deploy_folder(MODEL, copy, "next")
     assert new.uuid != current.uuid
     assert new.prediction_url == current.prediction_url
