@@ -260,9 +260,10 @@ def test_monitor_on_the_kubeflow_stack_runs_in_pods_too(monitored, cluster):
 
 
 def zenml_script(cluster, script: str):
-    """Run `script` against the ZenML server as the user; its last line is JSON."""
+    """Run `script` against the ZenML server as the user (with `json` and ZenML's `Client`
+    imported); its last line is JSON."""
     read = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", "import json; from zenml.client import Client; " + script],
         env={
             **os.environ,
             **cluster["env"],
@@ -273,6 +274,18 @@ def zenml_script(cluster, script: str):
         check=True,
     )
     return json.loads(read.stdout.strip().splitlines()[-1])
+
+
+def pipeline_spec(recurring: dict) -> dict:
+    """A recurring run's pipeline spec (KFP nests it under `pipeline_spec` or not)."""
+    spec = recurring["pipeline_spec"]
+    return spec.get("pipeline_spec", spec)
+
+
+def snapshot_of(spec: dict) -> str:
+    """The ZenML snapshot a compiled pipeline's tasks load (their `--snapshot_id`)."""
+    args = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]["args"]
+    return args[args.index("--snapshot_id") + 1]
 
 
 @pytest.fixture(scope="module")
@@ -304,15 +317,12 @@ def test_schedule_on_the_kubeflow_stack_creates_a_recurring_run(scheduled, clust
     assert "Scheduled the continuous-training pipeline of 'submitted'" in result.stdout
     (recurring,) = cluster["kfp"].recurring
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 * * * *"
-    spec = recurring["pipeline_spec"]
-    spec = spec.get("pipeline_spec", spec)
+    spec = pipeline_spec(recurring)
     assert spec["pipelineInfo"]["name"].startswith("continuous-training-pipeline")
     # The parameters live in the ZenML snapshot the tasks load (on the server).
-    args = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]["args"]
-    snapshot = args[args.index("--snapshot_id") + 1]
+    snapshot = snapshot_of(spec)
     parameters = zenml_script(
         cluster,
-        "import json; from zenml.client import Client; "
         f"s = Client().get_snapshot('{snapshot}'); "
         "print(json.dumps(s.pipeline_spec.parameters, default=str))",
     )
@@ -332,12 +342,9 @@ def test_two_runs_of_one_schedule_are_two_zenml_runs_with_their_own_artifacts(sc
         run = kfp.wait(run_id)
         assert run["state"] == "SUCCEEDED", run.get("error", "")[-4000:]
     first = kfp.runs[started[0]]["order"][0]
-    spec = recurring["pipeline_spec"].get("pipeline_spec", recurring["pipeline_spec"])
-    args = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]["args"]
-    snapshot = args[args.index("--snapshot_id") + 1]
+    snapshot = snapshot_of(pipeline_spec(recurring))
     runs = zenml_script(
         cluster,
-        "import json; from zenml.client import Client; "
         f"runs = Client().list_pipeline_runs(snapshot_id='{snapshot}', hydrate=True).items; "
         "print(json.dumps([{'id': str(r.id), 'orchestrator_run_id': r.orchestrator_run_id, "
         "'steps': sorted(r.steps), 'outputs': sorted(str(a.id) for s in r.steps.values() "
@@ -388,11 +395,8 @@ def test_the_compiled_monitoring_yaml_runs_as_uploaded_with_a_service_account_ke
     assert f"Registered on the ZenML server {env['ZENML_STORE_URL']}" in result.stdout
     # Compiling left no run (ZenML's placeholder run would sit in 'provisioning' forever);
     # the snapshot the YAML loads is on the server, and the KFP run below makes the one run.
-    args = next(iter(load_documents(out / "monitoring.yaml")[0]["deploymentSpec"]["executors"]
-                     .values()))["container"]["args"]  # fmt: skip
-    snapshot = args[args.index("--snapshot_id") + 1]
+    snapshot = snapshot_of(load_documents(out / "monitoring.yaml")[0])
     count_runs = (
-        "import json; from zenml.client import Client; "
         f"runs = Client().list_pipeline_runs(snapshot_id='{snapshot}').items; "
         "print(json.dumps([str(r.status) for r in runs]))"
     )
@@ -435,15 +439,13 @@ def test_release_schedule_is_a_recurring_run_whose_pods_judge_the_release(cluste
     assert f"Scheduled the release-check pipeline of '{MODEL}'" in result.stdout
     recurring = kfp.recurring[before]
     assert recurring["trigger"]["cron_schedule"]["cron"] == "*/5 * * * *"
-    spec = recurring["pipeline_spec"]
-    spec = spec.get("pipeline_spec", spec)
+    spec = pipeline_spec(recurring)
     assert spec["pipelineInfo"]["name"].startswith("release-check-pipeline")
     run = kfp.wait(kfp.trigger(recurring))
     assert run["state"] == "SUCCEEDED", run.get("error")
     assert run["order"] == ["check_release"]
     said = zenml_script(
         cluster,
-        "import json; from zenml.client import Client; "
         "run = Client().get_pipeline('release_check_pipeline').last_run; "
         "step = run.steps['check_release']; "
         "print(json.dumps([str(run.status), str(step.status), len(step.outputs['release_check'])]))",
