@@ -52,7 +52,12 @@ from steps.deployment.deploy import serve_champion
 from steps.deployment.release import check_cluster_release
 from tests.kubeflow.conftest import use_test_kubeconfig
 from tests.kubeflow.test_traffic_sink import start_sink
-from tests.unit.integrations.test_release_gate import LIMITS, answers, local_decision
+from tests.unit.integrations.test_release_gate import (
+    LIMITS,
+    answers,
+    local_decision,
+    local_evidence,
+)
 
 KINDS = {"5xx": "aborted", "slow": "aborted", "wrong": "aborted", "good": "promoted"}
 NAMESPACE = "zenkube"
@@ -259,9 +264,6 @@ def evidence_lines(lines: list[str]) -> list[str]:
 def test_the_cluster_watcher_takes_the_local_gates_decisions_on_both_backends(
     cluster, kubernetes_api
 ):
-    from core.release import gate as gate
-    from core.release.gate import RoleStats
-
     backend, volume = cluster
     loggers = Loggers(backend)
     for kind, expected in KINDS.items():
@@ -288,17 +290,11 @@ def test_the_cluster_watcher_takes_the_local_gates_decisions_on_both_backends(
         }  # fmt: skip
 
         # release status on the cluster: the local evidence table, figure for figure
-        local = {"champion": RoleStats(), "candidate": RoleStats()}
-        for role, _, code, latency, predictions, labels in sent:
-            answered = predictions if code == 200 else []
-            local[role].answered(code, latency / 1000, answered)
-            for prediction, label in zip(answered, labels or [], strict=False):
-                local[role].label(prediction, label)
-        local_evidence = gate.evidence(local["champion"], local["candidate"])
+        evidence = local_evidence(sent)
         shown: list[str] = []
         state = status(name, shown.append)
         assert state["evidence"]["candidate"]["requests"] == 75
-        table = evidence_lines(describe(name, {**state, "evidence": local_evidence}))
+        table = evidence_lines(describe(name, {**state, "evidence": evidence}))
         assert evidence_lines(shown) == table and len(table) == 5, shown
 
         # the watcher's look: the local gate's decision, and the release ended by it

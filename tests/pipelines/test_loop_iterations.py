@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app import champions, drift_history, loop, runner
+from app import champions, drift_history, loop
 from core.specs import GateSpec
 from integrations.mlflow import registry as mlflow_registry
 from steps.data import pool
 from tests.conftest import FAST_TRAINER
+from tests.serving.helpers import trained_on
 
 MODEL = "looped"
 FEATURES = [f"x{i}" for i in range(6)]
@@ -73,13 +74,7 @@ def monitor(path: str):
 @pytest.fixture(scope="module")
 def iterations(module_store, tmp_path_factory):
     folder = tmp_path_factory.mktemp("batches")
-    first = folder / "train.csv"
-    sample(400, seed=0).to_csv(first, index=False)
-    trained = runner.train(
-        None,
-        {"model_name": MODEL, **FAST_TRAINER, "data.source": str(first), "data.target": "label"},
-    )
-    assert trained.decision.promoted
+    trained = trained_on(MODEL, sample(400, seed=0), folder / "train.csv", "label")
     mlflow_registry.configure_from_stack()
     record = {"first_train_rows": train_rows(trained.registered.version), "runs": []}
     for i, world in enumerate(WORLDS):

@@ -8,9 +8,21 @@ from app import runner as runs
 from tests.conftest import FAST_TRAINER
 
 
-def train_champion(model_name: str):
-    result = runs.train(None, {"model_name": model_name, **FAST_TRAINER})
+def promoted(model_name: str, params: dict | None = None):
+    """Train `model_name` (the fast trainer, and `params`); the result, promoted."""
+    result = runs.train(None, {"model_name": model_name, **FAST_TRAINER, **(params or {})})
     assert result.decision.promoted
+    return result
+
+
+def trained_on(model_name: str, frame, path, target: str, params: dict | None = None):
+    """`frame` written as CSV to `path`, then trained on with label `target`: promoted."""
+    frame.to_csv(path, index=False)
+    return promoted(model_name, {"data.source": str(path), "data.target": target, **(params or {})})
+
+
+def train_champion(model_name: str):
+    result = promoted(model_name)
     run = Client().get_pipeline_run(result.run_name)
     test = run.steps["split_data"].outputs["test_set"][0].load()
     model = run.steps["train_model"].outputs["model"][0].load()

@@ -20,7 +20,7 @@ from integrations.mlflow import registry as mlflow_registry
 from integrations.seldon_local import client
 from steps.training.metrics import prediction_metrics
 from tests.conftest import FAST_TRAINER
-from tests.serving.helpers import deploy_folder, stop_all
+from tests.serving.helpers import deploy_folder, stop_all, trained_on
 
 MODEL = "gappy-penguins"
 V2_MODEL = "gappy-penguins-v2"
@@ -52,18 +52,7 @@ def penguins(rows: int, seed: int) -> pd.DataFrame:
 def served(module_store, tmp_path_factory):
     folder = tmp_path_factory.mktemp("penguins")
     path = folder / "penguins.csv"
-    penguins(600, seed=0).to_csv(path, index=False)
-    trained = runs.train(
-        None,
-        {
-            "model_name": MODEL,
-            **FAST_TRAINER,
-            "data.source": str(path),
-            "data.target": "species",
-            "gate.threshold": 0.3,
-        },
-    )
-    assert trained.decision.promoted
+    trained = trained_on(MODEL, penguins(600, seed=0), path, "species", {"gate.threshold": 0.3})
     seldon = runs.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
     deployer = Client().active_stack.model_deployer
     v2 = deploy_folder(V2_MODEL, deployer.services_for(MODEL)[0].model_dir, "1", protocol="v2")

@@ -17,7 +17,7 @@ from core.traffic.rows import read_kind, stack_folder
 from integrations.mlflow import registry as mlflow_registry
 from integrations.seldon_local import client
 from tests.conftest import FAST_TRAINER
-from tests.serving.helpers import stop_all
+from tests.serving.helpers import stop_all, trained_on
 
 MODEL = "traffic-model"
 FEATURES = [f"x{i}" for i in range(6)]
@@ -38,12 +38,7 @@ def served(module_store, tmp_path_factory):
     previous = os.environ.get("ZENKUBE_TRAFFIC_FLUSH_SECONDS")
     os.environ["ZENKUBE_TRAFFIC_FLUSH_SECONDS"] = "0.5"  # the front inherits it
     path = tmp_path_factory.mktemp("data") / "train.csv"
-    sample(1200, seed=0).to_csv(path, index=False)
-    trained = runner.train(
-        None,
-        {"model_name": MODEL, **FAST_TRAINER, "data.source": str(path), "data.target": "label"},
-    )
-    assert trained.decision.promoted
+    trained = trained_on(MODEL, sample(1200, seed=0), path, "label")
     info = runner.deploy(None, {"model_name": MODEL, "protocol": "seldon"})
     yield info, trained
     stop_all()

@@ -252,16 +252,21 @@ def answers(
     return out
 
 
-def local_decision(traffic: list[tuple]):
-    """As the local front fills the evidence (seldon_local/router/routing.py: `answered`
-    per answer, `labelled` per feedback row)."""
+def local_evidence(traffic: list[tuple]) -> dict:
+    """The evidence as the local front fills it (seldon_local/router/routing.py:
+    `answered` per answer, `labelled` per feedback row)."""
     roles = {"champion": RoleStats(), "candidate": RoleStats()}
     for role, _, status, latency, predictions, labels in traffic:
         answered = predictions if status == 200 else []
         roles[role].answered(status, latency / 1000, answered)
         for prediction, label in zip(answered, labels or [], strict=False):
             roles[role].label(prediction, label)
-    return decide(gate.evidence(roles["champion"], roles["candidate"]), LIMITS, 60.0)
+    return gate.evidence(roles["champion"], roles["candidate"])
+
+
+def local_decision(traffic: list[tuple]):
+    """The local gate's decision on `traffic` (after a minute)."""
+    return decide(local_evidence(traffic), LIMITS, 60.0)
 
 
 def rows_decision(traffic: list[tuple], folder):
