@@ -17,10 +17,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -31,6 +30,7 @@ from integrations.seldon_local import process, replicas
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.front import ModelFront, served_state
 from tests.serving import release_models
+from tests.serving.load import ClientThreads
 
 MODEL = "faults"
 PROTOCOL = "v2"
@@ -191,18 +191,16 @@ def served_release(root: Path):
             replicas.stop_all(replicas.pids(server_record(folder)), process.stop_group, 5)
 
 
-@dataclass
-class Load:
+class Load(ClientThreads):
     """CLIENTS threads posting one row per request: when each failed or succeeded."""
 
-    url: str
-    body: dict
-    failures: list[float] = field(default_factory=list)
-    answered: int = 0
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, url: str, body: dict):
+        self.url, self.body = url, body
+        self.failures: list[float] = []
+        self.answered = 0
+        super().__init__(CLIENTS, join_timeout=15)
 
-    def run(self) -> None:
+    def run(self, client: int) -> None:
         session = requests.Session()
         while not self.stop.is_set():
             try:
@@ -217,17 +215,6 @@ class Load:
                     self.failures.append(time.monotonic())
             if not ok:
                 time.sleep(0.02)
-
-    def __enter__(self) -> Load:
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(CLIENTS)]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=15)
 
 
 def answers(url: str, body: dict) -> bool:
