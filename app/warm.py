@@ -86,16 +86,18 @@ def state_path() -> Path:
 
 
 def key(environ: dict[str, str] | None = None) -> str:
-    """What the worker's imports depend on: the interpreter, the environment (ZenML, MLflow
-    and Python read theirs when imported) and the installed packages (their folder changes
-    when a package is installed or removed)."""
+    """What a command in the worker depends on: the repository whose run.py it runs, the
+    interpreter, the environment (ZenML, MLflow and Python read theirs when imported) and
+    the installed packages (their folder changes when a package is installed or removed)."""
     environ = os.environ if environ is None else environ
     site = Path(sysconfig.get_paths()["purelib"])
     with contextlib.suppress(OSError):
         site = site.stat().st_mtime_ns
     stable = {name: value for name, value in environ.items() if name not in VOLATILE_ENV}
     flags = [repr(sys.flags), sys.warnoptions, sorted(sys._xoptions.items())]
-    text = json.dumps([sys.executable, sys.version, str(site), flags, sorted(stable.items())])
+    text = json.dumps(
+        [str(REPO_ROOT), sys.executable, sys.version, str(site), flags, sorted(stable.items())]
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
