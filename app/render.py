@@ -75,6 +75,8 @@ def deployment(info, echo: Echo) -> None:
         echo(f"Server log:   {info.details['LOG_FILE']}")
     if info.details.get("METRICS_URL"):
         echo(f"Metrics:      {info.details['METRICS_URL']}   (Prometheus)")
+    if info.details.get("REPLICAS"):  # model-server processes: a primary and warm standbys
+        echo(f"Replicas:     {info.details['REPLICAS']}")
     if info.details.get("PORT_NOTE"):
         echo(f"Port:         {info.details['PORT_NOTE']}", fg="yellow")
     if info.details.get("SCHEMA_CHANGE"):
