@@ -14,7 +14,7 @@ import pytest
 import requests
 from zenml.client import Client
 
-from app import runner
+from app import runner, serving
 from integrations.seldon_local import client
 from integrations.seldon_local.process import get_protocol, is_alive
 from tests.serving.helpers import deploy_folder, stop_all, train_champion
@@ -81,6 +81,9 @@ def test_a_redeploy_under_load_from_eight_clients_loses_no_request(
         assert not any(is_alive(p) for p in old_pids)  # the old ones drained, then stopped
         answer = requests.post(first.prediction_url, json=body, timeout=10)
         assert len(get_protocol(protocol).predictions(answer.json())) == 5
+        new_pids = [current.pid, *dict(current.standbys)]
+        serving.stop(name, echo=lambda *a, **k: None)  # `serve stop`
+        assert not any(is_alive(p) for p in new_pids)  # every replica ended
     finally:
         stop_all()
 
