@@ -113,7 +113,7 @@ def wanted(argv: list[str]) -> bool:
 
 
 def running() -> dict | None:
-    """The worker's record if one is alive and serves this key; else None."""
+    """The worker's record (its pid and key) if one is alive; else None."""
     try:
         state = json.loads(state_path().read_text())
         os.kill(state["pid"], 0)
@@ -162,13 +162,10 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, relay)
-    status = None
-    while status is None:
-        try:
-            status = _read_int(conn)
-            break
-        except InterruptedError:
-            continue
+    try:
+        status = _read_int(conn)  # signals relayed meanwhile: the read resumes (PEP 475)
+    except OSError:
+        status = None
     conn.close()
     if status is None:  # the child ended without saying how (killed)
         print("zenkube: the command's process in the warm worker ended abruptly.", file=sys.stderr)

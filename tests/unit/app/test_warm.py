@@ -64,3 +64,20 @@ def test_a_child_forgets_this_repositorys_modules_and_keeps_the_libraries(monkey
     warm._forget_project_modules()
     assert "zk_ours" not in sys.modules and "app.warm" not in sys.modules
     assert sys.modules["zk_library"] is library and "pytest" in sys.modules
+
+
+def test_a_forwarded_command_imports_no_library_before_it_is_forwarded():
+    """What a pipeline command imports before it goes to the worker (run.py's own imports
+    are checked by the read-only commands' tests): a heavy import here would come back
+    into every warm command's time."""
+    import subprocess
+
+    probe = (
+        "import sys; import app.session, app.warm, app.warm_cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'zenml', 'mlflow', 'sklearn', 'pandas', 'numpy', 'sqlalchemy'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
