@@ -40,7 +40,7 @@ from core.paths import REPO_ROOT, zenkube_home
 # The commands that run a pipeline (the rest answer in about a second without ZenML).
 WARM_COMMANDS = frozenset({"train", "deploy", "monitor", "loop"})
 # What every pipeline command imports before its first step (ZenML imports the libraries
-# while it compiles: its mlflow, sklearn, pandas and seldon integrations).
+# while it compiles: its mlflow, sklearn, pandas and seldon integrations), and Evidently.
 PRELOAD = (
     "zenml",
     "zenml.client",
@@ -66,6 +66,12 @@ PRELOAD = (
     "sklearn.pipeline",
     "sklearn.preprocessing",
     "kubernetes",
+    # monitor's drift step imports Evidently inside the step (after its first step starts)
+    "evidently",
+    "evidently.legacy.calculations.stattests",
+    "evidently.legacy.metrics",
+    "evidently.metrics",
+    "evidently.presets",
 )
 IDLE_SECONDS = float(os.environ.get("ZENKUBE_WARM_IDLE_SECONDS", "1800"))
 START_TIMEOUT = 300
