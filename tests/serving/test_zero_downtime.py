@@ -1,9 +1,9 @@
 """A redeploy under load loses no request, on both protocols (real servers, real HTTP).
 
 Eight clients post continuously to the stable URL while a new version is deployed; the
-model's front switches to the new server only after it proved itself (on V2 here with two
-replicas, as a user's deploy runs: both up before the switch), and stops the old one (all
-its replicas) only after its requests finished.
+model's front switches to the new server only after it proved itself (on V2 here as two
+replicas, as a user's deploy runs: both up before the switch), and stops the old one only
+after its requests finished; `serve stop` then ends every replica.
 """
 
 from __future__ import annotations
@@ -55,15 +55,17 @@ def test_a_redeploy_under_load_from_eight_clients_loses_no_request(
 ):
     name = f"swap-{protocol}"
     _, test, _ = train_champion(name)
-    replicas = 2 if protocol == "v2" else 1  # V2: as a user's deploy, a warm standby each
-    monkeypatch.setenv("ZENKUBE_REPLICAS", str(replicas))
+    # V2: the new version as a user's deploy runs it, a primary and a warm standby (the
+    # old one alone: its standby would cost the suite a start and test no other code)
+    replicas = 2 if protocol == "v2" else 1
     try:
         first = runner.deploy(None, {"model_name": name, "protocol": protocol})
         deployer = Client().active_stack.model_deployer
         (old,) = deployer.services_for(name)
         old_pids, folder = [old.pid, *dict(old.standbys)], old.model_dir
-        assert len(old_pids) == replicas and all(is_alive(p) for p in old_pids)
+        assert all(is_alive(p) for p in old_pids)
         body = client.request_body(protocol, test.features.head(5))
+        monkeypatch.setenv("ZENKUBE_REPLICAS", str(replicas))
         with Load(first.prediction_url, body, 5) as load:
             time.sleep(1.0)
             before = load.ok
