@@ -41,5 +41,6 @@ compile: $(STAMP)
 	$(PY) run.py compile
 
 clean:
+	-@test -x $(PY) && $(PY) run.py warm stop
 	-@test -x $(PY) && $(PY) run.py serve stop
 	rm -rf .zenkube compiled

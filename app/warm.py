@@ -13,11 +13,16 @@ What keeps a child equal to a cold command:
 - Only third-party modules are kept: the child drops every module of this repository and
   imports ours afresh, so an edit is seen at once. No ZenML Client, store or config is
   created in the worker (checked), so the child reads the store as a cold command does.
-- The worker serves only a command whose key (Python, the environment, the installed
-  packages' folder) is the worker's own; anything else runs cold, as before.
-- Ctrl-C and termination of the command are forwarded to the child; a command that goes
-  away (even `kill -9`) interrupts its child, as the end of a cold command ends its run.
-The worker stops after IDLE_SECONDS without a command, or on `run.py warm stop`.
+- The worker serves only a command whose key (Python, the environment less the shell's
+  own variables, the installed packages' folder, the umask, resource limits and nice
+  value) is the worker's own; anything else runs cold, as before (`warm status` says why).
+- Ctrl-C, termination and Ctrl-Z of the command are relayed to the child, and the command
+  ends as its child did (by the same signal, or with its status); a command that goes
+  away (even `kill -9`) interrupts its child, whose output then goes to the worker's log.
+- The child waits for the command's threads and runs its atexit functions, as an
+  interpreter's exit does. It has no controlling terminal (ZENKUBE_WARM=0 for a prompt).
+The worker (app/warm_worker.py) stops after its idle time with no command running, or on
+`run.py warm stop`.
 """
 
 from __future__ import annotations
@@ -39,48 +44,24 @@ from core.paths import REPO_ROOT, zenkube_home
 
 # The commands that run a pipeline (the rest answer in about a second without ZenML).
 WARM_COMMANDS = frozenset({"train", "deploy", "monitor", "loop"})
-# What every pipeline command imports before its first step (ZenML imports the libraries
-# while it compiles: its mlflow, sklearn, pandas and seldon integrations), and Evidently.
-PRELOAD = (
-    "zenml",
-    "zenml.client",
-    "zenml.zen_stores.sql_zen_store",
-    "zenml.pipelines.pipeline_definition",
-    "zenml.orchestrators.step_launcher",
-    "zenml.integrations.registry",
-    "zenml.deployers",
-    "zenml.log_stores",
-    "mlflow",
-    "mlflow.pyfunc",
-    "pandas",
-    "scipy.stats",
-    "sklearn",
-    "sklearn.compose",
-    "sklearn.datasets",
-    "sklearn.dummy",
-    "sklearn.ensemble",
-    "sklearn.impute",
-    "sklearn.linear_model",
-    "sklearn.metrics",
-    "sklearn.model_selection",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "kubernetes",
-    # monitor's drift step imports Evidently inside the step (after its first step starts)
-    "evidently",
-    "evidently.legacy.calculations.stattests",
-    "evidently.legacy.metrics",
-    "evidently.metrics",
-    "evidently.presets",
-)
-IDLE_SECONDS = float(os.environ.get("ZENKUBE_WARM_IDLE_SECONDS", "1800"))
 START_TIMEOUT = 300
+STOP_TIMEOUT = 10.0
 # Set in a child (and so in what it starts): a command inside one never forwards again.
 CHILD_ENV = "ZENKUBE_WARM_CHILD"
 # ZENKUBE_WARM=0: this command runs cold even when a worker runs (benchmarks compare both).
 SWITCH_ENV = "ZENKUBE_WARM"
-# Differ between two shells of one user without changing what an import does.
-VOLATILE_ENV = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", CHILD_ENV, SWITCH_ENV})
+IDLE_ENV = "ZENKUBE_WARM_IDLE_SECONDS"
+# Differ between two shells (a terminal, ssh, tmux, screen, make) of one user without
+# changing what an import, ZenML or MLflow reads.
+VOLATILE_ENV = frozenset(
+    {
+        *("_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", CHILD_ENV, SWITCH_ENV, IDLE_ENV),
+        *("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "GNUMAKEFLAGS"),
+        *("TERM_SESSION_ID", "WINDOWID", "STY", "WINDOW", "SSH_TTY", "GPG_TTY", "OLDPWD"),
+        *("XDG_SESSION_ID", "XDG_VTNR", "SECURITYSESSIONID", "ITERM_SESSION_ID"),
+    }
+)
+VOLATILE_PREFIXES = ("SSH_", "TMUX", "KONSOLE_", "VTE_", "TERM_PROGRAM", "WT_SESSION")
 
 
 def socket_path() -> Path:
@@ -91,20 +72,81 @@ def state_path() -> Path:
     return zenkube_home() / "warm.json"
 
 
-def key(environ: dict[str, str] | None = None) -> str:
-    """What a command in the worker depends on: the repository whose run.py it runs, the
-    interpreter, the environment (ZenML, MLflow and Python read theirs when imported) and
-    the installed packages (their folder changes when a package is installed or removed)."""
+def _volatile(name: str) -> bool:
+    return name in VOLATILE_ENV or name.startswith(VOLATILE_PREFIXES)
+
+
+def _process() -> dict:
+    """What a fork keeps of its parent and a command inherits from its shell besides the
+    environment: the umask, resource limits and nice value (a mismatch runs cold)."""
+    import resource
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    limits = {
+        name: resource.getrlimit(getattr(resource, name))
+        for name in sorted(dir(resource))
+        if name.startswith("RLIMIT_")
+    }
+    return {"umask": mask, "rlimits": limits, "nice": os.getpriority(os.PRIO_PROCESS, 0)}
+
+
+def fingerprint(environ: dict[str, str] | None = None) -> tuple[dict, dict[str, str]]:
+    """What a command in the worker depends on besides the environment (the repository
+    whose run.py it runs, the interpreter, the installed packages: their folder changes
+    when one is installed or removed, the process's limits), and the environment that
+    ZenML, MLflow and Python may read (the shell's own variables left out)."""
     environ = os.environ if environ is None else environ
     site = Path(sysconfig.get_paths()["purelib"])
     with contextlib.suppress(OSError):
         site = site.stat().st_mtime_ns
-    stable = {name: value for name, value in environ.items() if name not in VOLATILE_ENV}
-    flags = [repr(sys.flags), sys.warnoptions, sorted(sys._xoptions.items())]
-    text = json.dumps(
-        [str(REPO_ROOT), sys.executable, sys.version, str(site), flags, sorted(stable.items())]
-    )
+    parts = {
+        "repository": str(REPO_ROOT),
+        "python": [sys.executable, sys.version],
+        "packages": str(site),
+        "flags": [repr(sys.flags), sys.warnoptions, sorted(sys._xoptions.items())],
+        **_process(),
+    }
+    stable = {name: value for name, value in environ.items() if not _volatile(name)}
+    return json.loads(json.dumps(parts)), stable
+
+
+def key(environ: dict[str, str] | None = None) -> str:
+    parts, stable = fingerprint(environ)
+    text = json.dumps([parts, sorted(stable.items())], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _digest(salt: str, name: str, value: str) -> str:
+    return hashlib.sha256(f"{salt}\0{name}\0{value}".encode()).hexdigest()[:16]
+
+
+def record(pid: int, environ: dict[str, str] | None = None) -> dict:
+    """The worker's record: its pid and start time (so that a reused pid is never taken
+    for it), its key, and enough to name what differs from a command's (the environment
+    as salted digests: names, never values)."""
+    parts, stable = fingerprint(environ)
+    salt = os.urandom(16).hex()
+    env = {name: _digest(salt, name, value) for name, value in stable.items()}
+    return {"pid": pid, "started": _started(pid), "key": key(environ), "parts": parts,
+            "salt": salt, "env": env, "socket": str(socket_path())}  # fmt: skip
+
+
+def differences(state: dict, environ: dict[str, str] | None = None) -> list[str]:
+    """Why this shell's commands would not run in the worker: the names that differ."""
+    parts, stable = fingerprint(environ)
+    names = [name for name in parts if state.get("parts", {}).get(name) != parts[name]]
+    theirs, salt = state.get("env", {}), state.get("salt", "")
+    mine = {name: _digest(salt, name, value) for name, value in stable.items()}
+    names += sorted(f"${n}" for n in theirs.keys() | mine.keys() if theirs.get(n) != mine.get(n))
+    return names
+
+
+def write_state(state: dict) -> None:
+    temporary = state_path().with_name(f".warm.json.{os.getpid()}")
+    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(json.dumps(state))
+    os.replace(temporary, state_path())
 
 
 def wanted(argv: list[str]) -> bool:
@@ -118,12 +160,48 @@ def wanted(argv: list[str]) -> bool:
     return words[0] in WARM_COMMANDS and words[:2] != ["monitor", "history"]
 
 
-def running() -> dict | None:
-    """The worker's record (its pid and key) if one is alive; else None."""
+def _started(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot; Linux), None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def _is_worker(pid: int, started: int | None) -> bool:
+    """Whether `pid` is a warm worker (not a process that reuses a dead worker's pid): its
+    command line runs app.warm_worker and it started when the record says."""
+    try:
+        os.kill(pid, 0)
+    except (OSError, OverflowError):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:  # no /proc (macOS): ask ps
+        import subprocess
+
+        found = subprocess.run(["ps", "-o", "command=", "-p", str(pid)],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        return "-m app.warm_worker" in found.stdout
+    except OSError:
+        return False
+    return b"app.warm_worker" in argv and started is not None and _started(pid) == started
+
+
+def _record() -> dict | None:
     try:
         state = json.loads(state_path().read_text())
-        os.kill(state["pid"], 0)
+        int(state["pid"])
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def running() -> dict | None:
+    """The worker's record (its pid and key) if it is alive; else None."""
+    state = _record()
+    if state is None or not _is_worker(state["pid"], state.get("started")):
         return None
     return state
 
@@ -162,21 +240,48 @@ def forward(argv: list[str]) -> int | None:
 
 
 def _wait_for(conn: socket.socket, pid: int) -> int:
+    """Relay signals to the child until it ends; its exit status, or (a child ended by a
+    signal, which the worker reports as its negative) end this process by that signal."""
+
     def relay(signum, _frame):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    def suspend(_signum, _frame):  # Ctrl-Z: stop the child, then this process; fg: resume
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # returns once continued
+        signal.signal(signal.SIGTSTP, suspend)
+        relay(signal.SIGCONT, None)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCONT):
         signal.signal(signum, relay)
+    signal.signal(signal.SIGTSTP, suspend)
     try:
         status = _read_int(conn)  # signals relayed meanwhile: the read resumes (PEP 475)
     except OSError:
         status = None
     conn.close()
-    if status is None:  # the child ended without saying how (killed)
+    if status is None:  # the worker went away too: nothing says how the child ended
         print("zenkube: the command's process in the warm worker ended abruptly.", file=sys.stderr)
         return 1
-    return status
+    return end_as(status)
+
+
+def end_as(status: int) -> int:
+    """A child's status: a negative one is the signal that ended it, which ends this
+    process the same way (its shell sees 128+N); otherwise the exit status to exit with."""
+    if status >= 0:
+        return status
+    signum = -status
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    os.kill(os.getpid(), signum)
+    return 128 + signum  # a signal that does not end a process (none the child died by)
 
 
 def _read_int(conn: socket.socket) -> int | None:
@@ -212,7 +317,7 @@ def start(echo: Callable[[str], None]) -> dict:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.warm"],
+            [sys.executable, "-m", "app.warm_worker"],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -237,237 +342,52 @@ def start(echo: Callable[[str], None]) -> dict:
 
 
 def stop(echo: Callable[[str], None]) -> bool:
-    """Stop the worker (commands it is running finish first); whether one ran."""
-    state = running()
+    """Stop the worker (commands it is running finish first); whether one ran. A record
+    whose process is not the worker (it died; its pid may be another's now) is removed."""
+    state = _record()
     if state is None:
         echo("zenkube: no warm worker is running.")
         return False
-    os.kill(state["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and running() is not None:
+    pid = state["pid"]
+    if not _is_worker(pid, state.get("started")):
+        for path in (state_path(), socket_path()):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        echo(f"zenkube: no warm worker is running (removed a stale record of pid {pid}).")
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and _is_worker(pid, state.get("started")):
         time.sleep(0.1)
-    echo(f"zenkube: stopped the warm worker (pid {state['pid']}).")
+    if _is_worker(pid, state.get("started")):
+        from core.errors import ZenkubeError
+
+        raise ZenkubeError(
+            f"The warm worker (pid {pid}) did not stop within {STOP_TIMEOUT:.0f} s of being "
+            f"asked to; its log is {zenkube_home() / 'logs' / 'warm.log'}. Try again, or "
+            f"end it with `kill {pid}`."
+        )
+    echo(f"zenkube: stopped the warm worker (pid {pid}).")
     return True
 
 
-# -- the worker ---------------------------------------------------------------------------
-def preload() -> None:
-    """Import the libraries, and check that nothing a command must read afresh was made."""
-    import importlib
-    import threading
-
-    for name in PRELOAD:
-        importlib.import_module(name)
-    from sqlalchemy.orm import configure_mappers
-
-    configure_mappers()  # ZenML's store models: done at the first query otherwise (no database)
-    from zenml.client import Client
-    from zenml.config.global_config import GlobalConfiguration
-
-    if GlobalConfiguration._global_config is not None or Client._global_client is not None:
-        raise RuntimeError("importing ZenML made its configuration: a fork would reuse it")
-    if threading.active_count() != 1:
-        raise RuntimeError(f"threads after the imports, unsafe to fork: {threading.enumerate()}")
-    for stream in (sys.stdout, sys.stderr):  # nothing of the imports' reaches a command
-        stream.flush()
-
-
-def serve() -> None:
-    """The worker's loop: one fork per command, until idle or told to stop."""
-    import selectors
-
-    own_key = key()
-    preload()
-    path = socket_path()
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    os.chmod(path, 0o600)
-    server.listen(8)
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGCHLD, lambda *_: _reap())
-    _write_state({"pid": os.getpid(), "key": own_key, "socket": str(path)})
-    _log(f"ready (pid {os.getpid()}), {len(sys.modules)} modules imported")
-    selector = selectors.DefaultSelector()
-    selector.register(server, selectors.EVENT_READ)
-    last = time.monotonic()
-    try:
-        while not stopping and time.monotonic() - last < IDLE_SECONDS:
-            if not selector.select(timeout=1.0):
-                continue
-            conn, _ = server.accept()
-            last = time.monotonic()
-            try:
-                _serve_one(server, conn)
-            except Exception as exc:  # one bad request never ends the worker
-                _log(f"a request failed: {exc!r}")
-            finally:
-                conn.close()
-    finally:
-        _log("stopping" if stopping else f"stopping after {IDLE_SECONDS:.0f} idle seconds")
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(state_path().read_text()).get("pid") == os.getpid():
-                state_path().unlink()
-                path.unlink()
-
-
-def _write_state(state: dict) -> None:
-    temporary = state_path().with_name(f".warm.json.{os.getpid()}")
-    temporary.write_text(json.dumps(state))
-    os.replace(temporary, state_path())
-
-
-def _reap() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while True:
-            pid, status, usage = os.wait4(-1, os.WNOHANG)
-            if not pid:
-                break
-            cpu = usage.ru_utime + usage.ru_stime
-            _log(
-                f"pid {pid} ended with status {os.waitstatus_to_exitcode(status)} ({cpu:.2f} s CPU)"
-            )
-
-
-def _serve_one(server: socket.socket, conn: socket.socket) -> None:
-    conn.settimeout(10)  # a request is sent at once; never let one hold the worker
-    message, fds, _flags, _addr = socket.recv_fds(conn, 8, 3)
-    try:
-        if len(message) != 8:
-            raise ValueError("no request length")
-        size = struct.unpack("!q", message)[0]
-        data = b""
-        while len(data) < size:
-            more = conn.recv(min(1 << 20, size - len(data)))
-            if not more:
-                raise ValueError("the request ended early")
-            data += more
-        request = json.loads(data)
-        if len(fds) != 3:
-            raise ValueError(f"{len(fds)} file descriptors, not 3")
-        pid = os.fork()
-    except Exception:
-        for fd in fds:
-            os.close(fd)
-        raise
-    if pid == 0:  # the child: never returns
-        try:
-            server.close()
-            conn.settimeout(None)
-            _child(conn, fds, request)
-        finally:
-            os._exit(1)
-    for fd in fds:
-        os.close(fd)
-    _log(f"pid {pid} runs {request['argv'][1:]} in {request['cwd']}")
-
-
-def _log(line: str) -> None:
-    """A line in the worker's log (its stderr: logs/warm.log)."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    with contextlib.suppress(Exception):
-        print(f"{stamp} zenkube warm: {line}", file=sys.stderr, flush=True)
-
-
-def _child(conn: socket.socket, fds: list[int], request: dict) -> None:
-    """Run the command and report its status; always ends the process (never returns to
-    the worker's loop, whatever is raised)."""
-    import threading
-
-    status = 1
-    finished = threading.Event()
-    try:
-        try:
-            conn.sendall(struct.pack("!q", os.getpid()))  # the command relays signals to it
-            status = _run_command(conn, fds, request, finished)
-        except BaseException:  # noqa: BLE001 (report it and exit, whatever happened)
-            import traceback
-
-            traceback.print_exc()
-        finished.set()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over
-        with contextlib.suppress(OSError):
-            conn.sendall(struct.pack("!q", status))
-    finally:
-        os._exit(status)
-
-
-def _run_command(conn: socket.socket, fds: list[int], request: dict, finished) -> int:
-    import atexit
-    import runpy
-    import threading
-
-    os.setpgid(0, 0)  # signals for the worker's group are not the command's
-    for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
-    # As Python sets them at start: stdout line-buffered on a terminal, stderr always.
-    sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())
-    sys.stderr.reconfigure(line_buffering=True)
-    _fresh_randomness()
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    os.environ[CHILD_ENV] = "1"
-    sys.argv = list(request["argv"])
-    _forget_project_modules()
-    threading.Thread(target=_interrupt_when_gone, args=(conn, finished), daemon=True).start()
-    try:
-        runpy.run_path(str(REPO_ROOT / "run.py"), run_name="__main__")
-        status = 0
-    except SystemExit as exc:
-        status = _exit_status(exc.code)
-    except KeyboardInterrupt:
-        status = 130
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    return status
-
-
-def _fresh_randomness() -> None:
-    """A fork shares its parent's random state: reseed what a new process seeds itself
-    (Python's `random` reseeds at fork on its own; numpy's global generator does not)."""
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed()
-
-
-def _exit_status(code) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
-
-
-def _forget_project_modules() -> None:
-    """Drop this repository's modules (not the venv's): the command imports them afresh."""
-    root = str(REPO_ROOT) + os.sep
-    venv = str(REPO_ROOT / ".venv") + os.sep
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None) or ""
-        if path.startswith(root) and not path.startswith(venv):
-            del sys.modules[name]
-
-
-def _interrupt_when_gone(conn: socket.socket, finished) -> None:
-    """The command that sent this child went away: interrupt the run, as Ctrl-C would.
-    (The command sends nothing after its request: the socket ends only with it.)"""
-    with contextlib.suppress(OSError):
-        while conn.recv(1):
-            pass
-    if not finished.is_set():
-        os.kill(os.getpid(), signal.SIGINT)
-
-
-if __name__ == "__main__":
-    serve()
+def status(echo: Callable[[str], None]) -> bool:
+    """Whether a worker runs, and whether this shell's pipeline commands would run in it
+    (if not, the names of what differs: never values); whether they would."""
+    state = running()
+    if state is None:
+        echo("zenkube: no warm worker is running; pipeline commands import everything "
+             "themselves (`python run.py warm start` starts one).")  # fmt: skip
+        return False
+    echo(f"zenkube: the warm worker is running (pid {state['pid']}).")
+    if os.environ.get(SWITCH_ENV) == "0":
+        echo(f"This shell's pipeline commands run on their own: {SWITCH_ENV}=0 is set.")
+        return False
+    if state.get("key") == key():
+        echo("This shell's pipeline commands run in it.")
+        return True
+    names = differences(state) or ["(its record predates this version)"]
+    echo("This shell's pipeline commands run on their own: what differs from the worker's "
+         f"is {', '.join(names)}. Start the worker from this shell (`python run.py warm "
+         "start` replaces it) or make these the same.")  # fmt: skip
+    return False

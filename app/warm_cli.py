@@ -1,4 +1,4 @@
-"""`run.py warm start|stop`: the warm worker's commands (app/warm.py does the work)."""
+"""`run.py warm start|stop|status`: the warm worker's commands (app/warm.py does the work)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,10 @@ def warm_start_cmd() -> None:
 def warm_stop_cmd() -> None:
     """Stop the warm worker (pipeline commands then import everything themselves)."""
     warm.stop(click.echo)
+
+
+@warm_group.command("status")
+def warm_status_cmd() -> None:
+    """Whether the warm worker runs and this shell's pipeline commands run in it (if not,
+    the names of what differs from the worker's environment)."""
+    warm.status(click.echo)

@@ -39,6 +39,7 @@ def cli(tmp_path_factory):
         ["warm"],
         ["warm", "start"],
         ["warm", "stop"],
+        ["warm", "status"],
     ],
 )
 def test_every_command_explains_itself(cli, command):
