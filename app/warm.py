@@ -46,6 +46,8 @@ from core.paths import REPO_ROOT, zenkube_home
 WARM_COMMANDS = frozenset({"train", "deploy", "monitor", "loop"})
 START_TIMEOUT = 300
 STOP_TIMEOUT = 10.0
+# What a command relays to its child in the worker (SIGTSTP: the child is stopped first).
+RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCONT, signal.SIGTSTP)
 # Set in a child (and so in what it starts): a command inside one never forwards again.
 CHILD_ENV = "ZENKUBE_WARM_CHILD"
 # ZENKUBE_WARM=0: this command runs cold even when a worker runs (benchmarks compare both).
@@ -222,6 +224,8 @@ def forward(argv: list[str]) -> int | None:
     state = running()
     if state is None or state.get("key") != key():
         return None
+    # Held until the handlers that relay them are set (a Ctrl-Z as the child starts).
+    signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(socket_path()))
@@ -231,10 +235,10 @@ def forward(argv: list[str]) -> int | None:
         conn.sendall(body)
         pid = _read_int(conn)
     except OSError:  # the worker went away meanwhile: run cold
-        conn.close()
-        return None
+        pid = None
     if pid is None:
         conn.close()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, RELAYED)
         return None
     return _wait_for(conn, pid)
 
@@ -255,9 +259,10 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
         signal.signal(signal.SIGTSTP, suspend)
         relay(signal.SIGCONT, None)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCONT):
+    for signum in RELAYED:
         signal.signal(signum, relay)
     signal.signal(signal.SIGTSTP, suspend)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, RELAYED)
     try:
         status = _read_int(conn)  # signals relayed meanwhile: the read resumes (PEP 475)
     except OSError:

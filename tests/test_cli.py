@@ -188,6 +188,70 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(cli):
     assert "Unexpected error" not in err and "BrokenPipe" not in err and "Traceback" not in err
 
 
+def _child_of(log, name: str, deadline: float) -> int:
+    """The pid of the worker's child that runs `train --model-name name` (its log says)."""
+    import re
+    import time
+
+    while time.monotonic() < deadline:
+        found = re.search(rf"pid (\d+) runs \['train', '--model-name', '{name}'\]", log.read_text())
+        if found:
+            return int(found.group(1))
+        time.sleep(0.1)
+    raise AssertionError(f"no child for {name} in {log.read_text()}")
+
+
+def _state(pid: int) -> str:
+    from pathlib import Path
+
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _suspend_and_terminate_then_kill(cli, log) -> None:
+    """Ctrl-Z stops the child too, and continuing resumes it; a command terminated ends by
+    SIGTERM as a cold one does; a command killed outright interrupts its child, whose
+    output then goes to the worker's log, not to where the command's went."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.paths import REPO_ROOT
+
+    def train(name: str, out) -> subprocess.Popen:
+        argv = [sys.executable, "run.py", "train", "--model-name", name]
+        return subprocess.Popen(argv, cwd=REPO_ROOT, env=cli.env, stdout=out, stderr=out)
+
+    command = train("suspended", subprocess.DEVNULL)
+    child = _child_of(log, "suspended", time.monotonic() + 60)
+    command.send_signal(signal.SIGTSTP)
+    deadline = time.monotonic() + 10
+    while {_state(command.pid), _state(child)} != {"T"} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (_state(command.pid), _state(child)) == ("T", "T")
+    command.send_signal(signal.SIGCONT)
+    while _state(child) == "T" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _state(child) != "T"
+    command.terminate()
+    assert command.wait(60) == -signal.SIGTERM  # the shell's 143, as cold
+    reader, writer = os.pipe()
+    command = train("killed", writer)
+    os.close(writer)
+    child = _child_of(log, "killed", time.monotonic() + 60)
+    printed = os.fdopen(reader, "rb")
+    assert printed.readline().startswith(b"zenkube: ")  # the command's own code runs
+    command.kill()
+    command.wait()
+    deadline = time.monotonic() + 60
+    while f"pid {child} ended" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert f"pid {child} ended with status 130" in log.read_text()
+    assert "zenkube: interrupted" in log.read_text()
+    with printed:
+        assert b"interrupted" not in printed.read()
+
+
 def test_a_pipeline_command_in_the_warm_worker_runs_and_ends_as_it_does_cold(cli):
     """`warm start`: train runs in a fork of the worker (its log says so), prints what a
     cold train prints and ends with the same status; a refused command too."""
@@ -211,6 +275,7 @@ def test_a_pipeline_command_in_the_warm_worker_runs_and_ends_as_it_does_cold(cli
         while "ended with status 2" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "ended with status 0" in log.read_text() and "ended with status 2" in log.read_text()
+        _suspend_and_terminate_then_kill(cli, log)
     finally:
         stopped = cli("warm", "stop")
     assert "stopped the warm worker" in stopped.stdout
