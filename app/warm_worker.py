@@ -96,6 +96,7 @@ def serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, lambda *_: _reap())
     write_state(state)
+    _ENDED[0] = time.monotonic()  # idle from when it is ready
     _log(f"ready (pid {os.getpid()}), {len(sys.modules)} modules imported")
     selector = selectors.DefaultSelector()
     selector.register(server, selectors.EVENT_READ)
