@@ -243,6 +243,13 @@ def forward(argv: list[str]) -> int | None:
     return _wait_for(conn, pid)
 
 
+def relayed() -> list[signal.Signals]:
+    """The signals this command relays to its child: those it does not ignore. A command
+    started with a signal ignored (`nohup`: SIGHUP; a background job of a script: SIGINT)
+    keeps ignoring it, as a cold one would, and its child never gets it."""
+    return [s for s in RELAYED if signal.getsignal(s) != signal.SIG_IGN]
+
+
 def _wait_for(conn: socket.socket, pid: int) -> int:
     """Relay signals to the child until it ends; its exit status, or (a child ended by a
     signal, which the worker reports as its negative) end this process by that signal."""
@@ -259,10 +266,10 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
         signal.signal(signal.SIGTSTP, suspend)
         relay(signal.SIGCONT, None)
 
-    for signum in RELAYED:
-        signal.signal(signum, relay)
-    signal.signal(signal.SIGTSTP, suspend)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, RELAYED)
+    wanted = relayed()
+    for signum in wanted:
+        signal.signal(signum, suspend if signum == signal.SIGTSTP else relay)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, RELAYED)  # an ignored one stays ignored
     try:
         status = _read_int(conn)  # signals relayed meanwhile: the read resumes (PEP 475)
     except OSError:

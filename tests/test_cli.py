@@ -219,8 +219,13 @@ def _suspend_and_terminate_then_kill(cli, log) -> None:
     from core.paths import REPO_ROOT
 
     def train(name: str, out) -> subprocess.Popen:
+        # Its own process group under this one, as a shell with job control starts a job:
+        # in an orphaned group (a suite run under setsid/nohup) the kernel discards a
+        # SIGTSTP whose action is to stop, for a cold command as for a warm one.
         argv = [sys.executable, "run.py", "train", "--model-name", name]
-        return subprocess.Popen(argv, cwd=REPO_ROOT, env=cli.env, stdout=out, stderr=out)
+        return subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=cli.env, stdout=out, stderr=out, process_group=0
+        )
 
     command = train("suspended", subprocess.DEVNULL)
     child = _child_of(log, "suspended", time.monotonic() + 60)

@@ -244,6 +244,7 @@ def test_a_command_ends_by_the_signal_that_ended_its_child(signum):
     then ends by it too (its shell sees 128+N, as for a cold command)."""
     child = os.fork()
     if child == 0:
+        signal.signal(signum, signal.SIG_DFL)  # this process may run under nohup
         os.kill(os.getpid(), signum)
         os._exit(3)
     _, status = os.waitpid(child, 0)
@@ -269,3 +270,22 @@ def test_the_idle_time_counts_from_the_last_commands_end():
     assert not warm_worker.idle(now=5000.0, ended=0.0, running=1, limit=1800)  # one runs
     assert not warm_worker.idle(now=5000.0, ended=4000.0, running=0, limit=1800)
     assert warm_worker.idle(now=5000.0, ended=3000.0, running=0, limit=1800)
+
+
+def test_a_command_under_nohup_relays_no_sighup_to_its_child():
+    """`nohup run.py train &`: a cold command ignores SIGHUP (the terminal closing), so a
+    warm one must not relay it to its child; what it does not ignore it relays."""
+    code = (
+        "import signal; from app.warm import relayed\n"
+        "print(sorted(s.name for s in relayed()))\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "print(sorted(s.name for s in relayed()))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    before, after = ran.stdout.splitlines()
+    assert "SIGTERM" in after and "SIGTSTP" in after and "SIGHUP" not in after
+    assert "SIGINT" not in after
+    assert set(eval(before)) - set(eval(after)) <= {"SIGHUP", "SIGINT"}
