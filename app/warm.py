@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.paths import REPO_ROOT, zenkube_home
+from integrations.seldon_local.pids import command_line
 
 # The commands that run a pipeline (the rest answer in about a second without ZenML).
 WARM_COMMANDS = frozenset({"train", "deploy", "monitor", "loop"})
@@ -178,16 +179,13 @@ def _is_worker(pid: int, started: int | None) -> bool:
         os.kill(pid, 0)
     except (OSError, OverflowError):
         return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:  # no /proc (macOS): ask ps
+    if not Path("/proc/self").exists():  # no /proc (macOS): ask ps
         import subprocess
 
         found = subprocess.run(["ps", "-o", "command=", "-p", str(pid)],
                                capture_output=True, text=True, check=False)  # fmt: skip
         return "-m app.warm_worker" in found.stdout
-    except OSError:
-        return False
+    argv = command_line(pid) or []
     return b"app.warm_worker" in argv and started is not None and _started(pid) == started
 
 

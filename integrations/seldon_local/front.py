@@ -26,6 +26,7 @@ from pathlib import Path
 
 from core.paths import REPO_ROOT
 from integrations.seldon_local import process
+from integrations.seldon_local.pids import command_line
 
 ROUTER = Path(__file__).resolve().parent / "router"  # a folder: its __main__.py runs
 KEEPER = Path(__file__).resolve().parent / "keeper.py"
@@ -367,12 +368,7 @@ class ModelFront:
 
 def watcher_alive(pid: int | None) -> bool:
     """Whether `pid` is a live `release watch` process."""
-    if not pid:
-        return False
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
+    command = command_line(pid) or []
     return process.is_alive(pid) and b"release" in command and b"watch" in command
 
 

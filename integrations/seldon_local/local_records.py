@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from integrations.mlflow.tags import CHAMPION_ALIAS
+from integrations.seldon_local.pids import command_line
 from integrations.seldon_local.server_files import ServerFiles
 
 MLFLOW_WORKSPACE = "default"
@@ -228,9 +229,9 @@ def watcher_alive(front_dir: Path, model_name: str) -> bool:
     the model's front folder names a live `release watch` process)."""
     try:
         pid = int((Path(front_dir) / "release-watch.pid").read_text())
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return False
+    command = command_line(pid) or []
     return b"release" in command and b"watch" in command and model_name.encode() in command
 
 

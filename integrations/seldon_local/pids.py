@@ -36,3 +36,14 @@ def is_alive(pid: int | None, child: bool = False) -> bool:
             pass
         return False
     return True
+
+
+def command_line(pid: int | None) -> list[bytes] | None:
+    """The command line `pid` runs (its arguments; Linux's /proc), None when it cannot be
+    read (no such process, or no /proc)."""
+    if not pid:
+        return None
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
