@@ -6,6 +6,8 @@ champion's model-server replicas ready and wanted."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -27,12 +29,14 @@ class Metrics:
 
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter(
+        # every series in this registry
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        self.requests = counter(
             "zenkube_requests",
             "Requests answered, by handler (predict, feedback, health, metadata, metrics, "
             "other) and HTTP status; 404 and 405 included.",
             [*ROLE_LABELS, "handler", "code"],
-            registry=self.registry,
         )
         self.latency = Histogram(
             "zenkube_request_duration_seconds",
@@ -41,42 +45,34 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
-        self.rows = Counter(
-            "zenkube_rows", "Rows scored (answered 200).", ROLE_LABELS, registry=self.registry
-        )
-        self.dropped = Counter(
+        self.rows = counter("zenkube_rows", "Rows scored (answered 200).", ROLE_LABELS)
+        self.dropped = counter(
             "zenkube_traffic_dropped",
             "Answered requests or feedback not recorded for monitoring, by reason "
             "(buffer_full, unreadable, write_failed).",
             [*LABELS, "reason"],
-            registry=self.registry,
         )
-        self.restarts = Counter(
+        self.restarts = counter(
             "zenkube_server_restarts",
             "Times the front restarted a model server that had died.",
             LABELS,
-            registry=self.registry,
         )
-        self.front_restarts = Counter(
+        self.front_restarts = counter(
             "zenkube_front_restarts",
             "Times the front's keeper restarted the front (this process) after it died; "
             "the other series start again from zero at each restart.",
             LABELS,
-            registry=self.registry,
         )
-
-        self.replicas = Gauge(
+        self.replicas = gauge(
             "zenkube_ready_replicas",
             "The served version's model-server replicas ready to answer (the primary and "
             "its warm standbys); zenkube_replicas is how many it runs.",
             LABELS,
-            registry=self.registry,
         )
-        self.replicas_total = Gauge(
+        self.replicas_total = gauge(
             "zenkube_replicas",
             "The served version's model-server replicas (ready or being restarted).",
             LABELS,
-            registry=self.registry,
         )
 
     def set_replicas(self, labels: tuple[str, ...], ready: int, total: int) -> None:
