@@ -49,16 +49,8 @@ def fitted(x, y, seed: int):
 def gate_decision(champion, candidate, x_eval, y_eval, gate: GateSpec):
     ours, theirs = candidate.predict(x_eval), champion.predict(x_eval)
     paired = compare_paired("f1", y_eval, ours, theirs, gate.confidence, gate.resamples)
-    comparison = ChampionComparison(
-        status="compared",
-        version="1",
-        score=float(f1_score(y_eval, theirs)),
-        difference=paired.difference,
-        low=paired.low,
-        high=paired.high,
-        rows=paired.rows,
-        confidence=paired.confidence,
-    )
+    score = float(f1_score(y_eval, theirs))
+    comparison = ChampionComparison(status="compared", version="1", score=score, paired=paired)
     metrics = {"f1": float(f1_score(y_eval, ours))}
     return decide_promotion("classification", metrics, comparison, gate), metrics["f1"]
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from core.metrics import lower_is_better, metric_in, score_is_better
 from core.specs import GateSpec
+from steps.registry.paired import PairedComparison
 
 PROMOTE, KEEP, INCONCLUSIVE, REJECT = "promote", "keep", "inconclusive", "reject"
 NO_CHAMPION = "no_champion"
@@ -30,11 +31,9 @@ class ChampionComparison(BaseModel):
         score: its score on the candidate's test rows (only when compared).
         schema_change: how the schemas differ ("" when they do not).
         error: why scoring failed ("" when it did not).
-        difference / low / high: the paired comparison on the same rows (candidate −
-            champion, positive = candidate better) and its bootstrap interval
-            (steps/registry/paired.py); None when not compared.
-        rows: how many rows both were scored on (0 when not compared).
-        confidence: the interval's confidence.
+        paired: the paired comparison of the two on the same rows (candidate − champion,
+            positive = candidate better), its bootstrap interval and how many rows it is
+            on (steps/registry/paired.py); None when not compared.
     """
 
     status: Literal["no_champion", "compared", "incomparable"]
@@ -42,11 +41,7 @@ class ChampionComparison(BaseModel):
     score: float | None = None
     schema_change: str = ""
     error: str = ""
-    difference: float | None = None
-    low: float | None = None
-    high: float | None = None
-    rows: int = 0
-    confidence: float = 0.95
+    paired: PairedComparison | None = None
 
 
 class PromotionDecision(BaseModel):
@@ -107,12 +102,12 @@ def decide_promotion(
     metric = metric_in(gate.metric_for(task), candidate_metrics)
 
     def decision(promoted: bool, reason: str, score: float, outcome: str = "") -> PromotionDecision:
-        compared = champion.status == COMPARED and champion.low is not None
+        paired = champion.paired if champion.status == COMPARED else None
         return PromotionDecision(
             promoted=promoted,
             outcome=outcome or (PROMOTE if promoted else REJECT),
-            interval=[champion.low, champion.high] if compared else None,
-            evaluation_rows=champion.rows,
+            interval=[paired.low, paired.high] if paired else None,
+            evaluation_rows=paired.rows if paired else 0,
             reason=reason,
             metric=metric,
             candidate_score=score,
@@ -163,21 +158,12 @@ def decide_promotion(
 
 def compared_decision(metric, score, champion: ChampionComparison, gate: GateSpec, rows, decision):
     """Promote, keep or inconclusive, from the paired comparison on the same rows; fails
-    closed: too few rows, or no interval, keeps the champion as "inconclusive"."""
+    closed: no paired comparison, or too few rows, keeps the champion as "inconclusive"."""
     assert champion.score is not None
     versus = f"{metric}={score:.4f} against the champion's {champion.score:.4f} on {rows}"
     margin = gate.min_improvement
-    if champion.rows < gate.min_rows:
-        return decision(
-            False,
-            f"inconclusive: {versus}: {champion.rows} evaluation rows are fewer than "
-            f"gate.min_rows ({gate.min_rows}), so the champion stays. What would decide it: "
-            f"at least {gate.min_rows - champion.rows} more labelled rows (monitor labelled "
-            "batches: each reserves a slice for evaluation), or a lower gate.min_rows",
-            score,
-            INCONCLUSIVE,
-        )
-    if champion.low is None or champion.high is None or champion.difference is None:
+    paired = champion.paired
+    if paired is None:
         return decision(
             False,
             f"inconclusive: {versus}, but no paired comparison of the two was made, so the "
@@ -185,11 +171,18 @@ def compared_decision(metric, score, champion: ChampionComparison, gate: GateSpe
             score,
             INCONCLUSIVE,
         )
-    interval = (
-        f"{metric} difference {champion.difference:+.4f}, {champion.confidence:.0%} interval "
-        f"[{champion.low:+.4f}, {champion.high:+.4f}] on {champion.rows} rows"
-    )
-    if champion.low > margin:
+    if paired.rows < gate.min_rows:
+        return decision(
+            False,
+            f"inconclusive: {versus}: {paired.rows} evaluation rows are fewer than "
+            f"gate.min_rows ({gate.min_rows}), so the champion stays. What would decide it: "
+            f"at least {gate.min_rows - paired.rows} more labelled rows (monitor labelled "
+            "batches: each reserves a slice for evaluation), or a lower gate.min_rows",
+            score,
+            INCONCLUSIVE,
+        )
+    interval = paired.interval(metric)
+    if paired.low > margin:
         return decision(
             True,
             f"{metric}={score:.4f} beats the champion's {champion.score:.4f} on {rows} "
@@ -197,7 +190,7 @@ def compared_decision(metric, score, champion: ChampionComparison, gate: GateSpe
             score,
             PROMOTE,
         )
-    if champion.high <= margin:
+    if paired.high <= margin:
         return decision(
             False,
             f"{metric}={score:.4f} does not beat the champion's {champion.score:.4f} on {rows} "
@@ -209,21 +202,21 @@ def compared_decision(metric, score, champion: ChampionComparison, gate: GateSpe
         False,
         f"inconclusive: {versus}: {interval} holds both an improvement over {margin} and "
         f"none, so the champion stays. What would decide it: more labelled rows "
-        f"({rows_to_decide(champion, margin)})",
+        f"({rows_to_decide(paired, margin)})",
         score,
         INCONCLUSIVE,
     )
 
 
-def rows_to_decide(champion: ChampionComparison, margin: float) -> str:
+def rows_to_decide(paired: PairedComparison, margin: float) -> str:
     """About how many evaluation rows an interval this wide would need to fall on one
     side of `margin` (its width shrinks as 1/sqrt(rows))."""
-    gap = abs(champion.difference - margin)
-    half = (champion.high - champion.low) / 2
+    gap = abs(paired.difference - margin)
+    half = (paired.high - paired.low) / 2
     if gap <= 1e-12:
         return "the two score the same: no number of rows is likely to tell them apart"
-    needed = int(champion.rows * (half / gap) ** 2) + 1
-    return f"about {needed} evaluation rows if the difference stays {champion.difference:+.4f}"
+    needed = int(paired.rows * (half / gap) ** 2) + 1
+    return f"about {needed} evaluation rows if the difference stays {paired.difference:+.4f}"
 
 
 def incomparable_reason(champion: ChampionComparison, model_name: str) -> str:

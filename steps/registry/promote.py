@@ -84,16 +84,7 @@ def compare_with_champion(
     paired = compare_paired(
         metric, test.labels, ours, theirs, gate.confidence, gate.resamples, seed=0
     )
-    return ChampionComparison(
-        status=COMPARED,
-        version=version,
-        score=score,
-        difference=paired.difference,
-        low=paired.low,
-        high=paired.high,
-        rows=paired.rows,
-        confidence=paired.confidence,
-    )
+    return ChampionComparison(status=COMPARED, version=version, score=score, paired=paired)
 
 
 def hold_for_release(

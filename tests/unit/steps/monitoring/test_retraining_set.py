@@ -14,6 +14,7 @@ from steps.data import pool as kept
 from steps.monitoring.decide import MonitoringDecision
 from steps.monitoring.retrain import train_and_valid, why_not
 from steps.registry.gate import ChampionComparison, decide_promotion
+from steps.registry.paired import PairedComparison
 
 
 def dataset(rows: int, offset: int = 0, labelled: bool = True, name: str = "") -> Dataset:
@@ -214,9 +215,8 @@ def test_gate_and_retraining_specs_validate():
 
 
 def test_the_gate_reason_says_which_rows_both_models_were_scored_on():
-    champion = ChampionComparison(
-        status="compared", version="1", score=0.7, difference=0.1, low=0.05, high=0.15, rows=300
-    )
+    paired = PairedComparison(0.1, 0.05, 0.15, rows=300, confidence=0.95, resamples=1000)
+    champion = ChampionComparison(status="compared", version="1", score=0.7, paired=paired)
     rows = "30 rows held out of the new batch b.csv (chosen at random with seed 42)"
     decision_ = decide_promotion("classification", {"f1": 0.8}, champion, GateSpec(), rows=rows)
     assert decision_.promoted and f"on {rows} (f1 difference +0.1000" in decision_.reason

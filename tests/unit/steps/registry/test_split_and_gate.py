@@ -10,6 +10,7 @@ from materializers.dataset import Dataset
 from steps.data.load import infer_task, load_dataset
 from steps.data.split import split_dataset
 from steps.registry.gate import ChampionComparison, decide_promotion
+from steps.registry.paired import PairedComparison
 
 
 def data(rows=200):
@@ -40,15 +41,9 @@ NONE = ChampionComparison(status="no_champion")
 def compared(score, difference=0.0, spread=0.005, rows=200, version="1"):
     """A champion compared on `rows` rows: the paired difference (positive = candidate
     better) and its interval, difference ± spread."""
-    return ChampionComparison(
-        status="compared",
-        version=version,
-        score=score,
-        difference=difference,
-        low=difference - spread,
-        high=difference + spread,
-        rows=rows,
-    )
+    low, high = difference - spread, difference + spread
+    paired = PairedComparison(difference, low, high, rows, confidence=0.95, resamples=1000)
+    return ChampionComparison(status="compared", version=version, score=score, paired=paired)
 
 
 def test_gate_promotes_first_model_that_passes_threshold():
@@ -85,7 +80,7 @@ def test_fewer_rows_than_min_rows_is_inconclusive_whatever_the_scores():
 
 
 def test_a_champion_compared_without_an_interval_is_never_replaced():
-    bare = ChampionComparison(status="compared", version="1", score=0.5, rows=500)
+    bare = ChampionComparison(status="compared", version="1", score=0.5)
     d = decide_promotion("classification", {"f1": 0.99}, bare, GateSpec())
     assert not d.promoted and d.outcome == "inconclusive"
 
