@@ -41,16 +41,8 @@ def gate(labels, candidate, champion, spec: GateSpec):
     paired = compare_paired(
         "f1", labels, candidate, champion, spec.confidence, spec.resamples, seed=0
     )
-    comparison = ChampionComparison(
-        status=COMPARED,
-        version="1",
-        score=float(f1_score(labels, champion)),
-        difference=paired.difference,
-        low=paired.low,
-        high=paired.high,
-        rows=paired.rows,
-        confidence=paired.confidence,
-    )
+    score = float(f1_score(labels, champion))
+    comparison = ChampionComparison(status=COMPARED, version="1", score=score, paired=paired)
     metrics = {"f1": float(f1_score(labels, candidate))}
     return decide_promotion("classification", metrics, comparison, spec)
 
