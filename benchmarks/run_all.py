@@ -14,6 +14,7 @@ SCRIPTS = [
     "bench_compile.py",
     "bench_drift.py",
     "bench_gate.py",
+    "bench_loop.py",
     "bench_monitor_memory.py",
     "bench_pipeline.py",
     "bench_release.py",
