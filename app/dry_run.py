@@ -105,13 +105,12 @@ def manifests(
 def kserve_manifest(model, configuration: dict) -> dict:
     from integrations.kserve import manifest
     from integrations.kserve.flavor import KServeModelDeployerConfig
+    from integrations.kserve.service import KServeServiceConfig
+    from integrations.zenml_adapters.request import DeploymentRequest
 
-    c = KServeModelDeployerConfig(**configuration)
-    return manifest.inference_service(
-        model.name, model.version, model.artifact_location, c.kubernetes_namespace,
-        c.service_account, manifest.resources(c.cpu, c.memory), c.runtime,
-        sink_url=c.request_logger_url,
-    )  # fmt: skip
+    request = DeploymentRequest.for_model(model, protocol="v2", pipeline="", step_name="")
+    deployer = KServeModelDeployerConfig(**configuration)
+    return manifest.inference_service(KServeServiceConfig.for_request(deployer, request))
 
 
 REDACTED = "REDACTED"  # a credential's value: deploy reads it from the artifact store's

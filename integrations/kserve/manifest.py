@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import copy
 
+from pydantic import BaseModel
+
 from core.traffic.rows import folder_name, logged_as
 from integrations.k8s import names as k8s_names
 from integrations.k8s.patch import RELEASE, read_release, release_annotation  # noqa: F401 (shared)
@@ -114,24 +116,36 @@ def resources(cpu: str, memory: str) -> dict:
     return {"requests": dict(quantities), "limits": dict(quantities)}
 
 
-def inference_service(
-    model_name: str,
-    model_version: str,
-    storage_uri: str,
-    namespace: str,
-    service_account: str,
-    resources: dict | None = None,
-    runtime: str = RUNTIME,
-    min_replicas: int = 1,
-    sink_url: str = "",
-) -> dict:
+class InferenceServiceSpec(BaseModel):
+    """What one InferenceService is made of (the KServe service's config is one).
+
+    Attributes:
+        model_name / model_version: the MLflow registry version.
+        model_uri: the model's files in the bucket (the InferenceService's storageUri).
+        namespace, service_account, runtime, cpu, memory: from the deployer's config
+            (integrations/kserve/flavor.py).
+        logger_url: the traffic sink KServe's request logger posts to; empty: no logger.
+    """
+
+    model_name: str
+    model_version: str = ""
+    model_uri: str
+    namespace: str = "zenkube"
+    service_account: str = "zenkube-storage"
+    runtime: str = RUNTIME
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    logger_url: str = ""
+
+
+def inference_service(spec: InferenceServiceSpec) -> dict:
     """The InferenceService body, as the Kubernetes API takes it."""
-    name = service_name(model_name, namespace)
+    name = service_name(spec.model_name, spec.namespace)
     model: dict = {
         "modelFormat": {"name": "mlflow"},
         "protocolVersion": "v2",
-        "runtime": runtime,
-        "storageUri": storage_uri,
+        "runtime": spec.runtime,
+        "storageUri": spec.model_uri,
         # KServe >= v0.17 sets these for a runtime annotated `server-type: mlserver`
         # (`SetMlServerDefaults`); older releases only for `kserve-mlserver`. Set here,
         # MLServer serves the model as `<name>` on every supported release.
@@ -139,18 +153,15 @@ def inference_service(
             {"name": "MLSERVER_MODEL_NAME", "value": name},
             {"name": "MLSERVER_MODEL_URI", "value": MODEL_DIR},
         ],
+        "resources": resources(spec.cpu, spec.memory),
     }
-    if resources:
-        model["resources"] = resources
-    predictor: dict = {
-        "minReplicas": min_replicas,
-        "serviceAccountName": service_account,
-        "model": model,
-    }
-    if sink_url:
+    predictor: dict = {"minReplicas": 1, "serviceAccountName": spec.service_account, "model": model}
+    if spec.logger_url:
         predictor["logger"] = {
             "mode": "all",
-            "url": logged_as(logger_url(sink_url, model_name), "champion", model_version),
+            "url": logged_as(
+                logger_url(spec.logger_url, spec.model_name), "champion", spec.model_version
+            ),
             # forwarded as Ce-Metadata: the sink skips deploy's smoke request
             "metadataHeaders": [PROBE_HEADER],
         }
@@ -159,13 +170,13 @@ def inference_service(
         "kind": "InferenceService",
         "metadata": {
             "name": name,
-            "namespace": namespace,
+            "namespace": spec.namespace,
             "labels": {
                 "app": "zenkube",
-                "zenkube.model-name": k8s_names.label_value(model_name),
-                "zenkube.model-version": k8s_names.label_value(str(model_version)),
+                "zenkube.model-name": k8s_names.label_value(spec.model_name),
+                "zenkube.model-version": k8s_names.label_value(str(spec.model_version)),
             },
-            "annotations": {"zenkube.io/registered-model": model_name},
+            "annotations": {"zenkube.io/registered-model": spec.model_name},
         },
         "spec": {"predictor": predictor},
     }

@@ -48,21 +48,7 @@ class KServeModelDeployer(cluster_release.ClusterDeployer):
         return cast(KServeModelDeployerConfig, self._config)
 
     def service_config(self, request: DeploymentRequest) -> KServeServiceConfig:
-        c = self.config
-        return KServeServiceConfig(
-            name="",
-            model_name=request.model_name,
-            model_version=request.model_version,
-            model_uri=request.model_uri,
-            namespace=c.kubernetes_namespace,
-            kubernetes_context=c.kubernetes_context,
-            base_url=c.base_url,
-            service_account=c.service_account,
-            runtime=c.runtime,
-            cpu=request.cpu or c.cpu,
-            memory=request.memory or c.memory,
-            logger_url=c.request_logger_url,
-        )
+        return KServeServiceConfig.for_request(self.config, request)
 
     def same(self, service: KServeService, config: KServeServiceConfig) -> bool:
         return (service.config.model_uri, service.config.model_version) == (

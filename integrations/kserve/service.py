@@ -14,29 +14,40 @@ from zenml.services.service_status import ServiceStatus
 
 from integrations.k8s import patch as k8s_patch
 from integrations.kserve import manifest
+from integrations.kserve.flavor import KServeModelDeployerConfig
+from integrations.zenml_adapters.request import DeploymentRequest
 
 
-class KServeServiceConfig(ServiceConfig):
-    """One registered model version, served by KServe.
+class KServeServiceConfig(manifest.InferenceServiceSpec, ServiceConfig):
+    """One registered model version, served by KServe: the InferenceService's spec
+    (manifest.py) and where its cluster is.
 
     Attributes:
-        model_name / model_version: the MLflow registry version.
-        model_uri: the model's files in the bucket (the InferenceService's storageUri).
-        namespace, kubernetes_context, base_url, service_account, runtime, cpu, memory,
-        logger_url: from the deployer's config (see flavor.py).
+        kubernetes_context, base_url: from the deployer's config (see flavor.py).
     """
 
-    model_name: str
-    model_version: str = ""
-    model_uri: str
-    namespace: str = "zenkube"
     kubernetes_context: str | None = None
     base_url: str = ""
-    service_account: str = "zenkube-storage"
-    runtime: str = manifest.RUNTIME
-    cpu: str = "500m"
-    memory: str = "1Gi"
-    logger_url: str = ""
+
+    @classmethod
+    def for_request(
+        cls, deployer: KServeModelDeployerConfig, request: DeploymentRequest
+    ) -> KServeServiceConfig:
+        """What the KServe deployer with config `deployer` serves for `request`."""
+        return cls(
+            name="",
+            model_name=request.model_name,
+            model_version=request.model_version,
+            model_uri=request.model_uri,
+            namespace=deployer.kubernetes_namespace,
+            kubernetes_context=deployer.kubernetes_context,
+            base_url=deployer.base_url,
+            service_account=deployer.service_account,
+            runtime=deployer.runtime,
+            cpu=request.cpu or deployer.cpu,
+            memory=request.memory or deployer.memory,
+            logger_url=deployer.request_logger_url,
+        )
 
 
 class KServeServiceStatus(ServiceStatus):
@@ -73,12 +84,7 @@ class KServeService(BaseDeploymentService):
         return manifest.service_name(self.config.model_name, self.config.namespace)
 
     def body(self) -> dict:
-        c = self.config
-        resources = manifest.resources(c.cpu, c.memory)
-        return manifest.inference_service(
-            c.model_name, c.model_version, c.model_uri, c.namespace, c.service_account,
-            resources, c.runtime, sink_url=c.logger_url,
-        )  # fmt: skip
+        return manifest.inference_service(self.config)
 
     def _api(self):
         return kubernetes(self.config.kubernetes_context)

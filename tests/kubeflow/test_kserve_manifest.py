@@ -219,10 +219,21 @@ NAMES = ["House_Prices", "house-prices", "house.prices", "House Prices", "churn_
 NAMES += ["m" * 62, "Ünïcode model", "---", "9lives"]
 
 
+def spec(model_name: str, **fields) -> manifest.InferenceServiceSpec:
+    """Version 1 of `model_name`, files in s3://b/m, service account `sa`."""
+    return manifest.InferenceServiceSpec(
+        model_name=model_name,
+        model_version="1",
+        model_uri="s3://b/m",
+        service_account="sa",
+        **fields,
+    )
+
+
 @pytest.mark.parametrize("namespace", ["zenkube", "a-much-longer-namespace-name"])
 def test_every_model_name_yields_a_distinct_inference_service_kserve_accepts(namespace):
     bodies = [
-        manifest.inference_service(n, "1", "s3://b/m", namespace, "sa", sink_url="http://sink")
+        manifest.inference_service(spec(n, namespace=namespace, logger_url="http://sink"))
         for n in NAMES
     ]
     names = [b["metadata"]["name"] for b in bodies]
@@ -240,7 +251,7 @@ def test_labels_never_end_in_punctuation_and_the_logger_posts_to_the_model_folde
     from core.traffic.rows import model_folder
 
     long = "x" * 62 + "_y"  # cut at 63 would end in `_`
-    body = manifest.inference_service(long, "1", "s3://b/m", "zenkube", "sa", sink_url="http://s/")
+    body = manifest.inference_service(spec(long, logger_url="http://s/"))
     label = body["metadata"]["labels"]["zenkube.model-name"]
     assert len(label) <= 63 and label[-1].isalnum() and not k8s_names.problems_label(label)
     logger = body["spec"]["predictor"]["logger"]

@@ -29,10 +29,17 @@ def kserve_problems(body: dict) -> dict[str, list[str]]:
 
 
 def plain(version: str, uri: str, model: str = "House_Prices", namespace: str = "zenkube"):
-    resources = kserve.resources("500m", "1Gi")
-    return kserve.inference_service(
-        model, version, uri, namespace, "zenkube-storage", resources, sink_url="http://sink"
+    spec = kserve.InferenceServiceSpec(
+        model_name=model,
+        model_version=version,
+        model_uri=uri,
+        namespace=namespace,
+        service_account="zenkube-storage",
+        cpu="500m",
+        memory="1Gi",
+        logger_url="http://sink",
     )
+    return kserve.inference_service(spec)
 
 
 def release(mode: str = "canary", percent: int = 10, deployment_mode: str = "Standard") -> dict:

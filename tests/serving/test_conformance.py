@@ -250,7 +250,11 @@ def test_the_cluster_backends_point_at_what_the_local_servers_run(served):
     answer = requests.post(cluster_path, json=client.request_body("seldon", rows), timeout=30)
     assert answer.status_code == 200
 
-    isvc = kserve.inference_service(SELDON, champion.version, files, "zenkube", "sa")
+    isvc = kserve.inference_service(
+        kserve.InferenceServiceSpec(
+            model_name=SELDON, model_version=champion.version, model_uri=files, service_account="sa"
+        )
+    )
     model = isvc["spec"]["predictor"]["model"]
     assert model["storageUri"] == files and model["protocolVersion"] == "v2"
     assert model["runtime"] == kserve.RUNTIME
