@@ -41,6 +41,7 @@ def start(
 ) -> dict:
     """`release start`: the version as a canary (PCT %) or shadow beside the champion
     (`thresholds`: on top of the config's)."""
+    from core.specs import ReleaseSpec
     from steps.deployment.release import start_release
 
     name = resolve_name(model_name, "deployment")
@@ -62,7 +63,8 @@ def start(
     with _locked(name, "release start", echo):
         settle(name, echo)
         limits = {**spec.thresholds.model_dump(), **(thresholds or {})}
-        state = start_release(name, version, mode, percent, limits, watch=watch)
+        release = ReleaseSpec(mode=mode, canary_percent=percent, thresholds=limits)
+        state = start_release(name, version, release, watch=watch)
     show(name, state, echo)
     return state
 

@@ -211,14 +211,7 @@ def _release_from_step(
 
     context = get_step_context()
     state = start_release(
-        model_name,
-        version,
-        release.mode,
-        release.canary_percent,
-        release.thresholds.model_dump(),
-        context.pipeline.name,
-        context.step_run.name,
-        timeout,
+        model_name, version, release, context.pipeline.name, context.step_run.name, timeout
     )
     return released_info(model_name, state)
 

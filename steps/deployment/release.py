@@ -16,6 +16,7 @@ from zenml.logger import get_logger
 
 from core.champion import locks
 from core.errors import ConfigError, is_interrupt
+from core.specs import ReleaseSpec
 from integrations.k8s.storage_uri import check_stack_model_uri
 from integrations.mlflow import champion as champions
 from integrations.mlflow import registry as mlflow_registry
@@ -144,19 +145,18 @@ def release_label(mode: str, percent: float | None) -> str:
 def start_release(
     model_name: str,
     version: str | None,
-    mode: str,
-    percent: float,
-    thresholds: dict,
+    spec: ReleaseSpec,
     pipeline_name: str = "",
     step_name: str = "",
     timeout: int = 300,
     watch: bool = True,
 ) -> dict:
     """Serve `version` (default: the newest gate-passed one that is not the champion) as
-    a `mode` release beside the served champion; its state. With `watch`, a local stack
-    gets a detached `release watch` that finishes the release once it is decided."""
+    a release beside the served champion, as `spec` says (mode, canary share, the
+    live-evidence thresholds); its state. With `watch`, a local stack gets a detached
+    `release watch` that finishes the release once it is decided."""
     deployer = deployers.active_deployer()
-    deployers.check_release(deployer, mode, percent)
+    deployers.check_release(deployer, spec.mode, spec.canary_percent)
     with locks.model_lock(model_name, "release start", logger.info):
         champions.repair(model_name)
         current = champions.require(model_name, "release beside")
@@ -166,7 +166,10 @@ def start_release(
         request = DeploymentRequest.for_model(chosen, "", pipeline_name, step_name)
         request.task = schema.task if schema is not None else ""
         release = ReleaseRequest(
-            candidate=request, mode=mode, percent=percent, thresholds=thresholds
+            candidate=request,
+            mode=spec.mode,
+            percent=spec.canary_percent,
+            thresholds=spec.thresholds.model_dump(),
         )
         state = deployers.release_start(deployer, release, timeout)
     if watch:
