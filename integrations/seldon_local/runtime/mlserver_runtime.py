@@ -9,21 +9,11 @@ from __future__ import annotations
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
+import validation
 from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 from mlserver.utils import get_model_uri
 from mlserver_mlflow import MLflowRuntime
-from validation import (
-    BadRequest,
-    check_names,
-    columns_to_frame,
-    one_warning_filter,
-    predict_or_400,
-    read_passed_over,
-    read_schema,
-    rows_to_frame,
-    settle_loaded,
-)
 
 from core.protocol import v2  # the V2 wire codec (loopback.py puts it on the path)
 
@@ -51,10 +41,12 @@ def v2_frame(
     """The request's rows as a typed frame in the model's column order (BadRequest says
     what is wrong): one input per column, or one 2-D input of rows."""
     expected = [c.name for c in schema]
-    values, names = v2.decode_inputs(_message(payload), expected, passed_over, check_names)
+    values, names = v2.decode_inputs(
+        _message(payload), expected, passed_over, validation.check_names
+    )
     if names is None:  # one 2-D input: rows, checked as Seldon's are
-        return rows_to_frame(values, None, schema, passed_over)
-    return columns_to_frame(values, schema)
+        return validation.rows_to_frame(values, None, schema, passed_over)
+    return validation.columns_to_frame(values, schema)
 
 
 class ZenkubeMLflowRuntime(MLflowRuntime):
@@ -63,21 +55,21 @@ class ZenkubeMLflowRuntime(MLflowRuntime):
     async def load(self) -> bool:
         loaded = await super().load()
         model_uri = await get_model_uri(self._settings)
-        self._columns = read_schema(model_uri)
-        self._passed_over = read_passed_over(model_uri)
+        self._columns = validation.read_schema(model_uri)
+        self._passed_over = validation.read_passed_over(model_uri)
         # Predict with the scikit-learn model itself, as the Seldon runtime does: MLflow's
         # pyfunc wrapper enforces the signature and refuses missing values in columns
         # that had none in the input example, which the model imputes in-process.
         self._sklearn = mlflow.sklearn.load_model(model_uri)
-        settle_loaded()
+        validation.settle_loaded()
         return loaded
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         try:
             frame = v2_frame(payload, self._columns, self._passed_over)
-            one_warning_filter()  # see validation.one_warning_filter
-            predictions = np.asarray(predict_or_400(self._sklearn, frame))
-        except BadRequest as exc:
+            validation.one_warning_filter()
+            predictions = np.asarray(validation.predict_or_400(self._sklearn, frame))
+        except validation.BadRequest as exc:
             raise MLServerError(str(exc), status_code=400) from None
         return InferenceResponse(
             model_name=self.name,

@@ -11,16 +11,8 @@ import os
 import uuid
 
 import mlflow.sklearn
+import validation
 from seldon_core.flask_utils import SeldonMicroserviceException
-from validation import (
-    BadRequest,
-    one_warning_filter,
-    predict_or_400,
-    read_passed_over,
-    read_schema,
-    rows_to_frame,
-    settle_loaded,
-)
 
 from core.protocol import seldon  # the Seldon wire codec (loopback.py puts it on the path)
 
@@ -37,23 +29,30 @@ class ZenkubeSeldonModel:
 
     def load(self) -> None:
         os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
-        self.schema = read_schema(self.model_uri)
-        self.passed_over = read_passed_over(self.model_uri)  # taken and ignored
+        self.schema = validation.read_schema(self.model_uri)
+        self.passed_over = validation.read_passed_over(self.model_uri)  # taken and ignored
         self.model = mlflow.sklearn.load_model(self.model_uri)
-        one_warning_filter()
-        settle_loaded()
+        validation.one_warning_filter()
+        validation.settle_loaded()
         self.ready = True
         logger.info("Loaded %s with %d input columns", self.model_uri, len(self.schema))
 
     def predict_raw(self, message):
+        # Seldon's wrapper hands a model with predict_raw the message as sent, binData
+        # still base64 (seldon-core 1.18 `seldon_methods.predict`): the codec reads it.
         if not self.ready:
             self.load()
         try:
-            rows, names = seldon.decode_request(message)
-            frame = rows_to_frame(rows, names, self.schema, self.passed_over)
-            one_warning_filter()  # anything imported since load may have added some
-            predictions = predict_or_400(self.model, frame)
-        except BadRequest as exc:
+            values, names = seldon.decode_request(message)
+            if isinstance(values, dict):  # binData: columns by name
+                frame = validation.named_columns_to_frame(
+                    values, names, self.schema, self.passed_over
+                )
+            else:
+                frame = validation.rows_to_frame(values, names, self.schema, self.passed_over)
+            validation.one_warning_filter()  # anything imported since load may have added some
+            predictions = validation.predict_or_400(self.model, frame)
+        except validation.BadRequest as exc:
             raise SeldonMicroserviceException(
                 str(exc), status_code=400, reason="BAD_REQUEST"
             ) from None
@@ -74,7 +73,7 @@ class ZenkubeSeldonModel:
             "platform": "seldon",
             "inputs": [
                 {"name": c.name, "datatype": "FP64" if c.numeric else "BYTES", "shape": [-1]}
-                for c in read_schema(self.model_uri)
+                for c in validation.read_schema(self.model_uri)
             ],
             "outputs": [{"name": "predictions", "datatype": "BYTES", "shape": [-1]}],
         }

@@ -189,6 +189,17 @@ def columns_to_frame(columns: dict[str, list], schema: list[Column]) -> pd.DataF
     return typed_frame(frame, schema)
 
 
+def named_columns_to_frame(
+    columns: dict, names: list, schema: list[Column], passed_over: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Columns sent by name (a Seldon `binData` body, core.protocol.seldon.decode_binary)
+    as a typed frame: the names are checked as a JSON body's are (`check_names`: unknown
+    refused, missing refused, each once, the model's left-out columns taken and ignored),
+    then each value as in `columns_to_frame`, with the same words."""
+    extra = check_names(names, [c.name for c in schema], passed_over)
+    return columns_to_frame({n: v for n, v in columns.items() if n not in extra}, schema)
+
+
 _NUMBERS = {int, float, bool, type(None)}
 
 

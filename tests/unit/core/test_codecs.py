@@ -3,10 +3,13 @@ rows; every V2 datatype the runtime accepts round-trips; a bad body gets its one
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import gc
 import json
 import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -280,3 +283,97 @@ def test_reward_only_feedback_and_a_v2_request_id():
     assert v2.request_id({"id": "r1"}) == "r1" and v2.request_id({"id": 7}) == "7"
     assert v2.request_id({"id": ""}) is None and v2.request_id({"id": [1]}) is None
     assert v2.request_id([1]) is None
+
+
+# -- Seldon binData: an Arrow IPC stream, one column per input -----------------------------
+def arrow_stream(table, **options) -> str:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(**options)) as w:
+        w.write_table(table)
+    return base64.b64encode(sink.getvalue()).decode()
+
+
+def test_seldon_bindata_round_trips_numbers_text_and_true_false_with_nulls():
+    columns = {
+        "age": [31, None, 2],
+        "score": np.array([1.5, np.nan, -2.0]),
+        "color": ["red", "", None],
+        "member": [True, False, None],
+    }
+    body = json.loads(json.dumps(seldon.encode_binary(columns)))  # strict JSON: base64 text
+    assert set(body) == {"binData"}
+    decoded, names = seldon.decode_request(body)
+    assert names == list(columns)
+    assert decoded["age"].dtype == np.float64 and decoded["age"][0] == 31  # null: NaN
+    assert math.isnan(decoded["age"][1]) and math.isnan(decoded["score"][1])
+    assert decoded["score"].tolist()[::2] == [1.5, -2.0]
+    assert decoded["color"] == ["red", "", None] and decoded["member"] == [True, False, None]
+    whole = seldon.decode_request(seldon.encode_binary({"n": [1, 2, 3]}))[0]["n"]
+    assert whole.dtype.kind == "i" and whole.tolist() == [1, 2, 3]  # ints stay ints
+
+
+def test_seldon_bindata_encoder_refuses_a_column_of_mixed_types():
+    with pytest.raises(ValueError, match="'a' is not one Arrow type"):
+        seldon.encode_binary({"a": [1, "x"]})
+
+
+def test_seldon_bindata_keeps_duplicate_names_for_the_name_check():
+    import pyarrow as pa
+
+    table = pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0])], names=["a", "a"])
+    assert seldon.decode_request({"binData": arrow_stream(table)})[1] == ["a", "a"]
+
+
+def test_bad_seldon_bindata_gets_one_reason_before_anything_is_read(monkeypatch):
+    import pyarrow as pa
+
+    table = pa.table({"a": pa.array([1.0] * 100), "s": pa.array(["x"] * 100)})
+    good = arrow_stream(table)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    file_format = base64.b64encode(sink.getvalue()).decode()
+    raw = base64.b64decode(good)
+    cases = {
+        "not base64!": "binData is not base64",
+        base64.b64encode(b"{}" * 50).decode(): "binData is not an Arrow IPC stream (",
+        base64.b64encode(raw[: len(raw) // 2]).decode(): "binData is not an Arrow IPC stream (",
+        file_format: "binData holds an Arrow file, not a stream",
+        arrow_stream(table, compression="zstd"): "binData holds compressed Arrow buffers",
+        arrow_stream(pa.table({"a": pa.array([], pa.float64())})): "the batch is empty",
+        arrow_stream(pa.table({"d": pa.array([dt.date(2024, 1, 1)])})): (
+            "binData column 'd' is of Arrow type date32[day]: send numbers, true/false or text"
+        ),
+        arrow_stream(pa.table({"l": pa.array([[1.0]])})): "binData column 'l' is of Arrow type",
+    }
+    for data, reason in cases.items():
+        with pytest.raises(BadRequest) as refused:
+            seldon.decode_request({"binData": data})
+        assert str(refused.value).startswith(reason), (reason, str(refused.value))
+        assert "\n" not in str(refused.value)
+    for message, reason in [
+        ({"binData": 7}, "binData must be base64 text; got 7"),
+        ({"binData": good, "data": {"ndarray": [[1]]}}, 'send either "data" or "binData"'),
+    ]:
+        with pytest.raises(BadRequest, match=re.escape(reason)):
+            seldon.decode_request(message)
+    monkeypatch.setattr(seldon, "MAX_ROWS", 99)  # the row cap, before anything is converted
+    with pytest.raises(BadRequest, match="100 rows in one request; the limit is 99"):
+        seldon.decode_request({"binData": good})
+
+
+def test_seldon_bindata_of_random_bytes_is_always_a_bad_request():
+    import pyarrow as pa
+
+    raw = bytearray(base64.b64decode(arrow_stream(pa.table({"a": [1.0, 2.0], "s": ["x", "y"]}))))
+    rng = random.Random(7)
+    for _ in range(300):  # flipped bytes in a real stream: refused, never a crash
+        broken = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            broken[rng.randrange(len(broken))] = rng.randrange(256)
+        try:
+            seldon.decode_request({"binData": base64.b64encode(bytes(broken)).decode()})
+        except BadRequest:
+            pass

@@ -15,6 +15,7 @@ from validation import (  # noqa: E402
     Column,
     _numeric_fast_path,
     columns_to_frame,
+    named_columns_to_frame,
     one_warning_filter,
     predict_or_400,
     read_passed_over,
@@ -22,6 +23,7 @@ from validation import (  # noqa: E402
 )
 
 # The wire codecs the servers decode with (core/protocol/)
+from core.protocol import seldon as seldon_codec  # noqa: E402
 from core.protocol.seldon import decode_request as parse_seldon_request  # noqa: E402
 from core.protocol.v2 import check_input as check_v2_input  # noqa: E402
 from core.protocol.v2 import check_request as check_v2_request  # noqa: E402
@@ -296,3 +298,49 @@ def test_v2_columns_become_the_same_frame_as_the_same_rows():
         assert str(by_column.value) == str(by_row.value)
     with pytest.raises(BadRequest, match="the batch is empty"):
         columns_to_frame({"a": [], "b": []}, NUMERIC)
+
+
+BOTH = [Column("a", True), Column("color", False), Column("flag", False, boolean=True)]
+
+
+def as_bindata(rows: list[list], names: list[str]) -> tuple[dict, list]:
+    """The rows as the client sends a large batch (binData), decoded as the server does."""
+    body = seldon_codec.encode_binary({n: [r[i] for r in rows] for i, n in enumerate(names)})
+    return parse_seldon_request(body)
+
+
+@pytest.mark.parametrize(
+    "rows,names",
+    [
+        ([[1, "red", True], [None, "", None], [2.5, None, False]], ["a", "color", "flag"]),
+        ([["x", 3, 1.0, 7, "gold", False]], ["color", "Order", "a", "PID", "tier", "flag"]),
+        ([[float("nan"), "blue", True]], ["a", "color", "flag"]),
+    ],
+)
+def test_bindata_columns_become_the_same_frame_as_the_same_rows(rows, names):
+    columns, sent = as_bindata(rows, names)
+    assert named_columns_to_frame(columns, sent, BOTH, IGNORED).equals(
+        rows_to_frame(rows, names, BOTH, IGNORED)
+    )
+
+
+@pytest.mark.parametrize(
+    "rows,names",
+    [
+        ([[1.0, "red", True, 5]], ["a", "color", "flag", "zz"]),  # an unknown column
+        ([[1.0, "red"]], ["a", "color"]),  # a missing one
+        ([["old", "red", True]], ["a", "color", "flag"]),  # text in a numeric column
+        ([["1.5", "red", True]], ["a", "color", "flag"]),  # a numeric string
+        ([[1.0, 7, True]], ["a", "color", "flag"]),  # a number in a text column
+        ([[1.0, "red", "yes"]], ["a", "color", "flag"]),  # text in a true/false column
+        ([[1.0, "red", 1]], ["a", "color", "flag"]),  # a number in a true/false column
+        ([[float("inf"), "red", True]], ["a", "color", "flag"]),
+    ],
+)
+def test_bindata_gets_the_same_words_as_json_rows_for_the_same_mistake(rows, names):
+    columns, sent = as_bindata(rows, names)
+    with pytest.raises(BadRequest) as by_column:
+        named_columns_to_frame(columns, sent, BOTH, IGNORED)
+    with pytest.raises(BadRequest) as by_row:
+        rows_to_frame(rows, names, BOTH, IGNORED)
+    assert str(by_column.value) == str(by_row.value)
