@@ -72,7 +72,10 @@ def predict(input_path: str, protocol: str | None, model_name: str | None) -> An
         print(
             f"zenkube: left out {', '.join(dropped)}: not inputs of the model", file=sys.__stderr__
         )
-    return client.predict(service.prediction_url, protocol_of(deployer, service), frame)
+    binary_rows = client.BINARY_ROWS if getattr(deployer, "BINARY_BODIES", False) else None
+    return client.predict(
+        service.prediction_url, protocol_of(deployer, service), frame, binary_rows=binary_rows
+    )
 
 
 def served_schema(service):

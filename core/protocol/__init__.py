@@ -13,8 +13,10 @@ the model-server runtimes, the cluster's traffic sink):
 - `core.protocol.seldon`: Seldon Core v1 messages (`data.ndarray` / `data.tensor`);
 - `core.protocol.v2`: the Open Inference Protocol (inputs, datatypes, outputs).
 
-They import the standard library and numpy only, so the model-server environments
-(seldon-core 1.18, MLServer 1.7) import them too (runtime/README.md). Importing this
+They import the standard library and numpy only (and pyarrow, which both server
+environments install, only when a Seldon `binData` body is read or written), so the
+model-server environments (seldon-core 1.18, MLServer 1.7) import them too
+(runtime/README.md). Importing this
 package itself loads neither (the command line imports it).
 """
 

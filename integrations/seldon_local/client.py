@@ -10,25 +10,44 @@ import pandas as pd
 import requests
 
 from core.errors import ZenkubeError
-from core.protocol import v2
+from core.protocol import seldon, v2
 from integrations.seldon_local.process import get_protocol
+
+# A Seldon batch of this many rows or more goes to zenkube's own servers as `binData`
+# (an Arrow stream: the server reads each column as one array instead of parsing every
+# number of JSON rows; docs/performance.md §16); smaller ones, and every batch to a
+# server that is not zenkube's (a cluster's MLFLOW_SERVER), as JSON rows.
+BINARY_ROWS = 1_000
+
+
+def _iso_dates(column: pd.Series) -> pd.Series:
+    """Dates as ISO text (how both protocols send them); other columns as they are."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.map(lambda v: v.isoformat() if pd.notna(v) else None)
+    return column
 
 
 def _jsonable(frame: pd.DataFrame) -> dict[str, list]:
     """Columns of JSON values: missing -> null, dates -> ISO text, numpy scalars -> Python."""
     columns = {}
     for name in frame.columns:
-        column = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(column):
-            column = column.map(lambda v: v.isoformat() if pd.notna(v) else None)
+        column = _iso_dates(frame[name])
         values = column.astype(object).where(column.notna(), None).tolist()
         columns[str(name)] = [v.item() if isinstance(v, np.generic) else v for v in values]
     return columns
 
 
-def request_body(protocol: str, frame: pd.DataFrame) -> dict:
+def request_body(protocol: str, frame: pd.DataFrame, binary_rows: int | None = None) -> dict:
     """The body of a request for these rows in the protocol's codec (core/protocol/):
-    V2 takes the frame's columns as they are, Seldon its rows."""
+    V2 takes the frame's columns as they are, Seldon its rows; with `binary_rows` (a
+    server that takes binData) and at least that many rows, Seldon its columns as
+    `binData`, unless a column is not one of numbers, true/false or text (mixed types:
+    JSON rows, whose refusal the server words)."""
+    if protocol == "seldon" and binary_rows is not None and len(frame) >= binary_rows:
+        try:
+            return seldon.encode_binary({str(n): _iso_dates(frame[n]) for n in frame.columns})
+        except ValueError:
+            pass
     columns = _jsonable(frame)
     if protocol == "v2":
         return v2.encode_columns(columns)
@@ -51,15 +70,16 @@ def predict(
     timeout: float = 60,
     host: str | None = None,
     probe: bool = False,
+    binary_rows: int | None = None,
 ) -> list:
     """POST the rows; return predictions or raise with the server's reason. `host`: the
     Host header a cluster ingress routes by (KServe); the local servers ignore it.
-    `probe`: zenkube's own smoke request, which the front does not record as traffic."""
+    `probe`: zenkube's own smoke request, which the front does not record as traffic.
+    `binary_rows`: see `request_body` (BINARY_ROWS for zenkube's own servers)."""
     headers = {**({"Host": host} if host else {}), **(PROBE_HEADERS if probe else {})}
+    body = request_body(protocol, frame, binary_rows)
     try:
-        response = requests.post(
-            url, json=request_body(protocol, frame), timeout=timeout, headers=headers or None
-        )
+        response = requests.post(url, json=body, timeout=timeout, headers=headers or None)
     except requests.RequestException as exc:
         raise ZenkubeError(
             f"Cannot reach the model at {url} ({exc}). Is it running? `python run.py serve status`"

@@ -46,6 +46,7 @@ class SeldonLocalModelDeployer(DeployerContract):
     SERVICE_CLASS: ClassVar[type] = SeldonLocalService
     RELEASE_MODES: ClassVar[tuple[str, ...]] = ("canary", "shadow")
     CANDIDATE_RECORDS: ClassVar[bool] = True
+    BINARY_BODIES: ClassVar[bool] = True  # zenkube's Seldon runtime reads binData
 
     @property
     def config(self) -> SeldonLocalModelDeployerConfig:

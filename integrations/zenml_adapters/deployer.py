@@ -187,6 +187,9 @@ class DeployerContract(BaseModelDeployer):
     # Its candidates are service records of their own (the base's `start_release`), which
     # `repair` keeps in step with the release; False: the backend keeps releases elsewhere.
     CANDIDATE_RECORDS: ClassVar[bool] = False
+    # Its Seldon servers run zenkube's runtime, which takes a large batch as `binData` (an
+    # Arrow stream, core/protocol/seldon.py); a cluster's MLFLOW_SERVER takes JSON only.
+    BINARY_BODIES: ClassVar[bool] = False
 
     # -- what each backend says ---------------------------------------------------------
     def service_config(self, request: DeploymentRequest) -> ServiceConfig:

@@ -409,3 +409,50 @@ def test_the_same_mistake_reads_the_same_on_both_protocols(served):
         assert seldon == v2, kind
         assert MISTAKES[kind] in seldon, (kind, seldon)
     assert "(also taken and ignored: tier, Order, PID)" in table["an unknown column"][0]
+
+
+# -- a large Seldon batch as binData (an Arrow stream): the JSON path's answers and words ---
+def as_bindata(frame: pd.DataFrame) -> dict:
+    """The rows as zenkube's client sends a large Seldon batch (core/protocol/seldon.py)."""
+    body = client.request_body("seldon", frame, binary_rows=1)
+    assert set(body) == {"binData"}
+    return body
+
+
+def test_a_bindata_body_gets_the_json_answers_words_and_recorded_rows(served):
+    table = pd.read_csv(served["path"]).head(12)  # with the row ids and the target: ignored
+    answers = {}
+    for form, body in (("json", client.request_body("seldon", table)), ("bin", as_bindata(table))):
+        answer = requests.post(served["seldon"], json=body, timeout=30)
+        assert answer.status_code == 200, (form, answer.text[:300])
+        answers[form] = answer.json()
+    expected = served["model"].predict(table[INPUTS]).tolist()
+    assert [get_protocol("seldon").predictions(a) for a in answers.values()] == [expected] * 2
+    json_rows, bin_rows = (
+        recorded(SELDON, "requests", a["meta"]["puid"]) for a in answers.values()
+    )
+    differ = ["_request_id", "_time", "_latency_ms"]  # the request's own
+    pd.testing.assert_frame_equal(
+        json_rows.drop(columns=differ, errors="ignore"),
+        bin_rows.drop(columns=differ, errors="ignore"),
+    )
+    for kind in [
+        k
+        for k in MISTAKES
+        if k
+        not in (
+            "a row of the wrong width",
+            "one column of another name",
+            "an empty batch",
+            "a duplicate column",
+        )
+    ]:
+        sent = json.loads(same_mistake("seldon", kind).replace("Infinity", "1e999"))
+        frame = pd.DataFrame(sent["data"]["ndarray"], columns=sent["data"]["names"])
+        answer = requests.post(served["seldon"], json=as_bindata(frame), timeout=30)
+        said = requests.post(served["seldon"], data=same_mistake("seldon", kind), headers=JSON)
+        assert answer.status_code == 400, (kind, answer.text[:300])
+        assert answer.json()["status"]["info"] == said.json()["status"]["info"], kind
+    for data, reason in (("not base64!", "binData is not base64"), ("AAAA", "not an Arrow IPC")):
+        answer = requests.post(served["seldon"], json={"binData": data}, timeout=30)
+        assert answer.status_code == 400 and reason in answer.json()["status"]["info"], data
