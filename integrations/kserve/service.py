@@ -33,17 +33,16 @@ class KServeServiceConfig(manifest.InferenceServiceSpec, ServiceConfig):
     def for_request(
         cls, deployer: KServeModelDeployerConfig, request: DeploymentRequest
     ) -> KServeServiceConfig:
-        """What the KServe deployer with config `deployer` serves for `request`."""
+        """What the KServe deployer with config `deployer` serves for `request`: the
+        request's model version, resources (else the deployer's) and the deployer's
+        fields of the same names."""
+        version = request.model_dump(include={"model_name", "model_version", "model_uri"})
+        same_names = {"kubernetes_context", "base_url", "service_account", "runtime"}
         return cls(
             name="",
-            model_name=request.model_name,
-            model_version=request.model_version,
-            model_uri=request.model_uri,
+            **version,
+            **deployer.model_dump(include=same_names),
             namespace=deployer.kubernetes_namespace,
-            kubernetes_context=deployer.kubernetes_context,
-            base_url=deployer.base_url,
-            service_account=deployer.service_account,
-            runtime=deployer.runtime,
             cpu=request.cpu or deployer.cpu,
             memory=request.memory or deployer.memory,
             logger_url=deployer.request_logger_url,
