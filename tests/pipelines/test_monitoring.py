@@ -255,24 +255,22 @@ def test_history_shows_the_runs_so_far_with_effects_and_quality(champion, tmp_pa
     assert latest["run_name"] == flipped.run_name and latest["quality"] == flipped.quality
 
 
-@pytest.mark.parametrize("kind", ["missing", "extra", "wrong type", "empty"])
+BAD_BATCHES = {  # kind: (what is done to a good batch, what the refusal says)
+    "missing": (lambda batch: batch.drop(columns="x3"), "missing columns: x3"),
+    "extra": (lambda batch: batch.assign(surprise=1), "unexpected columns: surprise"),
+    "wrong type": (
+        lambda batch: batch.assign(x1="high"),
+        "column 'x1' should be numeric but is text",
+    ),
+    "empty": (lambda batch: batch.head(0), "the batch has no rows"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_BATCHES)
 def test_bad_batch_is_refused_and_nothing_changes(champion, kind):
     _, folder = champion
-    batch = sample(50, seed=14)
-    message = {
-        "missing": "missing columns: x3",
-        "extra": "unexpected columns: surprise",
-        "wrong type": "column 'x1' should be numeric but is text",
-        "empty": "the batch has no rows",
-    }[kind]
-    if kind == "missing":
-        batch = batch.drop(columns="x3")
-    elif kind == "extra":
-        batch["surprise"] = 1
-    elif kind == "wrong type":
-        batch["x1"] = "high"
-    else:
-        batch = batch.head(0)
+    spoil, message = BAD_BATCHES[kind]
+    batch = spoil(sample(50, seed=14))
     version, before = champion_version(), training_runs()
     with pytest.raises(DataValidationError) as info:
         monitor(write(batch, folder, f"bad-{kind}.csv"))

@@ -87,6 +87,29 @@ def test_a_model_that_ignores_its_inputs_is_refused_even_without_threshold(first
     assert champion_version() == first_run.registered.version
 
 
+def _nan_in_target(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["y"] = frame["y"].astype(float)
+    frame.loc[4, "y"] = np.nan
+    return frame
+
+
+def _text_in_numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["a"] = frame["a"].astype(object)
+    frame.loc[7, "a"] = "n/a-ish"
+    return frame
+
+
+BAD_DATASETS = {  # kind: (what is done to a good dataset, what the refusal says)
+    "missing_target": (lambda frame: frame.drop(columns="y"), "target column 'y' is missing"),
+    "target_nan": (_nan_in_target, "empty values"),
+    "too_few_rows": (lambda frame: frame.head(5), "only 5 rows"),
+    "single_class": (lambda frame: frame.assign(y=1), "single class"),
+    "empty_column": (lambda frame: frame.assign(e=np.nan), "'e' is entirely empty"),
+    "constant_column": (lambda frame: frame.assign(c=3), "'c' is constant"),
+    "non_numeric": (_text_in_numeric, "'a' is numeric but has non-numeric values"),
+}
+
+
 def bad_csv(tmp_path, kind: str) -> tuple[str, str]:
     rng = np.random.default_rng(1)
     rows = 80
@@ -97,48 +120,13 @@ def bad_csv(tmp_path, kind: str) -> tuple[str, str]:
             "y": np.arange(rows) % 2,
         }
     )
-    reason = {
-        "missing_target": "target column 'y' is missing",
-        "target_nan": "empty values",
-        "too_few_rows": "only 5 rows",
-        "single_class": "single class",
-        "empty_column": "'e' is entirely empty",
-        "constant_column": "'c' is constant",
-        "non_numeric": "'a' is numeric but has non-numeric values",
-    }[kind]
-    if kind == "missing_target":
-        frame = frame.drop(columns="y")
-    elif kind == "target_nan":
-        frame["y"] = frame["y"].astype(float)
-        frame.loc[4, "y"] = np.nan
-    elif kind == "too_few_rows":
-        frame = frame.head(5)
-    elif kind == "single_class":
-        frame["y"] = 1
-    elif kind == "empty_column":
-        frame["e"] = np.nan
-    elif kind == "constant_column":
-        frame["c"] = 3
-    elif kind == "non_numeric":
-        frame["a"] = frame["a"].astype(object)
-        frame.loc[7, "a"] = "n/a-ish"
+    spoil, reason = BAD_DATASETS[kind]
     path = tmp_path / f"{kind}.csv"
-    frame.to_csv(path, index=False)
+    spoil(frame).to_csv(path, index=False)
     return str(path), reason
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "missing_target",
-        "target_nan",
-        "too_few_rows",
-        "single_class",
-        "empty_column",
-        "constant_column",
-        "non_numeric",
-    ],
-)
+@pytest.mark.parametrize("kind", BAD_DATASETS)
 def test_bad_dataset_fails_at_validation_and_keeps_the_champion(first_run, tmp_path, kind):
     path, reason = bad_csv(tmp_path, kind)
     with pytest.raises(Exception) as info:
