@@ -16,8 +16,9 @@ dying within 10 s of its start.
 Who watches the keeper: the front. A front whose keeper is gone (kill -9) starts a new
 one with `--adopt <its own pid>` and its listening socket, in the same process group, so
 `ModelFront.stop` (SIGTERM to the group) still ends both. Only both dying at once needs
-a command (`deploy` starts them again). A keeper whose state folder is removed (`make
-clean`) stops its front and exits.
+a command (`deploy` starts them again); the model servers they leave end themselves after
+a grace period (runtime/orphan.py). A keeper whose state folder is removed (`make clean`)
+stops its front and exits.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from integrations.mlflow.registry import PICKLE_ENV
 from integrations.seldon_local import process, replicas
 from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.process import tree_digest
+from integrations.seldon_local.runtime import orphan
 from integrations.seldon_local.server_files import ServerFiles
 
 logger = get_logger(__name__)
@@ -223,7 +224,9 @@ class SeldonLocalService(ServerFiles, BaseDeploymentService):
         command = self.protocol.command(
             python, self.model_dir, self.served_name, port, self.config.workers
         )
-        env = {**PICKLE_ENV, "ZENKUBE_HOST": process.HOST}
+        # it exits by itself once its front and keeper are gone (runtime/orphan.py)
+        guard = orphan.guard_env(self.workdir, self.front.record_file)
+        env = {**PICKLE_ENV, "ZENKUBE_HOST": process.HOST, **guard}
         pid = process.spawn(command, self.log_file, env)
         try:
             self.prove_server(pid, port, self.log_file)

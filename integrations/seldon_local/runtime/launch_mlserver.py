@@ -16,6 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import orphan  # noqa: E402
 from loopback import HOST, MAX_BODY, REPO_ROOT, free_port, launcher_arguments  # noqa: E402
 
 
@@ -134,6 +135,7 @@ def _patch_app() -> None:
 def main() -> None:
     parser = launcher_arguments(__doc__)
     args = parser.parse_args()
+    orphan.watch_in_background()  # exits when its front and keeper are gone (orphan.py)
     global SERVED_NAME
     SERVED_NAME = args.model_name
     os.environ["PYTHONPATH"] = os.pathsep.join(

@@ -16,6 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import orphan  # noqa: E402
 from loopback import HOST, MAX_BODY, free_port, launcher_arguments  # noqa: E402
 
 
@@ -216,6 +217,7 @@ def main() -> None:
     parser = launcher_arguments(__doc__)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    orphan.watch_in_background()  # exits when its front and keeper are gone (orphan.py)
     _patch_seldon()
     from seldon_core import microservice
 
