@@ -22,7 +22,8 @@ them) had no one left to stop it and ran forever. So each server watches, once a
 It exits by SIGTERM to its process group (its workers too), then SIGKILL to what is left
 after STOP_WAIT seconds, with one line in its log saying why. Its record stays: `serve
 status` reports it not running and `deploy` or `serve repair` start it again. A server
-started without these variables (by hand, a benchmark) is not watched.
+started without these variables (by hand, a benchmark), or where there is no /proc (what
+runs is read there), is not watched.
 """
 
 from __future__ import annotations
@@ -186,8 +187,8 @@ def exit_group(why: str) -> None:
 def watch_in_background(every: float = 1.0) -> threading.Thread | None:
     """Start the watch (a daemon thread) when the environment asks for it."""
     folder, record = os.environ.get(FOLDER_ENV, ""), os.environ.get(FRONT_ENV, "")
-    if not (folder or record):
-        return None
+    if not (folder or record) or not os.path.isdir(f"/proc/{os.getpid()}"):
+        return None  # not asked; or no /proc to tell who runs: never end a server blind
     grace = grace_from_env()
     watch = Watch(folder, record, os.environ.get(STARTER_ENV, ""), grace)
     every = min(every, grace / 4)
