@@ -24,6 +24,7 @@ from core.specs import (
     DeploymentParams,
     MonitoringParams,
     ReleaseCheckParams,
+    ServingSpec,
     TrainingParams,
     check_model_name,
 )
@@ -117,8 +118,15 @@ class RunConfig:
 
 
 def pipeline_kwargs(params: BaseModel) -> dict[str, Any]:
-    """A pipeline's call arguments: one per top-level parameter (specs stay typed)."""
-    return {name: getattr(params, name) for name in type(params).model_fields}
+    """A pipeline's call arguments: one per top-level parameter (specs stay typed), and
+    the serving parameters (written at the top of configs/deployment.yaml) as one
+    `serving` ServingSpec."""
+    kwargs = {name: getattr(params, name) for name in type(params).model_fields}
+    if isinstance(params, ServingSpec):
+        for name in ServingSpec.model_fields:
+            del kwargs[name]
+        kwargs["serving"] = params.serving()
+    return kwargs
 
 
 def active_stack_kind() -> str:

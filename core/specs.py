@@ -262,18 +262,36 @@ class TrainingParams(_Strict):
     release: ReleaseSpec | None = None
 
 
-class DeploymentParams(_Strict):
-    """Parameters of the deployment pipeline."""
+class ServingSpec(_Strict):
+    """How the champion is served: the deploy steps' one parameter for it.
 
-    model_name: ModelName = DEFAULT_MODEL_NAME
-    # Asked for (`deploy --protocol`); None keeps the protocol being served (core/protocol/).
+    Its fields stand at the top of configs/deployment.yaml's `parameters:` (the deployment
+    and continuous-training parameters are ServingSpecs with more fields); a pipeline gets
+    them as one `serving` argument (app/config.py `pipeline_kwargs`).
+
+    Attributes:
+        protocol: asked for (`deploy --protocol`); None keeps the protocol being served
+            (core/protocol/).
+        default_protocol: the protocol of a model that is not served yet.
+        timeout: seconds a new server has to pass its health + smoke checks.
+        release: swap (default): deploy replaces the served version; canary/shadow: deploy
+            starts a release of the newest gate-passed version beside the champion instead.
+    """
+
     protocol: Protocol | None = None
-    # The protocol of a model that is not served yet.
     default_protocol: Protocol = DEFAULT_PROTOCOL
     timeout: int = Field(300, gt=0)
-    # swap (default): deploy replaces the served version; canary/shadow: deploy starts a
-    # release of the newest gate-passed version beside the champion instead.
     release: ReleaseSpec = Field(default_factory=ReleaseSpec)
+
+    def serving(self) -> ServingSpec:
+        """Only the serving fields (of parameters that hold more)."""
+        return ServingSpec.model_validate(self.model_dump(include=set(ServingSpec.model_fields)))
+
+
+class DeploymentParams(ServingSpec):
+    """Parameters of the deployment pipeline: the model, and how it is served."""
+
+    model_name: ModelName = DEFAULT_MODEL_NAME
 
 
 class MinEffect(_Strict):
@@ -417,8 +435,9 @@ class MonitoringParams(_Strict):
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
 
 
-class ContinuousTrainingParams(_Strict):
-    """Parameters of the continuous-training pipeline: monitoring's, training's and deployment's.
+class ContinuousTrainingParams(ServingSpec):
+    """Parameters of the continuous-training pipeline: monitoring's, training's and
+    deployment's (how it serves: ServingSpec's fields).
 
     They are not written again: zenkube composes them from configs/monitoring.yaml,
     configs/training.yaml and configs/deployment.yaml.
@@ -431,13 +450,7 @@ class ContinuousTrainingParams(_Strict):
     split: SplitSpec = Field(default_factory=SplitSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
-    # Asked for (`deploy --protocol`); None keeps the protocol being served (core/protocol/).
-    protocol: Protocol | None = None
-    # The protocol of a model that is not served yet.
-    default_protocol: Protocol = DEFAULT_PROTOCOL
-    timeout: int = Field(300, gt=0)
     deploy: bool = True  # False: retrain and gate, but leave serving alone
-    release: ReleaseSpec = Field(default_factory=ReleaseSpec)  # configs/deployment.yaml's
 
     @model_validator(mode="after")
     def _evaluation_rows_can_decide(self):

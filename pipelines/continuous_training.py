@@ -12,12 +12,11 @@ version when it registers a model. The last step tags the run with what it amoun
 
 from zenml import pipeline
 
-from core.protocol import DEFAULT_PROTOCOL
 from core.specs import (
     GateSpec,
     MonitoringThresholds,
-    ReleaseSpec,
     RetrainSpec,
+    ServingSpec,
     SplitSpec,
     TrainerSpec,
 )
@@ -36,19 +35,14 @@ def continuous_training_pipeline(
     split: SplitSpec,
     trainer: TrainerSpec,
     gate: GateSpec,
-    protocol: str | None = None,
-    default_protocol: str = DEFAULT_PROTOCOL,
-    timeout: int = 300,
+    serving: ServingSpec,
     deploy: bool = True,
-    release: ReleaseSpec | None = None,
 ) -> None:
     """Watch the champion on a batch; on a labelled alert retrain, gate and redeploy."""
     reference, current, decision = monitor_batch(model_name, batch, thresholds, retrain.enabled)
-    mode = release.mode if release else "swap"  # canary/shadow: a pass awaits its release
+    mode = serving.release.mode  # canary/shadow: a pass awaits its release
     promotion = retrain_if_needed(
         decision, reference, current, retrain, split, trainer, gate, model_name, mode
     )
-    deployment = deploy_if_promoted(
-        promotion, model_name, protocol, default_protocol, timeout, deploy, release
-    )
+    deployment = deploy_if_promoted(promotion, model_name, serving, deploy)
     record_outcome(decision, promotion, deployment)

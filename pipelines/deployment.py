@@ -2,22 +2,15 @@
 
 from zenml import pipeline
 
-from core.protocol import DEFAULT_PROTOCOL
-from core.specs import ReleaseSpec
+from core.specs import ServingSpec
 from steps.deployment import deploy_champion
 
 
 @pipeline(enable_cache=False)
-def deployment_pipeline(
-    model_name: str,
-    protocol: str | None = None,
-    default_protocol: str = DEFAULT_PROTOCOL,
-    timeout: int = 300,
-    release: ReleaseSpec | None = None,
-) -> None:
+def deployment_pipeline(model_name: str, serving: ServingSpec) -> None:
     """Serve the current champion; the previous server keeps serving if the new one fails.
 
-    `protocol` switches the endpoint to it; None keeps the protocol being served. With a
-    canary or shadow `release` mode, a gate-passed version newer than the champion is
-    released beside it instead (`release status`)."""
-    deploy_champion(model_name, protocol, default_protocol, timeout, release)
+    `serving.protocol` switches the endpoint to it; None keeps the protocol being served.
+    With a canary or shadow `serving.release` mode, a gate-passed version newer than the
+    champion is released beside it instead (`release status`)."""
+    deploy_champion(model_name, serving)

@@ -12,7 +12,7 @@ from core.champion import locks
 from core.errors import ConfigError, is_interrupt
 from core.protocol import DEFAULT_PROTOCOL
 from core.protocol import choose as choose_protocol
-from core.specs import ReleaseSpec
+from core.specs import ServingSpec
 from integrations.k8s.storage_uri import check_stack_model_uri
 from integrations.mlflow import champion as champions
 from integrations.mlflow import registry as mlflow_registry
@@ -135,19 +135,14 @@ def serve_champion(
 
 @step(enable_cache=False)
 def deploy_if_promoted(
-    decision: PromotionDecision,
-    model_name: str,
-    protocol: str | None = None,
-    default_protocol: str = DEFAULT_PROTOCOL,
-    timeout: int = 300,
-    deploy: bool = True,
-    release: ReleaseSpec | None = None,
+    decision: PromotionDecision, model_name: str, serving: ServingSpec, deploy: bool = True
 ) -> Annotated[DeploymentInfo, "deployment"]:
     """Deploy the champion when the gate just promoted a model; start a release of the
     retrained version when it passed under a canary/shadow release mode; otherwise say
     why not."""
-    if decision.release and deploy and release is not None:
-        return _release_from_step(model_name, decision.candidate_version, release, timeout)
+    protocol = serving.protocol
+    if decision.release and deploy:
+        return _release_from_step(model_name, decision.candidate_version, serving)
     if decision.release and not deploy:
         reason = (
             f"skipped: v{decision.candidate_version} passed the gate, but deploy is off "
@@ -176,42 +171,42 @@ def deploy_if_promoted(
         return DeploymentInfo(
             model_name=model_name, model_version="", protocol=protocol or "", skipped=reason
         )
-    return _serve_from_step(model_name, protocol, default_protocol, timeout)
+    return _serve_from_step(model_name, serving)
 
 
 @step(enable_cache=False)
 def deploy_champion(
-    model_name: str,
-    protocol: str | None = None,
-    default_protocol: str = DEFAULT_PROTOCOL,
-    timeout: int = 300,
-    release: ReleaseSpec | None = None,
+    model_name: str, serving: ServingSpec
 ) -> Annotated[DeploymentInfo, "deployment"]:
     """Deploy the champion; a new server that fails its checks leaves the old one serving.
 
-    `protocol`: switch to it; None keeps the one served (`default_protocol` when none is).
-    With a canary/shadow `release` mode, a gate-passed version newer than the champion
-    that had no release yet is released beside the served champion instead."""
-    if release is not None and release.mode != "swap":
+    `serving.protocol`: switch to it; None keeps the one served (`default_protocol` when
+    none is). With a canary/shadow `serving.release` mode, a gate-passed version newer
+    than the champion that had no release yet is released beside the served champion
+    instead."""
+    if serving.release.mode != "swap":
         from steps.deployment.release import pending_release
 
         with locks.model_lock(model_name, "deploy", logger.info):
             champions.repair(model_name)
             version = pending_release(model_name)
             if version is not None:
-                return _release_from_step(model_name, version, release, timeout)
-    return _serve_from_step(model_name, protocol, default_protocol, timeout)
+                return _release_from_step(model_name, version, serving)
+    return _serve_from_step(model_name, serving)
 
 
-def _release_from_step(
-    model_name: str, version: str, release: ReleaseSpec, timeout: int
-) -> DeploymentInfo:
+def _release_from_step(model_name: str, version: str, serving: ServingSpec) -> DeploymentInfo:
     """Start the release of `version` (what is served stays the champion): its info."""
     from steps.deployment.release import start_release
 
     context = get_step_context()
     state = start_release(
-        model_name, version, release, context.pipeline.name, context.step_run.name, timeout
+        model_name,
+        version,
+        serving.release,
+        context.pipeline.name,
+        context.step_run.name,
+        serving.timeout,
     )
     return released_info(model_name, state)
 
@@ -240,17 +235,15 @@ def released_info(model_name: str, state: dict) -> DeploymentInfo:
     )
 
 
-def _serve_from_step(
-    model_name: str, protocol: str | None, default_protocol: str, timeout: int
-) -> DeploymentInfo:
+def _serve_from_step(model_name: str, serving: ServingSpec) -> DeploymentInfo:
     context = get_step_context()
     with locks.model_lock(model_name, "deploy", logger.info):
         champions.repair(model_name)  # what a killed command left, before it is read
         return serve_champion(
             champion_to_serve(model_name),
-            protocol,
+            serving.protocol,
             context.pipeline.name,
             context.step_run.name,
-            timeout,
-            default_protocol,
+            serving.timeout,
+            serving.default_protocol,
         )

@@ -6,7 +6,7 @@ import pytest
 
 from app import config as app_config
 from core.errors import ConfigError
-from core.specs import DEFAULT_MODEL_NAME, ReleaseSpec
+from core.specs import DEFAULT_MODEL_NAME, ReleaseSpec, ServingSpec
 
 
 def test_the_shipped_configs_hold_parameters_once_and_stack_files_only_settings():
@@ -40,12 +40,15 @@ def test_stack_settings_merge_under_the_pipeline_file(configs):
         "docker": {"skip_build": True},
     }
     assert run.params.protocol == "v2"
+    # The serving parameters, written at the top of `parameters:`, reach the pipeline as one spec.
     assert run.kwargs() == {
         "model_name": DEFAULT_MODEL_NAME,
-        "protocol": "v2",
-        "default_protocol": "seldon",
-        "timeout": 300,
-        "release": ReleaseSpec(),  # swap: a passed version replaces the champion at once
+        "serving": ServingSpec(
+            protocol="v2",
+            default_protocol="seldon",
+            timeout=300,
+            release=ReleaseSpec(),  # swap: a passed version replaces the champion at once
+        ),
     }
 
 
