@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from zenml import step
 
 from core.metrics import TASK_METRICS, lower_is_better, metric_in
@@ -31,6 +31,7 @@ class QualityReport(BaseModel):
         current / reference: its value on the batch and on the champion's test split.
         drop: how much worse the batch is (positive = worse), in the metric's units.
         relative_drop: `drop` as a share of the test score (None when that score is 0).
+    `drop` and `relative_drop` follow from the others (saved with them, as fields).
     """
 
     labelled: bool
@@ -38,8 +39,20 @@ class QualityReport(BaseModel):
     metric: str = ""
     current: float | None = None
     reference: float | None = None
-    drop: float | None = None
-    relative_drop: float | None = None
+
+    @computed_field
+    @property
+    def drop(self) -> float | None:
+        current, reference = self.current, self.reference
+        if current is None or reference is None:
+            return None
+        return current - reference if lower_is_better(self.metric) else reference - current
+
+    @computed_field
+    @property
+    def relative_drop(self) -> float | None:
+        drop = self.drop
+        return drop / abs(self.reference) if drop is not None and self.reference else None
 
 
 class MonitoringDecision(BaseModel):
@@ -71,19 +84,12 @@ def measure_quality(
         return QualityReport(labelled=False)
     metrics = prediction_metrics(batch.task, batch.labels, predictions.frame[PREDICTION])
     metric = metric_in(primary_metric(batch.task), metrics)
-    current, reference = metrics[metric], champion.metrics.get(metric)
-    drop = relative = None
-    if reference is not None:
-        drop = current - reference if lower_is_better(metric) else reference - current
-        relative = drop / abs(reference) if reference else None
     return QualityReport(
         labelled=True,
         metrics=metrics,
         metric=metric,
-        current=current,
-        reference=reference,
-        drop=drop,
-        relative_drop=relative,
+        current=metrics[metric],
+        reference=champion.metrics.get(metric),
     )
 
 

@@ -11,16 +11,7 @@ from steps.monitoring.decide import QualityReport, column_keys, decide
 
 
 def quality(metric: str, reference: float, current: float) -> QualityReport:
-    lower = metric in ("rmse", "mae")
-    drop = current - reference if lower else reference - current
-    return QualityReport(
-        labelled=True,
-        metric=metric,
-        current=current,
-        reference=reference,
-        drop=drop,
-        relative_drop=drop / abs(reference),
-    )
+    return QualityReport(labelled=True, metric=metric, current=current, reference=reference)
 
 
 CALM = DriftReport(columns=[], drift_share=0.0, threshold=0.05, reference_rows=1, current_rows=1)

@@ -98,7 +98,7 @@ def test_decision_rules():
     assert shared.alert and not shared.retrain  # no labels: alert only
     critical = decide(drift_report(0.25, ["d"]), unlabelled, thresholds)
     assert critical.alert and "critical column(s) drifted: d" in critical.reasons[0]
-    worse = QualityReport(labelled=True, metric="f1", current=0.80, reference=0.90, drop=0.10)
+    worse = QualityReport(labelled=True, metric="f1", current=0.80, reference=0.90)
     quality = decide(drift_report(0.0, []), worse, thresholds)
     assert (
         quality.alert and quality.retrain and "f1 fell from 0.9000 to 0.8000" in quality.reasons[0]
