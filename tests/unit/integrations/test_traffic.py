@@ -36,6 +36,20 @@ def test_seldon_rows_come_back_with_prediction_request_id_and_row():
     assert list(unnamed[COLUMNS].iloc[0]) == [3.0, "b"]  # no names: the model's order
 
 
+def test_a_seldon_bindata_request_is_read_back_as_the_same_rows_as_json():
+    """What the front's recorder and the cluster's sink keep of a large batch sent as
+    binData (an Arrow stream): the rows of the same batch sent as JSON."""
+    from core.protocol import seldon as codec
+
+    rows = [[1.0, "a"], [None, None], [2, ""]]
+    request = json.dumps({"data": {"names": COLUMNS, "ndarray": rows}}).encode()
+    answer = json.dumps({"data": {"ndarray": [1, 0, 1]}, "meta": {"puid": "p1"}}).encode()
+    binary = codec.encode_binary({n: [r[i] for r in rows] for i, n in enumerate(COLUMNS)})
+    _, as_json = answered_rows("seldon", request, answer, COLUMNS)
+    _, as_binary = answered_rows("seldon", json.dumps(binary).encode(), answer, COLUMNS)
+    pd.testing.assert_frame_equal(as_binary, as_json)
+
+
 def test_v2_rows_per_column_or_as_one_tensor():
     answer = json.dumps({"id": "r9", "outputs": [{"shape": [2, 1], "data": [1, 0]}]}).encode()
     per_column = {
