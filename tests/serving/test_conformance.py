@@ -456,3 +456,22 @@ def test_a_bindata_body_gets_the_json_answers_words_and_recorded_rows(served):
     for data, reason in (("not base64!", "binData is not base64"), ("AAAA", "not an Arrow IPC")):
         answer = requests.post(served["seldon"], json={"binData": data}, timeout=30)
         assert answer.status_code == 400 and reason in answer.json()["status"]["info"], data
+
+
+def test_run_py_predict_sends_a_large_batch_as_bindata_and_gets_the_same_answers(
+    served, tmp_path, monkeypatch
+):
+    """`run.py predict --via-endpoint` (app/serving.py) on the local deployer: from
+    client.BINARY_ROWS rows the batch goes as binData, and the answers are model.predict's."""
+    from app import serving
+    from core.protocol import seldon as codec
+
+    table = pd.read_csv(served["path"])
+    table = pd.concat([table] * (client.BINARY_ROWS // len(table) + 1), ignore_index=True)
+    path = tmp_path / "big.csv"
+    table.to_csv(path, index=False)  # with the row ids and the target: left out, as ever
+    sent, encode = [], codec.encode_binary
+    monkeypatch.setattr(codec, "encode_binary", lambda c: sent.append(c) or encode(c))
+    predictions = serving.predict(str(path), "seldon", SELDON)
+    assert len(sent) == 1 and len(next(iter(sent[0].values()))) == len(table)
+    assert predictions == served["model"].predict(pd.read_csv(path)[INPUTS]).tolist()
