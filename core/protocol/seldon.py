@@ -137,7 +137,7 @@ def decode_binary(data) -> tuple[dict, list]:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(
-            f"binData is not base64 (standard alphabet, padded): {BINARY_HOW}"
+            f"binData is not base64 (standard alphabet, padded, no line breaks): {BINARY_HOW}"
         ) from None
     import pyarrow as pa
 
@@ -162,8 +162,8 @@ def decode_binary(data) -> tuple[dict, list]:
         kind = _kind(column.type)
         if kind is None:
             raise BadRequest(
-                f"binData column {short(name)} is of Arrow type {column.type}: send numbers, "
-                "true/false or text (dates as ISO text), one value per cell"
+                f"binData column {short(name)} is of Arrow type {column.type}: send numbers "
+                "(integers or floats), true/false or text (dates as ISO text), one value per cell"
             )
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)

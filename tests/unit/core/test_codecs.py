@@ -344,7 +344,7 @@ def test_bad_seldon_bindata_gets_one_reason_before_anything_is_read(monkeypatch)
         arrow_stream(table, compression="zstd"): "binData holds compressed Arrow buffers",
         arrow_stream(pa.table({"a": pa.array([], pa.float64())})): "the batch is empty",
         arrow_stream(pa.table({"d": pa.array([dt.date(2024, 1, 1)])})): (
-            "binData column 'd' is of Arrow type date32[day]: send numbers, true/false or text"
+            "binData column 'd' is of Arrow type date32[day]: send numbers (integers or floats)"
         ),
         arrow_stream(pa.table({"l": pa.array([[1.0]])})): "binData column 'l' is of Arrow type",
     }
