@@ -281,7 +281,7 @@ def _exit_status(code) -> int:
     if code is None:
         return 0
     if isinstance(code, int):
-        return code
+        return code & 0xFF  # as a process's exit status: sys.exit(-1) is 255, not a signal
     print(code, file=sys.stderr)
     return 1
 

@@ -90,14 +90,20 @@ def runs_for(pid: object, record: str) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = [os.fsdecode(a) for a in f.read().split(b"\0")]
-        cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
     wanted = os.path.realpath(record)
-    return any(
-        flag == "--record" and os.path.realpath(os.path.join(cwd, value)) == wanted
-        for flag, value in zip(args, args[1:], strict=False)
-    )
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag != "--record":
+            continue
+        if not os.path.isabs(value):  # zenkube passes absolute paths; a hand-started front may not
+            try:
+                value = os.path.join(os.readlink(f"/proc/{pid}/cwd"), value)
+            except OSError:
+                return False
+        if os.path.realpath(value) == wanted:
+            return True
+    return False
 
 
 def front_runs(record: str) -> bool:

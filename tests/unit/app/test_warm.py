@@ -289,3 +289,12 @@ def test_a_command_under_nohup_relays_no_sighup_to_its_child():
     assert "SIGTERM" in after and "SIGTSTP" in after and "SIGHUP" not in after
     assert "SIGINT" not in after
     assert set(eval(before)) - set(eval(after)) <= {"SIGHUP", "SIGINT"}
+
+
+def test_a_warm_childs_exit_code_is_a_process_exit_status_not_a_signal():
+    """sys.exit(-1) in a command ends a cold process with 255; the warm child reports the
+    same status, which end_as must not take for 'killed by signal 1'."""
+    from app.warm_worker import _exit_status
+
+    assert _exit_status(-1) == 255 and _exit_status(256) == 0 and _exit_status(3) == 3
+    assert _exit_status(None) == 0
