@@ -43,18 +43,19 @@ def _no_nan(row: list) -> list:
     return [None if isinstance(v, float) and math.isnan(v) else v for v in row]
 
 
-def decode_request(message) -> tuple[list, list | None]:
+def decode_request(message, keep=None) -> tuple[list, list | None]:
     """(rows, names) of a request: `data.ndarray` as sent (a list of rows), or
     `data.tensor` as a float numpy array of its shape (null → NaN), or `binData` as a dict
-    of columns by name (`decode_binary`); BadRequest says what is wrong with any other
-    body. `names` is None when the client sent none."""
+    of columns by name (`decode_binary`, which reads only the columns `keep` names);
+    BadRequest says what is wrong with any other body. `names` is None when the client
+    sent none."""
     if not isinstance(message, dict):
         raise BadRequest('the body must be a JSON object like {"data": {"ndarray": [[...]]}}')
     data = message.get("data")
     if "binData" in message:
         if data is not None:
             raise BadRequest('send either "data" or "binData", not both')
-        return decode_binary(message["binData"])
+        return decode_binary(message["binData"], keep)
     if data is None:
         raise BadRequest(
             'missing "data": send {"data": {"names": [...], "ndarray": [[...], ...]}} '
@@ -113,8 +114,10 @@ def encode_binary(columns: dict) -> dict:
     for name, values in columns.items():
         try:
             array = pa.array(values, from_pandas=True)  # NaN → null
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
             raise ValueError(f"column {name!r} is not one Arrow type: {exc}") from None
+        if pa.types.is_dictionary(array.type):  # pandas' categoricals: sent as their values
+            array = array.cast(array.type.value_type)
         if _kind(array.type) is None:
             raise ValueError(f"column {name!r} is {array.type}: not numbers, true/false or text")
         arrays[str(name)] = array
@@ -125,12 +128,16 @@ def encode_binary(columns: dict) -> dict:
     return {"binData": base64.b64encode(sink.getvalue()).decode("ascii")}
 
 
-def decode_binary(data) -> tuple[dict, list]:
+def decode_binary(data, keep=None) -> tuple[dict, list]:
     """(columns by name, their names as sent) of a `binData` body: numeric columns as
     numpy arrays (null → NaN), true/false and text as lists (null → None), checked as a
     JSON body's rows are by the caller (names, types). BadRequest says what is wrong: not
     base64, not an uncompressed Arrow IPC stream, over the row cap, a column of another
-    type. Nothing is decompressed or converted before the row count is checked."""
+    type (dictionary-encoded ones too: their values would be copied once per row).
+    Nothing is decompressed or converted before the row count is checked, and with
+    `keep` (names as sent → the names to read, raising BadRequest for a wrong set: the
+    runtime's check of the model's columns) only those columns are converted, so a
+    body's work is bounded by the model's width, not by how many columns it declares."""
     if not isinstance(data, str):
         raise BadRequest(f"binData must be base64 text; got {short(data)}: {BINARY_HOW}")
     try:
@@ -157,26 +164,28 @@ def decode_binary(data) -> tuple[dict, list]:
         raise BadRequest(f"binData is not an Arrow IPC stream ({reason}): {BINARY_HOW}") from None
     if table.num_rows == 0:
         raise BadRequest("the batch is empty: send at least one row")
-    columns = {}
+    kinds = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
-        kind = _kind(column.type)
-        if kind is None:
+        kinds[name] = _kind(column.type)
+        if kinds[name] is None:
             raise BadRequest(
                 f"binData column {short(name)} is of Arrow type {column.type}: send numbers "
-                "(integers or floats), true/false or text (dates as ISO text), one value per cell"
+                "(integers or floats), true/false or text (dates as ISO text), one value per "
+                "cell, not dictionary-encoded"
             )
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        columns[name] = column.to_numpy() if kind == "number" else column.to_pylist()
-    return columns, table.column_names
+    names = table.column_names
+    wanted = set(names if keep is None else keep(names))
+    columns = {}
+    for name, column in zip(names, table.columns, strict=True):
+        if name in wanted:
+            columns[name] = column.to_numpy() if kinds[name] == "number" else column.to_pylist()
+    return columns, names
 
 
 def _kind(arrow_type) -> str | None:
     """number, bool, text or null for the Arrow types a column may have; None otherwise."""
     import pyarrow.types as t
 
-    if t.is_dictionary(arrow_type):  # pandas' categoricals
-        return _kind(arrow_type.value_type)
     if t.is_integer(arrow_type) or t.is_floating(arrow_type):
         return "number"
     if t.is_boolean(arrow_type):

@@ -77,13 +77,22 @@ def predict(
     `probe`: zenkube's own smoke request, which the front does not record as traffic.
     `binary_rows`: see `request_body` (BINARY_ROWS for zenkube's own servers)."""
     headers = {**({"Host": host} if host else {}), **(PROBE_HEADERS if probe else {})}
+
+    def send(body: dict) -> requests.Response:
+        try:
+            return requests.post(url, json=body, timeout=timeout, headers=headers or None)
+        except requests.RequestException as exc:
+            raise ZenkubeError(
+                f"Cannot reach the model at {url} ({exc}). Is it running? `python run.py serve status`"
+            ) from exc
+
     body = request_body(protocol, frame, binary_rows)
-    try:
-        response = requests.post(url, json=body, timeout=timeout, headers=headers or None)
-    except requests.RequestException as exc:
-        raise ZenkubeError(
-            f"Cannot reach the model at {url} ({exc}). Is it running? `python run.py serve status`"
-        ) from exc
+    response = send(body)
+    if response.status_code != 200 and "binData" in body:
+        # A server started before binData existed (its runtime or environment is older
+        # than this client) refuses it: the same rows as JSON, which every server reads;
+        # a real mistake in the rows gets the same words either way.
+        response = send(request_body(protocol, frame))
     if response.status_code != 200:
         raise ZenkubeError(
             f"The model server answered HTTP {response.status_code}: {response.text[:800]}"

@@ -37,13 +37,19 @@ class ZenkubeSeldonModel:
         self.ready = True
         logger.info("Loaded %s with %d input columns", self.model_uri, len(self.schema))
 
+    def kept_columns(self, names: list) -> list:
+        """Of a binData body's columns, those the model reads: the names are checked (as
+        a JSON body's) before any column is converted."""
+        ignored = validation.check_names(names, [c.name for c in self.schema], self.passed_over)
+        return [name for name in names if name not in ignored]
+
     def predict_raw(self, message):
         # Seldon's wrapper hands a model with predict_raw the message as sent, binData
         # still base64 (seldon-core 1.18 `seldon_methods.predict`): the codec reads it.
         if not self.ready:
             self.load()
         try:
-            values, names = seldon.decode_request(message)
+            values, names = seldon.decode_request(message, self.kept_columns)
             if isinstance(values, dict):  # binData: columns by name
                 frame = validation.named_columns_to_frame(
                     values, names, self.schema, self.passed_over

@@ -377,3 +377,44 @@ def test_seldon_bindata_of_random_bytes_is_always_a_bad_request():
             seldon.decode_request({"binData": base64.b64encode(bytes(broken)).decode()})
         except BadRequest:
             pass
+
+
+def test_seldon_bindata_refuses_dictionary_columns_and_the_encoder_sends_their_values():
+    """A dictionary-encoded column would be copied value by value on the server (one long
+    value and many small indexes: megabytes of body, gigabytes of memory): refused; a
+    pandas categorical is sent as its values, decoded as plain text."""
+    import pandas as pd
+    import pyarrow as pa
+
+    indexes = pa.array([0] * 1000, pa.int8())
+    hostile = pa.DictionaryArray.from_arrays(indexes, pa.array(["x" * 1000]))
+    with pytest.raises(BadRequest, match="binData column 'c' is of Arrow type dictionary"):
+        seldon.decode_request({"binData": arrow_stream(pa.table({"c": hostile}))})
+    body = seldon.encode_binary({"c": pd.Series(["a", "b", None, "a"], dtype="category")})
+    assert seldon.decode_request(body)[0]["c"] == ["a", "b", None, "a"]
+
+
+def test_seldon_bindata_converts_only_the_columns_the_check_keeps():
+    """The name check runs on the names before any column is read: a body declaring many
+    empty columns (no bytes each) is refused without converting them, and only the
+    columns `keep` names are converted."""
+    import pyarrow as pa
+
+    table = pa.table({f"n{i}": pa.nulls(100_000) for i in range(50)} | {"a": [1.0] * 100_000})
+    body = {"binData": arrow_stream(table)}
+    read: list[list] = []
+
+    def refuse(names):
+        read.append(names)
+        raise BadRequest("unknown column(s): n0, ...")
+
+    with pytest.raises(BadRequest, match="unknown column"):
+        seldon.decode_request(body, refuse)
+    assert len(read[0]) == 51
+    columns, names = seldon.decode_request(body, lambda names: ["a"])
+    assert list(columns) == ["a"] and len(names) == 51 and columns["a"].sum() == 100_000
+
+
+def test_seldon_bindata_encoder_leaves_integers_beyond_int64_to_json_rows():
+    with pytest.raises(ValueError, match="'big' is not one Arrow type"):
+        seldon.encode_binary({"big": np.array([2**70, 1], dtype=object)})

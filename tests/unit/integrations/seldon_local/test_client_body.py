@@ -52,3 +52,52 @@ def test_only_the_local_deployer_says_its_servers_read_bindata():
 
     assert SeldonLocalModelDeployer.BINARY_BODIES  # zenkube's runtime
     assert not ZenkubeSeldonModelDeployer.BINARY_BODIES  # a cluster's MLFLOW_SERVER
+
+
+def test_a_server_that_refuses_bindata_gets_the_same_rows_as_json():
+    """A server started before binData existed (its runtime answers a body without "data"
+    with a 400, as zenkube's did) still scores a large batch: the client sends the same
+    rows again as JSON. A real mistake is reported with the server's words."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import pytest
+
+    from core.errors import ZenkubeError
+
+    seen: list[set] = []
+
+    class OldServer(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(set(body))
+            if "data" not in body:
+                status, answer = 400, {"status": {"info": 'missing "data"'}}
+            elif "surprise" in body["data"]["names"]:
+                status, answer = 400, {"status": {"info": "unknown column(s): surprise"}}
+            else:
+                rows = body["data"]["ndarray"]
+                status, answer = 200, {"data": {"ndarray": [0] * len(rows)}}
+            payload = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OldServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/api/v1.0/predictions"
+    try:
+        frame = frame_of(client.BINARY_ROWS)
+        assert len(client.predict(url, "seldon", frame, binary_rows=client.BINARY_ROWS)) == len(
+            frame
+        )
+        assert seen == [{"binData"}, {"data"}]
+        with pytest.raises(ZenkubeError, match="unknown column"):
+            client.predict(url, "seldon", frame.assign(surprise=1), binary_rows=client.BINARY_ROWS)
+    finally:
+        server.shutdown()
