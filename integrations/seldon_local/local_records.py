@@ -161,12 +161,12 @@ class LocalService(ServerFiles):
     @property
     def prediction_url(self) -> str | None:
         port, protocol = self.port, self.protocol
-        return protocol.url(port, "classifier", protocol.predict_path) if port else None
+        return protocol.url(port, self.served_name, protocol.predict_path) if port else None
 
     @property
     def healthcheck_url(self) -> str | None:
         port, protocol = self.port, self.protocol
-        return protocol.url(port, "classifier", protocol.health_path) if port else None
+        return protocol.url(port, self.served_name, protocol.health_path) if port else None
 
     @property
     def is_running(self) -> bool:
@@ -178,7 +178,7 @@ class LocalService(ServerFiles):
         from integrations.seldon_local import process
 
         state, why = process.server_state(
-            self.pid, self.backend_port, self.front, self.protocol, "classifier",
+            self.pid, self.backend_port, self.front, self.protocol, self.served_name,
             self.config.model_name, self.standbys,
         )  # fmt: skip
         self.status = Status(state, why)

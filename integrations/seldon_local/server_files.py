@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.protocol import OLD_V2_NAME, v2_model_name
+
 
 class ServerFiles:
     """Needs `self.uuid` and `self.config` with `state_dir`, `model_name`, `protocol`."""
@@ -54,3 +56,18 @@ class ServerFiles:
         from integrations.seldon_local import process
 
         return process.get_protocol(self.config.protocol)
+
+    @property
+    def served_name(self) -> str:
+        """V2: the registered model's name (`/v2/models/<name>/infer`; the old
+        `/v2/models/classifier/…` paths are answered too). Seldon: `classifier`, the
+        graph node's name on a cluster (its paths hold no model name)."""
+        if self.config.protocol != "v2":
+            return OLD_V2_NAME
+        # A server started before V2 models had their own name keeps the one it serves.
+        launch = self.log_file.with_name(self.log_file.stem + ".launch.json")
+        try:
+            command = json.loads(launch.read_text())["command"]
+            return str(command[command.index("--model-name") + 1])
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return v2_model_name(self.config.model_name)

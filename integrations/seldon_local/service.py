@@ -20,7 +20,7 @@ from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService
 from zenml.services.service_status import ServiceStatus
 
-from core.protocol import DEFAULT_PROTOCOL, OLD_V2_NAME, v2_model_name
+from core.protocol import DEFAULT_PROTOCOL
 from integrations.mlflow.registry import PICKLE_ENV
 from integrations.seldon_local import process, replicas
 from integrations.seldon_local.environments import runtime_python
@@ -114,21 +114,6 @@ class SeldonLocalService(ServerFiles, BaseDeploymentService):
     @property
     def model_dir(self) -> Path:
         return self.workdir / "model"
-
-    @property
-    def served_name(self) -> str:
-        """V2: the registered model's name (`/v2/models/<name>/infer`; the old
-        `/v2/models/classifier/…` paths are answered too). Seldon: `classifier`, the
-        graph node's name on a cluster (its paths hold no model name)."""
-        if self.config.protocol != "v2":
-            return OLD_V2_NAME
-        # A server started before V2 models had their own name keeps the one it serves.
-        launch = self.log_file.with_name(self.log_file.stem + ".launch.json")
-        try:
-            command = json.loads(launch.read_text())["command"]
-            return str(command[command.index("--model-name") + 1])
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            return v2_model_name(self.config.model_name)
 
     @property
     def port(self) -> int | None:

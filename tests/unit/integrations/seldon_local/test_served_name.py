@@ -32,3 +32,21 @@ def test_a_server_launched_under_the_old_name_keeps_it(tmp_path):
     assert v2.served_name == "classifier"
     launch.write_text("not json")
     assert v2.served_name == "house-prices"
+
+
+def test_the_read_only_view_names_the_same_endpoint_as_the_service(tmp_path):
+    """`serve status` reads service records without ZenML (local_records.LocalService):
+    a V2 deployment's URL is the one deploy printed (the registered model's name), not
+    /v2/models/classifier/."""
+    from integrations.seldon_local.local_records import LocalService, _Config
+
+    urls = {}
+    for protocol in ("v2", "seldon"):
+        served = service(tmp_path, protocol)
+        served.workdir.mkdir(parents=True)
+        (served.workdir / "server.json").write_text(json.dumps({"port": 4100}))
+        view = LocalService(uuid=served.uuid, config=_Config(served.config.model_dump()), labels={})
+        assert view.served_name == served.served_name
+        urls[protocol] = view.prediction_url
+    assert urls["v2"] == "http://127.0.0.1:4100/v2/models/house-prices/infer"
+    assert urls["seldon"] == "http://127.0.0.1:4100/api/v1.0/predictions"
