@@ -41,7 +41,8 @@ class KServeServiceConfig(manifest.InferenceServiceSpec, ServiceConfig):
         return cls(
             name="",
             **version,
-            **deployer.model_dump(include=same_names),
+            # read as attributes: ZenML resolves a {{secret.key}} value only then
+            **{name: getattr(deployer, name) for name in same_names},
             namespace=deployer.kubernetes_namespace,
             cpu=request.cpu or deployer.cpu,
             memory=request.memory or deployer.memory,

@@ -213,6 +213,8 @@ def rows_to_decide(paired: PairedComparison, margin: float) -> str:
     side of `margin` (its width shrinks as 1/sqrt(rows))."""
     gap = abs(paired.difference - margin)
     half = (paired.high - paired.low) / 2
+    if not (math.isfinite(gap) and math.isfinite(half)):  # e.g. roc_auc on rows of one class
+        return "the metric cannot be computed on these rows: more rows of every class would"
     if gap <= 1e-12:
         return "the two score the same: no number of rows is likely to tell them apart"
     needed = int(paired.rows * (half / gap) ** 2) + 1

@@ -77,3 +77,21 @@ def test_the_interval_is_seeded_and_narrows_with_more_rows():
     assert small == compare_paired("f1", labels[:400], a[:400], b[:400])
     big = compare_paired("f1", labels, a, b)
     assert big.high - big.low < (small.high - small.low) / 2
+
+
+def test_a_metric_the_rows_cannot_compute_is_inconclusive_not_a_crash():
+    """roc_auc on evaluation rows of one class: compare_paired has no interval (nan,
+    -inf..inf); the gate keeps the champion as inconclusive and says why."""
+    import math
+
+    from core.specs import GateSpec
+    from steps.registry.gate import COMPARED, ChampionComparison, decide_promotion
+    from steps.registry.paired import PairedComparison
+
+    paired = PairedComparison(math.nan, -math.inf, math.inf, 200, 0.95, 1000)
+    champion = ChampionComparison(status=COMPARED, version="1", score=0.9, paired=paired)
+    decision = decide_promotion(
+        "classification", {"roc_auc": 0.95}, champion, GateSpec(metric="roc_auc")
+    )
+    assert decision.outcome == "inconclusive" and not decision.promoted
+    assert "cannot be computed on these rows" in decision.reason
