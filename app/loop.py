@@ -32,6 +32,7 @@ class MonitoringResult:
     retraining: TrainingResult | None = None
     deployment: Any = None
     outcome: Any = None  # steps.skip.RunOutcome: what the run amounted to (its tag)
+    no_retraining: str = ""  # why the run trained nothing (the retraining step's reason)
 
 
 def monitor(
@@ -68,6 +69,7 @@ def monitor(
     )
     result.retraining = retraining_result(run)
     if result.retraining is None:
+        result.no_retraining = runner.output(run, retrain_if_needed).reason
         return result
     rows = {
         part: runner.saved_output(run, retrain_if_needed, part).run_metadata.get("rows", 0)

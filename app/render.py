@@ -115,7 +115,8 @@ def monitoring(result, echo: Echo) -> None:
         verdict = "promoted" if r.decision.promoted else "not promoted"
         echo(f"Retraining:   {r.run_name}: {verdict} ({r.decision.reason})")
     elif d.alert:
-        echo("Retraining:   none (needs a labelled batch)")
+        why = result.no_retraining.removeprefix("skipped: ") or "needs a labelled batch"
+        echo(f"Retraining:   none ({why})")
     if result.deployment is not None and result.deployment.details.get("RELEASE"):
         echo(f"Release:      {result.deployment.details['RELEASE']}", fg="green")
     elif result.deployment is not None:

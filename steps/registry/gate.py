@@ -218,6 +218,11 @@ def rows_to_decide(paired: PairedComparison, margin: float) -> str:
     if gap <= 1e-12:
         return "the two score the same: no number of rows is likely to tell them apart"
     needed = int(paired.rows * (half / gap) ** 2) + 1
+    if needed > 100 * paired.rows:  # a figure like 2,700,433 says only "about the same"
+        return (
+            f"over 100 times these {paired.rows} rows: the two score about the same "
+            f"(difference {paired.difference:+.4f})"
+        )
     return f"about {needed} evaluation rows if the difference stays {paired.difference:+.4f}"
 
 

@@ -159,6 +159,13 @@ def test_a_plain_monitor_right_after_a_promotion_does_not_alert_on_the_champions
         if result.decision.alert:
             reason = steps["retrain_if_needed"].outputs["retraining_decision"][0].load().reason
             assert "no new labelled rows" in reason
+            from app import render
+
+            lines: list[str] = []
+            render.monitoring(result, lambda text, _lines=lines, **_: _lines.append(text))
+            assert any(
+                line.startswith("Retraining:   none (no new labelled rows") for line in lines
+            ), lines
 
 
 def test_history_and_monitor_history_show_each_versions_gate_rows_and_watched_version(

@@ -111,6 +111,7 @@ def test_held_out_rows_raise_no_alert_and_the_run_looks_like_nothing_happened(ch
     assert set(outputs) == {"retraining_decision"}
     decision = outputs["retraining_decision"][0].load()
     assert decision.reason.startswith("skipped: no retraining needed") and not decision.promoted
+    assert result.no_retraining == decision.reason  # what run.py's summary says
     assert decision.candidate_score is None and decision.champion_status == ""
     # `zenml pipeline runs list --columns name,status,tags` tells this run apart (its tag).
     assert outcome_tags(result.run_name) == ["zenkube:nothing-to-do"]

@@ -95,3 +95,13 @@ def test_a_metric_the_rows_cannot_compute_is_inconclusive_not_a_crash():
     )
     assert decision.outcome == "inconclusive" and not decision.promoted
     assert "cannot be computed on these rows" in decision.reason
+
+
+def test_the_rows_to_decide_hint_is_a_count_only_when_one_is_plausible():
+    from steps.registry.gate import rows_to_decide
+    from steps.registry.paired import PairedComparison
+
+    near = rows_to_decide(PairedComparison(0.01, -0.01, 0.03, 200, 0.95, 1000), 0.0)
+    assert near == "about 801 evaluation rows if the difference stays +0.0100"
+    tiny = rows_to_decide(PairedComparison(0.0001, -0.03, 0.03, 400, 0.95, 1000), 0.0)
+    assert tiny.startswith("over 100 times these 400 rows: the two score about the same")
