@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,9 +153,12 @@ def ensure_secrets(spec: dict[str, Any], create_placeholders: bool = False) -> l
             pass
         if not create_placeholders:
             args = " ".join(f"--{k}=..." for k in sorted(keys))
+            # zenkube's own ZenML config, not the user's global one the plain CLI would use
+            where = os.environ.get("ZENML_CONFIG_PATH")
+            prefix = f"ZENML_CONFIG_PATH={shlex.quote(where)} " if where else ""
             raise ConfigError(
                 f"The stack spec references the ZenML secret '{name}', which does not exist. "
-                f"Create it first: `zenml secret create {name} {args}`."
+                f"Create it first: `{prefix}zenml secret create {name} {args}`."
             )
         client.create_secret(name, values=dict.fromkeys(sorted(keys), "unset"))
         created.append(name)

@@ -32,8 +32,10 @@ def test_stack_up_twice_is_a_no_op_and_a_change_is_an_update(zenml_store, tmp_pa
 def test_kubeflow_stack_needs_its_secret_first(zenml_store):
     with pytest.raises(
         ConfigError, match="zenml secret create zenkube-mlflow --password=... --username=..."
-    ):
+    ) as refused:
         stack_up("kubeflow")
+    # ... in zenkube's ZenML config, not the user's global one
+    assert f"`ZENML_CONFIG_PATH={os.environ['ZENML_CONFIG_PATH']} zenml" in str(refused.value)
     Client().create_secret("zenkube-mlflow", values={"username": "u", "password": "p"})
     created = stack_up("kubeflow")
     assert created.changed and Client().active_stack_model.name == "zenkube-kubeflow"
