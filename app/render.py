@@ -115,8 +115,11 @@ def monitoring(result, echo: Echo) -> None:
         verdict = "promoted" if r.decision.promoted else "not promoted"
         echo(f"Retraining:   {r.run_name}: {verdict} ({r.decision.reason})")
     elif d.alert:
-        why = result.no_retraining.removeprefix("skipped: ") or "needs a labelled batch"
-        echo(f"Retraining:   none ({why})")
+        # the step's "skipped: no retraining (why)" reads "none (why)" here
+        why = result.no_retraining.removeprefix("skipped: ").removeprefix("no retraining ")
+        if not why.startswith("("):
+            why = f"({why or 'needs a labelled batch'})"
+        echo(f"Retraining:   none {why}")
     if result.deployment is not None and result.deployment.details.get("RELEASE"):
         echo(f"Release:      {result.deployment.details['RELEASE']}", fg="green")
     elif result.deployment is not None:
