@@ -27,6 +27,35 @@ def _component(spec: dict, kind: str) -> dict[str, Any]:
     return components_of(spec).get(kind) or {}
 
 
+CONNECT_TIMEOUT = 3.0  # seconds an MLflow server gets to answer before the dry run says so
+
+
+def _unanswered(tracking_uri: str) -> str | None:
+    """Why the MLflow server at `tracking_uri` does not answer its /health GET within
+    CONNECT_TIMEOUT (name lookup included), else None; None too for a URI that is not a
+    server's (MLflow's own client reports those)."""
+    from integrations.kubeflow.preflight import reachable
+
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return reachable(f"{tracking_uri.rstrip('/')}/health", timeout=CONNECT_TIMEOUT)
+
+
+def _forward(tracking_uri: str) -> str:
+    """How to reach a cluster Service's URI (`<svc>.<namespace>.svc…`) from here."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(tracking_uri)
+    labels = (parts.hostname or "").split(".")
+    if len(labels) < 3 or labels[2] != "svc":
+        return " and set ZENKUBE_MLFLOW_URI to its address"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return (
+        f" (`kubectl -n {labels[1]} port-forward svc/{labels[0]} 5000:{port} &`, then "
+        f"ZENKUBE_MLFLOW_URI={parts.scheme}://localhost:5000)"
+    )
+
+
 def champion(spec: dict, model_name: str, model_uri: str | None, version: str | None) -> Any:
     """The registered model to render: `--model-uri` as given, else the champion in the
     stack's MLflow server (reached with MLFLOW_TRACKING_USERNAME/PASSWORD)."""
@@ -41,13 +70,22 @@ def champion(spec: dict, model_name: str, model_uri: str | None, version: str | 
         )
     import os
 
+    tracking = (_component(spec, "experiment_tracker").get("configuration") or {}).get(
+        "tracking_uri", ""
+    )
+    unanswered = _unanswered(tracking)
+    if unanswered:
+        raise ConfigError(
+            f"deploy --dry-run needs the model's files: without --model-uri it reads the "
+            f"champion of '{model_name}' from the stack's MLflow server at {tracking}, which "
+            f"does not answer from here ({unanswered}). Pass the champion's files to render "
+            "the manifests offline, e.g. --model-uri s3://zenkube-artifacts/mlflow/1/models/"
+            f"m-abc/artifacts, or make the server reachable from here{_forward(tracking)}."
+        )
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a dry run does not wait
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     import mlflow
 
-    tracking = (_component(spec, "experiment_tracker").get("configuration") or {}).get(
-        "tracking_uri", ""
-    )
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(tracking)
     try:

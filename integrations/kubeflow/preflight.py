@@ -167,14 +167,27 @@ def secret_check(api_client, settings: Settings) -> Check:
 
 
 def reachable(url: str, timeout: float = TIMEOUT) -> str | None:
-    """None when `url` answers an HTTP GET (any status below 500), else why not."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            return None
-    except urllib.error.HTTPError as error:
-        return None if error.code < 500 else f"it answered {error.code}"
-    except (OSError, ValueError) as error:
-        return str(getattr(error, "reason", None) or error)
+    """None when `url` answers an HTTP GET (any status below 500), else why not, within
+    about `timeout` seconds: urlopen's timeout bounds the connect and the read, not the
+    host's name lookup (a cluster-internal name can stall the resolver for many seconds),
+    so the GET runs in a daemon thread that is given up on at the deadline."""
+    import threading
+
+    why = [f"no answer within {timeout:g} s"]
+
+    def get() -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout):
+                why[0] = None
+        except urllib.error.HTTPError as error:
+            why[0] = None if error.code < 500 else f"it answered {error.code}"
+        except (OSError, ValueError) as error:
+            why[0] = str(getattr(error, "reason", None) or error)
+
+    thread = threading.Thread(target=get, daemon=True)
+    thread.start()
+    thread.join(timeout + 1)
+    return why[0]
 
 
 def server_checks(settings: Settings) -> list[Check]:

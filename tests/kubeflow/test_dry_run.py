@@ -66,7 +66,7 @@ def test_without_a_model_uri_an_unreachable_mlflow_server_says_how_to_go_offline
                  extra_env={"ZENKUBE_MLFLOW_URI": "http://127.0.0.1:9"})  # fmt: skip
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in out
-    assert "from MLflow at http://127.0.0.1:9" in out and "--model-uri" in out
+    assert "MLflow server at http://127.0.0.1:9" in out and "--model-uri" in out
 
 
 def test_the_seldon_dry_run_is_what_deploy_applies(seldon_stack, kubernetes_api):  # noqa: F811
