@@ -75,17 +75,53 @@ def registry_for_reading(echo):
 
 
 def merged(changes: list[dict], releases: list[dict]) -> list[dict]:
-    """Champion changes and ended releases in one list, newest first (by `at`). A
-    promoted release ends just after the champion change it made: in the same second,
-    the release line still comes first (it ended last)."""
-    tagged = [{**e, "kind": "change"} for e in changes]
-    tagged += [{**e, "kind": "release"} for e in releases]
-    order = {"change": 0, "release": 1}
-    return sorted(tagged, key=lambda e: (e.get("at", ""), order[e["kind"]]), reverse=True)
+    """Champion changes and ended releases in one list, newest first (by `at`), each
+    champion change once: a promoted release is not a line of its own but the who and why
+    of the change it made (`promoted_by`), so `history` lists that move once, as MLflow's
+    registry and ZenML's stage record it once. Other releases (aborted) are lines of their
+    own; one whose change is no longer in the history (it keeps 20) too."""
+    rows = [{**e, "kind": "change"} for e in changes]  # newest first, as kept
+    for release in releases:
+        change = _change_made_by(release, rows)
+        if change is None:
+            rows.append({**release, "kind": "release"})
+        else:
+            change["promoted_by"] = release
+    order = {"change": 0, "release": 1}  # in the same second, a release ended last
+    return sorted(rows, key=lambda e: (e.get("at", ""), order[e["kind"]]), reverse=True)
+
+
+def _change_made_by(release: dict, rows: list[dict]) -> dict | None:
+    """The champion change a promoted `release` made: the newest change to its version
+    between its start and its end (the promote moves the champion, then ends the
+    release), not already another release's."""
+    if release.get("outcome") != "promoted":
+        return None
+    from integrations.mlflow.tags import stamp
+
+    started = release.get("started_at")
+    since = stamp(started) if isinstance(started, int | float) else ""
+    for row in rows:
+        if (
+            row["kind"] == "change"
+            and "promoted_by" not in row
+            and row.get("version") == release.get("version")
+            and since <= row.get("at", "") <= release.get("at", "")
+        ):
+            return row
+    return None
 
 
 def history_line(event: dict) -> str:
-    """One line of `history`: a champion change, or a release and its outcome."""
+    """One line of `history`: a champion change (by its release, when one promoted it),
+    or a release that moved no champion and its outcome."""
+    release = event.get("promoted_by")
+    if release:  # who: the release as the change names it (a repair's: as the release does)
+        by = event["by"] if event["by"].startswith("release (") else release["by"]
+        label = by.split(") ", 1)[0] + "): "
+        why = release["reason"] if by == release["by"] else event["reason"].removeprefix(label)
+        why = f"promoted over v{release.get('champion') or '-'}: {why}"
+        return f"  {event['at']}  v{event['version']:<4} {by:<45} {why}"
     if event.get("kind") != "release":
         return f"  {event['at']}  v{event['version']:<4} {event['by']:<45} {event['reason']}"
     mode = event.get("mode", "")

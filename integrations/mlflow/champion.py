@@ -17,7 +17,13 @@ from core.champion import locks
 from core.errors import ConfigError
 from integrations.mlflow import registry as mlflow_registry
 from integrations.mlflow.registry import RegisteredModel
-from integrations.mlflow.tags import HISTORY_TAG, RELEASE_HISTORY_TAG
+from integrations.mlflow.tags import (
+    HISTORY_KEEP,
+    HISTORY_TAG,
+    RELEASE_HISTORY_TAG,
+    change_event,
+    release_event,
+)
 from integrations.mlflow.tags import events as tag_events
 
 logger = get_logger(__name__)
@@ -26,8 +32,6 @@ STAGE = "production"
 # The champion's and the releases' histories: HISTORY_TAG and RELEASE_HISTORY_TAG (tags.py).
 # The offline gate's verdict on a registered version (what `release start` picks from).
 OFFLINE_GATE_TAG = "zenkube.offline_gate"
-HISTORY_KEEP = 20
-REASON_KEEP = 300
 # The MLflow version a ZenML Model version registered (logged by the register step).
 MLFLOW_VERSION_KEY = "mlflow_version"
 
@@ -199,21 +203,11 @@ def undo_move(model_name: str, back_to: str, moved_to: str, why: str) -> None:
 
 
 def _record_change(model_name: str, version: str, by: str, reason: str) -> None:
-    import datetime
     import json
 
     from mlflow.tracking import MlflowClient
 
-    events = history(model_name)
-    events.insert(
-        0,
-        {
-            "at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "version": str(version),
-            "by": by,  # whole: a run name must be one the user can look up
-            "reason": reason[:REASON_KEEP],
-        },
-    )
+    events = [change_event(version, by, reason), *history(model_name)]
     MlflowClient().set_registered_model_tag(
         model_name, HISTORY_TAG, json.dumps(events[:HISTORY_KEEP][::-1])
     )
@@ -303,7 +297,6 @@ def release_history(model_name: str) -> list[dict]:
 def record_release(model_name: str, state: dict, outcome: str, by: str, reason: str) -> bool:
     """Add an ended release (its front/deployer state) to the history, once: a release
     already recorded (same start) is not added again. True when it was added."""
-    import datetime
     import json
 
     from mlflow.tracking import MlflowClient
@@ -312,23 +305,7 @@ def record_release(model_name: str, state: dict, outcome: str, by: str, reason: 
     started = state.get("started_at")
     if started is not None and any(e.get("started_at") == started for e in events):
         return False
-    ended = state.get("ended_at") or datetime.datetime.now(datetime.UTC).timestamp()
-    events.insert(
-        0,
-        {
-            "at": datetime.datetime.fromtimestamp(ended, datetime.UTC).strftime(
-                "%Y-%m-%d %H:%M:%S UTC"
-            ),
-            "version": str((state.get("candidate") or {}).get("version", "")),
-            "champion": str((state.get("champion") or {}).get("version", "")),
-            "mode": str(state.get("mode", "")),
-            "percent": state.get("percent"),
-            "outcome": outcome,
-            "by": by,
-            "reason": reason[:REASON_KEEP],
-            "started_at": started,
-        },
-    )
+    events.insert(0, release_event(state, outcome, by, reason))
     MlflowClient().set_registered_model_tag(
         model_name, RELEASE_HISTORY_TAG, json.dumps(events[:HISTORY_KEEP][::-1])
     )

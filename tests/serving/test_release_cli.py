@@ -110,7 +110,10 @@ def test_a_canary_shows_its_evidence_and_a_promote_by_hand_moves_the_champion(ve
     (entry,) = found.releases
     assert (entry["version"], entry["champion"], entry["outcome"]) == ("2", "1", "promoted")
     shown = "\n".join(said)
-    assert "v2    release (canary 50%) beside v1: promoted" in shown
+    # one line for the move, naming the release as who and why (not a second release line)
+    assert "v2    release (canary 50%) by hand by" in shown
+    assert "promoted over v1: promoted by hand (release promote)" in shown
+    assert "beside v1: promoted" not in shown
 
 
 def test_an_aborted_shadow_leaves_the_champion_and_stops_its_server(versions):

@@ -61,17 +61,74 @@ def test_history_merges_releases_with_champion_changes_newest_first():
         },  # fmt: skip
     ]
     events = merged(changes, releases)
+    # the promoted release is the who and why of the champion change it made: one line
     assert [(e["kind"], e["version"]) for e in events] == [
-        ("release", "3"),  # ended with (after) the champion change it made
         ("change", "3"),
         ("release", "2"),
         ("change", "1"),
     ]
     text = [history_line(e) for e in events]
-    assert "release (canary 10%) beside v1: promoted" in text[0]
-    assert "release (shadow) beside v1: aborted" in text[2]
-    assert text[2].endswith("release (shadow) by the budget: undecided after 1800 s")
-    assert "the gate (run)" in text[3] and "first" in text[3]
+    assert "v3    release (canary 10%) by the gate" in text[0]
+    assert text[0].endswith("promoted over v1: all figures inside their bounds")
+    assert "release (shadow) beside v1: aborted" in text[1]
+    assert text[1].endswith("release (shadow) by the budget: undecided after 1800 s")
+    assert "the gate (run)" in text[2] and "first" in text[2]
+
+
+def test_history_lists_a_promoted_release_once_read_from_a_real_mlflow_registry(tmp_path):
+    """A canary promoted by the gate writes a champion change, then (ending) its release,
+    as end_release does; `history` shows that move once, with the release as who and why.
+    An aborted release keeps its own line; so does a promoted release whose change fell
+    out of the kept history."""
+    import json
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from app.champions import history
+    from integrations.mlflow.tags import (
+        HISTORY_TAG,
+        RELEASE_HISTORY_TAG,
+        change_event,
+        release_event,
+    )
+    from integrations.seldon_local.local_records import Registry
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("m")
+    for _ in range(3):
+        client.create_model_version("m", str(tmp_path))
+    client.set_registered_model_alias("m", "champion", "2")
+    by, why = "release (canary 10%) by the gate", "every judged figure is inside its bound"
+    started = time.time() - 5
+    changes = [change_event("1", "the gate (training-run-1)", "first champion")]
+    canary = {"candidate": {"version": "2"}, "champion": {"version": "1"}, "mode": "canary",
+              "percent": 10.0, "started_at": started}  # fmt: skip
+    changes.append(change_event("2", by, f"release (canary 10%): {why}"))  # the promote
+    releases = [release_event({**canary, "ended_at": time.time()}, "promoted", by, why)]
+    aborted = {"candidate": {"version": "3"}, "champion": {"version": "2"}, "mode": "shadow",
+               "started_at": time.time(), "ended_at": time.time() + 2}  # fmt: skip
+    releases.append(release_event(aborted, "aborted", "release (shadow) by the budget", "budget"))
+    client.set_registered_model_tag("m", HISTORY_TAG, json.dumps(changes))
+    client.set_registered_model_tag("m", RELEASE_HISTORY_TAG, json.dumps(releases))
+
+    said: list[str] = []
+    found = history("m", said.append, registry=Registry(uri))
+    assert found.current == "2" and len(found.releases) == 2
+    moves = [line for line in said if line.startswith("  20")]
+    assert len(moves) == 3, said  # v2's promotion, v3's aborted shadow, v1's first move
+    (promotion,) = [line for line in moves if " v2 " in line]
+    assert by in promotion and promotion.endswith(f"promoted over v1: {why}")
+    assert "beside v1: promoted" not in "\n".join(said)
+    assert "release (shadow) beside v2: aborted" in moves[0]
+    assert promotion == moves[1] and "the gate (training-run-1)" in moves[2]
+
+    # the change fell out of the champion history (it keeps 20): the release still shows
+    client.set_registered_model_tag("m", HISTORY_TAG, json.dumps(changes[:1]))
+    said.clear()
+    history("m", said.append, registry=Registry(uri))
+    assert any("release (canary 10%) beside v1: promoted" in line for line in said), said
 
 
 def test_release_status_says_shares_evidence_decision_and_what_is_next():
