@@ -38,9 +38,11 @@ def start(
     echo=print,
     watch: bool = True,
     thresholds: dict | None = None,
+    force: bool = False,
 ) -> dict:
     """`release start`: the version as a canary (PCT %) or shadow beside the champion
-    (`thresholds`: on top of the config's)."""
+    (`thresholds`: on top of the config's). A version that did not pass the offline gate
+    is refused, unless `force`: then it is promoted only on labelled evidence."""
     from core.specs import ReleaseSpec
     from steps.deployment.release import start_release
 
@@ -64,7 +66,13 @@ def start(
         settle(name, echo)
         limits = {**spec.thresholds.model_dump(), **(thresholds or {})}
         release = ReleaseSpec(mode=mode, canary_percent=percent, thresholds=limits)
-        state = start_release(name, version, release, watch=watch)
+        state = start_release(name, version, release, watch=watch, force=force)
+    if (state.get("thresholds") or {}).get("require_labels") and not limits.get("require_labels"):
+        echo(
+            f"zenkube: v{(state.get('candidate') or {}).get('version')} did not pass the "
+            "offline gate; --force released it anyway, so it is promoted only on labelled "
+            "evidence (or by hand)."
+        )
     show(name, state, echo)
     return state
 
@@ -514,6 +522,12 @@ def describe(name: str, state: dict) -> list[str]:
             f"{limits['max_p95_latency_ratio']:g}×, median latency at most "
             f"+{limits['max_p50_latency_increase_ms']:g} ms (judged after "
             f"{limits['min_requests']:g} candidate requests)"
+        )
+    if limits.get("require_labels") and state.get("active"):
+        lines.append(
+            f"  promote:   only on labelled evidence (require_labels): {limits['min_labelled']:g}"
+            " feedback-labelled answers per version and quality not clearly worse; without "
+            "them the budget aborts it"
         )
     if state.get("next"):
         lines.append(f"  next:      {state['next']}")

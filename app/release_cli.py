@@ -23,19 +23,22 @@ def release_group() -> None:
               help="The candidate answers PCT % of requests (sticky per request id).")  # fmt: skip
 @click.option("--version", help="MLflow version to release (default: the newest that passed the "
               "offline gate, tagged zenkube.offline_gate=passed, and is not the champion).")  # fmt: skip
+@click.option("--force", is_flag=True, help="Release a --version that did not pass the offline "
+              "gate anyway; it is then promoted only on labelled evidence (or by hand).")  # fmt: skip
 @MODEL
-def start_cmd(shadow, canary, version, model_name) -> None:
+def start_cmd(shadow, canary, version, force, model_name) -> None:
     """Start a release beside the served champion (default: configs/deployment.yaml's
     release mode, else a canary at its canary_percent). The candidate is health- and
     smoke-checked first; a detached watcher promotes or aborts it once the evidence is
-    clear (log: the model's front folder, release-watch.log)."""
+    clear (log: the model's front folder, release-watch.log). A version that did not pass
+    the offline gate is refused unless --force."""
     from app import session
 
     if shadow and canary is not None:
         raise click.UsageError("--shadow and --canary PCT exclude each other: pick one.")
     session.ready(click.echo)
     mode = "shadow" if shadow else ("canary" if canary is not None else None)
-    start(model_name, mode, canary, version, click.echo)
+    start(model_name, mode, canary, version, click.echo, force=force)
 
 
 @release_group.command("status")

@@ -197,6 +197,10 @@ class ReleaseThresholds(_Strict):
         max_quality_drop: relative drop of the quality metric (accuracy, MAE/RMSE).
         budget_seconds: a release still undecided after this long is aborted.
         budget_requests: or after this many candidate requests.
+        require_labels: promote only on labelled evidence (`min_labelled` feedback-labelled
+            answers per version, quality not clearly worse); without it the budget aborts
+            the release. Always so for a version that did not pass the offline gate
+            (released with `release start --version N --force`).
     """
 
     min_requests: int = Field(200, ge=1)
@@ -209,6 +213,7 @@ class ReleaseThresholds(_Strict):
     max_quality_drop: float = Field(0.02, ge=0)
     budget_seconds: float = Field(1800, gt=0)
     budget_requests: int = Field(20_000, ge=1)
+    require_labels: bool = False
 
     @model_validator(mode="after")
     def _budget_holds_the_evidence(self):

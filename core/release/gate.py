@@ -32,7 +32,11 @@ DEFAULTS: dict[str, float] = {
     "max_quality_drop": 0.02,  # relative drop of accuracy (or rise of MAE)
     "budget_seconds": 1800,  # undecided after this: abort
     "budget_requests": 20000,  # or after this many candidate requests: abort
+    # 1: promoted only once quality is judged on labelled answers (set for a candidate
+    # that did not pass the offline gate: errors, latency and shift do not say it is right)
+    "require_labels": 0,
 }
+FLAGS = ("require_labels",)  # thresholds that are true (1) or false (0)
 LATENCY_MARGIN_MS = 20.0  # a p95 ratio over the bound counts only this far apart
 EARLY_REQUESTS = 20  # a rate can abort from this many candidate requests when clearly over
 # "Clearly": beyond three standard errors. The gate looks again every 0.5 s as evidence
@@ -54,6 +58,11 @@ def thresholds(given: dict | None) -> dict[str, float]:
     for key, value in (given or {}).items():
         if key not in DEFAULTS:
             raise ThresholdError(f"unknown release threshold {key!r}; known: {', '.join(DEFAULTS)}")
+        if key in FLAGS:
+            if value not in (True, False):  # 1 and 0 (and 1.0, 0.0) are True and False
+                raise ThresholdError(f"release threshold {key} is true or false, not {value!r}")
+            merged[key] = float(value)
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise ThresholdError(f"release threshold {key} must be a number >= 0, not {value!r}")
         merged[key] = float(value)
@@ -429,7 +438,9 @@ def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, 
     - the budget: `budget_seconds` or `budget_requests` spent without a decision.
     Promote once `min_requests` candidate requests were answered and every judged figure
     is inside its bound; when labels have started to arrive, only once `min_labelled`
-    per role did and quality is not clearly worse."""
+    per role did and quality is not clearly worse. With `require_labels` (a candidate that
+    did not pass the offline gate), only then in any case: without labels it is never
+    promoted here, and the budget ends it as an abort (fail closed)."""
     t = {**DEFAULTS, **(limits or {})}
     champ, cand = evidence["champion"], evidence["candidate"]
     n = cand["requests"]
@@ -485,6 +496,16 @@ def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, 
             [],
             f"labels are arriving: {int(t['min_labelled'] - labels_due)} more labelled "
             "answers per role before quality is judged and the release decided",
+        )
+    if enough and t["require_labels"] and not (judged_quality and q.get("drop") is not None):
+        left = max(0, int(t["min_labelled"] - labels_due))
+        return (
+            None,
+            [],
+            f"promoted only on labelled evidence (require_labels: the candidate did not pass "
+            f"the offline gate, or the config asks it): {left} more feedback-labelled answers "
+            f"per version before quality is judged; undecided after the budget "
+            f"({max(0.0, t['budget_seconds'] - elapsed_s):.0f} s left): aborted",
         )
     if enough:
         inside = [

@@ -114,6 +114,33 @@ def older_than_champion(version: str | None, champion: str | None) -> str:
     )
 
 
+def gate_refusal(model_name: str, version: str, tags: dict[str, str]) -> str:
+    """Why `version` (its MLflow tags) may not be released: it did not pass the offline
+    gate (zenkube.offline_gate is not "passed"); "" when it did. A release of it would be
+    promoted on errors, latency and prediction shift, none of which says it is right."""
+    verdict = (tags or {}).get(champions.OFFLINE_GATE_TAG)
+    if verdict == PASSED:
+        return ""
+    outcome = (tags or {}).get("zenkube.gate_outcome")
+    reason = (tags or {}).get("zenkube.gate_reason", "")
+    if verdict is None:
+        what = "was never judged by the offline gate (it has no zenkube.offline_gate tag)"
+    else:
+        what = f"did not pass the offline gate (zenkube.offline_gate={verdict}" + (
+            f", outcome {outcome}: {reason[:300]})" if outcome else ")"
+        )
+    return (
+        f"v{version} of '{model_name}' {what}, so no release was started: its canary or "
+        "shadow would be promoted on errors, latency and prediction shift, none of which "
+        "says its answers are right. Train a better version (`python run.py train "
+        f"--model-name {model_name}`; `python run.py history --model-name {model_name}` "
+        "lists each version's gate outcome), or release this one anyway with `--force`: it "
+        "is then promoted only on labelled evidence (feedback labels for `min_labelled` "
+        "answers of each version, quality not clearly worse), or by hand with `release "
+        "promote`; without labels its budget aborts it."
+    )
+
+
 def check_same_inputs(candidate, champion):
     """A ConfigError when the two take other inputs: both answer the same requests.
     Returns the candidate's recorded input schema (None: it could not be read)."""
@@ -150,17 +177,26 @@ def start_release(
     step_name: str = "",
     timeout: int = 300,
     watch: bool = True,
+    force: bool = False,
 ) -> dict:
     """Serve `version` (default: the newest gate-passed one that is not the champion) as
     a release beside the served champion, as `spec` says (mode, canary share, the
     live-evidence thresholds); its state. With `watch`, a local stack gets a detached
-    `release watch` that finishes the release once it is decided."""
+    `release watch` that finishes the release once it is decided.
+
+    A version that did not pass the offline gate is refused (`gate_refusal`); with
+    `force` it is released, and its gate promotes it only on labelled evidence
+    (`require_labels`)."""
     deployer = deployers.active_deployer()
     deployers.check_release(deployer, spec.mode, spec.canary_percent)
     with locks.model_lock(model_name, "release start", logger.info):
         champions.repair(model_name)
         current = champions.require(model_name, "release beside")
         chosen = version_to_release(model_name, version, current.version)
+        tags = mlflow_registry.version_tags(model_name, chosen.version)
+        unproven = gate_refusal(model_name, chosen.version, tags)
+        if unproven and not force:
+            raise ConfigError(unproven)
         check_stack_model_uri(chosen.artifact_location)
         schema = check_same_inputs(chosen, current)
         request = DeploymentRequest.for_model(chosen, "", pipeline_name, step_name)
@@ -169,7 +205,8 @@ def start_release(
             candidate=request,
             mode=spec.mode,
             percent=spec.canary_percent,
-            thresholds=spec.thresholds.model_dump(),
+            thresholds=spec.thresholds.model_dump()
+            | ({"require_labels": True} if unproven else {}),
         )
         state = deployers.release_start(deployer, release, timeout)
     if watch:

@@ -6,7 +6,12 @@ from __future__ import annotations
 from app.champions import history_line, merged
 from app.release import describe, interrupted
 from core.specs import ReleaseThresholds
-from steps.deployment.release import newest_passed, older_than_champion, release_label
+from steps.deployment.release import (
+    gate_refusal,
+    newest_passed,
+    older_than_champion,
+    release_label,
+)
 
 PASSED = {"zenkube.offline_gate": "passed"}
 FAILED = {"zenkube.offline_gate": "failed"}
@@ -255,3 +260,43 @@ def test_a_named_version_older_than_the_champion_is_said_to_be_older():
         "v1 is older than the champion v2: it is released only because --version named it"
     )
     assert older_than_champion("3", "2") == "" and older_than_champion("1", None) == ""
+
+
+def test_a_version_that_did_not_pass_the_offline_gate_is_refused_in_one_paragraph():
+    """`release start --version N` of a version the offline gate did not pass: what is
+    wrong (its verdict and the gate's reason), and both ways on (train, or --force and
+    what that means); a passed version is not refused."""
+    assert gate_refusal("m", "3", PASSED) == ""
+    inconclusive = {**FAILED, "zenkube.gate_outcome": "inconclusive",
+                    "zenkube.gate_reason": "inconclusive: 40 rows cannot tell"}  # fmt: skip
+    said = gate_refusal("m", "3", inconclusive)
+    assert said.startswith("v3 of 'm' did not pass the offline gate (zenkube.offline_gate=failed")
+    assert "outcome inconclusive: inconclusive: 40 rows cannot tell)" in said
+    assert "no release was started" in said and "\n" not in said
+    assert "`python run.py train --model-name m`" in said
+    assert "`--force`" in said and "promoted only on labelled evidence" in said
+    assert "without labels its budget aborts it" in said
+    assert "was never judged by the offline gate" in gate_refusal("m", "4", {})
+
+
+def test_the_release_start_command_takes_force():
+    """--force reaches `start` (the refusal names it, so it must exist)."""
+    from click.testing import CliRunner
+
+    from app.release_cli import release_group
+
+    shown = CliRunner().invoke(release_group, ["start", "--help"]).output
+    assert "--force" in shown and "did not pass the offline" in shown
+
+
+def test_release_status_says_an_unproven_candidate_waits_for_labels():
+    state = {
+        "active": True, "state": "running", "mode": "canary", "percent": 10.0,
+        "champion": {"version": "3"}, "candidate": {"version": "4"},
+        "evidence": {"candidate": {"requests": 300, "ok": 300}},
+        "thresholds": {**ReleaseThresholds().model_dump(), "require_labels": True},
+    }  # fmt: skip
+    text = "\n".join(describe("m", state))
+    assert "promote:   only on labelled evidence (require_labels): 50 feedback-labelled" in text
+    gated = {**state, "thresholds": ReleaseThresholds().model_dump()}
+    assert "only on labelled evidence" not in "\n".join(describe("m", gated))

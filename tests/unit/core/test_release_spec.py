@@ -21,6 +21,7 @@ def test_the_defaults_are_todays_swap_and_the_designs_thresholds():
         "max_quality_drop": 0.02,
         "budget_seconds": 1800,
         "budget_requests": 20000,
+        "require_labels": False,
     }
 
 

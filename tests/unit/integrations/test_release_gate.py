@@ -162,9 +162,34 @@ def test_the_budget_ends_an_undecided_release_as_abort():
 def test_thresholds_are_checked():
     assert gate.thresholds({"min_requests": 50})["min_requests"] == 50
     assert gate.thresholds(None) == gate.DEFAULTS
-    for bad in ({"min_request": 5}, {"min_requests": -1}, {"min_requests": "many"}):
+    # a flag: the config's true/false, and the 1.0 a front's release.json keeps
+    assert gate.thresholds({"require_labels": True})["require_labels"] == 1.0
+    assert gate.thresholds({"require_labels": 1.0})["require_labels"] == 1.0
+    assert gate.thresholds({"require_labels": False})["require_labels"] == 0.0
+    bad_ones = ({"min_request": 5}, {"min_requests": -1}, {"min_requests": "many"},
+                {"require_labels": "yes"}, {"require_labels": 2})  # fmt: skip
+    for bad in bad_ones:
         with pytest.raises(gate.ThresholdError):
             gate.thresholds(bad)
+
+
+def test_a_candidate_that_did_not_pass_the_offline_gate_is_promoted_only_on_labels():
+    """require_labels (a release started with --force): errors, latency and shift inside
+    their bounds promote nothing without labels; the budget then aborts it (fail closed).
+    With min_labelled labels per role and quality not clearly worse, it is promoted."""
+    unproven = {**LIMITS, "require_labels": 1.0}
+    assert judge(role(300), role(500))[0] == "promote"  # a gate-passed candidate would be
+    outcome, reasons, following = judge(role(300), role(500), limits=unproven)
+    assert outcome is None and reasons == []
+    assert "promoted only on labelled evidence" in following
+    assert "20 more feedback-labelled answers per version" in following
+    outcome, reasons, _ = judge(role(300), role(500), elapsed=1800, limits=unproven)
+    assert outcome == "abort" and "budget" in reasons[0]
+    champion = labelled(role(300), 90, 10)
+    outcome, reasons, _ = judge(champion, labelled(role(60), 18, 2), limits=unproven)
+    assert outcome == "promote" and "quality)" in reasons[0]
+    outcome, reasons, _ = judge(champion, labelled(role(60), 10, 20), limits=unproven)
+    assert outcome == "abort" and "accuracy" in reasons[0]
 
 
 @pytest.mark.parametrize("percent", [1, 10, 33.3, 50, 90])

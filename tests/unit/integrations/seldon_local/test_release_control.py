@@ -131,6 +131,22 @@ def test_the_gate_ends_a_release_by_itself_and_a_decided_one_nobody_ends():
     assert good.judge(good.started_at + 95 + 301) and good.state == "aborted"
     assert good.decision["by"] == "budget" and "nobody ended it" in good.decision["reasons"][0]
 
+    # a candidate that did not pass the offline gate (release start --force): the same
+    # good answers decide nothing without labels, through a front restart too; the
+    # budget aborts it
+    unproven = release(min_requests=10, budget_seconds=100, require_labels=True)
+    for role in ("champion", "candidate"):
+        for _ in range(30):
+            unproven.roles[role].answered(200, 0.01, [1])
+    assert not unproven.judge(unproven.started_at + 95) and unproven.state == "running"
+    assert "promoted only on labelled evidence" in unproven.next
+    state = {**unproven.as_dict(), "stats": unproven.stats()}
+    resumed = Release.resumed(state, "m", "seldon")
+    assert resumed.thresholds["require_labels"] == 1.0
+    assert not resumed.judge(resumed.started_at + 95) and resumed.state == "running"
+    assert resumed.judge(resumed.started_at + 101) and resumed.state == "aborted"
+    assert resumed.decision["by"] == "budget"
+
 
 def test_a_release_keeps_the_candidates_task_through_a_front_restart():
     """The task (core/release/gate.py `evidence`) travels with the release state and
