@@ -65,7 +65,9 @@ def predict(input_path: str, protocol: str | None, model_name: str | None) -> An
     frame = read_rows(input_path)
     deployer, _ = served_services(model_name)
     service = current_service(model_name, protocol)
-    frame, dropped = not_inputs_dropped(frame, served_schema(service))
+    schema = served_schema(service)
+    refuse_no_rows(frame, input_path, schema)
+    frame, dropped = not_inputs_dropped(frame, schema)
     if dropped:  # on the terminal's stderr (the command's own goes to the log): stdout is JSON
         import sys
 
@@ -92,6 +94,17 @@ def served_schema(service):
         if is_interrupt(exc):
             raise
         return None
+
+
+def refuse_no_rows(frame, path: str, schema) -> None:
+    """A file with no rows to send (zero bytes, blank lines, a header row alone, `[]`) is
+    refused in one paragraph naming the served model's columns, before any request."""
+    from steps.inference.chunks import no_rows
+
+    if not len(frame):
+        header = [str(c) for c in frame.columns]
+        columns = [c.name for c in schema.columns] if schema is not None else None
+        raise ConfigError(no_rows(path, header, columns))
 
 
 def not_inputs_dropped(frame, schema) -> tuple[Any, list[str]]:
@@ -336,5 +349,7 @@ def read_rows(path: str):
         raise ConfigError(f"{path}: use a list of row objects or {{columns, data}}.")
     try:
         return pd.read_csv(file)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except pd.errors.EmptyDataError:  # not even a header row: no rows (refuse_no_rows)
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not a readable CSV file: {exc}") from exc

@@ -9,6 +9,7 @@ import pandas as pd
 from zenml.io import fileio
 
 from core.errors import ConfigError
+from integrations.seldon_local.runtime.validation import listing
 from steps.data.load import check_unique_header, read_errors_explained
 
 PARQUET = {".parquet", ".pq"}
@@ -24,6 +25,34 @@ def check_readable(path: str) -> None:
         raise ConfigError(
             f"Input file not found: {path}. Pass an existing CSV/Parquet path or URI."
         )
+
+
+def no_rows(path: str, header: list[str] | None, columns: list[str] | None) -> str:
+    """Why `path` has no rows to score and what to give instead, in one paragraph: a
+    zero-byte or blank CSV (no header row), a header row with nothing under it, an empty
+    Parquet table or JSON list. `columns`: the model's (None when they cannot be read)."""
+    wanted = f"the model's columns ({listing(columns)})" if columns else "the model's columns"
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in PARQUET:
+        return f"{path} has no rows to score. Write the rows to score, with {wanted}."
+    if suffix == ".json":
+        return (
+            f"{path} has no rows to score. Give a list of row objects (or {{columns, data}}) "
+            f"with {wanted}."
+        )
+    if header and not set(columns or ()) - set(header):
+        return (
+            f"{path} has a header row but no rows to score under it. Add the rows to score "
+            "under the header, one per line."
+        )
+    if header:
+        what = f"has a header row ({listing(header)}) but no rows to score under it"
+    else:
+        what = "is empty: it has no header row and no rows to score"
+    return (
+        f"{path} {what}. Give a CSV whose first line is a header row of {wanted}, then one "
+        "row per line."
+    )
 
 
 def read_chunks(
@@ -76,7 +105,10 @@ def _parquet_chunks(source, rows: int) -> Iterator[pd.DataFrame]:
 def _csv_chunks(
     f, path: str, rows: int, text_columns: tuple[str, ...], numeric_columns: tuple[str, ...]
 ) -> Iterator[pd.DataFrame]:
-    header = pd.read_csv(f, header=None, nrows=1, dtype=str).iloc[0].tolist()
+    try:
+        header = pd.read_csv(f, header=None, nrows=1, dtype=str).iloc[0].tolist()
+    except pd.errors.EmptyDataError:
+        return  # not even a header row: no chunks (the scorer says what the file needs)
     check_unique_header([str(h) for h in header], path)
     f.seek(0)
     text = {c: str for c in text_columns if c in header}

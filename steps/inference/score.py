@@ -27,7 +27,7 @@ from integrations.mlflow import registry as mlflow_registry
 from integrations.mlflow.registry import RegisteredModel
 from integrations.seldon_local.runtime import validation
 from materializers.dataset import Dataset
-from steps.inference.chunks import check_readable, read_chunks
+from steps.inference.chunks import check_readable, no_rows, read_chunks
 from steps.monitoring.batch import PREDICTION
 
 logger = logging.getLogger(__name__)
@@ -308,8 +308,13 @@ def score_file(
     }
     writer = PredictionWriter(output_path, metadata)
     rows = chunks = 0
+    header = None
     try:
         for chunk in read_chunks(input_path, chunk_rows, text + ids_as_text, numeric):
+            if header is None:
+                header = [str(c) for c in chunk.columns]
+            if not len(chunk):  # a CSV's header row with no rows under it
+                continue
             if not chunks and id_column and id_column not in chunk.columns:
                 raise ConfigError(
                     f"{input_path} has no column '{id_column}' (--id-column); its columns are "
@@ -338,9 +343,9 @@ def score_file(
             if progress is not None:
                 progress(rows, chunks, time.monotonic() - started)
         if not rows:
+            features = [c.name for c in model.columns]
             raise DataValidationError(
-                f"{input_path} has no rows to score: the batch is empty. Nothing was written "
-                f"to {output_path}."
+                f"{no_rows(input_path, header, features)} Nothing was written to {output_path}."
             )
         writer.commit()
     except BaseException:

@@ -90,6 +90,28 @@ def test_an_empty_file_is_refused(model, tmp_path):
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.parametrize(
+    "content,says",
+    [
+        ("", "is empty: it has no header row and no rows to score. Give a CSV whose first "
+         "line is a header row of the model's columns (c0, c1, c2, c3), then one row per line"),
+        ("\n\n", "is empty: it has no header row"),
+        ("age,city\n", "has a header row (age, city) but no rows to score under it. Give a CSV "
+         "whose first line is a header row of the model's columns (c0, c1, c2, c3)"),
+        ("c0,c1,c2,c3\n", "has a header row but no rows to score under it. Add the rows to "
+         "score under the header, one per line"),
+    ],
+)  # fmt: skip
+def test_a_csv_with_no_rows_is_refused_saying_what_it_needs(model, tmp_path, content, says):
+    (tmp_path / "in.csv").write_text(content)
+    with pytest.raises(DataValidationError) as raised:
+        score_file(model, str(tmp_path / "in.csv"), str(tmp_path / "out.parquet"))
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'in.csv'} ") and says in message
+    assert message.endswith(f"Nothing was written to {tmp_path / 'out.parquet'}.")
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_the_columns_the_model_left_out_are_passed_over_and_others_refused(model, tmp_path):
     from dataclasses import replace
 
