@@ -122,7 +122,15 @@ def test_an_aborted_shadow_leaves_the_champion_and_stops_its_server(versions):
     # Nothing newer than the champion v2 passed the gate: without --version, no release.
     with pytest.raises(ConfigError, match="newer than the champion"):
         release.start(MODEL, "shadow", None, None, echo, watch=False)
-    state = release.start(MODEL, "shadow", None, "1", echo, watch=False)  # named: v1
+    # as if the offline gate had failed v1: refused before any server starts, unless --force
+    mlflow_registry.tag_version(MODEL, "1", {champion.OFFLINE_GATE_TAG: "failed"})
+    with pytest.raises(ConfigError, match="v1 of 'release-model' did not pass the offline gate"):
+        release.start(MODEL, "shadow", None, "1", echo, watch=False)
+    assert deployers.candidates(deployers.active_deployer(), MODEL) == []
+    state = release.start(MODEL, "shadow", None, "1", echo, watch=False, force=True)  # named: v1
+    mlflow_registry.tag_version(MODEL, "1", {champion.OFFLINE_GATE_TAG: "passed"})  # as it was
+    assert state["thresholds"]["require_labels"]  # promoted only on labelled evidence
+    assert "v1 did not pass the offline gate; --force released it anyway" in "\n".join(said)
     assert state["mode"] == "shadow" and state["candidate"]["version"] == "1"
     assert "v1 is older than the champion v2" in "\n".join(said)
     (candidate,) = deployers.candidates(deployers.active_deployer(), MODEL)
