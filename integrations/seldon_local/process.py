@@ -226,7 +226,12 @@ def server_state(
     )
     if status is None and front.keeper_alive():
         return "pending_startup", "the model's front is restarting (its keeper restarts it)"
-    if status is None or (status.get("backend") != backend_port and not candidate):
+    if status is None:
+        return "inactive", (  # `serve status` adds the command that starts it again
+            "the model's front is down (its process and the keeper that restarts it are "
+            "gone), so no request reaches this server"
+        )
+    if status.get("backend") != backend_port and not candidate:
         return "inactive", "the model's front is not forwarding to this server"
     why = ""
     for _, port in alive:  # the first healthy replica is enough: the front sends it requests

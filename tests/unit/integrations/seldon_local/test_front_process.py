@@ -1,7 +1,8 @@
 """The front as a process (router/, no model server behind it): its control socket is
 the owner's alone, the serving port has no control paths, a client sending malformed
-HTTP cannot grow its log past the cap, and kill -9 of the front or of its keeper is
-undone by the other (issue #34)."""
+HTTP cannot grow its log past the cap, kill -9 of the front or of its keeper is undone
+by the other (issue #34), and `serve status` tells a front forwarding elsewhere from one
+that is down."""
 
 from __future__ import annotations
 
@@ -164,3 +165,16 @@ def test_a_restarted_front_keeps_the_count_of_server_restarts(tmp_path):
     status = Front(0, 0, record, restore=True).status()
     assert (status["restarts"], status["last_restart"], status["front_restarts"]) == (3, 1.5e9, 2)
     assert Front(0, 0, record).status()["restarts"] == 0  # a fresh start counts anew
+
+
+def test_serve_status_tells_a_front_forwarding_elsewhere_from_one_that_is_down(front):
+    seldon, elsewhere = process.get_protocol("seldon"), process.free_port()
+
+    def why() -> tuple[str, str]:  # this test's process stands in for a live server
+        return process.server_state(os.getpid(), elsewhere, front, seldon, "m", "m")
+
+    assert why() == ("inactive", "the model's front is not forwarding to this server")
+    front.stop()  # its process and its keeper
+    state, reason = why()
+    assert state == "inactive" and reason.startswith("the model's front is down")
+    assert "keeper" in reason and "not forwarding" not in reason
