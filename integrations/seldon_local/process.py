@@ -158,10 +158,23 @@ def stop_group(pid: int | None, timeout: float = 15.0) -> None:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
+    kill_group(pid)
+
+
+def kill_group(pid: int | None) -> None:
+    """SIGKILL the process group at once, as the kernel ends every process of a container
+    whose main process died (pid_namespaces(7)): none of them answers another request.
+    A server whose leader is dead gets this, not a SIGTERM: Seldon's metrics Manager
+    (a child of the leader) dies at SIGTERM while its gunicorn worker finishes the request
+    it holds, and that request's metrics update then fails: the worker answers HTTP 500
+    "[Errno 32] Broken pipe" (or "[Errno 104] Connection reset by peer"). Killed at once,
+    the request is cut off instead, and the front sends it to another replica."""
+    if not pid:
+        return
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        return
     # SIGKILL is delivered, not done: wait (briefly) until the group is really gone, so
     # whoever stopped it can rely on its port and its processes being free.
     deadline = time.monotonic() + 5

@@ -157,6 +157,39 @@ class Served:
         }
 
 
+def first_row(protocol: str, port: int) -> tuple[str, dict]:
+    """The prediction URL on the front's `port` and a body of one row."""
+    X, _ = release_models.data()
+    proto = process.get_protocol(protocol)
+    body = proto.request_body(release_models.COLUMNS, [X.iloc[0].tolist()])
+    return proto.url(port, "classifier", proto.predict_path), body
+
+
+def stop_replicas(*folders: Path) -> None:
+    """Every replica of the servers in `folders` (their front stopped first: it restarts
+    no server after that)."""
+    for folder in folders:
+        replicas.stop_all(replicas.pids(server_record(folder)), process.stop_group, 5)
+
+
+@contextmanager
+def served_replicas(root: Path, protocol: str):
+    """v1 served on `protocol` as REPLICAS replicas behind its front, nothing else:
+    (front, the server's folder, prediction URL, a one-row body)."""
+    folders = release_models.models(root / "models", ("champion",))
+    state = root / "state"
+    front = ModelFront(state, MODEL)
+    try:
+        port = start_server(state / "champion", folders["champion"], protocol, REPLICAS)
+        columns = json.dumps(release_models.COLUMNS)
+        served = {"model": MODEL, "version": "1", "protocol": protocol, "columns": columns}
+        front.start(process.free_port(), port, served=served)
+        yield (front, state / "champion", *first_row(protocol, front.port))
+    finally:
+        front.stop()
+        stop_replicas(state / "champion")
+
+
 @contextmanager
 def served_release(root: Path):
     """v1 served on V2 behind its front, v2 a canary at 50% beside it, a watcher."""
@@ -175,10 +208,7 @@ def served_release(root: Path):
             str(candidate_dir), UNDECIDED,
         )  # fmt: skip
         spawn_watcher(front)
-        X, _ = release_models.data()
-        proto = process.get_protocol(PROTOCOL)
-        body = proto.request_body(release_models.COLUMNS, [X.iloc[0].tolist()])
-        url = proto.url(front.port, "classifier", proto.predict_path)
+        url, body = first_row(PROTOCOL, front.port)
         yield Served(front, champion_dir, candidate_dir, champion_port, candidate_port, url, body)
     finally:
         pid_file = front.dir / "release-watch.pid"
@@ -187,8 +217,7 @@ def served_release(root: Path):
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
         except (OSError, ValueError):
             pass
-        for folder in (champion_dir, candidate_dir):
-            replicas.stop_all(replicas.pids(server_record(folder)), process.stop_group, 5)
+        stop_replicas(champion_dir, candidate_dir)
 
 
 class Load(ClientThreads):
@@ -197,6 +226,7 @@ class Load(ClientThreads):
     def __init__(self, url: str, body: dict):
         self.url, self.body = url, body
         self.failures: list[float] = []
+        self.reasons: list[str] = []  # what each failed request got
         self.answered = 0
         super().__init__(CLIENTS, join_timeout=15)
 
@@ -204,15 +234,17 @@ class Load(ClientThreads):
         session = requests.Session()
         while not self.stop.is_set():
             try:
-                ok = session.post(self.url, json=self.body, timeout=10).status_code == 200
-            except requests.RequestException:
-                ok = False
+                answer = session.post(self.url, json=self.body, timeout=10)
+                ok, reason = answer.status_code == 200, f"{answer.status_code} {answer.text[:200]}"
+            except requests.RequestException as exc:
+                ok, reason = False, repr(exc)[:200]
                 session = requests.Session()
             with self.lock:
                 if ok:
                     self.answered += 1
                 else:
                     self.failures.append(time.monotonic())
+                    self.reasons.append(reason)
             if not ok:
                 time.sleep(0.02)
 

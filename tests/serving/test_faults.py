@@ -9,10 +9,24 @@ took is benchmarks/bench_faults.py's to print (docs/performance.md)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving.faults import CLIENTS, KINDS, REPLICAS, Load, kill_and_recover, served_release
+from integrations.seldon_local import process
+from tests.serving.faults import (
+    CLIENTS,
+    KINDS,
+    REPLICAS,
+    Load,
+    kill_and_recover,
+    served_release,
+    served_replicas,
+    server_pid,
+)
 
 
 def ready_replicas(metrics_url: str) -> float:
@@ -56,3 +70,30 @@ def test_every_serving_process_killed_in_turn_is_replaced_and_serves_what_it_ser
     # 5xx share stays zero and the release is not aborted), the others serve no request
     for kind in ("standby", "candidate", "watcher", "keeper"):
         assert by_kind[kind]["failed"] == 0, by_kind[kind]
+
+
+def test_the_primary_seldon_server_killed_under_load_costs_no_request(tmp_path):
+    """kill -9 of the primary's leader (Seldon Core's microservice: a gunicorn arbiter,
+    its worker, its metrics Manager and metrics server in one process group). The front
+    finds the leader dead and kills the rest of the group at once: the request the
+    worker held is cut off and sent to the standby, never answered by the dying worker
+    with Seldon's own HTTP 500 ("[Errno 32] Broken pipe" from its dead metrics Manager,
+    as the group's SIGTERM left it: process.py `kill_group`)."""
+    with served_replicas(tmp_path, "seldon") as (_, folder, url, body), Load(url, body) as load:
+        deadline = time.monotonic() + 30
+        while load.answered < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        leader = server_pid(folder)
+        group = process.group_members(leader)
+        assert len(group) > 2, group  # the leader and its children: what the front ends
+        answered = load.answered
+        os.kill(leader, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(process.is_alive(p) for p in group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.group_members(leader) == []  # the front ended what the leader left
+        time.sleep(1.5)  # requests in flight at the kill, and after it, are counted
+        with load.lock:
+            reasons, answered = list(load.reasons), load.answered - answered
+    assert reasons == [], reasons
+    assert answered > 0  # the standby answered meanwhile

@@ -64,6 +64,28 @@ from integrations.seldon_local.router.wire import (
 log = logging.getLogger("zenkube.front")
 
 
+def retried(outcome: web.Response | BaseException, may_repeat: bool) -> bool:
+    """Whether the front asks the next replica after one attempt's `outcome` (the
+    replica's answer, or what went wrong). Envoy's retry_on `connect-failure` and `reset`,
+    never `5xx` or `gateway-error`: only a replica that did not answer is passed over.
+
+    - An answer, whatever its status (a 4xx, a 500 the model raised for this input), is
+      the model server's and goes to the client: never retried. A dying server does not
+      answer: the front kills a server whose leader died with SIGKILL (process.py
+      `kill_group`), so its request is cut off, not answered with the server's own error.
+    - The connection refused or never made (`connect-failure`): nothing was sent; any
+      request goes to the next replica.
+    - The connection reset or closed before the whole answer (`reset`): the replica may
+      have run the request, so only one that may be sent twice (`may_repeat`: a
+      prediction, GET, HEAD) goes on.
+    - Anything else (a timeout, a malformed answer) is not a replica going away."""
+    if isinstance(outcome, ClientConnectorError):
+        return True
+    if isinstance(outcome, (ServerDisconnectedError, ClientOSError, ClientPayloadError)):
+        return may_repeat
+    return False
+
+
 class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
     def __init__(
         self, port: int, backend: int, record: Path, model: str = "", version: str = "",
@@ -320,9 +342,9 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
         idempotent: bool = False,
     ) -> web.Response:  # fmt: skip
         """One request to the model server on `port` (to its first ready replica); 503
-        when none answers. A replica that refuses the connection (dead) is marked down and
-        the next one is asked; one that drops it mid-request too, when the request may be
-        sent twice (`idempotent`: a prediction; GET). With `puid`, a Seldon prediction's
+        when none answers. Which failures send it to the next replica is `retried`'s to
+        say (`idempotent`: a prediction, which may be sent twice); a replica that refuses
+        the connection (dead) is marked down too. With `puid`, a Seldon prediction's
         request id is returned in the Seldon-Puid header. In flight it counts under
         `port`, whichever replica answers (a swap drains the server, all its replicas)."""
         self.inflight[port] += 1
@@ -331,16 +353,15 @@ class Front(Routing, Recording, ReleaseKeeping, Supervision, Control):
             targets = self.targets(port)
             for n, target in enumerate(targets, 1):
                 try:
-                    return await self.send_once(target, method, url, headers, body, puid)
-                except ClientConnectorError as exc:  # not sent: any replica may take it
-                    self.down[target] = time.monotonic()
-                    failure = exc
-                except (ServerDisconnectedError, ClientOSError, ClientPayloadError) as exc:
-                    failure = exc
-                    if not again:
-                        break
+                    outcome = await self.send_once(target, method, url, headers, body, puid)
                 except (TimeoutError, ClientError) as exc:
-                    failure = exc
+                    outcome = exc
+                if isinstance(outcome, ClientConnectorError):  # it refused: dead
+                    self.down[target] = time.monotonic()
+                failure = outcome
+                if not retried(outcome, again):
+                    if isinstance(outcome, web.Response):
+                        return outcome
                     break
                 if n < len(targets):
                     log.info("replica on port %s did not answer (%s): the next one is asked",

@@ -3,8 +3,8 @@ it, and the release watcher beside it; and keeps the logs small.
 
 - Each replica of a model server this front serves (the champion, and an active
   release's candidate; its record `server.json` and launch specs `server.launch.json`,
-  `standby<i>.launch.json` in its folder: replicas.py) is restarted when it dies, on
-  the same port, with backoff (1 s doubling to 60 s; reset after 60 s up); meanwhile the
+  `standby<i>.launch.json` in its folder: replicas.py) is restarted when it dies (what
+  its process group still holds is killed at once first), on the same port, with backoff (1 s doubling to 60 s; reset after 60 s up); meanwhile the
   front sends requests to another ready replica (proxy.py `targets`). Restarts are
   counted in zenkube_server_restarts_total and in the control answer, ready replicas in
   zenkube_ready_replicas. A damaged model copy (digest mismatch) is not restarted.
@@ -155,6 +155,10 @@ class Supervision:
         self, record: dict, role: str, server_dir: Path, port: int, index: int = 0
     ) -> bool:
         (replica,) = [r for r in replicas.of(record) if r.index == index]
+        loop = asyncio.get_running_loop()
+        # its leader is dead, its workers may still hold the port and a request: the whole
+        # group goes first, with SIGKILL (process.py `kill_group` says why not SIGTERM)
+        await loop.run_in_executor(None, process.kill_group, replica.pid)
         spec_file = server_dir / replica.spec
         champion = role == "champion"
         if not spec_file.exists() or not (server_dir / "model").exists():
@@ -162,7 +166,6 @@ class Supervision:
                 self.restart_note = "cannot restart: its launch record or model copy is gone"
             return False
         spec = json.loads(spec_file.read_text())
-        loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, self.copy_is_intact, server_dir):
             if champion:
                 self.restart_note = (
@@ -171,9 +174,6 @@ class Supervision:
                 )
             log.warning("the model server died and its model copy is damaged: %s", server_dir)
             return False
-        # workers of a killed leader may still hold the port: the whole group goes first,
-        # at once (their leader is dead: nothing is left to shut down gracefully)
-        await loop.run_in_executor(None, process.stop_group, replica.pid, 0.5)
         current = read_json(server_dir / "server.json")
 
         def pid_now() -> int | None:

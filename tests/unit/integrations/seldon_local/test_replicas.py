@@ -6,14 +6,21 @@ HTTP (a small aiohttp server stands in for the live replica, no model needed).""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import (
+    ClientConnectorError,
+    ClientOSError,
+    ClientSession,
+    ServerDisconnectedError,
+    web,
+)
 
 from core.errors import ConfigError
 from integrations.seldon_local import process, replicas
-from integrations.seldon_local.router.proxy import Front
+from integrations.seldon_local.router.proxy import Front, retried
 from integrations.seldon_local.router.supervise import DOWN_SECONDS
 
 
@@ -106,3 +113,60 @@ def test_a_request_to_a_dead_replica_is_answered_by_the_live_one(tmp_path):
     assert status == 200 and again == 200
     assert refused == 503  # one replica, and it is dead: a 503 with a reason
     assert down and all(not count for count in inflight.values())  # only the dead one
+
+
+SELDON_IO_ERROR = (
+    b'{"status":{"status":1,"info":"[Errno 32] Broken pipe","code":-1,'
+    b'"reason":"MICROSERVICE_INTERNAL_ERROR"}}'
+)
+
+
+def test_only_a_replica_that_did_not_answer_is_passed_over_never_an_answer(tmp_path):
+    """`retried` (Envoy's retry_on connect-failure and reset, not 5xx): every answer,
+    a 500 included, is the client's; a refused connection goes on; a connection cut
+    mid-answer goes on only for a request that may be sent twice. Then the same over
+    real HTTP: a primary that answers 500, or cuts the connection, before a live standby."""
+    for status in (400, 404, 413, 422, 500, 503):
+        answer = web.Response(status=status, body=SELDON_IO_ERROR)
+        assert not retried(answer, True) and not retried(answer, False)
+    for cut in (ServerDisconnectedError(), ClientOSError(104, "Connection reset by peer")):
+        assert retried(cut, True) and not retried(cut, False)
+    assert not retried(TimeoutError(), True)  # a slow model is not a dying one
+
+    async def cut_off(request):
+        request.transport.abort()  # closed mid-request, nothing answered
+        return web.Response()
+
+    async def scenario():
+        primary, standby, hits = web.Application(), web.Application(), []
+        primary.router.add_post("/fails", lambda r: web.Response(status=500, body=SELDON_IO_ERROR))
+        primary.router.add_post("/cut", cut_off)
+        standby.router.add_post("/{any}", lambda r: hits.append(r.path) or web.Response(text="ok"))
+        runners = [web.AppRunner(primary), web.AppRunner(standby)]
+        ports = [process.free_port(), process.free_port()]
+        for runner, port in zip(runners, ports, strict=True):
+            await runner.setup()
+            await web.TCPSite(runner, process.HOST, port).start()
+        front = Front(9000, ports[0], tmp_path / "router.json")
+        front.replica_ports[ports[0]] = ports
+        front.session = ClientSession(auto_decompress=False)
+        try:
+            try:
+                await front.session.get(f"http://{process.HOST}:{process.free_port()}/")
+            except ClientConnectorError as exc:
+                refused = exc
+            send = functools.partial(front.send, ports[0], "POST", headers={}, body=b"{}")
+            failed = await send("/fails", idempotent=True)
+            cut = await send("/cut", idempotent=True)
+            cut_once = await send("/cut")  # not a prediction: it may have run, not sent again
+        finally:
+            await front.session.close()
+            for runner in runners:
+                await runner.cleanup()
+        return refused, (failed.status, failed.body), cut.status, cut_once.status, hits
+
+    refused, failed, cut, cut_once, hits = asyncio.run(scenario())
+    assert retried(refused, True) and retried(refused, False)  # never sent: any request
+    assert failed == (500, SELDON_IO_ERROR)  # the primary's answer, passed on as it was
+    assert cut == 200 and cut_once == 503
+    assert hits == ["/cut"]  # the standby was asked once: for the cut-off prediction
