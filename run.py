@@ -216,14 +216,16 @@ def history_cmd(model_name) -> None:
 @MODEL
 @click.option("--to", "to", help="Version to bring back (default: the previous champion).")
 def rollback_cmd(model_name, to) -> None:
-    """Bring back the previous champion (or --to VERSION) and serve it with no downtime."""
+    """Bring back the previous champion (the newest other version in `history`, or --to
+    VERSION) and serve it with no downtime (no gate; refused while a release runs)."""
     session.ready(click.echo)
     champions.rollback(model_name, to, click.secho)
 
 
 @cli.group("champion")
 def champion_group() -> None:
-    """Move a model's champion by hand (MLflow alias and ZenML stage, always together)."""
+    """Move a model's champion by hand (MLflow alias and ZenML stage, always together);
+    `history` lists every change with who made it and why, `rollback` undoes the last."""
 
 
 @champion_group.command("set")

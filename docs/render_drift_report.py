@@ -65,7 +65,8 @@ def sample_history() -> str:
     version 2 became champion on day 10."""
     import numpy as np
 
-    from materializers.drift_history import ColumnPoint, DriftHistory, RunRecord
+    from app.drift_history import record_of
+    from materializers.drift_history import DriftHistory
 
     rng = np.random.default_rng(4)
     runs = []
@@ -76,30 +77,24 @@ def sample_history() -> str:
             "city": rng.uniform(0.01, 0.04),
             "signup": rng.uniform(0.01, 0.05),
         }
-        columns = {
-            name: ColumnPoint(
-                p_value=float(10 ** (-effect * 80)),
-                effect=float(effect),
-                min_effect=0.1,
-                drifted=bool(effect >= 0.1 and 10 ** (-effect * 80) < 0.05),
-            )
-            for name, effect in effects.items()
-        }
-        share = sum(c.drifted for c in columns.values()) / len(columns)
-        labelled = day % 3 == 2
+        # each run's figures as its artifacts hold them (the drift report's summary.json,
+        # the quality report, the decision), read by the same function as `monitor history`
+        columns = [
+            {"column": name, "p_value": 10 ** (-e * 80), "effect": e, "min_effect": 0.1,
+             "drifted": bool(e >= 0.1 and 10 ** (-e * 80) < 0.05)}
+            for name, e in effects.items()
+        ]  # fmt: skip
+        share = sum(c["drifted"] for c in columns) / len(columns)
+        quality = {"labelled": True, "metric": "f1", "current": 0.91 - 0.01 * day,
+                   "reference": 0.91}  # fmt: skip
         runs.append(
-            RunRecord(
-                run_name=f"continuous_training_pipeline-2026_11_{day + 1:02d}-08_00_00",
-                pipeline="continuous_training_pipeline",
-                created=f"2026-11-{day + 1:02d}T08:00:00",
-                current_rows=50_000,
-                drift_share=share,
-                alert=share >= 0.25,
-                columns=columns,
-                quality_metric="f1" if labelled else "",
-                quality=0.91 - 0.01 * day if labelled else None,
-                quality_reference=0.91 if labelled else None,
-                model_version="1" if day < 10 else "2",  # retrained on day 10
+            record_of(
+                f"continuous_training_pipeline-2026_11_{day + 1:02d}-08_00_00",
+                "continuous_training_pipeline",
+                f"2026-11-{day + 1:02d}T08:00:00",
+                {"current_rows": 50_000, "drift_share": share, "columns": columns},
+                quality if day % 3 == 2 else None,  # every third batch is labelled
+                {"alert": share >= 0.25, "model_version": "1" if day < 10 else "2"},
             )
         )
     return DriftHistory(model_name="churn", runs=runs).to_html()

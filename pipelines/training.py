@@ -25,4 +25,4 @@ def training_pipeline(
     model, search = train_model(train, valid, trainer)
     report = evaluate_model(model, test, search)
     registered = register_model(model, train, report, trainer, model_name)
-    promote_if_better(registered, report, test, gate, release.mode if release else "swap")
+    promote_if_better(registered, report, test, gate, release)

@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 from pydantic import Field
 from zenml.enums import ServiceState
-from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService, ServiceConfig
 from zenml.services.service_status import ServiceStatus
 
@@ -16,6 +15,7 @@ from integrations.k8s import patch as k8s_patch
 from integrations.kserve import manifest
 from integrations.kserve.flavor import KServeModelDeployerConfig
 from integrations.zenml_adapters.request import DeploymentRequest
+from integrations.zenml_adapters.service_records import model_server_type
 
 
 class KServeServiceConfig(manifest.InferenceServiceSpec, ServiceConfig):
@@ -67,24 +67,24 @@ def kubernetes(context: str | None):
 
 
 class KServeService(BaseDeploymentService):
-    """A model served by a KServe InferenceService on the V2 protocol."""
+    """A model served by a KServe InferenceService on the V2 protocol. Its state is read
+    from the cluster (the InferenceService's Ready condition, and whether it still serves
+    this version); ZenML's record holds the spec (config) and the last status seen."""
 
-    SERVICE_TYPE = ServiceType(
-        name="kserve",
-        type="model-serving",
-        flavor="zenkube_kserve",
-        description="KServe InferenceService (V2 protocol, MLflow model)",
+    SERVICE_TYPE = model_server_type(
+        "kserve", "zenkube_kserve", "KServe InferenceService (V2 protocol, MLflow model)"
     )
 
     config: KServeServiceConfig
     status: KServeServiceStatus = Field(default_factory=KServeServiceStatus)
 
+    def body(self) -> dict:
+        """The InferenceService this service keeps in the cluster (manifest.py)."""
+        return manifest.inference_service(self.config)
+
     @property
     def name(self) -> str:
         return manifest.service_name(self.config.model_name, self.config.namespace)
-
-    def body(self) -> dict:
-        return manifest.inference_service(self.config)
 
     def _api(self):
         return kubernetes(self.config.kubernetes_context)

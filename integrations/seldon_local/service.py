@@ -16,7 +16,6 @@ from zenml.integrations.seldon.seldon_client import (
 )
 from zenml.integrations.seldon.services.seldon_deployment import SeldonDeploymentConfig
 from zenml.logger import get_logger
-from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService
 from zenml.services.service_status import ServiceStatus
 
@@ -27,6 +26,7 @@ from integrations.seldon_local.environments import runtime_python
 from integrations.seldon_local.process import tree_digest
 from integrations.seldon_local.runtime import orphan
 from integrations.seldon_local.server_files import ServerFiles
+from integrations.zenml_adapters.service_records import model_server_type
 
 logger = get_logger(__name__)
 
@@ -100,11 +100,8 @@ class SeldonLocalServiceStatus(ServiceStatus):
 class SeldonLocalService(ServerFiles, BaseDeploymentService):
     """A Seldon (or V2) model server on 127.0.0.1 that outlives the pipeline run."""
 
-    SERVICE_TYPE = ServiceType(
-        name="seldon-local",
-        type="model-serving",
-        flavor="seldon_local",
-        description="Seldon Core serving runtime as a local process",
+    SERVICE_TYPE = model_server_type(
+        "seldon-local", "seldon_local", "Seldon Core serving runtime as a local process"
     )
 
     config: SeldonLocalServiceConfig

@@ -16,6 +16,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from zenml.client import Client
+from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService
 
 S = TypeVar("S", bound=BaseDeploymentService)
@@ -23,6 +24,12 @@ S = TypeVar("S", bound=BaseDeploymentService)
 ROLE_LABEL = "zenkube.release"
 CANDIDATE = "candidate"
 SERVED = "served"
+
+
+def model_server_type(name: str, flavor: str, description: str) -> ServiceType:
+    """The ZenML service type of one of zenkube's model servers (type `model-serving`, as
+    ZenML's own deployers' services): the records below are found by its type and flavor."""
+    return ServiceType(name=name, type="model-serving", flavor=flavor, description=description)
 
 
 def _is_candidate(response) -> bool:

@@ -115,9 +115,10 @@ def new_model_version(model_name: str) -> Any:
     return version
 
 
-def keep(model_version: Any, **artifacts: Any) -> dict[str, Any]:
-    """Save each artifact under its name as an output of this step run, linked to
-    `model_version`; returns the saved versions by name."""
+def keep(model_version: Any, artifacts: dict[str, Any]) -> dict[str, Any]:
+    """Save each artifact under its name (the names the training pipeline's outputs have)
+    as an output of this step run, linked to `model_version`; returns the saved versions by
+    name."""
     from zenml import save_artifact
     from zenml.model.utils import link_artifact_version_to_model_version
 
@@ -149,12 +150,14 @@ def retrain_candidate(
     version = new_model_version(model_name)
     saved = keep(
         version,
-        train_set=train,
-        valid_set=valid,
-        test_set=evaluation,
-        model=model,
-        search_results=search,
-        evaluation_report=report,
+        {
+            "train_set": train,
+            "valid_set": valid,
+            "test_set": evaluation,
+            "model": model,
+            "search_results": search,
+            "evaluation_report": report,
+        },
     )
     run_name = get_step_context().pipeline_run.name
     registered = register(
@@ -163,7 +166,7 @@ def retrain_candidate(
     figures = {"test_metrics": report.metrics, **({"search": search} if search else {})}
     figures["trained_on"] = kept.lineage(train.batches)
     log_metadata({**version_metadata(registered), **figures}, model_version_id=version.id)
-    keep(version, registered_model=registered)
+    keep(version, {"registered_model": registered})
     decision = gate_candidate(
         registered, report, evaluation, gate, version, saved["test_set"].uri, release_mode
     )

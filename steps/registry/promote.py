@@ -10,7 +10,7 @@ from zenml import get_step_context, step
 from core.errors import is_interrupt
 from core.metrics import metric_in
 from core.schema import diff_schemas
-from core.specs import GateSpec
+from core.specs import GateSpec, ReleaseSpec
 from integrations.mlflow import champion
 from integrations.mlflow import registry as mlflow_registry
 from integrations.mlflow.registry import RegisteredModel
@@ -197,15 +197,17 @@ def promote_if_better(
     report: EvaluationReport,
     test: Dataset,
     gate: GateSpec,
-    release_mode: str = "swap",
+    release: ReleaseSpec | None = None,
 ) -> Annotated[PromotionDecision, "promotion_decision"]:
     """Set MLflow alias `champion` and ZenML stage `production` together, or say why not.
 
-    With `release_mode` canary or shadow, a passed candidate is only tagged
-    (zenkube.offline_gate=passed): the champion moves when its release is promoted."""
+    With a canary or shadow `release` mode (the deployment's release spec; None: swap), a
+    passed candidate is only tagged (zenkube.offline_gate=passed): the champion moves when
+    its release is promoted."""
     model_version = get_step_context().model
+    mode = release.mode if release else "swap"
     return gate_candidate(
-        registered, report, test, gate, model_version, stored_at("test", test.name), release_mode
+        registered, report, test, gate, model_version, stored_at("test", test.name), mode
     )
 
 
