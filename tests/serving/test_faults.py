@@ -74,26 +74,30 @@ def test_every_serving_process_killed_in_turn_is_replaced_and_serves_what_it_ser
 
 def test_the_primary_seldon_server_killed_under_load_costs_no_request(tmp_path):
     """kill -9 of the primary's leader (Seldon Core's microservice: a gunicorn arbiter,
-    its worker, its metrics Manager and metrics server in one process group). The front
-    finds the leader dead and kills the rest of the group at once: the request the
+    its worker, its metrics Manager and metrics server in one process group), twice. The
+    front finds the leader dead and kills the rest of the group at once: the request the
     worker held is cut off and sent to the standby, never answered by the dying worker
     with Seldon's own HTTP 500 ("[Errno 32] Broken pipe" from its dead metrics Manager,
-    as the group's SIGTERM left it: process.py `kill_group`)."""
-    with served_replicas(tmp_path, "seldon") as (_, folder, url, body), Load(url, body) as load:
-        deadline = time.monotonic() + 30
-        while load.answered < 20 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        leader = server_pid(folder)
-        group = process.group_members(leader)
-        assert len(group) > 2, group  # the leader and its children: what the front ends
-        answered = load.answered
-        os.kill(leader, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while any(process.is_alive(p) for p in group) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert process.group_members(leader) == []  # the front ended what the leader left
-        time.sleep(1.5)  # requests in flight at the kill, and after it, are counted
+    as the group's SIGTERM left it: process.py `kill_group`). Twice: a SIGTERM found the
+    worker mid-request in about two kills of three."""
+    with served_replicas(tmp_path, "seldon") as (front, folder, url, body), Load(url, body) as load:
+        for _ in range(2):
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and (
+                load.answered < 20 or front.replicas_note() != f"{REPLICAS}/{REPLICAS} ready"
+            ):
+                time.sleep(0.2)  # the primary (back) answers again
+            leader = server_pid(folder)
+            group = process.group_members(leader)
+            assert len(group) > 2, group  # the leader and its children: what the front ends
+            answered = load.answered
+            os.kill(leader, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while any(process.is_alive(p) for p in group) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert process.group_members(leader) == []  # the front ended what it left
+            time.sleep(1.5)  # requests in flight at the kill, and after it, are counted
+            assert load.answered > answered  # the standby answered meanwhile
         with load.lock:
-            reasons, answered = list(load.reasons), load.answered - answered
+            reasons = list(load.reasons)
     assert reasons == [], reasons
-    assert answered > 0  # the standby answered meanwhile
