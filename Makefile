@@ -27,8 +27,13 @@ run: $(STAMP)
 # module fixtures (stores, servers on free ports) stay in one process. Most of a test's
 # time is spent waiting on servers and subprocesses, so two at once nearly halve the wall
 # time (18.8 -> 11.4 min). PYTEST_ARGS="-n 0" runs them one by one.
+# --no-loadscope-reorder: files go out in collection order (kubeflow, pipelines, serving,
+# the CLI, then the many small unit files). xdist's default hands out the files with the
+# most tests first, which sends the slowest files (one to nine tests each, minutes of
+# servers and pods: test_submit_path, test_faults...) last, so one worker ran a
+# multi-minute file alone at the end while the other sat idle.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

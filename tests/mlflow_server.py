@@ -8,6 +8,7 @@ stands in for the bucket), never `mlflow-artifacts:/…`.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,3 +38,11 @@ class MlflowServer(ServerProcess):
             str(self.artifact_root),
             "--no-serve-artifacts",
         ]
+
+    def environment(self) -> dict[str, str]:
+        # MLflow 3's server also starts a job runner by default: eight processes that
+        # each import mlflow and poll a queue for its GenAI jobs (judges, prompt
+        # optimisation), which neither zenkube nor this test submits: about 50 s of CPU at
+        # the module's start, for nothing. Tracking and the registry do not use it
+        # (mlflow/server/__init__.py, MLFLOW_SERVER_ENABLE_JOB_EXECUTION).
+        return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
