@@ -526,8 +526,9 @@ def describe(name: str, state: dict) -> list[str]:
     if limits.get("require_labels") and state.get("active"):
         lines.append(
             f"  promote:   only on labelled evidence (require_labels): {limits['min_labelled']:g}"
-            " feedback-labelled answers per version and quality not clearly worse; without "
-            "them the budget aborts it"
+            "+ feedback-labelled answers per version that show its quality within "
+            f"{limits['max_quality_drop']:.0%} of the champion's; without them the budget "
+            "aborts it"
         )
     if state.get("next"):
         lines.append(f"  next:      {state['next']}")

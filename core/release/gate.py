@@ -419,6 +419,19 @@ def _wilson_low(hits: int, n: int) -> float:
     return max(0.0, (centre - spread) / (1 + Z * Z / n))
 
 
+Z_SHOWN = 1.645  # one-sided 95%: the non-inferiority margin is max_quality_drop
+
+
+def _shown_within(q: dict, t: dict) -> bool:
+    """Labelled answers show the candidate's quality drop within the bound, as a
+    non-inferiority test does: the one-sided 95% upper bound of the drop (drop + 1.645
+    standard errors) is at or below `max_quality_drop`; "not clearly worse" is not enough.
+    What `require_labels` asks before a promotion."""
+    if q.get("drop") is None or q.get("se") is None:
+        return False
+    return q["drop"] + Z_SHOWN * q["se"] <= t["max_quality_drop"]
+
+
 def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, list[str], str]:
     """(outcome, reasons, next) from a release's evidence: "abort", "promote" or None.
 
@@ -439,8 +452,9 @@ def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, 
     Promote once `min_requests` candidate requests were answered and every judged figure
     is inside its bound; when labels have started to arrive, only once `min_labelled`
     per role did and quality is not clearly worse. With `require_labels` (a candidate that
-    did not pass the offline gate), only then in any case: without labels it is never
-    promoted here, and the budget ends it as an abort (fail closed)."""
+    did not pass the offline gate), only once labels show its quality within the bound
+    (`_shown_within`: absence of proof that it is worse is not enough): without that it
+    is never promoted here, and the budget ends it as an abort (fail closed)."""
     t = {**DEFAULTS, **(limits or {})}
     champ, cand = evidence["champion"], evidence["candidate"]
     n = cand["requests"]
@@ -497,14 +511,20 @@ def decide(evidence: dict, limits: dict, elapsed_s: float) -> tuple[str | None, 
             f"labels are arriving: {int(t['min_labelled'] - labels_due)} more labelled "
             "answers per role before quality is judged and the release decided",
         )
-    if enough and t["require_labels"] and not (judged_quality and q.get("drop") is not None):
+    if enough and t["require_labels"] and not (judged_quality and _shown_within(q, t)):
         left = max(0, int(t["min_labelled"] - labels_due))
+        so_far = (
+            f"{left} more feedback-labelled answers per version before quality is judged"
+            if not judged_quality or q.get("drop") is None
+            else f"{q['metric']} {q['candidate']:.3f} vs champion {q['champion']:.3f} on "
+            f"{cand['labelled']} labelled answers is not yet shown within the bound "
+            f"({t['max_quality_drop']:.1%} worse at most): more labels narrow it"
+        )
         return (
             None,
             [],
             f"promoted only on labelled evidence (require_labels: the candidate did not pass "
-            f"the offline gate, or the config asks it): {left} more feedback-labelled answers "
-            f"per version before quality is judged; undecided after the budget "
+            f"the offline gate, or the config asks it): {so_far}; undecided after the budget "
             f"({max(0.0, t['budget_seconds'] - elapsed_s):.0f} s left): aborted",
         )
     if enough:

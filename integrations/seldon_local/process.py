@@ -237,6 +237,11 @@ def server_state(
     candidate = release.get("active") and (
         (release.get("candidate") or {}).get("port") == backend_port
     )
+    if status is None and is_alive(front.pid):  # alive: not the keeper's to restart
+        return "error", (
+            "the model's front runs but does not answer on its control socket (starting, "
+            "busy or stuck: if it stays so, `python run.py deploy` replaces it)"
+        )
     if status is None and front.keeper_alive():
         return "pending_startup", "the model's front is restarting (its keeper restarts it)"
     if status is None:

@@ -114,6 +114,16 @@ def older_than_champion(version: str | None, champion: str | None) -> str:
     )
 
 
+def release_limits(spec: ReleaseSpec, unproven: bool) -> dict:
+    """The thresholds a release is started with: `require_labels` for an unproven
+    candidate, and only when set (a front started before the flag existed refuses the
+    key: a gate-passed release reaches it unchanged, a forced one fails closed there)."""
+    limits = spec.thresholds.model_dump()
+    if unproven or limits.pop("require_labels", False):
+        limits["require_labels"] = True
+    return limits
+
+
 def gate_refusal(model_name: str, version: str, tags: dict[str, str]) -> str:
     """Why `version` (its MLflow tags) may not be released: it did not pass the offline
     gate (zenkube.offline_gate is not "passed"); "" when it did. A release of it would be
@@ -135,8 +145,8 @@ def gate_refusal(model_name: str, version: str, tags: dict[str, str]) -> str:
         "says its answers are right. Train a better version (`python run.py train "
         f"--model-name {model_name}`; `python run.py history --model-name {model_name}` "
         "lists each version's gate outcome), or release this one anyway with `--force`: it "
-        "is then promoted only on labelled evidence (feedback labels for `min_labelled` "
-        "answers of each version, quality not clearly worse), or by hand with `release "
+        "is then promoted only on labelled evidence (feedback labels that show its quality "
+        "within `max_quality_drop` of the champion's), or by hand with `release "
         "promote`; without labels its budget aborts it."
     )
 
@@ -205,8 +215,7 @@ def start_release(
             candidate=request,
             mode=spec.mode,
             percent=spec.canary_percent,
-            thresholds=spec.thresholds.model_dump()
-            | ({"require_labels": True} if unproven else {}),
+            thresholds=release_limits(spec, bool(unproven)),
         )
         state = deployers.release_start(deployer, release, timeout)
     if watch:

@@ -124,11 +124,13 @@ def test_an_aborted_shadow_leaves_the_champion_and_stops_its_server(versions):
         release.start(MODEL, "shadow", None, None, echo, watch=False)
     # as if the offline gate had failed v1: refused before any server starts, unless --force
     mlflow_registry.tag_version(MODEL, "1", {champion.OFFLINE_GATE_TAG: "failed"})
-    with pytest.raises(ConfigError, match="v1 of 'release-model' did not pass the offline gate"):
-        release.start(MODEL, "shadow", None, "1", echo, watch=False)
-    assert deployers.candidates(deployers.active_deployer(), MODEL) == []
-    state = release.start(MODEL, "shadow", None, "1", echo, watch=False, force=True)  # named: v1
-    mlflow_registry.tag_version(MODEL, "1", {champion.OFFLINE_GATE_TAG: "passed"})  # as it was
+    try:
+        with pytest.raises(ConfigError, match="v1 of 'release-model' did not pass the offline"):
+            release.start(MODEL, "shadow", None, "1", echo, watch=False)
+        assert deployers.candidates(deployers.active_deployer(), MODEL) == []
+        state = release.start(MODEL, "shadow", None, "1", echo, watch=False, force=True)  # v1
+    finally:  # as it was, for the module's other tests
+        mlflow_registry.tag_version(MODEL, "1", {champion.OFFLINE_GATE_TAG: "passed"})
     assert state["thresholds"]["require_labels"]  # promoted only on labelled evidence
     assert "v1 did not pass the offline gate; --force released it anyway" in "\n".join(said)
     assert state["mode"] == "shadow" and state["candidate"]["version"] == "1"

@@ -11,6 +11,7 @@ from steps.deployment.release import (
     newest_passed,
     older_than_champion,
     release_label,
+    release_limits,
 )
 
 PASSED = {"zenkube.offline_gate": "passed"}
@@ -279,14 +280,33 @@ def test_a_version_that_did_not_pass_the_offline_gate_is_refused_in_one_paragrap
     assert "was never judged by the offline gate" in gate_refusal("m", "4", {})
 
 
-def test_the_release_start_command_takes_force():
-    """--force reaches `start` (the refusal names it, so it must exist)."""
+def test_the_release_start_command_takes_force(monkeypatch):
+    """--force reaches `start` (the refusal names it, so it must exist), and only when
+    given."""
     from click.testing import CliRunner
 
-    from app.release_cli import release_group
+    from app import release_cli, session
 
-    shown = CliRunner().invoke(release_group, ["start", "--help"]).output
+    shown = CliRunner().invoke(release_cli.release_group, ["start", "--help"]).output
     assert "--force" in shown and "did not pass the offline" in shown
+    calls = []
+    monkeypatch.setattr(session, "ready", lambda echo: None)
+    monkeypatch.setattr(release_cli, "start", lambda *args, **kw: calls.append(kw["force"]))
+    for argv in (["start", "--version", "3", "--force"], ["start", "--version", "3"]):
+        assert CliRunner().invoke(release_cli.release_group, argv).exit_code == 0
+    assert calls == [True, False]
+
+
+def test_only_an_unproven_release_carries_require_labels():
+    """A gate-passed release's thresholds leave the flag out when it is off (a front
+    started before it existed refuses the key); an unproven one, or a config that asks
+    it, sends it."""
+    from core.specs import ReleaseSpec
+
+    assert "require_labels" not in release_limits(ReleaseSpec(), unproven=False)
+    assert release_limits(ReleaseSpec(), unproven=True)["require_labels"] is True
+    asked = ReleaseSpec(thresholds={"require_labels": True})
+    assert release_limits(asked, unproven=False)["require_labels"] is True
 
 
 def test_release_status_says_an_unproven_candidate_waits_for_labels():
@@ -297,6 +317,7 @@ def test_release_status_says_an_unproven_candidate_waits_for_labels():
         "thresholds": {**ReleaseThresholds().model_dump(), "require_labels": True},
     }  # fmt: skip
     text = "\n".join(describe("m", state))
-    assert "promote:   only on labelled evidence (require_labels): 50 feedback-labelled" in text
+    assert "promote:   only on labelled evidence (require_labels): 50+ feedback-labelled" in text
+    assert "that show its quality within 2% of the champion's" in text
     gated = {**state, "thresholds": ReleaseThresholds().model_dump()}
     assert "only on labelled evidence" not in "\n".join(describe("m", gated))

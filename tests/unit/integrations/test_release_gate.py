@@ -176,7 +176,7 @@ def test_thresholds_are_checked():
 def test_a_candidate_that_did_not_pass_the_offline_gate_is_promoted_only_on_labels():
     """require_labels (a release started with --force): errors, latency and shift inside
     their bounds promote nothing without labels; the budget then aborts it (fail closed).
-    With min_labelled labels per role and quality not clearly worse, it is promoted."""
+    It is promoted only once labels show its quality within the bound."""
     unproven = {**LIMITS, "require_labels": 1.0}
     assert judge(role(300), role(500))[0] == "promote"  # a gate-passed candidate would be
     outcome, reasons, following = judge(role(300), role(500), limits=unproven)
@@ -186,8 +186,18 @@ def test_a_candidate_that_did_not_pass_the_offline_gate_is_promoted_only_on_labe
     outcome, reasons, _ = judge(role(300), role(500), elapsed=1800, limits=unproven)
     assert outcome == "abort" and "budget" in reasons[0]
     champion = labelled(role(300), 90, 10)
-    outcome, reasons, _ = judge(champion, labelled(role(60), 18, 2), limits=unproven)
+    # "not clearly worse" is not enough: equal on 20 labels, or 0.70 vs 0.90 on 50 (which
+    # a gate-passed candidate's release would promote), waits for labels that show it
+    for candidate in (labelled(role(60), 18, 2), labelled(role(300), 35, 15)):
+        assert judge(champion, candidate)[0] == "promote"
+        outcome, reasons, following = judge(champion, candidate, limits=unproven)
+        assert outcome is None and reasons == []
+        assert "is not yet shown within the bound (2.0% worse at most)" in following
+    # labels enough to show the drop within 2% (one-sided 95%): promoted
+    champion = labelled(role(300), 2700, 300)
+    outcome, reasons, _ = judge(champion, labelled(role(600), 2690, 310), limits=unproven)
     assert outcome == "promote" and "quality)" in reasons[0]
+    assert judge(champion, labelled(role(600), 1760, 240), limits=unproven)[0] is None  # 0.88
     outcome, reasons, _ = judge(champion, labelled(role(60), 10, 20), limits=unproven)
     assert outcome == "abort" and "accuracy" in reasons[0]
 

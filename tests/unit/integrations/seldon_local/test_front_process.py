@@ -174,6 +174,12 @@ def test_serve_status_tells_a_front_forwarding_elsewhere_from_one_that_is_down(f
         return process.server_state(os.getpid(), elsewhere, front, seldon, "m", "m")
 
     assert why() == ("inactive", "the model's front is not forwarding to this server")
+    os.kill(front.pid, signal.SIGSTOP)  # alive, but it does not answer: not "down"
+    try:
+        state, reason = why()
+    finally:
+        os.kill(front.pid, signal.SIGCONT)
+    assert state == "error" and "runs but does not answer on its control socket" in reason
     front.stop()  # its process and its keeper
     state, reason = why()
     assert state == "inactive" and reason.startswith("the model's front is down")
