@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -72,16 +73,26 @@ def test_every_serving_process_killed_in_turn_is_replaced_and_serves_what_it_ser
         assert by_kind[kind]["failed"] == 0, by_kind[kind]
 
 
+def first_child(pid: int, group: list[int]) -> int:
+    """The first process `pid` started in its group: Seldon's metrics Manager (its
+    `SeldonMetrics` starts it before the REST, metrics and gRPC servers)."""
+    parent = {p: Path(f"/proc/{p}/stat").read_text().split(")")[-1].split()[1] for p in group}
+    return min(p for p in group if parent[p] == str(pid))
+
+
 def test_the_primary_seldon_server_killed_under_load_costs_no_request(tmp_path):
     """kill -9 of the primary's leader (Seldon Core's microservice: a gunicorn arbiter,
-    its worker, its metrics Manager and metrics server in one process group), twice. The
-    front finds the leader dead and kills the rest of the group at once: the request the
-    worker held is cut off and sent to the standby, never answered by the dying worker
-    with Seldon's own HTTP 500 ("[Errno 32] Broken pipe" from its dead metrics Manager,
-    as the group's SIGTERM left it: process.py `kill_group`). Twice: a SIGTERM found the
-    worker mid-request in about two kills of three."""
+    its worker, its metrics Manager and metrics server in one process group), then of its
+    metrics Manager alone. The front found the leader dead and stopped the rest with
+    SIGTERM, which ended the Manager while the worker finished its request: the worker
+    answered Seldon's own HTTP 500 ("[Errno 32] Broken pipe") in about two kills of three.
+    The Manager killed alone made every prediction a 500 while the server looked alive.
+    Now the front kills a dead leader's group at once (process.py `kill_group`) and a
+    worker that finds the Manager gone ends its server (launch_seldon.py
+    `_end_when_metrics_are_gone`): either way the request is cut off and the standby
+    answers it."""
     with served_replicas(tmp_path, "seldon") as (front, folder, url, body), Load(url, body) as load:
-        for _ in range(2):
+        for kind in ("leader", "metrics Manager"):
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and (
                 load.answered < 20 or front.replicas_note() != f"{REPLICAS}/{REPLICAS} ready"
@@ -91,13 +102,13 @@ def test_the_primary_seldon_server_killed_under_load_costs_no_request(tmp_path):
             group = process.group_members(leader)
             assert len(group) > 2, group  # the leader and its children: what the front ends
             answered = load.answered
-            os.kill(leader, signal.SIGKILL)
+            os.kill(leader if kind == "leader" else first_child(leader, group), signal.SIGKILL)
             deadline = time.monotonic() + 30
             while any(process.is_alive(p) for p in group) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert process.group_members(leader) == []  # the front ended what it left
+            assert process.group_members(leader) == [], kind  # the whole group ended
             time.sleep(1.5)  # requests in flight at the kill, and after it, are counted
-            assert load.answered > answered  # the standby answered meanwhile
+            assert load.answered > answered, kind  # the standby answered meanwhile
         with load.lock:
             reasons = list(load.reasons)
     assert reasons == [], reasons

@@ -121,6 +121,37 @@ def _json_field(text: str | None, where: str, missing: str) -> None:
         raise _bad_request(f"{where} is not valid JSON: {exc}") from None
 
 
+def _end_when_metrics_are_gone() -> None:
+    """Seldon keeps its metrics in a multiprocessing Manager (seldon_core/metrics.py
+    `SeldonMetrics`), a process of its own in this group; every prediction updates them
+    there. Once that process is gone (killed, or a SIGTERM to the group ended it before
+    the worker finished its request) each update fails and Seldon answers HTTP 500
+    "[Errno 32] Broken pipe", for every request, while the server looks alive. A worker
+    that finds it gone ends the whole server at once instead (SIGKILL to its process
+    group): the request is cut off, the front sends it to another replica and starts
+    this one again. Only the Manager's own I/O errors do this, never the model's."""
+    import signal
+
+    from seldon_core.metrics import SeldonMetrics
+
+    update = SeldonMetrics.update
+
+    def update_or_end(self, custom_metrics, method):
+        try:
+            return update(self, custom_metrics, method)
+        except (OSError, EOFError) as exc:
+            print(
+                f"zenkube: Seldon's metrics process is gone ({exc!r}): every prediction "
+                "would answer HTTP 500; ending this server (its front starts it again)",
+                file=sys.stderr,
+                flush=True,
+            )
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+            raise
+
+    SeldonMetrics.update = update_or_end
+
+
 def _patch_seldon() -> None:
     logging.getLogger("seldon_core.wrapper").addFilter(_NoRequestValues())
 
@@ -219,6 +250,7 @@ def main() -> None:
     args = parser.parse_args()
     orphan.watch_in_background()  # exits when its front and keeper are gone (orphan.py)
     _patch_seldon()
+    _end_when_metrics_are_gone()
     from seldon_core import microservice
 
     parameters = [
