@@ -169,3 +169,13 @@ def test_no_file_over_600_lines():
         if (lines := len((REPO_ROOT / relative).read_text().splitlines())) > MAX_LINES
     }
     assert long == {}, "split these by job (the front's router/ package is the example)"
+
+
+def test_no_two_test_files_share_a_name():
+    """The test folders are not packages: pytest imports a test file by its name, so a
+    second file of the same name elsewhere errors the whole run ("import file mismatch")
+    although each passes alone."""
+    seen: dict[str, Path] = {}
+    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):
+        assert path.name not in seen, f"{path} and {seen[path.name]}: rename one"
+        seen[path.name] = path
