@@ -15,6 +15,7 @@ import requests
 
 from core.errors import ZenkubeError
 from integrations.seldon_local.pids import is_alive  # process.is_alive for its callers
+from integrations.seldon_local.runtime.loopback import free_port  # noqa: F401 (its callers)
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 HOST = "127.0.0.1"
@@ -89,12 +90,6 @@ def tree_digest(folder: Path) -> str:
                 digest.update(block)
         digest.update(b"\0")
     return digest.hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:

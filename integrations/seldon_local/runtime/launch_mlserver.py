@@ -145,11 +145,12 @@ def main() -> None:
     from mlserver import MLServer
     from mlserver.settings import ModelParameters, ModelSettings, Settings
 
+    grpc_port = free_port(args.port)
     settings = Settings(
         host=HOST,
         http_port=args.port,
-        grpc_port=free_port(),
-        metrics_port=free_port(),
+        grpc_port=grpc_port,
+        metrics_port=free_port(args.port, grpc_port),
         # MLServer 1.7's parallel inference pool dies at start-up here ("no running event
         # loop" in each spawned worker, MLServer#2286); inference runs in the server process.
         parallel_workers=0,

@@ -265,7 +265,7 @@ def main() -> None:
         "--http-port",
         str(args.port),
         "--metrics-port",
-        str(free_port()),
+        str(free_port(args.port)),
         "--grpc-workers",
         "0",
         "--workers",
