@@ -21,6 +21,7 @@ from integrations.seldon_local import process
 from tests.serving.faults import (
     CLIENTS,
     KINDS,
+    RECOVER_SECONDS,
     REPLICAS,
     Load,
     kill_and_recover,
@@ -52,7 +53,9 @@ def test_every_serving_process_killed_in_turn_is_replaced_and_serves_what_it_ser
         for kind in KINDS:
             result = kill_and_recover(served, kind, load)
             results.append(result)
-            assert result["replaced"] is not None, f"no new {kind} within a minute: {result}"
+            assert result["replaced"] is not None, (
+                f"no new {kind} in {RECOVER_SECONDS:.0f} s: {result}"
+            )
             assert result["after"] == start, result
             answer = requests.post(served.url, json=served.body, timeout=10)
             assert answer.status_code == 200 and "outputs" in answer.json(), kind

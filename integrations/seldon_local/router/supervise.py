@@ -40,6 +40,9 @@ LOG_MAX_BYTES = int(os.environ.get("ZENKUBE_LOG_MAX_BYTES", str(10 * 2**20)))
 KEEPER = Path(__file__).resolve().parents[1] / "keeper.py"
 DOWN_SECONDS = 1.0  # a replica that refused a connection is tried last for this long
 RESTART_FLAGS = {"--listen-fd": 1, "--keeper": 1, "--restore": 0}  # what a keeper adds
+# seconds a restarted server has to become healthy when its launch spec says none
+# (the deployer's default start_timeout, flavor.py)
+START_TIMEOUT = 120.0
 
 
 def cap_log(path: Path, max_bytes: int = LOG_MAX_BYTES) -> bool:
@@ -191,7 +194,7 @@ class Supervision:
         self.write_server_record(replicas.with_pid(current, index, pid), server_dir)
         protocol = record.get("protocol") or self.protocol
         health = f"http://{HOST}:{replica.port}{HEALTH.get(protocol, HEALTH['seldon'])}"
-        deadline = time.monotonic() + float(spec.get("start_timeout", 120))
+        deadline = time.monotonic() + float(spec.get("start_timeout", START_TIMEOUT))
         while (
             time.monotonic() < deadline
             and process.is_alive(pid)
