@@ -5,6 +5,11 @@ pins protobuf<4, numpy<2, Flask<3; MLServer pins fastapi<0.116), exactly as in a
 cluster where each is its own image. Each is a venv built in place (venvs are not
 relocatable) under a folder keyed by sha256(lock file + Python version), with a
 completion marker written last, so an interrupted build is redone, never half-used.
+
+The packages' bytecode is compiled at the build (`--compile-bytecode`), as pip does in an
+image: uv compiles none by default, and with PYTHONDONTWRITEBYTECODE set (as on these
+machines) every server start compiled mlflow, MLServer, pandas... from source again
+(importing a V2 server's packages: 7.0 s without .pyc, 2.4 s with; Seldon's 9.7 s / 2.9 s).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from core.errors import ZenkubeError
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements"
 PROTOCOL_LOCKS = {"seldon": "seldon.lock", "v2": "v2.lock"}
 MARKER = ".zenkube-complete"
+# how an environment is built, part of its key: an environment built another way (before
+# bytecode was compiled at the build) is built again once, in a new folder
+RECIPE = "uv-no-deps-compile-bytecode"
 
 
 def cache_root() -> Path:
@@ -35,6 +43,7 @@ def cache_root() -> Path:
 def env_key(lock: Path) -> str:
     digest = hashlib.sha256(lock.read_bytes())
     digest.update(f"{sys.version_info.major}.{sys.version_info.minor}".encode())
+    digest.update(RECIPE.encode())
     return digest.hexdigest()[:16]
 
 
@@ -83,6 +92,7 @@ def _build(protocol: str, lock: Path, target: Path, echo) -> None:
                 "--python",
                 str(target / "bin" / "python"),
                 "--no-deps",
+                "--compile-bytecode",
                 "-r",
                 str(lock),
             ],
