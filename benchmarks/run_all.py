@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_pipeline.py",
     "bench_release.py",
     "bench_serving.py",
+    "bench_server_start.py",
     "bench_swap.py",
     "bench_training.py",
 ]
