@@ -69,8 +69,8 @@ def start(
         state = start_release(name, version, release, watch=watch, force=force)
     if (state.get("thresholds") or {}).get("require_labels") and not limits.get("require_labels"):
         echo(
-            f"zenkube: v{(state.get('candidate') or {}).get('version')} did not pass the "
-            "offline gate; --force released it anyway, so it is promoted only on labelled "
+            f"zenkube: v{(state.get('candidate') or {}).get('version')} has no offline-gate "
+            "pass against the champion; --force released it anyway, so it is promoted only on labelled "
             "evidence (or by hand)."
         )
     show(name, state, echo)

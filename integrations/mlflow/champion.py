@@ -32,6 +32,9 @@ STAGE = "production"
 # The champion's and the releases' histories: HISTORY_TAG and RELEASE_HISTORY_TAG (tags.py).
 # The offline gate's verdict on a registered version (what `release start` picks from).
 OFFLINE_GATE_TAG = "zenkube.offline_gate"
+# The champion version the gate compared it with ("none": there was none): a pass proves
+# the version against that champion only.
+GATE_CHAMPION_TAG = "zenkube.gate_champion"
 # The MLflow version a ZenML Model version registered (logged by the register step).
 MLFLOW_VERSION_KEY = "mlflow_version"
 

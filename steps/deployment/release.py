@@ -124,16 +124,29 @@ def release_limits(spec: ReleaseSpec, unproven: bool) -> dict:
     return limits
 
 
-def gate_refusal(model_name: str, version: str, tags: dict[str, str]) -> str:
-    """Why `version` (its MLflow tags) may not be released: it did not pass the offline
-    gate (zenkube.offline_gate is not "passed"); "" when it did. A release of it would be
-    promoted on errors, latency and prediction shift, none of which says it is right."""
+def gate_refusal(
+    model_name: str, version: str, tags: dict[str, str], champion: str | None = None
+) -> str:
+    """Why `version` (its MLflow tags) may not be released beside the champion version
+    `champion`: it did not pass the offline gate (zenkube.offline_gate is not "passed"),
+    or it passed against another champion (zenkube.gate_champion: after a rollback or a
+    later promotion, beating v2 says nothing about v1); "" when it passed against this
+    one (or was tagged before the gate recorded whom it was compared with). A release of
+    it would be promoted on errors, latency and prediction shift, none of which says it
+    is right."""
     verdict = (tags or {}).get(champions.OFFLINE_GATE_TAG)
-    if verdict == PASSED:
+    against = (tags or {}).get(champions.GATE_CHAMPION_TAG)
+    if verdict == PASSED and (against is None or champion is None or against == champion):
         return ""
     outcome = (tags or {}).get("zenkube.gate_outcome")
     reason = (tags or {}).get("zenkube.gate_reason", "")
-    if verdict is None:
+    if verdict == PASSED:
+        judged = "no champion" if against == "none" else f"the champion v{against}"
+        what = (
+            f"passed the offline gate against {judged}, but the champion is now "
+            f"v{champion}, which it was never compared with"
+        )
+    elif verdict is None:
         what = "was never judged by the offline gate (it has no zenkube.offline_gate tag)"
     else:
         what = f"did not pass the offline gate (zenkube.offline_gate={verdict}" + (
@@ -204,7 +217,7 @@ def start_release(
         current = champions.require(model_name, "release beside")
         chosen = version_to_release(model_name, version, current.version)
         tags = mlflow_registry.version_tags(model_name, chosen.version)
-        unproven = gate_refusal(model_name, chosen.version, tags)
+        unproven = gate_refusal(model_name, chosen.version, tags, current.version)
         if unproven and not force:
             raise ConfigError(unproven)
         check_stack_model_uri(chosen.artifact_location)

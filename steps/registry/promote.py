@@ -114,6 +114,9 @@ def tag_gate_verdict(registered: RegisteredModel, decision: PromotionDecision) -
         registered.version,
         {
             champion.OFFLINE_GATE_TAG: "passed" if passed else "failed",
+            # whom it was judged against: `release start` takes a pass as proof only
+            # while that version is still the champion
+            champion.GATE_CHAMPION_TAG: decision.champion_version or "none",
             # promote / keep / inconclusive / reject, and why: what `history` shows
             GATE_OUTCOME_TAG: decision.outcome,
             GATE_REASON_TAG: decision.reason[:5000],

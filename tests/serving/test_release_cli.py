@@ -65,6 +65,7 @@ def test_a_version_that_passed_the_gate_in_release_mode_waits_for_its_release(ve
     assert champion.current(MODEL).version == "1"
     tags = mlflow_registry.version_tags(MODEL, "2")
     assert tags[champion.OFFLINE_GATE_TAG] == "passed"
+    assert tags[champion.GATE_CHAMPION_TAG] == "1"  # whom it passed against
     assert pending_release(MODEL) == "2"
 
 
@@ -132,7 +133,10 @@ def test_an_aborted_shadow_leaves_the_champion_and_stops_its_server(versions):
     finally:  # as it was, for the module's other tests
         mlflow_registry.tag_version(MODEL, "1", {champion.OFFLINE_GATE_TAG: "passed"})
     assert state["thresholds"]["require_labels"]  # promoted only on labelled evidence
-    assert "v1 did not pass the offline gate; --force released it anyway" in "\n".join(said)
+    assert (
+        "v1 has no offline-gate pass against the champion; --force released it anyway"
+        in "\n".join(said)
+    )
     assert state["mode"] == "shadow" and state["candidate"]["version"] == "1"
     assert "v1 is older than the champion v2" in "\n".join(said)
     (candidate,) = deployers.candidates(deployers.active_deployer(), MODEL)
@@ -166,8 +170,17 @@ def test_the_watcher_promotes_a_release_the_front_decided(versions):
     # latency is not what this test is about.
     small = {"min_requests": 15, "max_p95_latency_ratio": 1000,
              "max_p50_latency_increase_ms": 10_000, "budget_seconds": 600}  # fmt: skip
+    # v1 passed the gate when there was no champion: that proves nothing against v2
+    assert champion.current(MODEL).version == "2"
+    assert mlflow_registry.version_tags(MODEL, "1")[champion.GATE_CHAMPION_TAG] == "none"
+    with pytest.raises(ConfigError, match="against no champion, but the champion is now v2"):
+        release.start(MODEL, "canary", 50, "1", echo, watch=False)
+    assert deployers.candidates(deployers.active_deployer(), MODEL) == []
+    # as if the gate had judged v1 against v2 (kept: later tests release v1 beside v2)
+    mlflow_registry.tag_version(MODEL, "1", {champion.GATE_CHAMPION_TAG: "2"})
     state = release.start(MODEL, "canary", 50, "1", echo, watch=True, thresholds=small)
     assert state["thresholds"]["min_requests"] == 15
+    assert not state["thresholds"].get("require_labels")  # proven: the front may promote it
     active = deployers.active_deployer()
     # the watcher killed (kill -9): the front starts another within seconds, no command
     pid_file = active.front_of(MODEL).dir / "release-watch.pid"

@@ -280,6 +280,27 @@ def test_a_version_that_did_not_pass_the_offline_gate_is_refused_in_one_paragrap
     assert "was never judged by the offline gate" in gate_refusal("m", "4", {})
 
 
+def test_a_version_that_passed_against_another_champion_is_refused_as_unproven():
+    """The gate tags whom it compared a version with (zenkube.gate_champion); a pass is
+    proof only while that version is the champion: after a rollback (or a later
+    promotion) the version is refused as unproven, in one paragraph that names both, and
+    `--force` releases it on labelled evidence only. A version tagged before the gate
+    recorded its champion keeps its pass."""
+    against_2 = {**PASSED, "zenkube.gate_champion": "2"}
+    assert gate_refusal("m", "3", against_2, "2") == ""
+    said = gate_refusal("m", "3", against_2, "1")
+    assert said.startswith(
+        "v3 of 'm' passed the offline gate against the champion v2, but the champion is now "
+        "v1, which it was never compared with, so no release was started"
+    )
+    assert "\n" not in said and "`--force`" in said and "promoted only on labelled" in said
+    first = {**PASSED, "zenkube.gate_champion": "none"}  # judged when there was no champion
+    assert "passed the offline gate against no champion, but the champion is now v1" in (
+        gate_refusal("m", "2", first, "1")
+    )
+    assert gate_refusal("m", "3", PASSED, "1") == ""  # tagged before the champion was kept
+
+
 def test_the_release_start_command_takes_force(monkeypatch):
     """--force reaches `start` (the refusal names it, so it must exist), and only when
     given."""
