@@ -30,15 +30,25 @@ FAILED = "failed"
 OUTCOMES = {"promote": "promoted", "abort": "aborted"}
 
 
+def passed_against(tags: dict[str, str], champion: str | None) -> bool:
+    """Whether a version's tags say it passed the offline gate against `champion`: a
+    pass proves it against the champion it was compared with only (zenkube.gate_champion;
+    a version tagged before the gate recorded it keeps its pass)."""
+    tags = tags or {}
+    against = tags.get(champions.GATE_CHAMPION_TAG)
+    return tags.get(champions.OFFLINE_GATE_TAG) == PASSED and (
+        against is None or champion is None or against == champion
+    )
+
+
 def newest_passed(versions: list[tuple[str, dict]], champion: str | None) -> str | None:
-    """The newest version whose offline-gate tag says passed and that is newer than
-    `champion` (`versions`: (version, its tags)); None when there is none. An older
-    version (a former champion) is released only when named with --version."""
+    """The newest version that passed the offline gate against `champion` and is newer
+    than it (`versions`: (version, its tags)); None when there is none. An older version
+    (a former champion) is released only when named with --version."""
     passed = [
         str(v)
         for v, tags in versions
-        if (tags or {}).get(champions.OFFLINE_GATE_TAG) == PASSED
-        and (champion is None or int(v) > int(champion))
+        if passed_against(tags, champion) and (champion is None or int(v) > int(champion))
     ]
     return max(passed, key=int, default=None)
 
@@ -95,7 +105,8 @@ def version_to_release(model_name: str, given: str | None, champion: str | None)
     if version is None:
         raise ConfigError(
             f"No registered version of '{model_name}' newer than the champion "
-            f"(v{champion or '-'}) passed the offline gate, so there is nothing to release. "
+            f"(v{champion or '-'}) passed the offline gate against it, so there is nothing "
+            "to release. "
             f"Train one (`python run.py train --model-name {model_name}`; the gate tags "
             f"what passes {champions.OFFLINE_GATE_TAG}=passed), or name a version with "
             "--version N (an older version is released only when named)."
@@ -134,10 +145,10 @@ def gate_refusal(
     one (or was tagged before the gate recorded whom it was compared with). A release of
     it would be promoted on errors, latency and prediction shift, none of which says it
     is right."""
+    if passed_against(tags, champion):
+        return ""
     verdict = (tags or {}).get(champions.OFFLINE_GATE_TAG)
     against = (tags or {}).get(champions.GATE_CHAMPION_TAG)
-    if verdict == PASSED and (against is None or champion is None or against == champion):
-        return ""
     outcome = (tags or {}).get("zenkube.gate_outcome")
     reason = (tags or {}).get("zenkube.gate_reason", "")
     if verdict == PASSED:

@@ -27,6 +27,10 @@ def test_the_default_version_is_the_newest_that_passed_and_is_not_the_champion()
     assert newest_passed(versions, champion=None) == "10"
     assert newest_passed([("4", FAILED), ("5", {})], champion="3") is None
     assert newest_passed([("3", PASSED)], champion="3") is None
+    # a pass against another champion (v2, before a rollback to v1) is no pass now
+    against_2 = {**PASSED, "zenkube.gate_champion": "2"}
+    assert newest_passed([("3", against_2), ("4", FAILED)], champion="1") is None
+    assert newest_passed([("3", against_2)], champion="2") == "3"
 
 
 def test_history_merges_releases_with_champion_changes_newest_first():
