@@ -41,16 +41,27 @@ def passed_against(tags: dict[str, str], champion: str | None) -> bool:
     )
 
 
-def newest_passed(versions: list[tuple[str, dict]], champion: str | None) -> str | None:
-    """The newest version that passed the offline gate against `champion` and is newer
-    than it (`versions`: (version, its tags)); None when there is none. An older version
-    (a former champion) is released only when named with --version."""
+def newest_passed(
+    versions: list[tuple[str, dict]], champion: str | None, former: frozenset[str] = frozenset()
+) -> str | None:
+    """The newest version that passed the offline gate against `champion`, is newer than
+    it and was never champion (`versions`: (version, its tags); `former`: the versions the
+    champion history names); None when there is none. An older version, or a former
+    champion (the one a rollback took the champion back from), is released only when
+    named with --version."""
     passed = [
         str(v)
         for v, tags in versions
-        if passed_against(tags, champion) and (champion is None or int(v) > int(champion))
+        if passed_against(tags, champion)
+        and (champion is None or int(v) > int(champion))
+        and str(v) not in former
     ]
     return max(passed, key=int, default=None)
+
+
+def former_champions(model_name: str) -> frozenset[str]:
+    """Every version the champion history of `model_name` names."""
+    return frozenset(str(e.get("version")) for e in champions.history(model_name))
 
 
 def pending_release(model_name: str) -> str | None:
@@ -73,7 +84,7 @@ def pending_release(model_name: str) -> str | None:
         for v in found
         if int(v.version) > int(current.version) and str(v.version) not in released
     ]
-    return newest_passed(newer, current.version)
+    return newest_passed(newer, current.version, former_champions(model_name))
 
 
 def version_to_release(model_name: str, given: str | None, champion: str | None):
@@ -101,7 +112,9 @@ def version_to_release(model_name: str, given: str | None, champion: str | None)
         found = MlflowClient().search_model_versions(f"name = '{model_name}'")
     except MlflowException:
         found = []
-    version = newest_passed([(v.version, v.tags) for v in found], champion)
+    version = newest_passed(
+        [(v.version, v.tags) for v in found], champion, former_champions(model_name)
+    )
     if version is None:
         raise ConfigError(
             f"No registered version of '{model_name}' newer than the champion "
@@ -109,7 +122,7 @@ def version_to_release(model_name: str, given: str | None, champion: str | None)
             "to release. "
             f"Train one (`python run.py train --model-name {model_name}`; the gate tags "
             f"what passes {champions.OFFLINE_GATE_TAG}=passed), or name a version with "
-            "--version N (an older version is released only when named)."
+            "--version N (an older version or a former champion is released only when named)."
         )
     return mlflow_registry.get_version(model_name, version)
 

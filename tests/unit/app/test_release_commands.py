@@ -31,6 +31,10 @@ def test_the_default_version_is_the_newest_that_passed_and_is_not_the_champion()
     against_2 = {**PASSED, "zenkube.gate_champion": "2"}
     assert newest_passed([("3", against_2), ("4", FAILED)], champion="1") is None
     assert newest_passed([("3", against_2)], champion="2") == "3"
+    # a former champion (v2, rolled back to v1) is not picked, though it passed against v1
+    against_1 = {**PASSED, "zenkube.gate_champion": "1"}
+    assert newest_passed([("2", against_1)], champion="1", former=frozenset({"1", "2"})) is None
+    assert newest_passed([("2", against_1)], champion="1") == "2"
 
 
 def test_history_merges_releases_with_champion_changes_newest_first():
