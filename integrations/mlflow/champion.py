@@ -64,15 +64,22 @@ class Champion:
 
 
 def _records(model_name: str) -> tuple[RegisteredModel | None, Any | None]:
-    """(MLflow alias, ZenML stage) of the champion; ConfigError when they disagree."""
+    """(MLflow alias, ZenML stage) of the champion; ConfigError when they disagree on a
+    second read too: a move in progress elsewhere (the stage is moved with force, so
+    for a moment no version holds it) or a read that raced one is not a hand move."""
+    import time
+
     mlflow_registry.configure_from_stack()
-    alias = mlflow_registry.get_champion(model_name)
-    stage = zenml_version(model_name)
-    staged = _mlflow_version_of(stage) if stage is not None else None
-    alias_version = alias.version if alias else None
-    if alias_version != staged:
-        raise ConfigError(disagreement(model_name, alias_version, staged))
-    return alias, stage
+    for attempt in range(2):
+        alias = mlflow_registry.get_champion(model_name)
+        stage = zenml_version(model_name)
+        staged = _mlflow_version_of(stage) if stage is not None else None
+        alias_version = alias.version if alias else None
+        if alias_version == staged:
+            return alias, stage
+        if attempt == 0:
+            time.sleep(1.0)
+    raise ConfigError(disagreement(model_name, alias_version, staged))
 
 
 def current(model_name: str) -> RegisteredModel | None:
