@@ -65,8 +65,8 @@ def former_champions(model_name: str) -> frozenset[str]:
 
 
 def pending_release(model_name: str) -> str | None:
-    """The newest gate-passed version newer than the champion that had no release yet
-    (what `deploy` releases under a canary/shadow release mode); None: nothing to release."""
+    """What `deploy` releases under a canary/shadow release mode: `newest_passed` among
+    the versions newer than the champion that had no release yet; None: nothing to release."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
